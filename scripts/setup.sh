@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Idempotent setup: installs what the demo and the tests need, and nothing that is
+# already present at the right version. Called by scripts/demo.sh and scripts/test.sh,
+# so a fresh machine needs no manual step. Safe to run again and again.
+#
+# What it installs (only when missing):
+#   Debian:   chromium, chromium-driver, redis-server   (apt-get)
+#   rustup:   the toolchain pinned in rust-toolchain.toml and its wasm32 target
+#   cargo:    wasm-pack 0.15.1, wasm-bindgen-cli at the exact version in Cargo.lock
+#   npm:      the dev tooling in package.json (binaryen for wasm-opt, playwright-core)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+WASM_PACK_VERSION="0.15.1"
+# The CLI must equal the library version wasm-bindgen in Cargo.lock (TOOLCHAIN pitfall 2).
+WASM_BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)"
+
+say() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
+die() { printf '\033[1;31m[setup] FAILED:\033[0m %s\n' "$*" >&2; exit 1; }
+
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# ---- Debian packages -------------------------------------------------------------------
+need_apt=()
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  say "installing Debian packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq || die "apt-get update (needed for ${need_apt[*]})"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null \
+    || die "apt-get install ${need_apt[*]}"
+  # Redis is started by the test scripts on their own port; the distro service is not needed.
+  if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
+fi
+
+# ---- Rust toolchain + wasm32 target -------------------------------------------------------
+command -v rustup >/dev/null 2>&1 || die "rustup is not on PATH (the Rust toolchain is required)"
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  say "adding rustup target wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown >/dev/null || die "rustup target add wasm32-unknown-unknown"
+fi
+
+# ---- cargo-installed tools ----------------------------------------------------------------
+if [ "$(wasm-pack --version 2>/dev/null || true)" != "wasm-pack $WASM_PACK_VERSION" ]; then
+  say "installing wasm-pack $WASM_PACK_VERSION (about 90 s, once)"
+  cargo install wasm-pack --version "$WASM_PACK_VERSION" --locked --quiet || die "cargo install wasm-pack $WASM_PACK_VERSION"
+fi
+if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
+  say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 2-3 min, once)"
+  # Without --locked: its lockfile pins a webpki-roots version the registry here lacks.
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --quiet || die "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+fi
+
+# ---- npm dev tooling ----------------------------------------------------------------------
+if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] \
+   || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  command -v npm >/dev/null 2>&1 || die "npm is not on PATH (Node.js 20+ is required)"
+  say "installing npm dev tooling (binaryen, playwright-core)"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null || die "npm ci"
+fi
+
+say "ready: $(wasm-pack --version), $(wasm-bindgen --version), wasm-opt $(node_modules/.bin/wasm-opt --version | awk '{print $3}'), $(/usr/bin/chromium --version 2>/dev/null | head -1), $(redis-server --version | awk '{print $1, $3}')"

@@ -1,0 +1,16 @@
+//! # Tessera
+//!
+//! A browser session SDK compiled to WebAssembly. Two layers:
+//!
+//! * [`core`] — a sans-IO session engine: every decision (when to refresh, when the user
+//!   is idle, what a message from another tab means, what to wipe) with no clock, no
+//!   randomness and no browser API inside. It runs and is tested natively.
+//! * `browser` (wasm32 only) — thin bindings that feed the engine real time, entropy and
+//!   browser events, and perform the effects it returns. Exposes the JS `Session` class.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod core;
+
+#[cfg(target_arch = "wasm32")]
+mod browser;
