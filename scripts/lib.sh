@@ -1,0 +1,18 @@
+# Shared helpers for scripts/demo.sh and scripts/test.sh (sourced, not run).
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# npm's wasm-opt (binaryen 132) must come before any system wasm-opt: Debian's v108
+# cannot parse current rustc output (TOOLCHAIN.md pitfall 1).
+export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+
+step() { printf '\n\033[1;36m==> %s\033[0m\n' "$*"; }
+
+# Builds the SDK's npm package into pkg/ (web target: the demo imports it as an ES
+# module) and prints its size.
+build_pkg() {
+  step "building the Wasm package (wasm-pack, release, web target) into pkg/"
+  rm -rf pkg  # wasm-pack does not clean between targets (TOOLCHAIN.md pitfall 7)
+  wasm-pack --quiet build --release --target web --out-dir pkg --mode no-install --no-pack
+  if [ -f scripts/package.mjs ]; then node scripts/package.mjs pkg; fi
+  node scripts/size.mjs pkg
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test of Tessera, in four layers, and exits non-zero if any single test fails:
+#   1. native   `cargo test --workspace`: the sans-IO engine and its multi-tab simulator,
+#               the vault, and the server (router tests, real HTTP on loopback, SQLite,
+#               and a real redis-server that the store tests start themselves)
+#   2. browser  `wasm-pack test --headless --chrome`: the SDK in headless Chromium
+#   3. e2e      Playwright (playwright-core + /usr/bin/chromium) against the demo server
+#   4. consumer the npm package installed from `npm pack` into a Vite app, in Chromium
+# Installs what is missing first (scripts/setup.sh). Every layer runs even when an
+# earlier one fails, so one run shows every failure; the exit code is non-zero if any did.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+bash scripts/setup.sh || exit 1
+
+failed=()
+passed=()
+run() { # run NAME CMD...
+  local name="$1"; shift
+  step "$name: $*"
+  if "$@"; then passed+=("$name"); else failed+=("$name"); printf '\033[1;31m==> %s FAILED\033[0m\n' "$name"; fi
+}
+
+run native cargo test --workspace --locked
+run browser wasm-pack --quiet test --headless --chrome --mode no-install
+run package build_pkg
+run server-binary cargo build --locked -p tessera-server
+if ls tests/e2e/*.test.mjs >/dev/null 2>&1; then
+  run e2e node --test --test-concurrency=1 tests/e2e/
+else
+  failed+=("e2e (no tests/e2e/*.test.mjs found)")
+fi
+if [ -f tests/consumer/run.mjs ]; then
+  run consumer node tests/consumer/run.mjs
+else
+  failed+=("consumer (tests/consumer/run.mjs missing)")
+fi
+
+echo
+echo "layers passed: ${passed[*]:-none}"
+[ "${#failed[@]}" -eq 0 ] || echo "layers FAILED: ${failed[*]}"
+echo "test layers: ${#passed[@]} passed, ${#failed[@]} failed"
+[ "${#failed[@]}" -eq 0 ]
