@@ -12,7 +12,7 @@ step() { printf '\n\033[1;36m==> %s\033[0m\n' "$*"; }
 build_pkg() {
   step "building the Wasm package (wasm-pack, release, web target) into pkg/"
   rm -rf pkg  # wasm-pack does not clean between targets (TOOLCHAIN.md pitfall 7)
-  wasm-pack --quiet build --release --target web --out-dir pkg --mode no-install --no-pack
+  wasm-pack --quiet build --release --target web --out-dir pkg --mode no-install
   if [ -f scripts/package.mjs ]; then node scripts/package.mjs pkg; fi
   node scripts/size.mjs pkg
 }
