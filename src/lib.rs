@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod core;
+pub mod vault;
 
 #[cfg(target_arch = "wasm32")]
 mod browser;
