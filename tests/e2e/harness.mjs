@@ -1,0 +1,372 @@
+// Shared helpers for Tessera's end-to-end tests: a real `tessera-server --demo` on a loopback
+// port with a SQLite store in a temp dir, and a real headless Chromium (playwright-core,
+// /usr/bin/chromium) with a fresh profile. Nothing is mocked.
+//
+// The test script builds the server (`cargo build -p tessera-server`) and the web package into
+// `pkg/` first; these helpers only check that both exist and say what to run if not.
+//
+// Environment:
+//   TESSERA_SERVER_BIN  server binary (default target/debug/tessera-server, or
+//                       $CARGO_TARGET_DIR/debug/tessera-server when that exists)
+//   CHROMIUM_BIN        browser (default /usr/bin/chromium)
+//   TESSERA_E2E_DEBUG=1 echo server output
+
+import { spawn } from "node:child_process";
+import { createHmac } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+export { sleep };
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const RESULTS_DIR = path.join(ROOT, "test-results");
+export const REFRESH_COOKIE = "__Host-tessera_rt";
+export const DEMO_PASSWORD = "tessera-demo";
+export const BOB_TOTP_SECRET = "JBSWY3DPEHPK3PXP";
+export const DEFINITIVE_END_CODES = ["refresh_invalid", "refresh_reused", "session_revoked", "session_expired"];
+
+/** Flags from TOOLCHAIN.md: headless, root-safe, and quiet on a closed network. */
+export const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+  "--disable-quic",
+];
+
+// ---- prerequisites -------------------------------------------------------------------------------
+
+/** The server binary to run; throws a clear error when it is not built. */
+export function serverBin() {
+  const candidates = [];
+  if (process.env.TESSERA_SERVER_BIN) candidates.push(path.resolve(ROOT, process.env.TESSERA_SERVER_BIN));
+  else {
+    candidates.push(path.join(ROOT, "target/debug/tessera-server"));
+    if (process.env.CARGO_TARGET_DIR) {
+      candidates.push(path.resolve(ROOT, process.env.CARGO_TARGET_DIR, "debug/tessera-server"));
+    }
+  }
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) {
+    throw new Error(
+      `tessera-server binary not found (looked at ${candidates.join(", ")}). ` +
+        "Build it with `cargo build -p tessera-server` or set TESSERA_SERVER_BIN.",
+    );
+  }
+  return found;
+}
+
+/** Throws a clear error when the web package is missing from pkg/. */
+export function requirePkg(pkgDir = path.join(ROOT, "pkg")) {
+  for (const file of ["tessera.js", "tessera_bg.wasm"]) {
+    if (!existsSync(path.join(pkgDir, file))) {
+      throw new Error(
+        `${path.join(pkgDir, file)} is missing. Build the web package first: ` +
+          "`wasm-pack build --release --target web --out-dir pkg && node scripts/package.mjs pkg` " +
+          "(scripts/test.sh does this).",
+      );
+    }
+  }
+  return pkgDir;
+}
+
+// ---- the server ----------------------------------------------------------------------------------
+
+/**
+ * Starts `tessera-server --demo` on 127.0.0.1 with a SQLite store in `dir` (a new temp dir by
+ * default). Resolves once the server printed `tessera-server listening on http://…/`.
+ *
+ * @param {object} [opts]
+ * @param {number} [opts.accessTtl]        --access-ttl seconds
+ * @param {number} [opts.idleTimeout]      --idle-timeout seconds
+ * @param {number} [opts.absoluteTimeout]  --absolute-timeout seconds
+ * @param {number} [opts.port]             0 (default) picks a free port
+ * @param {string} [opts.dir]              directory for the SQLite file
+ * @param {string} [opts.wwwDir] [opts.pkgDir]
+ * @param {string[]} [opts.args]           extra flags
+ */
+export async function startServer(opts = {}) {
+  const bin = serverBin();
+  const pkgDir = opts.pkgDir ?? requirePkg();
+  const dir = opts.dir ?? (await mkdtemp(path.join(tmpdir(), "tessera-e2e-")));
+  const ownsDir = !opts.dir;
+  const args = [
+    "--demo",
+    "--listen",
+    `127.0.0.1:${opts.port ?? 0}`,
+    "--store",
+    `sqlite://${path.join(dir, "t.db")}`,
+    "--www-dir",
+    opts.wwwDir ?? path.join(ROOT, "www"),
+    "--pkg-dir",
+    pkgDir,
+  ];
+  if (opts.accessTtl !== undefined) args.push("--access-ttl", String(opts.accessTtl));
+  if (opts.idleTimeout !== undefined) args.push("--idle-timeout", String(opts.idleTimeout));
+  if (opts.absoluteTimeout !== undefined) args.push("--absolute-timeout", String(opts.absoluteTimeout));
+  if (opts.args) args.push(...opts.args);
+
+  const proc = spawn(bin, args, {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, TESSERA_DEMO: "1", RUST_BACKTRACE: "1" },
+  });
+  const logs = [];
+  const keep = (line) => {
+    logs.push(line);
+    if (logs.length > 400) logs.shift();
+    if (process.env.TESSERA_E2E_DEBUG) process.stderr.write(`[server] ${line}\n`);
+  };
+  createInterface({ input: proc.stderr }).on("line", keep);
+  const stdout = createInterface({ input: proc.stdout });
+
+  const exited = new Promise((resolve) => proc.once("exit", (code, signal) => resolve({ code, signal })));
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill("SIGKILL");
+      reject(new Error(`tessera-server did not print its URL within 30 s:\n${logs.slice(-30).join("\n")}`));
+    }, 30_000);
+    stdout.on("line", (line) => {
+      keep(line);
+      const m = /tessera-server listening on (http:\/\/[^\s]+?\/?)\s*$/.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1].endsWith("/") ? m[1] : `${m[1]}/`);
+      }
+    });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`tessera-server exited early (${code ?? signal}) with ${args.join(" ")}:\n${logs.slice(-30).join("\n")}`));
+    });
+  });
+  const port = Number(new URL(url).port);
+
+  const server = {
+    url,
+    origin: new URL(url).origin,
+    port,
+    dir,
+    proc,
+    logs,
+    /** Stops the server (SIGTERM, then SIGKILL after 5 s). Keeps the database. */
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill("SIGTERM");
+      const t = setTimeout(() => proc.kill("SIGKILL"), 5_000);
+      await exited;
+      clearTimeout(t);
+    },
+    /** Stops and starts the server again on the same port with the same SQLite file. */
+    async restart(extra = {}) {
+      await server.stop();
+      return startServer({ ...opts, ...extra, dir, port });
+    },
+    /** Stops the server and removes its temp dir (when this call created it). */
+    async close() {
+      await server.stop();
+      if (ownsDir) await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return server;
+}
+
+// ---- the browser ---------------------------------------------------------------------------------
+
+/**
+ * Launches a fresh Chromium (new temp profile) and returns its single persistent context;
+ * every page opened in it shares cookies, storage, BroadcastChannel and Web Locks, like tabs.
+ */
+export async function launchBrowser() {
+  const executablePath = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
+  if (!existsSync(executablePath)) throw new Error(`Chromium not found at ${executablePath} (set CHROMIUM_BIN)`);
+  const userDataDir = await mkdtemp(path.join(tmpdir(), "tessera-chromium-"));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1200, height: 900 },
+  });
+  // launchPersistentContext opens one blank page; tests open their own.
+  for (const p of context.pages()) await p.close().catch(() => {});
+  return {
+    context,
+    async close() {
+      await context.close().catch(() => {});
+      await rm(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Opens the demo page in a new tab of `context` and waits until the SDK started
+ * (`window.tessera.ready`). Page errors and console errors are collected in `page.errors`.
+ */
+export async function openDemo(context, url, query = "") {
+  const page = await context.newPage();
+  page.errors = [];
+  page.on("pageerror", (err) => page.errors.push(`pageerror: ${err.message}`));
+  page.on("console", (msg) => {
+    if (msg.type() === "error") page.errors.push(`console: ${msg.text()}`);
+  });
+  const target = new URL(query.startsWith("?") || query === "" ? `index.html${query}` : query, url).href;
+  await page.goto(target);
+  await waitReady(page);
+  return page;
+}
+
+/** Waits until the demo page's SDK has started; throws with the page's reason if it failed. */
+export async function waitReady(page, timeout = 15_000) {
+  await page.waitForFunction(() => window.tessera && (window.tessera.ready || window.tessera.error), null, { timeout });
+  const error = await page.evaluate(() => window.tessera.error ?? null);
+  if (error) throw new Error(`demo page failed to start: ${error}`);
+}
+
+/** The SDK's state in `page`. */
+export function stateOf(page) {
+  return page.evaluate(() => (window.tessera.session ? String(window.tessera.session.state) : "loading"));
+}
+
+/** Waits until `page`'s session is in `state` (one name or a list). */
+export async function waitForState(page, state, timeout = 10_000) {
+  const wanted = Array.isArray(state) ? state : [state];
+  try {
+    await page.waitForFunction((w) => w.includes(String(window.tessera?.session?.state)), wanted, {
+      timeout,
+      polling: 20,
+    });
+  } catch (err) {
+    const now = await stateOf(page).catch(() => "unknown");
+    throw new Error(`state ${wanted.join("|")} not reached in ${timeout} ms (is ${now}): ${err.message}`);
+  }
+}
+
+/** The SDK events `page` saw so far: [{type, detail, at}]. */
+export function eventsOf(page, type) {
+  return page.evaluate((t) => window.tessera.events.filter((e) => !t || e.type === t), type ?? null);
+}
+
+/** Waits for the `n`-th event of `type` in `page` and returns it. */
+export async function waitForEvent(page, type, n = 1, timeout = 10_000) {
+  await page.waitForFunction(([t, k]) => window.tessera.events.filter((e) => e.type === t).length >= k, [type, n], {
+    timeout,
+    polling: 20,
+  });
+  const list = await eventsOf(page, type);
+  return list[n - 1];
+}
+
+/** Signs in through the page's form; for bob, answers the TOTP step with a code computed here. */
+export async function signIn(page, username = "alice") {
+  await page.locator("#login-panel").waitFor({ state: "visible" });
+  await page.fill("#username", username);
+  await page.fill("#password", DEMO_PASSWORD);
+  await page.click("#login-submit");
+  if (username === "bob") {
+    await waitForState(page, "mfa-required");
+    await page.fill("#mfa-code", totp(BOB_TOTP_SECRET));
+    await page.click("#mfa-submit");
+  }
+  await waitForState(page, "active");
+}
+
+/** Reads the HttpOnly refresh cookie from the browser's cookie jar. */
+export async function refreshCookie(context) {
+  const all = await context.cookies();
+  return all.find((c) => c.name === REFRESH_COOKIE) ?? null;
+}
+
+/** POSTs to the server from Node (not the browser), e.g. to replay an old refresh cookie. */
+export async function postAuth(server, route, { cookie, body, headers = {} } = {}) {
+  const res = await fetch(new URL(route, server.url), {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "x-tessera-csrf": "1",
+      origin: server.origin,
+      ...(cookie ? { cookie } : {}),
+      ...headers,
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    /* empty or not JSON */
+  }
+  return { status: res.status, headers: res.headers, json, text };
+}
+
+/** Saves a full-page screenshot under test-results/ (gitignored) and returns its path. */
+export async function screenshot(page, name) {
+  await mkdir(RESULTS_DIR, { recursive: true });
+  const file = path.join(RESULTS_DIR, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+// ---- TOTP (RFC 6238) computed independently of the page ------------------------------------------
+
+export function base32Decode(text) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  const out = [];
+  let bits = 0;
+  let value = 0;
+  for (const ch of text.toUpperCase().replace(/[\s=]/g, "")) {
+    const idx = alphabet.indexOf(ch);
+    if (idx < 0) throw new Error(`invalid base32 character ${ch}`);
+    value = ((value << 5) | idx) & 0xffff;
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(out);
+}
+
+export function totp(secret = BOB_TOTP_SECRET, at = Date.now(), digits = 6, step = 30) {
+  const key = typeof secret === "string" ? base32Decode(secret) : secret;
+  const counter = Math.floor(at / 1000 / step);
+  const msg = Buffer.alloc(8);
+  msg.writeUInt32BE(Math.floor(counter / 2 ** 32), 0);
+  msg.writeUInt32BE(counter >>> 0, 4);
+  const mac = createHmac("sha1", key).update(msg).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  const bin = ((mac[offset] & 0x7f) << 24) | (mac[offset + 1] << 16) | (mac[offset + 2] << 8) | mac[offset + 3];
+  return String(bin % 10 ** digits).padStart(digits, "0");
+}
+
+/**
+ * Sets up one server + one browser for a test file and tears both down after it.
+ * Use inside `before`/`after` of node:test.
+ */
+export async function setup(serverOpts = {}) {
+  const server = await startServer(serverOpts);
+  let browser;
+  try {
+    browser = await launchBrowser();
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+  return {
+    server,
+    browser,
+    context: browser.context,
+    async teardown() {
+      await browser.close();
+      await server.close();
+    },
+  };
+}

@@ -1,0 +1,191 @@
+// The demo page and the server's public surface, in one real Chromium against a real server:
+// the page renders and is accessible, static assets and JWKS are served, alice and bob
+// (with a TOTP code) sign in through the UI, the idle warning is a keyboard-usable modal,
+// and screenshots of the signed-out, signed-in and idle-warning states are saved.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import {
+  eventsOf,
+  openDemo,
+  screenshot,
+  setup,
+  signIn,
+  stateOf,
+  totp,
+  waitForState,
+} from "./harness.mjs";
+
+let env;
+before(async () => {
+  env = await setup();
+});
+after(async () => {
+  await env?.teardown();
+});
+
+describe("server surface", () => {
+  test("serves the demo page, its assets and the web package on one origin", async () => {
+    const { server } = env;
+    const html = await fetch(new URL("index.html", server.url));
+    assert.equal(html.status, 200);
+    assert.match(html.headers.get("content-type") ?? "", /text\/html/);
+    assert.match(await html.text(), /<title>Tessera demo/);
+    const root = await fetch(server.url);
+    assert.equal(root.status, 200, "GET / serves index.html");
+    const js = await fetch(new URL("pkg/tessera.js", server.url));
+    assert.equal(js.status, 200);
+    assert.match(js.headers.get("content-type") ?? "", /javascript/);
+    const wasm = await fetch(new URL("pkg/tessera_bg.wasm", server.url));
+    assert.equal(wasm.status, 200);
+    assert.equal(wasm.headers.get("content-type"), "application/wasm", "streaming compilation needs application/wasm");
+    const bytes = new Uint8Array(await wasm.arrayBuffer());
+    assert.deepEqual([...bytes.slice(0, 4)], [0x00, 0x61, 0x73, 0x6d], "wasm magic");
+  });
+
+  test("publishes Ed25519 signing keys at /.well-known/jwks.json", async () => {
+    const res = await fetch(new URL(".well-known/jwks.json", env.server.url));
+    assert.equal(res.status, 200);
+    const jwks = await res.json();
+    assert.ok(Array.isArray(jwks.keys) && jwks.keys.length >= 1, "at least one key");
+    for (const key of jwks.keys) {
+      assert.equal(key.kty, "OKP");
+      assert.equal(key.crv, "Ed25519");
+      assert.ok(key.kid, "every key has a kid");
+      assert.ok(typeof key.x === "string" && key.x.length >= 43, "public key x present");
+      assert.equal(key.d, undefined, "no private part is published");
+    }
+  });
+
+  test("GET /api/me without a bearer is a 401 problem with code unauthorized", async () => {
+    const res = await fetch(new URL("api/me", env.server.url));
+    assert.equal(res.status, 401);
+    assert.match(res.headers.get("content-type") ?? "", /application\/problem\+json/);
+    const body = await res.json();
+    assert.equal(body.code, "unauthorized");
+    assert.equal(body.status, 401);
+  });
+});
+
+describe("demo page", () => {
+  test("signed out: renders a labelled sign-in form, no errors; screenshot", async () => {
+    const page = await openDemo(env.context, env.server.url);
+    await waitForState(page, "anonymous");
+    assert.equal(await page.locator("#login-panel").isVisible(), true);
+    assert.equal(await page.locator("#account-panel").isVisible(), false);
+    // Every form control has an accessible name from its <label>.
+    assert.equal(await page.getByLabel("Username").count(), 1);
+    assert.equal(await page.getByLabel("Password", { exact: true }).count(), 1);
+    assert.equal(await page.getByRole("button", { name: "Sign in" }).count(), 1);
+    // Keyboard: Tab from the top reaches the skip link first.
+    await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement?.className), "skip-link");
+    await screenshot(page, "demo-signed-out");
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
+  test("the TOTP helper shows the same code as RFC 6238 computed in Node", async () => {
+    const page = await openDemo(env.context, env.server.url);
+    // The helper is pure page code; check it directly and in the MFA panel below.
+    for (const at of [0, 59_000, 1_111_111_109_000, Date.now()]) {
+      const inPage = await page.evaluate((t) => window.tesseraDemo.totp("JBSWY3DPEHPK3PXP", t), at);
+      assert.equal(inPage, totp("JBSWY3DPEHPK3PXP", at), `code at ${at}`);
+    }
+    // RFC 6238 Appendix B, SHA-1, 8 digits: T=59 -> 94287082.
+    const rfc = await page.evaluate(() =>
+      window.tesseraDemo.totp(new TextEncoder().encode("12345678901234567890"), 59_000, 8),
+    );
+    assert.equal(rfc, "94287082");
+    await page.close();
+  });
+
+  test("a wrong password shows an error in the form and stays signed out", async () => {
+    const page = await openDemo(env.context, env.server.url);
+    await page.fill("#username", "alice");
+    await page.fill("#password", "not-the-password");
+    await page.click("#login-submit");
+    await page.locator("#login-error").waitFor({ state: "visible" });
+    assert.match(await page.locator("#login-error").innerText(), /fail|invalid|credential/i);
+    assert.equal(await stateOf(page), "anonymous");
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "password", "focus returns to the password");
+    await page.close();
+  });
+
+  test("alice signs in, calls /api/me, signs out: screenshots and cleanup report", async () => {
+    const page = await openDemo(env.context, env.server.url);
+    await signIn(page, "alice");
+    assert.equal(await page.locator("#account-panel").isVisible(), true);
+    const login = await eventsOf(page, "login");
+    assert.equal(login.length, 1, "one login event");
+    await page.click("#call-api");
+    await page.locator("#api-result").filter({ hasText: "200" }).waitFor();
+    const body = await page.locator("#api-result").innerText();
+    assert.match(body, /"username": "alice"/);
+    assert.match(await page.locator("#fact-access").innerText(), /\d+ s|\d+:\d\d min/, "access countdown shown");
+    await screenshot(page, "demo-signed-in");
+    await page.click("#logout");
+    await waitForState(page, "logged-out");
+    await page.locator("#cleared-panel").waitFor({ state: "visible" });
+    const [logout] = await eventsOf(page, "logout");
+    assert.ok(logout.detail && logout.detail.reason, "logout event carries a reason");
+    await page.locator("[data-testid=cleared-check]").waitFor();
+    await screenshot(page, "demo-signed-out-after-logout");
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
+  test("bob signs in with the TOTP step", async () => {
+    const page = await openDemo(env.context, env.server.url);
+    await page.click("#fill-bob");
+    await page.click("#login-submit");
+    await waitForState(page, "mfa-required");
+    assert.equal(await page.locator("#mfa-panel").isVisible(), true);
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "mfa-code", "focus moves to the code field");
+    // A wrong code is refused and the session stays at the second step.
+    const good = totp();
+    const bad = String((Number(good) + 500_000) % 1_000_000).padStart(6, "0");
+    await page.fill("#mfa-code", bad);
+    await page.click("#mfa-submit");
+    await page.locator("#mfa-error").waitFor({ state: "visible" });
+    assert.equal(await stateOf(page), "mfa-required");
+    // The page's helper fills the right code.
+    await page.click("#totp-use");
+    await page.click("#mfa-submit");
+    await waitForState(page, "active");
+    await page.click("#call-api");
+    await page.locator("#api-result").filter({ hasText: "200" }).waitFor();
+    assert.match(await page.locator("#api-result").innerText(), /"username": "bob"/);
+    await page.click("#logout");
+    await waitForState(page, "logged-out");
+    await page.close();
+  });
+
+  test("idle warning is a modal: focus inside, Escape keeps the session; screenshot", async () => {
+    const page = await openDemo(env.context, env.server.url, "?idle=6000&warn=4000&lead=2000");
+    await signIn(page, "alice");
+    await waitForState(page, "idle-warning", 10_000);
+    const dialog = page.locator("#idle-dialog");
+    await dialog.waitFor({ state: "visible" });
+    assert.equal(await page.evaluate(() => document.getElementById("idle-dialog").open), true);
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "stay", "focus on Stay signed in");
+    // Focus stays inside the dialog when tabbing around.
+    for (let i = 0; i < 4; i++) {
+      await page.keyboard.press("Tab");
+      assert.equal(await page.evaluate(() => !!document.activeElement?.closest("#idle-dialog")), true);
+    }
+    await screenshot(page, "demo-idle-warning");
+    await page.keyboard.press("Escape");
+    await waitForState(page, "active");
+    assert.equal(await page.evaluate(() => document.getElementById("idle-dialog").open), false);
+    // Second warning: the Stay button works too; then no answer logs out.
+    await waitForState(page, "idle-warning", 10_000);
+    await page.click("#stay");
+    await waitForState(page, "active");
+    await waitForState(page, "idle-warning", 10_000);
+    await waitForState(page, "logged-out", 10_000);
+    const [logout] = await eventsOf(page, "logout");
+    assert.match(String(logout.detail?.reason), /idle/);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+});
