@@ -1,0 +1,72 @@
+// Logout cleanup in a real browser: site data planted before logout — cookies on several
+// paths, localStorage, sessionStorage (in two tabs: it is per tab), an IndexedDB database and
+// a Cache Storage entry — is gone after it, in the tab that logged out and in the other one.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { REFRESH_COOKIE, eventsOf, openDemo, setup, signIn, waitForState } from "./harness.mjs";
+
+let env;
+before(async () => {
+  env = await setup();
+});
+after(async () => {
+  await env?.teardown();
+});
+
+async function plantedIn(page) {
+  return page.evaluate(() => window.tesseraDemo.inventory());
+}
+
+test("logout removes cookies on several paths, Web Storage, IndexedDB and Cache Storage", async () => {
+  // Served at /index.html, so cookies with Path=/ and Path=/index.html are both visible here.
+  const a = await openDemo(env.context, env.server.url);
+  const b = await openDemo(env.context, env.server.url);
+  await signIn(a, "alice");
+  await waitForState(b, "active");
+
+  const plantedA = await a.evaluate(() => window.tesseraDemo.plant());
+  await b.evaluate(() => sessionStorage.setItem("demo:b-draft", "tab B's own session data"));
+  // A cookie with a Domain-less, non-default path set the way a server would set one.
+  await a.evaluate(() => {
+    document.cookie = "app_pref=compact; path=/; SameSite=Lax";
+    document.cookie = "app_page=2; path=/index.html; SameSite=Lax";
+  });
+
+  const jar = await env.context.cookies();
+  const paths = new Set(jar.filter((c) => c.name.startsWith("demo_") || c.name.startsWith("app_")).map((c) => c.path));
+  assert.deepEqual([...paths].sort(), ["/", "/index.html"], "cookies planted on two paths");
+  assert.ok(plantedA.localStorage.includes("demo:theme"));
+  assert.ok(plantedA.sessionStorage.includes("demo:draft"));
+  assert.ok(plantedA.indexedDb.includes("tessera-demo"), "IndexedDB database planted");
+  assert.ok(plantedA.caches.includes("tessera-demo"), "Cache Storage entry planted");
+
+  await a.click("#logout");
+  await waitForState(a, "logged-out");
+  await waitForState(b, "logged-out");
+
+  // Cookies: none of the planted ones, on any path, and no refresh cookie.
+  const left = (await env.context.cookies()).map((c) => `${c.name}@${c.path}`);
+  assert.deepEqual(
+    left.filter((n) => n.startsWith("demo_") || n.startsWith("app_") || n.startsWith(REFRESH_COOKIE)),
+    [],
+    `cookies left after logout: ${left.join(", ")}`,
+  );
+  for (const [name, page] of [["A", a], ["B", b]]) {
+    const inv = await plantedIn(page);
+    assert.deepEqual(inv.cookies, [], `tab ${name}: document.cookie is empty`);
+    assert.deepEqual(inv.localStorage, [], `tab ${name}: localStorage is empty`);
+    assert.deepEqual(inv.sessionStorage, [], `tab ${name}: sessionStorage is empty`);
+    assert.ok(!inv.indexedDb.includes("tessera-demo"), `tab ${name}: IndexedDB database deleted`);
+    assert.ok(!inv.caches.includes("tessera-demo"), `tab ${name}: cache deleted`);
+  }
+
+  // The tab that logged out reports what it removed, and the page shows it.
+  const [logout] = await eventsOf(a, "logout");
+  assert.ok(logout.detail?.cleared, "logout event carries a `cleared` report");
+  const shown = await a.locator("#cleared-list").innerText();
+  assert.match(shown, /Checked: no cookies/, `the page's own check found nothing left:\n${shown}`);
+  assert.deepEqual(a.errors, []);
+  assert.deepEqual(b.errors, []);
+  await a.close();
+  await b.close();
+});

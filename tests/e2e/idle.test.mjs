@@ -1,0 +1,85 @@
+// Protocol property 3 in a real browser: activity in one tab keeps every tab alive; with no
+// activity anywhere, every tab warns and then logs out, on time.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { eventsOf, openDemo, setup, signIn, sleep, waitForEvent, waitForState } from "./harness.mjs";
+
+const IDLE_MS = 6_000;
+const WARN_MS = 3_000;
+const TABS = 3;
+
+let env;
+before(async () => {
+  env = await setup();
+});
+after(async () => {
+  await env?.teardown();
+});
+
+test("activity in one tab keeps all alive; none => warning, then logout in all", async () => {
+  const query = `?idle=${IDLE_MS}&warn=${WARN_MS}&lead=5000`;
+  const tabs = [];
+  for (let i = 0; i < TABS; i++) tabs.push(await openDemo(env.context, env.server.url, query));
+  await signIn(tabs[0], "alice");
+  for (const t of tabs) await waitForState(t, "active");
+
+  // Move the mouse / press keys in tab 0 only, for well over one idle timeout.
+  const busyUntil = Date.now() + IDLE_MS * 2;
+  let step = 0;
+  while (Date.now() < busyUntil) {
+    step += 1;
+    if (step % 2) await tabs[0].mouse.move(100 + (step % 50) * 5, 200 + (step % 7) * 10);
+    else await tabs[0].keyboard.press("Shift");
+    await sleep(500);
+  }
+  for (const [i, t] of tabs.entries()) {
+    assert.equal(await t.evaluate(() => window.tessera.session.state), "active", `tab ${i} still active`);
+    const warnings = await eventsOf(t, "idle-warning");
+    assert.equal(warnings.length, 0, `tab ${i} never warned while tab 0 was in use`);
+    const logouts = await eventsOf(t, "logout");
+    assert.equal(logouts.length, 0, `tab ${i} was not logged out`);
+  }
+
+  // Now nobody touches anything: each tab warns, then logs out (reason idle).
+  const quietFrom = Date.now();
+  for (const [i, t] of tabs.entries()) {
+    const w = await waitForEvent(t, "idle-warning", 1, IDLE_MS + 4_000);
+    const warnedAfter = w.at - quietFrom;
+    assert.ok(
+      warnedAfter >= IDLE_MS - WARN_MS - 1_000 && warnedAfter <= IDLE_MS - WARN_MS + 2_500,
+      `tab ${i} warned ${warnedAfter} ms after the last activity (expected ~${IDLE_MS - WARN_MS})`,
+    );
+  }
+  assert.equal(await tabs[1].locator("#idle-dialog").isVisible(), true, "the warning is shown in every tab");
+  for (const [i, t] of tabs.entries()) {
+    const out = await waitForEvent(t, "logout", 1, WARN_MS + 4_000);
+    const loggedOutAfter = out.at - quietFrom;
+    assert.match(String(out.detail?.reason), /idle/, `tab ${i} reason`);
+    assert.ok(
+      loggedOutAfter >= IDLE_MS - 1_000 && loggedOutAfter <= IDLE_MS + 3_000,
+      `tab ${i} logged out ${loggedOutAfter} ms after the last activity (expected ~${IDLE_MS})`,
+    );
+    await waitForState(t, "logged-out");
+  }
+  for (const t of tabs) assert.deepEqual(t.errors, []);
+  for (const t of tabs) await t.close();
+});
+
+test("'Stay signed in' in one tab answers the warning in every tab", async () => {
+  const query = `?idle=${IDLE_MS}&warn=${WARN_MS}&lead=5000`;
+  const a = await openDemo(env.context, env.server.url, query);
+  const b = await openDemo(env.context, env.server.url, query);
+  await signIn(a, "alice");
+  await waitForState(b, "active");
+  await waitForState(a, "idle-warning", IDLE_MS + 3_000);
+  await waitForState(b, "idle-warning", 3_000);
+  await b.click("#stay");
+  await waitForState(b, "active");
+  await waitForState(a, "active", 2_000);
+  assert.equal(await a.locator("#idle-dialog").isVisible(), false, "tab A's warning closed too");
+  assert.equal((await eventsOf(a, "logout")).length, 0);
+  await a.click("#logout");
+  await waitForState(b, "logged-out");
+  await a.close();
+  await b.close();
+});

@@ -1,0 +1,119 @@
+// Cross-tab login and logout in one browser context (the tabs share cookies, storage,
+// BroadcastChannel and Web Locks), against the real server with its SQLite store.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import {
+  DEFINITIVE_END_CODES,
+  REFRESH_COOKIE,
+  eventsOf,
+  openDemo,
+  postAuth,
+  refreshCookie,
+  setup,
+  signIn,
+  stateOf,
+  waitForEvent,
+  waitForState,
+} from "./harness.mjs";
+
+let env;
+before(async () => {
+  env = await setup();
+});
+after(async () => {
+  await env?.teardown();
+});
+
+test("login in tab A makes tab B active without a reload", async () => {
+  const a = await openDemo(env.context, env.server.url);
+  const b = await openDemo(env.context, env.server.url);
+  await waitForState(b, "anonymous");
+  const navigations = [];
+  b.on("framenavigated", (f) => f === b.mainFrame() && navigations.push(f.url()));
+
+  await signIn(a, "alice");
+  await waitForState(b, "active", 5_000);
+  await waitForEvent(b, "login");
+  assert.deepEqual(navigations, [], "tab B was not reloaded");
+  assert.equal(await b.locator("#account-panel").isVisible(), true, "tab B shows the signed-in view");
+
+  // Tab B can use the session on its own: a bearer call succeeds from B.
+  const status = await b.evaluate(async () => (await window.tessera.session.fetch("/api/me")).status);
+  assert.equal(status, 200);
+
+  await a.click("#logout");
+  await waitForState(b, "logged-out");
+  await a.close();
+  await b.close();
+});
+
+test("logout in tab A logs out and wipes tab B; the old refresh token is rejected", async () => {
+  const a = await openDemo(env.context, env.server.url, "?storage=local");
+  const b = await openDemo(env.context, env.server.url, "?storage=local");
+  await signIn(a, "alice");
+  await waitForState(b, "active");
+
+  const rt = await refreshCookie(env.context);
+  assert.ok(rt, `refresh cookie ${REFRESH_COOKIE} is set`);
+  assert.equal(rt.httpOnly, true, "refresh cookie is HttpOnly");
+  assert.equal(rt.secure, true, "refresh cookie is Secure");
+  assert.equal(rt.sameSite, "Strict", "refresh cookie is SameSite=Strict");
+  assert.equal(rt.path, "/", "refresh cookie has Path=/");
+  // Something of B's session lives in B's storage before logout (sealed token record).
+  const before = await b.evaluate(() => ({ local: localStorage.length, session: sessionStorage.length }));
+  assert.ok(before.local + before.session > 0, "tab B persisted a sealed record");
+
+  const clicked = Date.now();
+  await a.click("#logout");
+  await waitForState(b, "logged-out", 5_000);
+  const [logoutB] = await eventsOf(b, "logout");
+  assert.ok(logoutB, "tab B fired a logout event");
+  assert.ok(logoutB.at - clicked < 2_000, `tab B logged out ${logoutB.at - clicked} ms after the click`);
+
+  // B is wiped: no storage, no session, bearer calls no longer work.
+  const after = await b.evaluate(() => ({ local: localStorage.length, session: sessionStorage.length }));
+  assert.deepEqual(after, { local: 0, session: 0 }, "tab B's Web Storage is empty");
+  assert.equal(await b.locator("#cleared-panel").isVisible(), true);
+  const status = await b.evaluate(async () => {
+    try {
+      return (await window.tessera.session.fetch("/api/me")).status;
+    } catch {
+      return "rejected";
+    }
+  });
+  assert.notEqual(status, 200, "no bearer call succeeds after logout");
+  assert.equal(await refreshCookie(env.context), null, "the refresh cookie is gone from the browser");
+
+  // The server refuses the old refresh token, with a definitive code.
+  const replay = await postAuth(env.server, "/auth/refresh", { cookie: `${REFRESH_COOKIE}=${rt.value}` });
+  assert.equal(replay.status, 401, `old refresh token rejected: ${replay.text}`);
+  assert.ok(DEFINITIVE_END_CODES.includes(replay.json?.code), `definitive code, got ${replay.json?.code}`);
+
+  // A reload of B stays signed out.
+  await b.reload();
+  await b.waitForFunction(() => window.tessera?.ready);
+  assert.ok(["anonymous", "logged-out"].includes(await stateOf(b)));
+  assert.deepEqual(a.errors, []);
+  assert.deepEqual(b.errors, []);
+  await a.close();
+  await b.close();
+});
+
+test("logout everywhere ends the session in this browser and revokes other devices", async () => {
+  const a = await openDemo(env.context, env.server.url);
+  await signIn(a, "alice");
+  // A second "device": a session created from Node with its own cookie.
+  const other = await postAuth(env.server, "/auth/login", { body: { username: "alice", password: "tessera-demo" } });
+  assert.equal(other.status, 200, other.text);
+  const setCookie = other.headers.get("set-cookie") ?? "";
+  const m = new RegExp(`${REFRESH_COOKIE}=([^;]+)`).exec(setCookie);
+  assert.ok(m, "login from Node got a refresh cookie");
+  const otherCookie = `${REFRESH_COOKIE}=${m[1]}`;
+
+  await a.click("#logout-all");
+  await waitForState(a, "logged-out");
+  const refused = await postAuth(env.server, "/auth/refresh", { cookie: otherCookie });
+  assert.equal(refused.status, 401, `other device's session is revoked: ${refused.text}`);
+  assert.ok(DEFINITIVE_END_CODES.includes(refused.json?.code));
+  await a.close();
+});
