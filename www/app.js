@@ -42,8 +42,10 @@ const config = {
   // What logout removes besides the SDK's own keys: everything in Web Storage, and the demo's
   // IndexedDB database and cache (cookies visible to the page are always expired).
   cleanup: {
-    storage: "all",
-    indexedDb: [DEMO_DATA_NAME],
+    localStorage: true,
+    sessionStorage: true,
+    cookies: true,
+    indexedDB: [DEMO_DATA_NAME],
     caches: [DEMO_DATA_NAME],
   },
 };
