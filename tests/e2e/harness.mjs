@@ -8,6 +8,7 @@
 // Environment:
 //   TESSERA_SERVER_BIN  server binary (default target/debug/tessera-server, or
 //                       $CARGO_TARGET_DIR/debug/tessera-server when that exists)
+//   TESSERA_PKG_DIR     web package served at /pkg/ (default pkg/)
 //   CHROMIUM_BIN        browser (default /usr/bin/chromium)
 //   TESSERA_E2E_DEBUG=1 echo server output
 
@@ -66,7 +67,7 @@ export function serverBin() {
 }
 
 /** Throws a clear error when the web package is missing from pkg/. */
-export function requirePkg(pkgDir = path.join(ROOT, "pkg")) {
+export function requirePkg(pkgDir = path.resolve(ROOT, process.env.TESSERA_PKG_DIR ?? "pkg")) {
   for (const file of ["tessera.js", "tessera_bg.wasm"]) {
     if (!existsSync(path.join(pkgDir, file))) {
       throw new Error(
