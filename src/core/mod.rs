@@ -1,6 +1,34 @@
 //! The sans-IO session engine. No `web_sys`, no clock, no randomness: time and entropy
 //! are inputs, browser work is returned as effects.
+//!
+//! * [`engine`] — [`Engine`], its [`Input`]s, [`Effect`]s and [`Event`]s (start here).
+//! * [`refresh`] — when and how exactly one tab refreshes.
+//! * [`idle`] — the origin-wide idle deadline, warning and absolute lifetime.
+//! * [`logout`] — [`LogoutReason`] and the persisted logout epoch.
+//! * [`bus`] — the versioned tab-bus [`Msg`] and its compact codec.
+//! * [`shared`] — the shared coordination record ([`Shared`], [`merge_shared`]) and the
+//!   vault's [`TokenRecord`].
+//! * [`config`] — [`Config`] with its defaults.
 
+pub mod bus;
+mod codec;
+pub mod config;
+pub mod engine;
+pub mod idle;
+pub mod logout;
+pub mod refresh;
+mod rng;
+pub mod shared;
+
+pub use bus::Msg;
+pub use codec::DecodeError;
+pub use config::Config;
+pub use engine::{Effect, Engine, ErrorCode, Event, Input, Stats, Tokens};
+pub use logout::LogoutReason;
+pub use shared::{merge_shared, Claim, Shared, Stamp, TokenMeta, TokenRecord};
+
+/// Wall-clock milliseconds since the Unix epoch, always passed in by the caller.
+pub type Millis = u64;
 /// The lifecycle state of a session as the JavaScript API reports it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum SessionState {

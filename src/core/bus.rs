@@ -1,0 +1,185 @@
+//! Messages between tabs of one origin, and their compact codec.
+//!
+//! Wire format: `[version = 1][tag][fields…]`, integers as LEB128 varints, strings as a
+//! varint length plus UTF-8 bytes, optional fields behind a 0/1 flag. Anything else — an
+//! unknown version or tag, truncation, trailing bytes, bad UTF-8, out-of-range values — is a
+//! [`DecodeError`]; the engine counts it in [`Stats`](crate::core::Stats) and ignores the
+//! message. Decoding never panics on any input.
+use super::codec::{DecodeError, Reader, Writer};
+use super::logout::LogoutReason;
+use super::shared::{read_claim, read_meta, write_claim, write_meta, Claim, TokenMeta};
+use super::Millis;
+
+/// The bus protocol version this build speaks.
+pub const BUS_VERSION: u8 = 1;
+
+const TAG_TOKEN: u8 = 1;
+const TAG_ACTIVITY: u8 = 2;
+const TAG_LOGOUT: u8 = 3;
+const TAG_TOKEN_REQUEST: u8 = 4;
+const TAG_CLAIM: u8 = 5;
+
+/// One message on the tab bus.
+#[derive(Clone, PartialEq, Eq)]
+#[cfg_attr(test, derive(Debug))]
+pub enum Msg {
+    /// A tab obtained a token (login, MFA, refresh) or answers a [`Msg::TokenRequest`].
+    Token {
+        /// The token's metadata (stamp, expiry, session start).
+        meta: TokenMeta,
+        /// The bearer token.
+        access_token: String,
+        /// The refresh token in token mode.
+        refresh_token: Option<String>,
+    },
+    /// User activity in some tab.
+    Activity {
+        /// The sender's logout epoch.
+        epoch: u64,
+        /// When the activity happened.
+        at: Millis,
+    },
+    /// A tab logged out; every session created before `epoch` ends.
+    Logout {
+        /// The new logout epoch.
+        epoch: u64,
+        /// Why.
+        reason: LogoutReason,
+    },
+    /// A tab (new, or one that knows it is behind) asks for the current token.
+    TokenRequest {
+        /// The asking tab.
+        tab: u64,
+    },
+    /// A refresh claim (also persisted in the shared record).
+    Claim(Claim),
+}
+
+impl Msg {
+    /// Encodes the message.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Msg::Token { meta, access_token, refresh_token } => {
+                let mut w = Writer::new(BUS_VERSION, TAG_TOKEN);
+                write_meta(&mut w, meta).str(access_token).opt_str(refresh_token.as_deref()).finish()
+            }
+            Msg::Activity { epoch, at } => Writer::new(BUS_VERSION, TAG_ACTIVITY).u64(*epoch).u64(*at).finish(),
+            Msg::Logout { epoch, reason } => {
+                Writer::new(BUS_VERSION, TAG_LOGOUT).u64(*epoch).u64(reason.to_u64()).finish()
+            }
+            Msg::TokenRequest { tab } => Writer::new(BUS_VERSION, TAG_TOKEN_REQUEST).u64(*tab).finish(),
+            Msg::Claim(c) => write_claim(&mut Writer::new(BUS_VERSION, TAG_CLAIM), c).finish(),
+        }
+    }
+
+    /// Decodes one message.
+    ///
+    /// # Errors
+    /// [`DecodeError`] for anything that is not exactly one well-formed message of
+    /// version [`BUS_VERSION`].
+    pub fn decode(bytes: &[u8]) -> Result<Msg, DecodeError> {
+        let (mut r, tag) = Reader::open(bytes, BUS_VERSION)?;
+        let msg = match tag {
+            TAG_TOKEN => Msg::Token {
+                meta: read_meta(&mut r)?,
+                access_token: r.str()?,
+                refresh_token: r.opt_str()?,
+            },
+            TAG_ACTIVITY => Msg::Activity { epoch: r.u64()?, at: r.u64()? },
+            TAG_LOGOUT => Msg::Logout {
+                epoch: r.u64()?,
+                reason: LogoutReason::from_u64(r.u64()?).ok_or(DecodeError::Range)?,
+            },
+            TAG_TOKEN_REQUEST => Msg::TokenRequest { tab: r.u64()? },
+            TAG_CLAIM => Msg::Claim(read_claim(&mut r)?),
+            _ => return Err(DecodeError::Tag),
+        };
+        r.end()?;
+        Ok(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::shared::Stamp;
+
+    fn samples() -> Vec<Msg> {
+        let meta = TokenMeta {
+            stamp: Stamp { epoch: 1, serial: 2, tab: 3 },
+            issued_at: 10,
+            expires_at: 300_010,
+            started_at: 5,
+        };
+        vec![
+            Msg::Token { meta, access_token: "eyJ.x.y".into(), refresh_token: None },
+            Msg::Token { meta, access_token: "é".into(), refresh_token: Some("r".into()) },
+            Msg::Activity { epoch: 1, at: 1_764_000_000_000 },
+            Msg::Logout { epoch: 4, reason: LogoutReason::Everywhere },
+            Msg::TokenRequest { tab: u64::MAX },
+            Msg::Claim(Claim { serial: 3, tab: 1, at: 2, until: 9 }),
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        for m in samples() {
+            assert_eq!(Msg::decode(&m.encode()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn malformed_messages_are_typed_errors() {
+        assert_eq!(Msg::decode(&[]), Err(DecodeError::Truncated));
+        assert_eq!(Msg::decode(&[2, 1]), Err(DecodeError::Version));
+        assert_eq!(Msg::decode(&[1, 99]), Err(DecodeError::Tag));
+        assert_eq!(Msg::decode(&[1, TAG_LOGOUT, 1, 42]), Err(DecodeError::Range));
+        let mut long = Msg::TokenRequest { tab: 1 }.encode();
+        long.push(0);
+        assert_eq!(Msg::decode(&long), Err(DecodeError::Trailing));
+        let mut bad = Msg::Token { meta: match &samples()[0] { Msg::Token { meta, .. } => *meta, _ => unreachable!() }, access_token: "ab".into(), refresh_token: None }.encode();
+        let n = bad.len();
+        bad[n - 2] = 0xff; // inside the token string
+        assert_eq!(Msg::decode(&bad), Err(DecodeError::Utf8));
+    }
+
+    #[test]
+    fn every_truncation_of_every_message_is_an_error() {
+        for m in samples() {
+            let bytes = m.encode();
+            for cut in 0..bytes.len() {
+                assert!(Msg::decode(&bytes[..cut]).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let seeds = samples().iter().map(Msg::encode).collect::<Vec<_>>();
+        for i in 0..20_000 {
+            let mut bytes = if i % 2 == 0 {
+                let len = (next() % 40) as usize;
+                (0..len).map(|_| next() as u8).collect::<Vec<_>>()
+            } else {
+                seeds[i % seeds.len()].clone()
+            };
+            // Mutate a few bytes of a valid message (keeps version/tag plausible).
+            for _ in 0..(next() % 4) {
+                if !bytes.is_empty() {
+                    let at = (next() as usize) % bytes.len();
+                    bytes[at] = next() as u8;
+                }
+            }
+            let _ = Msg::decode(&bytes);
+            let _ = crate::core::shared::Shared::decode(&bytes);
+            let _ = crate::core::shared::TokenRecord::decode(&bytes);
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The tiny byte codec shared by bus messages and persisted records: LEB128 varints and
+//! length-prefixed UTF-8 strings. Hand-written to stay small in Wasm (no serde).
+
+/// Why a byte string could not be decoded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(test, derive(Debug))]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The version byte is not one this build understands.
+    Version,
+    /// The tag (message kind) is unknown.
+    Tag,
+    /// The input ended in the middle of a field.
+    Truncated,
+    /// Bytes were left over after the last field.
+    Trailing,
+    /// A string field is not valid UTF-8.
+    Utf8,
+    /// A field holds a value outside its range (overlong varint, unknown enum value).
+    Range,
+}
+
+impl DecodeError {
+    /// A stable short name for logs and stats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecodeError::Version => "version",
+            DecodeError::Tag => "tag",
+            DecodeError::Truncated => "truncated",
+            DecodeError::Trailing => "trailing",
+            DecodeError::Utf8 => "utf8",
+            DecodeError::Range => "range",
+        }
+    }
+}
+
+/// Appends fields to a byte buffer.
+pub(crate) struct Writer {
+    pub(crate) buf: Vec<u8>,
+}
+
+impl Writer {
+    pub(crate) fn new(version: u8, tag: u8) -> Writer {
+        let mut buf = Vec::with_capacity(32);
+        buf.push(version);
+        buf.push(tag);
+        Writer { buf }
+    }
+
+    pub(crate) fn u64(&mut self, mut v: u64) -> &mut Self {
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                self.buf.push(byte);
+                return self;
+            }
+            self.buf.push(byte | 0x80);
+        }
+    }
+
+    pub(crate) fn opt_u64(&mut self, v: Option<u64>) -> &mut Self {
+        match v {
+            None => self.u64(0),
+            Some(v) => self.u64(1).u64(v),
+        }
+    }
+
+    pub(crate) fn str(&mut self, s: &str) -> &mut Self {
+        self.u64(s.len() as u64);
+        self.buf.extend_from_slice(s.as_bytes());
+        self
+    }
+
+    pub(crate) fn opt_str(&mut self, s: Option<&str>) -> &mut Self {
+        match s {
+            None => self.u64(0),
+            Some(s) => self.u64(1).str(s),
+        }
+    }
+
+    pub(crate) fn finish(&mut self) -> Vec<u8> {
+        core::mem::take(&mut self.buf)
+    }
+}
+
+/// Reads fields from a byte slice; every read is bounds-checked.
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// Checks the version byte and returns the reader and the tag.
+    pub(crate) fn open(bytes: &'a [u8], version: u8) -> Result<(Reader<'a>, u8), DecodeError> {
+        match bytes {
+            [] => Err(DecodeError::Truncated),
+            [v, ..] if *v != version => Err(DecodeError::Version),
+            [_] => Err(DecodeError::Truncated),
+            [_, tag, ..] => Ok((Reader { bytes, pos: 2 }, *tag)),
+        }
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
+        let mut out: u64 = 0;
+        let mut shift = 0u32;
+        loop {
+            let byte = *self.bytes.get(self.pos).ok_or(DecodeError::Truncated)?;
+            self.pos += 1;
+            if shift == 63 && byte > 1 {
+                return Err(DecodeError::Range);
+            }
+            out |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(out);
+            }
+            shift += 7;
+            if shift > 63 {
+                return Err(DecodeError::Range);
+            }
+        }
+    }
+
+    pub(crate) fn flag(&mut self) -> Result<bool, DecodeError> {
+        match self.u64()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError::Range),
+        }
+    }
+
+    pub(crate) fn opt_u64(&mut self) -> Result<Option<u64>, DecodeError> {
+        if self.flag()? {
+            Ok(Some(self.u64()?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub(crate) fn str(&mut self) -> Result<String, DecodeError> {
+        let len = self.u64()?;
+        let rest = self.bytes.len() - self.pos;
+        if len > rest as u64 {
+            return Err(DecodeError::Truncated);
+        }
+        let end = self.pos + len as usize;
+        let s = core::str::from_utf8(&self.bytes[self.pos..end]).map_err(|_| DecodeError::Utf8)?;
+        self.pos = end;
+        Ok(String::from(s))
+    }
+
+    pub(crate) fn opt_str(&mut self) -> Result<Option<String>, DecodeError> {
+        if self.flag()? {
+            Ok(Some(self.str()?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Fails when bytes are left over.
+    pub(crate) fn end(&self) -> Result<(), DecodeError> {
+        if self.pos == self.bytes.len() {
+            Ok(())
+        } else {
+            Err(DecodeError::Trailing)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip_at_the_edges() {
+        for v in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX - 1, u64::MAX] {
+            let bytes = Writer::new(1, 9).u64(v).finish();
+            let (mut r, tag) = Reader::open(&bytes, 1).unwrap();
+            assert_eq!(tag, 9);
+            assert_eq!(r.u64().unwrap(), v);
+            r.end().unwrap();
+        }
+    }
+
+    #[test]
+    fn overlong_varint_is_a_range_error() {
+        let bytes = [1u8, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+        let (mut r, _) = Reader::open(&bytes, 1).unwrap();
+        assert_eq!(r.u64(), Err(DecodeError::Range));
+    }
+
+    #[test]
+    fn string_length_beyond_input_is_truncated_not_a_panic() {
+        let bytes = [1u8, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, b'a'];
+        let (mut r, _) = Reader::open(&bytes, 1).unwrap();
+        assert_eq!(r.str(), Err(DecodeError::Truncated));
+    }
+}

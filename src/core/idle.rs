@@ -1,0 +1,95 @@
+//! Idle policy: one origin-wide last-activity time shared over the bus and the shared record;
+//! a warning `idle_warning` before the deadline; activity or "stay signed in" in any tab
+//! extends it; the deadline logs every tab out; the absolute lifetime holds regardless.
+//!
+//! Every decision compares deadlines with the wall-clock `now` of the current input, so a
+//! timer that fires hours late (laptop sleep) or a clock jump is judged by the time it is.
+//! A tab re-reads the shared record before acting on a timer, so activity published by a tab
+//! whose bus message was lost still counts.
+use super::bus::Msg;
+use super::engine::{Engine, Event};
+use super::logout::LogoutReason;
+use super::{Millis, SessionState};
+
+impl Engine {
+    /// Local activity (`force`: "stay signed in", always published at once).
+    pub(crate) fn on_activity(&mut self, now: Millis, force: bool) {
+        if self.held.is_none() {
+            return;
+        }
+        self.shared.last_activity = self.shared.last_activity.max(now);
+        let due = now >= self.activity_sent.saturating_add(self.cfg.activity_throttle);
+        if force || due || self.state == SessionState::IdleWarning {
+            self.publish_activity(now);
+        } else {
+            self.activity_dirty = true;
+        }
+    }
+
+    fn publish_activity(&mut self, now: Millis) {
+        self.activity_sent = now;
+        self.activity_dirty = false;
+        if self.cfg.unsafe_disable_shared_activity {
+            return;
+        }
+        self.persist_shared();
+        let m = Msg::Activity { epoch: self.shared.epoch, at: self.shared.last_activity };
+        self.broadcast(&m);
+    }
+
+    /// Trailing publish of throttled activity.
+    pub(crate) fn tick_activity(&mut self, now: Millis) {
+        if self.activity_dirty && now >= self.activity_sent.saturating_add(self.cfg.activity_throttle) {
+            if self.held.is_some() {
+                self.publish_activity(now);
+            } else {
+                self.activity_dirty = false;
+            }
+        }
+    }
+
+    pub(crate) fn tick_idle(&mut self, now: Millis) {
+        let started = match &self.held {
+            Some(h) => h.meta.started_at,
+            None => return,
+        };
+        if let Some(abs) = self.cfg.absolute_lifetime {
+            if now >= started.saturating_add(abs) {
+                self.logout_local(now, LogoutReason::Expired, Some(false));
+                return;
+            }
+        }
+        let timeout = match self.cfg.idle_timeout {
+            Some(t) => t,
+            None => return,
+        };
+        let deadline = self.shared.last_activity.saturating_add(timeout);
+        let warn_at = deadline.saturating_sub(self.cfg.idle_warning);
+        if now >= deadline {
+            self.emit(Event::Idle);
+            self.logout_local(now, LogoutReason::Idle, Some(false));
+        } else if now >= warn_at {
+            if self.state == SessionState::Active {
+                self.state = SessionState::IdleWarning;
+                self.emit(Event::IdleWarning { deadline });
+            }
+        } else if self.state == SessionState::IdleWarning {
+            self.state = SessionState::Active;
+            self.emit(Event::Active);
+        }
+    }
+
+    pub(crate) fn idle_deadlines(&self, consider: &mut impl FnMut(Millis)) {
+        let Some(h) = &self.held else { return };
+        if let Some(abs) = self.cfg.absolute_lifetime {
+            consider(h.meta.started_at.saturating_add(abs));
+        }
+        if let Some(timeout) = self.cfg.idle_timeout {
+            let deadline = self.shared.last_activity.saturating_add(timeout);
+            consider(deadline);
+            if self.state == SessionState::Active {
+                consider(deadline.saturating_sub(self.cfg.idle_warning));
+            }
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! Refresh policy.
+//!
+//! * Each token is refreshed at `expires_at - lead - jitter`, where `expires_at` is the local
+//!   receipt time plus `expires_in`, `lead` is capped at half the token's lifetime and the
+//!   jitter is drawn from the engine's seed.
+//! * Exactly one tab refreshes per expiry: the tab takes the origin-wide lock (Web Locks, or
+//!   claims in the shared record without them), then re-checks the shared record — a newer
+//!   token, a live claim of another tab, or a logout means it does not send. Before sending it
+//!   writes a claim (`serial`, `until = now + request_timeout`) so that no other tab sends while
+//!   the answer is pending. A lock holder that dies releases the lock (Web Locks) or lets its
+//!   claim expire; one that sleeps is robbed of the lock after `lock_wait` (steal), so nobody is
+//!   blocked beyond `request_timeout + 2 * lock_wait`.
+//! * After the answer the tab re-checks again: an answer for a logged-out session, or one that is
+//!   not newer than a token already seen, is dropped (never adopt an older token).
+//! * Retryable failures back off exponentially (`backoff_base`…`backoff_cap`, jitter in the upper
+//!   half, at least `Retry-After`); going `online` retries at once. The failing tab keeps its
+//!   claim alive during the backoff so other tabs do not pile in.
+//! * A definitive rejection ends the session in every tab with the server's reason, unless a
+//!   newer token appeared meanwhile (then the rejection concerned a superseded token).
+use super::bus::Msg;
+use super::engine::{Effect, Engine, ErrorCode, Event, Held, Phase, Tokens};
+use super::logout::LogoutReason;
+use super::shared::{Claim, Shared, Stamp, TokenMeta};
+use super::Millis;
+
+impl Engine {
+    pub(crate) fn on_resume(&mut self, now: Millis) {
+        if self.held.is_some() || !matches!(self.phase, Phase::Idle) {
+            return;
+        }
+        self.resuming = true;
+        self.broadcast(&Msg::TokenRequest { tab: self.tab });
+        self.phase = Phase::Joining { until: now.saturating_add(self.cfg.join_wait) };
+    }
+
+    /// The newest token this tab knows of, held or only seen in the shared record.
+    fn target(&self) -> Option<TokenMeta> {
+        let seen = self.shared.token.filter(|t| t.stamp.epoch >= self.shared.epoch);
+        match (&self.held, seen) {
+            (Some(h), Some(s)) if s.stamp > h.meta.stamp => Some(s),
+            (Some(h), _) => Some(h.meta),
+            (None, s) => s,
+        }
+    }
+
+    fn behind(&self) -> bool {
+        match (&self.held, self.target()) {
+            (Some(h), Some(t)) => t.stamp > h.meta.stamp,
+            _ => false,
+        }
+    }
+
+    fn lead(&self, m: &TokenMeta) -> Millis {
+        let life = m.expires_at.saturating_sub(m.issued_at);
+        self.cfg.refresh_lead.min(life / 2)
+    }
+
+    fn ensure_jitter(&mut self, m: &TokenMeta) {
+        if self.jitter.0 != m.stamp.serial {
+            let max = self.cfg.refresh_jitter.min(self.lead(m) / 2);
+            self.jitter = (m.stamp.serial, self.rng.upto(max));
+        }
+    }
+
+    /// When the token `m` is due for refresh.
+    fn due(&self, m: &TokenMeta) -> Millis {
+        let jitter = if self.jitter.0 == m.stamp.serial { self.jitter.1 } else { 0 };
+        m.expires_at.saturating_sub(self.lead(m)).saturating_sub(jitter)
+    }
+
+    /// A live claim of another tab for a token newer than `t`.
+    fn live_claim(&self, now: Millis, t: Option<TokenMeta>) -> Option<Claim> {
+        if self.cfg.unsafe_disable_lock {
+            return None;
+        }
+        let c = self.shared.claim?;
+        let newer = t.map_or(true, |t| c.serial > t.stamp.serial);
+        (c.tab != self.tab && now < c.until && newer).then_some(c)
+    }
+
+    fn needs_refresh(&self, now: Millis) -> bool {
+        if self.held.is_none() {
+            return self.resuming;
+        }
+        if self.forced && !self.behind() {
+            return true;
+        }
+        self.target().map_or(false, |t| now >= self.due(&t))
+    }
+
+    pub(crate) fn tick_refresh(&mut self, now: Millis) {
+        if let Some(t) = self.target() {
+            self.ensure_jitter(&t);
+        }
+        match self.phase {
+            Phase::Idle => {
+                if self.held.is_none() || !self.online {
+                    return;
+                }
+                self.ask_if_behind(now);
+                if self.needs_refresh(now) && self.live_claim(now, self.target()).is_none() {
+                    self.start_lock(now);
+                }
+            }
+            Phase::Joining { until } => {
+                if self.held.is_some() {
+                    self.phase = Phase::Idle;
+                } else if now >= until && self.online {
+                    self.start_lock(now);
+                }
+            }
+            Phase::Locking => {}
+            Phase::Claiming { until, serial } => {
+                if now >= until {
+                    let ours = self.shared.claim.map_or(false, |c| c.tab == self.tab && c.serial == serial);
+                    if ours {
+                        self.decide_under_lock(now, Some(serial));
+                    } else {
+                        self.phase = Phase::Idle;
+                    }
+                }
+            }
+            Phase::InFlight { since, .. } => {
+                if now >= since.saturating_add(self.cfg.request_timeout) {
+                    self.on_refresh_failed(now, None);
+                }
+            }
+            Phase::Backoff { until, .. } => {
+                if now >= until && self.online && (self.held.is_some() || self.resuming) {
+                    self.phase = Phase::Idle;
+                    if self.live_claim(now, self.target()).is_none() {
+                        self.start_lock(now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Asks other tabs for the newest token when the shared record says we are behind and our
+    /// own token has run out (the bus message carrying it was lost).
+    fn ask_if_behind(&mut self, now: Millis) {
+        let (Some(h), Some(t)) = (&self.held, self.target()) else { return };
+        if t.stamp > h.meta.stamp && now >= h.meta.expires_at && self.requested < t.stamp.serial {
+            self.requested = t.stamp.serial;
+            self.broadcast(&Msg::TokenRequest { tab: self.tab });
+        }
+    }
+
+    pub(crate) fn refresh_deadlines(&self, consider: &mut impl FnMut(Millis)) {
+        match self.phase {
+            Phase::Idle => {
+                if let (Some(h), Some(t)) = (&self.held, self.target()) {
+                    consider(self.due(&t));
+                    consider(h.meta.expires_at);
+                    if let Some(c) = self.live_claim(self.now, Some(t)) {
+                        consider(c.until);
+                    }
+                }
+            }
+            Phase::Joining { until } | Phase::Claiming { until, .. } | Phase::Backoff { until, .. } => consider(until),
+            Phase::InFlight { since, .. } => consider(since.saturating_add(self.cfg.request_timeout)),
+            Phase::Locking => {}
+        }
+    }
+
+    fn start_lock(&mut self, now: Millis) {
+        if self.cfg.unsafe_disable_lock {
+            self.send_refresh(now, None);
+        } else if self.cfg.web_locks {
+            self.phase = Phase::Locking;
+            self.effects.push_back(Effect::AcquireLock { wait: self.cfg.lock_wait, steal: false });
+        } else {
+            let serial = self.max_serial().saturating_add(1);
+            let claim = Claim { serial, tab: self.tab, at: now, until: now.saturating_add(self.cfg.claim_settle + self.cfg.request_timeout) };
+            self.write_claim(claim);
+            self.phase = Phase::Claiming { until: now.saturating_add(self.cfg.claim_settle), serial };
+        }
+    }
+
+    fn write_claim(&mut self, claim: Claim) {
+        let mut s = Shared::default();
+        s.claim = Some(claim);
+        self.shared.merge(&s);
+        self.effects.push_back(Effect::PersistShared(s.encode()));
+        if !self.cfg.web_locks {
+            self.broadcast(&Msg::Claim(claim));
+        }
+    }
+
+    pub(crate) fn on_lock_granted(&mut self, now: Millis) {
+        self.lock_held = true;
+        if self.phase != Phase::Locking {
+            self.release_lock();
+            return;
+        }
+        self.decide_under_lock(now, None);
+    }
+
+    /// Holding the lock (or a won claim): re-check shared state, then send or stand down.
+    fn decide_under_lock(&mut self, now: Millis, serial: Option<u64>) {
+        if !self.needs_refresh(now) {
+            self.stand_down(now);
+            return;
+        }
+        if self.held.is_some() && self.behind() {
+            // A newer token exists that we lack, and it is due: refreshing now presents the
+            // newest refresh token (the cookie), so it is that token's refresh.
+        }
+        if self.live_claim(now, self.target()).is_some() {
+            self.stand_down(now);
+            return;
+        }
+        self.send_refresh(now, serial);
+    }
+
+    fn stand_down(&mut self, now: Millis) {
+        self.phase = Phase::Idle;
+        self.release_lock();
+        self.ask_if_behind(now);
+    }
+
+    fn send_refresh(&mut self, now: Millis, serial: Option<u64>) {
+        let serial = serial.unwrap_or_else(|| self.max_serial().saturating_add(1));
+        let epoch = match &self.held {
+            Some(h) => h.meta.stamp.epoch,
+            None => self.shared.epoch,
+        };
+        if !self.cfg.unsafe_disable_lock {
+            let until = now.saturating_add(self.cfg.request_timeout);
+            self.write_claim(Claim { serial, tab: self.tab, at: now, until });
+        }
+        let refresh_token = self.held.as_ref().and_then(|h| h.refresh_token.clone());
+        self.effects.push_back(Effect::SendRefresh { refresh_token });
+        self.phase = Phase::InFlight { since: now, serial, epoch };
+        self.forced = false;
+        self.stats.refresh_sent = self.stats.refresh_sent.saturating_add(1);
+    }
+
+    fn pending_request(&self) -> Option<(u64, u64)> {
+        match self.phase {
+            Phase::InFlight { serial, epoch, .. } | Phase::Backoff { serial, epoch, .. } => Some((serial, epoch)),
+            _ => None,
+        }
+    }
+
+    fn stale(&mut self) {
+        self.stats.stale_answers = self.stats.stale_answers.saturating_add(1);
+    }
+
+    pub(crate) fn on_refresh_ok(&mut self, now: Millis, t: Tokens) {
+        let Some((serial, epoch)) = self.pending_request() else {
+            self.stale();
+            return;
+        };
+        self.phase = Phase::Idle;
+        self.attempt = 0;
+        let stamp = Stamp { epoch, serial, tab: self.tab };
+        let seen_newer = self.shared.token.map_or(false, |s| s.stamp >= stamp);
+        if epoch < self.shared.epoch || seen_newer {
+            self.stale();
+            self.release_lock();
+            self.ask_if_behind(now);
+            return;
+        }
+        let started_at = match (&self.held, self.shared.token) {
+            (Some(h), _) => h.meta.started_at,
+            (None, Some(s)) if s.stamp.epoch == epoch => s.started_at,
+            _ => now,
+        };
+        let meta = TokenMeta { stamp, issued_at: now, expires_at: now.saturating_add(t.expires_in_ms), started_at };
+        let refresh_token = t.refresh_token.or_else(|| self.held.as_ref().and_then(|h| h.refresh_token.clone()));
+        let held = Held { access_token: t.access_token, refresh_token, meta };
+        if self.adopt(now, held, true) {
+            self.persist_shared();
+            self.store_token();
+            self.broadcast_token();
+        } else {
+            self.stale();
+        }
+        self.release_lock();
+    }
+
+    pub(crate) fn on_refresh_rejected(&mut self, now: Millis, reason: LogoutReason) {
+        let Some((serial, epoch)) = self.pending_request() else {
+            self.stale();
+            return;
+        };
+        self.phase = Phase::Idle;
+        self.attempt = 0;
+        self.release_lock();
+        if self.held.is_none() {
+            // A resume attempt without a live cookie: stay anonymous, quietly.
+            self.resuming = false;
+            return;
+        }
+        let newer = self.shared.token.map_or(false, |s| s.stamp.serial >= serial && s.stamp.epoch >= epoch);
+        if epoch < self.shared.epoch || newer {
+            self.stale();
+            return;
+        }
+        self.logout_local(now, reason, None);
+    }
+
+    pub(crate) fn on_refresh_failed(&mut self, now: Millis, retry_after: Option<Millis>) {
+        let Some((serial, epoch)) = self.pending_request() else {
+            self.stale();
+            return;
+        };
+        self.attempt = self.attempt.saturating_add(1);
+        let exp = self.cfg.backoff_base.saturating_mul(1u64 << (self.attempt - 1).min(30)).min(self.cfg.backoff_cap);
+        let delay = (exp / 2 + self.rng.upto(exp / 2)).max(retry_after.unwrap_or(0));
+        let until = now.saturating_add(delay);
+        if !self.cfg.unsafe_disable_lock {
+            // Keep other tabs from piling in while we back off; if we die, the claim expires.
+            let claim_until = until.saturating_add(self.cfg.request_timeout);
+            self.write_claim(Claim { serial, tab: self.tab, at: now, until: claim_until });
+        }
+        self.release_lock();
+        self.phase = Phase::Backoff { until, serial, epoch };
+        self.emit(Event::Error { code: ErrorCode::RefreshRetry });
+    }
+
+    pub(crate) fn on_lock_unavailable(&mut self, now: Millis) {
+        if self.phase != Phase::Locking {
+            return;
+        }
+        if !self.needs_refresh(now) {
+            self.phase = Phase::Idle;
+            return;
+        }
+        // The holder died or sleeps: take the lock (the re-check under the lock still applies).
+        self.stats.lock_steals = self.stats.lock_steals.saturating_add(1);
+        self.effects.push_back(Effect::AcquireLock { wait: self.cfg.lock_wait, steal: true });
+    }
+
+    pub(crate) fn on_lock_lost(&mut self, _now: Millis) {
+        self.lock_held = false;
+        if self.phase == Phase::Locking {
+            self.phase = Phase::Idle;
+        }
+    }
+}
