@@ -13,8 +13,8 @@
 //!     if let Effect::Emit(Event::Login) = effect { saw_login = true; }
 //! }
 //! assert!(saw_login);
-//! assert_eq!(e.state(), SessionState::Active);
-//! assert_eq!(e.access_token(), Some("at"));
+//! assert!(e.state() == SessionState::Active);
+//! assert!(e.access_token() == Some("at"));
 //! // Arm one timer at `e.next_deadline()`; when it fires, read the shared record,
 //! // feed `Input::Shared(..)` and then `Input::Timer`.
 //! assert!(e.next_deadline().is_some());
