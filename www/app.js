@@ -489,7 +489,7 @@ const unsubscribers = [];
 function onSdkEvent(type, raw) {
   const detail = plain(raw);
   const at = Date.now();
-  hook.events.push({ type, detail, at, tab: tabId });
+  hook.events.push({ type, detail, at, hr: performance.timeOrigin + performance.now(), tab: tabId });
   log(type, detail, at);
   const expiresIn = readNumber(detail, ["expiresIn", "expires_in"]);
   const expiresAt = readNumber(detail, ["expiresAt", "accessTokenExpiresAt"]);
@@ -765,8 +765,13 @@ async function main() {
   wireUi();
   render();
   try {
+    performance.mark("tessera:import-start");
     sdk = await import("/pkg/tessera.js");
-    await sdk.default();
+    performance.mark("tessera:imported");
+    // init() returns the module's exports; `memory` lets tests and benches watch linear memory.
+    const exports = await sdk.default();
+    hook.wasm = exports ?? null;
+    performance.mark("tessera:initialised");
   } catch (err) {
     fatal(
       `The Tessera SDK could not be loaded from /pkg/tessera.js (${errorText(err)}). ` +
@@ -777,6 +782,8 @@ async function main() {
   }
   try {
     await startSession(sdk);
+    performance.mark("tessera:started");
+    hook.startedState = sessionState();
   } catch (err) {
     fatal(`Session.start failed: ${errorText(err)}`);
     hook.error = errorText(err);
