@@ -1,0 +1,104 @@
+#!/usr/bin/env node
+// Start-up benchmark: time from `import` of the SDK to a restored session in a fresh tab
+// (a signed-in user opens the app again: import + init (wasm compile) + Session.start, which
+// restores the session from the HttpOnly refresh cookie), against the time to merely import
+// oidc-client-ts (ESM build, unminified, as a bundler would get it) measured in the same run,
+// same browser, same server. Prints numbers; asserts nothing.
+//
+//   node bench/start.mjs [--runs 15]
+//
+// Both are served by the real tessera-server from one temp www dir (a copy of www/ plus the
+// oidc-client-ts module and its one dependency), so both go over the same loopback HTTP.
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { ROOT, launchBrowser, openDemo, signIn, startServer } from "../tests/e2e/harness.mjs";
+
+const i = process.argv.indexOf("--runs");
+const RUNS = i > 0 ? Number(process.argv[i + 1]) : 15;
+
+const OIDC_PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>oidc import</title>
+<script type="importmap">{"imports":{"jwt-decode":"/vendor/jwt-decode.js"}}</script></head><body>
+<script type="module">
+const t0 = performance.now();
+const oidc = await import("/vendor/oidc-client-ts.js");
+const t1 = performance.now();
+// What an app does next on start-up: build the manager and read the stored user.
+const mgr = new oidc.UserManager({ authority: location.origin, client_id: "bench", redirect_uri: location.href });
+const user = await mgr.getUser();
+const t2 = performance.now();
+window.result = { importMs: t1 - t0, getUserMs: t2 - t0, user: user ? "yes" : "none" };
+</script></body></html>`;
+
+function stats(values) {
+  const s = [...values].sort((a, b) => a - b);
+  const q = (p) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
+  return { p50: q(0.5), p90: q(0.9), min: s[0], max: s.at(-1) };
+}
+const show = (label, v) => {
+  const s = stats(v);
+  console.log(`  ${label.padEnd(48)} p50 ${s.p50.toFixed(1).padStart(6)} ms  p90 ${s.p90.toFixed(1).padStart(6)} ms  min ${s.min.toFixed(1)}  max ${s.max.toFixed(1)}`);
+  return s;
+};
+
+async function main() {
+  const www = mkdtempSync(path.join(tmpdir(), "tessera-bench-www-"));
+  cpSync(path.join(ROOT, "www"), www, { recursive: true });
+  mkdirSync(path.join(www, "vendor"));
+  cpSync(path.join(ROOT, "node_modules/oidc-client-ts/dist/esm/oidc-client-ts.js"), path.join(www, "vendor/oidc-client-ts.js"));
+  cpSync(path.join(ROOT, "node_modules/jwt-decode/build/esm/index.js"), path.join(www, "vendor/jwt-decode.js"));
+  writeFileSync(path.join(www, "oidc.html"), OIDC_PAGE);
+
+  const server = await startServer({ wwwDir: www });
+  const browser = await launchBrowser();
+  const ctx = browser.context;
+  try {
+    // Sign in once; every later fresh tab restores this session.
+    const first = await openDemo(ctx, server.url);
+    await signIn(first, "alice");
+    await first.close();
+
+    const tessera = { imported: [], initialised: [], started: [], restored: 0 };
+    const oidc = { importMs: [], getUserMs: [] };
+    for (let run = 0; run < RUNS + 1; run++) {
+      // Alternate so neither side always runs on a warmer browser.
+      const page = await openDemo(ctx, server.url);
+      const marks = await page.evaluate(() => {
+        const m = Object.fromEntries(performance.getEntriesByType("mark").map((e) => [e.name, e.startTime]));
+        return { ...m, state: window.tessera.startedState };
+      });
+      await page.close();
+      const o = await ctx.newPage();
+      await o.goto(new URL("oidc.html", server.url).href);
+      await o.waitForFunction(() => window.result);
+      const r = await o.evaluate(() => window.result);
+      await o.close();
+      if (run === 0) continue; // first run warms the HTTP cache and compiled-code caches for both
+      const base = marks["tessera:import-start"];
+      tessera.imported.push(marks["tessera:imported"] - base);
+      tessera.initialised.push(marks["tessera:initialised"] - base);
+      tessera.started.push(marks["tessera:started"] - base);
+      if (marks.state === "active") tessera.restored += 1;
+      oidc.importMs.push(r.importMs);
+      oidc.getUserMs.push(r.getUserMs);
+    }
+    console.log(`start-up bench: ${RUNS} warm runs each, fresh tab per run, Chromium headless, loopback server`);
+    console.log(`performance.now() is clamped to 0.1 ms here (not cross-origin isolated)`);
+    show("tessera: import of /pkg/tessera.js", tessera.imported);
+    show("tessera: + init() (wasm compile + instantiate)", tessera.initialised);
+    const t = show("tessera: + Session.start() -> session state", tessera.started);
+    console.log(`  sessions restored (state "active" right after start): ${tessera.restored}/${RUNS}`);
+    const o = show("oidc-client-ts: import (ESM, with jwt-decode)", oidc.importMs);
+    show("oidc-client-ts: import + UserManager.getUser()", oidc.getUserMs);
+    console.log(`  ratio tessera import->started / oidc-client-ts import (p50): ${(t.p50 / o.p50).toFixed(2)} (goal: <= 1)`);
+  } finally {
+    await browser.close();
+    await server.close();
+    rmSync(www, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

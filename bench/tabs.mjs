@@ -1,0 +1,174 @@
+#!/usr/bin/env node
+// Multi-tab benchmark in real headless Chromium against the real tessera-server (SQLite).
+// Prints numbers; asserts nothing (goals are in issue 6, judged by a person).
+//
+//   node bench/tabs.mjs [--tabs 10] [--rounds 30] [--cycles 8] [--activity-seconds 40]
+//
+// 1. Cross-tab logout latency with N tabs: from the logout click in tab 0 to the `logout`
+//    event in the last tab (p50/p99 over rounds), and the bus hop alone (tab 0's own logout
+//    event to the last other tab's).
+// 2. Refresh requests per expiry with N tabs and a short access-token lifetime: POST
+//    /auth/refresh requests seen by the browser context / new tokens seen by tab 0.
+// 3. Wasm linear memory of one tab before and after simulated activity: many refreshes,
+//    thousands of activity events, bus traffic from the other tabs, authenticated fetches.
+//
+// Needs target/debug/tessera-server (or TESSERA_SERVER_BIN) and pkg/ built, like the e2e tests.
+import { launchBrowser, openDemo, signIn, sleep, startServer, waitForState } from "../tests/e2e/harness.mjs";
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] ? Number(process.argv[i + 1]) : fallback;
+}
+const TABS = arg("tabs", 10);
+const ROUNDS = arg("rounds", 30);
+const CYCLES = arg("cycles", 8);
+const ACTIVITY_S = arg("activity-seconds", 40);
+const ACCESS_TTL_S = 3;
+const LEAD_MS = 1_500;
+
+function pct(values, p) {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const idx = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
+  return s[idx];
+}
+const fmt = (x) => (Number.isFinite(x) ? x.toFixed(1) : "n/a");
+
+async function openTabs(context, url, query, n) {
+  const tabs = [];
+  for (let i = 0; i < n; i++) tabs.push(await openDemo(context, url, query));
+  return tabs;
+}
+
+async function logoutLatency(context, url) {
+  const tabs = await openTabs(context, url, "?idle=600000&warn=10000&lead=60000", TABS);
+  const total = [];
+  const hop = [];
+  const origin = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    if (round === 0) await signIn(tabs[0], "alice");
+    else {
+      await tabs[0].click("#sign-in-again").catch(() => {});
+      await signIn(tabs[0], "alice");
+    }
+    for (const t of tabs) await waitForState(t, "active");
+    const counts = await Promise.all(tabs.map((t) => t.evaluate(() => window.tessera.events.filter((e) => e.type === "logout").length)));
+    const t0 = await tabs[0].evaluate(() => {
+      const t = performance.timeOrigin + performance.now();
+      document.getElementById("logout").click();
+      return t;
+    });
+    const times = await Promise.all(
+      tabs.map(async (t, i) => {
+        await t.waitForFunction((k) => window.tessera.events.filter((e) => e.type === "logout").length > k, counts[i], {
+          polling: 10,
+          timeout: 10_000,
+        });
+        return t.evaluate((k) => window.tessera.events.filter((e) => e.type === "logout")[k].hr, counts[i]);
+      }),
+    );
+    total.push(Math.max(...times) - t0);
+    origin.push(times[0] - t0);
+    hop.push(Math.max(...times.slice(1)) - times[0]);
+  }
+  for (const t of tabs) await t.close();
+  return { total, hop, origin };
+}
+
+async function refreshesPerExpiry(context, url) {
+  const tabs = await openTabs(context, url, `?idle=600000&warn=10000&lead=${LEAD_MS}`, TABS);
+  const requests = [];
+  const onRequest = (req) => {
+    if (req.method() === "POST" && new URL(req.url()).pathname === "/auth/refresh") requests.push(Date.now());
+  };
+  await signIn(tabs[0], "alice");
+  for (const t of tabs) await waitForState(t, "active");
+  context.on("request", onRequest);
+  const tokensBefore = await tabs[0].evaluate(() => window.tessera.events.filter((e) => e.type === "refresh").length);
+  const start = Date.now();
+  const period = ACCESS_TTL_S * 1000 - LEAD_MS;
+  while (Date.now() - start < CYCLES * period + period / 2) await sleep(200);
+  context.off("request", onRequest);
+  await sleep(500);
+  const tokens = (await tabs[0].evaluate(() => window.tessera.events.filter((e) => e.type === "refresh").length)) - tokensBefore;
+  const perTab = await Promise.all(tabs.map((t) => t.evaluate(() => window.tessera.events.filter((e) => e.type === "refresh").length)));
+  await tabs[0].click("#logout");
+  for (const t of tabs) await t.close();
+  const gaps = requests.slice(1).map((t, i) => t - requests[i]);
+  return { requests: requests.length, tokens, perTab, elapsed: Date.now() - start, minGap: Math.min(...gaps) };
+}
+
+async function memoryAfterActivity(context, url) {
+  const tabs = await openTabs(context, url, `?idle=600000&warn=10000&lead=${LEAD_MS}`, Math.min(TABS, 4));
+  const main = tabs[0];
+  const mem = () => main.evaluate(() => window.tessera.wasm?.memory?.buffer?.byteLength ?? null);
+  const samples = [{ at: "page loaded", bytes: await mem() }];
+  await signIn(main, "alice");
+  for (const t of tabs) await waitForState(t, "active");
+  samples.push({ at: "signed in", bytes: await mem() });
+  const start = Date.now();
+  let activity = 0;
+  let fetches = 0;
+  let checkpoint = start + 10_000;
+  while (Date.now() - start < ACTIVITY_S * 1000) {
+    // Activity in every tab (bus traffic to the others) and a burst of events in the main tab.
+    for (const t of tabs) await t.mouse.move(50 + (activity % 400), 80 + (activity % 300));
+    activity += await main.evaluate(() => {
+      for (let i = 0; i < 2000; i++) {
+        window.dispatchEvent(new PointerEvent("pointermove", { clientX: i % 300, clientY: i % 200 }));
+        window.dispatchEvent(new KeyboardEvent("keydown", { key: "a" }));
+      }
+      return 4000;
+    });
+    fetches += await main.evaluate(async () => {
+      const r = await window.tessera.session.fetch("/api/me");
+      await r.text();
+      return 1;
+    });
+    if (Date.now() > checkpoint) {
+      const refreshes = await main.evaluate(() => window.tessera.events.filter((e) => e.type === "refresh").length);
+      samples.push({ at: `${Math.round((Date.now() - start) / 1000)} s: ${refreshes} refreshes, ${activity} events, ${fetches} fetches`, bytes: await mem() });
+      checkpoint += 10_000;
+    }
+    await sleep(250);
+  }
+  const refreshes = await main.evaluate(() => window.tessera.events.filter((e) => e.type === "refresh").length);
+  samples.push({ at: `end: ${refreshes} refreshes, ${activity} events, ${fetches} fetches`, bytes: await mem() });
+  await main.click("#logout");
+  await sleep(300);
+  samples.push({ at: "after logout", bytes: await mem() });
+  for (const t of tabs) await t.close();
+  return samples;
+}
+
+async function main() {
+  const server = await startServer({ accessTtl: ACCESS_TTL_S });
+  const browser = await launchBrowser();
+  try {
+    console.log(`tessera multi-tab bench: ${TABS} tabs, Chromium headless, server ${server.url} (SQLite, access TTL ${ACCESS_TTL_S} s)`);
+
+    const lat = await logoutLatency(browser.context, server.url);
+    console.log(`\n[logout latency, ${TABS} tabs, ${ROUNDS} rounds] click -> last tab's logout event`);
+    console.log(`  p50 ${fmt(pct(lat.total, 50))} ms   p99 ${fmt(pct(lat.total, 99))} ms   max ${fmt(Math.max(...lat.total))} ms   (goal: p99 <= 20 ms)`);
+    console.log(`  of which: click -> tab 0's own logout event p50 ${fmt(pct(lat.origin, 50))} ms (server revoke round trip + wipe)`);
+    console.log(`  bus hop: tab 0's logout event -> last other tab's   p50 ${fmt(pct(lat.hop, 50))} ms   p99 ${fmt(pct(lat.hop, 99))} ms`);
+
+    const r = await refreshesPerExpiry(browser.context, server.url);
+    console.log(`\n[refresh per expiry, ${TABS} tabs, ${r.elapsed} ms]`);
+    console.log(`  POST /auth/refresh requests: ${r.requests}; new tokens seen by tab 0: ${r.tokens}; ` +
+      `requests per expiry: ${fmt(r.requests / Math.max(1, r.tokens))} (goal: exactly 1)`);
+    console.log(`  smallest gap between two refresh requests: ${r.minGap} ms; refresh events per tab: ${r.perTab.join(" ")}`);
+
+    const m = await memoryAfterActivity(browser.context, server.url);
+    console.log(`\n[wasm linear memory, ${ACTIVITY_S} s of accelerated activity] (goal: <= 1 MiB and flat)`);
+    for (const s of m) console.log(`  ${String(s.bytes === null ? "n/a" : `${(s.bytes / 1024).toFixed(0)} KiB`).padStart(9)}  ${s.at}`);
+  } finally {
+    await browser.close();
+    await server.close();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
