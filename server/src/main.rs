@@ -1,10 +1,68 @@
-//! tessera-server placeholder.
-use axum::{routing::get, Json, Router};
+//! `tessera-server` binary: parse flags/env, open the store, serve.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+
+use clap::Parser as _;
+use tessera_server::{app, AppState, Config};
 
 #[tokio::main]
-async fn main() {
-    let app: Router = Router::new().route("/.well-known/jwks.json", get(|| async { Json(()) }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
-    println!("http://127.0.0.1:8080/");
-    axum::serve(listener, app).await.unwrap();
+async fn main() -> std::process::ExitCode {
+    let config = Config::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    match run(config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera-server: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let listen = config.listen.clone();
+    if config.demo {
+        for (flag, dir) in [("--www-dir", &config.www_dir), ("--pkg-dir", &config.pkg_dir)] {
+            if !dir.is_dir() {
+                tracing::warn!("demo mode: {flag} {} is not a directory", dir.display());
+            }
+        }
+    }
+    let state = AppState::from_config(config).await?;
+    tracing::info!(store = state.store().kind(), "store ready");
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "tessera-server listening on http://{addr}/")?;
+        out.flush()?;
+    }
+    axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
 }

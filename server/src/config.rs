@@ -1,0 +1,197 @@
+//! Configuration: every setting is a command-line flag and a `TESSERA_*` environment
+//! variable. Defaults are the secure production choices; the README lists each with the
+//! OWASP / RFC line that motivates it.
+
+use std::path::PathBuf;
+
+use clap::builder::BoolishValueParser;
+use clap::{Parser, ValueEnum};
+
+/// What to do when a session's user agent or network changes mid-session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AnomalyPolicy {
+    /// Record a session event (visible in `GET /auth/sessions`) and carry on.
+    Record,
+    /// Record the event and revoke the session.
+    Revoke,
+}
+
+/// `tessera-server` settings.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "tessera-server", version, about = "Tessera session server: issues, verifies, rotates and revokes browser sessions.")]
+pub struct Config {
+    /// Demo mode: seed the demo users (alice, bob) and serve --www-dir at / and --pkg-dir at /pkg/.
+    #[arg(long, env = "TESSERA_DEMO", value_parser = BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub demo: bool,
+
+    /// Address to listen on (`127.0.0.1:0` picks a free port; the real URL is printed).
+    #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Session store: `sqlite://PATH`, `redis://HOST:PORT[/DB]`, or `memory://` (tests only).
+    #[arg(long, env = "TESSERA_STORE", default_value = "sqlite://tessera.db")]
+    pub store: String,
+
+    /// Access-token lifetime in seconds.
+    #[arg(long, env = "TESSERA_ACCESS_TTL", default_value_t = 300)]
+    pub access_ttl: i64,
+
+    /// Idle timeout in seconds: a session not refreshed for this long is dead.
+    #[arg(long, env = "TESSERA_IDLE_TIMEOUT", default_value_t = 1800)]
+    pub idle_timeout: i64,
+
+    /// Absolute session lifetime in seconds, regardless of activity.
+    #[arg(long, env = "TESSERA_ABSOLUTE_TIMEOUT", default_value_t = 28800)]
+    pub absolute_timeout: i64,
+
+    /// Comma-separated origins allowed to call with credentials (CORS) and to send
+    /// cookie-authenticated POSTs (e.g. `https://app.example.com`). Same-origin is always allowed.
+    #[arg(long, env = "TESSERA_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Directory served at `/` in demo mode.
+    #[arg(long, env = "TESSERA_WWW_DIR", default_value = "www")]
+    pub www_dir: PathBuf,
+
+    /// Directory served at `/pkg/` in demo mode (wasm-pack `--target web` output).
+    #[arg(long, env = "TESSERA_PKG_DIR", default_value = "pkg")]
+    pub pkg_dir: PathBuf,
+
+    /// `iss` claim of access tokens.
+    #[arg(long, env = "TESSERA_ISSUER", default_value = "tessera")]
+    pub issuer: String,
+
+    /// `aud` claim of access tokens.
+    #[arg(long, env = "TESSERA_AUDIENCE", default_value = "tessera")]
+    pub audience: String,
+
+    /// Clock-skew leeway in seconds when verifying `exp`/`iat` (capped at 300).
+    #[arg(long, env = "TESSERA_JWT_LEEWAY", default_value_t = 30)]
+    pub jwt_leeway: i64,
+
+    /// Grace window in seconds in which the immediate predecessor of the current refresh
+    /// token gets the already-issued successor instead of revoking the family.
+    #[arg(long, env = "TESSERA_REFRESH_GRACE", default_value_t = 10)]
+    pub refresh_grace: i64,
+
+    /// Lifetime of the `mfa_token` handed out by a password step that needs TOTP (seconds).
+    #[arg(long, env = "TESSERA_MFA_TTL", default_value_t = 300)]
+    pub mfa_ttl: i64,
+
+    /// Failed login/MFA attempts per account per window before 429.
+    #[arg(long, env = "TESSERA_ACCOUNT_LIMIT", default_value_t = 10)]
+    pub account_limit: u32,
+
+    /// Failed login/MFA attempts per client address per window before 429.
+    #[arg(long, env = "TESSERA_ADDRESS_LIMIT", default_value_t = 100)]
+    pub address_limit: u32,
+
+    /// Rate-limit window in seconds.
+    #[arg(long, env = "TESSERA_RATE_WINDOW", default_value_t = 300)]
+    pub rate_window: i64,
+
+    /// What a user-agent or network change within a session does.
+    #[arg(long, env = "TESSERA_ANOMALY_POLICY", value_enum, default_value_t = AnomalyPolicy::Record)]
+    pub anomaly_policy: AnomalyPolicy,
+
+    /// Argon2id memory cost in KiB (OWASP: 19456 with t=2, p=1). Lower only for tests.
+    #[arg(long, env = "TESSERA_ARGON2_MEMORY_KIB", default_value_t = 19456)]
+    pub argon2_memory_kib: u32,
+
+    /// Argon2id iterations.
+    #[arg(long, env = "TESSERA_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+
+    /// Argon2id parallelism (lanes).
+    #[arg(long, env = "TESSERA_ARGON2_PARALLELISM", default_value_t = 1)]
+    pub argon2_parallelism: u32,
+
+    /// Generate a new signing key at start; the old keys stay in the JWKS for verification.
+    #[arg(long, env = "TESSERA_ROTATE_SIGNING_KEY", value_parser = BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub rotate_signing_key: bool,
+
+    /// Take the client address from the first `X-Forwarded-For` hop (only behind a trusted proxy).
+    #[arg(long, env = "TESSERA_TRUST_PROXY", value_parser = BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub trust_proxy: bool,
+
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info`, `tessera_server=debug`.
+    #[arg(long, env = "TESSERA_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            demo: false,
+            listen: "127.0.0.1:8080".into(),
+            store: "sqlite://tessera.db".into(),
+            access_ttl: 300,
+            idle_timeout: 1800,
+            absolute_timeout: 28800,
+            allowed_origins: Vec::new(),
+            www_dir: "www".into(),
+            pkg_dir: "pkg".into(),
+            issuer: "tessera".into(),
+            audience: "tessera".into(),
+            jwt_leeway: 30,
+            refresh_grace: 10,
+            mfa_ttl: 300,
+            account_limit: 10,
+            address_limit: 100,
+            rate_window: 300,
+            anomaly_policy: AnomalyPolicy::Record,
+            argon2_memory_kib: 19456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            rotate_signing_key: false,
+            trust_proxy: false,
+            log: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults with a `memory://` store and cheap Argon2 parameters (m = 64 KiB, t = 1):
+    /// for tests only, never for production.
+    pub fn for_tests() -> Self {
+        Config {
+            store: "memory://".into(),
+            argon2_memory_kib: 64,
+            argon2_iterations: 1,
+            ..Config::default()
+        }
+    }
+
+    /// Checks ranges that clap cannot express.
+    ///
+    /// # Errors
+    /// A message naming the offending setting.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("--access-ttl", self.access_ttl),
+            ("--idle-timeout", self.idle_timeout),
+            ("--absolute-timeout", self.absolute_timeout),
+            ("--mfa-ttl", self.mfa_ttl),
+            ("--rate-window", self.rate_window),
+        ];
+        for (name, v) in positive {
+            if v <= 0 {
+                return Err(format!("{name} must be positive (got {v})"));
+            }
+        }
+        if !(0..=300).contains(&self.jwt_leeway) {
+            return Err("--jwt-leeway must be between 0 and 300 seconds".into());
+        }
+        if !(0..=300).contains(&self.refresh_grace) {
+            return Err("--refresh-grace must be between 0 and 300 seconds".into());
+        }
+        for o in &self.allowed_origins {
+            if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {
+                return Err(format!(
+                    "--allowed-origins entry {o:?} must be an origin like https://app.example.com"
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,285 @@
+//! Ed25519-signed JWT access tokens (RFC 9068 profile, RFC 8725 practices) and the JWKS.
+//!
+//! The signing keys are generated on first start and persisted in the store (meta key
+//! `signing_keys`); the newest key signs, every key in the set verifies and is published at
+//! `/.well-known/jwks.json`, so keys can be rotated without invalidating live tokens.
+//! Verification pins `EdDSA` per key (by `kid`), requires `typ: at+jwt`, `iss`, `aud`,
+//! `exp`, and checks time against the injectable [`Clock`](crate::clock::Clock) with a
+//! bounded leeway.
+
+use ed25519_dalek::SigningKey;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::secret::{b64, random_bytes, unb64};
+
+/// The claims of a Tessera access token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Subject: the user id.
+    pub sub: String,
+    /// Session id.
+    pub sid: String,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Expiry (Unix seconds).
+    pub exp: i64,
+    /// Unique token id.
+    pub jti: String,
+    /// The user's login name (for display; not an authorization input).
+    pub username: String,
+}
+
+/// A persisted signing key (the 32-byte Ed25519 seed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredKey {
+    /// Key id published in the JWKS and the JWT header.
+    pub kid: String,
+    /// base64url Ed25519 seed.
+    pub seed: String,
+    /// When the key was created (Unix seconds).
+    pub created_at: i64,
+}
+
+impl StoredKey {
+    /// A fresh random key.
+    pub fn generate(now: i64) -> Self {
+        let seed = random_bytes();
+        let public = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+        let kid = b64(&Sha256::digest(public))[..16].to_string();
+        StoredKey { kid, seed: b64(&seed), created_at: now }
+    }
+}
+
+struct LoadedKey {
+    kid: String,
+    public: [u8; 32],
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+/// Why a token was rejected (logged, never sent: the client only sees `unauthorized`).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Not a well-formed JWT, or the signature does not verify.
+    #[error("malformed or badly signed token")]
+    Invalid,
+    /// `alg` is not `EdDSA` or `typ` is not `at+jwt`.
+    #[error("wrong alg or typ")]
+    WrongType,
+    /// The `kid` is not in the key set.
+    #[error("unknown kid")]
+    UnknownKey,
+    /// `exp` is in the past (beyond the leeway) or `iat` in the future.
+    #[error("expired or not yet valid")]
+    Expired,
+}
+
+/// The active key set.
+pub struct KeySet {
+    keys: Vec<LoadedKey>, // newest first
+    issuer: String,
+    audience: String,
+    leeway: i64,
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySet")
+            .field("kids", &self.keys.iter().map(|k| &k.kid).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// PKCS#8 v1 wrapping of an Ed25519 seed (RFC 8410), which `EncodingKey::from_ed_der` takes.
+fn pkcs8_from_seed(seed: &[u8; 32]) -> Vec<u8> {
+    let mut der = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    der.extend_from_slice(seed);
+    der
+}
+
+impl KeySet {
+    /// Builds the set from stored keys (newest first after sorting by `created_at`).
+    ///
+    /// # Errors
+    /// When a stored key is malformed or the set is empty.
+    pub fn new(
+        mut stored: Vec<StoredKey>,
+        issuer: &str,
+        audience: &str,
+        leeway: i64,
+    ) -> Result<Self, String> {
+        stored.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        let mut keys = Vec::new();
+        for k in stored {
+            let seed: [u8; 32] = unb64(&k.seed)
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| format!("signing key {} is malformed", k.kid))?;
+            let public = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+            let encoding = EncodingKey::from_ed_der(&pkcs8_from_seed(&seed));
+            let decoding = DecodingKey::from_ed_components(&b64(&public))
+                .map_err(|e| format!("signing key {}: {e}", k.kid))?;
+            keys.push(LoadedKey { kid: k.kid, public, encoding, decoding });
+        }
+        if keys.is_empty() {
+            return Err("no signing keys".into());
+        }
+        Ok(KeySet { keys, issuer: issuer.into(), audience: audience.into(), leeway })
+    }
+
+    /// The configured issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+    /// The configured audience.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// Signs `claims` with the newest key.
+    ///
+    /// # Errors
+    /// Only if serialization or signing fails.
+    pub fn sign(&self, claims: &AccessClaims) -> Result<String, String> {
+        let key = &self.keys[0];
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| e.to_string())
+    }
+
+    /// Verifies `token` at time `now`: pinned `EdDSA`, `typ` `at+jwt`, known `kid`, valid
+    /// signature, matching `iss` and `aud`, `exp`/`iat` within the leeway.
+    ///
+    /// # Errors
+    /// A [`TokenError`] naming the first failed check.
+    pub fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
+        if token.len() > 4096 {
+            return Err(TokenError::Invalid);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        let typ_ok = matches!(header.typ.as_deref().map(str::to_ascii_lowercase).as_deref(),
+            Some("at+jwt") | Some("application/at+jwt"));
+        if header.alg != Algorithm::EdDSA || !typ_ok {
+            return Err(TokenError::WrongType);
+        }
+        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        let key = self.keys.iter().find(|k| k.kid == kid).ok_or(TokenError::UnknownKey)?;
+        let mut v = Validation::new(Algorithm::EdDSA);
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[&self.audience]);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        v.validate_exp = false; // checked below against the injectable clock
+        v.leeway = 0;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &v)
+            .map_err(|_| TokenError::Invalid)?;
+        let c = data.claims;
+        if c.exp + self.leeway <= now || c.iat - self.leeway > now {
+            return Err(TokenError::Expired);
+        }
+        Ok(c)
+    }
+
+    /// The public keys as a JWK Set (RFC 7517 / RFC 8037 `OKP` keys).
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<_> = self
+            .keys
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "kty": "OKP", "crv": "Ed25519", "x": b64(&k.public),
+                    "kid": k.kid, "alg": "EdDSA", "use": "sig"
+                })
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+
+    /// The raw public key of the signing key (for benchmarks comparing raw verification).
+    pub fn signing_public_key(&self) -> [u8; 32] {
+        self.keys[0].public
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(now: i64) -> AccessClaims {
+        AccessClaims {
+            iss: "iss".into(),
+            aud: "aud".into(),
+            sub: "u1".into(),
+            sid: "s1".into(),
+            iat: now,
+            exp: now + 60,
+            jti: "j".into(),
+            username: "alice".into(),
+        }
+    }
+
+    #[test]
+    fn sign_verify_and_expiry() {
+        let ks = KeySet::new(vec![StoredKey::generate(1)], "iss", "aud", 5).unwrap();
+        let t = ks.sign(&claims(1000)).unwrap();
+        assert_eq!(ks.verify(&t, 1000).unwrap().sid, "s1");
+        assert_eq!(ks.verify(&t, 1064), Err(TokenError::Expired));
+        assert_eq!(ks.verify(&t, 900), Err(TokenError::Expired));
+        let mut bad = t.clone();
+        bad.pop();
+        bad.push(if t.ends_with('A') { 'B' } else { 'A' });
+        assert_eq!(ks.verify(&bad, 1000), Err(TokenError::Invalid));
+        assert_eq!(ks.verify("not.a.jwt", 1000), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn wrong_issuer_audience_or_key_rejected() {
+        let k = StoredKey::generate(1);
+        let a = KeySet::new(vec![k.clone()], "iss", "aud", 5).unwrap();
+        let other_aud = KeySet::new(vec![k], "iss", "other", 5).unwrap();
+        let t = a.sign(&claims(1000)).unwrap();
+        assert_eq!(other_aud.verify(&t, 1000), Err(TokenError::Invalid));
+        let stranger = KeySet::new(vec![StoredKey::generate(1)], "iss", "aud", 5).unwrap();
+        assert_eq!(stranger.verify(&t, 1000), Err(TokenError::UnknownKey));
+    }
+
+    #[test]
+    fn alg_none_and_hs256_are_refused() {
+        let ks = KeySet::new(vec![StoredKey::generate(1)], "iss", "aud", 5).unwrap();
+        let body = b64(serde_json::to_string(&claims(1000)).unwrap().as_bytes());
+        let none = format!("{}.{}.", b64(br#"{"alg":"none","typ":"at+jwt"}"#), body);
+        assert_eq!(ks.verify(&none, 1000), Err(TokenError::Invalid));
+        let mut h = Header::new(Algorithm::HS256);
+        h.typ = Some("at+jwt".into());
+        let hs = jsonwebtoken::encode(&h, &claims(1000), &EncodingKey::from_secret(b"k")).unwrap();
+        assert_eq!(ks.verify(&hs, 1000), Err(TokenError::WrongType));
+        // a correctly signed token with typ JWT is not an access token
+        let mut h = Header::new(Algorithm::EdDSA);
+        h.kid = Some(ks.keys[0].kid.clone());
+        let plain = jsonwebtoken::encode(&h, &claims(1000), &ks.keys[0].encoding).unwrap();
+        assert_eq!(ks.verify(&plain, 1000), Err(TokenError::WrongType));
+    }
+
+    #[test]
+    fn rotated_set_verifies_old_tokens_and_signs_with_newest() {
+        let old = StoredKey::generate(1);
+        let ks_old = KeySet::new(vec![old.clone()], "iss", "aud", 5).unwrap();
+        let t_old = ks_old.sign(&claims(1000)).unwrap();
+        let new = StoredKey::generate(2);
+        let ks = KeySet::new(vec![old, new.clone()], "iss", "aud", 5).unwrap();
+        assert!(ks.verify(&t_old, 1000).is_ok());
+        let t_new = ks.sign(&claims(1000)).unwrap();
+        let h = jsonwebtoken::decode_header(&t_new).unwrap();
+        assert_eq!(h.kid.as_deref(), Some(new.kid.as_str()));
+        assert_eq!(ks.jwks()["keys"].as_array().map(|a| a.len()), Some(2));
+    }
+}

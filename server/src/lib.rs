@@ -1,0 +1,105 @@
+//! # tessera-server
+//!
+//! The verification server of Tessera: issues, verifies, rotates and revokes browser
+//! sessions following OWASP's Session Management Cheat Sheet, ASVS V3, RFC 9700 (refresh
+//! token rotation with reuse detection), RFC 9068/8725 (JWT access tokens) and RFC 6238 (TOTP).
+//!
+//! The application is a function, [`app`], so tests drive it without a socket:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use tessera_server::{app, config::Config, state::AppState};
+//! let state = AppState::from_config(Config::for_tests()).await?;
+//! let router = app(state);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod jwt;
+pub mod password;
+pub mod ratelimit;
+pub mod routes;
+pub mod secret;
+pub mod state;
+pub mod store;
+pub mod totp;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+pub use config::Config;
+pub use state::AppState;
+
+/// Builds the router: auth routes, the demo resource, JWKS, and (in demo mode) the static
+/// demo page and package.
+pub fn app(state: AppState) -> Router {
+    let cfg = state.config().clone();
+    let auth = Router::new()
+        .route("/auth/login", post(routes::login))
+        .route("/auth/mfa", post(routes::mfa))
+        .route("/auth/refresh", post(routes::refresh))
+        .route("/auth/logout", post(routes::logout))
+        .route("/auth/logout-all", post(routes::logout_all))
+        .route("/auth/session", get(routes::current_session))
+        .route("/auth/sessions", get(routes::list_sessions))
+        .route("/auth/sessions/{id}", delete(routes::delete_session))
+        .route("/auth/vault-key", post(routes::vault_key))
+        .route("/auth/introspect", post(routes::introspect))
+        .route("/api/me", get(routes::me))
+        // OWASP: responses carrying tokens must never be cached.
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::overriding(header::PRAGMA, HeaderValue::from_static("no-cache")));
+
+    let mut router = Router::new()
+        .merge(auth)
+        .route("/.well-known/jwks.json", get(routes::jwks))
+        .layer(DefaultBodyLimit::max(64 * 1024));
+
+    if cfg.demo {
+        let pkg = ServeDir::new(&cfg.pkg_dir);
+        let www = ServeDir::new(&cfg.www_dir).append_index_html_on_directories(true);
+        router = router.nest_service("/pkg", pkg).fallback_service(www);
+    } else {
+        router = router.fallback(routes::not_found);
+    }
+
+    let mut router = router
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ));
+
+    let origins: Vec<HeaderValue> =
+        cfg.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    if !origins.is_empty() {
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_credentials(true)
+                .allow_methods([Method::GET, Method::POST, Method::DELETE])
+                .allow_headers([
+                    header::CONTENT_TYPE,
+                    header::AUTHORIZATION,
+                    HeaderName::from_static(routes::CSRF_HEADER),
+                ])
+                .max_age(std::time::Duration::from_secs(600)),
+        );
+    }
+    router.layer(TraceLayer::new_for_http()).with_state(state)
+}

@@ -1,0 +1,397 @@
+//! Redis store (standalone Redis or Valkey, `redis://` / `rediss://` URLs) for several server
+//! instances sharing sessions. Rotation and revocation run as Lua scripts, so each is atomic
+//! on the server. Layout (all keys under a prefix, default `tessera:`):
+//! `s:{sid}` hash (session), `t:{hash}` string `"{sid} {generation}"` (refresh token),
+//! `u:{user_id}` set of sids, `ev:{sid}` list of JSON events, `user:{name}` hash,
+//! `meta:{key}`, `eph:{key}` (with expiry). Session keys expire a day after the absolute
+//! lifetime. Cluster and Sentinel are not wired up (the scripts touch keys derived inside
+//! Lua, which Cluster would need hash tags for); see the README.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use ::redis::aio::ConnectionManager;
+use ::redis::AsyncCommands;
+
+use super::{position, RotateOutcome, RotateRequest, SessionEvent, SessionRecord, SessionStore, StoreError, StoreResult, TokenPosition, UserRecord};
+use crate::secret::{b64, unb64};
+
+/// How long revoked/expired session records are kept after their absolute expiry.
+const RETENTION: i64 = 86_400;
+/// Garbage-collection TTL of short-lived values (their real expiry is inside the value).
+const EPHEMERAL_TTL: i64 = 3_600;
+
+fn unpack_ephemeral(v: Option<String>, now: i64) -> Option<String> {
+    let v = v?;
+    let (exp, value) = v.split_once('|')?;
+    (exp.parse::<i64>().ok()? > now).then(|| value.to_string())
+}
+
+const ROTATE_LUA: &str = r#"
+local p = ARGV[1]
+local now = tonumber(ARGV[2]); local grace = tonumber(ARGV[3]); local idle = tonumber(ARGV[4])
+local t = redis.call('GET', KEYS[1])
+if not t then return {'unknown'} end
+local sp = string.find(t, ' ', 1, true)
+if not sp then return {'unknown'} end
+local sid = string.sub(t, 1, sp - 1)
+local tgen = tonumber(string.sub(t, sp + 1))
+local sk = p .. 's:' .. sid
+local f = redis.call('HMGET', sk, 'revoked_at', 'expires_at', 'last_seen', 'gen', 'prev_at', 'prev_sealed')
+if not f[4] then return {'unknown'} end
+if f[1] and f[1] ~= '' then return {'revoked', sid} end
+local exp = tonumber(f[2]); local last = tonumber(f[3]); local gen = tonumber(f[4])
+if now >= exp or now >= last + idle then
+  redis.call('HSET', sk, 'revoked_at', ARGV[2], 'reason', 'expired', 'vault', '')
+  return {'expired', sid}
+end
+if tgen == gen then
+  redis.call('HSET', sk, 'gen', tostring(gen + 1), 'prev_at', ARGV[2], 'prev_sealed', ARGV[6], 'last_seen', ARGV[2])
+  local tk = p .. 't:' .. ARGV[5]
+  redis.call('SET', tk, sid .. ' ' .. tostring(gen + 1))
+  redis.call('EXPIRE', tk, math.max(1, exp - now + tonumber(ARGV[7])))
+  return {'rotated', sid}
+end
+if tgen == gen - 1 and f[5] and f[5] ~= '' and f[6] and f[6] ~= '' and now - tonumber(f[5]) <= grace then
+  return {'grace', sid, f[6]}
+end
+redis.call('HSET', sk, 'revoked_at', ARGV[2], 'reason', 'refresh_reused', 'vault', '')
+return {'reused', sid}
+"#;
+
+const REVOKE_LUA: &str = r#"
+local f = redis.call('HMGET', KEYS[1], 'gen', 'revoked_at')
+if not f[1] then return 0 end
+if f[2] and f[2] ~= '' then return 0 end
+redis.call('HSET', KEYS[1], 'revoked_at', ARGV[1], 'reason', ARGV[2], 'vault', '')
+return 1
+"#;
+
+/// The Redis backend.
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+    rotate: ::redis::Script,
+    revoke: ::redis::Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+fn err(e: ::redis::RedisError) -> StoreError {
+    StoreError::Redis(e.to_string())
+}
+
+fn parse_i64(m: &HashMap<String, String>, k: &str) -> StoreResult<i64> {
+    m.get(k)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("session field {k}")))
+}
+
+fn opt_i64(m: &HashMap<String, String>, k: &str) -> Option<i64> {
+    m.get(k).filter(|v| !v.is_empty()).and_then(|v| v.parse().ok())
+}
+
+fn opt_key(m: &HashMap<String, String>, k: &str) -> Option<[u8; 32]> {
+    m.get(k).filter(|v| !v.is_empty()).and_then(|v| unb64(v)).and_then(|v| v.try_into().ok())
+}
+
+fn session_from_hash(sid: &str, m: &HashMap<String, String>) -> StoreResult<Option<SessionRecord>> {
+    if m.is_empty() {
+        return Ok(None);
+    }
+    let s = |k: &str| m.get(k).cloned().unwrap_or_default();
+    Ok(Some(SessionRecord {
+        sid: sid.to_string(),
+        user_id: s("user_id"),
+        username: s("username"),
+        created_at: parse_i64(m, "created_at")?,
+        last_seen: parse_i64(m, "last_seen")?,
+        expires_at: parse_i64(m, "expires_at")?,
+        mfa: s("mfa") == "1",
+        user_agent: s("ua"),
+        address: s("addr"),
+        revoked_at: opt_i64(m, "revoked_at"),
+        revoke_reason: m.get("reason").filter(|v| !v.is_empty()).cloned(),
+        vault_key: opt_key(m, "vault"),
+        generation: parse_i64(m, "gen")?,
+        prev_rotated_at: opt_i64(m, "prev_at"),
+        prev_sealed: opt_key(m, "prev_sealed"),
+        events: Vec::new(),
+    }))
+}
+
+fn session_fields(s: &SessionRecord) -> Vec<(&'static str, String)> {
+    vec![
+        ("user_id", s.user_id.clone()),
+        ("username", s.username.clone()),
+        ("created_at", s.created_at.to_string()),
+        ("last_seen", s.last_seen.to_string()),
+        ("expires_at", s.expires_at.to_string()),
+        ("mfa", if s.mfa { "1" } else { "0" }.into()),
+        ("ua", s.user_agent.clone()),
+        ("addr", s.address.clone()),
+        ("revoked_at", s.revoked_at.map(|v| v.to_string()).unwrap_or_default()),
+        ("reason", s.revoke_reason.clone().unwrap_or_default()),
+        ("vault", s.vault_key.map(|k| b64(&k)).unwrap_or_default()),
+        ("gen", s.generation.to_string()),
+        ("prev_at", s.prev_rotated_at.map(|v| v.to_string()).unwrap_or_default()),
+        ("prev_sealed", s.prev_sealed.map(|k| b64(&k)).unwrap_or_default()),
+    ]
+}
+
+impl RedisStore {
+    /// Connects to `url` (e.g. `redis://127.0.0.1:6379/0`) with key prefix `prefix`.
+    ///
+    /// # Errors
+    /// When the URL is malformed or the server is unreachable.
+    pub async fn connect(url: &str, prefix: &str) -> StoreResult<Self> {
+        let client = ::redis::Client::open(url).map_err(err)?;
+        let conn = ConnectionManager::new(client).await.map_err(err)?;
+        Ok(RedisStore {
+            conn,
+            prefix: prefix.to_string(),
+            rotate: ::redis::Script::new(ROTATE_LUA),
+            revoke: ::redis::Script::new(REVOKE_LUA),
+        })
+    }
+
+    fn k(&self, kind: &str, id: &str) -> String {
+        format!("{}{kind}:{id}", self.prefix)
+    }
+
+    fn session_pipe(&self, pipe: &mut ::redis::Pipeline, s: &SessionRecord, hash: &str) {
+        let sk = self.k("s", &s.sid);
+        let tk = self.k("t", hash);
+        // Relative TTLs, so an injected clock far from wall time cannot expire keys early.
+        let ttl = (s.expires_at - s.created_at).max(0) + RETENTION;
+        pipe.hset_multiple(&sk, &session_fields(s)).ignore();
+        pipe.expire(&sk, ttl).ignore();
+        pipe.set(&tk, format!("{} {}", s.sid, s.generation)).ignore();
+        pipe.expire(&tk, ttl).ignore();
+        pipe.sadd(self.k("u", &s.user_id), &s.sid).ignore();
+    }
+
+    async fn load(&self, sid: &str) -> StoreResult<Option<SessionRecord>> {
+        let mut c = self.conn.clone();
+        let m: HashMap<String, String> = c.hgetall(self.k("s", sid)).await.map_err(err)?;
+        session_from_hash(sid, &m)
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn get_meta(&self, key: &str) -> StoreResult<Option<String>> {
+        let mut c = self.conn.clone();
+        c.get(self.k("meta", key)).await.map_err(err)
+    }
+    async fn put_meta_if_absent(&self, key: &str, value: &str) -> StoreResult<String> {
+        let mut c = self.conn.clone();
+        let k = self.k("meta", key);
+        let _: bool = c.set_nx(&k, value).await.map_err(err)?;
+        let v: Option<String> = c.get(&k).await.map_err(err)?;
+        v.ok_or_else(|| StoreError::Corrupt(format!("meta {key} vanished")))
+    }
+    async fn set_meta(&self, key: &str, value: &str) -> StoreResult<()> {
+        let mut c = self.conn.clone();
+        c.set(self.k("meta", key), value).await.map_err(err)
+    }
+
+    async fn upsert_user(&self, u: &UserRecord) -> StoreResult<()> {
+        let mut c = self.conn.clone();
+        let json = serde_json::to_string(u).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        c.set(self.k("user", &u.username), json).await.map_err(err)
+    }
+    async fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        let mut c = self.conn.clone();
+        let v: Option<String> = c.get(self.k("user", username)).await.map_err(err)?;
+        v.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    async fn create_session(&self, s: &SessionRecord, refresh_hash: &str) -> StoreResult<()> {
+        let mut pipe = ::redis::pipe();
+        pipe.atomic();
+        self.session_pipe(&mut pipe, s, refresh_hash);
+        let mut c = self.conn.clone();
+        pipe.query_async(&mut c).await.map_err(err)
+    }
+    async fn create_sessions(&self, batch: &[(SessionRecord, String)]) -> StoreResult<()> {
+        let mut c = self.conn.clone();
+        for chunk in batch.chunks(1000) {
+            let mut pipe = ::redis::pipe();
+            for (s, h) in chunk {
+                self.session_pipe(&mut pipe, s, h);
+            }
+            let () = pipe.query_async(&mut c).await.map_err(err)?;
+        }
+        Ok(())
+    }
+    async fn get_session(&self, sid: &str) -> StoreResult<Option<SessionRecord>> {
+        self.load(sid).await
+    }
+    async fn list_sessions(&self, user_id: &str) -> StoreResult<Vec<SessionRecord>> {
+        let mut c = self.conn.clone();
+        let sids: Vec<String> = c.smembers(self.k("u", user_id)).await.map_err(err)?;
+        let mut out = Vec::new();
+        for sid in sids {
+            match self.load(&sid).await? {
+                Some(mut s) => {
+                    let evs: Vec<String> = c.lrange(self.k("ev", &sid), 0, -1).await.map_err(err)?;
+                    s.events = evs.iter().filter_map(|e| serde_json::from_str(e).ok()).collect();
+                    out.push(s);
+                }
+                None => {
+                    // expired out of Redis: drop it from the index
+                    let _: i64 = c.srem(self.k("u", user_id), &sid).await.map_err(err)?;
+                }
+            }
+        }
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.sid.cmp(&b.sid)));
+        Ok(out)
+    }
+    async fn lookup_refresh(
+        &self,
+        hash: &str,
+        now: i64,
+        grace: i64,
+    ) -> StoreResult<Option<(SessionRecord, TokenPosition)>> {
+        let mut c = self.conn.clone();
+        let t: Option<String> = c.get(self.k("t", hash)).await.map_err(err)?;
+        let Some((sid, gen)) = t.as_deref().and_then(|t| t.split_once(' ')) else {
+            return Ok(None);
+        };
+        let Ok(gen) = gen.parse::<i64>() else { return Ok(None) };
+        Ok(self.load(sid).await?.map(|s| {
+            let p = position(&s, gen, now, grace);
+            (s, p)
+        }))
+    }
+    async fn rotate(&self, req: &RotateRequest) -> StoreResult<RotateOutcome> {
+        let mut c = self.conn.clone();
+        let reply: Vec<String> = self
+            .rotate
+            .key(self.k("t", &req.presented_hash))
+            .arg(&self.prefix)
+            .arg(req.now)
+            .arg(req.grace)
+            .arg(req.idle)
+            .arg(&req.new_hash)
+            .arg(b64(&req.sealed_successor))
+            .arg(RETENTION)
+            .invoke_async(&mut c)
+            .await
+            .map_err(err)?;
+        let sid = reply.get(1).cloned().unwrap_or_default();
+        Ok(match reply.first().map(String::as_str) {
+            Some("rotated") => match self.load(&sid).await? {
+                Some(s) => RotateOutcome::Rotated(s),
+                None => RotateOutcome::Unknown,
+            },
+            Some("grace") => {
+                let sealed = reply
+                    .get(2)
+                    .and_then(|v| unb64(v))
+                    .and_then(|v| v.try_into().ok())
+                    .ok_or_else(|| StoreError::Corrupt("sealed successor".into()))?;
+                match self.load(&sid).await? {
+                    Some(session) => RotateOutcome::Grace { session, sealed },
+                    None => RotateOutcome::Unknown,
+                }
+            }
+            Some("reused") => RotateOutcome::Reused { sid },
+            Some("revoked") => RotateOutcome::Revoked,
+            Some("expired") => RotateOutcome::Expired,
+            _ => RotateOutcome::Unknown,
+        })
+    }
+    async fn revoke_session(&self, sid: &str, reason: &str, now: i64) -> StoreResult<bool> {
+        let mut c = self.conn.clone();
+        let n: i64 = self
+            .revoke
+            .key(self.k("s", sid))
+            .arg(now)
+            .arg(reason)
+            .invoke_async(&mut c)
+            .await
+            .map_err(err)?;
+        Ok(n == 1)
+    }
+    async fn revoke_user_sessions(&self, user_id: &str, reason: &str, now: i64) -> StoreResult<usize> {
+        let mut c = self.conn.clone();
+        let sids: Vec<String> = c.smembers(self.k("u", user_id)).await.map_err(err)?;
+        let mut n = 0;
+        for sid in sids {
+            n += self.revoke_session(&sid, reason, now).await? as usize;
+        }
+        Ok(n)
+    }
+    async fn update_client(
+        &self,
+        sid: &str,
+        ua: &str,
+        addr: &str,
+        event: Option<&SessionEvent>,
+    ) -> StoreResult<()> {
+        let mut c = self.conn.clone();
+        let sk = self.k("s", sid);
+        let mut pipe = ::redis::pipe();
+        pipe.atomic();
+        pipe.hset_multiple(&sk, &[("ua", ua), ("addr", addr)]).ignore();
+        if let Some(e) = event {
+            let ek = self.k("ev", sid);
+            let json = serde_json::to_string(e).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            pipe.rpush(&ek, json).ignore();
+            pipe.expire(&ek, 2 * RETENTION).ignore();
+        }
+        pipe.query_async(&mut c).await.map_err(err)
+    }
+
+    async fn put_ephemeral(&self, key: &str, value: &str, expires_at: i64) -> StoreResult<()> {
+        // The value carries its own expiry (checked against the injected clock); the Redis
+        // TTL only garbage-collects, relative to the same clock.
+        let mut c = self.conn.clone();
+        let k = self.k("eph", key);
+        let v = format!("{expires_at}|{value}");
+        let () = ::redis::cmd("SET")
+            .arg(&k)
+            .arg(v)
+            .arg("EX")
+            .arg(EPHEMERAL_TTL)
+            .query_async(&mut c)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+    async fn get_ephemeral(&self, key: &str, now: i64) -> StoreResult<Option<String>> {
+        let mut c = self.conn.clone();
+        let v: Option<String> = c.get(self.k("eph", key)).await.map_err(err)?;
+        Ok(unpack_ephemeral(v, now))
+    }
+    async fn take_ephemeral(&self, key: &str, now: i64) -> StoreResult<Option<String>> {
+        let mut c = self.conn.clone();
+        let v: Option<String> =
+            ::redis::cmd("GETDEL").arg(self.k("eph", key)).query_async(&mut c).await.map_err(err)?;
+        Ok(unpack_ephemeral(v, now))
+    }
+    async fn use_once(&self, key: &str, expires_at: i64, now: i64) -> StoreResult<bool> {
+        let mut c = self.conn.clone();
+        let r: Option<String> = ::redis::cmd("SET")
+            .arg(self.k("eph", key))
+            .arg(format!("{expires_at}|1"))
+            .arg("NX")
+            .arg("EX")
+            .arg((expires_at - now).max(1))
+            .query_async(&mut c)
+            .await
+            .map_err(err)?;
+        Ok(r.is_some())
+    }
+}

@@ -1,0 +1,466 @@
+//! SQLite store: the embedded, persistent default. One file, WAL journal, schema migrations
+//! tracked in `PRAGMA user_version`, one writer connection plus a few readers. Each
+//! operation runs on tokio's blocking pool; rotation is one `BEGIN IMMEDIATE` transaction.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::*;
+
+const MIGRATIONS: &[&str] = &[
+    // v1
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE users (id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE,
+                         password_hash TEXT NOT NULL, totp_secret TEXT);
+     CREATE TABLE sessions (sid TEXT PRIMARY KEY, user_id TEXT NOT NULL, username TEXT NOT NULL,
+                            created_at INTEGER NOT NULL, last_seen INTEGER NOT NULL,
+                            expires_at INTEGER NOT NULL, mfa INTEGER NOT NULL,
+                            user_agent TEXT NOT NULL, address TEXT NOT NULL,
+                            revoked_at INTEGER, revoke_reason TEXT, vault_key BLOB,
+                            generation INTEGER NOT NULL, prev_rotated_at INTEGER, prev_sealed BLOB);
+     CREATE INDEX sessions_by_user ON sessions(user_id);
+     CREATE TABLE refresh_tokens (hash TEXT PRIMARY KEY, sid TEXT NOT NULL, generation INTEGER NOT NULL);
+     CREATE INDEX refresh_by_sid ON refresh_tokens(sid);
+     CREATE TABLE session_events (id INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL,
+                                  at INTEGER NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL);
+     CREATE INDEX events_by_sid ON session_events(sid);
+     CREATE TABLE ephemeral (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER NOT NULL);",
+];
+
+const SESSION_COLS: &str = "sid, user_id, username, created_at, last_seen, expires_at, mfa, \
+    user_agent, address, revoked_at, revoke_reason, vault_key, generation, prev_rotated_at, prev_sealed";
+
+type Conn = Arc<Mutex<Connection>>;
+
+/// The SQLite backend.
+pub struct SqliteStore {
+    writer: Conn,
+    readers: Vec<Conn>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+fn err(e: rusqlite::Error) -> StoreError {
+    StoreError::Sqlite(e.to_string())
+}
+
+fn blob32(v: Option<Vec<u8>>) -> Option<[u8; 32]> {
+    v.and_then(|b| b.try_into().ok())
+}
+
+fn row_to_session(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
+    Ok(SessionRecord {
+        sid: r.get(0)?,
+        user_id: r.get(1)?,
+        username: r.get(2)?,
+        created_at: r.get(3)?,
+        last_seen: r.get(4)?,
+        expires_at: r.get(5)?,
+        mfa: r.get::<_, i64>(6)? != 0,
+        user_agent: r.get(7)?,
+        address: r.get(8)?,
+        revoked_at: r.get(9)?,
+        revoke_reason: r.get(10)?,
+        vault_key: blob32(r.get(11)?),
+        generation: r.get(12)?,
+        prev_rotated_at: r.get(13)?,
+        prev_sealed: blob32(r.get(14)?),
+        events: Vec::new(),
+    })
+}
+
+fn load_session(c: &Connection, sid: &str) -> rusqlite::Result<Option<SessionRecord>> {
+    c.prepare_cached(&format!("SELECT {SESSION_COLS} FROM sessions WHERE sid = ?1"))?
+        .query_row([sid], row_to_session)
+        .optional()
+}
+
+fn revoke(c: &Connection, sid: &str, reason: &str, now: i64) -> rusqlite::Result<bool> {
+    let n = c
+        .prepare_cached(
+            "UPDATE sessions SET revoked_at = ?2, revoke_reason = ?3, vault_key = NULL \
+             WHERE sid = ?1 AND revoked_at IS NULL",
+        )?
+        .execute(params![sid, now, reason])?;
+    Ok(n > 0)
+}
+
+fn insert_session(c: &Connection, s: &SessionRecord, hash: &str) -> rusqlite::Result<()> {
+    c.prepare_cached(&format!(
+        "INSERT INTO sessions ({SESSION_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
+    ))?
+    .execute(params![
+        s.sid,
+        s.user_id,
+        s.username,
+        s.created_at,
+        s.last_seen,
+        s.expires_at,
+        s.mfa as i64,
+        s.user_agent,
+        s.address,
+        s.revoked_at,
+        s.revoke_reason,
+        s.vault_key.map(|k| k.to_vec()),
+        s.generation,
+        s.prev_rotated_at,
+        s.prev_sealed.map(|k| k.to_vec()),
+    ])?;
+    c.prepare_cached("INSERT INTO refresh_tokens (hash, sid, generation) VALUES (?1, ?2, ?3)")?
+        .execute(params![hash, s.sid, s.generation])?;
+    Ok(())
+}
+
+fn configure(c: &Connection) -> rusqlite::Result<()> {
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    // NORMAL is durable across application crashes in WAL mode; only an OS crash can lose
+    // the last transactions. See the README for the trade-off.
+    c.pragma_update(None, "synchronous", "NORMAL")?;
+    c.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+fn migrate(c: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        let tx = c.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies migrations.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or a migration fails.
+    pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
+        let path = path.as_ref();
+        if path.as_os_str().is_empty() {
+            return Err(StoreError::Config("sqlite:// needs a file path".into()));
+        }
+        let mut w = Connection::open(path).map_err(err)?;
+        configure(&w).map_err(err)?;
+        migrate(&mut w).map_err(err)?;
+        let mut readers = Vec::new();
+        for _ in 0..2 {
+            let r = Connection::open(path).map_err(err)?;
+            r.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+            readers.push(Arc::new(Mutex::new(r)));
+        }
+        Ok(SqliteStore { writer: Arc::new(Mutex::new(w)), readers, next: AtomicUsize::new(0) })
+    }
+
+    async fn run<R, F>(conn: Conn, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        tokio::task::spawn_blocking(move || {
+            let mut g = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut g).map_err(err)
+        })
+        .await
+        .map_err(|e| StoreError::Sqlite(format!("blocking task failed: {e}")))?
+    }
+
+    async fn write<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        Self::run(self.writer.clone(), f).await
+    }
+
+    async fn read<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        Self::run(self.readers[i].clone(), f).await
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn get_meta(&self, key: &str) -> StoreResult<Option<String>> {
+        let key = key.to_string();
+        self.write(move |c| {
+            c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()
+        })
+        .await
+    }
+    async fn put_meta_if_absent(&self, key: &str, value: &str) -> StoreResult<String> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.write(move |c| {
+            c.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)", [&key, &value])?;
+            c.query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| r.get(0))
+        })
+        .await
+    }
+    async fn set_meta(&self, key: &str, value: &str) -> StoreResult<()> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [&key, &value],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn upsert_user(&self, u: &UserRecord) -> StoreResult<()> {
+        let u = u.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO users (id, username, password_hash, totp_secret) VALUES (?1,?2,?3,?4) \
+                 ON CONFLICT(username) DO UPDATE SET password_hash = excluded.password_hash, \
+                 totp_secret = excluded.totp_secret",
+                params![u.id, u.username, u.password_hash, u.totp_secret],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+    async fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        let username = username.to_string();
+        self.read(move |c| {
+            c.prepare_cached("SELECT id, username, password_hash, totp_secret FROM users WHERE username = ?1")?
+                .query_row([username], |r| {
+                    Ok(UserRecord {
+                        id: r.get(0)?,
+                        username: r.get(1)?,
+                        password_hash: r.get(2)?,
+                        totp_secret: r.get(3)?,
+                    })
+                })
+                .optional()
+        })
+        .await
+    }
+
+    async fn create_session(&self, s: &SessionRecord, refresh_hash: &str) -> StoreResult<()> {
+        let (s, h) = (s.clone(), refresh_hash.to_string());
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            insert_session(&tx, &s, &h)?;
+            tx.commit()
+        })
+        .await
+    }
+    async fn create_sessions(&self, batch: &[(SessionRecord, String)]) -> StoreResult<()> {
+        let batch = batch.to_vec();
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for (s, h) in &batch {
+                insert_session(&tx, s, h)?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+    async fn get_session(&self, sid: &str) -> StoreResult<Option<SessionRecord>> {
+        let sid = sid.to_string();
+        self.read(move |c| load_session(c, &sid)).await
+    }
+    async fn list_sessions(&self, user_id: &str) -> StoreResult<Vec<SessionRecord>> {
+        let user_id = user_id.to_string();
+        self.read(move |c| {
+            let mut out: Vec<SessionRecord> = c
+                .prepare_cached(&format!(
+                    "SELECT {SESSION_COLS} FROM sessions WHERE user_id = ?1 ORDER BY created_at DESC, sid"
+                ))?
+                .query_map([&user_id], row_to_session)?
+                .collect::<Result<_, _>>()?;
+            let mut ev = c.prepare_cached(
+                "SELECT at, kind, detail FROM session_events WHERE sid = ?1 ORDER BY id",
+            )?;
+            for s in &mut out {
+                s.events = ev
+                    .query_map([&s.sid], |r| {
+                        Ok(SessionEvent { at: r.get(0)?, kind: r.get(1)?, detail: r.get(2)? })
+                    })?
+                    .collect::<Result<_, _>>()?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+    async fn lookup_refresh(
+        &self,
+        hash: &str,
+        now: i64,
+        grace: i64,
+    ) -> StoreResult<Option<(SessionRecord, TokenPosition)>> {
+        let hash = hash.to_string();
+        self.read(move |c| {
+            let t: Option<(String, i64)> = c
+                .prepare_cached("SELECT sid, generation FROM refresh_tokens WHERE hash = ?1")?
+                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((sid, gen)) = t else { return Ok(None) };
+            Ok(load_session(c, &sid)?.map(|s| {
+                let p = position(&s, gen, now, grace);
+                (s, p)
+            }))
+        })
+        .await
+    }
+    async fn rotate(&self, req: &RotateRequest) -> StoreResult<RotateOutcome> {
+        let req = req.clone();
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let t: Option<(String, i64)> = tx
+                .prepare_cached("SELECT sid, generation FROM refresh_tokens WHERE hash = ?1")?
+                .query_row([&req.presented_hash], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((sid, gen)) = t else { return Ok(RotateOutcome::Unknown) };
+            let Some(mut s) = load_session(&tx, &sid)? else { return Ok(RotateOutcome::Unknown) };
+            let out = match decide(&s, gen, &req) {
+                Decision::Revoked => RotateOutcome::Revoked,
+                Decision::Expired => {
+                    revoke(&tx, &sid, "expired", req.now)?;
+                    RotateOutcome::Expired
+                }
+                Decision::Reuse => {
+                    revoke(&tx, &sid, "refresh_reused", req.now)?;
+                    RotateOutcome::Reused { sid }
+                }
+                Decision::Grace(sealed) => RotateOutcome::Grace { session: s, sealed },
+                Decision::Rotate => {
+                    s.generation += 1;
+                    s.prev_rotated_at = Some(req.now);
+                    s.prev_sealed = Some(req.sealed_successor);
+                    s.last_seen = req.now;
+                    tx.prepare_cached(
+                        "UPDATE sessions SET generation = ?2, prev_rotated_at = ?3, prev_sealed = ?4, \
+                         last_seen = ?3 WHERE sid = ?1",
+                    )?
+                    .execute(params![sid, s.generation, req.now, req.sealed_successor.to_vec()])?;
+                    tx.prepare_cached(
+                        "INSERT INTO refresh_tokens (hash, sid, generation) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![req.new_hash, sid, s.generation])?;
+                    RotateOutcome::Rotated(s)
+                }
+            };
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+    async fn revoke_session(&self, sid: &str, reason: &str, now: i64) -> StoreResult<bool> {
+        let (sid, reason) = (sid.to_string(), reason.to_string());
+        self.write(move |c| revoke(c, &sid, &reason, now)).await
+    }
+    async fn revoke_user_sessions(&self, user_id: &str, reason: &str, now: i64) -> StoreResult<usize> {
+        let (user_id, reason) = (user_id.to_string(), reason.to_string());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE sessions SET revoked_at = ?2, revoke_reason = ?3, vault_key = NULL \
+                 WHERE user_id = ?1 AND revoked_at IS NULL",
+                params![user_id, now, reason],
+            )
+        })
+        .await
+    }
+    async fn update_client(
+        &self,
+        sid: &str,
+        ua: &str,
+        addr: &str,
+        event: Option<&SessionEvent>,
+    ) -> StoreResult<()> {
+        let (sid, ua, addr, event) = (sid.to_string(), ua.to_string(), addr.to_string(), event.cloned());
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "UPDATE sessions SET user_agent = ?2, address = ?3 WHERE sid = ?1",
+                params![sid, ua, addr],
+            )?;
+            if let Some(e) = event {
+                tx.execute(
+                    "INSERT INTO session_events (sid, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+                    params![sid, e.at, e.kind, e.detail],
+                )?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn put_ephemeral(&self, key: &str, value: &str, expires_at: i64) -> StoreResult<()> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO ephemeral (key, value, expires_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                params![key, value, expires_at],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+    async fn get_ephemeral(&self, key: &str, now: i64) -> StoreResult<Option<String>> {
+        let key = key.to_string();
+        self.write(move |c| {
+            c.query_row(
+                "SELECT value FROM ephemeral WHERE key = ?1 AND expires_at > ?2",
+                params![key, now],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+    async fn take_ephemeral(&self, key: &str, now: i64) -> StoreResult<Option<String>> {
+        let key = key.to_string();
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let v: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM ephemeral WHERE key = ?1 AND expires_at > ?2",
+                    params![key, now],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            tx.execute("DELETE FROM ephemeral WHERE key = ?1", [&key])?;
+            tx.commit()?;
+            Ok(v)
+        })
+        .await
+    }
+    async fn use_once(&self, key: &str, expires_at: i64, now: i64) -> StoreResult<bool> {
+        let key = key.to_string();
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM ephemeral WHERE expires_at <= ?1", [now])?;
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO ephemeral (key, value, expires_at) VALUES (?1, '1', ?2)",
+                params![key, expires_at],
+            )?;
+            tx.commit()?;
+            Ok(n == 1)
+        })
+        .await
+    }
+}
