@@ -275,7 +275,9 @@ function clearedItems(cleared) {
     if (Array.isArray(value)) {
       for (const item of value) lines.push(`${kind}: ${typeof item === "string" ? item : JSON.stringify(item)}`);
     } else if (typeof value === "number") {
-      if (value > 0) lines.push(`${kind}: ${value}`);
+      // A count of removed entries; negative means "cleared entirely".
+      if (value > 0) lines.push(`${kind}: ${value} item${value === 1 ? "" : "s"}`);
+      else if (value < 0) lines.push(`${kind}: everything`);
     } else if (value === true) {
       lines.push(kind);
     } else if (value && typeof value === "object") {
