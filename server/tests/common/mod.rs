@@ -1,0 +1,271 @@
+//! Shared test helpers: a router harness with a manual clock, a loopback server, a
+//! throwaway SQLite path and a real `redis-server` on a free port.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt as _;
+use serde_json::Value;
+use tessera_server::clock::{Clock, ManualClock, SystemClock};
+use tessera_server::store::SessionStore;
+use tessera_server::{app, AppState, Config};
+use tower::ServiceExt as _;
+
+pub const UA: &str = "Mozilla/5.0 TesseraTest/1";
+
+/// A response read to the end.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+    /// The `Set-Cookie` line for the refresh cookie, if any.
+    pub fn set_cookie(&self) -> Option<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("__Host-tessera_rt="))
+            .map(str::to_string)
+    }
+    /// The refresh token value from `Set-Cookie` (empty when the cookie is being cleared).
+    pub fn cookie_token(&self) -> Option<String> {
+        let line = self.set_cookie()?;
+        let v = line.split(';').next()?.split_once('=')?.1.to_string();
+        Some(v)
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    }
+    /// Asserts an RFC 9457 problem with `code` and `status`.
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", String::from_utf8_lossy(&self.body));
+        assert_eq!(self.header("content-type").as_deref(), Some("application/problem+json"));
+        let j = self.json();
+        assert_eq!(j["code"], code, "body: {j}");
+        assert_eq!(j["status"], status);
+        assert!(j["type"].as_str().is_some_and(|t| t.ends_with(code)));
+        assert!(j["title"].as_str().is_some_and(|t| !t.is_empty()));
+        assert!(j["detail"].as_str().is_some_and(|t| !t.is_empty()));
+    }
+}
+
+/// A router with a manual clock and a memory (or given) store, demo users seeded.
+pub struct Harness {
+    pub state: AppState,
+    pub clock: Arc<ManualClock>,
+    pub router: Router,
+}
+
+pub fn wall_now() -> i64 {
+    SystemClock.now()
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        Self::with_config(Config::for_tests()).await
+    }
+
+    pub async fn with_config(cfg: Config) -> Self {
+        let store = tessera_server::store::open(&cfg.store).await.expect("store");
+        Self::with_store(cfg, store).await
+    }
+
+    pub async fn with_store(cfg: Config, store: Arc<dyn SessionStore>) -> Self {
+        let clock = Arc::new(ManualClock::new(wall_now()));
+        let state = AppState::new(cfg, store, clock.clone()).await.expect("state");
+        state.seed_demo_users().await.expect("seed");
+        let router = app(state.clone());
+        Harness { state, clock, router }
+    }
+
+    pub async fn call(&self, mut req: Request<Body>) -> Resp {
+        if req.extensions().get::<ConnectInfo<SocketAddr>>().is_none() {
+            req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        }
+        let res = self.router.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.into_body().collect().await.expect("body").to_bytes();
+        Resp { status, headers, body }
+    }
+
+    /// POST JSON with a browser-like UA and the SDK's CSRF header plus extra headers.
+    pub async fn post(&self, path: &str, body: Value, extra: &[(&str, &str)]) -> Resp {
+        let mut b = Request::post(path)
+            .header("content-type", "application/json")
+            .header("user-agent", UA)
+            .header("host", "127.0.0.1:8080");
+        let mut has_csrf_override = false;
+        for (k, v) in extra {
+            if k.eq_ignore_ascii_case("x-tessera-csrf") {
+                has_csrf_override = true;
+                if v.is_empty() {
+                    continue;
+                }
+            }
+            b = b.header(*k, *v);
+        }
+        if !has_csrf_override {
+            b = b.header("x-tessera-csrf", "1");
+        }
+        let body = if body.is_null() { Body::empty() } else { Body::from(body.to_string()) };
+        self.call(b.body(body).expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> Resp {
+        let mut b = Request::get(path).header("user-agent", UA).header("host", "127.0.0.1:8080");
+        if let Some(t) = bearer {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        self.call(b.body(Body::empty()).expect("request")).await
+    }
+
+    pub async fn login(&self, user: &str, password: &str) -> Resp {
+        self.post("/auth/login", serde_json::json!({"username": user, "password": password}), &[]).await
+    }
+
+    /// alice logged in, cookie mode: (access token, refresh token, session id).
+    pub async fn login_alice(&self) -> (String, String, String) {
+        let r = self.login("alice", "tessera-demo").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+        let j = r.json();
+        (
+            j["access_token"].as_str().unwrap_or_default().to_string(),
+            r.cookie_token().unwrap_or_default(),
+            j["session"]["id"].as_str().unwrap_or_default().to_string(),
+        )
+    }
+
+    pub async fn refresh_cookie(&self, token: &str) -> Resp {
+        let cookie = format!("__Host-tessera_rt={token}");
+        self.post("/auth/refresh", Value::Null, &[("cookie", &cookie)]).await
+    }
+
+    pub async fn introspect(&self, token: &str) -> Value {
+        self.post("/auth/introspect", serde_json::json!({ "token": token }), &[]).await.json()
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh path for a SQLite file under the temp dir; removes the files on drop.
+pub struct TempDb(pub std::path::PathBuf);
+
+impl TempDb {
+    pub fn new(tag: &str) -> Self {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!(
+            "tessera-test-{tag}-{}-{n}-{}.db",
+            std::process::id(),
+            tessera_server::secret::random_token()[..8].replace(['-', '_'], "x")
+        ));
+        TempDb(p)
+    }
+    pub fn url(&self) -> String {
+        format!("sqlite://{}", self.0.display())
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut s = self.0.clone().into_os_string();
+            s.push(suffix);
+            let _ = std::fs::remove_file(s);
+        }
+    }
+}
+
+/// A real `redis-server` on a free loopback port, killed on drop.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl RedisServer {
+    /// Starts one, or returns `None` after printing a loud skip line when `redis-server`
+    /// is not installed (panics instead when `CI` is set).
+    pub fn start() -> Option<Self> {
+        let found = Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_ok();
+        if !found {
+            if std::env::var_os("CI").is_some() {
+                panic!("redis-server is not installed but CI is set: Redis tests must run");
+            }
+            eprintln!("\n!!!!!!!! SKIPPING REDIS TEST: redis-server not found on PATH (install redis-server) !!!!!!!!\n");
+            return None;
+        }
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            let mut srv = RedisServer { child, port };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Some(srv);
+                }
+                if let Ok(Some(_)) = srv.child.try_wait() {
+                    break; // port taken in the meantime; try another
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = srv.child.kill();
+        }
+        panic!("redis-server did not start");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A server on a bound loopback port (the "real deal").
+pub struct LiveServer {
+    pub base: String,
+    pub state: AppState,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl LiveServer {
+    pub async fn start(state: AppState) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let router = app(state.clone());
+        let handle = tokio::spawn(async move {
+            let _ = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await;
+        });
+        LiveServer { base: format!("http://{addr}"), state, handle }
+    }
+}
+
+impl Drop for LiveServer {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}

@@ -1,0 +1,306 @@
+//! One conformance suite, instantiated for every store: memory, SQLite (a real file) and
+//! Redis (a real `redis-server` started on a free loopback port).
+
+mod common;
+
+use std::sync::Arc;
+
+use tessera_server::secret::{b64, hash_secret, random_bytes, random_token, seal_successor};
+use tessera_server::store::{
+    Liveness, RotateOutcome, RotateRequest, SessionEvent, SessionRecord, SessionStore, TokenPosition, UserRecord,
+};
+
+const NOW: i64 = 1_800_000_000;
+const IDLE: i64 = 600;
+const GRACE: i64 = 10;
+
+fn user(name: &str) -> UserRecord {
+    UserRecord {
+        id: format!("user-{name}"),
+        username: name.into(),
+        password_hash: "$argon2id$fake".into(),
+        totp_secret: None,
+    }
+}
+
+/// A session for `name` with its generation-0 refresh token (raw).
+async fn new_session(store: &dyn SessionStore, name: &str, now: i64) -> (SessionRecord, [u8; 32]) {
+    let s = SessionRecord::new(random_token(), &user(name), now, 3600, false);
+    let raw = random_bytes();
+    store.create_session(&s, &hash_secret(&b64(&raw))).await.expect("create");
+    (s, raw)
+}
+
+fn rotate_req(presented: &[u8; 32], now: i64) -> (RotateRequest, [u8; 32]) {
+    let next = random_bytes();
+    (
+        RotateRequest {
+            presented_hash: hash_secret(&b64(presented)),
+            new_hash: hash_secret(&b64(&next)),
+            sealed_successor: seal_successor(presented, &next),
+            now,
+            grace: GRACE,
+            idle: IDLE,
+        },
+        next,
+    )
+}
+
+mod suite {
+    use super::*;
+
+    pub async fn meta_put_if_absent_keeps_first_writer(s: Arc<dyn SessionStore>) {
+        assert_eq!(s.get_meta("k").await.unwrap(), None);
+        assert_eq!(s.put_meta_if_absent("k", "one").await.unwrap(), "one");
+        assert_eq!(s.put_meta_if_absent("k", "two").await.unwrap(), "one");
+        s.set_meta("k", "three").await.unwrap();
+        assert_eq!(s.get_meta("k").await.unwrap().as_deref(), Some("three"));
+    }
+
+    pub async fn users_roundtrip_and_upsert(s: Arc<dyn SessionStore>) {
+        assert_eq!(s.find_user("alice").await.unwrap(), None);
+        let mut u = user("alice");
+        s.upsert_user(&u).await.unwrap();
+        assert_eq!(s.find_user("alice").await.unwrap(), Some(u.clone()));
+        u.totp_secret = Some("JBSWY3DPEHPK3PXP".into());
+        s.upsert_user(&u).await.unwrap();
+        assert_eq!(s.find_user("alice").await.unwrap().and_then(|u| u.totp_secret).as_deref(), Some("JBSWY3DPEHPK3PXP"));
+    }
+
+    pub async fn session_roundtrip_and_listing(s: Arc<dyn SessionStore>) {
+        let (a, _) = new_session(s.as_ref(), "alice", NOW).await;
+        let (b, _) = new_session(s.as_ref(), "alice", NOW + 1).await;
+        let (_c, _) = new_session(s.as_ref(), "bob", NOW).await;
+        let got = s.get_session(&a.sid).await.unwrap().expect("session");
+        assert_eq!(got, a);
+        assert!(got.vault_key.is_some());
+        let list = s.list_sessions("user-alice").await.unwrap();
+        assert_eq!(list.iter().map(|x| x.sid.clone()).collect::<Vec<_>>(), vec![b.sid.clone(), a.sid.clone()]);
+        assert!(s.get_session("nope").await.unwrap().is_none());
+    }
+
+    pub async fn rotation_current_grace_then_reuse_revokes_family(s: Arc<dyn SessionStore>) {
+        let (sess, t0) = new_session(s.as_ref(), "alice", NOW).await;
+        let (r1, t1) = rotate_req(&t0, NOW + 5);
+        let RotateOutcome::Rotated(after) = s.rotate(&r1).await.unwrap() else { panic!("rotate") };
+        assert_eq!(after.generation, 1);
+        assert_eq!(after.last_seen, NOW + 5);
+        // immediate predecessor inside the grace window: the already-issued successor
+        let (again, _) = rotate_req(&t0, NOW + 5 + GRACE);
+        match s.rotate(&again).await.unwrap() {
+            RotateOutcome::Grace { sealed, .. } => {
+                assert_eq!(tessera_server::secret::open_successor(&t0, &sealed), t1)
+            }
+            other => panic!("expected grace, got {other:?}"),
+        }
+        let (r2, t2) = rotate_req(&t1, NOW + 20);
+        assert!(matches!(s.rotate(&r2).await.unwrap(), RotateOutcome::Rotated(_)));
+        // t0 is now two generations old: reuse, the family dies
+        let (old, _) = rotate_req(&t0, NOW + 21);
+        assert_eq!(s.rotate(&old).await.unwrap(), RotateOutcome::Reused { sid: sess.sid.clone() });
+        let dead = s.get_session(&sess.sid).await.unwrap().expect("kept");
+        assert_eq!(dead.liveness(NOW + 21, IDLE), Liveness::Revoked);
+        assert_eq!(dead.revoke_reason.as_deref(), Some("refresh_reused"));
+        assert_eq!(dead.vault_key, None);
+        // even the current token is now useless
+        let (cur, _) = rotate_req(&t2, NOW + 22);
+        assert_eq!(s.rotate(&cur).await.unwrap(), RotateOutcome::Revoked);
+    }
+
+    pub async fn predecessor_after_grace_window_revokes(s: Arc<dyn SessionStore>) {
+        let (sess, t0) = new_session(s.as_ref(), "alice", NOW).await;
+        let (r1, _) = rotate_req(&t0, NOW);
+        assert!(matches!(s.rotate(&r1).await.unwrap(), RotateOutcome::Rotated(_)));
+        let (late, _) = rotate_req(&t0, NOW + GRACE + 1);
+        assert_eq!(s.rotate(&late).await.unwrap(), RotateOutcome::Reused { sid: sess.sid });
+    }
+
+    pub async fn concurrent_rotations_yield_exactly_one_successor(s: Arc<dyn SessionStore>) {
+        let (sess, t0) = new_session(s.as_ref(), "alice", NOW).await;
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let (r, _) = rotate_req(&t0, NOW + 1);
+                s.rotate(&r).await.unwrap()
+            }));
+        }
+        let mut rotated = 0;
+        let mut graced = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                RotateOutcome::Rotated(_) => rotated += 1,
+                RotateOutcome::Grace { .. } => graced += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!((rotated, graced), (1, 15));
+        let s1 = s.get_session(&sess.sid).await.unwrap().expect("session");
+        assert_eq!(s1.generation, 1, "exactly one new family member");
+        assert_eq!(s1.revoked_at, None);
+    }
+
+    pub async fn idle_and_absolute_expiry_end_the_family(s: Arc<dyn SessionStore>) {
+        let (idle_s, t) = new_session(s.as_ref(), "alice", NOW).await;
+        let (r, _) = rotate_req(&t, NOW + IDLE);
+        assert_eq!(s.rotate(&r).await.unwrap(), RotateOutcome::Expired);
+        let got = s.get_session(&idle_s.sid).await.unwrap().expect("kept");
+        assert_eq!(got.revoke_reason.as_deref(), Some("expired"));
+        assert_eq!(got.vault_key, None);
+
+        // keep it alive by refreshing, but the absolute lifetime (3600) still ends it
+        let (_abs, mut t) = new_session(s.as_ref(), "alice", NOW).await;
+        let mut now = NOW;
+        while now + 500 < NOW + 3600 {
+            now += 500;
+            let (r, next) = rotate_req(&t, now);
+            assert!(matches!(s.rotate(&r).await.unwrap(), RotateOutcome::Rotated(_)), "at {now}");
+            t = next;
+        }
+        let (r, _) = rotate_req(&t, NOW + 3600);
+        assert_eq!(s.rotate(&r).await.unwrap(), RotateOutcome::Expired);
+    }
+
+    pub async fn unknown_token_is_unknown(s: Arc<dyn SessionStore>) {
+        let (r, _) = rotate_req(&random_bytes(), NOW);
+        assert_eq!(s.rotate(&r).await.unwrap(), RotateOutcome::Unknown);
+        assert!(s.lookup_refresh(&r.presented_hash, NOW, GRACE).await.unwrap().is_none());
+    }
+
+    pub async fn lookup_reports_token_position(s: Arc<dyn SessionStore>) {
+        let (_, t0) = new_session(s.as_ref(), "alice", NOW).await;
+        let h = |t: &[u8; 32]| hash_secret(&b64(t));
+        assert_eq!(s.lookup_refresh(&h(&t0), NOW, GRACE).await.unwrap().map(|x| x.1), Some(TokenPosition::Current));
+        let (r1, t1) = rotate_req(&t0, NOW);
+        s.rotate(&r1).await.unwrap();
+        let (r2, t2) = rotate_req(&t1, NOW + 1);
+        s.rotate(&r2).await.unwrap();
+        assert_eq!(s.lookup_refresh(&h(&t2), NOW + 1, GRACE).await.unwrap().map(|x| x.1), Some(TokenPosition::Current));
+        assert_eq!(
+            s.lookup_refresh(&h(&t1), NOW + 1, GRACE).await.unwrap().map(|x| x.1),
+            Some(TokenPosition::GracePredecessor)
+        );
+        assert_eq!(s.lookup_refresh(&h(&t0), NOW + 1, GRACE).await.unwrap().map(|x| x.1), Some(TokenPosition::Superseded));
+    }
+
+    pub async fn revoke_destroys_vault_key_and_counts(s: Arc<dyn SessionStore>) {
+        let (a, _) = new_session(s.as_ref(), "alice", NOW).await;
+        let (b, _) = new_session(s.as_ref(), "alice", NOW).await;
+        let (c, _) = new_session(s.as_ref(), "alice", NOW).await;
+        let (bob, _) = new_session(s.as_ref(), "bob", NOW).await;
+        assert!(s.revoke_session(&a.sid, "logout", NOW).await.unwrap());
+        assert!(!s.revoke_session(&a.sid, "logout", NOW).await.unwrap(), "second revoke is a no-op");
+        assert!(!s.revoke_session("missing", "logout", NOW).await.unwrap());
+        assert_eq!(s.revoke_user_sessions("user-alice", "logout_all", NOW + 1).await.unwrap(), 2);
+        for sid in [&a.sid, &b.sid, &c.sid] {
+            let got = s.get_session(sid).await.unwrap().expect("kept");
+            assert!(got.revoked_at.is_some());
+            assert_eq!(got.vault_key, None);
+        }
+        assert_eq!(s.get_session(&a.sid).await.unwrap().and_then(|x| x.revoke_reason).as_deref(), Some("logout"));
+        assert_eq!(s.get_session(&bob.sid).await.unwrap().and_then(|x| x.revoked_at), None);
+    }
+
+    pub async fn client_updates_and_events_are_listed(s: Arc<dyn SessionStore>) {
+        let (a, _) = new_session(s.as_ref(), "alice", NOW).await;
+        let e = SessionEvent { at: NOW + 3, kind: "network_changed".into(), detail: "a -> b".into() };
+        s.update_client(&a.sid, "UA2", "10.0.0.9", Some(&e)).await.unwrap();
+        s.update_client(&a.sid, "UA3", "10.0.0.9", None).await.unwrap();
+        let list = s.list_sessions("user-alice").await.unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].user_agent, "UA3");
+        assert_eq!(list[0].address, "10.0.0.9");
+        assert_eq!(list[0].events, vec![e]);
+    }
+
+    pub async fn ephemeral_values_expire_and_are_taken_once(s: Arc<dyn SessionStore>) {
+        s.put_ephemeral("mfa:x", "v", NOW + 60).await.unwrap();
+        assert_eq!(s.get_ephemeral("mfa:x", NOW).await.unwrap().as_deref(), Some("v"));
+        assert_eq!(s.get_ephemeral("mfa:x", NOW + 60).await.unwrap(), None, "expired by the injected clock");
+        assert_eq!(s.take_ephemeral("mfa:x", NOW).await.unwrap().as_deref(), Some("v"));
+        assert_eq!(s.take_ephemeral("mfa:x", NOW).await.unwrap(), None);
+        assert!(s.use_once("totp:u:1", NOW + 90, NOW).await.unwrap());
+        assert!(!s.use_once("totp:u:1", NOW + 90, NOW + 1).await.unwrap());
+        assert!(s.use_once("totp:u:2", NOW + 90, NOW).await.unwrap());
+    }
+}
+
+type Guard = Box<dyn std::any::Any + Send>;
+
+async fn memory() -> Option<(Arc<dyn SessionStore>, Guard)> {
+    Some((Arc::new(tessera_server::store::memory::MemoryStore::new()), Box::new(())))
+}
+
+async fn sqlite() -> Option<(Arc<dyn SessionStore>, Guard)> {
+    let db = common::TempDb::new("conf");
+    let store = tessera_server::store::sqlite::SqliteStore::open(&db.0).expect("open sqlite");
+    Some((Arc::new(store), Box::new(db)))
+}
+
+async fn redis() -> Option<(Arc<dyn SessionStore>, Guard)> {
+    let srv = common::RedisServer::start()?;
+    let store = tessera_server::store::redis::RedisStore::connect(&srv.url(), "tessera-test:")
+        .await
+        .expect("connect redis");
+    Some((Arc::new(store), Box::new(srv)))
+}
+
+macro_rules! conformance {
+    ($backend:ident: $($test:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    let Some((store, _guard)) = super::$backend().await else { return };
+                    super::suite::$test(store).await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! all_backends {
+    ($($backend:ident),*) => {
+        $(conformance!($backend:
+            meta_put_if_absent_keeps_first_writer,
+            users_roundtrip_and_upsert,
+            session_roundtrip_and_listing,
+            rotation_current_grace_then_reuse_revokes_family,
+            predecessor_after_grace_window_revokes,
+            concurrent_rotations_yield_exactly_one_successor,
+            idle_and_absolute_expiry_end_the_family,
+            unknown_token_is_unknown,
+            lookup_reports_token_position,
+            revoke_destroys_vault_key_and_counts,
+            client_updates_and_events_are_listed,
+            ephemeral_values_expire_and_are_taken_once,
+        );)*
+    };
+}
+
+all_backends!(memory, sqlite, redis);
+
+#[tokio::test]
+async fn sqlite_restart_keeps_sessions_and_migrations_are_idempotent() {
+    let db = common::TempDb::new("restart");
+    let (sid, t0) = {
+        let s = tessera_server::store::sqlite::SqliteStore::open(&db.0).expect("open");
+        let (sess, t0) = new_session(&s, "alice", NOW).await;
+        (sess.sid, t0)
+    };
+    let s = tessera_server::store::sqlite::SqliteStore::open(&db.0).expect("reopen");
+    assert!(s.get_session(&sid).await.unwrap().is_some());
+    let (r, _) = rotate_req(&t0, NOW + 1);
+    assert!(matches!(s.rotate(&r).await.unwrap(), RotateOutcome::Rotated(_)));
+}
+
+#[tokio::test]
+async fn redis_store_survives_two_instances_sharing_sessions() {
+    let Some(srv) = common::RedisServer::start() else { return };
+    let a = tessera_server::store::redis::RedisStore::connect(&srv.url(), "shared:").await.expect("a");
+    let b = tessera_server::store::redis::RedisStore::connect(&srv.url(), "shared:").await.expect("b");
+    let (sess, t0) = new_session(&a, "alice", NOW).await;
+    let (r, _) = rotate_req(&t0, NOW + 1);
+    assert!(matches!(b.rotate(&r).await.unwrap(), RotateOutcome::Rotated(_)));
+    assert_eq!(a.get_session(&sess.sid).await.unwrap().map(|s| s.generation), Some(1));
+}
