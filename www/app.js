@@ -280,6 +280,8 @@ function clearedItems(cleared) {
       else if (value < 0) lines.push(`${kind}: everything`);
     } else if (value === true) {
       lines.push(kind);
+    } else if (typeof value === "string" && value) {
+      lines.push(`${kind}: ${value === "all" ? "everything" : value}`);
     } else if (value && typeof value === "object") {
       lines.push(`${kind}: ${JSON.stringify(value)}`);
     }
@@ -498,8 +500,7 @@ function onSdkEvent(type, raw) {
   switch (type) {
     case "login":
       wantLoginAfterLogout = false;
-      username = (detail && (detail.username || detail.user || (detail.session && detail.session.user))) || username;
-      if (typeof username === "object") username = username.username || username.name || "";
+      learnUsername(detail);
       idleDeadline = at + config.idleTimeoutMs;
       accessExpiresAt = expiresAt ?? (expiresIn !== null ? at + expiresIn * 1000 : accessExpiresAt);
       announce(`Signed in${username ? " as " + username : ""}.`);
@@ -531,6 +532,38 @@ function onSdkEvent(type, raw) {
   render();
 }
 
+/**
+ * Who is signed in: the SDK knows it in the tab that signed in (`session.user`); a tab that
+ * joined over the bus asks the demo API once.
+ */
+let whoamiPending = false;
+function learnUsername(detail) {
+  let user = detail && (detail.username || detail.user);
+  if (!user) {
+    try {
+      user = session && session.user;
+    } catch {
+      user = null;
+    }
+  }
+  if (user && typeof user === "object") user = user.username || user.name || "";
+  if (user) {
+    username = String(user);
+    return;
+  }
+  if (whoamiPending || !session) return;
+  whoamiPending = true;
+  Promise.resolve()
+    .then(() => session.fetch("/api/me"))
+    .then((res) => (res.ok ? res.json() : null))
+    .then((me) => {
+      if (me && me.username) username = me.username;
+      render();
+    })
+    .catch(() => {})
+    .finally(() => (whoamiPending = false));
+}
+
 async function startSession(mod) {
   if (session) {
     for (const off of unsubscribers.splice(0)) {
@@ -555,11 +588,7 @@ async function startSession(mod) {
   const state = sessionState();
   if (state === "active" || state === "idle-warning") {
     idleDeadline = Date.now() + config.idleTimeoutMs;
-    try {
-      username = session.username || session.user || username;
-    } catch {
-      /* not exposed */
-    }
+    learnUsername(null);
   }
   render();
 }
