@@ -15,3 +15,5 @@ pub mod vault;
 
 #[cfg(target_arch = "wasm32")]
 mod browser;
+#[cfg(target_arch = "wasm32")]
+pub use browser::Session;

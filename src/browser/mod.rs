@@ -77,6 +77,9 @@ struct Opts {
     origin: String,
     token_key: String,
     shared_key: String,
+    /// How often activity crosses from the JS tracker into Wasm (ms): at most once a second,
+    /// and never less often than the engine publishes activity.
+    activity_sample: f64,
 }
 
 /// Listener callbacks shared by the handles that call them.
@@ -665,7 +668,7 @@ fn install_handles(rc: &Shared) {
     let bus = Bus::open(&channel, &cb.bus);
     let window = web_sys::window();
     let mut dom = Vec::new();
-    let throttle = i.engine_activity_window();
+    let throttle = i.opts.activity_sample;
     let activity = Activity::start(throttle, &cb.activity);
     if let Some(w) = &window {
         for kind in ["online", "offline", "focus", "pageshow"] {
@@ -683,12 +686,6 @@ fn install_handles(rc: &Shared) {
 }
 
 impl Inner {
-    /// How often activity crosses from the JS tracker into Wasm: often enough that the
-    /// engine's view lags by at most a second.
-    fn engine_activity_window(&self) -> f64 {
-        1000.0
-    }
-
     fn dispose(&mut self) {
         self.disposed = true;
         self.timer = None;
@@ -770,6 +767,7 @@ fn parse_options(options: &JsValue) -> (Opts, StorageKind, bool) {
         cleanup: CleanupPlan::from_js(&get(options, "cleanup")),
         origin,
         channel,
+        activity_sample: 1000.0,
     };
     (opts, kind, resume)
 }
@@ -780,8 +778,9 @@ impl Session {
     /// tab or the refresh cookie, and starts listening. See the TypeScript declarations.
     #[wasm_bindgen(js_name = start, skip_typescript)]
     pub async fn start(options: JsValue) -> Result<Session, JsValue> {
-        let (opts, kind, resume) = parse_options(&options);
+        let (mut opts, kind, resume) = parse_options(&options);
         let config = config_from(&options);
+        opts.activity_sample = opts.activity_sample.min(config.activity_throttle as f64);
         let join_wait = config.join_wait;
         let engine = Engine::new(config, random_u64(), random_u64(), now());
         let (store, store_err) = Store::open(kind);
