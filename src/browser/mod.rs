@@ -500,7 +500,7 @@ fn emit_engine_event(rc: &Shared, event: Event) {
                 i.store.remove(&key);
             }
         }
-        Event::Refresh => {
+        Event::Login | Event::Refresh => {
             if let Some(m) = rc.borrow().engine.token_meta() {
                 let _ = Reflect::set(&d, &s("expiresAt"), &JsValue::from(m.expires_at as f64));
             }

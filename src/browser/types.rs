@@ -80,7 +80,7 @@ export type LogoutReason = "user" | "everywhere" | "idle" | "expired" | "revoked
 /** Event payloads by name. Every payload also carries `type` (the event name). */
 export interface SessionEvents {
   /** A session began in this tab (own login, another tab's, or restored). */
-  login: { type: "login" };
+  login: { type: "login"; expiresAt?: number };
   /** The access token was renewed (here or in another tab). */
   refresh: { type: "refresh"; expiresAt?: number };
   /** The idle deadline is near; call `stayActive()` to extend it. */
