@@ -346,7 +346,8 @@ function view(state) {
   if (state === "anonymous") return "login";
   if (state === "mfa-required") return "mfa";
   if (state === "active" || state === "idle-warning") return "account";
-  if (state === "logged-out") return wantLoginAfterLogout ? "login" : "cleared";
+  // The cleanup report only after a logout this page saw; a page opened later just offers sign-in.
+  if (state === "logged-out") return lastLogout && !wantLoginAfterLogout ? "cleared" : "login";
   return "none";
 }
 

@@ -216,7 +216,11 @@ export async function openDemo(context, url, query = "") {
   page.errors = [];
   page.on("pageerror", (err) => page.errors.push(`pageerror: ${err.message}`));
   page.on("console", (msg) => {
-    if (msg.type() === "error") page.errors.push(`console: ${msg.text()}`);
+    // Chromium logs every non-2xx fetch as "Failed to load resource"; expected 401s (e.g. the
+    // resume attempt without a cookie) are not page errors.
+    if (msg.type() === "error" && !msg.text().startsWith("Failed to load resource")) {
+      page.errors.push(`console: ${msg.text()}`);
+    }
   });
   const target = new URL(query.startsWith("?") || query === "" ? `index.html${query}` : query, url).href;
   await page.goto(target);
