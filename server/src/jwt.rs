@@ -118,7 +118,7 @@ impl KeySet {
         audience: &str,
         leeway: i64,
     ) -> Result<Self, String> {
-        stored.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        stored.sort_by_key(|k| std::cmp::Reverse(k.created_at));
         let mut keys = Vec::new();
         for k in stored {
             let seed: [u8; 32] = unb64(&k.seed)

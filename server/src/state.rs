@@ -67,7 +67,7 @@ async fn load_keys(store: &dyn SessionStore, cfg: &Config, now: i64) -> Result<K
     };
     if cfg.rotate_signing_key {
         keys.push(StoredKey::generate(now.max(keys.iter().map(|k| k.created_at + 1).max().unwrap_or(0))));
-        keys.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        keys.sort_by_key(|k| std::cmp::Reverse(k.created_at));
         keys.truncate(MAX_KEYS);
         let s = serde_json::to_string(&keys).map_err(|e| StartupError::Config(e.to_string()))?;
         store.set_meta(KEYS_META, &s).await?;

@@ -174,9 +174,9 @@ async fn concurrent_refreshes_create_exactly_one_family_member() {
     assert_eq!(s.generation, 1);
 }
 
-async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output>
+async fn futures_join_all<F>(futs: Vec<F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     // run them truly concurrently on the multi-thread runtime

@@ -102,7 +102,7 @@ impl SessionStore for MemoryStore {
                 s
             })
             .collect();
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        out.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(out)
     }
     async fn lookup_refresh(
