@@ -106,10 +106,9 @@ mod tests {
 
     fn samples() -> Vec<Msg> {
         let meta = TokenMeta {
-            stamp: Stamp { epoch: 1, serial: 2, tab: 3 },
+            stamp: Stamp { epoch: 1, session: 5, serial: 2, tab: 3 },
             issued_at: 10,
             expires_at: 300_010,
-            started_at: 5,
         };
         vec![
             Msg::Token { meta, access_token: "eyJ.x.y".into(), refresh_token: None },

@@ -254,11 +254,22 @@ pub(crate) enum Phase {
     Locking,
     /// Claim-based lock (no Web Locks): our claim settles until `until`.
     Claiming { until: Millis, serial: u64 },
-    /// `SendRefresh` emitted at `since`, for `serial` in `epoch`.
-    InFlight { since: Millis, serial: u64, epoch: u64 },
-    /// A retryable failure: try again at `until` (or when back online). The request for
-    /// `serial` may still be answered late.
-    Backoff { until: Millis, serial: u64, epoch: u64 },
+    /// `SendRefresh` emitted at `since`.
+    InFlight { since: Millis, req: Pending },
+    /// A retryable failure: try again at `until` (or when back online). The request may
+    /// still be answered late.
+    Backoff { until: Millis, req: Pending },
+}
+
+/// What a refresh request in flight is about.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pending {
+    /// The serial its answer will carry.
+    pub(crate) serial: u64,
+    /// The logout epoch of the session it refreshes.
+    pub(crate) epoch: u64,
+    /// The stamp of the token held when it was sent (`None`: a resume without a token).
+    pub(crate) presented: Option<super::shared::Stamp>,
 }
 
 /// One tab's session engine. See the [module docs](self) for the driver contract.
@@ -282,8 +293,8 @@ pub struct Engine {
     pub(crate) attempt: u32,
     /// Jitter drawn for the token with this serial.
     pub(crate) jitter: (u64, Millis),
-    /// The newest serial this tab already asked other tabs for.
-    pub(crate) requested: u64,
+    /// The newest serial this tab asked other tabs for, and when.
+    pub(crate) requested: (u64, Millis),
     /// When this tab last published activity.
     pub(crate) activity_sent: Millis,
     /// Local activity not yet published.
@@ -311,7 +322,7 @@ impl Engine {
             resuming: false,
             attempt: 0,
             jitter: (u64::MAX, 0),
-            requested: 0,
+            requested: (0, 0),
             activity_sent: 0,
             activity_dirty: false,
             stats: Stats::default(),
@@ -342,6 +353,7 @@ impl Engine {
             Input::AccessRejected => {
                 if self.held.is_some() {
                     self.forced = true;
+                    self.requested = (0, 0);
                 }
             }
             Input::Bus(bytes) => match Msg::decode(&bytes) {
@@ -366,8 +378,8 @@ impl Engine {
             Input::Online(online) => {
                 self.online = online;
                 if online {
-                    if let Phase::Backoff { serial, epoch, .. } = self.phase {
-                        self.phase = Phase::Backoff { until: now, serial, epoch };
+                    if let Phase::Backoff { req, .. } = self.phase {
+                        self.phase = Phase::Backoff { until: now, req };
                     }
                 }
             }
@@ -513,13 +525,8 @@ impl Engine {
 
     fn on_login(&mut self, now: Millis, t: Tokens) {
         let serial = self.max_serial().saturating_add(1);
-        let stamp = super::shared::Stamp { epoch: self.shared.epoch, serial, tab: self.tab };
-        let meta = TokenMeta {
-            stamp,
-            issued_at: now,
-            expires_at: now.saturating_add(t.expires_in_ms),
-            started_at: now,
-        };
+        let stamp = super::shared::Stamp { epoch: self.shared.epoch, session: now, serial, tab: self.tab };
+        let meta = TokenMeta { stamp, issued_at: now, expires_at: now.saturating_add(t.expires_in_ms) };
         self.shared.last_activity = self.shared.last_activity.max(now);
         self.activity_sent = now;
         self.activity_dirty = false;
@@ -547,10 +554,12 @@ impl Engine {
         if older && !(self.cfg.unsafe_adopt_older && stamp != self.held.as_ref().map_or(stamp, |c| c.meta.stamp)) {
             return false;
         }
-        let new_session = self.held.as_ref().map_or(true, |c| c.meta.started_at != h.meta.started_at);
+        let new_session = self.held.as_ref().map_or(true, |c| c.meta.stamp.session != h.meta.stamp.session);
         let was_signed_in = self.held.is_some();
         if new_session {
-            self.shared.last_activity = self.shared.last_activity.max(h.meta.issued_at.min(now));
+            // A login is activity; a refresh is not (a joining tab must not extend the
+            // idle deadline just because the token it adopts is fresh).
+            self.shared.last_activity = self.shared.last_activity.max(h.meta.stamp.session.min(now));
         }
         let mut s = Shared::default();
         s.token = Some(h.meta);

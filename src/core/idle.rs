@@ -50,7 +50,7 @@ impl Engine {
 
     pub(crate) fn tick_idle(&mut self, now: Millis) {
         let started = match &self.held {
-            Some(h) => h.meta.started_at,
+            Some(h) => h.meta.stamp.session,
             None => return,
         };
         if let Some(abs) = self.cfg.absolute_lifetime {
@@ -82,7 +82,7 @@ impl Engine {
     pub(crate) fn idle_deadlines(&self, consider: &mut impl FnMut(Millis)) {
         let Some(h) = &self.held else { return };
         if let Some(abs) = self.cfg.absolute_lifetime {
-            consider(h.meta.started_at.saturating_add(abs));
+            consider(h.meta.stamp.session.saturating_add(abs));
         }
         if let Some(timeout) = self.cfg.idle_timeout {
             let deadline = self.shared.last_activity.saturating_add(timeout);

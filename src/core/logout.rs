@@ -124,10 +124,20 @@ impl Engine {
 
     /// Another tab ended the session (or site data was cleared): drop everything here.
     pub(crate) fn logout_remote(&mut self, _now: Millis, reason: LogoutReason) {
-        if self.held.take().is_none() {
-            return;
+        let Some(h) = self.held.take() else { return };
+        // Whatever told us, the session's epoch is over: never adopt its tokens again (a bus
+        // message still in flight, or queued while this tab was frozen, must not revive it).
+        let epoch = h.meta.stamp.epoch.saturating_add(1);
+        if epoch > self.shared.epoch {
+            self.shared.epoch = epoch;
+            self.shared.reason = Some(reason);
         }
         self.end_here();
+        if reason == LogoutReason::Cleared {
+            // Site data was cleared (e.g. `Clear-Site-Data`): write the logout epoch back so
+            // tabs that wake later learn it, not just that the record is gone.
+            self.persist_shared();
+        }
         self.emit(Event::Logout { reason });
     }
 

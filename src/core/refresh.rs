@@ -18,18 +18,27 @@
 //! * A definitive rejection ends the session in every tab with the server's reason, unless a
 //!   newer token appeared meanwhile (then the rejection concerned a superseded token).
 use super::bus::Msg;
-use super::engine::{Effect, Engine, ErrorCode, Event, Held, Phase, Tokens};
+use super::engine::{Effect, Engine, ErrorCode, Event, Held, Pending, Phase, Tokens};
 use super::logout::LogoutReason;
 use super::shared::{Claim, Shared, Stamp, TokenMeta};
-use super::Millis;
+use super::{Millis, SessionState};
 
 impl Engine {
     pub(crate) fn on_resume(&mut self, now: Millis) {
         if self.held.is_some() || !matches!(self.phase, Phase::Idle) {
             return;
         }
-        self.resuming = true;
+        // Ask the other tabs first; a live one answers with its token.
         self.broadcast(&Msg::TokenRequest { tab: self.tab });
+        // After a logout in this browser (and no login since) never revive the session from
+        // the cookie: a logout that could not reach the server (offline) must not be undone
+        // by a reload.
+        let logged_out = self.shared.epoch > 0
+            && self.shared.token.map_or(true, |t| t.stamp.epoch < self.shared.epoch);
+        if logged_out && !self.cfg.unsafe_disable_epoch {
+            return;
+        }
+        self.resuming = true;
         self.phase = Phase::Joining { until: now.saturating_add(self.cfg.join_wait) };
     }
 
@@ -94,10 +103,10 @@ impl Engine {
         }
         match self.phase {
             Phase::Idle => {
+                self.ask_if_behind(now);
                 if self.held.is_none() || !self.online {
                     return;
                 }
-                self.ask_if_behind(now);
                 if self.needs_refresh(now) && self.live_claim(now, self.target()).is_none() {
                     self.start_lock(now);
                 }
@@ -136,17 +145,46 @@ impl Engine {
         }
     }
 
-    /// Asks other tabs for the newest token when the shared record says we are behind and our
-    /// own token has run out (the bus message carrying it was lost).
-    fn ask_if_behind(&mut self, now: Millis) {
-        let (Some(h), Some(t)) = (&self.held, self.target()) else { return };
-        if t.stamp > h.meta.stamp && now >= h.meta.expires_at && self.requested < t.stamp.serial {
-            self.requested = t.stamp.serial;
+    /// Asks other tabs for the newest token when the shared record names a token this tab
+    /// lacks and needs: its own ran out (the bus message carrying the new one was lost), or it
+    /// holds none while a session is live (a login elsewhere whose broadcast it missed).
+    /// Repeats at most every `4 * join_wait` while the need lasts.
+    pub(crate) fn ask_if_behind(&mut self, now: Millis) {
+        if !self.wants_token(now) {
+            return;
+        }
+        let serial = self.target().map_or(0, |t| t.stamp.serial);
+        if self.requested.0 < serial || now >= self.requested.1.saturating_add(self.ask_every()) {
+            self.requested = (serial, now);
             self.broadcast(&Msg::TokenRequest { tab: self.tab });
         }
     }
 
+    fn ask_every(&self) -> Millis {
+        self.cfg.join_wait.saturating_mul(4).max(1)
+    }
+
+    fn wants_token(&self, now: Millis) -> bool {
+        let Some(t) = self.target() else { return false };
+        match &self.held {
+            // Behind within our session: only once our token ran out. A newer session
+            // (a login elsewhere) supersedes ours at once.
+            Some(h) => {
+                t.stamp > h.meta.stamp
+                    && (now >= h.meta.expires_at || t.stamp.session != h.meta.stamp.session)
+            }
+            None => {
+                !self.resuming
+                    && matches!(self.state, SessionState::Anonymous | SessionState::LoggedOut)
+                    && now < t.expires_at
+            }
+        }
+    }
+
     pub(crate) fn refresh_deadlines(&self, consider: &mut impl FnMut(Millis)) {
+        if self.wants_token(self.now) {
+            consider(self.requested.1.saturating_add(self.ask_every()));
+        }
         match self.phase {
             Phase::Idle => {
                 if let (Some(h), Some(t)) = (&self.held, self.target()) {
@@ -231,15 +269,28 @@ impl Engine {
         }
         let refresh_token = self.held.as_ref().and_then(|h| h.refresh_token.clone());
         self.effects.push_back(Effect::SendRefresh { refresh_token });
-        self.phase = Phase::InFlight { since: now, serial, epoch };
+        let presented = self.held.as_ref().map(|h| h.meta.stamp);
+        self.phase = Phase::InFlight { since: now, req: Pending { serial, epoch, presented } };
         self.forced = false;
         self.stats.refresh_sent = self.stats.refresh_sent.saturating_add(1);
     }
 
-    fn pending_request(&self) -> Option<(u64, u64)> {
+    /// The request an answer belongs to, if any is outstanding.
+    fn pending_request(&self) -> Option<Pending> {
         match self.phase {
-            Phase::InFlight { serial, epoch, .. } | Phase::Backoff { serial, epoch, .. } => Some((serial, epoch)),
+            Phase::InFlight { req, .. } | Phase::Backoff { req, .. } => Some(req),
             _ => None,
+        }
+    }
+
+    /// Whether the session changed since `req` was sent (a login here or elsewhere, a logout):
+    /// then its answer says nothing about the session we hold now.
+    fn session_changed(&self, req: &Pending) -> bool {
+        let held = self.held.as_ref().map(|h| h.meta.stamp);
+        match (req.presented, held) {
+            (Some(p), Some(h)) => p.session != h.session || p.epoch != h.epoch,
+            (None, None) => false,
+            _ => true,
         }
     }
 
@@ -248,13 +299,24 @@ impl Engine {
     }
 
     pub(crate) fn on_refresh_ok(&mut self, now: Millis, t: Tokens) {
-        let Some((serial, epoch)) = self.pending_request() else {
+        let Some(req) = self.pending_request() else {
             self.stale();
             return;
         };
+        let (serial, epoch) = (req.serial, req.epoch);
         self.phase = Phase::Idle;
         self.attempt = 0;
-        let stamp = Stamp { epoch, serial, tab: self.tab };
+        if self.session_changed(&req) {
+            self.stale();
+            self.release_lock();
+            return;
+        }
+        let session = match (req.presented, self.shared.token) {
+            (Some(p), _) => p.session,
+            (None, Some(s)) if s.stamp.epoch == epoch => s.stamp.session,
+            _ => now,
+        };
+        let stamp = Stamp { epoch, session, serial, tab: self.tab };
         let seen_newer = self.shared.token.map_or(false, |s| s.stamp >= stamp);
         if epoch < self.shared.epoch || seen_newer {
             self.stale();
@@ -262,12 +324,7 @@ impl Engine {
             self.ask_if_behind(now);
             return;
         }
-        let started_at = match (&self.held, self.shared.token) {
-            (Some(h), _) => h.meta.started_at,
-            (None, Some(s)) if s.stamp.epoch == epoch => s.started_at,
-            _ => now,
-        };
-        let meta = TokenMeta { stamp, issued_at: now, expires_at: now.saturating_add(t.expires_in_ms), started_at };
+        let meta = TokenMeta { stamp, issued_at: now, expires_at: now.saturating_add(t.expires_in_ms) };
         let refresh_token = t.refresh_token.or_else(|| self.held.as_ref().and_then(|h| h.refresh_token.clone()));
         let held = Held { access_token: t.access_token, refresh_token, meta };
         if self.adopt(now, held, true) {
@@ -281,19 +338,31 @@ impl Engine {
     }
 
     pub(crate) fn on_refresh_rejected(&mut self, now: Millis, reason: LogoutReason) {
-        let Some((serial, epoch)) = self.pending_request() else {
+        let Some(req) = self.pending_request() else {
             self.stale();
             return;
         };
+        let (serial, epoch) = (req.serial, req.epoch);
         self.phase = Phase::Idle;
         self.attempt = 0;
         self.release_lock();
+        if self.session_changed(&req) {
+            // The answer concerns a session we no longer hold (or a resume that a login
+            // overtook): it ends nothing.
+            self.resuming = false;
+            self.stale();
+            return;
+        }
         if self.held.is_none() {
             // A resume attempt without a live cookie: stay anonymous, quietly.
             self.resuming = false;
             return;
         }
-        let newer = self.shared.token.map_or(false, |s| s.stamp.serial >= serial && s.stamp.epoch >= epoch);
+        let presented = self.held.as_ref().map(|h| h.meta.stamp);
+        let newer = match (self.shared.token, presented) {
+            (Some(s), Some(p)) => s.stamp > p && (s.stamp.session != p.session || s.stamp.serial >= serial),
+            _ => false,
+        };
         if epoch < self.shared.epoch || newer {
             self.stale();
             return;
@@ -302,10 +371,11 @@ impl Engine {
     }
 
     pub(crate) fn on_refresh_failed(&mut self, now: Millis, retry_after: Option<Millis>) {
-        let Some((serial, epoch)) = self.pending_request() else {
+        let Some(req) = self.pending_request() else {
             self.stale();
             return;
         };
+        let serial = req.serial;
         self.attempt = self.attempt.saturating_add(1);
         let exp = self.cfg.backoff_base.saturating_mul(1u64 << (self.attempt - 1).min(30)).min(self.cfg.backoff_cap);
         let delay = (exp / 2 + self.rng.upto(exp / 2)).max(retry_after.unwrap_or(0));
@@ -316,7 +386,7 @@ impl Engine {
             self.write_claim(Claim { serial, tab: self.tab, at: now, until: claim_until });
         }
         self.release_lock();
-        self.phase = Phase::Backoff { until, serial, epoch };
+        self.phase = Phase::Backoff { until, req };
         self.emit(Event::Error { code: ErrorCode::RefreshRetry });
     }
 

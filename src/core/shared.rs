@@ -19,14 +19,19 @@ use super::Millis;
 const SHARED_VERSION: u8 = 1;
 const TOKEN_VERSION: u8 = 1;
 
-/// Orders tokens origin-wide: a later logout epoch wins, then a higher serial (every login and
-/// refresh takes the highest serial seen plus one), then the tab id as a tie-break.
-/// A tab never replaces its token with one of a smaller stamp.
+/// Orders tokens origin-wide: a later logout epoch wins, then a later session (login time: a
+/// browser holds one refresh cookie, so a newer login supersedes an older session — this also
+/// orders sessions correctly when site data, and with it the epoch, was cleared), then a higher
+/// serial (every login and refresh takes the highest serial seen plus one), then the tab id as
+/// a tie-break. A tab never replaces its token with one of a smaller stamp.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 #[cfg_attr(test, derive(Debug))]
 pub struct Stamp {
     /// The logout epoch the session was created in.
     pub epoch: u64,
+    /// When the session began (local time of the login answer); the absolute lifetime counts
+    /// from here.
+    pub session: Millis,
     /// Position in the origin-wide order of issued tokens.
     pub serial: u64,
     /// The tab that obtained the token (tie-break only).
@@ -43,8 +48,6 @@ pub struct TokenMeta {
     pub issued_at: Millis,
     /// `issued_at + expires_in` (immune to client clock skew against the server).
     pub expires_at: Millis,
-    /// When the session (the login) began; the absolute lifetime counts from here.
-    pub started_at: Millis,
 }
 
 /// A tab's claim that it is refreshing (or backing off from refreshing) the newest token.
@@ -191,16 +194,16 @@ impl TokenRecord {
 
 pub(crate) fn write_meta<'w>(w: &'w mut Writer, m: &TokenMeta) -> &'w mut Writer {
     w.u64(m.stamp.epoch)
+        .u64(m.stamp.session)
         .u64(m.stamp.serial)
         .u64(m.stamp.tab)
         .u64(m.issued_at)
         .u64(m.expires_at)
-        .u64(m.started_at)
 }
 
 pub(crate) fn read_meta(r: &mut Reader<'_>) -> Result<TokenMeta, DecodeError> {
-    let stamp = Stamp { epoch: r.u64()?, serial: r.u64()?, tab: r.u64()? };
-    Ok(TokenMeta { stamp, issued_at: r.u64()?, expires_at: r.u64()?, started_at: r.u64()? })
+    let stamp = Stamp { epoch: r.u64()?, session: r.u64()?, serial: r.u64()?, tab: r.u64()? };
+    Ok(TokenMeta { stamp, issued_at: r.u64()?, expires_at: r.u64()? })
 }
 
 pub(crate) fn write_claim<'w>(w: &'w mut Writer, c: &Claim) -> &'w mut Writer {
@@ -217,10 +220,9 @@ mod tests {
 
     fn meta(serial: u64) -> TokenMeta {
         TokenMeta {
-            stamp: Stamp { epoch: 2, serial, tab: 7 },
+            stamp: Stamp { epoch: 2, session: 500, serial, tab: 7 },
             issued_at: 1_000,
             expires_at: 301_000,
-            started_at: 500,
         }
     }
 

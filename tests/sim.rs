@@ -1,0 +1,1463 @@
+//! Multi-tab simulation of the session engine (issue 3).
+//!
+//! N tabs (1–32) of one origin share a virtual clock, a bus that delays, reorders, duplicates
+//! and drops messages, `localStorage` (the shared record, reliable storage events, a vault), a
+//! lock with Web Locks semantics (FIFO, bounded wait, steal, released when a tab dies), a cookie
+//! jar, and a simulated server that rotates refresh tokens with reuse detection and the grace
+//! rule of tessera-server (the immediate predecessor, within a short window, gets the
+//! already-issued successor). Tabs open, close, crash, sleep (alone or the whole laptop), go
+//! offline, and their users act. Each seed is one random schedule; after every step the
+//! properties of issue 3 are checked:
+//!
+//! 1. one expiry ⇒ one refresh request per refresh token; a second presentation only after
+//!    the first answer was lost or its tab died/slept, answered by the grace rule; the
+//!    protocol never trips reuse detection;
+//! 2. logout in any tab ⇒ every live tab logged out and wiped within one bus hop (or when it
+//!    wakes);
+//! 3. activity in any tab keeps all alive; no activity ⇒ all logged out at the deadline
+//!    (± one throttle interval);
+//! 4. no tab goes back to an older token than one it has seen; no false logout;
+//! 5. nothing panics (also fed garbage bus messages and storage records).
+//!
+//! `TESSERA_SIM_SEEDS=N` runs N seeds (default 10,000); `TESSERA_SIM_SEED=S` replays one seed
+//! with its trace. A failure prints the seed and a readable trace.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::cmp::Reverse;
+
+use tessera::core::{
+    merge_shared, Config, Effect, Engine, Event, Input, LogoutReason, Millis, Msg, SessionState,
+    Shared, Stamp, Tokens,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Seeded randomness (test-only; the engine itself gets entropy passed in).
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+    fn pick(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario parameters.
+
+/// Which safeguard a non-vacuity test switches off.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unsafe {
+    None,
+    Lock,
+    Epoch,
+    SharedActivity,
+    AdoptOlder,
+}
+
+const GRACE: Millis = 30_000;
+const MIN: Millis = 60_000;
+
+struct Params {
+    tabs_initial: usize,
+    tabs_max: usize,
+    duration: Millis,
+    access_ttl: Millis,
+    p_drop: f64,
+    p_dup: f64,
+    bus_delay_max: Millis,
+    p_answer_lost: f64,
+    vault: bool,
+    web_locks: bool,
+    config: Config,
+}
+
+impl Params {
+    fn random(rng: &mut Rng, unsafe_: Unsafe) -> Params {
+        let idle = rng.range(3, 12) * MIN;
+        let mut config = Config {
+            idle_timeout: if rng.chance(0.85) { Some(idle) } else { None },
+            idle_warning: rng.range(10, 60) * 1_000,
+            absolute_lifetime: if rng.chance(0.3) { Some(rng.range(20, 60) * MIN) } else { None },
+            refresh_lead: rng.range(10, 60) * 1_000,
+            ..Config::default()
+        };
+        config.web_locks = !rng.chance(0.25);
+        match unsafe_ {
+            Unsafe::None => {}
+            Unsafe::Lock => config.unsafe_disable_lock = true,
+            Unsafe::Epoch => config.unsafe_disable_epoch = true,
+            Unsafe::SharedActivity => config.unsafe_disable_shared_activity = true,
+            Unsafe::AdoptOlder => config.unsafe_adopt_older = true,
+        }
+        let tabs_max = if rng.chance(0.1) { 32 } else { rng.range(1, 8) as usize };
+        Params {
+            tabs_initial: rng.range(1, tabs_max as u64) as usize,
+            tabs_max,
+            duration: rng.range(15, 45) * MIN,
+            access_ttl: rng.range(1, 6) * MIN,
+            p_drop: if rng.chance(0.5) { 0.0 } else { rng.range(1, 25) as f64 / 100.0 },
+            p_dup: rng.range(0, 10) as f64 / 100.0,
+            bus_delay_max: rng.range(1, 50),
+            p_answer_lost: if rng.chance(0.5) { 0.0 } else { rng.range(1, 15) as f64 / 100.0 },
+            vault: rng.chance(0.4),
+            web_locks: config.web_locks,
+            config,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The world.
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Token {
+    family: u32,
+    gen: u32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Revoked {
+    No,
+    ByUser,
+    ByReuse,
+}
+
+struct Family {
+    current: u32,
+    rotated_at: Millis,
+    revoked: Revoked,
+    /// Presentations per generation: (request id, time).
+    presented: BTreeMap<u32, Vec<(usize, Millis)>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Pending,
+    Delivered,
+    Lost,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReqKind {
+    Refresh,
+    Logout { everywhere: bool },
+    Login,
+}
+
+struct Request {
+    tab: usize,
+    /// The tab slot's incarnation.
+    gen: u32,
+    kind: ReqKind,
+    /// Whether, when it was sent, an earlier request presenting the same cookie had its answer
+    /// lost or its tab dead or asleep (property 1's only excuse for a second presentation).
+    excused_dup: bool,
+    cookie: Option<Token>,
+    fate: Fate,
+}
+
+#[derive(Clone)]
+enum Answer {
+    RefreshOk(Token),
+    RefreshRejected(LogoutReason),
+    Failed,
+    LoginOk(Token),
+    LogoutDone,
+}
+
+enum Ev {
+    /// An input for a tab (queued while it sleeps).
+    Deliver { tab: usize, gen: u32, input: SimInput },
+    /// A request reaches the server.
+    Arrive { req: usize },
+    /// An answer reaches the browser (cookie jar), then the tab.
+    Answer { req: usize, answer: Answer },
+    /// A waiting lock request times out.
+    LockTimeout { tab: usize, gen: u32, ticket: u64 },
+    /// A scheduled property check.
+    Check(Check),
+    /// A scripted action.
+    Act(Action),
+}
+
+#[derive(Clone)]
+enum SimInput {
+    Bus(Vec<u8>),
+    StorageEvent,
+    LockGranted,
+    LockUnavailable,
+    LockLost,
+    Http(Answer),
+}
+
+#[derive(Clone, Copy)]
+enum Check {
+    /// Property 2: a logout with `epoch` happened; the tab must be out by now (or at wake).
+    LoggedOut { tab: usize, gen: u32, epoch: u64 },
+}
+
+#[derive(Clone, Copy)]
+enum Action {
+    Activity,
+    StayActive,
+    Login,
+    Logout,
+    Open,
+    Close,
+    Crash,
+    Sleep,
+    LaptopSleep,
+    Offline,
+    Garbage,
+    Wake { tab: usize, gen: u32 },
+    Online { tab: usize, gen: u32 },
+    LaptopWake,
+}
+
+struct Tab {
+    engine: Engine,
+    /// Incarnation counter: events for an earlier incarnation of this slot are void.
+    gen: u32,
+    alive: bool,
+    asleep: bool,
+    online: bool,
+    inbox: VecDeque<SimInput>,
+    /// Highest stamp of a token delivered to this tab (property 4).
+    seen: Option<Stamp>,
+    /// Highest generation held per family (property 4, server-side order).
+    held_gen: BTreeMap<u32, u32>,
+    /// Pending property-2 checks to run when it wakes.
+    wake_checks: Vec<u64>,
+}
+
+struct Lock {
+    holder: Option<(usize, u32)>,
+    queue: VecDeque<(usize, u32, u64)>,
+    next_ticket: u64,
+}
+
+struct Sim {
+    p: Params,
+    rng: Rng,
+    now: Millis,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(Millis, u64, usize)>>,
+    events: Vec<Option<Ev>>,
+    tabs: Vec<Tab>,
+    storage: Option<Vec<u8>>,
+    vault: Option<Vec<u8>>,
+    jar: Option<Token>,
+    families: Vec<Family>,
+    requests: Vec<Request>,
+    lock: Lock,
+    laptop_asleep: bool,
+    /// Origin-wide true last activity (for property 3), and the session it belongs to.
+    true_activity: Millis,
+    /// Last time the user asked to log out (no login right after, see `act_login`).
+    last_logout_req: Millis,
+    trace: Option<Vec<String>>,
+    violation: Option<String>,
+    stats: SimStats,
+    next_tab_id: u64,
+    seed: u64,
+}
+
+#[derive(Default, Clone, Copy)]
+struct SimStats {
+    refreshes: u64,
+    grace_answers: u64,
+    excused_reuse: u64,
+    logouts_checked: u64,
+    idle_logouts: u64,
+}
+
+fn fmt_stamp(s: Stamp) -> String {
+    format!("e{}#{}@t{}", s.epoch, s.serial, s.tab)
+}
+
+fn fmt_token(t: Token) -> String {
+    format!("F{}g{}", t.family, t.gen)
+}
+
+fn parse_token(s: &str) -> Option<Token> {
+    let rest = s.strip_prefix('F')?;
+    let (f, g) = rest.split_once('g')?;
+    Some(Token { family: f.parse().ok()?, gen: g.parse().ok()? })
+}
+
+fn describe_effect(e: &Effect) -> String {
+    match e {
+        Effect::SendRefresh { .. } => "SendRefresh".into(),
+        Effect::SendLogout { everywhere, .. } => format!("SendLogout(everywhere={everywhere})"),
+        Effect::AcquireLock { wait, steal } => format!("AcquireLock(wait={wait}, steal={steal})"),
+        Effect::ReleaseLock => "ReleaseLock".into(),
+        Effect::Broadcast(b) => format!("Broadcast({})", describe_msg(b)),
+        Effect::PersistShared(b) => format!("PersistShared({})", describe_shared(Some(b))),
+        Effect::StoreToken(_) => "StoreToken".into(),
+        Effect::Wipe => "Wipe".into(),
+        Effect::Emit(ev) => format!("Emit({})", describe_event(ev)),
+    }
+}
+
+fn describe_event(ev: &Event) -> String {
+    match ev {
+        Event::Logout { reason } => format!("logout:{}", reason.as_str()),
+        Event::IdleWarning { deadline } => format!("idle-warning:{deadline}"),
+        Event::Error { code } => format!("error:{}", code.as_str()),
+        other => other.name().into(),
+    }
+}
+
+fn describe_msg(b: &[u8]) -> String {
+    match Msg::decode(b) {
+        Ok(Msg::Token { meta, access_token, .. }) => {
+            format!("Token {} {} exp={}", access_token, fmt_stamp(meta.stamp), meta.expires_at)
+        }
+        Ok(Msg::Activity { epoch, at }) => format!("Activity e{epoch} at={at}"),
+        Ok(Msg::Logout { epoch, reason }) => format!("Logout e{epoch} {}", reason.as_str()),
+        Ok(Msg::TokenRequest { tab }) => format!("TokenRequest t{tab}"),
+        Ok(Msg::Claim(c)) => format!("Claim #{} t{} until={}", c.serial, c.tab, c.until),
+        Err(e) => format!("garbage({})", e.as_str()),
+    }
+}
+
+fn describe_shared(b: Option<&Vec<u8>>) -> String {
+    match b.map(|b| Shared::decode(b)) {
+        None => "none".into(),
+        Some(Err(e)) => format!("garbage({})", e.as_str()),
+        Some(Ok(s)) => format!(
+            "epoch={} token={} claim={} activity={}",
+            s.epoch,
+            s.token.map_or("-".into(), |t| format!("{} exp={}", fmt_stamp(t.stamp), t.expires_at)),
+            s.claim.map_or("-".into(), |c| format!("#{}@t{} until={}", c.serial, c.tab, c.until)),
+            s.last_activity
+        ),
+    }
+}
+
+fn describe_input(i: &SimInput) -> String {
+    match i {
+        SimInput::Bus(b) => format!("Bus({})", describe_msg(b)),
+        SimInput::StorageEvent => "StorageEvent".into(),
+        SimInput::LockGranted => "LockGranted".into(),
+        SimInput::LockUnavailable => "LockUnavailable".into(),
+        SimInput::LockLost => "LockLost".into(),
+        SimInput::Http(a) => match a {
+            Answer::RefreshOk(t) => format!("RefreshOk({})", fmt_token(*t)),
+            Answer::RefreshRejected(r) => format!("RefreshRejected({})", r.as_str()),
+            Answer::Failed => "HttpFailed".into(),
+            Answer::LoginOk(t) => format!("LoginOk({})", fmt_token(*t)),
+            Answer::LogoutDone => "LogoutDone".into(),
+        },
+    }
+}
+
+impl Sim {
+    fn new(seed: u64, unsafe_: Unsafe, trace: bool) -> Sim {
+        let mut rng = Rng(seed);
+        let p = Params::random(&mut rng, unsafe_);
+        let mut sim = Sim {
+            p,
+            rng,
+            now: 1_764_000_000_000,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            events: Vec::new(),
+            tabs: Vec::new(),
+            storage: None,
+            vault: None,
+            jar: None,
+            families: Vec::new(),
+            requests: Vec::new(),
+            lock: Lock { holder: None, queue: VecDeque::new(), next_ticket: 0 },
+            laptop_asleep: false,
+            true_activity: 0,
+            last_logout_req: 0,
+            trace: if trace { Some(Vec::new()) } else { None },
+            violation: None,
+            stats: SimStats::default(),
+            next_tab_id: 1,
+            seed,
+        };
+        sim.log(format!(
+            "seed {seed}: tabs {}..{} ttl={}s idle={:?}s warn={}s abs={:?}s lead={}s drop={} dup={} answer_lost={} vault={} web_locks={}",
+            sim.p.tabs_initial,
+            sim.p.tabs_max,
+            sim.p.access_ttl / 1000,
+            sim.p.config.idle_timeout.map(|t| t / 1000),
+            sim.p.config.idle_warning / 1000,
+            sim.p.config.absolute_lifetime.map(|t| t / 1000),
+            sim.p.config.refresh_lead / 1000,
+            sim.p.p_drop,
+            sim.p.p_dup,
+            sim.p.p_answer_lost,
+            sim.p.vault,
+            sim.p.web_locks
+        ));
+        sim
+    }
+
+    fn log(&mut self, line: String) {
+        if let Some(t) = &mut self.trace {
+            t.push(format!("{:>9.3}s {line}", (self.now - 1_764_000_000_000) as f64 / 1000.0));
+        }
+    }
+
+    fn fail(&mut self, what: String) {
+        if self.violation.is_none() {
+            self.log(format!("VIOLATION: {what}"));
+            self.violation = Some(what);
+        }
+    }
+
+    fn schedule(&mut self, at: Millis, ev: Ev) {
+        self.seq += 1;
+        self.events.push(Some(ev));
+        self.queue.push(Reverse((at, self.seq, self.events.len() - 1)));
+    }
+
+    fn alive_awake(&self, i: usize) -> bool {
+        self.tabs[i].alive && !self.tabs[i].asleep
+    }
+
+    // -- the schedule -------------------------------------------------------------------------
+
+    fn script(&mut self) {
+        for _ in 0..self.p.tabs_initial {
+            self.open_tab();
+        }
+        // The first user logs in shortly after start.
+        let t = self.now + self.rng.range(100, 5_000);
+        self.schedule(t, Ev::Act(Action::Login));
+        // A random mixture of actions over the run, then a calm tail with no faults.
+        let end = self.now + self.p.duration;
+        let mut t = self.now;
+        // The user works in bursts separated by breaks (some longer than the idle timeout).
+        loop {
+            t += self.rng.range(1_000, 40_000);
+            if t >= end {
+                break;
+            }
+            let roll = self.rng.range(0, 1000);
+            let a = match roll {
+                0..=549 => Action::Activity,
+                550..=579 => Action::StayActive,
+                580..=629 => Action::Login,
+                630..=654 => Action::Logout,
+                655..=704 => Action::Open,
+                705..=729 => Action::Close,
+                730..=749 => Action::Crash,
+                750..=799 => Action::Sleep,
+                800..=809 => Action::LaptopSleep,
+                810..=859 => Action::Offline,
+                860..=899 => Action::Garbage,
+                _ => {
+                    // A break: no action for a while.
+                    t += self.rng.range(1, 15) * MIN;
+                    continue;
+                }
+            };
+            self.schedule(t, Ev::Act(a));
+        }
+    }
+
+    fn run(&mut self) {
+        self.script();
+        let end = self.now + self.p.duration;
+        let hard_end = end + 30 * MIN;
+        let mut steps = 0u32;
+        while self.violation.is_none() {
+            steps += 1;
+            if steps > 400_000 {
+                self.fail("simulation did not settle (livelock?)".into());
+                break;
+            }
+            // The next thing: an event, or the earliest tab timer.
+            let next_ev = self.queue.peek().map(|Reverse((t, _, _))| *t);
+            let next_timer = (0..self.tabs.len())
+                .filter(|&i| self.alive_awake(i))
+                .filter_map(|i| self.tabs[i].engine.next_deadline().map(|d| (d.max(self.now), i)))
+                .min();
+            let take_timer = match (next_ev, next_timer) {
+                (None, None) => break,
+                (Some(e), Some((t, _))) => t < e,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+            };
+            if take_timer {
+                let (t, i) = next_timer.unwrap_or((self.now, 0));
+                if t > hard_end {
+                    break;
+                }
+                self.now = t;
+                self.timer(i);
+            } else {
+                let Some(Reverse((t, _, idx))) = self.queue.pop() else { break };
+                if t > hard_end {
+                    break;
+                }
+                self.now = self.now.max(t);
+                if let Some(ev) = self.events[idx].take() {
+                    self.event(ev);
+                }
+            }
+            self.check_always();
+        }
+        if self.violation.is_none() {
+            self.check_end();
+        }
+    }
+
+    // -- feeding tabs -------------------------------------------------------------------------
+
+    fn feed(&mut self, i: usize, input: Input) {
+        if let Some(tr) = &self.trace {
+            let _ = tr;
+            let name = match &input {
+                Input::Bus(b) => format!("Bus({})", describe_msg(b)),
+                Input::Shared(s) => format!("Shared({})", describe_shared(s.as_ref())),
+                Input::Restore(_) => "Restore".into(),
+                Input::Resume => "Resume".into(),
+                Input::LoginSucceeded(t) => format!("LoginSucceeded({})", t.access_token),
+                Input::RefreshSucceeded(t) => format!("RefreshSucceeded({})", t.access_token),
+                Input::RefreshRejected(r) => format!("RefreshRejected({})", r.as_str()),
+                Input::RefreshFailed { .. } => "RefreshFailed".into(),
+                Input::LockGranted => "LockGranted".into(),
+                Input::LockUnavailable => "LockUnavailable".into(),
+                Input::LockLost => "LockLost".into(),
+                Input::Timer => "Timer".into(),
+                Input::Activity => "Activity".into(),
+                Input::StayActive => "StayActive".into(),
+                Input::Logout { everywhere } => format!("Logout(everywhere={everywhere})"),
+                Input::Visibility(v) => format!("Visibility({v})"),
+                Input::Online(o) => format!("Online({o})"),
+                _ => "other".into(),
+            };
+            let id = self.tabs[i].engine.tab_id();
+            self.log(format!("tab{i}(t{id}) <- {name}"));
+        }
+        let now = self.now;
+        self.tabs[i].engine.handle(now, input);
+        self.drain(i);
+        self.check_tab(i);
+    }
+
+    fn timer(&mut self, i: usize) {
+        let s = self.storage.clone();
+        self.feed(i, Input::Shared(s));
+        self.feed(i, Input::Timer);
+    }
+
+    fn deliver(&mut self, i: usize, input: SimInput) {
+        if !self.tabs[i].alive {
+            return;
+        }
+        if self.tabs[i].asleep {
+            self.tabs[i].inbox.push_back(input);
+            return;
+        }
+        match input {
+            SimInput::Bus(b) => {
+                if let Ok(Msg::Token { meta, .. }) = Msg::decode(&b) {
+                    // Property 4 bookkeeping: the tab has now seen this token.
+                    let seen = &mut self.tabs[i].seen;
+                    if seen.map_or(true, |s| meta.stamp > s) {
+                        *seen = Some(meta.stamp);
+                    }
+                }
+                self.feed(i, Input::Bus(b));
+            }
+            SimInput::StorageEvent => {
+                let s = self.storage.clone();
+                self.feed(i, Input::Shared(s));
+            }
+            SimInput::LockGranted => {
+                let s = self.storage.clone();
+                self.feed(i, Input::Shared(s));
+                self.feed(i, Input::LockGranted);
+            }
+            SimInput::LockUnavailable => self.feed(i, Input::LockUnavailable),
+            SimInput::LockLost => self.feed(i, Input::LockLost),
+            SimInput::Http(a) => {
+                let input = match a {
+                    Answer::RefreshOk(t) => Input::RefreshSucceeded(Tokens {
+                        access_token: fmt_token(t),
+                        expires_in_ms: self.p.access_ttl,
+                        refresh_token: None,
+                    }),
+                    Answer::RefreshRejected(r) => Input::RefreshRejected(r),
+                    Answer::Failed => Input::RefreshFailed { retry_after: None },
+                    Answer::LoginOk(t) => {
+                        // A login is user activity.
+                        self.true_activity = self.true_activity.max(self.now);
+                        Input::LoginSucceeded(Tokens {
+                        access_token: fmt_token(t),
+                        expires_in_ms: self.p.access_ttl,
+                        refresh_token: None,
+                    })
+                    }
+                    Answer::LogoutDone => return,
+                };
+                self.feed(i, input);
+            }
+        }
+    }
+
+    fn drain(&mut self, i: usize) {
+        while let Some(effect) = self.tabs[i].engine.poll_effect() {
+            if self.trace.is_some() {
+                let d = describe_effect(&effect);
+                self.log(format!("tab{i}    -> {d}"));
+            }
+            self.perform(i, effect);
+        }
+    }
+
+    fn perform(&mut self, i: usize, effect: Effect) {
+        let gen = self.tabs[i].gen;
+        match effect {
+            Effect::SendRefresh { .. } => {
+                self.stats.refreshes += 1;
+                self.send(i, ReqKind::Refresh);
+            }
+            Effect::SendLogout { everywhere, .. } => {
+                self.last_logout_req = self.now;
+                self.send(i, ReqKind::Logout { everywhere });
+            }
+            Effect::AcquireLock { wait, steal } => self.lock_request(i, gen, wait, steal),
+            Effect::ReleaseLock => {
+                if self.lock.holder == Some((i, gen)) {
+                    self.lock.holder = None;
+                    self.lock_grant_next();
+                }
+            }
+            Effect::Broadcast(bytes) => {
+                if let Ok(Msg::Logout { epoch, .. }) = Msg::decode(&bytes) {
+                    self.logout_happened(i, epoch);
+                }
+                for j in 0..self.tabs.len() {
+                    if j == i || !self.tabs[j].alive {
+                        continue;
+                    }
+                    if self.rng.chance(self.p.p_drop) {
+                        continue;
+                    }
+                    let copies = if self.rng.chance(self.p.p_dup) { 2 } else { 1 };
+                    for _ in 0..copies {
+                        let at = self.now + self.rng.range(0, self.p.bus_delay_max);
+                        let g = self.tabs[j].gen;
+                        self.schedule(at, Ev::Deliver { tab: j, gen: g, input: SimInput::Bus(bytes.clone()) });
+                    }
+                }
+            }
+            Effect::PersistShared(bytes) => {
+                self.storage = Some(merge_shared(self.storage.as_deref(), &bytes));
+                self.storage_event(i);
+            }
+            Effect::StoreToken(bytes) => {
+                if self.p.vault {
+                    self.vault = Some(bytes);
+                }
+            }
+            Effect::Wipe => {
+                self.vault = None;
+            }
+            Effect::Emit(ev) => self.on_event(i, ev),
+        }
+    }
+
+    fn storage_event(&mut self, from: usize) {
+        for j in 0..self.tabs.len() {
+            if j != from && self.tabs[j].alive {
+                let at = self.now + self.rng.range(0, 20);
+                let g = self.tabs[j].gen;
+                self.schedule(at, Ev::Deliver { tab: j, gen: g, input: SimInput::StorageEvent });
+            }
+        }
+    }
+
+    fn on_event(&mut self, i: usize, ev: Event) {
+        match ev {
+            Event::Logout { reason } => {
+                let allowed = match reason {
+                    LogoutReason::User | LogoutReason::Everywhere | LogoutReason::Idle => true,
+                    LogoutReason::Expired => self.p.config.absolute_lifetime.is_some(),
+                    // Another tab's logout carries its reason; a revocation must come from
+                    // the server for a real reason (a user logout), never from the protocol.
+                    LogoutReason::Revoked | LogoutReason::Reused => {
+                        self.families.iter().any(|f| f.revoked == Revoked::ByUser)
+                            || self.stats.excused_reuse > 0
+                    }
+                    LogoutReason::Cleared => self.last_logout_req > 0,
+                    _ => false,
+                };
+                if !allowed {
+                    self.fail(format!("tab{i}: false logout with reason {}", reason.as_str()));
+                }
+                if reason == LogoutReason::Idle {
+                    self.stats.idle_logouts += 1;
+                }
+            }
+            Event::Idle => {
+                // Property 3: an idle logout only after the deadline of the true last activity
+                // (± one throttle interval for activity a tab had not published yet).
+                if let Some(timeout) = self.p.config.idle_timeout {
+                    let slack = self.p.config.activity_throttle;
+                    if self.now + slack < self.true_activity + timeout {
+                        let early = self.true_activity + timeout - self.now;
+                        self.fail(format!(
+                            "tab{i}: idle logout {early} ms before the deadline (last activity {} ms ago)",
+                            self.now - self.true_activity
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // -- network and server -------------------------------------------------------------------
+
+    fn send(&mut self, i: usize, kind: ReqKind) {
+        let gen = self.tabs[i].gen;
+        let id = self.requests.len();
+        let excused_dup = kind == ReqKind::Refresh
+            && self.jar.is_some()
+            && (0..id).any(|r| {
+                self.requests[r].kind == ReqKind::Refresh && self.requests[r].cookie == self.jar && self.excused(r)
+            });
+        self.requests.push(Request { tab: i, gen, kind, cookie: self.jar, fate: Fate::Pending, excused_dup });
+        if !self.tabs[i].online {
+            // fetch fails at once.
+            self.requests[id].fate = Fate::Delivered;
+            let at = self.now + 1;
+            self.schedule(at, Ev::Deliver { tab: i, gen, input: SimInput::Http(Answer::Failed) });
+            return;
+        }
+        let at = self.now + self.rng.range(2, 150);
+        self.schedule(at, Ev::Arrive { req: id });
+    }
+
+    fn arrive(&mut self, id: usize) {
+        let now = self.now;
+        let answer = match self.requests[id].kind {
+            ReqKind::Login => {
+                let family = self.families.len() as u32;
+                self.families.push(Family { current: 0, rotated_at: now, revoked: Revoked::No, presented: BTreeMap::new() });
+                Answer::LoginOk(Token { family, gen: 0 })
+            }
+            ReqKind::Logout { everywhere } => {
+                if everywhere {
+                    for f in &mut self.families {
+                        if f.revoked == Revoked::No {
+                            f.revoked = Revoked::ByUser;
+                        }
+                    }
+                } else if let Some(c) = self.requests[id].cookie {
+                    let f = &mut self.families[c.family as usize];
+                    if f.revoked == Revoked::No {
+                        f.revoked = Revoked::ByUser;
+                    }
+                }
+                Answer::LogoutDone
+            }
+            ReqKind::Refresh => self.server_refresh(id),
+        };
+        let lost = self.rng.chance(self.p.p_answer_lost);
+        let at = now + self.rng.range(2, 150);
+        if lost {
+            self.requests[id].fate = Fate::Lost;
+            self.log(format!("net: answer to request {id} is lost"));
+            // Half of the lost answers surface as a network error, half hang (request timeout).
+            if self.rng.chance(0.5) && self.requests[id].kind == ReqKind::Refresh {
+                let (tab, gen) = (self.requests[id].tab, self.requests[id].gen);
+                self.schedule(at, Ev::Deliver { tab, gen, input: SimInput::Http(Answer::Failed) });
+            }
+        } else {
+            self.schedule(at, Ev::Answer { req: id, answer });
+        }
+    }
+
+    fn server_refresh(&mut self, id: usize) -> Answer {
+        let now = self.now;
+        let Some(tok) = self.requests[id].cookie else {
+            return Answer::RefreshRejected(LogoutReason::Revoked);
+        };
+        let tab = self.requests[id].tab;
+        let fi = tok.family as usize;
+        self.families[fi].presented.entry(tok.gen).or_default().push((id, now));
+        let presentations = self.families[fi].presented[&tok.gen].clone();
+        if self.families[fi].revoked != Revoked::No {
+            return Answer::RefreshRejected(LogoutReason::Revoked);
+        }
+        let current = self.families[fi].current;
+        let answer = if tok.gen == current {
+            self.families[fi].current += 1;
+            self.families[fi].rotated_at = now;
+            Answer::RefreshOk(Token { family: tok.family, gen: current + 1 })
+        } else if tok.gen + 1 == current && now - self.families[fi].rotated_at <= GRACE {
+            self.stats.grace_answers += 1;
+            Answer::RefreshOk(Token { family: tok.family, gen: current })
+        } else {
+            // Reuse detection: the whole family is revoked.
+            let immediate = tok.gen + 1 == current;
+            self.families[fi].revoked = Revoked::ByReuse;
+            let first = presentations.first().map(|p| p.0);
+            if immediate && self.successor_lost(tok) {
+                // The answer carrying the successor was lost and the retry came after the grace
+                // window (the tab was offline or asleep meanwhile): an environment failure.
+                self.stats.excused_reuse += 1;
+                self.log(format!("server: reuse of {} outside grace after a lost answer (excused)", fmt_token(tok)));
+            } else {
+                self.fail(format!(
+                    "property 1: request {id} from tab{tab} presented superseded refresh token {} (current g{current}, first presented by request {first:?}) -> family revoked",
+                    fmt_token(tok)
+                ));
+            }
+            return Answer::RefreshRejected(LogoutReason::Reused);
+        };
+        // Property 1: a second presentation of the same token is allowed only when the answer
+        // to an earlier one was lost, or its tab died or slept before handling it.
+        if presentations.len() > 1 {
+            if !self.requests[id].excused_dup {
+                let (r0, t0) = presentations[0];
+                let t0tab = self.requests[r0].tab;
+                self.fail(format!(
+                    "property 1: refresh token {} presented {} times (request {r0} by tab{t0tab} at {} ms, now request {id} by tab{tab}) while the first answer was handled normally",
+                    fmt_token(tok),
+                    presentations.len(),
+                    t0 - 1_764_000_000_000
+                ));
+            }
+        }
+        answer
+    }
+
+    /// Whether the answer of request `r` was lost or never handled by a live, awake tab.
+    fn excused(&self, r: usize) -> bool {
+        let req = &self.requests[r];
+        let here = self.tabs[req.tab].gen == req.gen && self.alive_awake(req.tab);
+        match req.fate {
+            Fate::Lost => true,
+            Fate::Pending => !here,
+            Fate::Delivered => false,
+        }
+    }
+
+    fn net_error(&mut self, id: usize, processed: bool) {
+        self.log(format!("net: request {id} fails in flight (laptop asleep; processed by server: {processed})"));
+        if processed {
+            self.requests[id].fate = Fate::Lost;
+        }
+        let (tab, gen) = (self.requests[id].tab, self.requests[id].gen);
+        if self.requests[id].kind == ReqKind::Refresh {
+            self.schedule(self.now, Ev::Deliver { tab, gen, input: SimInput::Http(Answer::Failed) });
+        }
+    }
+
+    fn successor_lost(&self, tok: Token) -> bool {
+        self.families[tok.family as usize]
+            .presented
+            .get(&tok.gen)
+            .map_or(false, |p| p.iter().any(|&(r, _)| self.requests[r].fate == Fate::Lost))
+    }
+
+    fn answer(&mut self, id: usize, answer: Answer) {
+        // The browser's network stack applies Set-Cookie even when the tab is frozen or gone.
+        match &answer {
+            Answer::RefreshOk(t) | Answer::LoginOk(t) => {
+                if self.jar.map_or(true, |c| c.family != t.family || c.gen < t.gen) {
+                    self.jar = Some(*t);
+                }
+            }
+            Answer::LogoutDone => {
+                // Expired cookie + Clear-Site-Data: "cookies", "storage".
+                self.jar = None;
+                self.storage = None;
+                self.vault = None;
+                self.log("server: Clear-Site-Data (cookies, storage)".into());
+                self.storage_event(usize::MAX);
+            }
+            _ => {}
+        }
+        let (tab, gen) = (self.requests[id].tab, self.requests[id].gen);
+        if self.tabs[tab].alive && self.tabs[tab].gen == gen {
+            if !self.tabs[tab].asleep {
+                self.requests[id].fate = Fate::Delivered;
+            }
+            self.schedule(self.now, Ev::Deliver { tab, gen, input: SimInput::Http(answer) });
+        } else {
+            self.requests[id].fate = Fate::Lost;
+        }
+    }
+
+    // -- the lock (Web Locks semantics) ---------------------------------------------------------
+
+    fn lock_request(&mut self, i: usize, gen: u32, wait: Millis, steal: bool) {
+        if steal {
+            if let Some((h, hg)) = self.lock.holder.take() {
+                if (h, hg) != (i, gen) {
+                    self.schedule(self.now, Ev::Deliver { tab: h, gen: hg, input: SimInput::LockLost });
+                }
+            }
+            self.lock.holder = Some((i, gen));
+            self.schedule(self.now, Ev::Deliver { tab: i, gen, input: SimInput::LockGranted });
+            return;
+        }
+        if self.lock.holder.is_none() {
+            self.lock.holder = Some((i, gen));
+            self.schedule(self.now, Ev::Deliver { tab: i, gen, input: SimInput::LockGranted });
+            return;
+        }
+        self.lock.next_ticket += 1;
+        let ticket = self.lock.next_ticket;
+        self.lock.queue.push_back((i, gen, ticket));
+        self.schedule(self.now + wait, Ev::LockTimeout { tab: i, gen, ticket });
+    }
+
+    fn lock_grant_next(&mut self) {
+        while self.lock.holder.is_none() {
+            let Some((i, gen, _)) = self.lock.queue.pop_front() else { return };
+            if self.tabs[i].alive && self.tabs[i].gen == gen {
+                self.lock.holder = Some((i, gen));
+                self.schedule(self.now, Ev::Deliver { tab: i, gen, input: SimInput::LockGranted });
+            }
+        }
+    }
+
+    fn lock_drop_tab(&mut self, i: usize) {
+        let gen = self.tabs[i].gen;
+        self.lock.queue.retain(|&(t, g, _)| !(t == i && g == gen));
+        if self.lock.holder == Some((i, gen)) {
+            self.lock.holder = None;
+            self.lock_grant_next();
+        }
+    }
+
+    // -- events and actions ---------------------------------------------------------------------
+
+    fn event(&mut self, ev: Ev) {
+        match ev {
+            Ev::Deliver { tab, gen, input } => {
+                if self.tabs[tab].gen == gen {
+                    self.deliver(tab, input);
+                }
+            }
+            // While the laptop sleeps the network is down: requests and answers in flight are
+            // lost and surface as network errors when it wakes.
+            Ev::Arrive { req } => {
+                if self.laptop_asleep {
+                    self.net_error(req, false);
+                } else {
+                    self.arrive(req);
+                }
+            }
+            Ev::Answer { req, answer } => {
+                if self.laptop_asleep {
+                    self.net_error(req, true);
+                } else {
+                    self.answer(req, answer);
+                }
+            }
+            Ev::LockTimeout { tab, gen, ticket } => {
+                let before = self.lock.queue.len();
+                self.lock.queue.retain(|&(_, _, t)| t != ticket);
+                if self.lock.queue.len() != before {
+                    self.schedule(self.now, Ev::Deliver { tab, gen, input: SimInput::LockUnavailable });
+                }
+            }
+            Ev::Check(c) => self.check(c),
+            Ev::Act(a) => self.act(a),
+        }
+    }
+
+    fn random_tab(&mut self, pred: impl Fn(&Sim, usize) -> bool) -> Option<usize> {
+        let candidates: Vec<usize> = (0..self.tabs.len()).filter(|&i| pred(self, i)).collect();
+        if candidates.is_empty() {
+            None
+        } else {
+            Some(candidates[self.rng.pick(candidates.len())])
+        }
+    }
+
+    fn open_tab(&mut self) {
+        let live = self.tabs.iter().filter(|t| t.alive).count();
+        if live >= self.p.tabs_max {
+            return;
+        }
+        let id = self.next_tab_id;
+        self.next_tab_id += 1;
+        let seed = self.rng.next();
+        let engine = Engine::new(self.p.config.clone(), id, seed, self.now);
+        // Reuse a dead slot or add one.
+        let slot = match (0..self.tabs.len()).find(|&i| !self.tabs[i].alive) {
+            Some(s) => {
+                let g = self.tabs[s].gen + 1;
+                self.tabs[s] = Tab::new(engine, g);
+                s
+            }
+            None => {
+                self.tabs.push(Tab::new(engine, 0));
+                self.tabs.len() - 1
+            }
+        };
+        self.log(format!("tab{slot}(t{id}) opens"));
+        let s = self.storage.clone();
+        self.feed(slot, Input::Shared(s));
+        if let Some(v) = self.vault.clone() {
+            self.feed(slot, Input::Restore(v));
+        }
+        self.feed(slot, Input::Resume);
+    }
+
+    fn act(&mut self, a: Action) {
+        match a {
+            Action::Activity | Action::StayActive => {
+                if self.laptop_asleep {
+                    return;
+                }
+                let Some(i) = self.random_tab(|s, i| s.alive_awake(i)) else { return };
+                let signed_in = self.tabs[i].engine.access_token().is_some();
+                if signed_in {
+                    self.true_activity = self.true_activity.max(self.now);
+                }
+                let input = if matches!(a, Action::StayActive) { Input::StayActive } else { Input::Activity };
+                self.feed(i, input);
+            }
+            Action::Login => {
+                // No login right after a logout request (its Clear-Site-Data would wipe the new
+                // session's cookie: a real race of the server contract, not of the engine).
+                if self.laptop_asleep || self.now < self.last_logout_req + 2_000 {
+                    return;
+                }
+                let Some(i) = self.random_tab(|s, i| {
+                    s.alive_awake(i) && s.tabs[i].online && s.tabs[i].engine.access_token().is_none()
+                }) else {
+                    return;
+                };
+                self.log(format!("user logs in in tab{i}"));
+                let id = self.requests.len();
+                let gen = self.tabs[i].gen;
+                self.requests.push(Request { tab: i, gen, kind: ReqKind::Login, cookie: self.jar, fate: Fate::Pending, excused_dup: false });
+                let at = self.now + self.rng.range(50, 400);
+                self.schedule(at, Ev::Arrive { req: id });
+            }
+            Action::Logout => {
+                if self.laptop_asleep {
+                    return;
+                }
+                let Some(i) = self.random_tab(|s, i| s.alive_awake(i) && s.tabs[i].engine.access_token().is_some()) else {
+                    return;
+                };
+                let everywhere = self.rng.chance(0.2);
+                self.log(format!("user logs out in tab{i} (everywhere={everywhere})"));
+                self.feed(i, Input::Logout { everywhere });
+            }
+            Action::Open => {
+                if !self.laptop_asleep {
+                    self.open_tab();
+                }
+            }
+            Action::Close | Action::Crash => {
+                let Some(i) = self.random_tab(|s, i| s.tabs[i].alive) else { return };
+                self.log(format!("tab{i} {}", if matches!(a, Action::Close) { "closes" } else { "crashes" }));
+                self.lock_drop_tab(i);
+                self.tabs[i].alive = false;
+                // Its pending requests: answers go nowhere (cookies still apply).
+            }
+            Action::Sleep => {
+                let Some(i) = self.random_tab(|s, i| s.alive_awake(i)) else { return };
+                let dur = if self.rng.chance(0.7) { self.rng.range(1_000, 60_000) } else { self.rng.range(1, 30) * MIN };
+                self.log(format!("tab{i} sleeps for {} s", dur / 1000));
+                self.tabs[i].asleep = true;
+                let g = self.tabs[i].gen;
+                self.schedule(self.now + dur, Ev::Act(Action::Wake { tab: i, gen: g }));
+            }
+            Action::LaptopSleep => {
+                if self.laptop_asleep {
+                    return;
+                }
+                let dur = self.rng.range(1, 40) * MIN;
+                self.log(format!("laptop sleeps for {} min", dur / MIN));
+                self.laptop_asleep = true;
+                for i in 0..self.tabs.len() {
+                    if self.tabs[i].alive {
+                        self.tabs[i].asleep = true;
+                    }
+                }
+                self.schedule(self.now + dur, Ev::Act(Action::LaptopWake));
+            }
+            Action::LaptopWake => {
+                self.log("laptop wakes".into());
+                self.laptop_asleep = false;
+                for i in 0..self.tabs.len() {
+                    if self.tabs[i].alive && self.tabs[i].asleep {
+                        self.wake(i);
+                    }
+                }
+            }
+            Action::Wake { tab, gen } => {
+                if self.tabs[tab].gen == gen && self.tabs[tab].alive && self.tabs[tab].asleep && !self.laptop_asleep {
+                    self.wake(tab);
+                }
+            }
+            Action::Offline => {
+                let Some(i) = self.random_tab(|s, i| s.alive_awake(i) && s.tabs[i].online) else { return };
+                let dur = self.rng.range(1_000, 5 * MIN);
+                self.log(format!("tab{i} offline for {} s", dur / 1000));
+                self.tabs[i].online = false;
+                self.feed(i, Input::Online(false));
+                let g = self.tabs[i].gen;
+                self.schedule(self.now + dur, Ev::Act(Action::Online { tab: i, gen: g }));
+            }
+            Action::Online { tab, gen } => {
+                if self.tabs[tab].gen == gen && self.tabs[tab].alive {
+                    self.tabs[tab].online = true;
+                    if !self.tabs[tab].asleep {
+                        self.feed(tab, Input::Online(true));
+                    }
+                }
+            }
+            Action::Garbage => {
+                // Property 5: hostile or corrupt input from another tab or from storage.
+                let Some(i) = self.random_tab(|s, i| s.alive_awake(i)) else { return };
+                let mut bytes = match self.rng.pick(3) {
+                    0 => Msg::TokenRequest { tab: 1 }.encode(),
+                    1 => Msg::Logout { epoch: 1, reason: LogoutReason::User }.encode(),
+                    _ => self.storage.clone().unwrap_or_default(),
+                };
+                let n = self.rng.range(1, 4);
+                for _ in 0..n {
+                    if bytes.is_empty() {
+                        bytes.push(self.rng.next() as u8);
+                    }
+                    let at = self.rng.pick(bytes.len());
+                    bytes[at] = self.rng.next() as u8;
+                }
+                if self.rng.chance(0.5) {
+                    bytes.truncate(self.rng.pick(bytes.len() + 1));
+                }
+                // Only malformed bytes: a well-formed forged message is out of scope (same origin).
+                if Msg::decode(&bytes).is_err() {
+                    self.feed(i, Input::Bus(bytes.clone()));
+                }
+                if Shared::decode(&bytes).is_err() {
+                    self.feed(i, Input::Shared(Some(bytes)));
+                }
+            }
+        }
+    }
+
+    fn wake(&mut self, i: usize) {
+        self.log(format!("tab{i} wakes"));
+        self.tabs[i].asleep = false;
+        let s = self.storage.clone();
+        self.feed(i, Input::Shared(s));
+        self.feed(i, Input::Visibility(true));
+        if self.tabs[i].online {
+            self.feed(i, Input::Online(true));
+        }
+        while let Some(input) = self.tabs[i].inbox.pop_front() {
+            if !self.tabs[i].alive || self.tabs[i].asleep {
+                break;
+            }
+            self.deliver(i, input);
+        }
+        // Deferred property-2 checks: the tab has handled its wake.
+        let pending = std::mem::take(&mut self.tabs[i].wake_checks);
+        for epoch in pending {
+            self.check_logged_out(i, epoch);
+        }
+    }
+
+    // -- properties -----------------------------------------------------------------------------
+
+    /// A tab broadcast a logout with `epoch`: schedule property-2 checks for every live tab.
+    fn logout_happened(&mut self, from: usize, epoch: u64) {
+        let hop = self.p.bus_delay_max.max(20) + 1;
+        for j in 0..self.tabs.len() {
+            if j != from && self.tabs[j].alive {
+                let g = self.tabs[j].gen;
+                self.schedule(self.now + hop, Ev::Check(Check::LoggedOut { tab: j, gen: g, epoch }));
+            }
+        }
+    }
+
+    fn check(&mut self, c: Check) {
+        match c {
+            Check::LoggedOut { tab, gen, epoch } => {
+                if self.tabs[tab].gen != gen || !self.tabs[tab].alive {
+                    return;
+                }
+                if self.tabs[tab].asleep {
+                    self.tabs[tab].wake_checks.push(epoch);
+                } else {
+                    self.check_logged_out(tab, epoch);
+                }
+            }
+        }
+    }
+
+    fn check_logged_out(&mut self, i: usize, epoch: u64) {
+        self.stats.logouts_checked += 1;
+        if let Some(meta) = self.tabs[i].engine.token_meta() {
+            if meta.stamp.epoch < epoch {
+                self.fail(format!(
+                    "property 2: tab{i} still holds a token of epoch {} after the logout to epoch {epoch}",
+                    meta.stamp.epoch
+                ));
+            }
+        }
+        if let Some(v) = &self.vault {
+            if let Ok(r) = tessera::core::TokenRecord::decode(v) {
+                if r.meta.stamp.epoch < epoch {
+                    self.fail(format!("property 2: the vault still holds a token of epoch {} after logout", r.meta.stamp.epoch));
+                }
+            }
+        }
+    }
+
+    /// Checked after every input to tab `i`.
+    fn check_tab(&mut self, i: usize) {
+        let tab = &self.tabs[i];
+        let Some(meta) = tab.engine.token_meta() else { return };
+        // Property 4: never an older token than one seen.
+        if let Some(seen) = tab.seen {
+            if meta.stamp < seen && meta.stamp.epoch >= seen.epoch {
+                let (m, s) = (fmt_stamp(meta.stamp), fmt_stamp(seen));
+                self.fail(format!("property 4: tab{i} holds token {m} after seeing {s}"));
+                return;
+            }
+        }
+        // Property 4, server order: within a family the generation never goes back.
+        if let Some(tok) = tab.engine.access_token().and_then(parse_token) {
+            let prev = self.tabs[i].held_gen.get(&tok.family).copied();
+            if let Some(p) = prev {
+                if tok.gen < p {
+                    self.fail(format!("property 4: tab{i} went back from {} to {}", fmt_token(Token { family: tok.family, gen: p }), fmt_token(tok)));
+                    return;
+                }
+            }
+            self.tabs[i].held_gen.insert(tok.family, tok.gen.max(prev.unwrap_or(0)));
+        }
+        // Property 3, the other half: nobody stays signed in past the idle deadline of the
+        // true last activity (a tab acts on its own timer at the latest).
+        if let Some(timeout) = self.p.config.idle_timeout {
+            if self.tabs[i].engine.access_token().is_some() && self.now > self.true_activity.max(meta.stamp.session) + timeout + 1 {
+                let late = self.now - self.true_activity.max(meta.stamp.session) - timeout;
+                self.fail(format!("property 3: tab{i} still signed in {late} ms after the idle deadline"));
+            }
+        }
+        let _ = SessionState::Active;
+    }
+
+    /// Checked after every step: awake tabs are never signed in past the deadline.
+    fn check_always(&mut self) {
+        let Some(timeout) = self.p.config.idle_timeout else { return };
+        for i in 0..self.tabs.len() {
+            if !self.alive_awake(i) {
+                continue;
+            }
+            let Some(meta) = self.tabs[i].engine.token_meta() else { continue };
+            if self.tabs[i].engine.access_token().is_none() {
+                continue;
+            }
+            let deadline = self.true_activity.max(meta.stamp.session) + timeout;
+            if self.now > deadline + 1 {
+                let late = self.now - deadline;
+                self.fail(format!("property 3: awake tab{i} still signed in {late} ms after the idle deadline"));
+                return;
+            }
+        }
+    }
+
+    /// After the run (and a calm tail without actions): every live tab converged.
+    fn check_end(&mut self) {
+        let live: Vec<usize> = (0..self.tabs.len()).filter(|&i| self.alive_awake(i)).collect();
+        for &i in &live {
+            if let Some(meta) = self.tabs[i].engine.token_meta() {
+                if self.tabs[i].engine.access_token().is_some() && self.tabs[i].online && meta.expires_at <= self.now {
+                    self.fail(format!("liveness: tab{i} ends with an expired token"));
+                }
+            }
+        }
+    }
+}
+
+impl Tab {
+    fn new(engine: Engine, gen: u32) -> Tab {
+        Tab {
+            engine,
+            gen,
+            alive: true,
+            asleep: false,
+            online: true,
+            inbox: VecDeque::new(),
+            seen: None,
+            held_gen: BTreeMap::new(),
+            wake_checks: Vec::new(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running seeds.
+
+struct Outcome {
+    violation: Option<String>,
+    stats: SimStats,
+}
+
+fn run_seed(seed: u64, unsafe_: Unsafe) -> Outcome {
+    let result = std::panic::catch_unwind(|| {
+        let mut sim = Sim::new(seed, unsafe_, false);
+        sim.run();
+        (sim.violation, sim.stats)
+    });
+    match result {
+        Ok((violation, stats)) => Outcome { violation, stats },
+        Err(_) => Outcome { violation: Some("property 5: panic".into()), stats: SimStats::default() },
+    }
+}
+
+fn trace_of(seed: u64, unsafe_: Unsafe) -> String {
+    let mut sim = Sim::new(seed, unsafe_, true);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.run()));
+    let mut lines = sim.trace.take().unwrap_or_default();
+    if r.is_err() {
+        lines.push("PANIC".into());
+    }
+    let n = lines.len();
+    let from = n.saturating_sub(400);
+    let mut out = String::new();
+    if from > 0 {
+        out.push_str(&lines[0]);
+        out.push_str(&format!("\n  … {from} earlier lines …\n"));
+    }
+    for l in &lines[from..] {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
+}
+
+fn seeds_from_env(default: u64) -> u64 {
+    std::env::var("TESSERA_SIM_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Runs `count` seeds starting at `first` on all cores; returns the first failing seed.
+fn sweep(first: u64, count: u64, unsafe_: Unsafe) -> (Option<(u64, String)>, SimStats, u64) {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4) as u64;
+    let handles: Vec<_> = (0..threads)
+        .map(|k| {
+            std::thread::spawn(move || {
+                let mut stats = SimStats::default();
+                let mut fail: Option<(u64, String)> = None;
+                let mut ran = 0;
+                let mut s = first + k;
+                while s < first + count {
+                    let o = run_seed(s, unsafe_);
+                    ran += 1;
+                    stats.refreshes += o.stats.refreshes;
+                    stats.grace_answers += o.stats.grace_answers;
+                    stats.excused_reuse += o.stats.excused_reuse;
+                    stats.logouts_checked += o.stats.logouts_checked;
+                    stats.idle_logouts += o.stats.idle_logouts;
+                    if let Some(v) = o.violation {
+                        fail = Some((s, v));
+                        break;
+                    }
+                    s += threads;
+                }
+                (fail, stats, ran)
+            })
+        })
+        .collect();
+    let mut total = SimStats::default();
+    let mut first_fail: Option<(u64, String)> = None;
+    let mut ran = 0;
+    for h in handles {
+        let (f, st, r) = h.join().expect("sim thread");
+        ran += r;
+        total.refreshes += st.refreshes;
+        total.grace_answers += st.grace_answers;
+        total.excused_reuse += st.excused_reuse;
+        total.logouts_checked += st.logouts_checked;
+        total.idle_logouts += st.idle_logouts;
+        if let Some(f) = f {
+            if first_fail.as_ref().map_or(true, |(s, _)| f.0 < *s) {
+                first_fail = Some(f);
+            }
+        }
+    }
+    (first_fail, total, ran)
+}
+
+#[test]
+fn protocol_properties_hold_for_every_seed() {
+    if let Some(seed) = std::env::var("TESSERA_SIM_SEED").ok().and_then(|v| v.parse().ok()) {
+        println!("{}", trace_of(seed, Unsafe::None));
+        let o = run_seed(seed, Unsafe::None);
+        assert!(o.violation.is_none(), "seed {seed}: {}", o.violation.unwrap_or_default());
+        return;
+    }
+    let count = seeds_from_env(10_000);
+    let started = std::time::Instant::now();
+    let (fail, stats, ran) = sweep(0, count, Unsafe::None);
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "sim: {ran} seeds in {secs:.1} s; {} refresh requests, {} grace answers, {} excused reuses, {} logout checks, {} idle logouts",
+        stats.refreshes, stats.grace_answers, stats.excused_reuse, stats.logouts_checked, stats.idle_logouts
+    );
+    if let Some((seed, what)) = fail {
+        panic!(
+            "seed {seed} violates: {what}\nreplay: TESSERA_SIM_SEED={seed} cargo test --test sim -- --nocapture\n{}",
+            trace_of(seed, Unsafe::None)
+        );
+    }
+}
+
+fn find_violation(unsafe_: Unsafe, expect: &str, budget: u64) {
+    let (fail, _, ran) = sweep(1_000_000, budget, unsafe_);
+    match fail {
+        Some((seed, what)) => {
+            println!("with the safeguard off, seed {seed} (after ~{ran} seeds): {what}");
+            assert!(what.contains(expect), "seed {seed}: expected a '{expect}' violation, got: {what}");
+        }
+        None => panic!("the simulator found no violation in {budget} seeds with the safeguard off: it is vacuous"),
+    }
+}
+
+#[test]
+fn without_the_lock_the_simulator_finds_double_refreshes() {
+    find_violation(Unsafe::Lock, "property 1", 3_000);
+}
+
+#[test]
+fn without_the_logout_epoch_the_simulator_finds_tabs_that_miss_a_logout() {
+    find_violation(Unsafe::Epoch, "property 2", 3_000);
+}
+
+#[test]
+fn without_shared_activity_the_simulator_finds_false_idle_logouts() {
+    find_violation(Unsafe::SharedActivity, "idle logout", 3_000);
+}
+
+#[test]
+fn adopting_older_tokens_is_found() {
+    find_violation(Unsafe::AdoptOlder, "property 4", 3_000);
+}
