@@ -1,0 +1,77 @@
+//! The cross-tab bus with real BroadcastChannels: two `Session`s on one channel name in one
+//! page are two endpoints of real cross-context messaging. Garbage on the channel is
+//! ignored and counted, never a panic.
+#![cfg(target_arch = "wasm32")]
+mod web_support;
+
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::*;
+use web_support::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn opts(ch: &str) -> String {
+    let mut o = String::from("{ resume: false, channel: '");
+    o.push_str(ch);
+    o.push_str("' }");
+    o
+}
+
+#[wasm_bindgen_test]
+async fn login_and_logout_reach_the_other_tab() {
+    let _st = server("{}");
+    let ch = channel("bus-a");
+    let a = start(&opts(&ch)).await;
+    let b = start(&opts(&ch)).await;
+    let b_login = Recorder::on(&b, "login");
+    let b_logout = Recorder::on(&b, "logout");
+    login_alice(&a).await;
+    assert!(until(1000, || b.state() == "active").await, "b adopts a's session over the bus");
+    assert_eq!(b_login.len(), 1);
+    let res = wait(b.fetch("/api/me".into(), JsValue::UNDEFINED)).await.unwrap();
+    assert_eq!(get(&res, "status").as_f64(), Some(200.0), "b uses the token a obtained");
+    wait(a.logout(JsValue::UNDEFINED)).await.unwrap();
+    assert_eq!(a.state(), "logged-out");
+    assert!(until(1000, || b.state() == "logged-out").await, "one bus hop");
+    assert!(until(1000, || b_logout.len() == 1).await);
+    assert_eq!(get(&b_logout.events()[0], "reason").as_string().as_deref(), Some("user"));
+    a.dispose();
+    b.dispose();
+    restore_fetch();
+}
+
+#[wasm_bindgen_test]
+async fn garbage_on_the_channel_is_ignored_and_counted() {
+    let _st = server("{}");
+    let ch = channel("bus-g");
+    let a = start(&opts(&ch)).await;
+    login_alice(&a).await;
+    let mut src = String::from("(() => { const c = new BroadcastChannel('");
+    src.push_str(&ch);
+    src.push_str(
+        "'); const junk = [42, null, {a: 1}, [1, 2], 'hello', '', 'AQ', 'AQE', '____', 'AQMBKg',
+           new Uint8Array([1, 2, 3]), 'x'.repeat(100000), '\\u0000\\uffff', 'AgE', 'AQUB'];
+         for (const j of junk) c.postMessage(j); c.close(); return junk.length; })()",
+    );
+    let n = eval(&src).as_f64().unwrap() as u32;
+    assert!(until(1000, || get(&a.stats(), "busMalformed").as_f64() == Some(n as f64)).await, "every junk message counted");
+    assert_eq!(a.state(), "active", "and ignored");
+    let res = wait(a.fetch("/api/me".into(), JsValue::UNDEFINED)).await.unwrap();
+    assert_eq!(get(&res, "status").as_f64(), Some(200.0));
+    a.dispose();
+    restore_fetch();
+}
+
+#[wasm_bindgen_test]
+async fn a_disposed_session_stops_listening() {
+    let _st = server("{}");
+    let ch = channel("bus-d");
+    let a = start(&opts(&ch)).await;
+    let b = start(&opts(&ch)).await;
+    b.dispose();
+    login_alice(&a).await;
+    sleep(100).await;
+    assert_eq!(b.state(), "anonymous", "no listener left behind after dispose");
+    a.dispose();
+    restore_fetch();
+}
