@@ -3,7 +3,7 @@
 // a Cache Storage entry — is gone after it, in the tab that logged out and in the other one.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { REFRESH_COOKIE, eventsOf, openDemo, setup, signIn, waitForState } from "./harness.mjs";
+import { REFRESH_COOKIE, openDemo, setup, signIn, waitForEvent, waitForState } from "./harness.mjs";
 
 let env;
 before(async () => {
@@ -61,7 +61,7 @@ test("logout removes cookies on several paths, Web Storage, IndexedDB and Cache 
   }
 
   // The tab that logged out reports what it removed, and the page shows it.
-  const [logout] = await eventsOf(a, "logout");
+  const logout = await waitForEvent(a, "logout");
   assert.ok(logout.detail?.cleared, "logout event carries a `cleared` report");
   const shown = await a.locator("#cleared-list").innerText();
   assert.match(shown, /Checked: no cookies/, `the page's own check found nothing left:\n${shown}`);

@@ -12,6 +12,7 @@ import {
   signIn,
   stateOf,
   totp,
+  waitForEvent,
   waitForState,
 } from "./harness.mjs";
 
@@ -126,7 +127,7 @@ describe("demo page", () => {
     await page.click("#logout");
     await waitForState(page, "logged-out");
     await page.locator("#cleared-panel").waitFor({ state: "visible" });
-    const [logout] = await eventsOf(page, "logout");
+    const logout = await waitForEvent(page, "logout");
     assert.ok(logout.detail && logout.detail.reason, "logout event carries a reason");
     await page.locator("[data-testid=cleared-check]").waitFor();
     await screenshot(page, "demo-signed-out-after-logout");
@@ -166,24 +167,31 @@ describe("demo page", () => {
     await waitForState(page, "idle-warning", 10_000);
     const dialog = page.locator("#idle-dialog");
     await dialog.waitFor({ state: "visible" });
-    assert.equal(await page.evaluate(() => document.getElementById("idle-dialog").open), true);
-    assert.equal(await page.evaluate(() => document.activeElement?.id), "stay", "focus on Stay signed in");
-    // Focus stays inside the dialog when tabbing around.
-    for (let i = 0; i < 4; i++) {
-      await page.keyboard.press("Tab");
-      assert.equal(await page.evaluate(() => !!document.activeElement?.closest("#idle-dialog")), true);
-    }
+    // A real modal: opened with showModal() (the rest of the page is inert), labelled, and
+    // focus starts on "Stay signed in". (Any key press is activity, so it also answers the
+    // warning: the session returns to active and the dialog closes.)
+    const modal = await page.evaluate(() => {
+      const d = document.getElementById("idle-dialog");
+      return {
+        open: d.open,
+        modal: d.matches(":modal"),
+        label: document.getElementById(d.getAttribute("aria-labelledby"))?.textContent,
+        focus: document.activeElement?.id,
+      };
+    });
+    assert.deepEqual(modal, { open: true, modal: true, label: "Are you still there?", focus: "stay" });
+    assert.equal(await page.getByRole("dialog", { name: "Are you still there?" }).count(), 1);
     await screenshot(page, "demo-idle-warning");
     await page.keyboard.press("Escape");
     await waitForState(page, "active");
     assert.equal(await page.evaluate(() => document.getElementById("idle-dialog").open), false);
     // Second warning: the Stay button works too; then no answer logs out.
     await waitForState(page, "idle-warning", 10_000);
-    await page.click("#stay");
+    await page.locator("#stay").dispatchEvent("click"); // no pointer move first: that alone is activity
     await waitForState(page, "active");
     await waitForState(page, "idle-warning", 10_000);
     await waitForState(page, "logged-out", 10_000);
-    const [logout] = await eventsOf(page, "logout");
+    const logout = await waitForEvent(page, "logout");
     assert.match(String(logout.detail?.reason), /idle/);
     assert.deepEqual(page.errors, []);
     await page.close();

@@ -66,7 +66,7 @@ test("logout in tab A logs out and wipes tab B; the old refresh token is rejecte
   const clicked = Date.now();
   await a.click("#logout");
   await waitForState(b, "logged-out", 5_000);
-  const [logoutB] = await eventsOf(b, "logout");
+  const logoutB = await waitForEvent(b, "logout");
   assert.ok(logoutB, "tab B fired a logout event");
   assert.ok(logoutB.at - clicked < 2_000, `tab B logged out ${logoutB.at - clicked} ms after the click`);
 
