@@ -112,13 +112,18 @@ pub(crate) fn cookie_domains(host: &str) -> Vec<String> {
 /// Expires every cookie visible to the page on every path prefix × domain suffix.
 /// Returns the names of the cookies found.
 pub(crate) fn wipe_cookies() -> Array {
+    let Some(window) = web_sys::window() else { return Array::new() };
+    match window.document().and_then(|d| d.dyn_into::<web_sys::HtmlDocument>().ok()) {
+        Some(doc) => wipe_cookies_in(&doc, &window.location()),
+        None => Array::new(),
+    }
+}
+
+/// [`wipe_cookies`] for a given document and its location (tests drive it on a
+/// same-origin frame at a deep path; `history.pushState` does not move the cookie URL).
+pub fn wipe_cookies_in(doc: &web_sys::HtmlDocument, loc: &web_sys::Location) -> Array {
     let names = Array::new();
-    let Some(window) = web_sys::window() else { return names };
-    let Some(doc) = window.document().and_then(|d| d.dyn_into::<web_sys::HtmlDocument>().ok()) else {
-        return names;
-    };
     let jar = doc.cookie().unwrap_or_default();
-    let loc = window.location();
     let paths = cookie_paths(&loc.pathname().unwrap_or_default());
     let domains = cookie_domains(&loc.hostname().unwrap_or_default());
     for pair in jar.split(';') {

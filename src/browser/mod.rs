@@ -29,6 +29,7 @@ mod types;
 use activity::Activity;
 use bus::Bus;
 use cleanup::{CleanupPlan, KEY_PREFIX};
+pub use cleanup::wipe_cookies_in;
 use handles::{Callback, Listener, Timer};
 use http::{get, Answer};
 use locks::Lock;
@@ -205,6 +206,7 @@ fn pause_while(rc: &Shared, fut: impl std::future::Future<Output = ()> + 'static
         fut.await;
         rc2.borrow_mut().busy = false;
         pump(&rc2);
+        wake(&rc2);
     });
 }
 
@@ -452,6 +454,17 @@ async fn send_refresh(rc: &Shared, refresh_token: Option<String>) -> Input {
         },
         Ok(a) => Input::RefreshFailed { retry_after: a.retry_after },
         Err(_) => Input::RefreshFailed { retry_after: None },
+    }
+}
+
+/// Waits (bounded) until the effect queue is no longer paused: the server call, sealing,
+/// wipe and events of the last input are done.
+async fn settle(rc: &Shared) {
+    for _ in 0..300 {
+        if !rc.borrow().busy {
+            break;
+        }
+        next_event(rc, 50.0).await;
     }
 }
 
@@ -876,7 +889,9 @@ impl Session {
             let a = http::post(&url, Some(&body.into()), None, 0)
                 .await
                 .map_err(|_| js_error("network", "the server could not be reached", 0))?;
-            login_answer(&rc, a)
+            let r = login_answer(&rc, a);
+            settle(&rc).await;
+            r
         })
     }
 
@@ -899,7 +914,9 @@ impl Session {
             let a = http::post(&url, Some(&body.into()), None, 0)
                 .await
                 .map_err(|_| js_error("network", "the server could not be reached", 0))?;
-            login_answer(&rc, a)
+            let r = login_answer(&rc, a);
+            settle(&rc).await;
+            r
         })
     }
 
@@ -912,13 +929,7 @@ impl Session {
         future_to_promise(async move {
             let everywhere = get(&options, "everywhere").is_truthy();
             drive(&rc, Some(Input::Logout { everywhere }));
-            // Wait for the queue (server call, wipe, event) to finish.
-            for _ in 0..200 {
-                if !rc.borrow().busy {
-                    break;
-                }
-                next_event(&rc, 50.0).await;
-            }
+            settle(&rc).await;
             Ok(JsValue::UNDEFINED)
         })
     }

@@ -27,8 +27,9 @@
 //!   fires — however late — feed [`Input::Timer`]. Deadlines are judged by wall-clock `now`,
 //!   so a late timer (sleep) or a clock jump is handled on the next input.
 //! * Feed [`Input::Shared`] with the stored shared record at startup, on every `storage` event
-//!   for its key, and right **before** [`Input::Timer`], [`Input::LockGranted`] and
-//!   [`Input::Visibility`]`(true)` / focus (a tab that missed bus messages catches up here:
+//!   for its key, when a logout request ([`Effect::SendLogout`]) has completed (its
+//!   `Clear-Site-Data` may have erased the record: the engine writes the epoch back), and right
+//!   **before** [`Input::Timer`], [`Input::LockGranted`] and [`Input::Visibility`]`(true)` / focus (a tab that missed bus messages catches up here:
 //!   logout epoch, newest token, origin-wide activity). Feed `Shared(None)` only when storage
 //!   works and the key is absent.
 //! * [`Effect::PersistShared`]: store `merge_shared(stored, bytes)` (never a blind overwrite).
@@ -502,12 +503,18 @@ impl Engine {
         self.observe_epoch(now, epoch, reason);
     }
 
+    /// The shared record is gone: site data was cleared (`Clear-Site-Data` after a logout,
+    /// or the user). A session held here ends; and every tab that knows the logout epoch
+    /// writes it back at once, so a tab that wakes later (or opens now) still learns it.
     fn on_shared_missing(&mut self, now: Millis) {
         if self.cfg.unsafe_disable_epoch {
             return;
         }
         if self.held.is_some() {
             self.logout_remote(now, LogoutReason::Cleared);
+        } else if self.shared.epoch > 0 {
+            let s = Shared { epoch: self.shared.epoch, reason: self.shared.reason, ..Shared::default() };
+            self.effects.push_back(Effect::PersistShared(s.encode()));
         }
     }
 
