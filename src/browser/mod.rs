@@ -566,8 +566,8 @@ fn config_from(o: &JsValue) -> Config {
         c.absolute_lifetime = v;
     }
     let num = |key: &str, field: &mut u64| {
-        if let Some(Some(v)) = opt_ms(o, key) {
-            *field = v;
+        if let Some(v) = opt_ms(o, key) {
+            *field = v.unwrap_or(0);
         }
     };
     num("idleWarningMs", &mut c.idle_warning);
