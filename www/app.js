@@ -309,7 +309,8 @@ async function showCleared(detail) {
   const left = await inventory();
   const remaining = [
     ...left.cookies.map((c) => `cookie ${c}`),
-    ...left.localStorage.map((k) => `localStorage ${k}`),
+    // The SDK's cross-tab record (logout epoch and timing, no token) stays by design.
+    ...left.localStorage.filter((k) => !k.startsWith("tessera:shared:")).map((k) => `localStorage ${k}`),
     ...left.sessionStorage.map((k) => `sessionStorage ${k}`),
     ...left.indexedDb.filter((n) => n === DEMO_DATA_NAME).map((n) => `IndexedDB ${n}`),
     ...left.caches.filter((n) => n === DEMO_DATA_NAME).map((n) => `cache ${n}`),

@@ -3,7 +3,16 @@
 // a Cache Storage entry — is gone after it, in the tab that logged out and in the other one.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { REFRESH_COOKIE, openDemo, setup, signIn, waitForEvent, waitForState } from "./harness.mjs";
+import {
+  REFRESH_COOKIE,
+  SDK_SHARED_PREFIX,
+  openDemo,
+  setup,
+  signIn,
+  storageLeft,
+  waitForEvent,
+  waitForState,
+} from "./harness.mjs";
 
 let env;
 before(async () => {
@@ -54,8 +63,11 @@ test("logout removes cookies on several paths, Web Storage, IndexedDB and Cache 
   for (const [name, page] of [["A", a], ["B", b]]) {
     const inv = await plantedIn(page);
     assert.deepEqual(inv.cookies, [], `tab ${name}: document.cookie is empty`);
-    assert.deepEqual(inv.localStorage, [], `tab ${name}: localStorage is empty`);
-    assert.deepEqual(inv.sessionStorage, [], `tab ${name}: sessionStorage is empty`);
+    assert.deepEqual(await storageLeft(page), { local: [], session: [] }, `tab ${name}: Web Storage is empty`);
+    assert.ok(
+      inv.localStorage.every((k) => k.startsWith(SDK_SHARED_PREFIX)),
+      `tab ${name}: only the SDK's coordination record is left: ${inv.localStorage}`,
+    );
     assert.ok(!inv.indexedDb.includes("tessera-demo"), `tab ${name}: IndexedDB database deleted`);
     assert.ok(!inv.caches.includes("tessera-demo"), `tab ${name}: cache deleted`);
   }

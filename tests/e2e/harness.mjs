@@ -235,6 +235,23 @@ export async function waitReady(page, timeout = 15_000) {
   if (error) throw new Error(`demo page failed to start: ${error}`);
 }
 
+/**
+ * The SDK keeps one cross-tab coordination record in localStorage across logouts (the logout
+ * epoch and token timing, no token and no secret), so tabs opened later know the session ended.
+ */
+export const SDK_SHARED_PREFIX = "tessera:shared:";
+
+/** Web Storage keys left in `page`, apart from the SDK's coordination record. */
+export function storageLeft(page) {
+  return page.evaluate(
+    (p) => ({
+      local: Object.keys(localStorage).filter((k) => !k.startsWith(p)),
+      session: Object.keys(sessionStorage).filter((k) => !k.startsWith(p)),
+    }),
+    SDK_SHARED_PREFIX,
+  );
+}
+
 /** The SDK's state in `page`. */
 export function stateOf(page) {
   return page.evaluate(() => (window.tessera.session ? String(window.tessera.session.state) : "loading"));

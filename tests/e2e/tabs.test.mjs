@@ -12,6 +12,7 @@ import {
   setup,
   signIn,
   stateOf,
+  storageLeft,
   waitForEvent,
   waitForState,
 } from "./harness.mjs";
@@ -71,8 +72,8 @@ test("logout in tab A logs out and wipes tab B; the old refresh token is rejecte
   assert.ok(logoutB.at - clicked < 2_000, `tab B logged out ${logoutB.at - clicked} ms after the click`);
 
   // B is wiped: no storage, no session, bearer calls no longer work.
-  const after = await b.evaluate(() => ({ local: localStorage.length, session: sessionStorage.length }));
-  assert.deepEqual(after, { local: 0, session: 0 }, "tab B's Web Storage is empty");
+  // Only the SDK's cross-tab coordination record (logout epoch, no secret) may remain.
+  assert.deepEqual(await storageLeft(b), { local: [], session: [] }, "tab B's Web Storage is empty");
   assert.equal(await b.locator("#cleared-panel").isVisible(), true);
   const status = await b.evaluate(async () => {
     try {
