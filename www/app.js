@@ -5,7 +5,7 @@
 // "plant site data" button so the logout cleanup has something visible to remove.
 //
 // Settings come from the query string so a whole session life fits in a minute:
-//   ?idle=20000&warn=10000&lead=5000&storage=local
+//   ?idle=20000&warn=10000&lead=5000&storage=local  (also: jitter, channel)
 // For tests the page exposes `window.tessera = { session, events }` (every SDK event with its
 // detail, oldest first) and `window.tesseraDemo` (helpers: totp, plant, inventory).
 
@@ -39,6 +39,8 @@ const config = {
   idleWarningMs: numberParam("warn", 60_000),
   refreshLeadMs: numberParam("lead", 60_000),
   channel: params.get("channel") || "tessera",
+  // Random extra refresh lead (SDK default 5 s); ?jitter=0 makes refresh times exact for tests.
+  ...(params.has("jitter") ? { refreshJitterMs: numberParam("jitter", 5_000) } : {}),
   // What logout removes besides the SDK's own keys: everything in Web Storage, and the demo's
   // IndexedDB database and cache (cookies visible to the page are always expired).
   cleanup: {

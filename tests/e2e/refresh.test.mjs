@@ -19,7 +19,8 @@ after(async () => {
 });
 
 test(`${TABS} tabs, ${CYCLES}+ expiries: exactly one POST /auth/refresh per expiry`, async () => {
-  const query = `?lead=${LEAD_MS}&idle=600000&warn=10000`;
+  // No refresh jitter, so every expiry falls exactly one period after the previous one.
+  const query = `?lead=${LEAD_MS}&jitter=0&idle=600000&warn=10000`;
   const tabs = [];
   for (let i = 0; i < TABS; i++) tabs.push(await openDemo(env.context, env.server.url, query));
 
