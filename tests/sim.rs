@@ -31,6 +31,16 @@ use tessera::core::{
     Shared, Stamp, Tokens,
 };
 
+/// Adds a line to the trace, formatting only when tracing (replays of a failing seed).
+macro_rules! trace {
+    ($sim:expr, $($arg:tt)*) => {
+        if $sim.trace.is_some() {
+            let line = format!($($arg)*);
+            $sim.log(line);
+        }
+    };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Seeded randomness (test-only; the engine itself gets entropy passed in).
 
@@ -230,6 +240,8 @@ enum Action {
 
 struct Tab {
     engine: Engine,
+    /// `engine.next_deadline()` as of its last input (it only changes when fed).
+    deadline: Option<Millis>,
     /// Incarnation counter: events for an earlier incarnation of this slot are void.
     gen: u32,
     alive: bool,
@@ -273,16 +285,19 @@ struct Sim {
     violation: Option<String>,
     stats: SimStats,
     next_tab_id: u64,
-    seed: u64,
 }
 
 #[derive(Default, Clone, Copy)]
 struct SimStats {
+    /// A seed in which an excused reuse happened (for inspection with `TESSERA_SIM_SEED`).
+    excused_seed: Option<u64>,
     refreshes: u64,
     grace_answers: u64,
     excused_reuse: u64,
     logouts_checked: u64,
     idle_logouts: u64,
+    steps: u64,
+    feeds: u64,
 }
 
 fn fmt_stamp(s: Stamp) -> String {
@@ -349,23 +364,6 @@ fn describe_shared(b: Option<&Vec<u8>>) -> String {
     }
 }
 
-fn describe_input(i: &SimInput) -> String {
-    match i {
-        SimInput::Bus(b) => format!("Bus({})", describe_msg(b)),
-        SimInput::StorageEvent => "StorageEvent".into(),
-        SimInput::LockGranted => "LockGranted".into(),
-        SimInput::LockUnavailable => "LockUnavailable".into(),
-        SimInput::LockLost => "LockLost".into(),
-        SimInput::Http(a) => match a {
-            Answer::RefreshOk(t) => format!("RefreshOk({})", fmt_token(*t)),
-            Answer::RefreshRejected(r) => format!("RefreshRejected({})", r.as_str()),
-            Answer::Failed => "HttpFailed".into(),
-            Answer::LoginOk(t) => format!("LoginOk({})", fmt_token(*t)),
-            Answer::LogoutDone => "LogoutDone".into(),
-        },
-    }
-}
-
 impl Sim {
     fn new(seed: u64, unsafe_: Unsafe, trace: bool) -> Sim {
         let mut rng = Rng(seed);
@@ -391,7 +389,6 @@ impl Sim {
             violation: None,
             stats: SimStats::default(),
             next_tab_id: 1,
-            seed,
         };
         sim.log(format!(
             "seed {seed}: tabs {}..{} ttl={}s idle={:?}s warn={}s abs={:?}s lead={}s drop={} dup={} answer_lost={} vault={} web_locks={}",
@@ -419,7 +416,7 @@ impl Sim {
 
     fn fail(&mut self, what: String) {
         if self.violation.is_none() {
-            self.log(format!("VIOLATION: {what}"));
+            trace!(self, "VIOLATION: {what}");
             self.violation = Some(what);
         }
     }
@@ -490,7 +487,7 @@ impl Sim {
             let next_ev = self.queue.peek().map(|Reverse((t, _, _))| *t);
             let next_timer = (0..self.tabs.len())
                 .filter(|&i| self.alive_awake(i))
-                .filter_map(|i| self.tabs[i].engine.next_deadline().map(|d| (d.max(self.now), i)))
+                .filter_map(|i| self.tabs[i].deadline.map(|d| (d.max(self.now), i)))
                 .min();
             let take_timer = match (next_ev, next_timer) {
                 (None, None) => break,
@@ -517,6 +514,7 @@ impl Sim {
             }
             self.check_always();
         }
+        self.stats.steps += u64::from(steps);
         if self.violation.is_none() {
             self.check_end();
         }
@@ -548,10 +546,12 @@ impl Sim {
                 _ => "other".into(),
             };
             let id = self.tabs[i].engine.tab_id();
-            self.log(format!("tab{i}(t{id}) <- {name}"));
+            trace!(self, "tab{i}(t{id}) <- {name}");
         }
         let now = self.now;
+        self.stats.feeds += 1;
         self.tabs[i].engine.handle(now, input);
+        self.tabs[i].deadline = self.tabs[i].engine.next_deadline();
         self.drain(i);
         self.check_tab(i);
     }
@@ -621,7 +621,7 @@ impl Sim {
         while let Some(effect) = self.tabs[i].engine.poll_effect() {
             if self.trace.is_some() {
                 let d = describe_effect(&effect);
-                self.log(format!("tab{i}    -> {d}"));
+                trace!(self, "tab{i}    -> {d}");
             }
             self.perform(i, effect);
         }
@@ -781,7 +781,7 @@ impl Sim {
         let at = now + self.rng.range(2, 150);
         if lost {
             self.requests[id].fate = Fate::Lost;
-            self.log(format!("net: answer to request {id} is lost"));
+            trace!(self, "net: answer to request {id} is lost");
             // Half of the lost answers surface as a network error, half hang (request timeout).
             if self.rng.chance(0.5) && self.requests[id].kind == ReqKind::Refresh {
                 let (tab, gen) = (self.requests[id].tab, self.requests[id].gen);
@@ -821,7 +821,7 @@ impl Sim {
                 // The answer carrying the successor was lost and the retry came after the grace
                 // window (the tab was offline or asleep meanwhile): an environment failure.
                 self.stats.excused_reuse += 1;
-                self.log(format!("server: reuse of {} outside grace after a lost answer (excused)", fmt_token(tok)));
+                trace!(self, "server: reuse of {} outside grace after a lost answer (excused)", fmt_token(tok));
             } else {
                 self.fail(format!(
                     "property 1: request {id} from tab{tab} presented superseded refresh token {} (current g{current}, first presented by request {first:?}) -> family revoked",
@@ -859,7 +859,7 @@ impl Sim {
     }
 
     fn net_error(&mut self, id: usize, processed: bool) {
-        self.log(format!("net: request {id} fails in flight (laptop asleep; processed by server: {processed})"));
+        trace!(self, "net: request {id} fails in flight (laptop asleep; processed by server: {processed})");
         if processed {
             self.requests[id].fate = Fate::Lost;
         }
@@ -1015,7 +1015,7 @@ impl Sim {
                 self.tabs.len() - 1
             }
         };
-        self.log(format!("tab{slot}(t{id}) opens"));
+        trace!(self, "tab{slot}(t{id}) opens");
         let s = self.storage.clone();
         self.feed(slot, Input::Shared(s));
         if let Some(v) = self.vault.clone() {
@@ -1049,7 +1049,7 @@ impl Sim {
                 }) else {
                     return;
                 };
-                self.log(format!("user logs in in tab{i}"));
+                trace!(self, "user logs in in tab{i}");
                 let id = self.requests.len();
                 let gen = self.tabs[i].gen;
                 self.requests.push(Request { tab: i, gen, kind: ReqKind::Login, cookie: self.jar, fate: Fate::Pending, excused_dup: false });
@@ -1064,7 +1064,7 @@ impl Sim {
                     return;
                 };
                 let everywhere = self.rng.chance(0.2);
-                self.log(format!("user logs out in tab{i} (everywhere={everywhere})"));
+                trace!(self, "user logs out in tab{i} (everywhere={everywhere})");
                 self.feed(i, Input::Logout { everywhere });
             }
             Action::Open => {
@@ -1074,7 +1074,7 @@ impl Sim {
             }
             Action::Close | Action::Crash => {
                 let Some(i) = self.random_tab(|s, i| s.tabs[i].alive) else { return };
-                self.log(format!("tab{i} {}", if matches!(a, Action::Close) { "closes" } else { "crashes" }));
+                trace!(self, "tab{i} {}", if matches!(a, Action::Close) { "closes" } else { "crashes" });
                 self.lock_drop_tab(i);
                 self.tabs[i].alive = false;
                 // Its pending requests: answers go nowhere (cookies still apply).
@@ -1082,7 +1082,7 @@ impl Sim {
             Action::Sleep => {
                 let Some(i) = self.random_tab(|s, i| s.alive_awake(i)) else { return };
                 let dur = if self.rng.chance(0.7) { self.rng.range(1_000, 60_000) } else { self.rng.range(1, 30) * MIN };
-                self.log(format!("tab{i} sleeps for {} s", dur / 1000));
+                trace!(self, "tab{i} sleeps for {} s", dur / 1000);
                 self.tabs[i].asleep = true;
                 let g = self.tabs[i].gen;
                 self.schedule(self.now + dur, Ev::Act(Action::Wake { tab: i, gen: g }));
@@ -1092,7 +1092,7 @@ impl Sim {
                     return;
                 }
                 let dur = self.rng.range(1, 40) * MIN;
-                self.log(format!("laptop sleeps for {} min", dur / MIN));
+                trace!(self, "laptop sleeps for {} min", dur / MIN);
                 self.laptop_asleep = true;
                 for i in 0..self.tabs.len() {
                     if self.tabs[i].alive {
@@ -1118,7 +1118,7 @@ impl Sim {
             Action::Offline => {
                 let Some(i) = self.random_tab(|s, i| s.alive_awake(i) && s.tabs[i].online) else { return };
                 let dur = self.rng.range(1_000, 5 * MIN);
-                self.log(format!("tab{i} offline for {} s", dur / 1000));
+                trace!(self, "tab{i} offline for {} s", dur / 1000);
                 self.tabs[i].online = false;
                 self.feed(i, Input::Online(false));
                 let g = self.tabs[i].gen;
@@ -1163,7 +1163,7 @@ impl Sim {
     }
 
     fn wake(&mut self, i: usize) {
-        self.log(format!("tab{i} wakes"));
+        trace!(self, "tab{i} wakes");
         self.tabs[i].asleep = false;
         let s = self.storage.clone();
         self.feed(i, Input::Shared(s));
@@ -1301,6 +1301,7 @@ impl Sim {
 impl Tab {
     fn new(engine: Engine, gen: u32) -> Tab {
         Tab {
+            deadline: engine.next_deadline(),
             engine,
             gen,
             alive: true,
@@ -1377,6 +1378,11 @@ fn sweep(first: u64, count: u64, unsafe_: Unsafe) -> (Option<(u64, String)>, Sim
                     stats.excused_reuse += o.stats.excused_reuse;
                     stats.logouts_checked += o.stats.logouts_checked;
                     stats.idle_logouts += o.stats.idle_logouts;
+                    stats.steps += o.stats.steps;
+                    stats.feeds += o.stats.feeds;
+                    if o.stats.excused_reuse > 0 && stats.excused_seed.is_none() {
+                        stats.excused_seed = Some(s);
+                    }
                     if let Some(v) = o.violation {
                         fail = Some((s, v));
                         break;
@@ -1398,6 +1404,9 @@ fn sweep(first: u64, count: u64, unsafe_: Unsafe) -> (Option<(u64, String)>, Sim
         total.excused_reuse += st.excused_reuse;
         total.logouts_checked += st.logouts_checked;
         total.idle_logouts += st.idle_logouts;
+        total.steps += st.steps;
+        total.feeds += st.feeds;
+        total.excused_seed = total.excused_seed.or(st.excused_seed);
         if let Some(f) = f {
             if first_fail.as_ref().map_or(true, |(s, _)| f.0 < *s) {
                 first_fail = Some(f);
@@ -1420,8 +1429,8 @@ fn protocol_properties_hold_for_every_seed() {
     let (fail, stats, ran) = sweep(0, count, Unsafe::None);
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "sim: {ran} seeds in {secs:.1} s; {} refresh requests, {} grace answers, {} excused reuses, {} logout checks, {} idle logouts",
-        stats.refreshes, stats.grace_answers, stats.excused_reuse, stats.logouts_checked, stats.idle_logouts
+        "sim: {ran} seeds in {secs:.1} s; {} refresh requests, {} grace answers, {} excused reuses (e.g. seed {:?}), {} logout checks, {} idle logouts; {} steps, {} engine inputs",
+        stats.refreshes, stats.grace_answers, stats.excused_reuse, stats.excused_seed, stats.logouts_checked, stats.idle_logouts, stats.steps, stats.feeds
     );
     if let Some((seed, what)) = fail {
         panic!(
