@@ -20,6 +20,9 @@ pub mod refresh;
 mod rng;
 pub mod shared;
 
+#[cfg(test)]
+mod scenarios;
+
 pub use bus::Msg;
 pub use codec::DecodeError;
 pub use config::Config;
@@ -31,6 +34,7 @@ pub use shared::{merge_shared, Claim, Shared, Stamp, TokenMeta, TokenRecord};
 pub type Millis = u64;
 /// The lifecycle state of a session as the JavaScript API reports it.
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(test, derive(Debug))]
 pub enum SessionState {
     /// No session.
     Anonymous,
