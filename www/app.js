@@ -5,7 +5,7 @@
 // "plant site data" button so the logout cleanup has something visible to remove.
 //
 // Settings come from the query string so a whole session life fits in a minute:
-//   ?idle=20000&warn=10000&lead=5000&storage=local  (also: jitter, channel)
+//   ?idle=20000&warn=10000&lead=5000&storage=local  (also: jitter, throttle, channel)
 // For tests the page exposes `window.tessera = { session, events }` (every SDK event with its
 // detail, oldest first) and `window.tesseraDemo` (helpers: totp, plant, inventory).
 
@@ -39,6 +39,13 @@ const config = {
   idleWarningMs: numberParam("warn", 60_000),
   refreshLeadMs: numberParam("lead", 60_000),
   channel: params.get("channel") || "tessera",
+  // Activity is published to other tabs at most this often (SDK default 5 s). With the short
+  // demo timeouts it must be well under the time from last activity to the warning, or the
+  // other tabs would warn while this one is in use.
+  activityThrottleMs: numberParam(
+    "throttle",
+    Math.max(200, Math.min(5_000, Math.floor((numberParam("idle", 900_000) - numberParam("warn", 60_000)) / 4))),
+  ),
   // Random extra refresh lead (SDK default 5 s); ?jitter=0 makes refresh times exact for tests.
   ...(params.has("jitter") ? { refreshJitterMs: numberParam("jitter", 5_000) } : {}),
   // What logout removes besides the SDK's own keys: everything in Web Storage, and the demo's

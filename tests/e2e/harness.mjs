@@ -208,6 +208,26 @@ export async function launchBrowser() {
 }
 
 /**
+ * Leaves `context` as a fresh browser would be: every tab closed, no cookies, no storage.
+ * Use in `afterEach`, so a failed test does not leave a live session to the next one.
+ */
+export async function resetContext(context, url) {
+  for (const p of context.pages()) await p.close().catch(() => {});
+  await context.clearCookies();
+  if (url) {
+    const p = await context.newPage();
+    await p.goto(new URL("favicon-reset-missing.txt", url).href).catch(() => {});
+    await p.evaluate(async () => {
+      localStorage.clear();
+      sessionStorage.clear();
+      for (const db of (await indexedDB.databases?.()) ?? []) if (db.name) indexedDB.deleteDatabase(db.name);
+      for (const name of await caches.keys()) await caches.delete(name);
+    }).catch(() => {});
+    await p.close();
+  }
+}
+
+/**
  * Opens the demo page in a new tab of `context` and waits until the SDK started
  * (`window.tessera.ready`). Page errors and console errors are collected in `page.errors`.
  */

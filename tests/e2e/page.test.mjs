@@ -3,7 +3,7 @@
 // (with a TOTP code) sign in through the UI, the idle warning is a keyboard-usable modal,
 // and screenshots of the signed-out, signed-in and idle-warning states are saved.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { after, afterEach, before, describe, test } from "node:test";
 import {
   eventsOf,
   openDemo,
@@ -14,11 +14,15 @@ import {
   totp,
   waitForEvent,
   waitForState,
+  resetContext,
 } from "./harness.mjs";
 
 let env;
 before(async () => {
   env = await setup();
+});
+afterEach(async () => {
+  await resetContext(env.context, env.server.url);
 });
 after(async () => {
   await env?.teardown();

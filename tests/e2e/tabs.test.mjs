@@ -1,7 +1,7 @@
 // Cross-tab login and logout in one browser context (the tabs share cookies, storage,
 // BroadcastChannel and Web Locks), against the real server with its SQLite store.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { after, afterEach, before, test } from "node:test";
 import {
   DEFINITIVE_END_CODES,
   REFRESH_COOKIE,
@@ -15,11 +15,15 @@ import {
   storageLeft,
   waitForEvent,
   waitForState,
+  resetContext,
 } from "./harness.mjs";
 
 let env;
 before(async () => {
   env = await setup();
+});
+afterEach(async () => {
+  await resetContext(env.context, env.server.url);
 });
 after(async () => {
   await env?.teardown();
