@@ -1,1 +1,503 @@
-fn main() {}
+//! `cargo bench -p tessera-server` — prints numbers, asserts nothing about speed.
+//!
+//! Runs the real `tessera-server` binary (release) as a separate process on loopback, seeds
+//! 100,000 live sessions into its store, then drives it with 64 concurrent keep-alive HTTP
+//! clients from this process (so client and server share the machine's cores):
+//!
+//! 1. raw in-process Ed25519 verification rate (ed25519-dalek, all cores) and the full
+//!    in-process JWT check (`KeySet::verify`) rate, for comparison;
+//! 2. `POST /auth/introspect` throughput and p50/p99 latency (SQLite store);
+//! 3. refresh rotations per second with SQLite and with Redis, each client rotating its own
+//!    session in token mode, then checks zero lost or duplicated family members;
+//! 4. the server process's peak resident memory (VmHWM).
+//!
+//! Bounded: each load phase runs for `PHASE_SECS` seconds or `MAX_REQUESTS` requests.
+//! Environment knobs: `TESSERA_BENCH_SECS` (default 5), `TESSERA_BENCH_SESSIONS` (100000).
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _};
+use tessera_server::jwt::{AccessClaims, KeySet, StoredKey};
+use tessera_server::secret::{b64, hash_secret, random_bytes, random_token};
+use tessera_server::store::{SessionRecord, SessionStore, UserRecord};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+const CLIENTS: usize = 64;
+const MAX_REQUESTS: usize = 2_000_000;
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+// ---------------------------------------------------------------------------------------
+// a minimal keep-alive HTTP/1.1 client, so the client side costs as little CPU as possible
+
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn connect(addr: SocketAddr) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Conn { stream, buf: Vec::with_capacity(4096) })
+    }
+
+    /// POSTs JSON and returns (status, body).
+    async fn post(&mut self, path: &str, body: &str) -> std::io::Result<(u16, Vec<u8>)> {
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.stream.write_all(req.as_bytes()).await?;
+        self.buf.clear();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..end]).to_ascii_lowercase();
+                let status: u16 = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while self.buf.len() < end + 4 + len {
+                    let n = self.stream.read(&mut chunk).await?;
+                    if n == 0 {
+                        return Err(std::io::ErrorKind::UnexpectedEof.into());
+                    }
+                    self.buf.extend_from_slice(&chunk[..n]);
+                }
+                return Ok((status, self.buf[end + 4..end + 4 + len].to_vec()));
+            }
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+fn find(h: &[u8], n: &[u8]) -> Option<usize> {
+    h.windows(n.len()).position(|w| w == n)
+}
+
+fn json_str<'a>(body: &'a str, key: &str) -> Option<&'a str> {
+    let pat = format!("\"{key}\":\"");
+    let start = body.find(&pat)? + pat.len();
+    let end = body[start..].find('"')? + start;
+    Some(&body[start..end])
+}
+
+// ---------------------------------------------------------------------------------------
+// the server process
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(store: &str) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera-server"))
+            .args(["--listen", "127.0.0.1:0", "--store", store, "--log", "warn"])
+            .args(["--access-ttl", "3600", "--idle-timeout", "86400", "--absolute-timeout", "86400"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn tessera-server (built by cargo bench)");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("url line");
+        let url = line.trim().strip_prefix("tessera-server listening on http://").expect("url line");
+        let addr = url.trim_end_matches('/').parse().expect("addr");
+        Server { child, addr }
+    }
+
+    fn peak_rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// seeding
+
+async fn seed(store: &dyn SessionStore, n: usize) -> Vec<(String, String)> {
+    let user = UserRecord {
+        id: "user-bench".into(),
+        username: "bench".into(),
+        password_hash: "x".into(),
+        totp_secret: None,
+    };
+    let now = tessera_server::clock::Clock::now(&tessera_server::clock::SystemClock);
+    let mut out = Vec::with_capacity(n);
+    let mut batch = Vec::with_capacity(10_000);
+    for i in 0..n {
+        // spread over many users so per-user indexes stay realistic
+        let mut u = user.clone();
+        u.id = format!("user-bench-{}", i % 10_000);
+        let mut s = SessionRecord::new(random_token(), &u, now, 86_400, false);
+        s.address = "127.0.0.1".into();
+        let rt = b64(&random_bytes());
+        batch.push((s.clone(), hash_secret(&rt)));
+        out.push((s.sid, rt));
+        if batch.len() == 10_000 {
+            store.create_sessions(&batch).await.expect("seed");
+            batch.clear();
+        }
+    }
+    store.create_sessions(&batch).await.expect("seed");
+    out
+}
+
+async fn keyset(store: &dyn SessionStore) -> KeySet {
+    let keys: Vec<StoredKey> =
+        serde_json::from_str(&store.get_meta("signing_keys").await.expect("meta").expect("server created keys"))
+            .expect("keys");
+    KeySet::new(keys, "tessera", "tessera", 30).expect("keyset")
+}
+
+fn mint(ks: &KeySet, sid: &str, now: i64) -> String {
+    ks.sign(&AccessClaims {
+        iss: "tessera".into(),
+        aud: "tessera".into(),
+        sub: "user-bench".into(),
+        sid: sid.into(),
+        iat: now,
+        exp: now + 3600,
+        jti: random_token(),
+        username: "bench".into(),
+    })
+    .expect("sign")
+}
+
+// ---------------------------------------------------------------------------------------
+// phases
+
+fn raw_verify_rate(ks: &KeySet, token: &str, secs: f64) -> (f64, f64) {
+    // raw Ed25519 over a JWT-sized message, every core
+    let sk = SigningKey::from_bytes(&random_bytes());
+    let vk = sk.verifying_key();
+    let msg = token.rsplit_once('.').map(|(m, _)| m.as_bytes().to_vec()).unwrap_or_default();
+    let sig: Signature = sk.sign(&msg);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let run = |f: Arc<dyn Fn() -> bool + Send + Sync>| -> f64 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (stop, f) = (stop.clone(), f.clone());
+                std::thread::spawn(move || {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        assert!(f());
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        stop.store(true, Ordering::Relaxed);
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum::<u64>() as f64 / secs
+    };
+    let raw = run(Arc::new(move || vk.verify(&msg, &sig).is_ok()));
+    let now = tessera_server::clock::Clock::now(&tessera_server::clock::SystemClock);
+    let stop = AtomicBool::new(false);
+    let total = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..threads)
+            .map(|_| {
+                sc.spawn(|| {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        assert!(ks.verify(token, now).is_ok());
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        stop.store(true, Ordering::Relaxed);
+        hs.into_iter().map(|h| h.join().unwrap_or(0)).sum::<u64>()
+    });
+    (raw, total as f64 / secs)
+}
+
+struct LoadResult {
+    ok: u64,
+    errors: u64,
+    secs: f64,
+    p50_us: u64,
+    p99_us: u64,
+}
+
+async fn introspection_load(addr: SocketAddr, tokens: Arc<Vec<String>>, secs: u64) -> LoadResult {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let per_client = MAX_REQUESTS / CLIENTS;
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let tokens = tokens.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::connect(addr).await.expect("connect");
+            let mut lat = Vec::with_capacity(16_384);
+            let (mut ok, mut err) = (0u64, 0u64);
+            let mut i = c * 7919;
+            while Instant::now() < deadline && lat.len() < per_client {
+                let t = &tokens[i % tokens.len()];
+                i += 1;
+                let body = format!("{{\"token\":\"{t}\"}}");
+                let t0 = Instant::now();
+                match conn.post("/auth/introspect", &body).await {
+                    Ok((200, b)) if find(&b, b"\"active\":true").is_some() => ok += 1,
+                    Ok(_) => err += 1,
+                    Err(_) => {
+                        err += 1;
+                        conn = Conn::connect(addr).await.expect("reconnect");
+                    }
+                }
+                lat.push(t0.elapsed().as_micros() as u32);
+            }
+            (ok, err, lat)
+        }));
+    }
+    collect(tasks, start).await
+}
+
+async fn collect(tasks: Vec<tokio::task::JoinHandle<(u64, u64, Vec<u32>)>>, start: Instant) -> LoadResult {
+    let (mut ok, mut errors, mut all) = (0, 0, Vec::new());
+    for t in tasks {
+        let (o, e, l) = t.await.expect("join");
+        ok += o;
+        errors += e;
+        all.extend(l);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0) as u64;
+    LoadResult { ok, errors, secs, p50_us: pct(0.50), p99_us: pct(0.99) }
+}
+
+/// Each client rotates its own sessions (round-robin over `per_client` sessions) in token
+/// mode; returns the load result and, per session, how many rotations were acknowledged.
+async fn rotation_load(
+    addr: SocketAddr,
+    sessions: Vec<(String, String)>,
+    secs: u64,
+) -> (LoadResult, Vec<(String, u64)>) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let per = (sessions.len() / CLIENTS).max(1);
+    let mut tasks = Vec::new();
+    let mut owned = Vec::new();
+    for c in 0..CLIENTS {
+        let mine: Vec<(String, String)> = sessions.iter().skip(c * per).take(per).cloned().collect();
+        owned.push(mine.iter().map(|(sid, _)| sid.clone()).collect::<Vec<_>>());
+        tasks.push(tokio::spawn(async move {
+            let mut mine = mine;
+            let mut counts = vec![0u64; mine.len()];
+            let mut conn = Conn::connect(addr).await.expect("connect");
+            let mut lat = Vec::with_capacity(16_384);
+            let (mut ok, mut err) = (0u64, 0u64);
+            let mut i = 0usize;
+            while Instant::now() < deadline && lat.len() < MAX_REQUESTS / CLIENTS && !mine.is_empty() {
+                let k = i % mine.len();
+                i += 1;
+                let body = format!("{{\"refresh_token\":\"{}\"}}", mine[k].1);
+                let t0 = Instant::now();
+                match conn.post("/auth/refresh", &body).await {
+                    Ok((200, b)) => {
+                        let s = String::from_utf8_lossy(&b);
+                        match json_str(&s, "refresh_token") {
+                            Some(t) => {
+                                mine[k].1 = t.to_string();
+                                counts[k] += 1;
+                                ok += 1;
+                            }
+                            None => err += 1,
+                        }
+                    }
+                    Ok(_) => err += 1,
+                    Err(_) => {
+                        err += 1;
+                        conn = Conn::connect(addr).await.expect("reconnect");
+                    }
+                }
+                lat.push(t0.elapsed().as_micros() as u32);
+            }
+            (ok, err, lat, counts)
+        }));
+    }
+    let (mut ok, mut errors, mut all, mut acks) = (0, 0, Vec::new(), Vec::new());
+    for (t, sids) in tasks.into_iter().zip(owned) {
+        let (o, e, l, counts) = t.await.expect("join");
+        ok += o;
+        errors += e;
+        all.extend(l);
+        acks.extend(sids.into_iter().zip(counts));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0) as u64;
+    (LoadResult { ok, errors, secs, p50_us: pct(0.50), p99_us: pct(0.99) }, acks)
+}
+
+/// Compares acknowledged rotations with the generations in the store.
+async fn audit(store: &dyn SessionStore, acks: &[(String, u64)]) -> (u64, u64, u64) {
+    let (mut lost, mut dup, mut revoked) = (0, 0, 0);
+    for (sid, n) in acks {
+        match store.get_session(sid).await.ok().flatten() {
+            Some(s) => {
+                let g = s.generation as u64;
+                if g < *n {
+                    lost += 1;
+                }
+                if g > *n {
+                    dup += 1;
+                }
+                if s.revoked_at.is_some() {
+                    revoked += 1;
+                }
+            }
+            None => lost += 1,
+        }
+    }
+    (lost, dup, revoked)
+}
+
+fn report(name: &str, r: &LoadResult) {
+    println!(
+        "{name:<34} {:>9.0} req/s  ok {:>8}  errors {:>4}  p50 {:>6} us  p99 {:>6} us  ({:.1} s, {CLIENTS} clients)",
+        r.ok as f64 / r.secs,
+        r.ok,
+        r.errors,
+        r.p50_us,
+        r.p99_us,
+        r.secs
+    );
+}
+
+struct TempFiles(std::path::PathBuf);
+impl Drop for TempFiles {
+    fn drop(&mut self) {
+        for s in ["", "-wal", "-shm"] {
+            let mut p = self.0.clone().into_os_string();
+            p.push(s);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+struct Redis(Child, u16);
+impl Redis {
+    fn start() -> Option<Redis> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .ok()?;
+        for _ in 0..250 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(Redis(child, port));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() {
+    // Cargo passes `--bench`; there is nothing to filter.
+    let secs = env_num("TESSERA_BENCH_SECS", 5);
+    let n_sessions = env_num("TESSERA_BENCH_SESSIONS", 100_000) as usize;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async move {
+        println!("tessera-server bench: {n_sessions} live sessions, {CLIENTS} concurrent clients, {secs} s per phase, {} cores",
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+
+        // ---- SQLite server
+        let db = TempFiles(std::env::temp_dir().join(format!("tessera-bench-{}.db", std::process::id())));
+        let url = format!("sqlite://{}", db.0.display());
+        let server = Server::start(&url);
+        let store = tessera_server::store::sqlite::SqliteStore::open(&db.0).expect("open db");
+        let t0 = Instant::now();
+        let sessions = seed(&store, n_sessions).await;
+        println!("seeded {} sessions into SQLite in {:.1} s", sessions.len(), t0.elapsed().as_secs_f64());
+        let ks = keyset(&store).await;
+        let now = tessera_server::clock::Clock::now(&tessera_server::clock::SystemClock);
+        let tokens: Arc<Vec<String>> =
+            Arc::new(sessions.iter().step_by((n_sessions / 20_000).max(1)).map(|(sid, _)| mint(&ks, sid, now)).collect());
+
+        let (raw, full) = raw_verify_rate(&ks, &tokens[0], 2.0);
+        println!("{:<34} {:>9.0} verifies/s (ed25519-dalek, all cores, in-process)", "raw Ed25519 verify", raw);
+        println!("{:<34} {:>9.0} verifies/s (alg/typ/kid/iss/aud/exp checks, in-process)", "full JWT check (KeySet::verify)", full);
+
+        let intro = introspection_load(server.addr, tokens.clone(), secs).await;
+        report("introspection over HTTP (SQLite)", &intro);
+        println!(
+            "  introspection / raw verify rate: {:.0} % (goal >= 50 %)",
+            100.0 * intro.ok as f64 / intro.secs / raw
+        );
+
+        let rot_sessions: Vec<_> = sessions.iter().take(CLIENTS * 16).cloned().collect();
+        let (rot, acks) = rotation_load(server.addr, rot_sessions, secs).await;
+        report("refresh rotation (SQLite)", &rot);
+        let (lost, dup, revoked) = audit(&store, &acks).await;
+        println!("  families audited: {}  lost: {lost}  duplicated: {dup}  wrongly revoked: {revoked}", acks.len());
+        println!("{:<34} {:>9.1} MiB (VmHWM of the server process, SQLite run)", "server peak RSS", server.peak_rss_kib() as f64 / 1024.0);
+        drop(server);
+
+        // ---- Redis server
+        match Redis::start() {
+            None => println!("!!!!!!!! redis-server not available: Redis rotation bench SKIPPED !!!!!!!!"),
+            Some(redis) => {
+                let url = format!("redis://127.0.0.1:{}/", redis.1);
+                let server = Server::start(&url);
+                let store = tessera_server::store::redis::RedisStore::connect(&url, "tessera:").await.expect("redis");
+                let t0 = Instant::now();
+                let sessions = seed(&store, n_sessions).await;
+                println!("seeded {} sessions into Redis in {:.1} s", sessions.len(), t0.elapsed().as_secs_f64());
+                let ks = keyset(&store).await;
+                let tokens: Arc<Vec<String>> = Arc::new(
+                    sessions.iter().step_by((n_sessions / 20_000).max(1)).map(|(sid, _)| mint(&ks, sid, now)).collect(),
+                );
+                let intro = introspection_load(server.addr, tokens, secs).await;
+                report("introspection over HTTP (Redis)", &intro);
+                let rot_sessions: Vec<_> = sessions.iter().take(CLIENTS * 16).cloned().collect();
+                let (rot, acks) = rotation_load(server.addr, rot_sessions, secs).await;
+                report("refresh rotation (Redis)", &rot);
+                let (lost, dup, revoked) = audit(&store, &acks).await;
+                println!("  families audited: {}  lost: {lost}  duplicated: {dup}  wrongly revoked: {revoked}", acks.len());
+                println!("{:<34} {:>9.1} MiB (VmHWM of the server process, Redis run)", "server peak RSS", server.peak_rss_kib() as f64 / 1024.0);
+            }
+        }
+    });
+}
