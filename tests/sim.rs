@@ -92,6 +92,8 @@ struct Params {
     p_answer_lost: f64,
     vault: bool,
     web_locks: bool,
+    /// Token mode: the refresh token travels in bodies and over the bus instead of a cookie.
+    token_mode: bool,
     config: Config,
 }
 
@@ -125,6 +127,7 @@ impl Params {
             p_answer_lost: if rng.chance(0.5) { 0.0 } else { rng.range(1, 15) as f64 / 100.0 },
             vault: rng.chance(0.4),
             web_locks: config.web_locks,
+            token_mode: rng.chance(0.3),
             config,
         }
     }
@@ -391,7 +394,7 @@ impl Sim {
             next_tab_id: 1,
         };
         sim.log(format!(
-            "seed {seed}: tabs {}..{} ttl={}s idle={:?}s warn={}s abs={:?}s lead={}s drop={} dup={} answer_lost={} vault={} web_locks={}",
+            "seed {seed}: tabs {}..{} ttl={}s idle={:?}s warn={}s abs={:?}s lead={}s drop={} dup={} answer_lost={} vault={} web_locks={} token_mode={}",
             sim.p.tabs_initial,
             sim.p.tabs_max,
             sim.p.access_ttl / 1000,
@@ -403,7 +406,8 @@ impl Sim {
             sim.p.p_dup,
             sim.p.p_answer_lost,
             sim.p.vault,
-            sim.p.web_locks
+            sim.p.web_locks,
+            sim.p.token_mode
         ));
         sim
     }
@@ -597,7 +601,7 @@ impl Sim {
                     Answer::RefreshOk(t) => Input::RefreshSucceeded(Tokens {
                         access_token: fmt_token(t),
                         expires_in_ms: self.p.access_ttl,
-                        refresh_token: None,
+                        refresh_token: self.p.token_mode.then(|| fmt_token(t)),
                     }),
                     Answer::RefreshRejected(r) => Input::RefreshRejected(r),
                     Answer::Failed => Input::RefreshFailed { retry_after: None },
@@ -607,7 +611,7 @@ impl Sim {
                         Input::LoginSucceeded(Tokens {
                         access_token: fmt_token(t),
                         expires_in_ms: self.p.access_ttl,
-                        refresh_token: None,
+                        refresh_token: self.p.token_mode.then(|| fmt_token(t)),
                     })
                     }
                     Answer::LogoutDone => return,
@@ -630,13 +634,15 @@ impl Sim {
     fn perform(&mut self, i: usize, effect: Effect) {
         let gen = self.tabs[i].gen;
         match effect {
-            Effect::SendRefresh { .. } => {
+            Effect::SendRefresh { refresh_token } => {
                 self.stats.refreshes += 1;
-                self.send(i, ReqKind::Refresh);
+                let presented = self.presented(refresh_token);
+                self.send(i, ReqKind::Refresh, presented);
             }
-            Effect::SendLogout { everywhere, .. } => {
+            Effect::SendLogout { everywhere, refresh_token, .. } => {
                 self.last_logout_req = self.now;
-                self.send(i, ReqKind::Logout { everywhere });
+                let presented = self.presented(refresh_token);
+                self.send(i, ReqKind::Logout { everywhere }, presented);
             }
             Effect::AcquireLock { wait, steal } => self.lock_request(i, gen, wait, steal),
             Effect::ReleaseLock => {
@@ -732,15 +738,24 @@ impl Sim {
 
     // -- network and server -------------------------------------------------------------------
 
-    fn send(&mut self, i: usize, kind: ReqKind) {
+    /// The refresh token a request presents: the cookie, or in token mode the body's token.
+    fn presented(&self, body: Option<String>) -> Option<Token> {
+        if self.p.token_mode {
+            body.as_deref().and_then(parse_token)
+        } else {
+            self.jar
+        }
+    }
+
+    fn send(&mut self, i: usize, kind: ReqKind, cookie: Option<Token>) {
         let gen = self.tabs[i].gen;
         let id = self.requests.len();
         let excused_dup = kind == ReqKind::Refresh
-            && self.jar.is_some()
+            && cookie.is_some()
             && (0..id).any(|r| {
-                self.requests[r].kind == ReqKind::Refresh && self.requests[r].cookie == self.jar && self.excused(r)
+                self.requests[r].kind == ReqKind::Refresh && self.requests[r].cookie == cookie && self.excused(r)
             });
-        self.requests.push(Request { tab: i, gen, kind, cookie: self.jar, fate: Fate::Pending, excused_dup });
+        self.requests.push(Request { tab: i, gen, kind, cookie, fate: Fate::Pending, excused_dup });
         if !self.tabs[i].online {
             // fetch fails at once.
             self.requests[id].fate = Fate::Delivered;
@@ -879,7 +894,7 @@ impl Sim {
     fn answer(&mut self, id: usize, answer: Answer) {
         // The browser's network stack applies Set-Cookie even when the tab is frozen or gone.
         match &answer {
-            Answer::RefreshOk(t) | Answer::LoginOk(t) => {
+            Answer::RefreshOk(t) | Answer::LoginOk(t) if !self.p.token_mode => {
                 if self.jar.map_or(true, |c| c.family != t.family || c.gen < t.gen) {
                     self.jar = Some(*t);
                 }

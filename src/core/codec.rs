@@ -47,6 +47,7 @@ impl Writer {
         Writer { buf }
     }
 
+    #[inline(never)]
     pub(crate) fn u64(&mut self, mut v: u64) -> &mut Self {
         loop {
             let byte = (v & 0x7f) as u8;
@@ -101,6 +102,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline(never)]
     pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
         let mut out: u64 = 0;
         let mut shift = 0u32;

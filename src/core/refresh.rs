@@ -88,8 +88,11 @@ impl Engine {
     }
 
     fn needs_refresh(&self, now: Millis) -> bool {
-        if self.held.is_none() {
-            return self.resuming;
+        let Some(h) = &self.held else { return self.resuming };
+        if h.refresh_token.is_some() && self.behind() {
+            // Token mode: our refresh token is superseded; presenting it would trip the server's
+            // reuse detection. Only the newest token (asked for over the bus) may refresh.
+            return false;
         }
         if self.forced && !self.behind() {
             return true;
