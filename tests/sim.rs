@@ -236,6 +236,12 @@ enum Action {
     LaptopSleep,
     Offline,
     Garbage,
+    /// The page calls an API with the current bearer token (401 if expired or revoked).
+    ApiCall,
+    /// The tab is hidden and shown again (focus), without being frozen.
+    Focus,
+    /// The MFA step of a login completes.
+    MfaDone { tab: usize, gen: u32 },
     Wake { tab: usize, gen: u32 },
     Online { tab: usize, gen: u32 },
     LaptopWake,
@@ -465,7 +471,9 @@ impl Sim {
                 750..=799 => Action::Sleep,
                 800..=809 => Action::LaptopSleep,
                 810..=859 => Action::Offline,
-                860..=899 => Action::Garbage,
+                860..=879 => Action::Garbage,
+                880..=929 => Action::ApiCall,
+                930..=949 => Action::Focus,
                 _ => {
                     // A break: no action for a while.
                     t += self.rng.range(1, 15) * MIN;
@@ -1065,6 +1073,14 @@ impl Sim {
                     return;
                 };
                 trace!(self, "user logs in in tab{i}");
+                if self.rng.chance(0.2) {
+                    // Password accepted, TOTP code required; the user types it a bit later.
+                    self.feed(i, Input::MfaRequired);
+                    let gen = self.tabs[i].gen;
+                    let at = self.now + self.rng.range(2_000, 30_000);
+                    self.schedule(at, Ev::Act(Action::MfaDone { tab: i, gen }));
+                    return;
+                }
                 let id = self.requests.len();
                 let gen = self.tabs[i].gen;
                 self.requests.push(Request { tab: i, gen, kind: ReqKind::Login, cookie: self.jar, fate: Fate::Pending, excused_dup: false });
@@ -1145,6 +1161,33 @@ impl Sim {
                     if !self.tabs[tab].asleep {
                         self.feed(tab, Input::Online(true));
                     }
+                }
+            }
+            Action::ApiCall => {
+                let Some(i) = self.random_tab(|s, i| s.alive_awake(i) && s.tabs[i].online && s.tabs[i].engine.access_token().is_some()) else {
+                    return;
+                };
+                let tok = self.tabs[i].engine.access_token().and_then(parse_token);
+                let expired = self.tabs[i].engine.token_meta().map_or(true, |m| m.expires_at <= self.now);
+                let revoked = tok.map_or(true, |t| self.families.get(t.family as usize).map_or(true, |f| f.revoked != Revoked::No));
+                if expired || revoked {
+                    trace!(self, "tab{i}: API call answered 401");
+                    self.feed(i, Input::AccessRejected);
+                }
+            }
+            Action::Focus => {
+                let Some(i) = self.random_tab(|s, i| s.alive_awake(i)) else { return };
+                self.feed(i, Input::Visibility(false));
+                let s = self.storage.clone();
+                self.feed(i, Input::Shared(s));
+                self.feed(i, Input::Visibility(true));
+            }
+            Action::MfaDone { tab, gen } => {
+                if self.tabs[tab].gen == gen && self.alive_awake(tab) && self.tabs[tab].engine.state() == SessionState::MfaRequired {
+                    let id = self.requests.len();
+                    self.requests.push(Request { tab, gen, kind: ReqKind::Login, cookie: None, fate: Fate::Pending, excused_dup: false });
+                    let at = self.now + self.rng.range(50, 400);
+                    self.schedule(at, Ev::Arrive { req: id });
                 }
             }
             Action::Garbage => {
