@@ -158,32 +158,34 @@ fn aead_open(key: &VaultKey, nonce: &[u8], ad: &[u8], data: &mut [u8], tag: &[u8
     cipher(key).decrypt_inout_detached(nonce, ad, InOutBuf::from(data), tag).is_ok()
 }
 
-/// Seals `plaintext` for storage under `name` on `origin` with a caller-supplied nonce.
-///
-/// The nonce must be fresh and random for every call (96 bits drawn from a CSPRNG);
-/// reusing a nonce under one key breaks AES-GCM.
-pub fn seal(key: &VaultKey, nonce: &[u8; NONCE_LEN], origin: &str, name: &str, plaintext: &[u8]) -> String {
-    let ad = associated_data(FORMAT_VERSION, origin, name);
-    let mut buf = Vec::with_capacity(1 + NONCE_LEN + plaintext.len() + TAG_LEN);
+/// The parts of a well-formed record: the nonce and `ciphertext ‖ tag`.
+pub struct SealedParts {
+    /// The record's 96-bit nonce.
+    pub nonce: [u8; NONCE_LEN],
+    /// Ciphertext followed by the 16-byte tag (the layout WebCrypto's AES-GCM uses too).
+    pub body: Vec<u8>,
+}
+
+/// The associated data of a current-version record stored under `name` on `origin`.
+pub fn associated_data_for(origin: &str, name: &str) -> Vec<u8> {
+    associated_data(FORMAT_VERSION, origin, name)
+}
+
+/// Frames a nonce and `ciphertext ‖ tag` as record text (version byte first).
+pub fn frame(nonce: &[u8; NONCE_LEN], body: &[u8]) -> String {
+    let mut buf = Vec::with_capacity(1 + NONCE_LEN + body.len());
     buf.push(FORMAT_VERSION);
     buf.extend_from_slice(nonce);
-    buf.extend_from_slice(plaintext);
-    let start = 1 + NONCE_LEN;
-    match aead_seal(key, nonce, &ad, &mut buf[start..]) {
-        Some(tag) => buf.extend_from_slice(&tag),
-        // Unreachable for anything storable; an empty record fails to open later.
-        None => buf.clear(),
-    }
+    buf.extend_from_slice(body);
     base64url_encode(&buf)
 }
 
-/// Opens a record written by [`seal`] for the same `origin` and `name`.
+/// Checks a record's framing (encoding, length, version) without opening it.
 ///
 /// # Errors
-/// A typed [`VaultError`] for every failure: not base64url, too short, unknown version,
-/// or failed authentication (any altered bit in ciphertext, nonce, tag or associated data).
-pub fn open(key: &VaultKey, origin: &str, name: &str, record: &str) -> Result<Vec<u8>, VaultError> {
-    let mut bytes = base64url_decode(record).ok_or(VaultError::Encoding)?;
+/// [`VaultError::Encoding`], [`VaultError::UnsupportedVersion`] or [`VaultError::Truncated`].
+pub fn parse(record: &str) -> Result<SealedParts, VaultError> {
+    let bytes = base64url_decode(record).ok_or(VaultError::Encoding)?;
     let Some(&version) = bytes.first() else {
         return Err(VaultError::Truncated);
     };
@@ -193,16 +195,42 @@ pub fn open(key: &VaultKey, origin: &str, name: &str, record: &str) -> Result<Ve
     if bytes.len() < 1 + NONCE_LEN + TAG_LEN {
         return Err(VaultError::Truncated);
     }
-    let ad = associated_data(version, origin, name);
-    let tag_at = bytes.len() - TAG_LEN;
-    let (head, tag) = bytes.split_at_mut(tag_at);
-    let (nonce, data) = head[1..].split_at_mut(NONCE_LEN);
-    if !aead_open(key, nonce, &ad, data, tag) {
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(&bytes[1..1 + NONCE_LEN]);
+    Ok(SealedParts { nonce, body: bytes[1 + NONCE_LEN..].to_vec() })
+}
+
+/// Seals `plaintext` for storage under `name` on `origin` with a caller-supplied nonce.
+///
+/// The nonce must be fresh and random for every call (96 bits drawn from a CSPRNG);
+/// reusing a nonce under one key breaks AES-GCM.
+pub fn seal(key: &VaultKey, nonce: &[u8; NONCE_LEN], origin: &str, name: &str, plaintext: &[u8]) -> String {
+    let ad = associated_data_for(origin, name);
+    let mut body = Vec::with_capacity(plaintext.len() + TAG_LEN);
+    body.extend_from_slice(plaintext);
+    match aead_seal(key, nonce, &ad, &mut body) {
+        Some(tag) => body.extend_from_slice(&tag),
+        // Unreachable for anything storable; a record without a tag fails to open later.
+        None => body.clear(),
+    }
+    frame(nonce, &body)
+}
+
+/// Opens a record written by [`seal`] for the same `origin` and `name`.
+///
+/// # Errors
+/// A typed [`VaultError`] for every failure: not base64url, too short, unknown version,
+/// or failed authentication (any altered bit in ciphertext, nonce, tag or associated data).
+pub fn open(key: &VaultKey, origin: &str, name: &str, record: &str) -> Result<Vec<u8>, VaultError> {
+    let SealedParts { nonce, mut body } = parse(record)?;
+    let ad = associated_data_for(origin, name);
+    let tag_at = body.len() - TAG_LEN;
+    let (data, tag) = body.split_at_mut(tag_at);
+    if !aead_open(key, &nonce, &ad, data, tag) {
         return Err(VaultError::Tampered);
     }
-    bytes.truncate(tag_at);
-    bytes.drain(..1 + NONCE_LEN);
-    Ok(bytes)
+    body.truncate(tag_at);
+    Ok(body)
 }
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

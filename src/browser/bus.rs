@@ -63,7 +63,16 @@ impl Bus {
         }
         let Ok(Some(storage)) = web_sys::window().map_or(Ok(None), |w| w.local_storage()) else { return };
         self.seq = self.seq.wrapping_add(1);
-        let mut v = self.seq.to_string();
+        // A distinct prefix per write, so repeating a message is still a change.
+        let mut v = String::new();
+        let mut n = self.seq;
+        loop {
+            v.push(char::from(b'0' + (n % 10) as u8));
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
         v.push('|');
         v.push_str(message);
         let _ = storage.set_item(&self.fallback_key, &v);

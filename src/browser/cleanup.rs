@@ -101,8 +101,8 @@ pub(crate) fn cookie_domains(host: &str) -> Vec<String> {
     loop {
         out.push(rest.to_string());
         out.push(String::from(".") + rest);
-        match rest.find('.') {
-            Some(i) => rest = &rest[i + 1..],
+        match rest.split_once('.') {
+            Some((_, tail)) => rest = tail,
             None => break,
         }
     }

@@ -276,17 +276,14 @@ fn perform(rc: &Shared, effect: Effect) {
             if !rc.borrow().store.persistent() {
                 return;
             }
-            if rc.borrow().vault_key.is_some() {
-                seal_and_store(rc, &bytes);
-            } else {
-                let rc2 = rc.clone();
-                pause_while(rc, async move {
-                    if let Some(k) = obtain_key(&rc2).await {
-                        rc2.borrow_mut().vault_key = Some(k);
-                        seal_and_store(&rc2, &bytes);
-                    }
-                });
-            }
+            let rc2 = rc.clone();
+            pause_while(rc, async move {
+                if rc2.borrow().vault_key.is_none() {
+                    let k = obtain_key(&rc2).await;
+                    rc2.borrow_mut().vault_key = k;
+                }
+                seal_and_store(&rc2, &bytes).await;
+            });
         }
         Effect::Wipe => {
             {
@@ -324,21 +321,51 @@ fn read_shared_text(key: &str) -> Option<String> {
     storage::web_storage(StorageKind::Local).ok().flatten()?.get_item(key).ok().flatten()
 }
 
-fn seal_and_store(rc: &Shared, bytes: &[u8]) {
+#[wasm_bindgen(module = "/src/browser/crypto.js")]
+extern "C" {
+    /// AES-256-GCM via WebCrypto; rejects on authentication failure.
+    fn gcm(encrypt: bool, key: &[u8], iv: &[u8], aad: &[u8], data: &[u8]) -> Promise;
+}
+
+async fn aes_gcm(encrypt: bool, key: &VaultKey, nonce: &[u8], aad: &[u8], data: &[u8]) -> Option<Vec<u8>> {
+    let out = JsFuture::from(gcm(encrypt, key.as_bytes(), nonce, aad, data)).await.ok()?;
+    Some(out.dyn_into::<js_sys::Uint8Array>().ok()?.to_vec())
+}
+
+/// Seals a token record under the vault key and stores it (record text `s.` / `c.` + the
+/// vault record, by key source).
+async fn seal_and_store(rc: &Shared, bytes: &[u8]) {
     let mut nonce = [0u8; vault::NONCE_LEN];
     if getrandom::fill(&mut nonce).is_err() {
         return;
     }
-    let mut i = rc.borrow_mut();
-    let Some((key, server)) = i.vault_key.clone() else { return };
-    let sealed = vault::seal(&key, &nonce, &i.opts.origin, &i.opts.token_key, bytes);
+    let (key, server, ad) = {
+        let i = rc.borrow();
+        let Some((key, server)) = i.vault_key.clone() else { return };
+        (key, server, vault::associated_data_for(&i.opts.origin, &i.opts.token_key))
+    };
+    let Some(body) = aes_gcm(true, &key, &nonce, &ad, bytes).await else {
+        emit(rc, "error", error_detail("vault_unavailable", "WebCrypto AES-GCM is unavailable; not persisted"));
+        return;
+    };
     let mut text = String::from(if server { "s." } else { "c." });
-    text.push_str(&sealed);
+    text.push_str(&vault::frame(&nonce, &body));
+    let mut i = rc.borrow_mut();
     let name = i.opts.token_key.clone();
     if let Some(err) = i.store.set(&name, &text) {
         drop(i);
         storage_failed(rc, &err);
     }
+}
+
+/// Opens a record: framing checked by the vault module, authentication by WebCrypto.
+async fn open_record(rc: &Shared, key: &VaultKey, record: &str) -> Result<Vec<u8>, vault::VaultError> {
+    let parts = vault::parse(record)?;
+    let ad = {
+        let i = rc.borrow();
+        vault::associated_data_for(&i.opts.origin, &i.opts.token_key)
+    };
+    aes_gcm(false, key, &parts.nonce, &ad, &parts.body).await.ok_or(vault::VaultError::Tampered)
 }
 
 fn storage_failed(rc: &Shared, err: &JsValue) {
@@ -742,8 +769,7 @@ async fn restore(rc: &Shared) {
         emit(rc, "error", error_detail("vault_locked", "stored session can no longer be opened; wiped"));
         return;
     };
-    let origin = rc.borrow().opts.origin.clone();
-    match vault::open(&key.0, &origin, &token_key, &sealed) {
+    match open_record(rc, &key.0, &sealed).await {
         Ok(bytes) => {
             rc.borrow_mut().vault_key = Some(key);
             drive(rc, Some(Input::Restore(bytes)));
@@ -906,7 +932,10 @@ impl Session {
             };
             let body = Object::new();
             let _ = Reflect::set(&body, &s("mfa_token"), &s(&mfa_token));
-            let code = code.as_string().or_else(|| code.as_f64().map(|n| (n as u64).to_string())).unwrap_or_default();
+            let code = match code.as_string() {
+                Some(c) => c,
+                None => code.unchecked_ref::<js_sys::Number>().to_string_with_radix(10).map(String::from).unwrap_or_default(),
+            };
             let _ = Reflect::set(&body, &s("code"), &s(&code));
             if token_mode {
                 let _ = Reflect::set(&body, &s("mode"), &s("token"));

@@ -1,8 +1,6 @@
 //! Web Storage with a memory fallback. Storage that is disabled, full, or throws on access
 //! (Safari private mode, `SecurityError`, `QuotaExceededError`) degrades to an in-memory
 //! map for this tab; the caller reports the failure once as an `error` event.
-use std::collections::BTreeMap;
-
 use wasm_bindgen::JsValue;
 
 /// Which backing store the `storage` option selected.
@@ -39,7 +37,7 @@ pub(crate) fn web_storage(kind: StorageKind) -> Result<Option<web_sys::Storage>,
 /// Key/value store: web storage while it works, memory after the first failure.
 pub(crate) struct Store {
     web: Option<web_sys::Storage>,
-    mem: BTreeMap<String, String>,
+    mem: Vec<(String, String)>,
 }
 
 impl Store {
@@ -50,7 +48,7 @@ impl Store {
             Err(e) => (None, Some(e)),
         };
         // A store that cannot be written to (quota 0, private mode) is a failure too.
-        let mut store = Store { web, mem: BTreeMap::new() };
+        let mut store = Store { web, mem: Vec::new() };
         if err.is_none() {
             if let Some(web) = &store.web {
                 let probe = "tessera:probe";
@@ -61,6 +59,15 @@ impl Store {
             }
         }
         (store, err)
+    }
+
+    fn mem_get(&self, key: &str) -> Option<String> {
+        self.mem.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    fn mem_set(&mut self, key: &str, value: &str) {
+        self.mem.retain(|(k, _)| k != key);
+        self.mem.push((key.into(), value.into()));
     }
 
     /// True while backed by web storage.
@@ -75,11 +82,11 @@ impl Store {
                 Ok(v) => return (v, None),
                 Err(e) => {
                     self.web = None;
-                    return (self.mem.get(key).cloned(), Some(e));
+                    return (self.mem_get(key), Some(e));
                 }
             }
         }
-        (self.mem.get(key).cloned(), None)
+        (self.mem_get(key), None)
     }
 
     /// Writes a key; a throwing store falls back to memory (the value is kept there).
@@ -91,12 +98,12 @@ impl Store {
                     // Don't leave a stale copy behind in the store that failed.
                     let _ = web.remove_item(key);
                     self.web = None;
-                    self.mem.insert(key.into(), value.into());
+                    self.mem_set(key, value);
                     return Some(e);
                 }
             }
         }
-        self.mem.insert(key.into(), value.into());
+        self.mem_set(key, value);
         None
     }
 
@@ -105,6 +112,6 @@ impl Store {
         if let Some(web) = &self.web {
             let _ = web.remove_item(key);
         }
-        self.mem.remove(key);
+        self.mem.retain(|(k, _)| k != key);
     }
 }
