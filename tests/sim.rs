@@ -543,6 +543,7 @@ impl Sim {
                 Input::Restore(_) => "Restore".into(),
                 Input::Resume => "Resume".into(),
                 Input::LoginSucceeded(t) => format!("LoginSucceeded({})", t.access_token),
+                Input::LoginStarted => "LoginStarted".into(),
                 Input::RefreshSucceeded(t) => format!("RefreshSucceeded({})", t.access_token),
                 Input::RefreshRejected(r) => format!("RefreshRejected({})", r.as_str()),
                 Input::RefreshFailed { .. } => "RefreshFailed".into(),
@@ -1073,6 +1074,7 @@ impl Sim {
                     return;
                 };
                 trace!(self, "user logs in in tab{i}");
+                self.feed(i, Input::LoginStarted);
                 if self.rng.chance(0.2) {
                     // Password accepted, TOTP code required; the user types it a bit later.
                     self.feed(i, Input::MfaRequired);
@@ -1184,6 +1186,7 @@ impl Sim {
             }
             Action::MfaDone { tab, gen } => {
                 if self.tabs[tab].gen == gen && self.alive_awake(tab) && self.tabs[tab].engine.state() == SessionState::MfaRequired {
+                    self.feed(tab, Input::LoginStarted);
                     let id = self.requests.len();
                     self.requests.push(Request { tab, gen, kind: ReqKind::Login, cookie: None, fate: Fate::Pending, excused_dup: false });
                     let at = self.now + self.rng.range(50, 400);

@@ -66,6 +66,10 @@ pub enum Input {
     /// `join_wait`, refresh (cookie mode: the cookie may hold a live session). A definitive
     /// rejection then leaves the tab anonymous, without a `logout` event.
     Resume,
+    /// The login (or MFA) request is being sent. Optional but recommended: the engine then dates
+    /// the session and the token's expiry from the send time, which stays right even when the
+    /// tab is frozen before it handles the answer.
+    LoginStarted,
     /// Login or MFA answered with tokens.
     LoginSucceeded(Tokens),
     /// Login answered `{mfa_required: true}`.
@@ -290,6 +294,8 @@ pub struct Engine {
     pub(crate) forced: bool,
     /// Cookie-mode join in progress (no token yet).
     pub(crate) resuming: bool,
+    /// When the pending login request was sent ([`Input::LoginStarted`]).
+    pub(crate) login_sent: Option<Millis>,
     /// Retry attempt counter for backoff.
     pub(crate) attempt: u32,
     /// Jitter drawn for the token with this serial.
@@ -321,6 +327,7 @@ impl Engine {
             online: true,
             forced: false,
             resuming: false,
+            login_sent: None,
             attempt: 0,
             jitter: (u64::MAX, 0),
             requested: (0, 0),
@@ -337,6 +344,7 @@ impl Engine {
         match input {
             Input::Restore(bytes) => self.on_restore(now, &bytes),
             Input::Resume => self.on_resume(now),
+            Input::LoginStarted => self.login_sent = Some(now),
             Input::LoginSucceeded(t) => self.on_login(now, t),
             Input::MfaRequired => {
                 if self.held.is_none() {
@@ -532,8 +540,9 @@ impl Engine {
 
     fn on_login(&mut self, now: Millis, t: Tokens) {
         let serial = self.max_serial().saturating_add(1);
-        let stamp = super::shared::Stamp { epoch: self.shared.epoch, session: now, serial, tab: self.tab };
-        let meta = TokenMeta { stamp, issued_at: now, expires_at: now.saturating_add(t.expires_in_ms) };
+        let start = self.login_sent.take().filter(|&t| t <= now).unwrap_or(now);
+        let stamp = super::shared::Stamp { epoch: self.shared.epoch, session: start, serial, tab: self.tab };
+        let meta = TokenMeta { stamp, issued_at: start, expires_at: start.saturating_add(t.expires_in_ms) };
         self.shared.last_activity = self.shared.last_activity.max(now);
         self.activity_sent = now;
         self.activity_dirty = false;

@@ -128,7 +128,7 @@ impl Engine {
                     if ours {
                         self.decide_under_lock(now, Some(serial));
                     } else {
-                        self.phase = Phase::Idle;
+                        self.stand_down(now);
                     }
                 }
             }
@@ -212,7 +212,7 @@ impl Engine {
             self.effects.push_back(Effect::AcquireLock { wait: self.cfg.lock_wait, steal: false });
         } else {
             let serial = self.max_serial().saturating_add(1);
-            let claim = Claim { serial, tab: self.tab, at: now, until: now.saturating_add(self.cfg.claim_settle + self.cfg.request_timeout) };
+            let claim = Claim { serial, tab: self.tab, at: now, until: now.saturating_add(self.cfg.claim_settle.saturating_add(self.cfg.request_timeout)) };
             self.write_claim(claim);
             self.phase = Phase::Claiming { until: now.saturating_add(self.cfg.claim_settle), serial };
         }
@@ -238,14 +238,12 @@ impl Engine {
     }
 
     /// Holding the lock (or a won claim): re-check shared state, then send or stand down.
+    /// (Behind on a token we lack whose refresh is due, cookie mode refreshes anyway: the
+    /// request presents the newest cookie, so it is that token's one refresh.)
     fn decide_under_lock(&mut self, now: Millis, serial: Option<u64>) {
         if !self.needs_refresh(now) {
             self.stand_down(now);
             return;
-        }
-        if self.held.is_some() && self.behind() {
-            // A newer token exists that we lack, and it is due: refreshing now presents the
-            // newest refresh token (the cookie), so it is that token's refresh.
         }
         if self.live_claim(now, self.target()).is_some() {
             self.stand_down(now);
@@ -257,6 +255,14 @@ impl Engine {
     fn stand_down(&mut self, now: Millis) {
         self.phase = Phase::Idle;
         self.release_lock();
+        if self.held.is_none() && self.resuming {
+            // Still joining: another tab's refresh is pending; its token will arrive over the
+            // bus, or we try again when its claim runs out.
+            let until = self
+                .live_claim(now, self.target())
+                .map_or(now.saturating_add(self.ask_every()), |c| c.until);
+            self.phase = Phase::Joining { until };
+        }
         self.ask_if_behind(now);
     }
 

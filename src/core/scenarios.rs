@@ -508,7 +508,7 @@ fn random_inputs_never_panic() {
                 let i = (next() % mutated.len() as u64) as usize;
                 mutated[i] = next() as u8;
             }
-            let input = match next() % 22 {
+            let input = match next() % 23 {
                 0 => Input::Restore(mutated),
                 1 => Input::Resume,
                 2 => Input::LoginSucceeded(Tokens { access_token: "t".into(), expires_in_ms: next() % 1_000_000, refresh_token: None }),
@@ -529,6 +529,7 @@ fn random_inputs_never_panic() {
                 17 => Input::Logout { everywhere: next() % 2 == 0 },
                 18 => Input::Visibility(next() % 2 == 0),
                 19 => Input::Online(next() % 2 == 0),
+                20 => Input::LoginStarted,
                 _ => Input::Timer,
             };
             e.handle(now, input);
@@ -543,4 +544,25 @@ fn random_inputs_never_panic() {
             }
         }
     }
+}
+
+#[test]
+fn resume_during_another_tabs_refresh_waits_for_its_claim_then_retries() {
+    let mut e = Engine::new(cfg(), 2, 9, T0);
+    let busy = Shared {
+        claim: Some(Claim { serial: 5, tab: 1, at: T0, until: T0 + 10_000 }),
+        ..Shared::default()
+    };
+    e.handle(T0, Input::Shared(Some(busy.encode())));
+    e.handle(T0, Input::Resume);
+    e.handle(T0 + 250, Input::Timer);
+    e.handle(T0 + 250, Input::LockGranted);
+    let fx = drain(&mut e);
+    assert!(!sends_refresh(&fx), "the other tab's request is pending");
+    assert!(fx.contains(&Effect::ReleaseLock));
+    assert_eq!(e.next_deadline(), Some(T0 + 10_000));
+    // The claimer died without an answer: this tab takes over.
+    e.handle(T0 + 10_000, Input::Timer);
+    e.handle(T0 + 10_000, Input::LockGranted);
+    assert!(sends_refresh(&drain(&mut e)));
 }
