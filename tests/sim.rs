@@ -23,8 +23,8 @@
 //! with its trace. A failure prints the seed and a readable trace.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use tessera::core::{
     merge_shared, Config, Effect, Engine, Event, Input, LogoutReason, Millis, Msg, SessionState,
@@ -103,7 +103,11 @@ impl Params {
         let mut config = Config {
             idle_timeout: if rng.chance(0.85) { Some(idle) } else { None },
             idle_warning: rng.range(10, 60) * 1_000,
-            absolute_lifetime: if rng.chance(0.3) { Some(rng.range(20, 60) * MIN) } else { None },
+            absolute_lifetime: if rng.chance(0.3) {
+                Some(rng.range(20, 60) * MIN)
+            } else {
+                None
+            },
             refresh_lead: rng.range(10, 60) * 1_000,
             ..Config::default()
         };
@@ -115,16 +119,28 @@ impl Params {
             Unsafe::SharedActivity => config.unsafe_disable_shared_activity = true,
             Unsafe::AdoptOlder => config.unsafe_adopt_older = true,
         }
-        let tabs_max = if rng.chance(0.1) { 32 } else { rng.range(1, 8) as usize };
+        let tabs_max = if rng.chance(0.1) {
+            32
+        } else {
+            rng.range(1, 8) as usize
+        };
         Params {
             tabs_initial: rng.range(1, tabs_max as u64) as usize,
             tabs_max,
             duration: rng.range(15, 45) * MIN,
             access_ttl: rng.range(1, 6) * MIN,
-            p_drop: if rng.chance(0.5) { 0.0 } else { rng.range(1, 25) as f64 / 100.0 },
+            p_drop: if rng.chance(0.5) {
+                0.0
+            } else {
+                rng.range(1, 25) as f64 / 100.0
+            },
             p_dup: rng.range(0, 10) as f64 / 100.0,
             bus_delay_max: rng.range(1, 50),
-            p_answer_lost: if rng.chance(0.5) { 0.0 } else { rng.range(1, 15) as f64 / 100.0 },
+            p_answer_lost: if rng.chance(0.5) {
+                0.0
+            } else {
+                rng.range(1, 15) as f64 / 100.0
+            },
             vault: rng.chance(0.4),
             web_locks: config.web_locks,
             token_mode: rng.chance(0.3),
@@ -194,7 +210,11 @@ enum Answer {
 
 enum Ev {
     /// An input for a tab (queued while it sleeps).
-    Deliver { tab: usize, gen: u32, input: SimInput },
+    Deliver {
+        tab: usize,
+        gen: u32,
+        input: SimInput,
+    },
     /// A request reaches the server.
     Arrive { req: usize },
     /// An answer reaches the browser (cookie jar), then the tab.
@@ -241,9 +261,18 @@ enum Action {
     /// The tab is hidden and shown again (focus), without being frozen.
     Focus,
     /// The MFA step of a login completes.
-    MfaDone { tab: usize, gen: u32 },
-    Wake { tab: usize, gen: u32 },
-    Online { tab: usize, gen: u32 },
+    MfaDone {
+        tab: usize,
+        gen: u32,
+    },
+    Wake {
+        tab: usize,
+        gen: u32,
+    },
+    Online {
+        tab: usize,
+        gen: u32,
+    },
     LaptopWake,
 }
 
@@ -320,7 +349,10 @@ fn fmt_token(t: Token) -> String {
 fn parse_token(s: &str) -> Option<Token> {
     let rest = s.strip_prefix('F')?;
     let (f, g) = rest.split_once('g')?;
-    Some(Token { family: f.parse().ok()?, gen: g.parse().ok()? })
+    Some(Token {
+        family: f.parse().ok()?,
+        gen: g.parse().ok()?,
+    })
 }
 
 fn describe_effect(e: &Effect) -> String {
@@ -348,8 +380,15 @@ fn describe_event(ev: &Event) -> String {
 
 fn describe_msg(b: &[u8]) -> String {
     match Msg::decode(b) {
-        Ok(Msg::Token { meta, access_token, .. }) => {
-            format!("Token {} {} exp={}", access_token, fmt_stamp(meta.stamp), meta.expires_at)
+        Ok(Msg::Token {
+            meta, access_token, ..
+        }) => {
+            format!(
+                "Token {} {} exp={}",
+                access_token,
+                fmt_stamp(meta.stamp),
+                meta.expires_at
+            )
         }
         Ok(Msg::Activity { epoch, at }) => format!("Activity e{epoch} at={at}"),
         Ok(Msg::Logout { epoch, reason }) => format!("Logout e{epoch} {}", reason.as_str()),
@@ -366,8 +405,15 @@ fn describe_shared(b: Option<&Vec<u8>>) -> String {
         Some(Ok(s)) => format!(
             "epoch={} token={} claim={} activity={}",
             s.epoch,
-            s.token.map_or("-".into(), |t| format!("{} exp={}", fmt_stamp(t.stamp), t.expires_at)),
-            s.claim.map_or("-".into(), |c| format!("#{}@t{} until={}", c.serial, c.tab, c.until)),
+            s.token.map_or("-".into(), |t| format!(
+                "{} exp={}",
+                fmt_stamp(t.stamp),
+                t.expires_at
+            )),
+            s.claim.map_or("-".into(), |c| format!(
+                "#{}@t{} until={}",
+                c.serial, c.tab, c.until
+            )),
             s.last_activity
         ),
     }
@@ -390,7 +436,11 @@ impl Sim {
             jar: None,
             families: Vec::new(),
             requests: Vec::new(),
-            lock: Lock { holder: None, queue: VecDeque::new(), next_ticket: 0 },
+            lock: Lock {
+                holder: None,
+                queue: VecDeque::new(),
+                next_ticket: 0,
+            },
             laptop_asleep: false,
             true_activity: 0,
             last_logout_req: 0,
@@ -420,7 +470,10 @@ impl Sim {
 
     fn log(&mut self, line: String) {
         if let Some(t) = &mut self.trace {
-            t.push(format!("{:>9.3}s {line}", (self.now - 1_764_000_000_000) as f64 / 1000.0));
+            t.push(format!(
+                "{:>9.3}s {line}",
+                (self.now - 1_764_000_000_000) as f64 / 1000.0
+            ));
         }
     }
 
@@ -434,7 +487,8 @@ impl Sim {
     fn schedule(&mut self, at: Millis, ev: Ev) {
         self.seq += 1;
         self.events.push(Some(ev));
-        self.queue.push(Reverse((at, self.seq, self.events.len() - 1)));
+        self.queue
+            .push(Reverse((at, self.seq, self.events.len() - 1)));
     }
 
     fn alive_awake(&self, i: usize) -> bool {
@@ -515,7 +569,9 @@ impl Sim {
                 self.now = t;
                 self.timer(i);
             } else {
-                let Some(Reverse((t, _, idx))) = self.queue.pop() else { break };
+                let Some(Reverse((t, _, idx))) = self.queue.pop() else {
+                    break;
+                };
                 if t > hard_end {
                     break;
                 }
@@ -588,7 +644,7 @@ impl Sim {
                 if let Ok(Msg::Token { meta, .. }) = Msg::decode(&b) {
                     // Property 4 bookkeeping: the tab has now seen this token.
                     let seen = &mut self.tabs[i].seen;
-                    if seen.map_or(true, |s| meta.stamp > s) {
+                    if seen.is_none_or(|s| meta.stamp > s) {
                         *seen = Some(meta.stamp);
                     }
                 }
@@ -618,10 +674,10 @@ impl Sim {
                         // A login is user activity.
                         self.true_activity = self.true_activity.max(self.now);
                         Input::LoginSucceeded(Tokens {
-                        access_token: fmt_token(t),
-                        expires_in_ms: self.p.access_ttl,
-                        refresh_token: self.p.token_mode.then(|| fmt_token(t)),
-                    })
+                            access_token: fmt_token(t),
+                            expires_in_ms: self.p.access_ttl,
+                            refresh_token: self.p.token_mode.then(|| fmt_token(t)),
+                        })
                     }
                     Answer::LogoutDone => return,
                 };
@@ -648,7 +704,11 @@ impl Sim {
                 let presented = self.presented(refresh_token);
                 self.send(i, ReqKind::Refresh, presented);
             }
-            Effect::SendLogout { everywhere, refresh_token, .. } => {
+            Effect::SendLogout {
+                everywhere,
+                refresh_token,
+                ..
+            } => {
                 self.last_logout_req = self.now;
                 let presented = self.presented(refresh_token);
                 self.send(i, ReqKind::Logout { everywhere }, presented);
@@ -675,7 +735,14 @@ impl Sim {
                     for _ in 0..copies {
                         let at = self.now + self.rng.range(0, self.p.bus_delay_max);
                         let g = self.tabs[j].gen;
-                        self.schedule(at, Ev::Deliver { tab: j, gen: g, input: SimInput::Bus(bytes.clone()) });
+                        self.schedule(
+                            at,
+                            Ev::Deliver {
+                                tab: j,
+                                gen: g,
+                                input: SimInput::Bus(bytes.clone()),
+                            },
+                        );
                     }
                 }
             }
@@ -700,7 +767,14 @@ impl Sim {
             if j != from && self.tabs[j].alive {
                 let at = self.now + self.rng.range(0, 20);
                 let g = self.tabs[j].gen;
-                self.schedule(at, Ev::Deliver { tab: j, gen: g, input: SimInput::StorageEvent });
+                self.schedule(
+                    at,
+                    Ev::Deliver {
+                        tab: j,
+                        gen: g,
+                        input: SimInput::StorageEvent,
+                    },
+                );
             }
         }
     }
@@ -721,7 +795,10 @@ impl Sim {
                     _ => false,
                 };
                 if !allowed {
-                    self.fail(format!("tab{i}: false logout with reason {}", reason.as_str()));
+                    self.fail(format!(
+                        "tab{i}: false logout with reason {}",
+                        reason.as_str()
+                    ));
                 }
                 if reason == LogoutReason::Idle {
                     self.stats.idle_logouts += 1;
@@ -762,14 +839,30 @@ impl Sim {
         let excused_dup = kind == ReqKind::Refresh
             && cookie.is_some()
             && (0..id).any(|r| {
-                self.requests[r].kind == ReqKind::Refresh && self.requests[r].cookie == cookie && self.excused(r)
+                self.requests[r].kind == ReqKind::Refresh
+                    && self.requests[r].cookie == cookie
+                    && self.excused(r)
             });
-        self.requests.push(Request { tab: i, gen, kind, cookie, fate: Fate::Pending, excused_dup });
+        self.requests.push(Request {
+            tab: i,
+            gen,
+            kind,
+            cookie,
+            fate: Fate::Pending,
+            excused_dup,
+        });
         if !self.tabs[i].online {
             // fetch fails at once.
             self.requests[id].fate = Fate::Delivered;
             let at = self.now + 1;
-            self.schedule(at, Ev::Deliver { tab: i, gen, input: SimInput::Http(Answer::Failed) });
+            self.schedule(
+                at,
+                Ev::Deliver {
+                    tab: i,
+                    gen,
+                    input: SimInput::Http(Answer::Failed),
+                },
+            );
             return;
         }
         let at = self.now + self.rng.range(2, 150);
@@ -781,7 +874,12 @@ impl Sim {
         let answer = match self.requests[id].kind {
             ReqKind::Login => {
                 let family = self.families.len() as u32;
-                self.families.push(Family { current: 0, rotated_at: now, revoked: Revoked::No, presented: BTreeMap::new() });
+                self.families.push(Family {
+                    current: 0,
+                    rotated_at: now,
+                    revoked: Revoked::No,
+                    presented: BTreeMap::new(),
+                });
                 Answer::LoginOk(Token { family, gen: 0 })
             }
             ReqKind::Logout { everywhere } => {
@@ -809,7 +907,14 @@ impl Sim {
             // Half of the lost answers surface as a network error, half hang (request timeout).
             if self.rng.chance(0.5) && self.requests[id].kind == ReqKind::Refresh {
                 let (tab, gen) = (self.requests[id].tab, self.requests[id].gen);
-                self.schedule(at, Ev::Deliver { tab, gen, input: SimInput::Http(Answer::Failed) });
+                self.schedule(
+                    at,
+                    Ev::Deliver {
+                        tab,
+                        gen,
+                        input: SimInput::Http(Answer::Failed),
+                    },
+                );
             }
         } else {
             self.schedule(at, Ev::Answer { req: id, answer });
@@ -823,7 +928,11 @@ impl Sim {
         };
         let tab = self.requests[id].tab;
         let fi = tok.family as usize;
-        self.families[fi].presented.entry(tok.gen).or_default().push((id, now));
+        self.families[fi]
+            .presented
+            .entry(tok.gen)
+            .or_default()
+            .push((id, now));
         let presentations = self.families[fi].presented[&tok.gen].clone();
         if self.families[fi].revoked != Revoked::No {
             return Answer::RefreshRejected(LogoutReason::Revoked);
@@ -832,10 +941,16 @@ impl Sim {
         let answer = if tok.gen == current {
             self.families[fi].current += 1;
             self.families[fi].rotated_at = now;
-            Answer::RefreshOk(Token { family: tok.family, gen: current + 1 })
+            Answer::RefreshOk(Token {
+                family: tok.family,
+                gen: current + 1,
+            })
         } else if tok.gen + 1 == current && now - self.families[fi].rotated_at <= GRACE {
             self.stats.grace_answers += 1;
-            Answer::RefreshOk(Token { family: tok.family, gen: current })
+            Answer::RefreshOk(Token {
+                family: tok.family,
+                gen: current,
+            })
         } else {
             // Reuse detection: the whole family is revoked.
             let immediate = tok.gen + 1 == current;
@@ -845,7 +960,11 @@ impl Sim {
                 // The answer carrying the successor was lost and the retry came after the grace
                 // window (the tab was offline or asleep meanwhile): an environment failure.
                 self.stats.excused_reuse += 1;
-                trace!(self, "server: reuse of {} outside grace after a lost answer (excused)", fmt_token(tok));
+                trace!(
+                    self,
+                    "server: reuse of {} outside grace after a lost answer (excused)",
+                    fmt_token(tok)
+                );
             } else {
                 self.fail(format!(
                     "property 1: request {id} from tab{tab} presented superseded refresh token {} (current g{current}, first presented by request {first:?}) -> family revoked",
@@ -856,8 +975,8 @@ impl Sim {
         };
         // Property 1: a second presentation of the same token is allowed only when the answer
         // to an earlier one was lost, or its tab died or slept before handling it.
-        if presentations.len() > 1 {
-            if !self.requests[id].excused_dup {
+        if presentations.len() > 1 && !self.requests[id].excused_dup {
+            {
                 let (r0, t0) = presentations[0];
                 let t0tab = self.requests[r0].tab;
                 self.fail(format!(
@@ -883,13 +1002,23 @@ impl Sim {
     }
 
     fn net_error(&mut self, id: usize, processed: bool) {
-        trace!(self, "net: request {id} fails in flight (laptop asleep; processed by server: {processed})");
+        trace!(
+            self,
+            "net: request {id} fails in flight (laptop asleep; processed by server: {processed})"
+        );
         if processed {
             self.requests[id].fate = Fate::Lost;
         }
         let (tab, gen) = (self.requests[id].tab, self.requests[id].gen);
         if self.requests[id].kind == ReqKind::Refresh {
-            self.schedule(self.now, Ev::Deliver { tab, gen, input: SimInput::Http(Answer::Failed) });
+            self.schedule(
+                self.now,
+                Ev::Deliver {
+                    tab,
+                    gen,
+                    input: SimInput::Http(Answer::Failed),
+                },
+            );
         }
     }
 
@@ -897,16 +1026,19 @@ impl Sim {
         self.families[tok.family as usize]
             .presented
             .get(&tok.gen)
-            .map_or(false, |p| p.iter().any(|&(r, _)| self.requests[r].fate == Fate::Lost))
+            .is_some_and(|p| p.iter().any(|&(r, _)| self.requests[r].fate == Fate::Lost))
     }
 
     fn answer(&mut self, id: usize, answer: Answer) {
         // The browser's network stack applies Set-Cookie even when the tab is frozen or gone.
         match &answer {
-            Answer::RefreshOk(t) | Answer::LoginOk(t) if !self.p.token_mode => {
-                if self.jar.map_or(true, |c| c.family != t.family || c.gen < t.gen) {
-                    self.jar = Some(*t);
-                }
+            Answer::RefreshOk(t) | Answer::LoginOk(t)
+                if !self.p.token_mode
+                    && self
+                        .jar
+                        .is_none_or(|c| c.family != t.family || c.gen < t.gen) =>
+            {
+                self.jar = Some(*t);
             }
             Answer::LogoutDone => {
                 // Expired cookie + Clear-Site-Data: "cookies", "storage".
@@ -923,7 +1055,14 @@ impl Sim {
             if !self.tabs[tab].asleep {
                 self.requests[id].fate = Fate::Delivered;
             }
-            self.schedule(self.now, Ev::Deliver { tab, gen, input: SimInput::Http(answer) });
+            self.schedule(
+                self.now,
+                Ev::Deliver {
+                    tab,
+                    gen,
+                    input: SimInput::Http(answer),
+                },
+            );
         } else {
             self.requests[id].fate = Fate::Lost;
         }
@@ -935,30 +1074,67 @@ impl Sim {
         if steal {
             if let Some((h, hg)) = self.lock.holder.take() {
                 if (h, hg) != (i, gen) {
-                    self.schedule(self.now, Ev::Deliver { tab: h, gen: hg, input: SimInput::LockLost });
+                    self.schedule(
+                        self.now,
+                        Ev::Deliver {
+                            tab: h,
+                            gen: hg,
+                            input: SimInput::LockLost,
+                        },
+                    );
                 }
             }
             self.lock.holder = Some((i, gen));
-            self.schedule(self.now, Ev::Deliver { tab: i, gen, input: SimInput::LockGranted });
+            self.schedule(
+                self.now,
+                Ev::Deliver {
+                    tab: i,
+                    gen,
+                    input: SimInput::LockGranted,
+                },
+            );
             return;
         }
         if self.lock.holder.is_none() {
             self.lock.holder = Some((i, gen));
-            self.schedule(self.now, Ev::Deliver { tab: i, gen, input: SimInput::LockGranted });
+            self.schedule(
+                self.now,
+                Ev::Deliver {
+                    tab: i,
+                    gen,
+                    input: SimInput::LockGranted,
+                },
+            );
             return;
         }
         self.lock.next_ticket += 1;
         let ticket = self.lock.next_ticket;
         self.lock.queue.push_back((i, gen, ticket));
-        self.schedule(self.now + wait, Ev::LockTimeout { tab: i, gen, ticket });
+        self.schedule(
+            self.now + wait,
+            Ev::LockTimeout {
+                tab: i,
+                gen,
+                ticket,
+            },
+        );
     }
 
     fn lock_grant_next(&mut self) {
         while self.lock.holder.is_none() {
-            let Some((i, gen, _)) = self.lock.queue.pop_front() else { return };
+            let Some((i, gen, _)) = self.lock.queue.pop_front() else {
+                return;
+            };
             if self.tabs[i].alive && self.tabs[i].gen == gen {
                 self.lock.holder = Some((i, gen));
-                self.schedule(self.now, Ev::Deliver { tab: i, gen, input: SimInput::LockGranted });
+                self.schedule(
+                    self.now,
+                    Ev::Deliver {
+                        tab: i,
+                        gen,
+                        input: SimInput::LockGranted,
+                    },
+                );
             }
         }
     }
@@ -1001,7 +1177,14 @@ impl Sim {
                 let before = self.lock.queue.len();
                 self.lock.queue.retain(|&(_, _, t)| t != ticket);
                 if self.lock.queue.len() != before {
-                    self.schedule(self.now, Ev::Deliver { tab, gen, input: SimInput::LockUnavailable });
+                    self.schedule(
+                        self.now,
+                        Ev::Deliver {
+                            tab,
+                            gen,
+                            input: SimInput::LockUnavailable,
+                        },
+                    );
                 }
             }
             Ev::Check(c) => self.check(c),
@@ -1054,12 +1237,18 @@ impl Sim {
                 if self.laptop_asleep {
                     return;
                 }
-                let Some(i) = self.random_tab(|s, i| s.alive_awake(i)) else { return };
+                let Some(i) = self.random_tab(|s, i| s.alive_awake(i)) else {
+                    return;
+                };
                 let signed_in = self.tabs[i].engine.access_token().is_some();
                 if signed_in {
                     self.true_activity = self.true_activity.max(self.now);
                 }
-                let input = if matches!(a, Action::StayActive) { Input::StayActive } else { Input::Activity };
+                let input = if matches!(a, Action::StayActive) {
+                    Input::StayActive
+                } else {
+                    Input::Activity
+                };
                 self.feed(i, input);
             }
             Action::Login => {
@@ -1069,7 +1258,9 @@ impl Sim {
                     return;
                 }
                 let Some(i) = self.random_tab(|s, i| {
-                    s.alive_awake(i) && s.tabs[i].online && s.tabs[i].engine.access_token().is_none()
+                    s.alive_awake(i)
+                        && s.tabs[i].online
+                        && s.tabs[i].engine.access_token().is_none()
                 }) else {
                     return;
                 };
@@ -1085,7 +1276,14 @@ impl Sim {
                 }
                 let id = self.requests.len();
                 let gen = self.tabs[i].gen;
-                self.requests.push(Request { tab: i, gen, kind: ReqKind::Login, cookie: self.jar, fate: Fate::Pending, excused_dup: false });
+                self.requests.push(Request {
+                    tab: i,
+                    gen,
+                    kind: ReqKind::Login,
+                    cookie: self.jar,
+                    fate: Fate::Pending,
+                    excused_dup: false,
+                });
                 let at = self.now + self.rng.range(50, 400);
                 self.schedule(at, Ev::Arrive { req: id });
             }
@@ -1093,7 +1291,9 @@ impl Sim {
                 if self.laptop_asleep {
                     return;
                 }
-                let Some(i) = self.random_tab(|s, i| s.alive_awake(i) && s.tabs[i].engine.access_token().is_some()) else {
+                let Some(i) = self.random_tab(|s, i| {
+                    s.alive_awake(i) && s.tabs[i].engine.access_token().is_some()
+                }) else {
                     return;
                 };
                 let everywhere = self.rng.chance(0.2);
@@ -1106,15 +1306,31 @@ impl Sim {
                 }
             }
             Action::Close | Action::Crash => {
-                let Some(i) = self.random_tab(|s, i| s.tabs[i].alive) else { return };
-                trace!(self, "tab{i} {}", if matches!(a, Action::Close) { "closes" } else { "crashes" });
+                let Some(i) = self.random_tab(|s, i| s.tabs[i].alive) else {
+                    return;
+                };
+                trace!(
+                    self,
+                    "tab{i} {}",
+                    if matches!(a, Action::Close) {
+                        "closes"
+                    } else {
+                        "crashes"
+                    }
+                );
                 self.lock_drop_tab(i);
                 self.tabs[i].alive = false;
                 // Its pending requests: answers go nowhere (cookies still apply).
             }
             Action::Sleep => {
-                let Some(i) = self.random_tab(|s, i| s.alive_awake(i)) else { return };
-                let dur = if self.rng.chance(0.7) { self.rng.range(1_000, 60_000) } else { self.rng.range(1, 30) * MIN };
+                let Some(i) = self.random_tab(|s, i| s.alive_awake(i)) else {
+                    return;
+                };
+                let dur = if self.rng.chance(0.7) {
+                    self.rng.range(1_000, 60_000)
+                } else {
+                    self.rng.range(1, 30) * MIN
+                };
                 trace!(self, "tab{i} sleeps for {} s", dur / 1000);
                 self.tabs[i].asleep = true;
                 let g = self.tabs[i].gen;
@@ -1144,12 +1360,18 @@ impl Sim {
                 }
             }
             Action::Wake { tab, gen } => {
-                if self.tabs[tab].gen == gen && self.tabs[tab].alive && self.tabs[tab].asleep && !self.laptop_asleep {
+                if self.tabs[tab].gen == gen
+                    && self.tabs[tab].alive
+                    && self.tabs[tab].asleep
+                    && !self.laptop_asleep
+                {
                     self.wake(tab);
                 }
             }
             Action::Offline => {
-                let Some(i) = self.random_tab(|s, i| s.alive_awake(i) && s.tabs[i].online) else { return };
+                let Some(i) = self.random_tab(|s, i| s.alive_awake(i) && s.tabs[i].online) else {
+                    return;
+                };
                 let dur = self.rng.range(1_000, 5 * MIN);
                 trace!(self, "tab{i} offline for {} s", dur / 1000);
                 self.tabs[i].online = false;
@@ -1166,39 +1388,68 @@ impl Sim {
                 }
             }
             Action::ApiCall => {
-                let Some(i) = self.random_tab(|s, i| s.alive_awake(i) && s.tabs[i].online && s.tabs[i].engine.access_token().is_some()) else {
+                let Some(i) = self.random_tab(|s, i| {
+                    s.alive_awake(i)
+                        && s.tabs[i].online
+                        && s.tabs[i].engine.access_token().is_some()
+                }) else {
                     return;
                 };
                 let tok = self.tabs[i].engine.access_token().and_then(parse_token);
-                let expired = self.tabs[i].engine.token_meta().map_or(true, |m| m.expires_at <= self.now);
-                let revoked = tok.map_or(true, |t| self.families.get(t.family as usize).map_or(true, |f| f.revoked != Revoked::No));
+                let expired = self.tabs[i]
+                    .engine
+                    .token_meta()
+                    .is_none_or(|m| m.expires_at <= self.now);
+                let revoked = tok.is_none_or(|t| {
+                    self.families
+                        .get(t.family as usize)
+                        .is_none_or(|f| f.revoked != Revoked::No)
+                });
                 if expired || revoked {
                     trace!(self, "tab{i}: API call answered 401");
                     self.feed(i, Input::AccessRejected);
                 }
             }
             Action::Focus => {
-                let Some(i) = self.random_tab(|s, i| s.alive_awake(i)) else { return };
+                let Some(i) = self.random_tab(|s, i| s.alive_awake(i)) else {
+                    return;
+                };
                 self.feed(i, Input::Visibility(false));
                 let s = self.storage.clone();
                 self.feed(i, Input::Shared(s));
                 self.feed(i, Input::Visibility(true));
             }
             Action::MfaDone { tab, gen } => {
-                if self.tabs[tab].gen == gen && self.alive_awake(tab) && self.tabs[tab].engine.state() == SessionState::MfaRequired {
+                if self.tabs[tab].gen == gen
+                    && self.alive_awake(tab)
+                    && self.tabs[tab].engine.state() == SessionState::MfaRequired
+                {
                     self.feed(tab, Input::LoginStarted);
                     let id = self.requests.len();
-                    self.requests.push(Request { tab, gen, kind: ReqKind::Login, cookie: None, fate: Fate::Pending, excused_dup: false });
+                    self.requests.push(Request {
+                        tab,
+                        gen,
+                        kind: ReqKind::Login,
+                        cookie: None,
+                        fate: Fate::Pending,
+                        excused_dup: false,
+                    });
                     let at = self.now + self.rng.range(50, 400);
                     self.schedule(at, Ev::Arrive { req: id });
                 }
             }
             Action::Garbage => {
                 // Property 5: hostile or corrupt input from another tab or from storage.
-                let Some(i) = self.random_tab(|s, i| s.alive_awake(i)) else { return };
+                let Some(i) = self.random_tab(|s, i| s.alive_awake(i)) else {
+                    return;
+                };
                 let mut bytes = match self.rng.pick(3) {
                     0 => Msg::TokenRequest { tab: 1 }.encode(),
-                    1 => Msg::Logout { epoch: 1, reason: LogoutReason::User }.encode(),
+                    1 => Msg::Logout {
+                        epoch: 1,
+                        reason: LogoutReason::User,
+                    }
+                    .encode(),
                     _ => self.storage.clone().unwrap_or_default(),
                 };
                 let n = self.rng.range(1, 4);
@@ -1253,7 +1504,14 @@ impl Sim {
         for j in 0..self.tabs.len() {
             if j != from && self.tabs[j].alive {
                 let g = self.tabs[j].gen;
-                self.schedule(self.now + hop, Ev::Check(Check::LoggedOut { tab: j, gen: g, epoch }));
+                self.schedule(
+                    self.now + hop,
+                    Ev::Check(Check::LoggedOut {
+                        tab: j,
+                        gen: g,
+                        epoch,
+                    }),
+                );
             }
         }
     }
@@ -1286,7 +1544,10 @@ impl Sim {
         if let Some(v) = &self.vault {
             if let Ok(r) = tessera::core::TokenRecord::decode(v) {
                 if r.meta.stamp.epoch < epoch {
-                    self.fail(format!("property 2: the vault still holds a token of epoch {} after logout", r.meta.stamp.epoch));
+                    self.fail(format!(
+                        "property 2: the vault still holds a token of epoch {} after logout",
+                        r.meta.stamp.epoch
+                    ));
                 }
             }
         }
@@ -1295,12 +1556,16 @@ impl Sim {
     /// Checked after every input to tab `i`.
     fn check_tab(&mut self, i: usize) {
         let tab = &self.tabs[i];
-        let Some(meta) = tab.engine.token_meta() else { return };
+        let Some(meta) = tab.engine.token_meta() else {
+            return;
+        };
         // Property 4: never an older token than one seen.
         if let Some(seen) = tab.seen {
             if meta.stamp < seen && meta.stamp.epoch >= seen.epoch {
                 let (m, s) = (fmt_stamp(meta.stamp), fmt_stamp(seen));
-                self.fail(format!("property 4: tab{i} holds token {m} after seeing {s}"));
+                self.fail(format!(
+                    "property 4: tab{i} holds token {m} after seeing {s}"
+                ));
                 return;
             }
         }
@@ -1309,18 +1574,31 @@ impl Sim {
             let prev = self.tabs[i].held_gen.get(&tok.family).copied();
             if let Some(p) = prev {
                 if tok.gen < p {
-                    self.fail(format!("property 4: tab{i} went back from {} to {}", fmt_token(Token { family: tok.family, gen: p }), fmt_token(tok)));
+                    self.fail(format!(
+                        "property 4: tab{i} went back from {} to {}",
+                        fmt_token(Token {
+                            family: tok.family,
+                            gen: p
+                        }),
+                        fmt_token(tok)
+                    ));
                     return;
                 }
             }
-            self.tabs[i].held_gen.insert(tok.family, tok.gen.max(prev.unwrap_or(0)));
+            self.tabs[i]
+                .held_gen
+                .insert(tok.family, tok.gen.max(prev.unwrap_or(0)));
         }
         // Property 3, the other half: nobody stays signed in past the idle deadline of the
         // true last activity (a tab acts on its own timer at the latest).
         if let Some(timeout) = self.p.config.idle_timeout {
-            if self.tabs[i].engine.access_token().is_some() && self.now > self.true_activity.max(meta.stamp.session) + timeout + 1 {
+            if self.tabs[i].engine.access_token().is_some()
+                && self.now > self.true_activity.max(meta.stamp.session) + timeout + 1
+            {
                 let late = self.now - self.true_activity.max(meta.stamp.session) - timeout;
-                self.fail(format!("property 3: tab{i} still signed in {late} ms after the idle deadline"));
+                self.fail(format!(
+                    "property 3: tab{i} still signed in {late} ms after the idle deadline"
+                ));
             }
         }
         let _ = SessionState::Active;
@@ -1328,19 +1606,25 @@ impl Sim {
 
     /// Checked after every step: awake tabs are never signed in past the deadline.
     fn check_always(&mut self) {
-        let Some(timeout) = self.p.config.idle_timeout else { return };
+        let Some(timeout) = self.p.config.idle_timeout else {
+            return;
+        };
         for i in 0..self.tabs.len() {
             if !self.alive_awake(i) {
                 continue;
             }
-            let Some(meta) = self.tabs[i].engine.token_meta() else { continue };
+            let Some(meta) = self.tabs[i].engine.token_meta() else {
+                continue;
+            };
             if self.tabs[i].engine.access_token().is_none() {
                 continue;
             }
             let deadline = self.true_activity.max(meta.stamp.session) + timeout;
             if self.now > deadline + 1 {
                 let late = self.now - deadline;
-                self.fail(format!("property 3: awake tab{i} still signed in {late} ms after the idle deadline"));
+                self.fail(format!(
+                    "property 3: awake tab{i} still signed in {late} ms after the idle deadline"
+                ));
                 return;
             }
         }
@@ -1348,10 +1632,15 @@ impl Sim {
 
     /// After the run (and a calm tail without actions): every live tab converged.
     fn check_end(&mut self) {
-        let live: Vec<usize> = (0..self.tabs.len()).filter(|&i| self.alive_awake(i)).collect();
+        let live: Vec<usize> = (0..self.tabs.len())
+            .filter(|&i| self.alive_awake(i))
+            .collect();
         for &i in &live {
             if let Some(meta) = self.tabs[i].engine.token_meta() {
-                if self.tabs[i].engine.access_token().is_some() && self.tabs[i].online && meta.expires_at <= self.now {
+                if self.tabs[i].engine.access_token().is_some()
+                    && self.tabs[i].online
+                    && meta.expires_at <= self.now
+                {
                     self.fail(format!("liveness: tab{i} ends with an expired token"));
                 }
             }
@@ -1392,7 +1681,10 @@ fn run_seed(seed: u64, unsafe_: Unsafe) -> Outcome {
     });
     match result {
         Ok((violation, stats)) => Outcome { violation, stats },
-        Err(_) => Outcome { violation: Some("property 5: panic".into()), stats: SimStats::default() },
+        Err(_) => Outcome {
+            violation: Some("property 5: panic".into()),
+            stats: SimStats::default(),
+        },
     }
 }
 
@@ -1418,12 +1710,17 @@ fn trace_of(seed: u64, unsafe_: Unsafe) -> String {
 }
 
 fn seeds_from_env(default: u64) -> u64 {
-    std::env::var("TESSERA_SIM_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var("TESSERA_SIM_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Runs `count` seeds starting at `first` on all cores; returns the first failing seed.
 fn sweep(first: u64, count: u64, unsafe_: Unsafe) -> (Option<(u64, String)>, SimStats, u64) {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4) as u64;
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(4) as u64;
     let handles: Vec<_> = (0..threads)
         .map(|k| {
             std::thread::spawn(move || {
@@ -1469,7 +1766,7 @@ fn sweep(first: u64, count: u64, unsafe_: Unsafe) -> (Option<(u64, String)>, Sim
         total.feeds += st.feeds;
         total.excused_seed = total.excused_seed.or(st.excused_seed);
         if let Some(f) = f {
-            if first_fail.as_ref().map_or(true, |(s, _)| f.0 < *s) {
+            if first_fail.as_ref().is_none_or(|(s, _)| f.0 < *s) {
                 first_fail = Some(f);
             }
         }
@@ -1479,10 +1776,17 @@ fn sweep(first: u64, count: u64, unsafe_: Unsafe) -> (Option<(u64, String)>, Sim
 
 #[test]
 fn protocol_properties_hold_for_every_seed() {
-    if let Some(seed) = std::env::var("TESSERA_SIM_SEED").ok().and_then(|v| v.parse().ok()) {
+    if let Some(seed) = std::env::var("TESSERA_SIM_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         println!("{}", trace_of(seed, Unsafe::None));
         let o = run_seed(seed, Unsafe::None);
-        assert!(o.violation.is_none(), "seed {seed}: {}", o.violation.unwrap_or_default());
+        assert!(
+            o.violation.is_none(),
+            "seed {seed}: {}",
+            o.violation.unwrap_or_default()
+        );
         return;
     }
     let count = seeds_from_env(10_000);

@@ -59,15 +59,28 @@ impl Msg {
     /// Encodes the message.
     pub fn encode(&self) -> Vec<u8> {
         match self {
-            Msg::Token { meta, access_token, refresh_token } => {
+            Msg::Token {
+                meta,
+                access_token,
+                refresh_token,
+            } => {
                 let mut w = Writer::new(BUS_VERSION, TAG_TOKEN);
-                write_meta(&mut w, meta).str(access_token).opt_str(refresh_token.as_deref()).finish()
+                write_meta(&mut w, meta)
+                    .str(access_token)
+                    .opt_str(refresh_token.as_deref())
+                    .finish()
             }
-            Msg::Activity { epoch, at } => Writer::new(BUS_VERSION, TAG_ACTIVITY).u64(*epoch).u64(*at).finish(),
-            Msg::Logout { epoch, reason } => {
-                Writer::new(BUS_VERSION, TAG_LOGOUT).u64(*epoch).u64(reason.to_u64()).finish()
-            }
-            Msg::TokenRequest { tab } => Writer::new(BUS_VERSION, TAG_TOKEN_REQUEST).u64(*tab).finish(),
+            Msg::Activity { epoch, at } => Writer::new(BUS_VERSION, TAG_ACTIVITY)
+                .u64(*epoch)
+                .u64(*at)
+                .finish(),
+            Msg::Logout { epoch, reason } => Writer::new(BUS_VERSION, TAG_LOGOUT)
+                .u64(*epoch)
+                .u64(reason.to_u64())
+                .finish(),
+            Msg::TokenRequest { tab } => Writer::new(BUS_VERSION, TAG_TOKEN_REQUEST)
+                .u64(*tab)
+                .finish(),
             Msg::Claim(c) => write_claim(&mut Writer::new(BUS_VERSION, TAG_CLAIM), c).finish(),
         }
     }
@@ -85,7 +98,10 @@ impl Msg {
                 access_token: r.str()?,
                 refresh_token: r.opt_str()?,
             },
-            TAG_ACTIVITY => Msg::Activity { epoch: r.u64()?, at: r.u64()? },
+            TAG_ACTIVITY => Msg::Activity {
+                epoch: r.u64()?,
+                at: r.u64()?,
+            },
             TAG_LOGOUT => Msg::Logout {
                 epoch: r.u64()?,
                 reason: LogoutReason::from_u64(r.u64()?).ok_or(DecodeError::Range)?,
@@ -106,17 +122,41 @@ mod tests {
 
     fn samples() -> Vec<Msg> {
         let meta = TokenMeta {
-            stamp: Stamp { epoch: 1, session: 5, serial: 2, tab: 3 },
+            stamp: Stamp {
+                epoch: 1,
+                session: 5,
+                serial: 2,
+                tab: 3,
+            },
             issued_at: 10,
             expires_at: 300_010,
         };
         vec![
-            Msg::Token { meta, access_token: "eyJ.x.y".into(), refresh_token: None },
-            Msg::Token { meta, access_token: "é".into(), refresh_token: Some("r".into()) },
-            Msg::Activity { epoch: 1, at: 1_764_000_000_000 },
-            Msg::Logout { epoch: 4, reason: LogoutReason::Everywhere },
+            Msg::Token {
+                meta,
+                access_token: "eyJ.x.y".into(),
+                refresh_token: None,
+            },
+            Msg::Token {
+                meta,
+                access_token: "é".into(),
+                refresh_token: Some("r".into()),
+            },
+            Msg::Activity {
+                epoch: 1,
+                at: 1_764_000_000_000,
+            },
+            Msg::Logout {
+                epoch: 4,
+                reason: LogoutReason::Everywhere,
+            },
             Msg::TokenRequest { tab: u64::MAX },
-            Msg::Claim(Claim { serial: 3, tab: 1, at: 2, until: 9 }),
+            Msg::Claim(Claim {
+                serial: 3,
+                tab: 1,
+                at: 2,
+                until: 9,
+            }),
         ]
     }
 
@@ -132,11 +172,22 @@ mod tests {
         assert_eq!(Msg::decode(&[]), Err(DecodeError::Truncated));
         assert_eq!(Msg::decode(&[2, 1]), Err(DecodeError::Version));
         assert_eq!(Msg::decode(&[1, 99]), Err(DecodeError::Tag));
-        assert_eq!(Msg::decode(&[1, TAG_LOGOUT, 1, 42]), Err(DecodeError::Range));
+        assert_eq!(
+            Msg::decode(&[1, TAG_LOGOUT, 1, 42]),
+            Err(DecodeError::Range)
+        );
         let mut long = Msg::TokenRequest { tab: 1 }.encode();
         long.push(0);
         assert_eq!(Msg::decode(&long), Err(DecodeError::Trailing));
-        let mut bad = Msg::Token { meta: match &samples()[0] { Msg::Token { meta, .. } => *meta, _ => unreachable!() }, access_token: "ab".into(), refresh_token: None }.encode();
+        let mut bad = Msg::Token {
+            meta: match &samples()[0] {
+                Msg::Token { meta, .. } => *meta,
+                _ => unreachable!(),
+            },
+            access_token: "ab".into(),
+            refresh_token: None,
+        }
+        .encode();
         let n = bad.len();
         bad[n - 2] = 0xff; // inside the token string
         assert_eq!(Msg::decode(&bad), Err(DecodeError::Utf8));

@@ -175,7 +175,16 @@ mod tests {
 
     #[test]
     fn varints_round_trip_at_the_edges() {
-        for v in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX - 1, u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            u32::MAX as u64,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
             let bytes = Writer::new(1, 9).u64(v).finish();
             let (mut r, tag) = Reader::open(&bytes, 1).unwrap();
             assert_eq!(tag, 9);
@@ -186,7 +195,9 @@ mod tests {
 
     #[test]
     fn overlong_varint_is_a_range_error() {
-        let bytes = [1u8, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+        let bytes = [
+            1u8, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+        ];
         let (mut r, _) = Reader::open(&bytes, 1).unwrap();
         assert_eq!(r.u64(), Err(DecodeError::Range));
     }

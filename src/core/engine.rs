@@ -372,7 +372,9 @@ impl Engine {
             Input::Shared(None) => self.on_shared_missing(now),
             Input::Shared(Some(bytes)) => match Shared::decode(&bytes) {
                 Ok(s) => self.observe_shared(now, &s),
-                Err(_) => self.stats.shared_malformed = self.stats.shared_malformed.saturating_add(1),
+                Err(_) => {
+                    self.stats.shared_malformed = self.stats.shared_malformed.saturating_add(1)
+                }
             },
             Input::LockGranted => self.on_lock_granted(now),
             Input::LockUnavailable => self.on_lock_unavailable(now),
@@ -381,7 +383,11 @@ impl Engine {
             Input::Activity => self.on_activity(now, false),
             Input::StayActive => self.on_activity(now, true),
             Input::Logout { everywhere } => {
-                let reason = if everywhere { LogoutReason::Everywhere } else { LogoutReason::User };
+                let reason = if everywhere {
+                    LogoutReason::Everywhere
+                } else {
+                    LogoutReason::User
+                };
                 self.logout_local(now, reason, Some(everywhere));
             }
             Input::Online(online) => {
@@ -445,7 +451,7 @@ impl Engine {
         let mut best: Option<Millis> = None;
         let now = self.now;
         let mut consider = |t: Millis| {
-            if t > now && best.map_or(true, |b| t < b) {
+            if t > now && best.is_none_or(|b| t < b) {
                 best = Some(t);
             }
         };
@@ -454,7 +460,10 @@ impl Engine {
         }
         self.refresh_deadlines(&mut consider);
         if self.activity_dirty {
-            consider(self.activity_sent.saturating_add(self.cfg.activity_throttle));
+            consider(
+                self.activity_sent
+                    .saturating_add(self.cfg.activity_throttle),
+            );
         }
         best
     }
@@ -474,8 +483,20 @@ impl Engine {
 
     fn on_msg(&mut self, now: Millis, msg: Msg) {
         match msg {
-            Msg::Token { meta, access_token, refresh_token } => {
-                self.adopt(now, Held { access_token, refresh_token, meta }, false);
+            Msg::Token {
+                meta,
+                access_token,
+                refresh_token,
+            } => {
+                self.adopt(
+                    now,
+                    Held {
+                        access_token,
+                        refresh_token,
+                        meta,
+                    },
+                    false,
+                );
             }
             Msg::Activity { epoch, at } => {
                 if !self.cfg.unsafe_disable_shared_activity && epoch >= self.shared.epoch {
@@ -489,9 +510,10 @@ impl Engine {
                 }
             }
             Msg::Claim(c) => {
-                let mut s = Shared::default();
-                s.claim = Some(c);
-                self.shared.merge(&s);
+                self.shared.merge(&Shared {
+                    claim: Some(c),
+                    ..Shared::default()
+                });
             }
         }
     }
@@ -521,7 +543,11 @@ impl Engine {
         if self.held.is_some() {
             self.logout_remote(now, LogoutReason::Cleared);
         } else if self.shared.epoch > 0 {
-            let s = Shared { epoch: self.shared.epoch, reason: self.shared.reason, ..Shared::default() };
+            let s = Shared {
+                epoch: self.shared.epoch,
+                reason: self.shared.reason,
+                ..Shared::default()
+            };
             self.effects.push_back(Effect::PersistShared(s.encode()));
         }
     }
@@ -529,25 +555,44 @@ impl Engine {
     fn on_restore(&mut self, now: Millis, bytes: &[u8]) {
         match TokenRecord::decode(bytes) {
             Ok(r) => {
-                let held = Held { access_token: r.access_token, refresh_token: r.refresh_token, meta: r.meta };
+                let held = Held {
+                    access_token: r.access_token,
+                    refresh_token: r.refresh_token,
+                    meta: r.meta,
+                };
                 if self.adopt(now, held, false) {
                     self.persist_shared();
                 }
             }
-            Err(_) => self.emit(Event::Error { code: ErrorCode::RecordInvalid }),
+            Err(_) => self.emit(Event::Error {
+                code: ErrorCode::RecordInvalid,
+            }),
         }
     }
 
     fn on_login(&mut self, now: Millis, t: Tokens) {
         let serial = self.max_serial().saturating_add(1);
         let start = self.login_sent.take().filter(|&t| t <= now).unwrap_or(now);
-        let stamp = super::shared::Stamp { epoch: self.shared.epoch, session: start, serial, tab: self.tab };
-        let meta = TokenMeta { stamp, issued_at: start, expires_at: start.saturating_add(t.expires_in_ms) };
+        let stamp = super::shared::Stamp {
+            epoch: self.shared.epoch,
+            session: start,
+            serial,
+            tab: self.tab,
+        };
+        let meta = TokenMeta {
+            stamp,
+            issued_at: start,
+            expires_at: start.saturating_add(t.expires_in_ms),
+        };
         self.shared.last_activity = self.shared.last_activity.max(now);
         self.activity_sent = now;
         self.activity_dirty = false;
         self.resuming = false;
-        let held = Held { access_token: t.access_token, refresh_token: t.refresh_token, meta };
+        let held = Held {
+            access_token: t.access_token,
+            refresh_token: t.refresh_token,
+            meta,
+        };
         if self.adopt(now, held, true) {
             self.persist_shared();
             self.store_token();
@@ -567,19 +612,27 @@ impl Engine {
             Some(cur) => stamp <= cur.meta.stamp,
             None => false,
         };
-        if older && !(self.cfg.unsafe_adopt_older && stamp != self.held.as_ref().map_or(stamp, |c| c.meta.stamp)) {
+        if older
+            && !(self.cfg.unsafe_adopt_older
+                && stamp != self.held.as_ref().map_or(stamp, |c| c.meta.stamp))
+        {
             return false;
         }
-        let new_session = self.held.as_ref().map_or(true, |c| c.meta.stamp.session != h.meta.stamp.session);
+        let new_session = self
+            .held
+            .as_ref()
+            .is_none_or(|c| c.meta.stamp.session != h.meta.stamp.session);
         let was_signed_in = self.held.is_some();
         if new_session {
             // A login is activity; a refresh is not (a joining tab must not extend the
             // idle deadline just because the token it adopts is fresh).
-            self.shared.last_activity = self.shared.last_activity.max(h.meta.stamp.session.min(now));
+            self.shared.last_activity =
+                self.shared.last_activity.max(h.meta.stamp.session.min(now));
         }
-        let mut s = Shared::default();
-        s.token = Some(h.meta);
-        self.shared.merge(&s);
+        self.shared.merge(&Shared {
+            token: Some(h.meta),
+            ..Shared::default()
+        });
         self.held = Some(h);
         self.forced = false;
         self.resuming = false;
@@ -596,7 +649,11 @@ impl Engine {
             }
         }
         let _ = own;
-        self.emit(if was_signed_in { Event::Refresh } else { Event::Login });
+        self.emit(if was_signed_in {
+            Event::Refresh
+        } else {
+            Event::Login
+        });
         true
     }
 
@@ -616,12 +673,17 @@ impl Engine {
     }
 
     pub(crate) fn persist_shared(&mut self) {
-        self.effects.push_back(Effect::PersistShared(self.shared.encode()));
+        self.effects
+            .push_back(Effect::PersistShared(self.shared.encode()));
     }
 
     pub(crate) fn store_token(&mut self) {
         if let Some(h) = &self.held {
-            let rec = TokenRecord { access_token: h.access_token.clone(), refresh_token: h.refresh_token.clone(), meta: h.meta };
+            let rec = TokenRecord {
+                access_token: h.access_token.clone(),
+                refresh_token: h.refresh_token.clone(),
+                meta: h.meta,
+            };
             self.effects.push_back(Effect::StoreToken(rec.encode()));
         }
     }
@@ -632,7 +694,11 @@ impl Engine {
 
     pub(crate) fn broadcast_token(&mut self) {
         if let Some(h) = &self.held {
-            let m = Msg::Token { meta: h.meta, access_token: h.access_token.clone(), refresh_token: h.refresh_token.clone() };
+            let m = Msg::Token {
+                meta: h.meta,
+                access_token: h.access_token.clone(),
+                refresh_token: h.refresh_token.clone(),
+            };
             self.broadcast(&m);
         }
     }

@@ -18,7 +18,10 @@ impl Engine {
             return;
         }
         self.shared.last_activity = self.shared.last_activity.max(now);
-        let due = now >= self.activity_sent.saturating_add(self.cfg.activity_throttle);
+        let due = now
+            >= self
+                .activity_sent
+                .saturating_add(self.cfg.activity_throttle);
         if force || due || self.state == SessionState::IdleWarning {
             self.publish_activity(now);
         } else {
@@ -33,13 +36,21 @@ impl Engine {
             return;
         }
         self.persist_shared();
-        let m = Msg::Activity { epoch: self.shared.epoch, at: self.shared.last_activity };
+        let m = Msg::Activity {
+            epoch: self.shared.epoch,
+            at: self.shared.last_activity,
+        };
         self.broadcast(&m);
     }
 
     /// Trailing publish of throttled activity.
     pub(crate) fn tick_activity(&mut self, now: Millis) {
-        if self.activity_dirty && now >= self.activity_sent.saturating_add(self.cfg.activity_throttle) {
+        if self.activity_dirty
+            && now
+                >= self
+                    .activity_sent
+                    .saturating_add(self.cfg.activity_throttle)
+        {
             if self.held.is_some() {
                 self.publish_activity(now);
             } else {

@@ -6,6 +6,10 @@
 //! gains focus and re-reads the shared record — ends its session, so a tab that missed the
 //! broadcast still logs out.
 
+use super::bus::Msg;
+use super::engine::{Effect, Engine, Event, Phase};
+use super::{Millis, SessionState};
+
 /// Why a session ended. Carried over the bus so every tab reports the same reason.
 #[derive(Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(test, derive(Debug))]
@@ -78,28 +82,6 @@ impl LogoutReason {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reasons_round_trip_and_map_server_codes() {
-        for v in 0..7 {
-            assert_eq!(LogoutReason::from_u64(v).unwrap().to_u64(), v);
-        }
-        assert_eq!(LogoutReason::from_u64(7), None);
-        assert_eq!(LogoutReason::from_code("refresh_reused"), Some(LogoutReason::Reused));
-        assert_eq!(LogoutReason::from_code("session_expired"), Some(LogoutReason::Expired));
-        assert_eq!(LogoutReason::from_code("refresh_invalid"), Some(LogoutReason::Revoked));
-        assert_eq!(LogoutReason::from_code("rate_limited"), None);
-        assert_eq!(LogoutReason::Idle.as_str(), "idle");
-    }
-}
-
-use super::bus::Msg;
-use super::engine::{Effect, Engine, Event, Phase};
-use super::{Millis, SessionState};
-
 impl Engine {
     /// Ends the session here and everywhere: optional server revoke, wipe, a new persisted logout
     /// epoch, a broadcast, the event. `send`: `Some(everywhere)` to revoke server-side.
@@ -110,7 +92,11 @@ impl Engine {
                 Some(h) => (Some(h.access_token), h.refresh_token),
                 None => (None, None),
             };
-            self.effects.push_back(Effect::SendLogout { everywhere, access_token, refresh_token });
+            self.effects.push_back(Effect::SendLogout {
+                everywhere,
+                access_token,
+                refresh_token,
+            });
         }
         let session_epoch = self.shared.token.map_or(0, |t| t.stamp.epoch);
         let epoch = self.shared.epoch.max(session_epoch).saturating_add(1);
@@ -166,5 +152,32 @@ impl Engine {
             let r = self.shared.reason.unwrap_or(LogoutReason::User);
             self.logout_remote(now, r);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_round_trip_and_map_server_codes() {
+        for v in 0..7 {
+            assert_eq!(LogoutReason::from_u64(v).unwrap().to_u64(), v);
+        }
+        assert_eq!(LogoutReason::from_u64(7), None);
+        assert_eq!(
+            LogoutReason::from_code("refresh_reused"),
+            Some(LogoutReason::Reused)
+        );
+        assert_eq!(
+            LogoutReason::from_code("session_expired"),
+            Some(LogoutReason::Expired)
+        );
+        assert_eq!(
+            LogoutReason::from_code("refresh_invalid"),
+            Some(LogoutReason::Revoked)
+        );
+        assert_eq!(LogoutReason::from_code("rate_limited"), None);
+        assert_eq!(LogoutReason::Idle.as_str(), "idle");
     }
 }

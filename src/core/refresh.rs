@@ -34,17 +34,25 @@ impl Engine {
         // the cookie: a logout that could not reach the server (offline) must not be undone
         // by a reload.
         let logged_out = self.shared.epoch > 0
-            && self.shared.token.map_or(true, |t| t.stamp.epoch < self.shared.epoch);
+            && self
+                .shared
+                .token
+                .is_none_or(|t| t.stamp.epoch < self.shared.epoch);
         if logged_out && !self.cfg.unsafe_disable_epoch {
             return;
         }
         self.resuming = true;
-        self.phase = Phase::Joining { until: now.saturating_add(self.cfg.join_wait) };
+        self.phase = Phase::Joining {
+            until: now.saturating_add(self.cfg.join_wait),
+        };
     }
 
     /// The newest token this tab knows of, held or only seen in the shared record.
     fn target(&self) -> Option<TokenMeta> {
-        let seen = self.shared.token.filter(|t| t.stamp.epoch >= self.shared.epoch);
+        let seen = self
+            .shared
+            .token
+            .filter(|t| t.stamp.epoch >= self.shared.epoch);
         match (&self.held, seen) {
             (Some(h), Some(s)) if s.stamp > h.meta.stamp => Some(s),
             (Some(h), _) => Some(h.meta),
@@ -73,8 +81,14 @@ impl Engine {
 
     /// When the token `m` is due for refresh.
     fn due(&self, m: &TokenMeta) -> Millis {
-        let jitter = if self.jitter.0 == m.stamp.serial { self.jitter.1 } else { 0 };
-        m.expires_at.saturating_sub(self.lead(m)).saturating_sub(jitter)
+        let jitter = if self.jitter.0 == m.stamp.serial {
+            self.jitter.1
+        } else {
+            0
+        };
+        m.expires_at
+            .saturating_sub(self.lead(m))
+            .saturating_sub(jitter)
     }
 
     /// A live claim of another tab for a token newer than `t`.
@@ -83,12 +97,14 @@ impl Engine {
             return None;
         }
         let c = self.shared.claim?;
-        let newer = t.map_or(true, |t| c.serial > t.stamp.serial);
+        let newer = t.is_none_or(|t| c.serial > t.stamp.serial);
         (c.tab != self.tab && now < c.until && newer).then_some(c)
     }
 
     fn needs_refresh(&self, now: Millis) -> bool {
-        let Some(h) = &self.held else { return self.resuming };
+        let Some(h) = &self.held else {
+            return self.resuming;
+        };
         if h.refresh_token.is_some() && self.behind() {
             // Token mode: our refresh token is superseded; presenting it would trip the server's
             // reuse detection. Only the newest token (asked for over the bus) may refresh.
@@ -97,7 +113,7 @@ impl Engine {
         if self.forced && !self.behind() {
             return true;
         }
-        self.target().map_or(false, |t| now >= self.due(&t))
+        self.target().is_some_and(|t| now >= self.due(&t))
     }
 
     pub(crate) fn tick_refresh(&mut self, now: Millis) {
@@ -124,7 +140,10 @@ impl Engine {
             Phase::Locking => {}
             Phase::Claiming { until, serial } => {
                 if now >= until {
-                    let ours = self.shared.claim.map_or(false, |c| c.tab == self.tab && c.serial == serial);
+                    let ours = self
+                        .shared
+                        .claim
+                        .is_some_and(|c| c.tab == self.tab && c.serial == serial);
                     if ours {
                         self.decide_under_lock(now, Some(serial));
                     } else {
@@ -178,7 +197,10 @@ impl Engine {
             }
             None => {
                 !self.resuming
-                    && matches!(self.state, SessionState::Anonymous | SessionState::LoggedOut)
+                    && matches!(
+                        self.state,
+                        SessionState::Anonymous | SessionState::LoggedOut
+                    )
                     && now < t.expires_at
             }
         }
@@ -198,8 +220,12 @@ impl Engine {
                     }
                 }
             }
-            Phase::Joining { until } | Phase::Claiming { until, .. } | Phase::Backoff { until, .. } => consider(until),
-            Phase::InFlight { since, .. } => consider(since.saturating_add(self.cfg.request_timeout)),
+            Phase::Joining { until }
+            | Phase::Claiming { until, .. }
+            | Phase::Backoff { until, .. } => consider(until),
+            Phase::InFlight { since, .. } => {
+                consider(since.saturating_add(self.cfg.request_timeout))
+            }
             Phase::Locking => {}
         }
     }
@@ -209,18 +235,35 @@ impl Engine {
             self.send_refresh(now, None);
         } else if self.cfg.web_locks {
             self.phase = Phase::Locking;
-            self.effects.push_back(Effect::AcquireLock { wait: self.cfg.lock_wait, steal: false });
+            self.effects.push_back(Effect::AcquireLock {
+                wait: self.cfg.lock_wait,
+                steal: false,
+            });
         } else {
             let serial = self.max_serial().saturating_add(1);
-            let claim = Claim { serial, tab: self.tab, at: now, until: now.saturating_add(self.cfg.claim_settle.saturating_add(self.cfg.request_timeout)) };
+            let claim = Claim {
+                serial,
+                tab: self.tab,
+                at: now,
+                until: now.saturating_add(
+                    self.cfg
+                        .claim_settle
+                        .saturating_add(self.cfg.request_timeout),
+                ),
+            };
             self.write_claim(claim);
-            self.phase = Phase::Claiming { until: now.saturating_add(self.cfg.claim_settle), serial };
+            self.phase = Phase::Claiming {
+                until: now.saturating_add(self.cfg.claim_settle),
+                serial,
+            };
         }
     }
 
     fn write_claim(&mut self, claim: Claim) {
-        let mut s = Shared::default();
-        s.claim = Some(claim);
+        let s = Shared {
+            claim: Some(claim),
+            ..Shared::default()
+        };
         self.shared.merge(&s);
         self.effects.push_back(Effect::PersistShared(s.encode()));
         if !self.cfg.web_locks {
@@ -274,12 +317,25 @@ impl Engine {
         };
         if !self.cfg.unsafe_disable_lock {
             let until = now.saturating_add(self.cfg.request_timeout);
-            self.write_claim(Claim { serial, tab: self.tab, at: now, until });
+            self.write_claim(Claim {
+                serial,
+                tab: self.tab,
+                at: now,
+                until,
+            });
         }
         let refresh_token = self.held.as_ref().and_then(|h| h.refresh_token.clone());
-        self.effects.push_back(Effect::SendRefresh { refresh_token });
+        self.effects
+            .push_back(Effect::SendRefresh { refresh_token });
         let presented = self.held.as_ref().map(|h| h.meta.stamp);
-        self.phase = Phase::InFlight { since: now, req: Pending { serial, epoch, presented } };
+        self.phase = Phase::InFlight {
+            since: now,
+            req: Pending {
+                serial,
+                epoch,
+                presented,
+            },
+        };
         self.forced = false;
         self.stats.refresh_sent = self.stats.refresh_sent.saturating_add(1);
     }
@@ -325,17 +381,32 @@ impl Engine {
             (None, Some(s)) if s.stamp.epoch == epoch => s.stamp.session,
             _ => now,
         };
-        let stamp = Stamp { epoch, session, serial, tab: self.tab };
-        let seen_newer = self.shared.token.map_or(false, |s| s.stamp >= stamp);
+        let stamp = Stamp {
+            epoch,
+            session,
+            serial,
+            tab: self.tab,
+        };
+        let seen_newer = self.shared.token.is_some_and(|s| s.stamp >= stamp);
         if epoch < self.shared.epoch || seen_newer {
             self.stale();
             self.release_lock();
             self.ask_if_behind(now);
             return;
         }
-        let meta = TokenMeta { stamp, issued_at: now, expires_at: now.saturating_add(t.expires_in_ms) };
-        let refresh_token = t.refresh_token.or_else(|| self.held.as_ref().and_then(|h| h.refresh_token.clone()));
-        let held = Held { access_token: t.access_token, refresh_token, meta };
+        let meta = TokenMeta {
+            stamp,
+            issued_at: now,
+            expires_at: now.saturating_add(t.expires_in_ms),
+        };
+        let refresh_token = t
+            .refresh_token
+            .or_else(|| self.held.as_ref().and_then(|h| h.refresh_token.clone()));
+        let held = Held {
+            access_token: t.access_token,
+            refresh_token,
+            meta,
+        };
         if self.adopt(now, held, true) {
             self.persist_shared();
             self.store_token();
@@ -369,7 +440,9 @@ impl Engine {
         }
         let presented = self.held.as_ref().map(|h| h.meta.stamp);
         let newer = match (self.shared.token, presented) {
-            (Some(s), Some(p)) => s.stamp > p && (s.stamp.session != p.session || s.stamp.serial >= serial),
+            (Some(s), Some(p)) => {
+                s.stamp > p && (s.stamp.session != p.session || s.stamp.serial >= serial)
+            }
             _ => false,
         };
         if epoch < self.shared.epoch || newer {
@@ -386,17 +459,28 @@ impl Engine {
         };
         let serial = req.serial;
         self.attempt = self.attempt.saturating_add(1);
-        let exp = self.cfg.backoff_base.saturating_mul(1u64 << (self.attempt - 1).min(30)).min(self.cfg.backoff_cap);
+        let exp = self
+            .cfg
+            .backoff_base
+            .saturating_mul(1u64 << (self.attempt - 1).min(30))
+            .min(self.cfg.backoff_cap);
         let delay = (exp / 2 + self.rng.upto(exp / 2)).max(retry_after.unwrap_or(0));
         let until = now.saturating_add(delay);
         if !self.cfg.unsafe_disable_lock {
             // Keep other tabs from piling in while we back off; if we die, the claim expires.
             let claim_until = until.saturating_add(self.cfg.request_timeout);
-            self.write_claim(Claim { serial, tab: self.tab, at: now, until: claim_until });
+            self.write_claim(Claim {
+                serial,
+                tab: self.tab,
+                at: now,
+                until: claim_until,
+            });
         }
         self.release_lock();
         self.phase = Phase::Backoff { until, req };
-        self.emit(Event::Error { code: ErrorCode::RefreshRetry });
+        self.emit(Event::Error {
+            code: ErrorCode::RefreshRetry,
+        });
     }
 
     pub(crate) fn on_lock_unavailable(&mut self, now: Millis) {
@@ -409,7 +493,10 @@ impl Engine {
         }
         // The holder died or sleeps: take the lock (the re-check under the lock still applies).
         self.stats.lock_steals = self.stats.lock_steals.saturating_add(1);
-        self.effects.push_back(Effect::AcquireLock { wait: self.cfg.lock_wait, steal: true });
+        self.effects.push_back(Effect::AcquireLock {
+            wait: self.cfg.lock_wait,
+            steal: true,
+        });
     }
 
     pub(crate) fn on_lock_lost(&mut self, _now: Millis) {

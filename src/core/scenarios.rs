@@ -6,11 +6,18 @@ const T0: Millis = 1_764_000_000_000;
 const TTL: Millis = 300_000;
 
 fn cfg() -> Config {
-    Config { refresh_jitter: 0, ..Config::default() }
+    Config {
+        refresh_jitter: 0,
+        ..Config::default()
+    }
 }
 
 fn tokens(name: &str) -> Tokens {
-    Tokens { access_token: name.into(), expires_in_ms: TTL, refresh_token: None }
+    Tokens {
+        access_token: name.into(),
+        expires_in_ms: TTL,
+        refresh_token: None,
+    }
 }
 
 fn drain(e: &mut Engine) -> Vec<Effect> {
@@ -22,17 +29,37 @@ fn drain(e: &mut Engine) -> Vec<Effect> {
 }
 
 fn events(fx: &[Effect]) -> Vec<Event> {
-    fx.iter().filter_map(|f| if let Effect::Emit(e) = f { Some(*e) } else { None }).collect()
+    fx.iter()
+        .filter_map(|f| {
+            if let Effect::Emit(e) = f {
+                Some(*e)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 fn broadcasts(fx: &[Effect]) -> Vec<Msg> {
     fx.iter()
-        .filter_map(|f| if let Effect::Broadcast(b) = f { Msg::decode(b).ok() } else { None })
+        .filter_map(|f| {
+            if let Effect::Broadcast(b) = f {
+                Msg::decode(b).ok()
+            } else {
+                None
+            }
+        })
         .collect()
 }
 
 fn last_persist(fx: &[Effect]) -> Option<Vec<u8>> {
-    fx.iter().rev().find_map(|f| if let Effect::PersistShared(b) = f { Some(b.clone()) } else { None })
+    fx.iter().rev().find_map(|f| {
+        if let Effect::PersistShared(b) = f {
+            Some(b.clone())
+        } else {
+            None
+        }
+    })
 }
 
 fn sends_refresh(fx: &[Effect]) -> bool {
@@ -45,7 +72,16 @@ fn signed_in(tab: u64, c: Config) -> (Engine, Vec<u8>, Vec<u8>) {
     e.handle(T0, Input::Shared(None));
     e.handle(T0, Input::LoginSucceeded(tokens("a0")));
     let fx = drain(&mut e);
-    let bus = fx.iter().find_map(|f| if let Effect::Broadcast(b) = f { Some(b.clone()) } else { None }).unwrap();
+    let bus = fx
+        .iter()
+        .find_map(|f| {
+            if let Effect::Broadcast(b) = f {
+                Some(b.clone())
+            } else {
+                None
+            }
+        })
+        .unwrap();
     let shared = last_persist(&fx).unwrap();
     (e, bus, shared)
 }
@@ -69,7 +105,11 @@ fn login_persists_before_it_broadcasts_and_emits_login() {
     assert_eq!(e.state(), SessionState::Active);
     assert_eq!(e.access_token(), Some("a0"));
     let meta = e.token_meta().unwrap();
-    assert_eq!(meta.expires_at, T0 + TTL, "expiry is local receipt time + expires_in");
+    assert_eq!(
+        meta.expires_at,
+        T0 + TTL,
+        "expiry is local receipt time + expires_in"
+    );
 }
 
 #[test]
@@ -80,12 +120,25 @@ fn refresh_is_due_at_expiry_minus_lead_and_goes_through_the_lock() {
     e.handle(due - 1, Input::Timer);
     assert!(drain(&mut e).is_empty(), "nothing before the due time");
     e.handle(due, Input::Timer);
-    assert_eq!(drain(&mut e), vec![Effect::AcquireLock { wait: 15_000, steal: false }]);
+    assert_eq!(
+        drain(&mut e),
+        vec![Effect::AcquireLock {
+            wait: 15_000,
+            steal: false
+        }]
+    );
     e.handle(due + 5, Input::LockGranted);
     let fx = drain(&mut e);
     assert!(sends_refresh(&fx));
-    let claim = Shared::decode(&last_persist(&fx).unwrap()).unwrap().claim.unwrap();
-    assert_eq!((claim.tab, claim.until), (1, due + 5 + 10_000), "a claim guards the request");
+    let claim = Shared::decode(&last_persist(&fx).unwrap())
+        .unwrap()
+        .claim
+        .unwrap();
+    assert_eq!(
+        (claim.tab, claim.until),
+        (1, due + 5 + 10_000),
+        "a claim guards the request"
+    );
     e.handle(due + 100, Input::RefreshSucceeded(tokens("a1")));
     let fx = drain(&mut e);
     assert_eq!(events(&fx), vec![Event::Refresh]);
@@ -97,8 +150,24 @@ fn refresh_is_due_at_expiry_minus_lead_and_goes_through_the_lock() {
 
 #[test]
 fn lead_is_capped_at_half_the_token_lifetime() {
-    let mut e = Engine::new(Config { refresh_lead: 600_000, refresh_jitter: 0, ..cfg() }, 1, 7, T0);
-    e.handle(T0, Input::LoginSucceeded(Tokens { access_token: "a".into(), expires_in_ms: 60_000, refresh_token: None }));
+    let mut e = Engine::new(
+        Config {
+            refresh_lead: 600_000,
+            refresh_jitter: 0,
+            ..cfg()
+        },
+        1,
+        7,
+        T0,
+    );
+    e.handle(
+        T0,
+        Input::LoginSucceeded(Tokens {
+            access_token: "a".into(),
+            expires_in_ms: 60_000,
+            refresh_token: None,
+        }),
+    );
     drain(&mut e);
     assert_eq!(e.next_deadline(), Some(T0 + 30_000));
 }
@@ -107,11 +176,19 @@ fn lead_is_capped_at_half_the_token_lifetime() {
 fn jitter_stays_within_bounds_and_depends_on_the_seed() {
     let mut dues = Vec::new();
     for seed in 0..20 {
-        let mut e = Engine::new(Config { refresh_jitter: 5_000, ..Config::default() }, 1, seed, T0);
+        let mut e = Engine::new(
+            Config {
+                refresh_jitter: 5_000,
+                ..Config::default()
+            },
+            1,
+            seed,
+            T0,
+        );
         e.handle(T0, Input::LoginSucceeded(tokens("a")));
         drain(&mut e);
         let d = e.next_deadline().unwrap();
-        assert!(d <= T0 + TTL - 60_000 && d >= T0 + TTL - 65_000);
+        assert!((T0 + TTL - 65_000..=T0 + TTL - 60_000).contains(&d));
         dues.push(d);
     }
     dues.sort_unstable();
@@ -138,7 +215,16 @@ fn a_second_tab_adopts_the_broadcast_token_and_stands_down_under_the_lock() {
     a.handle(due + 50, Input::RefreshSucceeded(tokens("a1")));
     let fx = drain(&mut a);
     let persisted2 = merge_shared(Some(&persisted), &last_persist(&fx).unwrap());
-    let msg = fx.iter().find_map(|f| if let Effect::Broadcast(m) = f { Some(m.clone()) } else { None }).unwrap();
+    let msg = fx
+        .iter()
+        .find_map(|f| {
+            if let Effect::Broadcast(m) = f {
+                Some(m.clone())
+            } else {
+                None
+            }
+        })
+        .unwrap();
     // B is granted the lock after A released it, before A's bus message arrived; the shared
     // record it reads under the lock already names the newer token: no second request.
     b.handle(due + 51, Input::Shared(Some(persisted2)));
@@ -161,7 +247,16 @@ fn an_older_token_is_never_adopted() {
     a.handle(due, Input::LockGranted);
     a.handle(due + 9, Input::RefreshSucceeded(tokens("a1")));
     let fx = drain(&mut a);
-    let newer = fx.iter().find_map(|f| if let Effect::Broadcast(m) = f { Some(m.clone()) } else { None }).unwrap();
+    let newer = fx
+        .iter()
+        .find_map(|f| {
+            if let Effect::Broadcast(m) = f {
+                Some(m.clone())
+            } else {
+                None
+            }
+        })
+        .unwrap();
     b.handle(due + 10, Input::Bus(newer));
     b.handle(due + 11, Input::Bus(old_login)); // reordered / duplicated delivery
     assert_eq!(b.access_token(), Some("a1"));
@@ -174,7 +269,13 @@ fn a_stuck_lock_is_stolen_after_the_bounded_wait() {
     e.handle(due, Input::Timer);
     drain(&mut e);
     e.handle(due + 15_000, Input::LockUnavailable);
-    assert_eq!(drain(&mut e), vec![Effect::AcquireLock { wait: 15_000, steal: true }]);
+    assert_eq!(
+        drain(&mut e),
+        vec![Effect::AcquireLock {
+            wait: 15_000,
+            steal: true
+        }]
+    );
     e.handle(due + 15_001, Input::LockGranted);
     assert!(sends_refresh(&drain(&mut e)));
     assert_eq!(e.stats().lock_steals, 1);
@@ -185,19 +286,36 @@ fn a_live_claim_of_another_tab_holds_back_the_request_until_it_expires() {
     let (mut e, _, _) = signed_in(1, cfg());
     let due = T0 + TTL - 60_000;
     let other = Shared {
-        claim: Some(Claim { serial: 99, tab: 2, at: due - 10, until: due + 8_000 }),
+        claim: Some(Claim {
+            serial: 99,
+            tab: 2,
+            at: due - 10,
+            until: due + 8_000,
+        }),
         ..Shared::default()
     };
     e.handle(due, Input::Shared(Some(other.encode())));
-    assert!(drain(&mut e).is_empty(), "no lock request while another tab's claim is live");
+    assert!(
+        drain(&mut e).is_empty(),
+        "no lock request while another tab's claim is live"
+    );
     assert_eq!(e.next_deadline(), Some(due + 8_000));
     e.handle(due + 8_000, Input::Timer);
-    assert!(drain(&mut e).iter().any(|f| matches!(f, Effect::AcquireLock { .. })));
+    assert!(drain(&mut e)
+        .iter()
+        .any(|f| matches!(f, Effect::AcquireLock { .. })));
 }
 
 #[test]
 fn network_failures_back_off_exponentially_with_a_cap_and_resume_online() {
-    let (mut e, _, _) = signed_in(1, Config { backoff_base: 1_000, backoff_cap: 8_000, ..cfg() });
+    let (mut e, _, _) = signed_in(
+        1,
+        Config {
+            backoff_base: 1_000,
+            backoff_cap: 8_000,
+            ..cfg()
+        },
+    );
     let mut now = T0 + TTL - 60_000;
     e.handle(now, Input::Timer);
     e.handle(now, Input::LockGranted);
@@ -206,7 +324,9 @@ fn network_failures_back_off_exponentially_with_a_cap_and_resume_online() {
     for _ in 0..6 {
         e.handle(now, Input::RefreshFailed { retry_after: None });
         let fx = drain(&mut e);
-        assert!(events(&fx).contains(&Event::Error { code: ErrorCode::RefreshRetry }));
+        assert!(events(&fx).contains(&Event::Error {
+            code: ErrorCode::RefreshRetry
+        }));
         let at = e.next_deadline().unwrap();
         delays.push(at - now);
         now = at;
@@ -216,15 +336,26 @@ fn network_failures_back_off_exponentially_with_a_cap_and_resume_online() {
     }
     for (k, d) in delays.iter().enumerate() {
         let exp = (1_000u64 << k).min(8_000);
-        assert!(*d >= exp / 2 && *d <= exp, "attempt {k}: delay {d} outside [{}, {exp}]", exp / 2);
+        assert!(
+            *d >= exp / 2 && *d <= exp,
+            "attempt {k}: delay {d} outside [{}, {exp}]",
+            exp / 2
+        );
     }
     // Retry-After is honoured; coming back online retries at once.
-    e.handle(now, Input::RefreshFailed { retry_after: Some(60_000) });
+    e.handle(
+        now,
+        Input::RefreshFailed {
+            retry_after: Some(60_000),
+        },
+    );
     drain(&mut e);
     assert!(e.next_deadline().unwrap() >= now + 60_000);
     e.handle(now + 5, Input::Online(false));
     e.handle(now + 10, Input::Online(true));
-    assert!(drain(&mut e).iter().any(|f| matches!(f, Effect::AcquireLock { .. })));
+    assert!(drain(&mut e)
+        .iter()
+        .any(|f| matches!(f, Effect::AcquireLock { .. })));
 }
 
 #[test]
@@ -236,11 +367,28 @@ fn a_definitive_rejection_ends_the_session_everywhere_with_its_reason() {
     drain(&mut e);
     e.handle(due + 40, Input::RefreshRejected(LogoutReason::Reused));
     let fx = drain(&mut e);
-    assert_eq!(events(&fx), vec![Event::Logout { reason: LogoutReason::Reused }]);
+    assert_eq!(
+        events(&fx),
+        vec![Event::Logout {
+            reason: LogoutReason::Reused
+        }]
+    );
     assert!(fx.contains(&Effect::Wipe));
-    assert!(!fx.iter().any(|f| matches!(f, Effect::SendLogout { .. })), "the session is already dead");
-    assert_eq!(broadcasts(&fx), vec![Msg::Logout { epoch: 1, reason: LogoutReason::Reused }]);
-    assert_eq!(Shared::decode(&last_persist(&fx).unwrap()).unwrap().epoch, 1);
+    assert!(
+        !fx.iter().any(|f| matches!(f, Effect::SendLogout { .. })),
+        "the session is already dead"
+    );
+    assert_eq!(
+        broadcasts(&fx),
+        vec![Msg::Logout {
+            epoch: 1,
+            reason: LogoutReason::Reused
+        }]
+    );
+    assert_eq!(
+        Shared::decode(&last_persist(&fx).unwrap()).unwrap().epoch,
+        1
+    );
     assert_eq!(e.state(), SessionState::LoggedOut);
     assert_eq!(e.access_token(), None);
 }
@@ -265,7 +413,10 @@ fn resume_without_a_session_stays_anonymous_quietly() {
     let mut e = Engine::new(cfg(), 1, 7, T0);
     e.handle(T0, Input::Shared(None));
     e.handle(T0, Input::Resume);
-    assert!(matches!(broadcasts(&drain(&mut e))[..], [Msg::TokenRequest { tab: 1 }]));
+    assert!(matches!(
+        broadcasts(&drain(&mut e))[..],
+        [Msg::TokenRequest { tab: 1 }]
+    ));
     assert_eq!(e.next_deadline(), Some(T0 + 250));
     e.handle(T0 + 250, Input::Timer);
     e.handle(T0 + 250, Input::LockGranted);
@@ -283,9 +434,27 @@ fn resume_is_answered_by_another_tab_without_a_request() {
     let mut b = Engine::new(cfg(), 2, 9, T0 + 1_000);
     b.handle(T0 + 1_000, Input::Shared(Some(shared)));
     b.handle(T0 + 1_000, Input::Resume);
-    let ask = drain(&mut b).into_iter().find_map(|f| if let Effect::Broadcast(m) = f { Some(m) } else { None }).unwrap();
+    let ask = drain(&mut b)
+        .into_iter()
+        .find_map(|f| {
+            if let Effect::Broadcast(m) = f {
+                Some(m)
+            } else {
+                None
+            }
+        })
+        .unwrap();
     a.handle(T0 + 1_005, Input::Bus(ask));
-    let answer = drain(&mut a).into_iter().find_map(|f| if let Effect::Broadcast(m) = f { Some(m) } else { None }).unwrap();
+    let answer = drain(&mut a)
+        .into_iter()
+        .find_map(|f| {
+            if let Effect::Broadcast(m) = f {
+                Some(m)
+            } else {
+                None
+            }
+        })
+        .unwrap();
     b.handle(T0 + 1_010, Input::Bus(answer));
     assert_eq!(events(&drain(&mut b)), vec![Event::Login]);
     b.handle(T0 + 1_250, Input::Timer);
@@ -312,12 +481,31 @@ fn user_logout_revokes_wipes_bumps_the_epoch_and_broadcasts() {
     let (mut e, _, _) = signed_in(1, cfg());
     e.handle(T0 + 10, Input::Logout { everywhere: true });
     let fx = drain(&mut e);
-    assert!(matches!(&fx[0], Effect::SendLogout { everywhere: true, access_token: Some(t), .. } if t == "a0"));
+    assert!(
+        matches!(&fx[0], Effect::SendLogout { everywhere: true, access_token: Some(t), .. } if t == "a0")
+    );
     let wipe = fx.iter().position(|f| *f == Effect::Wipe).unwrap();
-    let persist = fx.iter().position(|f| matches!(f, Effect::PersistShared(_))).unwrap();
-    assert!(wipe < persist, "the epoch is written after the wipe, so the wipe cannot erase it");
-    assert_eq!(broadcasts(&fx), vec![Msg::Logout { epoch: 1, reason: LogoutReason::Everywhere }]);
-    assert_eq!(events(&fx), vec![Event::Logout { reason: LogoutReason::Everywhere }]);
+    let persist = fx
+        .iter()
+        .position(|f| matches!(f, Effect::PersistShared(_)))
+        .unwrap();
+    assert!(
+        wipe < persist,
+        "the epoch is written after the wipe, so the wipe cannot erase it"
+    );
+    assert_eq!(
+        broadcasts(&fx),
+        vec![Msg::Logout {
+            epoch: 1,
+            reason: LogoutReason::Everywhere
+        }]
+    );
+    assert_eq!(
+        events(&fx),
+        vec![Event::Logout {
+            reason: LogoutReason::Everywhere
+        }]
+    );
 }
 
 #[test]
@@ -332,7 +520,12 @@ fn a_tab_that_missed_the_broadcast_logs_out_from_the_persisted_epoch() {
     // B slept through the bus message; it re-reads the record when it wakes.
     b.handle(T0 + 3_600_000, Input::Shared(Some(after)));
     let fx = drain(&mut b);
-    assert_eq!(events(&fx), vec![Event::Logout { reason: LogoutReason::User }]);
+    assert_eq!(
+        events(&fx),
+        vec![Event::Logout {
+            reason: LogoutReason::User
+        }]
+    );
     assert!(fx.contains(&Effect::Wipe));
     assert_eq!(b.access_token(), None);
 }
@@ -355,33 +548,67 @@ fn a_cleared_record_ends_the_session_and_the_epoch_is_written_back() {
     // A tab still holding a session when the record vanishes ends it.
     let (mut c, _, _) = signed_in(3, cfg());
     c.handle(T0 + 300, Input::Shared(None));
-    assert_eq!(events(&drain(&mut c)), vec![Event::Logout { reason: LogoutReason::Cleared }]);
+    assert_eq!(
+        events(&drain(&mut c)),
+        vec![Event::Logout {
+            reason: LogoutReason::Cleared
+        }]
+    );
 }
 
 #[test]
 fn idle_warning_then_activity_then_deadline() {
-    let c = Config { idle_timeout: Some(600_000), idle_warning: 60_000, ..cfg() };
+    let c = Config {
+        idle_timeout: Some(600_000),
+        idle_warning: 60_000,
+        ..cfg()
+    };
     let (mut e, _, _) = signed_in(1, c);
     // Keep the token fresh so only the idle policy acts.
     e.handle(T0 + 540_000, Input::Timer);
     let fx = drain(&mut e);
-    assert!(events(&fx).contains(&Event::IdleWarning { deadline: T0 + 600_000 }));
+    assert!(events(&fx).contains(&Event::IdleWarning {
+        deadline: T0 + 600_000
+    }));
     assert_eq!(e.state(), SessionState::IdleWarning);
     e.handle(T0 + 550_000, Input::Activity);
     let fx = drain(&mut e);
     assert_eq!(events(&fx), vec![Event::Active]);
-    assert!(broadcasts(&fx).contains(&Msg::Activity { epoch: 0, at: T0 + 550_000 }), "published at once");
+    assert!(
+        broadcasts(&fx).contains(&Msg::Activity {
+            epoch: 0,
+            at: T0 + 550_000
+        }),
+        "published at once"
+    );
     assert_eq!(e.idle_deadline(), Some(T0 + 1_150_000));
     // The laptop sleeps; the timer fires two hours late: judged by the wall clock.
     e.handle(T0 + 7_200_000, Input::Timer);
     let fx = drain(&mut e);
-    assert_eq!(events(&fx)[..2], [Event::Idle, Event::Logout { reason: LogoutReason::Idle }]);
-    assert!(fx.iter().any(|f| matches!(f, Effect::SendLogout { everywhere: false, .. })));
+    assert_eq!(
+        events(&fx)[..2],
+        [
+            Event::Idle,
+            Event::Logout {
+                reason: LogoutReason::Idle
+            }
+        ]
+    );
+    assert!(fx.iter().any(|f| matches!(
+        f,
+        Effect::SendLogout {
+            everywhere: false,
+            ..
+        }
+    )));
 }
 
 #[test]
 fn activity_in_another_tab_extends_the_deadline_here() {
-    let c = Config { idle_timeout: Some(600_000), ..cfg() };
+    let c = Config {
+        idle_timeout: Some(600_000),
+        ..cfg()
+    };
     let (mut a, login, _) = signed_in(1, c.clone());
     let mut b = Engine::new(c, 2, 9, T0);
     b.handle(T0, Input::Bus(login));
@@ -395,7 +622,11 @@ fn activity_in_another_tab_extends_the_deadline_here() {
 
 #[test]
 fn throttled_activity_is_published_by_a_trailing_update() {
-    let c = Config { idle_timeout: Some(600_000), activity_throttle: 5_000, ..cfg() };
+    let c = Config {
+        idle_timeout: Some(600_000),
+        activity_throttle: 5_000,
+        ..cfg()
+    };
     let (mut e, _, _) = signed_in(1, c);
     e.handle(T0 + 10_000, Input::Activity);
     assert_eq!(broadcasts(&drain(&mut e)).len(), 1);
@@ -404,26 +635,50 @@ fn throttled_activity_is_published_by_a_trailing_update() {
     assert!(broadcasts(&drain(&mut e)).is_empty(), "throttled");
     assert_eq!(e.next_deadline(), Some(T0 + 15_000));
     e.handle(T0 + 15_000, Input::Timer);
-    assert_eq!(broadcasts(&drain(&mut e)), vec![Msg::Activity { epoch: 0, at: T0 + 12_000 }]);
+    assert_eq!(
+        broadcasts(&drain(&mut e)),
+        vec![Msg::Activity {
+            epoch: 0,
+            at: T0 + 12_000
+        }]
+    );
 }
 
 #[test]
 fn the_absolute_lifetime_holds_regardless_of_activity() {
-    let c = Config { idle_timeout: None, absolute_lifetime: Some(3_600_000), ..cfg() };
+    let c = Config {
+        idle_timeout: None,
+        absolute_lifetime: Some(3_600_000),
+        ..cfg()
+    };
     let (mut e, _, _) = signed_in(1, c);
     e.handle(T0 + 3_599_999, Input::Activity);
-    assert!(!events(&drain(&mut e)).iter().any(|x| matches!(x, Event::Logout { .. })));
+    assert!(!events(&drain(&mut e))
+        .iter()
+        .any(|x| matches!(x, Event::Logout { .. })));
     e.handle(T0 + 3_600_000, Input::Activity);
-    assert!(events(&drain(&mut e)).contains(&Event::Logout { reason: LogoutReason::Expired }));
+    assert!(events(&drain(&mut e)).contains(&Event::Logout {
+        reason: LogoutReason::Expired
+    }));
 }
 
 #[test]
 fn a_clock_jumping_backwards_neither_panics_nor_logs_out() {
-    let (mut e, _, _) = signed_in(1, Config { idle_timeout: Some(600_000), ..cfg() });
+    let (mut e, _, _) = signed_in(
+        1,
+        Config {
+            idle_timeout: Some(600_000),
+            ..cfg()
+        },
+    );
     e.handle(T0 - 86_400_000, Input::Timer);
     e.handle(0, Input::Activity);
     e.handle(u64::MAX, Input::Timer);
-    assert_eq!(e.state(), SessionState::LoggedOut, "far future: past every deadline");
+    assert_eq!(
+        e.state(),
+        SessionState::LoggedOut,
+        "far future: past every deadline"
+    );
 }
 
 #[test]
@@ -435,7 +690,12 @@ fn malformed_bus_messages_and_records_are_counted_and_ignored() {
     e.handle(T0 + 1, Input::Shared(Some(vec![1, 0, 0xff, 0xff])));
     e.handle(T0 + 1, Input::Restore(vec![1, 2, 3]));
     let fx = drain(&mut e);
-    assert_eq!(events(&fx), vec![Event::Error { code: ErrorCode::RecordInvalid }]);
+    assert_eq!(
+        events(&fx),
+        vec![Event::Error {
+            code: ErrorCode::RecordInvalid
+        }]
+    );
     assert_eq!(e.stats().bus_malformed, 3);
     assert_eq!(e.stats().shared_malformed, 1);
     assert_eq!(e.access_token(), Some("a0"));
@@ -443,7 +703,13 @@ fn malformed_bus_messages_and_records_are_counted_and_ignored() {
 
 #[test]
 fn a_restored_record_resumes_and_an_expired_one_refreshes_at_once() {
-    let (mut a, _, shared) = signed_in(1, Config { web_locks: true, ..cfg() });
+    let (mut a, _, shared) = signed_in(
+        1,
+        Config {
+            web_locks: true,
+            ..cfg()
+        },
+    );
     a.handle(T0, Input::Activity);
     let rec = TokenRecord {
         access_token: "a0".into(),
@@ -456,12 +722,18 @@ fn a_restored_record_resumes_and_an_expired_one_refreshes_at_once() {
     b.handle(T0 + TTL + 1, Input::Restore(rec));
     let fx = drain(&mut b);
     assert!(events(&fx).contains(&Event::Login));
-    assert!(fx.iter().any(|f| matches!(f, Effect::AcquireLock { .. })), "expired: refresh now");
+    assert!(
+        fx.iter().any(|f| matches!(f, Effect::AcquireLock { .. })),
+        "expired: refresh now"
+    );
 }
 
 #[test]
 fn without_web_locks_claims_elect_one_refresher() {
-    let c = Config { web_locks: false, ..cfg() };
+    let c = Config {
+        web_locks: false,
+        ..cfg()
+    };
     let (mut a, login, shared) = signed_in(1, c.clone());
     let mut b = Engine::new(c, 2, 9, T0);
     b.handle(T0, Input::Shared(Some(shared.clone())));
@@ -492,7 +764,10 @@ fn random_inputs_never_panic() {
         x
     };
     for round in 0..300 {
-        let c = Config { web_locks: round % 2 == 0, ..Config::default() };
+        let c = Config {
+            web_locks: round % 2 == 0,
+            ..Config::default()
+        };
         let mut e = Engine::new(c, round, round, T0);
         let mut now = T0;
         let mut bytes_seen: Vec<Vec<u8>> = vec![Msg::TokenRequest { tab: 3 }.encode()];
@@ -511,12 +786,24 @@ fn random_inputs_never_panic() {
             let input = match next() % 23 {
                 0 => Input::Restore(mutated),
                 1 => Input::Resume,
-                2 => Input::LoginSucceeded(Tokens { access_token: "t".into(), expires_in_ms: next() % 1_000_000, refresh_token: None }),
+                2 => Input::LoginSucceeded(Tokens {
+                    access_token: "t".into(),
+                    expires_in_ms: next() % 1_000_000,
+                    refresh_token: None,
+                }),
                 3 => Input::MfaRequired,
                 4 => Input::LoginFailed,
-                5 => Input::RefreshSucceeded(Tokens { access_token: "r".into(), expires_in_ms: next(), refresh_token: Some("x".into()) }),
-                6 => Input::RefreshRejected(LogoutReason::from_u64(next() % 7).unwrap_or(LogoutReason::Revoked)),
-                7 => Input::RefreshFailed { retry_after: Some(next() % 100_000) },
+                5 => Input::RefreshSucceeded(Tokens {
+                    access_token: "r".into(),
+                    expires_in_ms: next(),
+                    refresh_token: Some("x".into()),
+                }),
+                6 => Input::RefreshRejected(
+                    LogoutReason::from_u64(next() % 7).unwrap_or(LogoutReason::Revoked),
+                ),
+                7 => Input::RefreshFailed {
+                    retry_after: Some(next() % 100_000),
+                },
                 8 => Input::AccessRejected,
                 9 => Input::Bus(mutated),
                 10 => Input::Shared(Some(mutated)),
@@ -526,7 +813,9 @@ fn random_inputs_never_panic() {
                 14 => Input::LockLost,
                 15 => Input::Activity,
                 16 => Input::StayActive,
-                17 => Input::Logout { everywhere: next() % 2 == 0 },
+                17 => Input::Logout {
+                    everywhere: next() % 2 == 0,
+                },
                 18 => Input::Visibility(next() % 2 == 0),
                 19 => Input::Online(next() % 2 == 0),
                 20 => Input::LoginStarted,
@@ -540,7 +829,10 @@ fn random_inputs_never_panic() {
             }
             let _ = e.next_deadline();
             if e.access_token().is_some() {
-                assert!(matches!(e.state(), SessionState::Active | SessionState::IdleWarning));
+                assert!(matches!(
+                    e.state(),
+                    SessionState::Active | SessionState::IdleWarning
+                ));
             }
         }
     }
@@ -550,7 +842,12 @@ fn random_inputs_never_panic() {
 fn resume_during_another_tabs_refresh_waits_for_its_claim_then_retries() {
     let mut e = Engine::new(cfg(), 2, 9, T0);
     let busy = Shared {
-        claim: Some(Claim { serial: 5, tab: 1, at: T0, until: T0 + 10_000 }),
+        claim: Some(Claim {
+            serial: 5,
+            tab: 1,
+            at: T0,
+            until: T0 + 10_000,
+        }),
         ..Shared::default()
     };
     e.handle(T0, Input::Shared(Some(busy.encode())));

@@ -95,12 +95,12 @@ impl Shared {
         }
         self.epoch = self.epoch.max(other.epoch);
         if let Some(t) = other.token {
-            if self.token.map_or(true, |s| t.stamp > s.stamp) {
+            if self.token.is_none_or(|s| t.stamp > s.stamp) {
                 self.token = Some(t);
             }
         }
         if let Some(c) = other.claim {
-            if self.claim.map_or(true, |s| c.key() > s.key()) {
+            if self.claim.is_none_or(|s| c.key() > s.key()) {
                 self.claim = Some(c);
             }
         }
@@ -110,7 +110,8 @@ impl Shared {
     /// Encodes the record compactly.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new(SHARED_VERSION, 0);
-        w.u64(self.epoch).opt_u64(self.reason.map(LogoutReason::to_u64));
+        w.u64(self.epoch)
+            .opt_u64(self.reason.map(LogoutReason::to_u64));
         match &self.token {
             None => w.u64(0),
             Some(t) => write_meta(w.u64(1), t),
@@ -136,18 +137,34 @@ impl Shared {
             None => None,
             Some(v) => Some(LogoutReason::from_u64(v).ok_or(DecodeError::Range)?),
         };
-        let token = if r.flag()? { Some(read_meta(&mut r)?) } else { None };
-        let claim = if r.flag()? { Some(read_claim(&mut r)?) } else { None };
+        let token = if r.flag()? {
+            Some(read_meta(&mut r)?)
+        } else {
+            None
+        };
+        let claim = if r.flag()? {
+            Some(read_claim(&mut r)?)
+        } else {
+            None
+        };
         let last_activity = r.u64()?;
         r.end()?;
-        Ok(Shared { epoch, reason, token, claim, last_activity })
+        Ok(Shared {
+            epoch,
+            reason,
+            token,
+            claim,
+            last_activity,
+        })
     }
 }
 
 /// Merges a freshly written record into the stored one and returns the bytes to store.
 /// A stored value that does not decode is replaced (never trusted, never a panic).
 pub fn merge_shared(stored: Option<&[u8]>, new: &[u8]) -> Vec<u8> {
-    let mut out = stored.and_then(|s| Shared::decode(s).ok()).unwrap_or_default();
+    let mut out = stored
+        .and_then(|s| Shared::decode(s).ok())
+        .unwrap_or_default();
     match Shared::decode(new) {
         Ok(n) => out.merge(&n),
         Err(_) => return out.encode(),
@@ -171,7 +188,8 @@ impl TokenRecord {
     /// Encodes the record.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new(TOKEN_VERSION, 0);
-        w.str(&self.access_token).opt_str(self.refresh_token.as_deref());
+        w.str(&self.access_token)
+            .opt_str(self.refresh_token.as_deref());
         write_meta(&mut w, &self.meta).finish()
     }
 
@@ -188,7 +206,11 @@ impl TokenRecord {
         let refresh_token = r.opt_str()?;
         let meta = read_meta(&mut r)?;
         r.end()?;
-        Ok(TokenRecord { access_token, refresh_token, meta })
+        Ok(TokenRecord {
+            access_token,
+            refresh_token,
+            meta,
+        })
     }
 }
 
@@ -202,8 +224,17 @@ pub(crate) fn write_meta<'w>(w: &'w mut Writer, m: &TokenMeta) -> &'w mut Writer
 }
 
 pub(crate) fn read_meta(r: &mut Reader<'_>) -> Result<TokenMeta, DecodeError> {
-    let stamp = Stamp { epoch: r.u64()?, session: r.u64()?, serial: r.u64()?, tab: r.u64()? };
-    Ok(TokenMeta { stamp, issued_at: r.u64()?, expires_at: r.u64()? })
+    let stamp = Stamp {
+        epoch: r.u64()?,
+        session: r.u64()?,
+        serial: r.u64()?,
+        tab: r.u64()?,
+    };
+    Ok(TokenMeta {
+        stamp,
+        issued_at: r.u64()?,
+        expires_at: r.u64()?,
+    })
 }
 
 pub(crate) fn write_claim<'w>(w: &'w mut Writer, c: &Claim) -> &'w mut Writer {
@@ -211,7 +242,12 @@ pub(crate) fn write_claim<'w>(w: &'w mut Writer, c: &Claim) -> &'w mut Writer {
 }
 
 pub(crate) fn read_claim(r: &mut Reader<'_>) -> Result<Claim, DecodeError> {
-    Ok(Claim { serial: r.u64()?, tab: r.u64()?, at: r.u64()?, until: r.u64()? })
+    Ok(Claim {
+        serial: r.u64()?,
+        tab: r.u64()?,
+        at: r.u64()?,
+        until: r.u64()?,
+    })
 }
 
 #[cfg(test)]
@@ -220,7 +256,12 @@ mod tests {
 
     fn meta(serial: u64) -> TokenMeta {
         TokenMeta {
-            stamp: Stamp { epoch: 2, session: 500, serial, tab: 7 },
+            stamp: Stamp {
+                epoch: 2,
+                session: 500,
+                serial,
+                tab: 7,
+            },
             issued_at: 1_000,
             expires_at: 301_000,
         }
@@ -232,17 +273,37 @@ mod tests {
             epoch: 3,
             reason: Some(LogoutReason::Idle),
             token: Some(meta(9)),
-            claim: Some(Claim { serial: 10, tab: 1, at: 5, until: 99 }),
+            claim: Some(Claim {
+                serial: 10,
+                tab: 1,
+                at: 5,
+                until: 99,
+            }),
             last_activity: 1_700_000_000_000,
         };
         assert_eq!(Shared::decode(&s.encode()).unwrap(), s);
-        assert_eq!(Shared::decode(&Shared::default().encode()).unwrap(), Shared::default());
+        assert_eq!(
+            Shared::decode(&Shared::default().encode()).unwrap(),
+            Shared::default()
+        );
     }
 
     #[test]
     fn merge_never_moves_a_field_backwards() {
-        let newer = Shared { epoch: 5, reason: Some(LogoutReason::User), token: Some(meta(4)), claim: None, last_activity: 90 };
-        let older = Shared { epoch: 4, reason: Some(LogoutReason::Idle), token: Some(meta(3)), claim: None, last_activity: 95 };
+        let newer = Shared {
+            epoch: 5,
+            reason: Some(LogoutReason::User),
+            token: Some(meta(4)),
+            claim: None,
+            last_activity: 90,
+        };
+        let older = Shared {
+            epoch: 4,
+            reason: Some(LogoutReason::Idle),
+            token: Some(meta(3)),
+            claim: None,
+            last_activity: 95,
+        };
         let merged = merge_shared(Some(&newer.encode()), &older.encode());
         let m = Shared::decode(&merged).unwrap();
         assert_eq!(m.epoch, 5);
@@ -253,14 +314,22 @@ mod tests {
 
     #[test]
     fn garbage_in_storage_is_replaced_not_trusted() {
-        let new = Shared { epoch: 1, ..Shared::default() }.encode();
+        let new = Shared {
+            epoch: 1,
+            ..Shared::default()
+        }
+        .encode();
         let merged = merge_shared(Some(b"\x01\x00\xff"), &new);
         assert_eq!(Shared::decode(&merged).unwrap().epoch, 1);
     }
 
     #[test]
     fn token_record_round_trips_and_rejects_trailing_bytes() {
-        let t = TokenRecord { access_token: "a.b.c".into(), refresh_token: Some("rt".into()), meta: meta(1) };
+        let t = TokenRecord {
+            access_token: "a.b.c".into(),
+            refresh_token: Some("rt".into()),
+            meta: meta(1),
+        };
         let mut bytes = t.encode();
         assert_eq!(TokenRecord::decode(&bytes).unwrap(), t);
         bytes.push(0);
