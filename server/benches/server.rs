@@ -221,8 +221,8 @@ fn raw_verify_rate(ks: &KeySet, token: &str, secs: f64) -> (f64, f64) {
         stop.store(true, Ordering::Relaxed);
         handles.into_iter().map(|h| h.join().unwrap_or(0)).sum::<u64>() as f64 / secs
     };
-    let raw = run(Arc::new(move || vk.verify(&msg, &sig).is_ok()));
     let now = tessera_server::clock::Clock::now(&tessera_server::clock::SystemClock);
+    let full_run = || {
     let stop = AtomicBool::new(false);
     let total = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..threads)
@@ -241,7 +241,17 @@ fn raw_verify_rate(ks: &KeySet, token: &str, secs: f64) -> (f64, f64) {
         stop.store(true, Ordering::Relaxed);
         hs.into_iter().map(|h| h.join().unwrap_or(0)).sum::<u64>()
     });
-    (raw, total as f64 / secs)
+    total as f64 / secs
+    };
+    // The machine is shared: alternate the two measurements and keep the best of three each,
+    // so a burst of foreign load does not flatter the comparison.
+    let (mut raw, mut full) = (0f64, 0f64);
+    for _ in 0..3 {
+        let (vk, msg, sig) = (vk, msg.clone(), sig);
+        raw = raw.max(run(Arc::new(move || vk.verify_strict(&msg, &sig).is_ok())));
+        full = full.max(full_run());
+    }
+    (raw, full)
 }
 
 struct LoadResult {
@@ -456,9 +466,9 @@ fn main() {
         let tokens: Arc<Vec<String>> =
             Arc::new(sessions.iter().step_by((n_sessions / 20_000).max(1)).map(|(sid, _)| mint(&ks, sid, now)).collect());
 
-        let (raw, full) = raw_verify_rate(&ks, &tokens[0], 2.0);
-        println!("{:<34} {:>9.0} verifies/s (ed25519-dalek, all cores, in-process)", "raw Ed25519 verify", raw);
-        println!("{:<34} {:>9.0} verifies/s (alg/typ/kid/iss/aud/exp checks, in-process)", "full JWT check (KeySet::verify)", full);
+        let (raw, full) = raw_verify_rate(&ks, &tokens[0], 1.0);
+        println!("{:<34} {:>9.0} verifies/s (ed25519-dalek, all cores, in-process, best of 3)", "raw Ed25519 verify_strict", raw);
+        println!("{:<34} {:>9.0} verifies/s (parse + verify_strict + iss/aud/exp, in-process, best of 3)", "full JWT check (KeySet::verify)", full);
 
         let intro = introspection_load(server.addr, tokens.clone(), secs).await;
         report("introspection over HTTP (SQLite)", &intro);

@@ -434,7 +434,12 @@ pub async fn refresh(State(state): State<AppState>, client: Client, headers: Hea
     match do_refresh(&state, &client, presented.as_deref()).await {
         Ok((s, token, ttl, jwt)) => {
             let now = state.now();
-            let mut body = json!({ "access_token": jwt, "token_type": "Bearer", "expires_in": ttl });
+            let mut body = json!({
+                "access_token": jwt,
+                "token_type": "Bearer",
+                "expires_in": ttl,
+                "session": session_json(&state, &s),
+            });
             match mode {
                 Mode::Token => {
                     body["refresh_token"] = json!(token);
@@ -495,23 +500,30 @@ async fn identify(state: &AppState, headers: &HeaderMap, body: &Bytes) -> ApiRes
     };
     let now = state.now();
     let grace = state.config().refresh_grace;
+    let live = |s: &SessionRecord| s.liveness(now, state.config().idle_timeout) == Liveness::Live;
+    let mut found: Option<(SessionRecord, Mode)> = None;
     if let Some(t) = req.refresh_token {
         check_origin(state, headers, false)?;
-        let s = state.store().lookup_refresh(&hash_secret(&t), now, grace).await?.map(|(s, _)| s);
-        return Ok((s, Mode::Token));
-    }
-    if let Some(t) = cookie_value(headers) {
+        found = state.store().lookup_refresh(&hash_secret(&t), now, grace).await?.map(|(s, _)| (s, Mode::Token));
+    } else if let Some(t) = cookie_value(headers) {
         check_origin(state, headers, true)?;
-        let s = state.store().lookup_refresh(&hash_secret(&t), now, grace).await?.map(|(s, _)| s);
-        return Ok((s, Mode::Cookie));
+        found = state.store().lookup_refresh(&hash_secret(&t), now, grace).await?.map(|(s, _)| (s, Mode::Cookie));
     }
-    if let Some(t) = bearer(headers) {
-        check_origin(state, headers, false)?;
-        if let Ok(c) = state.keys().verify(t, now) {
-            return Ok((state.store().get_session(&c.sid).await?, Mode::Token));
+    // A dead refresh token does not speak for the user; a valid bearer token still may.
+    if !found.as_ref().is_some_and(|(s, _)| live(s)) {
+        if let Some(t) = bearer(headers) {
+            check_origin(state, headers, false)?;
+            if let Ok(c) = state.keys().verify(t, now) {
+                if let Some(s) = state.store().get_session(&c.sid).await?.filter(|s| live(s)) {
+                    return Ok((Some(s), Mode::Token));
+                }
+            }
         }
     }
-    Ok((None, Mode::Cookie))
+    Ok(match found {
+        Some((s, m)) => (Some(s), m),
+        None => (None, Mode::Cookie),
+    })
 }
 
 fn logged_out() -> Response {
@@ -536,7 +548,9 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Byt
 /// `POST /auth/logout-all` — revokes every session of the caller's user.
 pub async fn logout_all(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
     let (s, _) = identify(&state, &headers, &body).await?;
-    let s = s.ok_or(ApiError::Unauthorized)?;
+    let s = s
+        .filter(|s| s.liveness(state.now(), state.config().idle_timeout) == Liveness::Live)
+        .ok_or(ApiError::Unauthorized)?;
     let n = state.store().revoke_user_sessions(&s.user_id, "logout_all", state.now()).await?;
     tracing::info!(user = %log_tag(&s.user_id), revoked = n, "logout everywhere");
     Ok(logged_out())

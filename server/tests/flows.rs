@@ -635,3 +635,36 @@ async fn demo_mode_serves_www_and_pkg_with_wasm_mime() {
     assert_eq!(h.login("alice", "tessera-demo").await.status, StatusCode::OK, "API still routed in demo mode");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn dead_refresh_token_cannot_trigger_logout_all() {
+    let h = Harness::new().await;
+    let (_, old_rt, _) = h.login_alice().await;
+    h.post("/auth/logout", Value::Null, &[("cookie", &format!("__Host-tessera_rt={old_rt}"))]).await;
+    let (other_at, _, _) = h.login_alice().await;
+    h.post("/auth/logout-all", Value::Null, &[("cookie", &format!("__Host-tessera_rt={old_rt}"))])
+        .await
+        .assert_problem(401, "unauthorized");
+    assert_eq!(h.introspect(&other_at).await["active"], true, "the live session survived");
+    // with a valid bearer token alongside, the user is identified by it
+    let r = h
+        .post(
+            "/auth/logout-all",
+            Value::Null,
+            &[("cookie", &format!("__Host-tessera_rt={old_rt}")), ("authorization", &format!("Bearer {other_at}"))],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(h.introspect(&other_at).await["active"], false);
+}
+
+#[tokio::test]
+async fn refresh_response_carries_the_session() {
+    let h = Harness::new().await;
+    let (_, rt, sid) = h.login_alice().await;
+    h.clock.advance(42);
+    let j = h.refresh_cookie(&rt).await.json();
+    assert_eq!(j["session"]["id"], sid.as_str());
+    assert_eq!(j["session"]["user"], "alice");
+    assert_eq!(j["session"]["last_seen"], h.state.now());
+}

@@ -189,7 +189,17 @@ impl SqliteStore {
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
     {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        // Point reads on an idle reader connection take microseconds (WAL readers never wait
+        // for the writer), less than a hop to the blocking pool: run them inline. Only when
+        // every reader is busy does the read go to the blocking pool and queue there.
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..self.readers.len() {
+            let conn = &self.readers[(start + i) % self.readers.len()];
+            if let Ok(mut g) = conn.try_lock() {
+                return f(&mut g).map_err(err);
+            }
+        }
+        let i = start % self.readers.len();
         Self::run(self.readers[i].clone(), f).await
     }
 }
