@@ -72,6 +72,9 @@ test(`${TABS} tabs, ${CYCLES}+ expiries: exactly one POST /auth/refresh per expi
     const status = await t.evaluate(async () => (await window.tessera.session.fetch("/api/me")).status);
     assert.equal(status, 200, `tab ${i} can call the API with the current token`);
   }
+  // The demo shows the access-token countdown from the refresh events' expiresAt.
+  assert.match(await tabs[2].locator("#fact-access").innerText(), /^\d+ s$/, "access-token countdown shown");
+  assert.equal(await tabs[2].locator("#fact-refreshes").innerText(), String((await eventsOf(tabs[2], "refresh")).length));
   for (const t of tabs) assert.deepEqual(t.errors, []);
   console.log(
     `# ${TABS} tabs: ${refreshes.length} POST /auth/refresh over ${elapsed} ms (period ~${period} ms): ` +
