@@ -13,7 +13,11 @@ const walk = (d) =>
     const p = join(d, f);
     return statSync(p).isDirectory() ? walk(p).map((q) => join(f, q)) : [f];
   });
-const files = walk(dir).filter((f) => f.endsWith(".wasm") || f.endsWith(".js"));
+// bundler/ (the alternative `tessera/bundler` entry, its own copy of the module) and react/
+// (the optional hook) are not part of what the default import downloads.
+const files = walk(dir).filter(
+  (f) => (f.endsWith(".wasm") || f.endsWith(".js")) && !f.startsWith("bundler/") && !f.startsWith("react/"),
+);
 if (files.length === 0) {
   console.error(`size: no .wasm or .js files in ${dir}`);
   process.exit(1);
