@@ -235,6 +235,8 @@ enum SimInput {
     LockUnavailable,
     LockLost,
     Http(Answer),
+    /// `online` / `offline` (queued while the tab is frozen, like any event).
+    Online(bool),
 }
 
 #[derive(Clone, Copy)]
@@ -290,6 +292,10 @@ struct Tab {
     seen: Option<Stamp>,
     /// Highest generation held per family (property 4, server-side order).
     held_gen: BTreeMap<u32, u32>,
+    /// When it last opened or woke.
+    awake_since: Millis,
+    /// When it last got an input after which the shared record is fresh.
+    last_fresh: Millis,
     /// Pending property-2 checks to run when it wakes.
     wake_checks: Vec<u64>,
 }
@@ -557,7 +563,7 @@ impl Sim {
                 .min();
             let take_timer = match (next_ev, next_timer) {
                 (None, None) => break,
-                (Some(e), Some((t, _))) => t < e,
+                (Some(e), Some((t, _))) => t <= e,
                 (None, Some(_)) => true,
                 (Some(_), None) => false,
             };
@@ -619,6 +625,12 @@ impl Sim {
         }
         let now = self.now;
         self.stats.feeds += 1;
+        if matches!(
+            input,
+            Input::Timer | Input::Shared(_) | Input::LockGranted | Input::Visibility(true)
+        ) {
+            self.tabs[i].last_fresh = now;
+        }
         self.tabs[i].engine.handle(now, input);
         self.tabs[i].deadline = self.tabs[i].engine.next_deadline();
         self.drain(i);
@@ -661,6 +673,7 @@ impl Sim {
             }
             SimInput::LockUnavailable => self.feed(i, Input::LockUnavailable),
             SimInput::LockLost => self.feed(i, Input::LockLost),
+            SimInput::Online(o) => self.feed(i, Input::Online(o)),
             SimInput::Http(a) => {
                 let input = match a {
                     Answer::RefreshOk(t) => Input::RefreshSucceeded(Tokens {
@@ -1223,6 +1236,7 @@ impl Sim {
             }
         };
         trace!(self, "tab{slot}(t{id}) opens");
+        self.tabs[slot].awake_since = self.now;
         let s = self.storage.clone();
         self.feed(slot, Input::Shared(s));
         if let Some(v) = self.vault.clone() {
@@ -1382,9 +1396,7 @@ impl Sim {
             Action::Online { tab, gen } => {
                 if self.tabs[tab].gen == gen && self.tabs[tab].alive {
                     self.tabs[tab].online = true;
-                    if !self.tabs[tab].asleep {
-                        self.feed(tab, Input::Online(true));
-                    }
+                    self.deliver(tab, SimInput::Online(true));
                 }
             }
             Action::ApiCall => {
@@ -1477,17 +1489,24 @@ impl Sim {
     fn wake(&mut self, i: usize) {
         trace!(self, "tab{i} wakes");
         self.tabs[i].asleep = false;
-        let s = self.storage.clone();
-        self.feed(i, Input::Shared(s));
-        self.feed(i, Input::Visibility(true));
-        if self.tabs[i].online {
-            self.feed(i, Input::Online(true));
+        self.tabs[i].awake_since = self.now;
+        // A thawing tab runs its queued events and its visibility change in either order.
+        let visibility_first = self.rng.chance(0.5);
+        if visibility_first {
+            let s = self.storage.clone();
+            self.feed(i, Input::Shared(s));
+            self.feed(i, Input::Visibility(true));
         }
         while let Some(input) = self.tabs[i].inbox.pop_front() {
             if !self.tabs[i].alive || self.tabs[i].asleep {
                 break;
             }
             self.deliver(i, input);
+        }
+        if !visibility_first && self.tabs[i].alive {
+            let s = self.storage.clone();
+            self.feed(i, Input::Shared(s));
+            self.feed(i, Input::Visibility(true));
         }
         // Deferred property-2 checks: the tab has handled its wake.
         let pending = std::mem::take(&mut self.tabs[i].wake_checks);
@@ -1590,10 +1609,11 @@ impl Sim {
                 .insert(tok.family, tok.gen.max(prev.unwrap_or(0)));
         }
         // Property 3, the other half: nobody stays signed in past the idle deadline of the
-        // true last activity (a tab acts on its own timer at the latest).
+        // true last activity once it re-read the shared record (a fresh input).
         if let Some(timeout) = self.p.config.idle_timeout {
             if self.tabs[i].engine.access_token().is_some()
-                && self.now > self.true_activity.max(meta.stamp.session) + timeout + 1
+                && self.tabs[i].last_fresh == self.now
+                && self.now > self.true_activity.max(meta.stamp.session) + timeout
             {
                 let late = self.now - self.true_activity.max(meta.stamp.session) - timeout;
                 self.fail(format!(
@@ -1619,8 +1639,10 @@ impl Sim {
             if self.tabs[i].engine.access_token().is_none() {
                 continue;
             }
+            // A tab acts on its own timer at the deadline, or — thawing after it — on the timer
+            // it asks for right away.
             let deadline = self.true_activity.max(meta.stamp.session) + timeout;
-            if self.now > deadline + 1 {
+            if self.now > deadline.max(self.tabs[i].awake_since) + 2 {
                 let late = self.now - deadline;
                 self.fail(format!(
                     "property 3: awake tab{i} still signed in {late} ms after the idle deadline"
@@ -1660,6 +1682,8 @@ impl Tab {
             inbox: VecDeque::new(),
             seen: None,
             held_gen: BTreeMap::new(),
+            awake_since: 0,
+            last_fresh: 0,
             wake_checks: Vec::new(),
         }
     }

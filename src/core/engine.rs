@@ -294,6 +294,8 @@ pub struct Engine {
     pub(crate) forced: bool,
     /// Cookie-mode join in progress (no token yet).
     pub(crate) resuming: bool,
+    /// The last refresh request sent, until its answer is handled.
+    pub(crate) last_req: Option<Pending>,
     /// When the pending login request was sent ([`Input::LoginStarted`]).
     pub(crate) login_sent: Option<Millis>,
     /// Retry attempt counter for backoff.
@@ -328,6 +330,7 @@ impl Engine {
             forced: false,
             resuming: false,
             login_sent: None,
+            last_req: None,
             attempt: 0,
             jitter: (u64::MAX, 0),
             requested: (0, 0),
@@ -341,6 +344,13 @@ impl Engine {
     /// Feeds one input at wall-clock time `now`. Never panics, whatever the input.
     pub fn handle(&mut self, now: Millis, input: Input) {
         self.now = now;
+        // Inputs after which the driver has just re-read the shared record (see the contract):
+        // only then may the idle policy act, so a tab thawing from a freeze cannot log everybody
+        // out on its stale view of the origin-wide activity while it handles a queued event.
+        let fresh = matches!(
+            input,
+            Input::Timer | Input::Shared(_) | Input::LockGranted | Input::Visibility(true)
+        );
         match input {
             Input::Restore(bytes) => self.on_restore(now, &bytes),
             Input::Resume => self.on_resume(now),
@@ -391,15 +401,17 @@ impl Engine {
                 self.logout_local(now, reason, Some(everywhere));
             }
             Input::Online(online) => {
+                let was = self.online;
                 self.online = online;
-                if online {
+                // Back online after being offline: retry now rather than at the backoff time.
+                if online && !was {
                     if let Phase::Backoff { req, .. } = self.phase {
                         self.phase = Phase::Backoff { until: now, req };
                     }
                 }
             }
         }
-        self.tick(now);
+        self.tick(now, fresh);
     }
 
     /// The next effect to perform, in order; drain until `None` after every `handle`.
@@ -475,8 +487,8 @@ impl Engine {
 
     /// Re-evaluates every deadline against `now` (wall clock: late timers and clock jumps are
     /// judged by the time it is, not by counting ticks).
-    fn tick(&mut self, now: Millis) {
-        self.tick_idle(now);
+    fn tick(&mut self, now: Millis, fresh: bool) {
+        self.tick_idle(now, fresh);
         self.tick_activity(now);
         self.tick_refresh(now);
     }
@@ -623,6 +635,12 @@ impl Engine {
             .as_ref()
             .is_none_or(|c| c.meta.stamp.session != h.meta.stamp.session);
         let was_signed_in = self.held.is_some();
+        if !was_signed_in && self.session_over(now, stamp.session) {
+            // A session whose idle deadline or absolute lifetime already passed (restored from
+            // the vault, resumed, or announced by a tab about to log out) is not joined.
+            self.stats.stale_answers = self.stats.stale_answers.saturating_add(1);
+            return false;
+        }
         if new_session {
             // A login is activity; a refresh is not (a joining tab must not extend the
             // idle deadline just because the token it adopts is fresh).

@@ -59,7 +59,25 @@ impl Engine {
         }
     }
 
-    pub(crate) fn tick_idle(&mut self, now: Millis) {
+    /// Whether a session that began at `session` is over by `now`: its absolute lifetime ran
+    /// out, or no activity anywhere (as the shared record knows it) since the idle timeout.
+    pub(crate) fn session_over(&self, now: Millis, session: Millis) -> bool {
+        let abs = self
+            .cfg
+            .absolute_lifetime
+            .is_some_and(|a| now >= session.saturating_add(a));
+        let last = self.shared.last_activity.max(session);
+        let idle = self
+            .cfg
+            .idle_timeout
+            .is_some_and(|t| now >= last.saturating_add(t));
+        abs || idle
+    }
+
+    /// `fresh`: the shared record was just re-read, so the origin-wide last activity is
+    /// current; warnings and the idle logout wait for such an input (the engine asks for a
+    /// timer right away when one is overdue).
+    pub(crate) fn tick_idle(&mut self, now: Millis, fresh: bool) {
         let started = match &self.held {
             Some(h) => h.meta.stamp.session,
             None => return,
@@ -77,10 +95,12 @@ impl Engine {
         let deadline = self.shared.last_activity.saturating_add(timeout);
         let warn_at = deadline.saturating_sub(self.cfg.idle_warning);
         if now >= deadline {
-            self.emit(Event::Idle);
-            self.logout_local(now, LogoutReason::Idle, Some(false));
+            if fresh {
+                self.emit(Event::Idle);
+                self.logout_local(now, LogoutReason::Idle, Some(false));
+            }
         } else if now >= warn_at {
-            if self.state == SessionState::Active {
+            if fresh && self.state == SessionState::Active {
                 self.state = SessionState::IdleWarning;
                 self.emit(Event::IdleWarning { deadline });
             }
@@ -96,10 +116,12 @@ impl Engine {
             consider(h.meta.stamp.session.saturating_add(abs));
         }
         if let Some(timeout) = self.cfg.idle_timeout {
+            // An overdue deadline not yet acted on (no fresh input since): a timer right away.
+            let soon = self.now.saturating_add(1);
             let deadline = self.shared.last_activity.saturating_add(timeout);
-            consider(deadline);
+            consider(deadline.max(soon));
             if self.state == SessionState::Active {
-                consider(deadline.saturating_sub(self.cfg.idle_warning));
+                consider(deadline.saturating_sub(self.cfg.idle_warning).max(soon));
             }
         }
     }

@@ -108,6 +108,21 @@ impl Engine {
         self.emit(Event::Logout { reason });
     }
 
+    /// Ends a session this tab never joined (found over at startup): server revoke, a new
+    /// logout epoch for every tab, no local event.
+    pub(crate) fn end_unjoined(&mut self, reason: LogoutReason) {
+        self.effects.push_back(Effect::SendLogout {
+            everywhere: false,
+            access_token: None,
+            refresh_token: None,
+        });
+        let epoch = self.shared.epoch.saturating_add(1);
+        self.shared.epoch = epoch;
+        self.shared.reason = Some(reason);
+        self.persist_shared();
+        self.broadcast(&Msg::Logout { epoch, reason });
+    }
+
     /// Another tab ended the session (or site data was cleared): drop everything here.
     pub(crate) fn logout_remote(&mut self, _now: Millis, reason: LogoutReason) {
         let Some(h) = self.held.take() else { return };
@@ -130,6 +145,7 @@ impl Engine {
     fn end_here(&mut self) {
         self.release_lock();
         self.phase = Phase::Idle;
+        self.last_req = None;
         self.forced = false;
         self.resuming = false;
         self.attempt = 0;

@@ -41,6 +41,28 @@ impl Engine {
         if logged_out && !self.cfg.unsafe_disable_epoch {
             return;
         }
+        // The last session idled out (or hit its absolute lifetime) while no tab was open to log
+        // it out: end it now — revoke it server-side and record the logout — instead of
+        // reviving it. This tab simply stays anonymous.
+        if let Some(t) = self
+            .shared
+            .token
+            .filter(|t| t.stamp.epoch >= self.shared.epoch)
+        {
+            if self.session_over(now, t.stamp.session) {
+                let reason = if self
+                    .cfg
+                    .absolute_lifetime
+                    .is_some_and(|a| now >= t.stamp.session.saturating_add(a))
+                {
+                    LogoutReason::Expired
+                } else {
+                    LogoutReason::Idle
+                };
+                self.end_unjoined(reason);
+                return;
+            }
+        }
         self.resuming = true;
         self.phase = Phase::Joining {
             until: now.saturating_add(self.cfg.join_wait),
@@ -328,23 +350,25 @@ impl Engine {
         self.effects
             .push_back(Effect::SendRefresh { refresh_token });
         let presented = self.held.as_ref().map(|h| h.meta.stamp);
-        self.phase = Phase::InFlight {
-            since: now,
-            req: Pending {
-                serial,
-                epoch,
-                presented,
-            },
+        let req = Pending {
+            serial,
+            epoch,
+            presented,
         };
+        self.phase = Phase::InFlight { since: now, req };
+        self.last_req = Some(req);
         self.forced = false;
         self.stats.refresh_sent = self.stats.refresh_sent.saturating_add(1);
     }
 
-    /// The request an answer belongs to, if any is outstanding.
+    /// The request an answer belongs to. After a timeout the engine may have moved on (backoff,
+    /// a new lock request) while the answer was only delayed — a tab frozen mid-request gets
+    /// it when it thaws — so the last request sent still takes its answer: dropping a rotated
+    /// refresh token would make the next request present a superseded one.
     fn pending_request(&self) -> Option<Pending> {
         match self.phase {
             Phase::InFlight { req, .. } | Phase::Backoff { req, .. } => Some(req),
-            _ => None,
+            _ => self.last_req,
         }
     }
 
@@ -370,6 +394,7 @@ impl Engine {
         };
         let (serial, epoch) = (req.serial, req.epoch);
         self.phase = Phase::Idle;
+        self.last_req = None;
         self.attempt = 0;
         if self.session_changed(&req) {
             self.stale();
@@ -424,6 +449,7 @@ impl Engine {
         };
         let (serial, epoch) = (req.serial, req.epoch);
         self.phase = Phase::Idle;
+        self.last_req = None;
         self.attempt = 0;
         self.release_lock();
         if self.session_changed(&req) {
@@ -453,7 +479,8 @@ impl Engine {
     }
 
     pub(crate) fn on_refresh_failed(&mut self, now: Millis, retry_after: Option<Millis>) {
-        let Some(req) = self.pending_request() else {
+        // Only the request in flight can fail; a late failure of an earlier one changes nothing.
+        let Phase::InFlight { req, .. } = self.phase else {
             self.stale();
             return;
         };
