@@ -863,3 +863,135 @@ fn resume_during_another_tabs_refresh_waits_for_its_claim_then_retries() {
     e.handle(T0 + 10_000, Input::LockGranted);
     assert!(sends_refresh(&drain(&mut e)));
 }
+
+#[test]
+fn an_answer_delayed_past_the_timeout_is_still_taken() {
+    // The tab froze right after sending; the answer waits in its queue and comes after the
+    // engine has already timed the request out and asked for the lock again.
+    let (mut e, _, _) = signed_in(1, cfg());
+    let due = T0 + TTL - 60_000;
+    e.handle(due, Input::Timer);
+    e.handle(due, Input::LockGranted);
+    drain(&mut e);
+    e.handle(due + 40_000, Input::Timer); // thawed: timed out -> backoff
+    let fx = drain(&mut e);
+    assert!(events(&fx).contains(&Event::Error {
+        code: ErrorCode::RefreshRetry
+    }));
+    e.handle(due + 41_000, Input::Timer); // backoff over -> asks for the lock
+    assert!(drain(&mut e)
+        .iter()
+        .any(|f| matches!(f, Effect::AcquireLock { .. })));
+    e.handle(due + 41_001, Input::RefreshSucceeded(tokens("late")));
+    assert_eq!(
+        e.access_token(),
+        Some("late"),
+        "the rotated token must not be dropped"
+    );
+    e.handle(due + 41_002, Input::LockGranted);
+    let fx = drain(&mut e);
+    assert!(
+        !sends_refresh(&fx),
+        "no second request with a superseded refresh token"
+    );
+    assert!(fx.contains(&Effect::ReleaseLock));
+}
+
+#[test]
+fn a_thawing_tab_decides_idleness_only_after_rereading_the_shared_record() {
+    let c = Config {
+        idle_timeout: Some(600_000),
+        ..cfg()
+    };
+    let (mut a, login, shared) = signed_in(1, c.clone());
+    let mut b = Engine::new(c, 2, 9, T0);
+    b.handle(T0, Input::Shared(Some(shared)));
+    b.handle(T0, Input::Bus(login));
+    drain(&mut b);
+    // A stays active; B is frozen and misses it all.
+    a.handle(T0 + 500_000, Input::Activity);
+    let fresh = last_persist(&drain(&mut a)).unwrap();
+    // B thaws after its own (stale) deadline; a queued event comes first.
+    let thaw = T0 + 700_000;
+    b.handle(thaw, Input::Bus(Msg::TokenRequest { tab: 9 }.encode()));
+    let fx = drain(&mut b);
+    assert!(!events(&fx)
+        .iter()
+        .any(|x| matches!(x, Event::Idle | Event::Logout { .. })));
+    assert_eq!(
+        b.next_deadline(),
+        Some(thaw + 1),
+        "asks for a timer right away"
+    );
+    b.handle(thaw + 1, Input::Shared(Some(fresh)));
+    b.handle(thaw + 1, Input::Timer);
+    assert!(!events(&drain(&mut b))
+        .iter()
+        .any(|x| matches!(x, Event::Idle | Event::Logout { .. })));
+    assert_eq!(b.access_token(), Some("a0"));
+    assert_eq!(b.idle_deadline(), Some(T0 + 1_100_000));
+}
+
+#[test]
+fn an_idle_expired_session_is_ended_not_resumed_by_a_new_tab() {
+    let c = Config {
+        idle_timeout: Some(600_000),
+        ..cfg()
+    };
+    let (_a, _, shared) = signed_in(1, c.clone());
+    // Every tab closed; a new one opens an hour later.
+    let later = T0 + 3_600_000;
+    let mut b = Engine::new(c, 2, 9, later);
+    b.handle(later, Input::Shared(Some(shared)));
+    b.handle(later, Input::Resume);
+    let fx = drain(&mut b);
+    assert!(fx.iter().any(|f| matches!(
+        f,
+        Effect::SendLogout {
+            everywhere: false,
+            ..
+        }
+    )));
+    assert_eq!(
+        Shared::decode(&last_persist(&fx).unwrap()).unwrap().reason,
+        Some(LogoutReason::Idle)
+    );
+    assert!(events(&fx).is_empty());
+    b.handle(later + 1_000, Input::Timer);
+    assert!(!drain(&mut b)
+        .iter()
+        .any(|f| matches!(f, Effect::AcquireLock { .. } | Effect::SendRefresh { .. })));
+    assert_eq!(b.state(), SessionState::Anonymous);
+}
+
+#[test]
+fn login_started_dates_the_session_from_the_request() {
+    let mut e = Engine::new(cfg(), 1, 7, T0);
+    e.handle(T0, Input::LoginStarted);
+    e.handle(T0 + 30_000, Input::LoginSucceeded(tokens("a0"))); // frozen meanwhile
+    let meta = e.token_meta().unwrap();
+    assert_eq!(meta.stamp.session, T0);
+    assert_eq!(
+        meta.expires_at,
+        T0 + TTL,
+        "conservative: counted from the request"
+    );
+}
+
+#[test]
+fn a_spurious_online_event_does_not_cut_the_backoff_short() {
+    let (mut e, _, _) = signed_in(1, cfg());
+    let due = T0 + TTL - 60_000;
+    e.handle(due, Input::Timer);
+    e.handle(due, Input::LockGranted);
+    e.handle(
+        due + 10,
+        Input::RefreshFailed {
+            retry_after: Some(20_000),
+        },
+    );
+    drain(&mut e);
+    e.handle(due + 20, Input::Online(true));
+    assert!(drain(&mut e).is_empty());
+    assert!(e.next_deadline().unwrap() >= due + 20_010);
+}
