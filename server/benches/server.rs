@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _};
+use ed25519_dalek::{Signature, Signer as _, SigningKey};
 use tessera_server::jwt::{AccessClaims, KeySet, StoredKey};
 use tessera_server::secret::{b64, hash_secret, random_bytes, random_token};
 use tessera_server::store::{SessionRecord, SessionStore, UserRecord};
@@ -31,7 +31,10 @@ const CLIENTS: usize = 64;
 const MAX_REQUESTS: usize = 2_000_000;
 
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -46,7 +49,10 @@ impl Conn {
     async fn connect(addr: SocketAddr) -> std::io::Result<Conn> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        Ok(Conn { stream, buf: Vec::with_capacity(4096) })
+        Ok(Conn {
+            stream,
+            buf: Vec::with_capacity(4096),
+        })
     }
 
     /// POSTs JSON and returns (status, body).
@@ -108,15 +114,26 @@ impl Server {
     fn start(store: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tessera-server"))
             .args(["--listen", "127.0.0.1:0", "--store", store, "--log", "warn"])
-            .args(["--access-ttl", "3600", "--idle-timeout", "86400", "--absolute-timeout", "86400"])
+            .args([
+                "--access-ttl",
+                "3600",
+                "--idle-timeout",
+                "86400",
+                "--absolute-timeout",
+                "86400",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn tessera-server (built by cargo bench)");
         let mut line = String::new();
         let stdout = child.stdout.take().expect("stdout");
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("url line");
-        let url = line.trim().strip_prefix("tessera-server listening on http://").expect("url line");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .expect("url line");
+        let url = line
+            .trim()
+            .strip_prefix("tessera-server listening on http://")
+            .expect("url line");
         let addr = url.trim_end_matches('/').parse().expect("addr");
         Server { child, addr }
     }
@@ -172,9 +189,14 @@ async fn seed(store: &dyn SessionStore, n: usize) -> Vec<(String, String)> {
 }
 
 async fn keyset(store: &dyn SessionStore) -> KeySet {
-    let keys: Vec<StoredKey> =
-        serde_json::from_str(&store.get_meta("signing_keys").await.expect("meta").expect("server created keys"))
-            .expect("keys");
+    let keys: Vec<StoredKey> = serde_json::from_str(
+        &store
+            .get_meta("signing_keys")
+            .await
+            .expect("meta")
+            .expect("server created keys"),
+    )
+    .expect("keys");
     KeySet::new(keys, "tessera", "tessera", 30).expect("keyset")
 }
 
@@ -199,9 +221,14 @@ fn raw_verify_rate(ks: &KeySet, token: &str, secs: f64) -> (f64, f64) {
     // raw Ed25519 over a JWT-sized message, every core
     let sk = SigningKey::from_bytes(&random_bytes());
     let vk = sk.verifying_key();
-    let msg = token.rsplit_once('.').map(|(m, _)| m.as_bytes().to_vec()).unwrap_or_default();
+    let msg = token
+        .rsplit_once('.')
+        .map(|(m, _)| m.as_bytes().to_vec())
+        .unwrap_or_default();
     let sig: Signature = sk.sign(&msg);
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let run = |f: Arc<dyn Fn() -> bool + Send + Sync>| -> f64 {
         let stop = Arc::new(AtomicBool::new(false));
         let handles: Vec<_> = (0..threads)
@@ -219,29 +246,33 @@ fn raw_verify_rate(ks: &KeySet, token: &str, secs: f64) -> (f64, f64) {
             .collect();
         std::thread::sleep(Duration::from_secs_f64(secs));
         stop.store(true, Ordering::Relaxed);
-        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum::<u64>() as f64 / secs
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(0))
+            .sum::<u64>() as f64
+            / secs
     };
     let now = tessera_server::clock::Clock::now(&tessera_server::clock::SystemClock);
     let full_run = || {
-    let stop = AtomicBool::new(false);
-    let total = std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..threads)
-            .map(|_| {
-                sc.spawn(|| {
-                    let mut n = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        assert!(ks.verify(token, now).is_ok());
-                        n += 1;
-                    }
-                    n
+        let stop = AtomicBool::new(false);
+        let total = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..threads)
+                .map(|_| {
+                    sc.spawn(|| {
+                        let mut n = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            assert!(ks.verify(token, now).is_ok());
+                            n += 1;
+                        }
+                        n
+                    })
                 })
-            })
-            .collect();
-        std::thread::sleep(Duration::from_secs_f64(secs));
-        stop.store(true, Ordering::Relaxed);
-        hs.into_iter().map(|h| h.join().unwrap_or(0)).sum::<u64>()
-    });
-    total as f64 / secs
+                .collect();
+            std::thread::sleep(Duration::from_secs_f64(secs));
+            stop.store(true, Ordering::Relaxed);
+            hs.into_iter().map(|h| h.join().unwrap_or(0)).sum::<u64>()
+        });
+        total as f64 / secs
     };
     // The machine is shared: alternate the two measurements and keep the best of three each,
     // so a burst of foreign load does not flatter the comparison.
@@ -295,7 +326,10 @@ async fn introspection_load(addr: SocketAddr, tokens: Arc<Vec<String>>, secs: u6
     collect(tasks, start).await
 }
 
-async fn collect(tasks: Vec<tokio::task::JoinHandle<(u64, u64, Vec<u32>)>>, start: Instant) -> LoadResult {
+async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<(u64, u64, Vec<u32>)>>,
+    start: Instant,
+) -> LoadResult {
     let (mut ok, mut errors, mut all) = (0, 0, Vec::new());
     for t in tasks {
         let (o, e, l) = t.await.expect("join");
@@ -305,8 +339,18 @@ async fn collect(tasks: Vec<tokio::task::JoinHandle<(u64, u64, Vec<u32>)>>, star
     }
     let secs = start.elapsed().as_secs_f64();
     all.sort_unstable();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0) as u64;
-    LoadResult { ok, errors, secs, p50_us: pct(0.50), p99_us: pct(0.99) }
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as u64
+    };
+    LoadResult {
+        ok,
+        errors,
+        secs,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+    }
 }
 
 /// Each client rotates its own sessions (round-robin over `per_client` sessions) in token
@@ -322,7 +366,8 @@ async fn rotation_load(
     let mut tasks = Vec::new();
     let mut owned = Vec::new();
     for c in 0..CLIENTS {
-        let mine: Vec<(String, String)> = sessions.iter().skip(c * per).take(per).cloned().collect();
+        let mine: Vec<(String, String)> =
+            sessions.iter().skip(c * per).take(per).cloned().collect();
         owned.push(mine.iter().map(|(sid, _)| sid.clone()).collect::<Vec<_>>());
         tasks.push(tokio::spawn(async move {
             let mut mine = mine;
@@ -331,7 +376,10 @@ async fn rotation_load(
             let mut lat = Vec::with_capacity(16_384);
             let (mut ok, mut err) = (0u64, 0u64);
             let mut i = 0usize;
-            while Instant::now() < deadline && lat.len() < MAX_REQUESTS / CLIENTS && !mine.is_empty() {
+            while Instant::now() < deadline
+                && lat.len() < MAX_REQUESTS / CLIENTS
+                && !mine.is_empty()
+            {
                 let k = i % mine.len();
                 i += 1;
                 let body = format!("{{\"refresh_token\":\"{}\"}}", mine[k].1);
@@ -369,8 +417,21 @@ async fn rotation_load(
     }
     let secs = start.elapsed().as_secs_f64();
     all.sort_unstable();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0) as u64;
-    (LoadResult { ok, errors, secs, p50_us: pct(0.50), p99_us: pct(0.99) }, acks)
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as u64
+    };
+    (
+        LoadResult {
+            ok,
+            errors,
+            secs,
+            p50_us: pct(0.50),
+            p99_us: pct(0.99),
+        },
+        acks,
+    )
 }
 
 /// Compares acknowledged rotations with the generations in the store.
@@ -422,9 +483,22 @@ impl Drop for TempFiles {
 struct Redis(Child, u16);
 impl Redis {
     fn start() -> Option<Redis> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .spawn()
             .ok()?;
@@ -448,7 +522,10 @@ fn main() {
     // Cargo passes `--bench`; there is nothing to filter.
     let secs = env_num("TESSERA_BENCH_SECS", 5);
     let n_sessions = env_num("TESSERA_BENCH_SESSIONS", 100_000) as usize;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async move {
         println!("tessera-server bench: {n_sessions} live sessions, {CLIENTS} concurrent clients, {secs} s per phase, {} cores",
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));

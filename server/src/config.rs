@@ -18,7 +18,11 @@ pub enum AnomalyPolicy {
 
 /// `tessera-server` settings.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "tessera-server", version, about = "Tessera session server: issues, verifies, rotates and revokes browser sessions.")]
+#[command(
+    name = "tessera-server",
+    version,
+    about = "Tessera session server: issues, verifies, rotates and revokes browser sessions."
+)]
 pub struct Config {
     /// Demo mode: seed the demo users (alice, bob) and serve --www-dir at / and --pkg-dir at /pkg/.
     #[arg(long, env = "TESSERA_DEMO", value_parser = BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]

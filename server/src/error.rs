@@ -136,7 +136,8 @@ impl ApiError {
             ApiError::SessionExpired => "The session expired.".into(),
             ApiError::Unauthorized => "A valid bearer token is required.".into(),
             ApiError::ForbiddenOrigin => {
-                "Cross-site request refused: Origin not allowed and no X-Tessera-CSRF header.".into()
+                "Cross-site request refused: Origin not allowed and no X-Tessera-CSRF header."
+                    .into()
             }
             ApiError::NotFound => "No such resource.".into(),
             ApiError::Internal(_) => "An internal error occurred.".into(),
@@ -171,7 +172,10 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut res = (self.status(), body).into_response();
         let h = res.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let ApiError::RateLimited { retry_after } = self {
             if let Ok(v) = HeaderValue::from_str(&retry_after.max(1).to_string()) {

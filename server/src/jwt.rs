@@ -52,7 +52,11 @@ impl StoredKey {
         let seed = random_bytes();
         let public = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
         let kid = b64(&Sha256::digest(public))[..16].to_string();
-        StoredKey { kid, seed: b64(&seed), created_at: now }
+        StoredKey {
+            kid,
+            seed: b64(&seed),
+            created_at: now,
+        }
     }
 }
 
@@ -103,7 +107,10 @@ pub struct KeySet {
 impl std::fmt::Debug for KeySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeySet")
-            .field("kids", &self.keys.iter().map(|k| &k.kid).collect::<Vec<_>>())
+            .field(
+                "kids",
+                &self.keys.iter().map(|k| &k.kid).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -139,12 +146,22 @@ impl KeySet {
             let encoding = EncodingKey::from_ed_der(&pkcs8_from_seed(&seed));
             let verifying = VerifyingKey::from_bytes(&public)
                 .map_err(|e| format!("signing key {}: {e}", k.kid))?;
-            keys.push(LoadedKey { kid: k.kid, public, encoding, verifying });
+            keys.push(LoadedKey {
+                kid: k.kid,
+                public,
+                encoding,
+                verifying,
+            });
         }
         if keys.is_empty() {
             return Err("no signing keys".into());
         }
-        Ok(KeySet { keys, issuer: issuer.into(), audience: audience.into(), leeway })
+        Ok(KeySet {
+            keys,
+            issuer: issuer.into(),
+            audience: audience.into(),
+            leeway,
+        })
     }
 
     /// The configured issuer.
@@ -185,23 +202,29 @@ impl KeySet {
             return Err(TokenError::Invalid);
         }
         let mut parts = token.split('.');
-        let (Some(h64), Some(c64), Some(s64), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(h64), Some(c64), Some(s64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(TokenError::Invalid);
         };
         let header: JoseHeader = unb64(h64)
             .and_then(|h| serde_json::from_slice(&h).ok())
             .ok_or(TokenError::Invalid)?;
-        let typ_ok = header
-            .typ
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+        });
         if header.alg != "EdDSA" || !typ_ok {
             return Err(TokenError::WrongType);
         }
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
-        let key = self.keys.iter().find(|k| k.kid == kid).ok_or(TokenError::UnknownKey)?;
-        let sig: [u8; 64] = unb64(s64).and_then(|s| s.try_into().ok()).ok_or(TokenError::Invalid)?;
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or(TokenError::UnknownKey)?;
+        let sig: [u8; 64] = unb64(s64)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(TokenError::Invalid)?;
         let signing_input = &token.as_bytes()[..h64.len() + 1 + c64.len()];
         key.verifying
             .verify_strict(signing_input, &Signature::from_bytes(&sig))
@@ -305,11 +328,14 @@ mod tests {
     fn tokens_verify_with_an_independent_jwt_implementation() {
         let ks = KeySet::new(vec![StoredKey::generate(1)], "iss", "aud", 5).unwrap();
         let t = ks.sign(&claims(2_000_000_000)).unwrap();
-        let key = jsonwebtoken::DecodingKey::from_ed_components(&b64(&ks.signing_public_key())).unwrap();
+        let key =
+            jsonwebtoken::DecodingKey::from_ed_components(&b64(&ks.signing_public_key())).unwrap();
         let mut v = jsonwebtoken::Validation::new(Algorithm::EdDSA);
         v.set_issuer(&["iss"]);
         v.set_audience(&["aud"]);
-        let c = jsonwebtoken::decode::<AccessClaims>(&t, &key, &v).unwrap().claims;
+        let c = jsonwebtoken::decode::<AccessClaims>(&t, &key, &v)
+            .unwrap()
+            .claims;
         assert_eq!(c.sid, "s1");
     }
 
@@ -323,7 +349,10 @@ mod tests {
         let t = jsonwebtoken::encode(&h, &claims(1000), &ks.keys[0].encoding).unwrap();
         assert_eq!(ks.verify(&t, 1000), Err(TokenError::Invalid));
         let good = ks.sign(&claims(1000)).unwrap();
-        assert_eq!(ks.verify(&format!("{good}.x"), 1000), Err(TokenError::Invalid));
+        assert_eq!(
+            ks.verify(&format!("{good}.x"), 1000),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]

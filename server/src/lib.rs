@@ -42,6 +42,30 @@ use tower_http::trace::TraceLayer;
 pub use config::Config;
 pub use state::AppState;
 
+/// How long revoked or expired session records stay in the store after their absolute
+/// expiry (so the sessions list can still show them), in seconds.
+pub const SESSION_RETENTION: i64 = 86_400;
+
+/// Spawns the hourly housekeeping task: deletes sessions whose absolute lifetime ended more
+/// than [`SESSION_RETENTION`] ago, and expired short-lived values.
+pub fn spawn_housekeeping(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match state
+                .store()
+                .purge_expired(state.now(), SESSION_RETENTION)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "housekeeping: old sessions deleted"),
+                Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+            }
+        }
+    })
+}
+
 /// Builds the router: auth routes, the demo resource, JWKS, and (in demo mode) the static
 /// demo page and package.
 pub fn app(state: AppState) -> Router {
@@ -59,8 +83,14 @@ pub fn app(state: AppState) -> Router {
         .route("/auth/introspect", post(routes::introspect))
         .route("/api/me", get(routes::me))
         // OWASP: responses carrying tokens must never be cached.
-        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .layer(SetResponseHeaderLayer::overriding(header::PRAGMA, HeaderValue::from_static("no-cache")));
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::PRAGMA,
+            HeaderValue::from_static("no-cache"),
+        ));
 
     let mut router = Router::new()
         .merge(auth)
@@ -85,8 +115,11 @@ pub fn app(state: AppState) -> Router {
             HeaderValue::from_static("no-referrer"),
         ));
 
-    let origins: Vec<HeaderValue> =
-        cfg.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let origins: Vec<HeaderValue> = cfg
+        .allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
     if !origins.is_empty() {
         router = router.layer(
             CorsLayer::new()

@@ -11,7 +11,10 @@ async fn main() -> std::process::ExitCode {
     let config = Config::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 
     match run(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -25,7 +28,10 @@ async fn main() -> std::process::ExitCode {
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let listen = config.listen.clone();
     if config.demo {
-        for (flag, dir) in [("--www-dir", &config.www_dir), ("--pkg-dir", &config.pkg_dir)] {
+        for (flag, dir) in [
+            ("--www-dir", &config.www_dir),
+            ("--pkg-dir", &config.pkg_dir),
+        ] {
             if !dir.is_dir() {
                 tracing::warn!("demo mode: {flag} {} is not a directory", dir.display());
             }
@@ -33,6 +39,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     let state = AppState::from_config(config).await?;
     tracing::info!(store = state.store().kind(), "store ready");
+    let _housekeeping = tessera_server::spawn_housekeeping(state.clone());
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -42,9 +49,12 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         writeln!(out, "tessera-server listening on http://{addr}/")?;
         out.flush()?;
     }
-    axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await?;
     Ok(())
 }
 

@@ -27,7 +27,10 @@ impl PasswordHasher {
     pub fn new(m_kib: u32, t: u32, p: u32) -> Result<Self, String> {
         let params = Params::new(m_kib, t, p, None).map_err(|e| e.to_string())?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let mut me = PasswordHasher { argon, dummy: String::new() };
+        let mut me = PasswordHasher {
+            argon,
+            dummy: String::new(),
+        };
         me.dummy = me.hash(&crate::secret::random_token())?;
         Ok(me)
     }
@@ -54,7 +57,10 @@ impl PasswordHasher {
         let Ok(parsed) = PasswordHash::new(phc) else {
             return false;
         };
-        let ok = self.argon.verify_password(password.as_bytes(), &parsed).is_ok();
+        let ok = self
+            .argon
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
         ok && real
     }
 }

@@ -16,7 +16,11 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// A limiter allowing `limit` failures per `window` seconds.
     pub fn new(limit: u32, window: i64) -> Self {
-        RateLimiter { limit, window, map: Mutex::new(HashMap::new()) }
+        RateLimiter {
+            limit,
+            window,
+            map: Mutex::new(HashMap::new()),
+        }
     }
 
     /// `Err(retry_after_secs)` when `key` is blocked at `now`.
@@ -46,7 +50,10 @@ impl RateLimiter {
 
     /// Forgets `key` (after a successful login).
     pub fn clear(&self, key: &str) {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
     }
 }
 

@@ -15,9 +15,14 @@ use serde_json::json;
 use crate::config::AnomalyPolicy;
 use crate::error::ApiError;
 use crate::jwt::AccessClaims;
-use crate::secret::{b64, decode_token, hash_secret, log_tag, open_successor, random_bytes, random_token, seal_successor};
+use crate::secret::{
+    b64, decode_token, hash_secret, log_tag, open_successor, random_bytes, random_token,
+    seal_successor,
+};
 use crate::state::AppState;
-use crate::store::{Liveness, RotateOutcome, RotateRequest, SessionEvent, SessionRecord, TokenPosition, UserRecord};
+use crate::store::{
+    Liveness, RotateOutcome, RotateRequest, SessionEvent, SessionRecord, TokenPosition, UserRecord,
+};
 use crate::totp;
 
 /// Name of the refresh-token cookie.
@@ -31,7 +36,8 @@ type ApiResult<T> = Result<T, ApiError>;
 // request plumbing
 
 fn parse_json<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| ApiError::InvalidRequest(format!("malformed JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::InvalidRequest(format!("malformed JSON body: {e}")))
 }
 
 /// Who is calling: user agent and address (the `ConnectInfo` peer, or the first
@@ -47,7 +53,10 @@ pub struct Client {
 impl FromRequestParts<AppState> for Client {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let mut user_agent: String = parts
             .headers
             .get(header::USER_AGENT)
@@ -69,9 +78,18 @@ impl FromRequestParts<AppState> for Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
             .and_then(|v| v.trim().parse::<IpAddr>().ok());
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        let address = forwarded.or(peer).map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into());
-        Ok(Client { user_agent, address })
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let address = forwarded
+            .or(peer)
+            .map(|ip| ip.to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Ok(Client {
+            user_agent,
+            address,
+        })
     }
 }
 
@@ -112,11 +130,21 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// or allow-listed, always. A cookie-authenticated request additionally needs either such
 /// an `Origin` or the `X-Tessera-CSRF` header (which a cross-site form cannot send, and a
 /// cross-site script cannot send without passing the CORS allowlist).
-fn check_origin(state: &AppState, headers: &HeaderMap, cookie_authenticated: bool) -> ApiResult<()> {
+fn check_origin(
+    state: &AppState,
+    headers: &HeaderMap,
+    cookie_authenticated: bool,
+) -> ApiResult<()> {
     let has_csrf_header = headers.get(CSRF_HEADER).is_some_and(|v| !v.is_empty());
-    match headers.get(header::ORIGIN).map(|v| v.to_str().unwrap_or("\u{0}")) {
+    match headers
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("\u{0}"))
+    {
         Some(origin) => {
-            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("");
             let same = !host.is_empty()
                 && (origin == format!("http://{host}") || origin == format!("https://{host}"));
             if same || state.config().allowed_origins.iter().any(|o| o == origin) {
@@ -141,7 +169,9 @@ fn refresh_cookie(token: &str, max_age: i64) -> HeaderValue {
 
 /// The same attributes as when set, empty value, `Max-Age=0`.
 fn expired_cookie() -> HeaderValue {
-    HeaderValue::from_static("__Host-tessera_rt=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict")
+    HeaderValue::from_static(
+        "__Host-tessera_rt=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict",
+    )
 }
 
 fn with_cookie(mut res: Response, cookie: HeaderValue) -> Response {
@@ -159,7 +189,9 @@ fn parse_mode(m: Option<&str>) -> ApiResult<Mode> {
     match m {
         None | Some("cookie") => Ok(Mode::Cookie),
         Some("token") => Ok(Mode::Token),
-        Some(other) => Err(ApiError::InvalidRequest(format!("unknown mode {other:?} (cookie|token)"))),
+        Some(other) => Err(ApiError::InvalidRequest(format!(
+            "unknown mode {other:?} (cookie|token)"
+        ))),
     }
 }
 
@@ -205,11 +237,20 @@ async fn start_session(
 ) -> ApiResult<Response> {
     let now = state.now();
     // Anti-fixation: a brand-new id and token every time; nothing the client sent is reused.
-    let mut s = SessionRecord::new(random_token(), user, now, state.config().absolute_timeout, mfa);
+    let mut s = SessionRecord::new(
+        random_token(),
+        user,
+        now,
+        state.config().absolute_timeout,
+        mfa,
+    );
     s.user_agent = client.user_agent.clone();
     s.address = client.address.clone();
     let refresh = b64(&random_bytes());
-    state.store().create_session(&s, &hash_secret(&refresh)).await?;
+    state
+        .store()
+        .create_session(&s, &hash_secret(&refresh))
+        .await?;
     let (jwt, ttl) = access_token(state, &s)?;
     tracing::info!(sid = %log_tag(&s.sid), user = %log_tag(&s.user_id), mfa, "session created");
     let mut body = json!({
@@ -223,7 +264,10 @@ async fn start_session(
             body["refresh_token"] = json!(refresh);
             Json(body).into_response()
         }
-        Mode::Cookie => with_cookie(Json(body).into_response(), refresh_cookie(&refresh, s.expires_at - now)),
+        Mode::Cookie => with_cookie(
+            Json(body).into_response(),
+            refresh_cookie(&refresh, s.expires_at - now),
+        ),
     };
     Ok(res)
 }
@@ -247,8 +291,16 @@ struct MfaChallenge {
 
 fn limited(state: &AppState, client: &Client, account: &str) -> ApiResult<()> {
     let now = state.now();
-    state.0.address_limiter.check(&client.address, now).map_err(|retry_after| ApiError::RateLimited { retry_after })?;
-    state.0.account_limiter.check(account, now).map_err(|retry_after| ApiError::RateLimited { retry_after })
+    state
+        .0
+        .address_limiter
+        .check(&client.address, now)
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    state
+        .0
+        .account_limiter
+        .check(account, now)
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })
 }
 
 fn record_failure(state: &AppState, client: &Client, account: &str) {
@@ -258,12 +310,19 @@ fn record_failure(state: &AppState, client: &Client, account: &str) {
 }
 
 /// `POST /auth/login`
-pub async fn login(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+pub async fn login(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     check_origin(&state, &headers, false)?;
     let req: LoginRequest = parse_json(&body)?;
     let mode = parse_mode(req.mode.as_deref())?;
     if req.username.is_empty() || req.username.len() > 256 || req.password.len() > 1024 {
-        return Err(ApiError::InvalidRequest("username and password are required (bounded length)".into()));
+        return Err(ApiError::InvalidRequest(
+            "username and password are required (bounded length)".into(),
+        ));
     }
     let account = req.username.to_lowercase();
     limited(&state, &client, &account)?;
@@ -285,14 +344,24 @@ pub async fn login(State(state): State<AppState>, client: Client, headers: Heade
     state.0.account_limiter.clear(&account);
     if user.totp_secret.is_some() {
         let token = random_token();
-        let challenge = serde_json::to_string(&MfaChallenge { username: user.username.clone(), mode: req.mode })
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let challenge = serde_json::to_string(&MfaChallenge {
+            username: user.username.clone(),
+            mode: req.mode,
+        })
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
         let ttl = state.config().mfa_ttl;
         state
             .store()
-            .put_ephemeral(&format!("mfa:{}", hash_secret(&token)), &challenge, state.now() + ttl)
+            .put_ephemeral(
+                &format!("mfa:{}", hash_secret(&token)),
+                &challenge,
+                state.now() + ttl,
+            )
             .await?;
-        return Ok(Json(json!({ "mfa_required": true, "mfa_token": token, "expires_in": ttl })).into_response());
+        return Ok(
+            Json(json!({ "mfa_required": true, "mfa_token": token, "expires_in": ttl }))
+                .into_response(),
+        );
     }
     start_session(&state, &user, false, mode, &client).await
 }
@@ -306,23 +375,37 @@ struct MfaRequest {
 }
 
 /// `POST /auth/mfa`
-pub async fn mfa(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+pub async fn mfa(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     check_origin(&state, &headers, false)?;
     let req: MfaRequest = parse_json(&body)?;
     let now = state.now();
-    state.0.address_limiter.check(&client.address, now).map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    state
+        .0
+        .address_limiter
+        .check(&client.address, now)
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     if req.mfa_token.len() > 128 {
         return Err(ApiError::MfaExpired);
     }
     let key = format!("mfa:{}", hash_secret(&req.mfa_token));
     let challenge: MfaChallenge = match state.store().get_ephemeral(&key, now).await? {
-        Some(c) => serde_json::from_str(&c).map_err(|e| ApiError::Internal(format!("mfa challenge: {e}")))?,
+        Some(c) => serde_json::from_str(&c)
+            .map_err(|e| ApiError::Internal(format!("mfa challenge: {e}")))?,
         None => return Err(ApiError::MfaExpired),
     };
     let mode = parse_mode(req.mode.as_deref().or(challenge.mode.as_deref()))?;
     let account = challenge.username.to_lowercase();
     limited(&state, &client, &account)?;
-    let user = state.store().find_user(&challenge.username).await?.ok_or(ApiError::MfaExpired)?;
+    let user = state
+        .store()
+        .find_user(&challenge.username)
+        .await?
+        .ok_or(ApiError::MfaExpired)?;
     let secret = user
         .totp_secret
         .as_deref()
@@ -335,7 +418,11 @@ pub async fn mfa(State(state): State<AppState>, client: Client, headers: HeaderM
     };
     // Each code (time step) is accepted once per user, for as long as it could be valid.
     let once = format!("totp:{}:{step}", user.id);
-    if !state.store().use_once(&once, (step + 2) * totp::STEP, now).await? {
+    if !state
+        .store()
+        .use_once(&once, (step + 2) * totp::STEP, now)
+        .await?
+    {
         record_failure(&state, &client, &account);
         tracing::warn!(account = %log_tag(&account), "mfa code replayed");
         return Err(ApiError::MfaInvalid);
@@ -372,17 +459,27 @@ async fn anomaly_check(state: &AppState, s: &SessionRecord, client: &Client) -> 
     }
     let (old_net, new_net) = (network_of(&s.address), network_of(&client.address));
     if !s.address.is_empty() && old_net != new_net {
-        events.push(SessionEvent { at: now, kind: "network_changed".into(), detail: format!("{old_net} -> {new_net}") });
+        events.push(SessionEvent {
+            at: now,
+            kind: "network_changed".into(),
+            detail: format!("{old_net} -> {new_net}"),
+        });
     }
     if events.is_empty() {
         if s.address != client.address {
-            state.store().update_client(&s.sid, &client.user_agent, &client.address, None).await?;
+            state
+                .store()
+                .update_client(&s.sid, &client.user_agent, &client.address, None)
+                .await?;
         }
         return Ok(());
     }
     for e in &events {
         tracing::warn!(sid = %log_tag(&s.sid), kind = %e.kind, "session anomaly");
-        state.store().update_client(&s.sid, &client.user_agent, &client.address, Some(e)).await?;
+        state
+            .store()
+            .update_client(&s.sid, &client.user_agent, &client.address, Some(e))
+            .await?;
     }
     if state.config().anomaly_policy == AnomalyPolicy::Revoke {
         state.store().revoke_session(&s.sid, "anomaly", now).await?;
@@ -392,7 +489,11 @@ async fn anomaly_check(state: &AppState, s: &SessionRecord, client: &Client) -> 
                 &s.sid,
                 &client.user_agent,
                 &client.address,
-                Some(&SessionEvent { at: now, kind: "revoked".into(), detail: "anomaly policy".into() }),
+                Some(&SessionEvent {
+                    at: now,
+                    kind: "revoked".into(),
+                    detail: "anomaly policy".into(),
+                }),
             )
             .await?;
         return Err(ApiError::SessionRevoked);
@@ -404,7 +505,10 @@ async fn anomaly_check(state: &AppState, s: &SessionRecord, client: &Client) -> 
 fn definitive(e: ApiError, mode: Mode) -> Response {
     let clear = matches!(
         e,
-        ApiError::RefreshInvalid | ApiError::RefreshReused | ApiError::SessionRevoked | ApiError::SessionExpired
+        ApiError::RefreshInvalid
+            | ApiError::RefreshReused
+            | ApiError::SessionRevoked
+            | ApiError::SessionExpired
     );
     let res = e.into_response();
     if clear && mode == Mode::Cookie {
@@ -415,7 +519,12 @@ fn definitive(e: ApiError, mode: Mode) -> Response {
 }
 
 /// `POST /auth/refresh`
-pub async fn refresh(State(state): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn refresh(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let req: RefreshRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RefreshRequest::default()
     } else {
@@ -445,7 +554,10 @@ pub async fn refresh(State(state): State<AppState>, client: Client, headers: Hea
                     body["refresh_token"] = json!(token);
                     Json(body).into_response()
                 }
-                Mode::Cookie => with_cookie(Json(body).into_response(), refresh_cookie(&token, s.expires_at - now)),
+                Mode::Cookie => with_cookie(
+                    Json(body).into_response(),
+                    refresh_cookie(&token, s.expires_at - now),
+                ),
             }
         }
         Err(e) => definitive(e, mode),
@@ -492,7 +604,11 @@ async fn do_refresh(
 
 /// Finds the session a logout-style request is about: refresh cookie, body
 /// `refresh_token`, or bearer access token.
-async fn identify(state: &AppState, headers: &HeaderMap, body: &Bytes) -> ApiResult<(Option<SessionRecord>, Mode)> {
+async fn identify(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<(Option<SessionRecord>, Mode)> {
     let req: RefreshRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RefreshRequest::default()
     } else {
@@ -504,10 +620,18 @@ async fn identify(state: &AppState, headers: &HeaderMap, body: &Bytes) -> ApiRes
     let mut found: Option<(SessionRecord, Mode)> = None;
     if let Some(t) = req.refresh_token {
         check_origin(state, headers, false)?;
-        found = state.store().lookup_refresh(&hash_secret(&t), now, grace).await?.map(|(s, _)| (s, Mode::Token));
+        found = state
+            .store()
+            .lookup_refresh(&hash_secret(&t), now, grace)
+            .await?
+            .map(|(s, _)| (s, Mode::Token));
     } else if let Some(t) = cookie_value(headers) {
         check_origin(state, headers, true)?;
-        found = state.store().lookup_refresh(&hash_secret(&t), now, grace).await?.map(|(s, _)| (s, Mode::Cookie));
+        found = state
+            .store()
+            .lookup_refresh(&hash_secret(&t), now, grace)
+            .await?
+            .map(|(s, _)| (s, Mode::Cookie));
     }
     // A dead refresh token does not speak for the user; a valid bearer token still may.
     if !found.as_ref().is_some_and(|(s, _)| live(s)) {
@@ -530,15 +654,26 @@ fn logged_out() -> Response {
     let mut res = StatusCode::NO_CONTENT.into_response();
     let h = res.headers_mut();
     h.append(header::SET_COOKIE, expired_cookie());
-    h.insert("clear-site-data", HeaderValue::from_static("\"cookies\", \"storage\""));
+    h.insert(
+        "clear-site-data",
+        HeaderValue::from_static("\"cookies\", \"storage\""),
+    );
     res
 }
 
 /// `POST /auth/logout` — always 204 (idempotent), revoking the session if one is identified.
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     let (s, _) = identify(&state, &headers, &body).await?;
     if let Some(s) = s {
-        if state.store().revoke_session(&s.sid, "logout", state.now()).await? {
+        if state
+            .store()
+            .revoke_session(&s.sid, "logout", state.now())
+            .await?
+        {
             tracing::info!(sid = %log_tag(&s.sid), "logout");
         }
     }
@@ -546,12 +681,19 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Byt
 }
 
 /// `POST /auth/logout-all` — revokes every session of the caller's user.
-pub async fn logout_all(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+pub async fn logout_all(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     let (s, _) = identify(&state, &headers, &body).await?;
     let s = s
         .filter(|s| s.liveness(state.now(), state.config().idle_timeout) == Liveness::Live)
         .ok_or(ApiError::Unauthorized)?;
-    let n = state.store().revoke_user_sessions(&s.user_id, "logout_all", state.now()).await?;
+    let n = state
+        .store()
+        .revoke_user_sessions(&s.user_id, "logout_all", state.now())
+        .await?;
     tracing::info!(user = %log_tag(&s.user_id), revoked = n, "logout everywhere");
     Ok(logged_out())
 }
@@ -560,14 +702,21 @@ pub async fn logout_all(State(state): State<AppState>, headers: HeaderMap, body:
 // bearer-authenticated routes
 
 /// Verifies the bearer token and that its session is live.
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<(AccessClaims, SessionRecord)> {
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> ApiResult<(AccessClaims, SessionRecord)> {
     let token = bearer(headers).ok_or(ApiError::Unauthorized)?;
     let now = state.now();
     let claims = state.keys().verify(token, now).map_err(|e| {
         tracing::debug!(error = %e, "bearer rejected");
         ApiError::Unauthorized
     })?;
-    let s = state.store().get_session(&claims.sid).await?.ok_or(ApiError::Unauthorized)?;
+    let s = state
+        .store()
+        .get_session(&claims.sid)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
     match s.liveness(now, state.config().idle_timeout) {
         Liveness::Live => Ok((claims, s)),
         _ => Err(ApiError::Unauthorized),
@@ -581,13 +730,19 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<
 }
 
 /// `GET /auth/session`
-pub async fn current_session(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn current_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let (_, s) = authenticate(&state, &headers).await?;
     Ok(Json(session_json(&state, &s)).into_response())
 }
 
 /// `GET /auth/sessions`
-pub async fn list_sessions(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let (c, _) = authenticate(&state, &headers).await?;
     let now = state.now();
     let idle = state.config().idle_timeout;
@@ -627,7 +782,10 @@ pub async fn delete_session(
     let target = state.store().get_session(&id).await?;
     match target {
         Some(t) if t.user_id == c.sub => {
-            state.store().revoke_session(&t.sid, "remote_revoke", state.now()).await?;
+            state
+                .store()
+                .revoke_session(&t.sid, "remote_revoke", state.now())
+                .await?;
             tracing::info!(sid = %log_tag(&t.sid), by = %log_tag(&c.sid), "session revoked remotely");
             Ok(StatusCode::NO_CONTENT.into_response())
         }
@@ -666,7 +824,11 @@ struct IntrospectRequest {
 }
 
 /// `POST /auth/introspect` — RFC 7662 shape; accepts JSON or form-encoded `token=`.
-pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -682,8 +844,12 @@ pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body:
     };
     let now = state.now();
     let inactive = || Ok(Json(json!({ "active": false })).into_response());
-    let Ok(c) = state.keys().verify(&token, now) else { return inactive() };
-    let Some(s) = state.store().get_session(&c.sid).await? else { return inactive() };
+    let Ok(c) = state.keys().verify(&token, now) else {
+        return inactive();
+    };
+    let Some(s) = state.store().get_session(&c.sid).await? else {
+        return inactive();
+    };
     if s.liveness(now, state.config().idle_timeout) != Liveness::Live {
         return inactive();
     }
@@ -706,7 +872,10 @@ pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body:
 /// `GET /.well-known/jwks.json`
 pub async fn jwks(State(state): State<AppState>) -> Response {
     let mut res = Json(state.keys().jwks()).into_response();
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     res
 }
 

@@ -96,7 +96,10 @@ mod tests {
     #[test]
     fn hash_is_sha256_base64url() {
         // SHA-256("abc") = ba7816bf...
-        assert_eq!(hash_secret("abc"), "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
+        assert_eq!(
+            hash_secret("abc"),
+            "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
+        );
         assert_eq!(log_tag("abc"), "ba7816bf");
     }
 }

@@ -52,9 +52,14 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-async fn load_keys(store: &dyn SessionStore, cfg: &Config, now: i64) -> Result<KeySet, StartupError> {
+async fn load_keys(
+    store: &dyn SessionStore,
+    cfg: &Config,
+    now: i64,
+) -> Result<KeySet, StartupError> {
     let parse = |s: &str| -> Result<Vec<StoredKey>, StartupError> {
-        serde_json::from_str(s).map_err(|e| StartupError::Store(StoreError::Corrupt(format!("signing keys: {e}"))))
+        serde_json::from_str(s)
+            .map_err(|e| StartupError::Store(StoreError::Corrupt(format!("signing keys: {e}"))))
     };
     let mut keys = match store.get_meta(KEYS_META).await? {
         Some(s) => parse(&s)?,
@@ -66,7 +71,9 @@ async fn load_keys(store: &dyn SessionStore, cfg: &Config, now: i64) -> Result<K
         }
     };
     if cfg.rotate_signing_key {
-        keys.push(StoredKey::generate(now.max(keys.iter().map(|k| k.created_at + 1).max().unwrap_or(0))));
+        keys.push(StoredKey::generate(
+            now.max(keys.iter().map(|k| k.created_at + 1).max().unwrap_or(0)),
+        ));
         keys.sort_by_key(|k| std::cmp::Reverse(k.created_at));
         keys.truncate(MAX_KEYS);
         let s = serde_json::to_string(&keys).map_err(|e| StartupError::Config(e.to_string()))?;
@@ -135,7 +142,12 @@ impl AppState {
     ///
     /// # Errors
     /// When hashing or the store fails.
-    pub async fn add_user(&self, username: &str, password: &str, totp: Option<&str>) -> Result<(), StartupError> {
+    pub async fn add_user(
+        &self,
+        username: &str,
+        password: &str,
+        totp: Option<&str>,
+    ) -> Result<(), StartupError> {
         let hasher = self.0.hasher.clone();
         let pw = password.to_string();
         let hash = tokio::task::spawn_blocking(move || hasher.hash(&pw))

@@ -99,7 +99,10 @@ mod tests {
 
     #[test]
     fn base32_matches_rfc4648() {
-        assert_eq!(base32_decode("MZXW6YTBOI======").as_deref(), Some(&b"foobar"[..]));
+        assert_eq!(
+            base32_decode("MZXW6YTBOI======").as_deref(),
+            Some(&b"foobar"[..])
+        );
         assert_eq!(base32_decode("mzxw6ytboi").as_deref(), Some(&b"foobar"[..]));
         assert!(base32_decode("MZ1W").is_none());
         assert_eq!(base32_decode("JBSWY3DPEHPK3PXP").map(|k| k.len()), Some(10));

@@ -11,7 +11,10 @@ use tessera_server::totp;
 use tessera_server::Config;
 
 fn bob_code(at: i64) -> String {
-    totp::code_at(&totp::base32_decode("JBSWY3DPEHPK3PXP").unwrap_or_default(), at)
+    totp::code_at(
+        &totp::base32_decode("JBSWY3DPEHPK3PXP").unwrap_or_default(),
+        at,
+    )
 }
 
 #[tokio::test]
@@ -24,7 +27,10 @@ async fn full_cookie_flow_login_refresh_me_logout() {
     assert_eq!(j["expires_in"], 300);
     assert_eq!(j["session"]["user"], "alice");
     assert_eq!(j["session"]["mfa"], false);
-    assert!(j.get("refresh_token").is_none(), "cookie mode never puts the refresh token in the body");
+    assert!(
+        j.get("refresh_token").is_none(),
+        "cookie mode never puts the refresh token in the body"
+    );
     let at = j["access_token"].as_str().unwrap_or_default().to_string();
     let rt = r.cookie_token().expect("refresh cookie");
     assert_eq!(rt.len(), 43, "256-bit token, base64url");
@@ -40,18 +46,32 @@ async fn full_cookie_flow_login_refresh_me_logout() {
     assert_eq!(r2.status, StatusCode::OK);
     let rt2 = r2.cookie_token().expect("rotated cookie");
     assert_ne!(rt2, rt, "every refresh rotates the token");
-    let at2 = r2.json()["access_token"].as_str().unwrap_or_default().to_string();
+    let at2 = r2.json()["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert_eq!(h.introspect(&at2).await["active"], true);
 
-    let out = h.post("/auth/logout", Value::Null, &[("cookie", &format!("__Host-tessera_rt={rt2}"))]).await;
+    let out = h
+        .post(
+            "/auth/logout",
+            Value::Null,
+            &[("cookie", &format!("__Host-tessera_rt={rt2}"))],
+        )
+        .await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
-    assert_eq!(out.header("clear-site-data").as_deref(), Some("\"cookies\", \"storage\""));
+    assert_eq!(
+        out.header("clear-site-data").as_deref(),
+        Some("\"cookies\", \"storage\"")
+    );
     assert_eq!(
         out.set_cookie().as_deref(),
         Some("__Host-tessera_rt=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict")
     );
     assert_eq!(h.introspect(&at2).await["active"], false);
-    h.get("/api/me", Some(&at2)).await.assert_problem(401, "unauthorized");
+    h.get("/api/me", Some(&at2))
+        .await
+        .assert_problem(401, "unauthorized");
     let again = h.refresh_cookie(&rt2).await;
     again.assert_problem(401, "session_revoked");
 }
@@ -60,19 +80,45 @@ async fn full_cookie_flow_login_refresh_me_logout() {
 async fn full_token_mode_flow_keeps_refresh_token_in_body() {
     let h = Harness::new().await;
     let r = h
-        .post("/auth/login", json!({"username": "alice", "password": "tessera-demo", "mode": "token"}), &[])
+        .post(
+            "/auth/login",
+            json!({"username": "alice", "password": "tessera-demo", "mode": "token"}),
+            &[],
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.set_cookie().is_none(), "token mode sets no cookie");
-    let rt = r.json()["refresh_token"].as_str().unwrap_or_default().to_string();
+    let rt = r.json()["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert_eq!(rt.len(), 43);
     // token mode needs no CSRF header: nothing ambient authenticates it
-    let r2 = h.post("/auth/refresh", json!({ "refresh_token": rt }), &[("x-tessera-csrf", "")]).await;
-    assert_eq!(r2.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r2.body));
-    let rt2 = r2.json()["refresh_token"].as_str().unwrap_or_default().to_string();
+    let r2 = h
+        .post(
+            "/auth/refresh",
+            json!({ "refresh_token": rt }),
+            &[("x-tessera-csrf", "")],
+        )
+        .await;
+    assert_eq!(
+        r2.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r2.body)
+    );
+    let rt2 = r2.json()["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(!rt2.is_empty() && rt2 != rt);
-    let at2 = r2.json()["access_token"].as_str().unwrap_or_default().to_string();
-    let out = h.post("/auth/logout", json!({ "refresh_token": rt2 }), &[]).await;
+    let at2 = r2.json()["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let out = h
+        .post("/auth/logout", json!({ "refresh_token": rt2 }), &[])
+        .await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
     assert_eq!(h.introspect(&at2).await["active"], false);
 }
@@ -84,17 +130,35 @@ async fn login_never_adopts_presented_session_cookie() {
     let (_, attacker_rt, attacker_sid) = h.login_alice().await;
     let planted = format!("__Host-tessera_rt={attacker_rt}");
     let r = h
-        .post("/auth/login", json!({"username": "alice", "password": "tessera-demo"}), &[("cookie", &planted)])
+        .post(
+            "/auth/login",
+            json!({"username": "alice", "password": "tessera-demo"}),
+            &[("cookie", &planted)],
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let new_rt = r.cookie_token().expect("fresh cookie");
     assert_ne!(new_rt, attacker_rt);
-    assert_ne!(r.json()["session"]["id"].as_str(), Some(attacker_sid.as_str()));
+    assert_ne!(
+        r.json()["session"]["id"].as_str(),
+        Some(attacker_sid.as_str())
+    );
     // and a made-up value is not adopted either
     let fixed = "__Host-tessera_rt=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-    let r = h.post("/auth/login", json!({"username": "alice", "password": "tessera-demo"}), &[("cookie", fixed)]).await;
-    assert_ne!(r.cookie_token().as_deref(), Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
-    h.refresh_cookie("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await.assert_problem(401, "refresh_invalid");
+    let r = h
+        .post(
+            "/auth/login",
+            json!({"username": "alice", "password": "tessera-demo"}),
+            &[("cookie", fixed)],
+        )
+        .await;
+    assert_ne!(
+        r.cookie_token().as_deref(),
+        Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+    );
+    h.refresh_cookie("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .await
+        .assert_problem(401, "refresh_invalid");
 }
 
 #[tokio::test]
@@ -107,8 +171,14 @@ async fn refresh_cookie_has_host_prefix_httponly_secure_samesite_strict() {
     for a in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
         assert!(attrs.contains(&a), "{a} missing in {line}");
     }
-    assert!(!line.contains("Domain"), "__Host- cookies must not carry Domain");
-    assert!(attrs.contains(&"Max-Age=28800"), "lives as long as the absolute lifetime: {line}");
+    assert!(
+        !line.contains("Domain"),
+        "__Host- cookies must not carry Domain"
+    );
+    assert!(
+        attrs.contains(&"Max-Age=28800"),
+        "lives as long as the absolute lifetime: {line}"
+    );
 }
 
 #[tokio::test]
@@ -123,7 +193,9 @@ async fn replayed_refresh_token_revokes_family() {
     let replay = h.refresh_cookie(&t0).await;
     replay.assert_problem(401, "refresh_reused");
     assert_eq!(replay.cookie_token().as_deref(), Some(""), "cookie cleared");
-    h.refresh_cookie(&t2).await.assert_problem(401, "session_revoked");
+    h.refresh_cookie(&t2)
+        .await
+        .assert_problem(401, "session_revoked");
     assert_eq!(h.introspect(&at).await["active"], false);
 }
 
@@ -136,7 +208,11 @@ async fn lost_response_predecessor_within_grace_gets_same_successor() {
     h.clock.advance(9);
     let retry = h.refresh_cookie(&t0).await;
     assert_eq!(retry.status, StatusCode::OK);
-    assert_eq!(retry.cookie_token().as_deref(), Some(t1.as_str()), "already-issued successor");
+    assert_eq!(
+        retry.cookie_token().as_deref(),
+        Some(t1.as_str()),
+        "already-issued successor"
+    );
     // the family is intact: t1 rotates normally
     assert_eq!(h.refresh_cookie(&t1).await.status, StatusCode::OK);
 }
@@ -147,8 +223,12 @@ async fn predecessor_after_grace_window_revokes_family() {
     let (_, t0, _) = h.login_alice().await;
     let t1 = h.refresh_cookie(&t0).await.cookie_token().expect("t1");
     h.clock.advance(11);
-    h.refresh_cookie(&t0).await.assert_problem(401, "refresh_reused");
-    h.refresh_cookie(&t1).await.assert_problem(401, "session_revoked");
+    h.refresh_cookie(&t0)
+        .await
+        .assert_problem(401, "refresh_reused");
+    h.refresh_cookie(&t1)
+        .await
+        .assert_problem(401, "session_revoked");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -170,7 +250,14 @@ async fn concurrent_refreshes_create_exactly_one_family_member() {
         })
         .collect();
     assert_eq!(tokens.len(), 1, "every racer got the same successor");
-    let s = h.state.store().get_session(&sid).await.ok().flatten().expect("session");
+    let s = h
+        .state
+        .store()
+        .get_session(&sid)
+        .await
+        .ok()
+        .flatten()
+        .expect("session");
     assert_eq!(s.generation, 1);
 }
 
@@ -200,12 +287,22 @@ async fn idle_timeout_ends_session_on_refresh_and_introspection() {
     let (at, t0, _) = h.login_alice().await;
     h.clock.advance(599);
     assert_eq!(h.introspect(&at).await["active"], true);
-    let t1 = h.refresh_cookie(&t0).await.cookie_token().expect("refresh resets idle");
+    let t1 = h
+        .refresh_cookie(&t0)
+        .await
+        .cookie_token()
+        .expect("refresh resets idle");
     h.clock.advance(599);
     assert_eq!(h.introspect(&at).await["active"], true);
     h.clock.advance(1);
-    assert_eq!(h.introspect(&at).await["active"], false, "idle deadline reached");
-    h.refresh_cookie(&t1).await.assert_problem(401, "session_expired");
+    assert_eq!(
+        h.introspect(&at).await["active"],
+        false,
+        "idle deadline reached"
+    );
+    h.refresh_cookie(&t1)
+        .await
+        .assert_problem(401, "session_expired");
 }
 
 #[tokio::test]
@@ -226,10 +323,16 @@ async fn absolute_lifetime_ends_session_despite_activity() {
     h.clock.advance(499); // t = 1999
     let r = h.refresh_cookie(&t).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.json()["expires_in"], 1, "capped at the remaining absolute lifetime");
+    assert_eq!(
+        r.json()["expires_in"],
+        1,
+        "capped at the remaining absolute lifetime"
+    );
     let t = r.cookie_token().expect("t");
     h.clock.advance(1);
-    h.refresh_cookie(&t).await.assert_problem(401, "session_expired");
+    h.refresh_cookie(&t)
+        .await
+        .assert_problem(401, "session_expired");
 }
 
 #[tokio::test]
@@ -239,20 +342,34 @@ async fn logout_all_revokes_every_session_of_the_user() {
     let (at2, _, _) = h.login_alice().await;
     let bob = h.login("bob", "tessera-demo").await; // bob's MFA step pending, unaffected
     assert_eq!(bob.json()["mfa_required"], true);
-    let out = h.post("/auth/logout-all", Value::Null, &[("cookie", &format!("__Host-tessera_rt={rt1}"))]).await;
+    let out = h
+        .post(
+            "/auth/logout-all",
+            Value::Null,
+            &[("cookie", &format!("__Host-tessera_rt={rt1}"))],
+        )
+        .await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
     assert!(out.header("clear-site-data").is_some());
     assert_eq!(h.introspect(&at1).await["active"], false);
     assert_eq!(h.introspect(&at2).await["active"], false);
     // without any credential logout-all is refused
-    h.post("/auth/logout-all", Value::Null, &[]).await.assert_problem(401, "unauthorized");
+    h.post("/auth/logout-all", Value::Null, &[])
+        .await
+        .assert_problem(401, "unauthorized");
 }
 
 #[tokio::test]
 async fn bearer_logout_revokes_the_tokens_session() {
     let h = Harness::new().await;
     let (at, _, _) = h.login_alice().await;
-    let out = h.post("/auth/logout", Value::Null, &[("authorization", &format!("Bearer {at}"))]).await;
+    let out = h
+        .post(
+            "/auth/logout",
+            Value::Null,
+            &[("authorization", &format!("Bearer {at}"))],
+        )
+        .await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
     assert_eq!(h.introspect(&at).await["active"], false);
 }
@@ -262,41 +379,98 @@ async fn mfa_login_with_totp_and_code_is_accepted_only_once() {
     let h = Harness::new().await;
     let r = h.login("bob", "tessera-demo").await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.set_cookie().is_none(), "no session before the second factor");
+    assert!(
+        r.set_cookie().is_none(),
+        "no session before the second factor"
+    );
     let j = r.json();
     assert_eq!(j["mfa_required"], true);
     let mfa_token = j["mfa_token"].as_str().unwrap_or_default().to_string();
     let code = bob_code(h.state.now());
-    let ok = h.post("/auth/mfa", json!({"mfa_token": mfa_token, "code": code}), &[]).await;
-    assert_eq!(ok.status, StatusCode::OK, "{}", String::from_utf8_lossy(&ok.body));
+    let ok = h
+        .post(
+            "/auth/mfa",
+            json!({"mfa_token": mfa_token, "code": code}),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        ok.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&ok.body)
+    );
     assert_eq!(ok.json()["session"]["mfa"], true);
     assert!(ok.cookie_token().is_some());
     // the same mfa_token is single-use
-    h.post("/auth/mfa", json!({"mfa_token": mfa_token, "code": code}), &[]).await.assert_problem(401, "mfa_expired");
+    h.post(
+        "/auth/mfa",
+        json!({"mfa_token": mfa_token, "code": code}),
+        &[],
+    )
+    .await
+    .assert_problem(401, "mfa_expired");
     // a second login cannot reuse the same code (replay)
     let again = h.login("bob", "tessera-demo").await.json();
-    let replay = h.post("/auth/mfa", json!({"mfa_token": again["mfa_token"], "code": code}), &[]).await;
+    let replay = h
+        .post(
+            "/auth/mfa",
+            json!({"mfa_token": again["mfa_token"], "code": code}),
+            &[],
+        )
+        .await;
     replay.assert_problem(401, "mfa_invalid");
     // the next step's code works (±1 step window)
     let next = bob_code(h.state.now() + 30);
-    let ok2 = h.post("/auth/mfa", json!({"mfa_token": again["mfa_token"], "code": next}), &[]).await;
+    let ok2 = h
+        .post(
+            "/auth/mfa",
+            json!({"mfa_token": again["mfa_token"], "code": next}),
+            &[],
+        )
+        .await;
     assert_eq!(ok2.status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn mfa_rejects_wrong_code_and_expired_token() {
     let h = Harness::new().await;
-    let t = h.login("bob", "tessera-demo").await.json()["mfa_token"].as_str().unwrap_or_default().to_string();
+    let t = h.login("bob", "tessera-demo").await.json()["mfa_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let now = h.state.now();
-    let wrong = if bob_code(now) == "000000" { "111111" } else { "000000" };
-    h.post("/auth/mfa", json!({"mfa_token": t, "code": wrong}), &[]).await.assert_problem(401, "mfa_invalid");
-    // a code two steps away is outside the window
-    h.post("/auth/mfa", json!({"mfa_token": t, "code": bob_code(now + 90)}), &[]).await.assert_problem(401, "mfa_invalid");
-    h.clock.advance(301);
-    h.post("/auth/mfa", json!({"mfa_token": t, "code": bob_code(h.state.now())}), &[])
+    let wrong = if bob_code(now) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    h.post("/auth/mfa", json!({"mfa_token": t, "code": wrong}), &[])
         .await
-        .assert_problem(401, "mfa_expired");
-    h.post("/auth/mfa", json!({"mfa_token": "bogus", "code": "123456"}), &[]).await.assert_problem(401, "mfa_expired");
+        .assert_problem(401, "mfa_invalid");
+    // a code two steps away is outside the window
+    h.post(
+        "/auth/mfa",
+        json!({"mfa_token": t, "code": bob_code(now + 90)}),
+        &[],
+    )
+    .await
+    .assert_problem(401, "mfa_invalid");
+    h.clock.advance(301);
+    h.post(
+        "/auth/mfa",
+        json!({"mfa_token": t, "code": bob_code(h.state.now())}),
+        &[],
+    )
+    .await
+    .assert_problem(401, "mfa_expired");
+    h.post(
+        "/auth/mfa",
+        json!({"mfa_token": "bogus", "code": "123456"}),
+        &[],
+    )
+    .await
+    .assert_problem(401, "mfa_expired");
 }
 
 #[tokio::test]
@@ -316,17 +490,28 @@ async fn login_rate_limited_per_account_with_retry_after() {
     cfg.rate_window = 60;
     let h = Harness::with_config(cfg).await;
     for _ in 0..3 {
-        h.login("alice", "nope").await.assert_problem(401, "invalid_credentials");
+        h.login("alice", "nope")
+            .await
+            .assert_problem(401, "invalid_credentials");
     }
     let limited = h.login("alice", "tessera-demo").await;
     limited.assert_problem(429, "rate_limited");
     assert_eq!(limited.header("retry-after").as_deref(), Some("60"));
     h.clock.advance(20);
-    assert_eq!(h.login("alice", "tessera-demo").await.header("retry-after").as_deref(), Some("40"));
+    assert_eq!(
+        h.login("alice", "tessera-demo")
+            .await
+            .header("retry-after")
+            .as_deref(),
+        Some("40")
+    );
     // other accounts are unaffected
     assert_eq!(h.login("bob", "tessera-demo").await.status, StatusCode::OK);
     h.clock.advance(40);
-    assert_eq!(h.login("alice", "tessera-demo").await.status, StatusCode::OK);
+    assert_eq!(
+        h.login("alice", "tessera-demo").await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -336,50 +521,100 @@ async fn login_rate_limited_per_client_address() {
     cfg.account_limit = 100;
     let h = Harness::with_config(cfg).await;
     for i in 0..4 {
-        h.login(&format!("user{i}"), "x").await.assert_problem(401, "invalid_credentials");
+        h.login(&format!("user{i}"), "x")
+            .await
+            .assert_problem(401, "invalid_credentials");
     }
-    h.login("alice", "tessera-demo").await.assert_problem(429, "rate_limited");
+    h.login("alice", "tessera-demo")
+        .await
+        .assert_problem(429, "rate_limited");
     // another address is not limited
     let mut req = axum::http::Request::post("/auth/login")
         .header("content-type", "application/json")
-        .body(axum::body::Body::from(json!({"username": "alice", "password": "tessera-demo"}).to_string()))
+        .body(axum::body::Body::from(
+            json!({"username": "alice", "password": "tessera-demo"}).to_string(),
+        ))
         .expect("req");
     req.extensions_mut()
-        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from(([10, 1, 2, 3], 5555))));
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [10, 1, 2, 3],
+            5555,
+        ))));
     assert_eq!(h.call(req).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn errors_are_problem_json_with_stable_codes() {
     let h = Harness::new().await;
-    h.post("/auth/login", json!({"username": 5}), &[]).await.assert_problem(400, "invalid_request");
-    h.post("/auth/login", json!({"username": "a", "password": "b", "mode": "weird"}), &[])
+    h.post("/auth/login", json!({"username": 5}), &[])
         .await
         .assert_problem(400, "invalid_request");
-    h.post("/auth/refresh", Value::Null, &[]).await.assert_problem(401, "refresh_invalid");
-    h.get("/api/me", None).await.assert_problem(401, "unauthorized");
-    h.get("/api/me", Some("garbage")).await.assert_problem(401, "unauthorized");
+    h.post(
+        "/auth/login",
+        json!({"username": "a", "password": "b", "mode": "weird"}),
+        &[],
+    )
+    .await
+    .assert_problem(400, "invalid_request");
+    h.post("/auth/refresh", Value::Null, &[])
+        .await
+        .assert_problem(401, "refresh_invalid");
+    h.get("/api/me", None)
+        .await
+        .assert_problem(401, "unauthorized");
+    h.get("/api/me", Some("garbage"))
+        .await
+        .assert_problem(401, "unauthorized");
     h.get("/nope", None).await.assert_problem(404, "not_found");
-    h.post("/auth/introspect", json!({}), &[]).await.assert_problem(400, "invalid_request");
+    h.post("/auth/introspect", json!({}), &[])
+        .await
+        .assert_problem(400, "invalid_request");
     let r = h.post("/auth/login", Value::String("x".into()), &[]).await;
     r.assert_problem(400, "invalid_request");
-    assert!(!String::from_utf8_lossy(&r.body).contains("serde"), "no internals leak");
+    assert!(
+        !String::from_utf8_lossy(&r.body).contains("serde"),
+        "no internals leak"
+    );
 }
 
 #[tokio::test]
 async fn garbage_bodies_never_cause_a_server_error() {
     let h = Harness::new().await;
-    let bodies: [&[u8]; 7] = [b"", b"{", b"null", b"[]", b"\xff\xfe\x00", b"{\"refresh_token\":123}", b"{\"token\":\"a.b.c\"}"];
-    for path in ["/auth/login", "/auth/mfa", "/auth/refresh", "/auth/logout", "/auth/logout-all", "/auth/vault-key", "/auth/introspect"] {
+    let bodies: [&[u8]; 7] = [
+        b"",
+        b"{",
+        b"null",
+        b"[]",
+        b"\xff\xfe\x00",
+        b"{\"refresh_token\":123}",
+        b"{\"token\":\"a.b.c\"}",
+    ];
+    for path in [
+        "/auth/login",
+        "/auth/mfa",
+        "/auth/refresh",
+        "/auth/logout",
+        "/auth/logout-all",
+        "/auth/vault-key",
+        "/auth/introspect",
+    ] {
         for body in bodies {
             let req = axum::http::Request::post(path)
                 .header("content-type", "application/json")
                 .header("x-tessera-csrf", "1")
-                .header("cookie", axum::http::HeaderValue::from_bytes(b"__Host-tessera_rt=\xffbad; other=1").expect("obs-text"))
+                .header(
+                    "cookie",
+                    axum::http::HeaderValue::from_bytes(b"__Host-tessera_rt=\xffbad; other=1")
+                        .expect("obs-text"),
+                )
                 .body(axum::body::Body::from(body.to_vec()))
                 .expect("req");
             let r = h.call(req).await;
-            assert!(r.status.is_client_error() || r.status.is_success(), "{path} {body:?} -> {}", r.status);
+            assert!(
+                r.status.is_client_error() || r.status.is_success(),
+                "{path} {body:?} -> {}",
+                r.status
+            );
         }
     }
 }
@@ -389,9 +624,24 @@ async fn auth_responses_are_never_cached() {
     let h = Harness::new().await;
     let r = h.login("alice", "tessera-demo").await;
     assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
-    let at = r.json()["access_token"].as_str().unwrap_or_default().to_string();
-    assert_eq!(h.get("/api/me", Some(&at)).await.header("cache-control").as_deref(), Some("no-store"));
-    assert_eq!(h.login("alice", "bad").await.header("cache-control").as_deref(), Some("no-store"));
+    let at = r.json()["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        h.get("/api/me", Some(&at))
+            .await
+            .header("cache-control")
+            .as_deref(),
+        Some("no-store")
+    );
+    assert_eq!(
+        h.login("alice", "bad")
+            .await
+            .header("cache-control")
+            .as_deref(),
+        Some("no-store")
+    );
 }
 
 #[tokio::test]
@@ -399,12 +649,24 @@ async fn cookie_refresh_without_origin_or_csrf_header_is_forbidden() {
     let h = Harness::new().await;
     let (_, rt, _) = h.login_alice().await;
     let cookie = format!("__Host-tessera_rt={rt}");
-    h.post("/auth/refresh", Value::Null, &[("cookie", &cookie), ("x-tessera-csrf", "")])
-        .await
-        .assert_problem(403, "forbidden_origin");
+    h.post(
+        "/auth/refresh",
+        Value::Null,
+        &[("cookie", &cookie), ("x-tessera-csrf", "")],
+    )
+    .await
+    .assert_problem(403, "forbidden_origin");
     // same-origin Origin is enough
     let same = h
-        .post("/auth/refresh", Value::Null, &[("cookie", &cookie), ("x-tessera-csrf", ""), ("origin", "http://127.0.0.1:8080")])
+        .post(
+            "/auth/refresh",
+            Value::Null,
+            &[
+                ("cookie", &cookie),
+                ("x-tessera-csrf", ""),
+                ("origin", "http://127.0.0.1:8080"),
+            ],
+        )
         .await;
     assert_eq!(same.status, StatusCode::OK);
 }
@@ -414,15 +676,27 @@ async fn foreign_origin_is_rejected_even_with_csrf_header() {
     let h = Harness::new().await;
     let (_, rt, _) = h.login_alice().await;
     let cookie = format!("__Host-tessera_rt={rt}");
-    h.post("/auth/refresh", Value::Null, &[("cookie", &cookie), ("origin", "https://evil.example")])
-        .await
-        .assert_problem(403, "forbidden_origin");
-    h.post("/auth/vault-key", Value::Null, &[("cookie", &cookie), ("origin", "https://evil.example")])
-        .await
-        .assert_problem(403, "forbidden_origin");
-    h.post("/auth/login", json!({"username":"alice","password":"tessera-demo"}), &[("origin", "https://evil.example")])
-        .await
-        .assert_problem(403, "forbidden_origin");
+    h.post(
+        "/auth/refresh",
+        Value::Null,
+        &[("cookie", &cookie), ("origin", "https://evil.example")],
+    )
+    .await
+    .assert_problem(403, "forbidden_origin");
+    h.post(
+        "/auth/vault-key",
+        Value::Null,
+        &[("cookie", &cookie), ("origin", "https://evil.example")],
+    )
+    .await
+    .assert_problem(403, "forbidden_origin");
+    h.post(
+        "/auth/login",
+        json!({"username":"alice","password":"tessera-demo"}),
+        &[("origin", "https://evil.example")],
+    )
+    .await
+    .assert_problem(403, "forbidden_origin");
 }
 
 #[tokio::test]
@@ -433,22 +707,42 @@ async fn allowlisted_origin_gets_cors_with_credentials() {
     let (_, rt, _) = h.login_alice().await;
     let cookie = format!("__Host-tessera_rt={rt}");
     let r = h
-        .post("/auth/refresh", Value::Null, &[("cookie", &cookie), ("origin", "https://app.example"), ("x-tessera-csrf", "")])
+        .post(
+            "/auth/refresh",
+            Value::Null,
+            &[
+                ("cookie", &cookie),
+                ("origin", "https://app.example"),
+                ("x-tessera-csrf", ""),
+            ],
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.header("access-control-allow-origin").as_deref(), Some("https://app.example"));
-    assert_eq!(r.header("access-control-allow-credentials").as_deref(), Some("true"));
+    assert_eq!(
+        r.header("access-control-allow-origin").as_deref(),
+        Some("https://app.example")
+    );
+    assert_eq!(
+        r.header("access-control-allow-credentials").as_deref(),
+        Some("true")
+    );
     let pre = axum::http::Request::builder()
         .method("OPTIONS")
         .uri("/auth/refresh")
         .header("origin", "https://app.example")
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "x-tessera-csrf,content-type")
+        .header(
+            "access-control-request-headers",
+            "x-tessera-csrf,content-type",
+        )
         .body(axum::body::Body::empty())
         .expect("req");
     let pre = h.call(pre).await;
     assert!(pre.status.is_success());
-    assert!(pre.header("access-control-allow-headers").unwrap_or_default().contains("x-tessera-csrf"));
+    assert!(pre
+        .header("access-control-allow-headers")
+        .unwrap_or_default()
+        .contains("x-tessera-csrf"));
     let evil = axum::http::Request::builder()
         .method("OPTIONS")
         .uri("/auth/refresh")
@@ -456,7 +750,11 @@ async fn allowlisted_origin_gets_cors_with_credentials() {
         .header("access-control-request-method", "POST")
         .body(axum::body::Body::empty())
         .expect("req");
-    assert!(h.call(evil).await.header("access-control-allow-origin").is_none());
+    assert!(h
+        .call(evil)
+        .await
+        .header("access-control-allow-origin")
+        .is_none());
 }
 
 #[tokio::test]
@@ -464,25 +762,59 @@ async fn vault_key_is_stable_per_session_and_destroyed_on_logout() {
     let h = Harness::new().await;
     let (at, rt, _) = h.login_alice().await;
     let cookie = format!("__Host-tessera_rt={rt}");
-    let k1 = h.post("/auth/vault-key", Value::Null, &[("cookie", &cookie)]).await;
+    let k1 = h
+        .post("/auth/vault-key", Value::Null, &[("cookie", &cookie)])
+        .await;
     assert_eq!(k1.status, StatusCode::OK);
     let key = k1.json()["key"].as_str().unwrap_or_default().to_string();
-    assert_eq!(tessera_server::secret::unb64(&key).map(|k| k.len()), Some(32));
+    assert_eq!(
+        tessera_server::secret::unb64(&key).map(|k| k.len()),
+        Some(32)
+    );
     let rt2 = h.refresh_cookie(&rt).await.cookie_token().expect("rotated");
-    let k2 = h.post("/auth/vault-key", Value::Null, &[("cookie", &format!("__Host-tessera_rt={rt2}"))]).await;
-    assert_eq!(k2.json()["key"].as_str(), Some(key.as_str()), "same key for the whole session");
+    let k2 = h
+        .post(
+            "/auth/vault-key",
+            Value::Null,
+            &[("cookie", &format!("__Host-tessera_rt={rt2}"))],
+        )
+        .await;
+    assert_eq!(
+        k2.json()["key"].as_str(),
+        Some(key.as_str()),
+        "same key for the whole session"
+    );
     // a bearer token alone does not get the key
-    h.post("/auth/vault-key", Value::Null, &[("authorization", &format!("Bearer {at}"))])
-        .await
-        .assert_problem(401, "refresh_invalid");
+    h.post(
+        "/auth/vault-key",
+        Value::Null,
+        &[("authorization", &format!("Bearer {at}"))],
+    )
+    .await
+    .assert_problem(401, "refresh_invalid");
     // another session has another key
     let (_, other_rt, _) = h.login_alice().await;
-    let other = h.post("/auth/vault-key", Value::Null, &[("cookie", &format!("__Host-tessera_rt={other_rt}"))]).await;
+    let other = h
+        .post(
+            "/auth/vault-key",
+            Value::Null,
+            &[("cookie", &format!("__Host-tessera_rt={other_rt}"))],
+        )
+        .await;
     assert_ne!(other.json()["key"].as_str(), Some(key.as_str()));
-    h.post("/auth/logout", Value::Null, &[("cookie", &format!("__Host-tessera_rt={rt2}"))]).await;
-    h.post("/auth/vault-key", Value::Null, &[("cookie", &format!("__Host-tessera_rt={rt2}"))])
-        .await
-        .assert_problem(401, "session_revoked");
+    h.post(
+        "/auth/logout",
+        Value::Null,
+        &[("cookie", &format!("__Host-tessera_rt={rt2}"))],
+    )
+    .await;
+    h.post(
+        "/auth/vault-key",
+        Value::Null,
+        &[("cookie", &format!("__Host-tessera_rt={rt2}"))],
+    )
+    .await
+    .assert_problem(401, "session_revoked");
 }
 
 #[tokio::test]
@@ -492,9 +824,15 @@ async fn sessions_list_and_remote_revoke() {
     let (at2, _, sid2) = h.login_alice().await;
     let list = h.get("/auth/sessions", Some(&at1)).await;
     assert_eq!(list.status, StatusCode::OK);
-    let sessions = list.json()["sessions"].as_array().cloned().unwrap_or_default();
+    let sessions = list.json()["sessions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(sessions.len(), 2);
-    let mine = sessions.iter().find(|s| s["id"] == sid1.as_str()).expect("own session listed");
+    let mine = sessions
+        .iter()
+        .find(|s| s["id"] == sid1.as_str())
+        .expect("own session listed");
     assert_eq!(mine["current"], true);
     assert_eq!(mine["user_agent"], UA);
     assert_eq!(mine["address"], "127.0.0.1");
@@ -506,7 +844,14 @@ async fn sessions_list_and_remote_revoke() {
     assert_eq!(cur["id"], sid1.as_str());
     // bob cannot revoke alice's session
     let bob_t = h.login("bob", "tessera-demo").await.json()["mfa_token"].clone();
-    let bob = h.post("/auth/mfa", json!({"mfa_token": bob_t, "code": bob_code(h.state.now())}), &[]).await.json();
+    let bob = h
+        .post(
+            "/auth/mfa",
+            json!({"mfa_token": bob_t, "code": bob_code(h.state.now())}),
+            &[],
+        )
+        .await
+        .json();
     let bob_at = bob["access_token"].as_str().unwrap_or_default().to_string();
     let del = axum::http::Request::delete(format!("/auth/sessions/{sid2}"))
         .header("authorization", format!("Bearer {bob_at}"))
@@ -530,7 +875,10 @@ async fn refresh_from(h: &Harness, rt: &str, ua: &str, ip: [u8; 4]) -> common::R
         .header("user-agent", ua)
         .body(axum::body::Body::empty())
         .expect("req");
-    req.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((ip, 4000))));
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            ip, 4000,
+        ))));
     h.call(req).await
 }
 
@@ -541,10 +889,23 @@ async fn user_agent_and_network_changes_are_recorded_as_session_events() {
     // same /24, same UA: no event
     let r = refresh_from(&h, &rt, UA, [127, 0, 0, 9]).await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = refresh_from(&h, &r.cookie_token().unwrap_or_default(), "OtherBrowser/2", [192, 168, 7, 1]).await;
-    assert_eq!(r.status, StatusCode::OK, "policy 'record' keeps the session");
+    let r = refresh_from(
+        &h,
+        &r.cookie_token().unwrap_or_default(),
+        "OtherBrowser/2",
+        [192, 168, 7, 1],
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "policy 'record' keeps the session"
+    );
     let list = h.get("/auth/sessions", Some(&at)).await.json();
-    let events = list["sessions"][0]["events"].as_array().cloned().unwrap_or_default();
+    let events = list["sessions"][0]["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let kinds: Vec<_> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
     assert_eq!(kinds, vec!["user_agent_changed", "network_changed"]);
     assert_eq!(list["sessions"][0]["user_agent"], "OtherBrowser/2");
@@ -557,7 +918,9 @@ async fn anomaly_policy_revoke_ends_session_on_network_change() {
     cfg.anomaly_policy = AnomalyPolicy::Revoke;
     let h = Harness::with_config(cfg).await;
     let (at, rt, _) = h.login_alice().await;
-    refresh_from(&h, &rt, UA, [203, 0, 113, 5]).await.assert_problem(401, "session_revoked");
+    refresh_from(&h, &rt, UA, [203, 0, 113, 5])
+        .await
+        .assert_problem(401, "session_revoked");
     assert_eq!(h.introspect(&at).await["active"], false);
 }
 
@@ -572,7 +935,8 @@ async fn jwks_publishes_the_verifying_key() {
     assert_eq!(k["alg"], "EdDSA");
     let (at, _, _) = h.login_alice().await;
     let header: Value = serde_json::from_slice(
-        &tessera_server::secret::unb64(at.split('.').next().unwrap_or_default()).unwrap_or_default(),
+        &tessera_server::secret::unb64(at.split('.').next().unwrap_or_default())
+            .unwrap_or_default(),
     )
     .unwrap_or(Value::Null);
     assert_eq!(header["typ"], "at+jwt");
@@ -587,7 +951,9 @@ async fn access_token_expiry_is_enforced_with_bounded_leeway() {
     h.clock.advance(329);
     assert_eq!(h.get("/api/me", Some(&at)).await.status, StatusCode::OK);
     h.clock.advance(1);
-    h.get("/api/me", Some(&at)).await.assert_problem(401, "unauthorized");
+    h.get("/api/me", Some(&at))
+        .await
+        .assert_problem(401, "unauthorized");
     assert_eq!(h.introspect(&at).await["active"], false);
 }
 
@@ -601,19 +967,33 @@ async fn signing_key_persists_and_rotation_keeps_old_tokens_valid() {
     let kid1 = h1.get("/.well-known/jwks.json", None).await.json()["keys"][0]["kid"].clone();
     drop(h1);
     let h2 = Harness::with_config(cfg.clone()).await;
-    assert_eq!(h2.get("/.well-known/jwks.json", None).await.json()["keys"][0]["kid"], kid1, "key persisted");
+    assert_eq!(
+        h2.get("/.well-known/jwks.json", None).await.json()["keys"][0]["kid"],
+        kid1,
+        "key persisted"
+    );
     drop(h2);
     cfg.rotate_signing_key = true;
     let h3 = Harness::with_config(cfg).await;
-    let keys = h3.get("/.well-known/jwks.json", None).await.json()["keys"].as_array().cloned().unwrap_or_default();
+    let keys = h3.get("/.well-known/jwks.json", None).await.json()["keys"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(keys.len(), 2);
     assert_ne!(keys[0]["kid"], kid1, "newest key first");
-    assert_eq!(h3.introspect(&at).await["active"], true, "old token still verifies");
+    assert_eq!(
+        h3.introspect(&at).await["active"],
+        true,
+        "old token still verifies"
+    );
 }
 
 #[tokio::test]
 async fn demo_mode_serves_www_and_pkg_with_wasm_mime() {
-    let dir = std::env::temp_dir().join(format!("tessera-demo-{}", tessera_server::secret::random_token()[..8].replace(['-', '_'], "x")));
+    let dir = std::env::temp_dir().join(format!(
+        "tessera-demo-{}",
+        tessera_server::secret::random_token()[..8].replace(['-', '_'], "x")
+    ));
     let www = dir.join("www");
     let pkg = dir.join("pkg");
     std::fs::create_dir_all(&www).expect("mkdir");
@@ -630,9 +1010,21 @@ async fn demo_mode_serves_www_and_pkg_with_wasm_mime() {
     assert_eq!(index.status, StatusCode::OK);
     assert!(String::from_utf8_lossy(&index.body).contains("demo"));
     let wasm = h.get("/pkg/tessera_bg.wasm", None).await;
-    assert_eq!(wasm.header("content-type").as_deref(), Some("application/wasm"));
-    assert!(h.get("/pkg/tessera.js", None).await.header("content-type").unwrap_or_default().contains("javascript"));
-    assert_eq!(h.login("alice", "tessera-demo").await.status, StatusCode::OK, "API still routed in demo mode");
+    assert_eq!(
+        wasm.header("content-type").as_deref(),
+        Some("application/wasm")
+    );
+    assert!(h
+        .get("/pkg/tessera.js", None)
+        .await
+        .header("content-type")
+        .unwrap_or_default()
+        .contains("javascript"));
+    assert_eq!(
+        h.login("alice", "tessera-demo").await.status,
+        StatusCode::OK,
+        "API still routed in demo mode"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -640,18 +1032,34 @@ async fn demo_mode_serves_www_and_pkg_with_wasm_mime() {
 async fn dead_refresh_token_cannot_trigger_logout_all() {
     let h = Harness::new().await;
     let (_, old_rt, _) = h.login_alice().await;
-    h.post("/auth/logout", Value::Null, &[("cookie", &format!("__Host-tessera_rt={old_rt}"))]).await;
+    h.post(
+        "/auth/logout",
+        Value::Null,
+        &[("cookie", &format!("__Host-tessera_rt={old_rt}"))],
+    )
+    .await;
     let (other_at, _, _) = h.login_alice().await;
-    h.post("/auth/logout-all", Value::Null, &[("cookie", &format!("__Host-tessera_rt={old_rt}"))])
-        .await
-        .assert_problem(401, "unauthorized");
-    assert_eq!(h.introspect(&other_at).await["active"], true, "the live session survived");
+    h.post(
+        "/auth/logout-all",
+        Value::Null,
+        &[("cookie", &format!("__Host-tessera_rt={old_rt}"))],
+    )
+    .await
+    .assert_problem(401, "unauthorized");
+    assert_eq!(
+        h.introspect(&other_at).await["active"],
+        true,
+        "the live session survived"
+    );
     // with a valid bearer token alongside, the user is identified by it
     let r = h
         .post(
             "/auth/logout-all",
             Value::Null,
-            &[("cookie", &format!("__Host-tessera_rt={old_rt}")), ("authorization", &format!("Bearer {other_at}"))],
+            &[
+                ("cookie", &format!("__Host-tessera_rt={old_rt}")),
+                ("authorization", &format!("Bearer {other_at}")),
+            ],
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);

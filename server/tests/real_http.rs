@@ -14,7 +14,10 @@ use tessera_server::clock::SystemClock;
 use tessera_server::{AppState, Config};
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().user_agent("TesseraRealTest/1").build().expect("client")
+    reqwest::Client::builder()
+        .user_agent("TesseraRealTest/1")
+        .build()
+        .expect("client")
 }
 
 fn token_of(res: &reqwest::Response) -> Option<String> {
@@ -31,13 +34,19 @@ async fn state_for(store_url: &str) -> AppState {
     let mut cfg = Config::for_tests();
     cfg.store = store_url.to_string();
     let store = tessera_server::store::open(store_url).await.expect("store");
-    let st = AppState::new(cfg, store, Arc::new(SystemClock)).await.expect("state");
+    let st = AppState::new(cfg, store, Arc::new(SystemClock))
+        .await
+        .expect("state");
     st.seed_demo_users().await.expect("seed");
     st
 }
 
 async fn login(c: &reqwest::Client, base: &str, body: Value) -> reqwest::Response {
-    c.post(format!("{base}/auth/login")).json(&body).send().await.expect("login")
+    c.post(format!("{base}/auth/login"))
+        .json(&body)
+        .send()
+        .await
+        .expect("login")
 }
 
 async fn refresh(c: &reqwest::Client, base: &str, rt: &str) -> reqwest::Response {
@@ -54,12 +63,25 @@ async fn real_http_cookie_flow_login_refresh_logout() {
     let db = TempDb::new("http");
     let srv = LiveServer::start(state_for(&db.url()).await).await;
     let c = client();
-    let r = login(&c, &srv.base, json!({"username": "alice", "password": "tessera-demo"})).await;
+    let r = login(
+        &c,
+        &srv.base,
+        json!({"username": "alice", "password": "tessera-demo"}),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
     let rt = token_of(&r).expect("cookie");
     let j: Value = r.json().await.expect("json");
     let at = j["access_token"].as_str().unwrap_or_default().to_string();
-    let me: Value = c.get(format!("{}/api/me", srv.base)).bearer_auth(&at).send().await.expect("me").json().await.expect("json");
+    let me: Value = c
+        .get(format!("{}/api/me", srv.base))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(me["username"], "alice");
     let r2 = refresh(&c, &srv.base, &rt).await;
     assert_eq!(r2.status(), StatusCode::OK);
@@ -73,7 +95,12 @@ async fn real_http_cookie_flow_login_refresh_logout() {
         .await
         .expect("logout");
     assert_eq!(out.status(), StatusCode::NO_CONTENT);
-    assert_eq!(out.headers().get("clear-site-data").and_then(|v| v.to_str().ok()), Some("\"cookies\", \"storage\""));
+    assert_eq!(
+        out.headers()
+            .get("clear-site-data")
+            .and_then(|v| v.to_str().ok()),
+        Some("\"cookies\", \"storage\"")
+    );
     let intro: Value = c
         .post(format!("{}/auth/introspect", srv.base))
         .form(&[("token", at.as_str())])
@@ -86,14 +113,24 @@ async fn real_http_cookie_flow_login_refresh_logout() {
     assert_eq!(intro["active"], false);
     let dead = refresh(&c, &srv.base, &rt2).await;
     assert_eq!(dead.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(dead.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/problem+json"));
+    assert_eq!(
+        dead.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_http_token_mode_flow() {
     let srv = LiveServer::start(state_for("memory://").await).await;
     let c = client();
-    let r = login(&c, &srv.base, json!({"username": "alice", "password": "tessera-demo", "mode": "token"})).await;
+    let r = login(
+        &c,
+        &srv.base,
+        json!({"username": "alice", "password": "tessera-demo", "mode": "token"}),
+    )
+    .await;
     assert!(token_of(&r).is_none());
     let j: Value = r.json().await.expect("json");
     let rt = j["refresh_token"].as_str().unwrap_or_default().to_string();
@@ -126,9 +163,17 @@ async fn real_http_concurrent_refreshes_on_sqlite_yield_one_successor() {
     let db = TempDb::new("race");
     let srv = LiveServer::start(state_for(&db.url()).await).await;
     let c = client();
-    let r = login(&c, &srv.base, json!({"username": "alice", "password": "tessera-demo"})).await;
+    let r = login(
+        &c,
+        &srv.base,
+        json!({"username": "alice", "password": "tessera-demo"}),
+    )
+    .await;
     let rt = token_of(&r).expect("cookie");
-    let sid = r.json::<Value>().await.expect("json")["session"]["id"].as_str().unwrap_or_default().to_string();
+    let sid = r.json::<Value>().await.expect("json")["session"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let (c, base, rt) = (c.clone(), srv.base.clone(), rt.clone());
@@ -144,7 +189,14 @@ async fn real_http_concurrent_refreshes_on_sqlite_yield_one_successor() {
         tokens.insert(tok.expect("cookie"));
     }
     assert_eq!(tokens.len(), 1);
-    let s = srv.state.store().get_session(&sid).await.ok().flatten().expect("session");
+    let s = srv
+        .state
+        .store()
+        .get_session(&sid)
+        .await
+        .ok()
+        .flatten()
+        .expect("session");
     assert_eq!(s.generation, 1, "exactly one new family member");
 }
 
@@ -154,9 +206,17 @@ async fn restart_with_sqlite_keeps_sessions() {
     let c = client();
     let (rt, at) = {
         let srv = LiveServer::start(state_for(&db.url()).await).await;
-        let r = login(&c, &srv.base, json!({"username": "alice", "password": "tessera-demo"})).await;
+        let r = login(
+            &c,
+            &srv.base,
+            json!({"username": "alice", "password": "tessera-demo"}),
+        )
+        .await;
         let rt = token_of(&r).expect("cookie");
-        let at = r.json::<Value>().await.expect("json")["access_token"].as_str().unwrap_or_default().to_string();
+        let at = r.json::<Value>().await.expect("json")["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         (rt, at)
         // server and store dropped here: a "restart"
     };
@@ -170,21 +230,43 @@ async fn restart_with_sqlite_keeps_sessions() {
         .json()
         .await
         .expect("json");
-    assert_eq!(intro["active"], true, "signing key and session survived the restart");
-    assert_eq!(refresh(&c, &srv.base, &rt).await.status(), StatusCode::OK, "refresh token survived");
+    assert_eq!(
+        intro["active"], true,
+        "signing key and session survived the restart"
+    );
+    assert_eq!(
+        refresh(&c, &srv.base, &rt).await.status(),
+        StatusCode::OK,
+        "refresh token survived"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_sessions_through_redis() {
-    let Some(redis) = RedisServer::start() else { return };
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let a = LiveServer::start(state_for(&redis.url()).await).await;
     let b = LiveServer::start(state_for(&redis.url()).await).await;
     let c = client();
-    let r = login(&c, &a.base, json!({"username": "alice", "password": "tessera-demo"})).await;
+    let r = login(
+        &c,
+        &a.base,
+        json!({"username": "alice", "password": "tessera-demo"}),
+    )
+    .await;
     let rt = token_of(&r).expect("cookie");
-    let at = r.json::<Value>().await.expect("json")["access_token"].as_str().unwrap_or_default().to_string();
+    let at = r.json::<Value>().await.expect("json")["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     // instance B verifies A's token (shared signing key) and rotates A's refresh token
-    let me = c.get(format!("{}/api/me", b.base)).bearer_auth(&at).send().await.expect("me");
+    let me = c
+        .get(format!("{}/api/me", b.base))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .expect("me");
     assert_eq!(me.status(), StatusCode::OK);
     let r2 = refresh(&c, &b.base, &rt).await;
     assert_eq!(r2.status(), StatusCode::OK);
@@ -196,7 +278,15 @@ async fn two_instances_share_sessions_through_redis() {
         .send()
         .await
         .expect("logout");
-    assert_eq!(c.get(format!("{}/api/me", b.base)).bearer_auth(&at).send().await.expect("me").status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        c.get(format!("{}/api/me", b.base))
+            .bearer_auth(&at)
+            .send()
+            .await
+            .expect("me")
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 struct Child(std::process::Child);
@@ -216,7 +306,9 @@ fn spawn_binary(args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
     let mut child = Child(cmd.spawn().expect("spawn tessera-server"));
     let stdout = child.0.stdout.take().expect("stdout");
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read line");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read line");
     (child, line)
 }
 
@@ -232,7 +324,23 @@ async fn binary_prints_bound_url_and_serves_demo() {
     let www = dir.join("www").display().to_string();
     let pkg = dir.join("pkg").display().to_string();
     let (_child, line) = spawn_binary(
-        &["--demo", "--listen", "127.0.0.1:0", "--store", &store, "--access-ttl", "120", "--www-dir", &www, "--pkg-dir", &pkg, "--argon2-memory-kib", "64", "--argon2-iterations", "1"],
+        &[
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            &store,
+            "--access-ttl",
+            "120",
+            "--www-dir",
+            &www,
+            "--pkg-dir",
+            &pkg,
+            "--argon2-memory-kib",
+            "64",
+            "--argon2-iterations",
+            "1",
+        ],
         &[],
     );
     let url = line
@@ -240,13 +348,37 @@ async fn binary_prints_bound_url_and_serves_demo() {
         .strip_prefix("tessera-server listening on ")
         .expect("the one contract line")
         .to_string();
-    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with('/') && !url.ends_with(":0/"), "{url}");
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with('/') && !url.ends_with(":0/"),
+        "{url}"
+    );
     let c = client();
-    let page = c.get(&url).send().await.expect("index").text().await.expect("text");
+    let page = c
+        .get(&url)
+        .send()
+        .await
+        .expect("index")
+        .text()
+        .await
+        .expect("text");
     assert!(page.contains("tessera demo"));
-    let wasm = c.get(format!("{url}pkg/tessera_bg.wasm")).send().await.expect("wasm");
-    assert_eq!(wasm.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/wasm"));
-    let r = login(&c, url.trim_end_matches('/'), json!({"username": "alice", "password": "tessera-demo"})).await;
+    let wasm = c
+        .get(format!("{url}pkg/tessera_bg.wasm"))
+        .send()
+        .await
+        .expect("wasm");
+    assert_eq!(
+        wasm.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/wasm")
+    );
+    let r = login(
+        &c,
+        url.trim_end_matches('/'),
+        json!({"username": "alice", "password": "tessera-demo"}),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.expect("json")["expires_in"], 120);
     let _ = std::fs::remove_dir_all(dir);
@@ -265,20 +397,49 @@ async fn binary_reads_every_setting_from_env() {
             ("TESSERA_ARGON2_ITERATIONS", "1"),
         ],
     );
-    let url = line.trim_end().strip_prefix("tessera-server listening on ").expect("line").to_string();
-    let r = login(&client(), url.trim_end_matches('/'), json!({"username": "bob", "password": "tessera-demo"})).await;
-    assert_eq!(r.json::<Value>().await.expect("json")["mfa_required"], true, "demo users seeded via TESSERA_DEMO=1");
+    let url = line
+        .trim_end()
+        .strip_prefix("tessera-server listening on ")
+        .expect("line")
+        .to_string();
+    let r = login(
+        &client(),
+        url.trim_end_matches('/'),
+        json!({"username": "bob", "password": "tessera-demo"}),
+    )
+    .await;
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["mfa_required"],
+        true,
+        "demo users seeded via TESSERA_DEMO=1"
+    );
 }
 
 #[test]
 fn binary_help_lists_flags_and_env_vars() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tessera-server")).arg("--help").output().expect("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera-server"))
+        .arg("--help")
+        .output()
+        .expect("run");
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     for needle in [
-        "--demo", "TESSERA_DEMO", "--listen", "TESSERA_LISTEN", "--store", "TESSERA_STORE", "--access-ttl",
-        "TESSERA_ACCESS_TTL", "--idle-timeout", "TESSERA_IDLE_TIMEOUT", "--absolute-timeout",
-        "TESSERA_ABSOLUTE_TIMEOUT", "--allowed-origins", "TESSERA_ALLOWED_ORIGINS", "--www-dir", "--pkg-dir",
+        "--demo",
+        "TESSERA_DEMO",
+        "--listen",
+        "TESSERA_LISTEN",
+        "--store",
+        "TESSERA_STORE",
+        "--access-ttl",
+        "TESSERA_ACCESS_TTL",
+        "--idle-timeout",
+        "TESSERA_IDLE_TIMEOUT",
+        "--absolute-timeout",
+        "TESSERA_ABSOLUTE_TIMEOUT",
+        "--allowed-origins",
+        "TESSERA_ALLOWED_ORIGINS",
+        "--www-dir",
+        "--pkg-dir",
     ] {
         assert!(help.contains(needle), "--help lacks {needle}");
     }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use tessera_server::secret::{b64, hash_secret, random_bytes, random_token, seal_successor};
 use tessera_server::store::{
-    Liveness, RotateOutcome, RotateRequest, SessionEvent, SessionRecord, SessionStore, TokenPosition, UserRecord,
+    Liveness, RotateOutcome, RotateRequest, SessionEvent, SessionRecord, SessionStore,
+    TokenPosition, UserRecord,
 };
 
 const NOW: i64 = 1_800_000_000;
@@ -27,7 +28,10 @@ fn user(name: &str) -> UserRecord {
 async fn new_session(store: &dyn SessionStore, name: &str, now: i64) -> (SessionRecord, [u8; 32]) {
     let s = SessionRecord::new(random_token(), &user(name), now, 3600, false);
     let raw = random_bytes();
-    store.create_session(&s, &hash_secret(&b64(&raw))).await.expect("create");
+    store
+        .create_session(&s, &hash_secret(&b64(&raw)))
+        .await
+        .expect("create");
     (s, raw)
 }
 
@@ -64,7 +68,14 @@ mod suite {
         assert_eq!(s.find_user("alice").await.unwrap(), Some(u.clone()));
         u.totp_secret = Some("JBSWY3DPEHPK3PXP".into());
         s.upsert_user(&u).await.unwrap();
-        assert_eq!(s.find_user("alice").await.unwrap().and_then(|u| u.totp_secret).as_deref(), Some("JBSWY3DPEHPK3PXP"));
+        assert_eq!(
+            s.find_user("alice")
+                .await
+                .unwrap()
+                .and_then(|u| u.totp_secret)
+                .as_deref(),
+            Some("JBSWY3DPEHPK3PXP")
+        );
     }
 
     pub async fn session_roundtrip_and_listing(s: Arc<dyn SessionStore>) {
@@ -75,14 +86,19 @@ mod suite {
         assert_eq!(got, a);
         assert!(got.vault_key.is_some());
         let list = s.list_sessions("user-alice").await.unwrap();
-        assert_eq!(list.iter().map(|x| x.sid.clone()).collect::<Vec<_>>(), vec![b.sid.clone(), a.sid.clone()]);
+        assert_eq!(
+            list.iter().map(|x| x.sid.clone()).collect::<Vec<_>>(),
+            vec![b.sid.clone(), a.sid.clone()]
+        );
         assert!(s.get_session("nope").await.unwrap().is_none());
     }
 
     pub async fn rotation_current_grace_then_reuse_revokes_family(s: Arc<dyn SessionStore>) {
         let (sess, t0) = new_session(s.as_ref(), "alice", NOW).await;
         let (r1, t1) = rotate_req(&t0, NOW + 5);
-        let RotateOutcome::Rotated(after) = s.rotate(&r1).await.unwrap() else { panic!("rotate") };
+        let RotateOutcome::Rotated(after) = s.rotate(&r1).await.unwrap() else {
+            panic!("rotate")
+        };
         assert_eq!(after.generation, 1);
         assert_eq!(after.last_seen, NOW + 5);
         // immediate predecessor inside the grace window: the already-issued successor
@@ -94,10 +110,18 @@ mod suite {
             other => panic!("expected grace, got {other:?}"),
         }
         let (r2, t2) = rotate_req(&t1, NOW + 20);
-        assert!(matches!(s.rotate(&r2).await.unwrap(), RotateOutcome::Rotated(_)));
+        assert!(matches!(
+            s.rotate(&r2).await.unwrap(),
+            RotateOutcome::Rotated(_)
+        ));
         // t0 is now two generations old: reuse, the family dies
         let (old, _) = rotate_req(&t0, NOW + 21);
-        assert_eq!(s.rotate(&old).await.unwrap(), RotateOutcome::Reused { sid: sess.sid.clone() });
+        assert_eq!(
+            s.rotate(&old).await.unwrap(),
+            RotateOutcome::Reused {
+                sid: sess.sid.clone()
+            }
+        );
         let dead = s.get_session(&sess.sid).await.unwrap().expect("kept");
         assert_eq!(dead.liveness(NOW + 21, IDLE), Liveness::Revoked);
         assert_eq!(dead.revoke_reason.as_deref(), Some("refresh_reused"));
@@ -110,9 +134,15 @@ mod suite {
     pub async fn predecessor_after_grace_window_revokes(s: Arc<dyn SessionStore>) {
         let (sess, t0) = new_session(s.as_ref(), "alice", NOW).await;
         let (r1, _) = rotate_req(&t0, NOW);
-        assert!(matches!(s.rotate(&r1).await.unwrap(), RotateOutcome::Rotated(_)));
+        assert!(matches!(
+            s.rotate(&r1).await.unwrap(),
+            RotateOutcome::Rotated(_)
+        ));
         let (late, _) = rotate_req(&t0, NOW + GRACE + 1);
-        assert_eq!(s.rotate(&late).await.unwrap(), RotateOutcome::Reused { sid: sess.sid });
+        assert_eq!(
+            s.rotate(&late).await.unwrap(),
+            RotateOutcome::Reused { sid: sess.sid }
+        );
     }
 
     pub async fn concurrent_rotations_yield_exactly_one_successor(s: Arc<dyn SessionStore>) {
@@ -154,7 +184,10 @@ mod suite {
         while now + 500 < NOW + 3600 {
             now += 500;
             let (r, next) = rotate_req(&t, now);
-            assert!(matches!(s.rotate(&r).await.unwrap(), RotateOutcome::Rotated(_)), "at {now}");
+            assert!(
+                matches!(s.rotate(&r).await.unwrap(), RotateOutcome::Rotated(_)),
+                "at {now}"
+            );
             t = next;
         }
         let (r, _) = rotate_req(&t, NOW + 3600);
@@ -164,23 +197,48 @@ mod suite {
     pub async fn unknown_token_is_unknown(s: Arc<dyn SessionStore>) {
         let (r, _) = rotate_req(&random_bytes(), NOW);
         assert_eq!(s.rotate(&r).await.unwrap(), RotateOutcome::Unknown);
-        assert!(s.lookup_refresh(&r.presented_hash, NOW, GRACE).await.unwrap().is_none());
+        assert!(s
+            .lookup_refresh(&r.presented_hash, NOW, GRACE)
+            .await
+            .unwrap()
+            .is_none());
     }
 
     pub async fn lookup_reports_token_position(s: Arc<dyn SessionStore>) {
         let (_, t0) = new_session(s.as_ref(), "alice", NOW).await;
         let h = |t: &[u8; 32]| hash_secret(&b64(t));
-        assert_eq!(s.lookup_refresh(&h(&t0), NOW, GRACE).await.unwrap().map(|x| x.1), Some(TokenPosition::Current));
+        assert_eq!(
+            s.lookup_refresh(&h(&t0), NOW, GRACE)
+                .await
+                .unwrap()
+                .map(|x| x.1),
+            Some(TokenPosition::Current)
+        );
         let (r1, t1) = rotate_req(&t0, NOW);
         s.rotate(&r1).await.unwrap();
         let (r2, t2) = rotate_req(&t1, NOW + 1);
         s.rotate(&r2).await.unwrap();
-        assert_eq!(s.lookup_refresh(&h(&t2), NOW + 1, GRACE).await.unwrap().map(|x| x.1), Some(TokenPosition::Current));
         assert_eq!(
-            s.lookup_refresh(&h(&t1), NOW + 1, GRACE).await.unwrap().map(|x| x.1),
+            s.lookup_refresh(&h(&t2), NOW + 1, GRACE)
+                .await
+                .unwrap()
+                .map(|x| x.1),
+            Some(TokenPosition::Current)
+        );
+        assert_eq!(
+            s.lookup_refresh(&h(&t1), NOW + 1, GRACE)
+                .await
+                .unwrap()
+                .map(|x| x.1),
             Some(TokenPosition::GracePredecessor)
         );
-        assert_eq!(s.lookup_refresh(&h(&t0), NOW + 1, GRACE).await.unwrap().map(|x| x.1), Some(TokenPosition::Superseded));
+        assert_eq!(
+            s.lookup_refresh(&h(&t0), NOW + 1, GRACE)
+                .await
+                .unwrap()
+                .map(|x| x.1),
+            Some(TokenPosition::Superseded)
+        );
     }
 
     pub async fn revoke_destroys_vault_key_and_counts(s: Arc<dyn SessionStore>) {
@@ -189,23 +247,52 @@ mod suite {
         let (c, _) = new_session(s.as_ref(), "alice", NOW).await;
         let (bob, _) = new_session(s.as_ref(), "bob", NOW).await;
         assert!(s.revoke_session(&a.sid, "logout", NOW).await.unwrap());
-        assert!(!s.revoke_session(&a.sid, "logout", NOW).await.unwrap(), "second revoke is a no-op");
+        assert!(
+            !s.revoke_session(&a.sid, "logout", NOW).await.unwrap(),
+            "second revoke is a no-op"
+        );
         assert!(!s.revoke_session("missing", "logout", NOW).await.unwrap());
-        assert_eq!(s.revoke_user_sessions("user-alice", "logout_all", NOW + 1).await.unwrap(), 2);
+        assert_eq!(
+            s.revoke_user_sessions("user-alice", "logout_all", NOW + 1)
+                .await
+                .unwrap(),
+            2
+        );
         for sid in [&a.sid, &b.sid, &c.sid] {
             let got = s.get_session(sid).await.unwrap().expect("kept");
             assert!(got.revoked_at.is_some());
             assert_eq!(got.vault_key, None);
         }
-        assert_eq!(s.get_session(&a.sid).await.unwrap().and_then(|x| x.revoke_reason).as_deref(), Some("logout"));
-        assert_eq!(s.get_session(&bob.sid).await.unwrap().and_then(|x| x.revoked_at), None);
+        assert_eq!(
+            s.get_session(&a.sid)
+                .await
+                .unwrap()
+                .and_then(|x| x.revoke_reason)
+                .as_deref(),
+            Some("logout")
+        );
+        assert_eq!(
+            s.get_session(&bob.sid)
+                .await
+                .unwrap()
+                .and_then(|x| x.revoked_at),
+            None
+        );
     }
 
     pub async fn client_updates_and_events_are_listed(s: Arc<dyn SessionStore>) {
         let (a, _) = new_session(s.as_ref(), "alice", NOW).await;
-        let e = SessionEvent { at: NOW + 3, kind: "network_changed".into(), detail: "a -> b".into() };
-        s.update_client(&a.sid, "UA2", "10.0.0.9", Some(&e)).await.unwrap();
-        s.update_client(&a.sid, "UA3", "10.0.0.9", None).await.unwrap();
+        let e = SessionEvent {
+            at: NOW + 3,
+            kind: "network_changed".into(),
+            detail: "a -> b".into(),
+        };
+        s.update_client(&a.sid, "UA2", "10.0.0.9", Some(&e))
+            .await
+            .unwrap();
+        s.update_client(&a.sid, "UA3", "10.0.0.9", None)
+            .await
+            .unwrap();
         let list = s.list_sessions("user-alice").await.unwrap();
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].user_agent, "UA3");
@@ -213,11 +300,43 @@ mod suite {
         assert_eq!(list[0].events, vec![e]);
     }
 
+    pub async fn purge_deletes_only_long_dead_sessions(s: Arc<dyn SessionStore>) {
+        let (old, t_old) = new_session(s.as_ref(), "alice", NOW - 10_000).await; // expired at NOW - 6400
+        let (live, _) = new_session(s.as_ref(), "alice", NOW).await;
+        let n = s.purge_expired(NOW, 3600).await.unwrap();
+        assert!(
+            s.get_session(&live.sid).await.unwrap().is_some(),
+            "live session kept"
+        );
+        if s.kind() == "redis" {
+            assert_eq!(n, 0, "Redis relies on key TTLs");
+        } else {
+            assert_eq!(n, 1);
+            assert!(s.get_session(&old.sid).await.unwrap().is_none());
+            assert!(s
+                .lookup_refresh(&hash_secret(&b64(&t_old)), NOW, GRACE)
+                .await
+                .unwrap()
+                .is_none());
+            assert_eq!(s.list_sessions("user-alice").await.unwrap().len(), 1);
+        }
+    }
+
     pub async fn ephemeral_values_expire_and_are_taken_once(s: Arc<dyn SessionStore>) {
         s.put_ephemeral("mfa:x", "v", NOW + 60).await.unwrap();
-        assert_eq!(s.get_ephemeral("mfa:x", NOW).await.unwrap().as_deref(), Some("v"));
-        assert_eq!(s.get_ephemeral("mfa:x", NOW + 60).await.unwrap(), None, "expired by the injected clock");
-        assert_eq!(s.take_ephemeral("mfa:x", NOW).await.unwrap().as_deref(), Some("v"));
+        assert_eq!(
+            s.get_ephemeral("mfa:x", NOW).await.unwrap().as_deref(),
+            Some("v")
+        );
+        assert_eq!(
+            s.get_ephemeral("mfa:x", NOW + 60).await.unwrap(),
+            None,
+            "expired by the injected clock"
+        );
+        assert_eq!(
+            s.take_ephemeral("mfa:x", NOW).await.unwrap().as_deref(),
+            Some("v")
+        );
         assert_eq!(s.take_ephemeral("mfa:x", NOW).await.unwrap(), None);
         assert!(s.use_once("totp:u:1", NOW + 90, NOW).await.unwrap());
         assert!(!s.use_once("totp:u:1", NOW + 90, NOW + 1).await.unwrap());
@@ -228,7 +347,10 @@ mod suite {
 type Guard = Box<dyn std::any::Any + Send>;
 
 async fn memory() -> Option<(Arc<dyn SessionStore>, Guard)> {
-    Some((Arc::new(tessera_server::store::memory::MemoryStore::new()), Box::new(())))
+    Some((
+        Arc::new(tessera_server::store::memory::MemoryStore::new()),
+        Box::new(()),
+    ))
 }
 
 async fn sqlite() -> Option<(Arc<dyn SessionStore>, Guard)> {
@@ -274,6 +396,7 @@ macro_rules! all_backends {
             revoke_destroys_vault_key_and_counts,
             client_updates_and_events_are_listed,
             ephemeral_values_expire_and_are_taken_once,
+            purge_deletes_only_long_dead_sessions,
         );)*
     };
 }
@@ -291,16 +414,34 @@ async fn sqlite_restart_keeps_sessions_and_migrations_are_idempotent() {
     let s = tessera_server::store::sqlite::SqliteStore::open(&db.0).expect("reopen");
     assert!(s.get_session(&sid).await.unwrap().is_some());
     let (r, _) = rotate_req(&t0, NOW + 1);
-    assert!(matches!(s.rotate(&r).await.unwrap(), RotateOutcome::Rotated(_)));
+    assert!(matches!(
+        s.rotate(&r).await.unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
 }
 
 #[tokio::test]
 async fn redis_store_survives_two_instances_sharing_sessions() {
-    let Some(srv) = common::RedisServer::start() else { return };
-    let a = tessera_server::store::redis::RedisStore::connect(&srv.url(), "shared:").await.expect("a");
-    let b = tessera_server::store::redis::RedisStore::connect(&srv.url(), "shared:").await.expect("b");
+    let Some(srv) = common::RedisServer::start() else {
+        return;
+    };
+    let a = tessera_server::store::redis::RedisStore::connect(&srv.url(), "shared:")
+        .await
+        .expect("a");
+    let b = tessera_server::store::redis::RedisStore::connect(&srv.url(), "shared:")
+        .await
+        .expect("b");
     let (sess, t0) = new_session(&a, "alice", NOW).await;
     let (r, _) = rotate_req(&t0, NOW + 1);
-    assert!(matches!(b.rotate(&r).await.unwrap(), RotateOutcome::Rotated(_)));
-    assert_eq!(a.get_session(&sess.sid).await.unwrap().map(|s| s.generation), Some(1));
+    assert!(matches!(
+        b.rotate(&r).await.unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+    assert_eq!(
+        a.get_session(&sess.sid)
+            .await
+            .unwrap()
+            .map(|s| s.generation),
+        Some(1)
+    );
 }

@@ -63,7 +63,12 @@ impl SessionStore for MemoryStore {
         Ok(self.lock().meta.get(key).cloned())
     }
     async fn put_meta_if_absent(&self, key: &str, value: &str) -> StoreResult<String> {
-        Ok(self.lock().meta.entry(key.to_string()).or_insert_with(|| value.to_string()).clone())
+        Ok(self
+            .lock()
+            .meta
+            .entry(key.to_string())
+            .or_insert_with(|| value.to_string())
+            .clone())
     }
     async fn set_meta(&self, key: &str, value: &str) -> StoreResult<()> {
         self.lock().meta.insert(key.into(), value.into());
@@ -71,7 +76,9 @@ impl SessionStore for MemoryStore {
     }
 
     async fn upsert_user(&self, user: &UserRecord) -> StoreResult<()> {
-        self.lock().users.insert(user.username.clone(), user.clone());
+        self.lock()
+            .users
+            .insert(user.username.clone(), user.clone());
         Ok(())
     }
     async fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
@@ -80,8 +87,12 @@ impl SessionStore for MemoryStore {
 
     async fn create_session(&self, s: &SessionRecord, refresh_hash: &str) -> StoreResult<()> {
         let mut g = self.lock();
-        g.tokens.insert(refresh_hash.into(), (s.sid.clone(), s.generation));
-        g.by_user.entry(s.user_id.clone()).or_default().push(s.sid.clone());
+        g.tokens
+            .insert(refresh_hash.into(), (s.sid.clone(), s.generation));
+        g.by_user
+            .entry(s.user_id.clone())
+            .or_default()
+            .push(s.sid.clone());
         g.sessions.insert(s.sid.clone(), s.clone());
         Ok(())
     }
@@ -112,15 +123,21 @@ impl SessionStore for MemoryStore {
         grace: i64,
     ) -> StoreResult<Option<(SessionRecord, TokenPosition)>> {
         let g = self.lock();
-        let Some((sid, gen)) = g.tokens.get(hash) else { return Ok(None) };
-        Ok(g.sessions.get(sid).map(|s| (s.clone(), position(s, *gen, now, grace))))
+        let Some((sid, gen)) = g.tokens.get(hash) else {
+            return Ok(None);
+        };
+        Ok(g.sessions
+            .get(sid)
+            .map(|s| (s.clone(), position(s, *gen, now, grace))))
     }
     async fn rotate(&self, req: &RotateRequest) -> StoreResult<RotateOutcome> {
         let mut g = self.lock();
         let Some((sid, gen)) = g.tokens.get(&req.presented_hash).cloned() else {
             return Ok(RotateOutcome::Unknown);
         };
-        let Some(s) = g.sessions.get_mut(&sid) else { return Ok(RotateOutcome::Unknown) };
+        let Some(s) = g.sessions.get_mut(&sid) else {
+            return Ok(RotateOutcome::Unknown);
+        };
         match decide(s, gen, req) {
             Decision::Revoked => Ok(RotateOutcome::Revoked),
             Decision::Expired => {
@@ -131,7 +148,10 @@ impl SessionStore for MemoryStore {
                 revoke(s, "refresh_reused", req.now);
                 Ok(RotateOutcome::Reused { sid })
             }
-            Decision::Grace(sealed) => Ok(RotateOutcome::Grace { session: s.clone(), sealed }),
+            Decision::Grace(sealed) => Ok(RotateOutcome::Grace {
+                session: s.clone(),
+                sealed,
+            }),
             Decision::Rotate => {
                 s.generation += 1;
                 s.prev_rotated_at = Some(req.now);
@@ -144,9 +164,18 @@ impl SessionStore for MemoryStore {
         }
     }
     async fn revoke_session(&self, sid: &str, reason: &str, now: i64) -> StoreResult<bool> {
-        Ok(self.lock().sessions.get_mut(sid).is_some_and(|s| revoke(s, reason, now)))
+        Ok(self
+            .lock()
+            .sessions
+            .get_mut(sid)
+            .is_some_and(|s| revoke(s, reason, now)))
     }
-    async fn revoke_user_sessions(&self, user_id: &str, reason: &str, now: i64) -> StoreResult<usize> {
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<usize> {
         let mut g = self.lock();
         let sids = g.by_user.get(user_id).cloned().unwrap_or_default();
         let mut n = 0;
@@ -176,14 +205,26 @@ impl SessionStore for MemoryStore {
     }
 
     async fn put_ephemeral(&self, key: &str, value: &str, expires_at: i64) -> StoreResult<()> {
-        self.lock().ephemeral.insert(key.into(), (value.into(), expires_at));
+        self.lock()
+            .ephemeral
+            .insert(key.into(), (value.into(), expires_at));
         Ok(())
     }
     async fn get_ephemeral(&self, key: &str, now: i64) -> StoreResult<Option<String>> {
-        Ok(self.lock().ephemeral.get(key).filter(|(_, e)| *e > now).map(|(v, _)| v.clone()))
+        Ok(self
+            .lock()
+            .ephemeral
+            .get(key)
+            .filter(|(_, e)| *e > now)
+            .map(|(v, _)| v.clone()))
     }
     async fn take_ephemeral(&self, key: &str, now: i64) -> StoreResult<Option<String>> {
-        Ok(self.lock().ephemeral.remove(key).filter(|(_, e)| *e > now).map(|(v, _)| v))
+        Ok(self
+            .lock()
+            .ephemeral
+            .remove(key)
+            .filter(|(_, e)| *e > now)
+            .map(|(v, _)| v))
     }
     async fn use_once(&self, key: &str, expires_at: i64, now: i64) -> StoreResult<bool> {
         let mut g = self.lock();
@@ -197,5 +238,25 @@ impl SessionStore for MemoryStore {
                 Ok(true)
             }
         }
+    }
+
+    async fn purge_expired(&self, now: i64, retention: i64) -> StoreResult<usize> {
+        let mut g = self.lock();
+        let dead: Vec<String> = g
+            .sessions
+            .values()
+            .filter(|s| s.expires_at + retention < now)
+            .map(|s| s.sid.clone())
+            .collect();
+        for sid in &dead {
+            g.sessions.remove(sid);
+            g.events.remove(sid);
+        }
+        g.tokens.retain(|_, (sid, _)| !dead.contains(sid));
+        for v in g.by_user.values_mut() {
+            v.retain(|sid| !dead.contains(sid));
+        }
+        g.ephemeral.retain(|_, (_, e)| *e > now);
+        Ok(dead.len())
     }
 }

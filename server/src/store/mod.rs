@@ -282,7 +282,12 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Revokes a session and destroys its vault key. Returns whether it was live before.
     async fn revoke_session(&self, sid: &str, reason: &str, now: i64) -> StoreResult<bool>;
     /// Revokes every session of a user; returns how many were live.
-    async fn revoke_user_sessions(&self, user_id: &str, reason: &str, now: i64) -> StoreResult<usize>;
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<usize>;
     /// Records the client's current user agent and network on the session, plus an event.
     async fn update_client(
         &self,
@@ -300,6 +305,12 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn take_ephemeral(&self, key: &str, now: i64) -> StoreResult<Option<String>>;
     /// Marks `key` used until `expires_at`; `true` only for the first caller (replay guard).
     async fn use_once(&self, key: &str, expires_at: i64, now: i64) -> StoreResult<bool>;
+
+    /// Housekeeping: deletes sessions (with their tokens and events) whose absolute expiry
+    /// is more than `retention` seconds before `now`, and expired short-lived values.
+    /// Live sessions are never touched. Returns how many sessions were deleted (Redis
+    /// expires keys by itself and returns 0).
+    async fn purge_expired(&self, now: i64, retention: i64) -> StoreResult<usize>;
 }
 
 /// Opens the store named by a `--store` URL: `memory://`, `sqlite://PATH`, `redis://…`.
@@ -312,7 +323,9 @@ pub async fn open(url: &str) -> StoreResult<std::sync::Arc<dyn SessionStore>> {
     } else if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path)?))
     } else if url.starts_with("redis://") || url.starts_with("rediss://") {
-        Ok(std::sync::Arc::new(redis::RedisStore::connect(url, "tessera:").await?))
+        Ok(std::sync::Arc::new(
+            redis::RedisStore::connect(url, "tessera:").await?,
+        ))
     } else {
         Err(StoreError::Config(format!(
             "unknown store URL scheme in {url:?} (use sqlite://PATH, redis://HOST:PORT or memory://)"

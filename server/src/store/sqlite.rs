@@ -29,6 +29,9 @@ const MIGRATIONS: &[&str] = &[
                                   at INTEGER NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL);
      CREATE INDEX events_by_sid ON session_events(sid);
      CREATE TABLE ephemeral (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at INTEGER NOT NULL);",
+    // v2: housekeeping scans by expiry
+    "CREATE INDEX sessions_by_expiry ON sessions(expires_at);
+     CREATE INDEX ephemeral_by_expiry ON ephemeral(expires_at);",
 ];
 
 const SESSION_COLS: &str = "sid, user_id, username, created_at, last_seen, expires_at, mfa, \
@@ -79,9 +82,11 @@ fn row_to_session(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
 }
 
 fn load_session(c: &Connection, sid: &str) -> rusqlite::Result<Option<SessionRecord>> {
-    c.prepare_cached(&format!("SELECT {SESSION_COLS} FROM sessions WHERE sid = ?1"))?
-        .query_row([sid], row_to_session)
-        .optional()
+    c.prepare_cached(&format!(
+        "SELECT {SESSION_COLS} FROM sessions WHERE sid = ?1"
+    ))?
+    .query_row([sid], row_to_session)
+    .optional()
 }
 
 fn revoke(c: &Connection, sid: &str, reason: &str, now: i64) -> rusqlite::Result<bool> {
@@ -157,10 +162,15 @@ impl SqliteStore {
         let mut readers = Vec::new();
         for _ in 0..2 {
             let r = Connection::open(path).map_err(err)?;
-            r.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+            r.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(err)?;
             readers.push(Arc::new(Mutex::new(r)));
         }
-        Ok(SqliteStore { writer: Arc::new(Mutex::new(w)), readers, next: AtomicUsize::new(0) })
+        Ok(SqliteStore {
+            writer: Arc::new(Mutex::new(w)),
+            readers,
+            next: AtomicUsize::new(0),
+        })
     }
 
     async fn run<R, F>(conn: Conn, f: F) -> StoreResult<R>
@@ -213,15 +223,21 @@ impl SessionStore for SqliteStore {
     async fn get_meta(&self, key: &str) -> StoreResult<Option<String>> {
         let key = key.to_string();
         self.write(move |c| {
-            c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()
+            c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
         })
         .await
     }
     async fn put_meta_if_absent(&self, key: &str, value: &str) -> StoreResult<String> {
         let (key, value) = (key.to_string(), value.to_string());
         self.write(move |c| {
-            c.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)", [&key, &value])?;
-            c.query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| r.get(0))
+            c.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+                [&key, &value],
+            )?;
+            c.query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| {
+                r.get(0)
+            })
         })
         .await
     }
@@ -254,16 +270,18 @@ impl SessionStore for SqliteStore {
     async fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
         let username = username.to_string();
         self.read(move |c| {
-            c.prepare_cached("SELECT id, username, password_hash, totp_secret FROM users WHERE username = ?1")?
-                .query_row([username], |r| {
-                    Ok(UserRecord {
-                        id: r.get(0)?,
-                        username: r.get(1)?,
-                        password_hash: r.get(2)?,
-                        totp_secret: r.get(3)?,
-                    })
+            c.prepare_cached(
+                "SELECT id, username, password_hash, totp_secret FROM users WHERE username = ?1",
+            )?
+            .query_row([username], |r| {
+                Ok(UserRecord {
+                    id: r.get(0)?,
+                    username: r.get(1)?,
+                    password_hash: r.get(2)?,
+                    totp_secret: r.get(3)?,
                 })
-                .optional()
+            })
+            .optional()
         })
         .await
     }
@@ -382,7 +400,12 @@ impl SessionStore for SqliteStore {
         let (sid, reason) = (sid.to_string(), reason.to_string());
         self.write(move |c| revoke(c, &sid, &reason, now)).await
     }
-    async fn revoke_user_sessions(&self, user_id: &str, reason: &str, now: i64) -> StoreResult<usize> {
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<usize> {
         let (user_id, reason) = (user_id.to_string(), reason.to_string());
         self.write(move |c| {
             c.execute(
@@ -400,7 +423,12 @@ impl SessionStore for SqliteStore {
         addr: &str,
         event: Option<&SessionEvent>,
     ) -> StoreResult<()> {
-        let (sid, ua, addr, event) = (sid.to_string(), ua.to_string(), addr.to_string(), event.cloned());
+        let (sid, ua, addr, event) = (
+            sid.to_string(),
+            ua.to_string(),
+            addr.to_string(),
+            event.cloned(),
+        );
         self.write(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
@@ -470,6 +498,26 @@ impl SessionStore for SqliteStore {
             )?;
             tx.commit()?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn purge_expired(&self, now: i64, retention: i64) -> StoreResult<usize> {
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let cutoff = now - retention;
+            tx.execute(
+                "DELETE FROM refresh_tokens WHERE sid IN (SELECT sid FROM sessions WHERE expires_at < ?1)",
+                [cutoff],
+            )?;
+            tx.execute(
+                "DELETE FROM session_events WHERE sid IN (SELECT sid FROM sessions WHERE expires_at < ?1)",
+                [cutoff],
+            )?;
+            let n = tx.execute("DELETE FROM sessions WHERE expires_at < ?1", [cutoff])?;
+            tx.execute("DELETE FROM ephemeral WHERE expires_at <= ?1", [now])?;
+            tx.commit()?;
+            Ok(n)
         })
         .await
     }

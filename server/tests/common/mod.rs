@@ -49,12 +49,23 @@ impl Resp {
         Some(v)
     }
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
     /// Asserts an RFC 9457 problem with `code` and `status`.
     pub fn assert_problem(&self, status: u16, code: &str) {
-        assert_eq!(self.status.as_u16(), status, "body: {}", String::from_utf8_lossy(&self.body));
-        assert_eq!(self.header("content-type").as_deref(), Some("application/problem+json"));
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("application/problem+json")
+        );
         let j = self.json();
         assert_eq!(j["code"], code, "body: {j}");
         assert_eq!(j["status"], status);
@@ -81,27 +92,40 @@ impl Harness {
     }
 
     pub async fn with_config(cfg: Config) -> Self {
-        let store = tessera_server::store::open(&cfg.store).await.expect("store");
+        let store = tessera_server::store::open(&cfg.store)
+            .await
+            .expect("store");
         Self::with_store(cfg, store).await
     }
 
     pub async fn with_store(cfg: Config, store: Arc<dyn SessionStore>) -> Self {
         let clock = Arc::new(ManualClock::new(wall_now()));
-        let state = AppState::new(cfg, store, clock.clone()).await.expect("state");
+        let state = AppState::new(cfg, store, clock.clone())
+            .await
+            .expect("state");
         state.seed_demo_users().await.expect("seed");
         let router = app(state.clone());
-        Harness { state, clock, router }
+        Harness {
+            state,
+            clock,
+            router,
+        }
     }
 
     pub async fn call(&self, mut req: Request<Body>) -> Resp {
         if req.extensions().get::<ConnectInfo<SocketAddr>>().is_none() {
-            req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
         }
         let res = self.router.clone().oneshot(req).await.expect("infallible");
         let status = res.status();
         let headers = res.headers().clone();
         let body = res.into_body().collect().await.expect("body").to_bytes();
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// POST JSON with a browser-like UA and the SDK's CSRF header plus extra headers.
@@ -123,12 +147,18 @@ impl Harness {
         if !has_csrf_override {
             b = b.header("x-tessera-csrf", "1");
         }
-        let body = if body.is_null() { Body::empty() } else { Body::from(body.to_string()) };
+        let body = if body.is_null() {
+            Body::empty()
+        } else {
+            Body::from(body.to_string())
+        };
         self.call(b.body(body).expect("request")).await
     }
 
     pub async fn get(&self, path: &str, bearer: Option<&str>) -> Resp {
-        let mut b = Request::get(path).header("user-agent", UA).header("host", "127.0.0.1:8080");
+        let mut b = Request::get(path)
+            .header("user-agent", UA)
+            .header("host", "127.0.0.1:8080");
         if let Some(t) = bearer {
             b = b.header("authorization", format!("Bearer {t}"));
         }
@@ -136,13 +166,23 @@ impl Harness {
     }
 
     pub async fn login(&self, user: &str, password: &str) -> Resp {
-        self.post("/auth/login", serde_json::json!({"username": user, "password": password}), &[]).await
+        self.post(
+            "/auth/login",
+            serde_json::json!({"username": user, "password": password}),
+            &[],
+        )
+        .await
     }
 
     /// alice logged in, cookie mode: (access token, refresh token, session id).
     pub async fn login_alice(&self) -> (String, String, String) {
         let r = self.login("alice", "tessera-demo").await;
-        assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
         let j = r.json();
         (
             j["access_token"].as_str().unwrap_or_default().to_string(),
@@ -153,11 +193,18 @@ impl Harness {
 
     pub async fn refresh_cookie(&self, token: &str) -> Resp {
         let cookie = format!("__Host-tessera_rt={token}");
-        self.post("/auth/refresh", Value::Null, &[("cookie", &cookie)]).await
+        self.post("/auth/refresh", Value::Null, &[("cookie", &cookie)])
+            .await
     }
 
     pub async fn introspect(&self, token: &str) -> Value {
-        self.post("/auth/introspect", serde_json::json!({ "token": token }), &[]).await.json()
+        self.post(
+            "/auth/introspect",
+            serde_json::json!({ "token": token }),
+            &[],
+        )
+        .await
+        .json()
     }
 }
 
@@ -201,7 +248,11 @@ impl RedisServer {
     /// Starts one, or returns `None` after printing a loud skip line when `redis-server`
     /// is not installed (panics instead when `CI` is set).
     pub fn start() -> Option<Self> {
-        let found = Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_ok();
+        let found = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok();
         if !found {
             if std::env::var_os("CI").is_some() {
                 panic!("redis-server is not installed but CI is set: Redis tests must run");
@@ -210,9 +261,22 @@ impl RedisServer {
             return None;
         }
         for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .ok()?
+                .local_addr()
+                .ok()?
+                .port();
             let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -254,13 +318,23 @@ pub struct LiveServer {
 
 impl LiveServer {
     pub async fn start(state: AppState) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let router = app(state.clone());
         let handle = tokio::spawn(async move {
-            let _ = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await;
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await;
         });
-        LiveServer { base: format!("http://{addr}"), state, handle }
+        LiveServer {
+            base: format!("http://{addr}"),
+            state,
+            handle,
+        }
     }
 }
 
