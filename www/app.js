@@ -343,6 +343,7 @@ let refreshes = 0;
 let accessExpiresAt = null; // ms since the epoch, local receipt time + expires_in
 let idleDeadline = null; // ms since the epoch
 let lastLogout = null;
+let wasSignedIn = false; // this page saw the session active (so a logout shows the report)
 
 function sessionState() {
   try {
@@ -357,7 +358,7 @@ function view(state) {
   if (state === "mfa-required") return "mfa";
   if (state === "active" || state === "idle-warning") return "account";
   // The cleanup report only after a logout this page saw; a page opened later just offers sign-in.
-  if (state === "logged-out") return lastLogout && !wantLoginAfterLogout ? "cleared" : "login";
+  if (state === "logged-out") return (lastLogout || wasSignedIn) && !wantLoginAfterLogout ? "cleared" : "login";
   return "none";
 }
 
@@ -385,7 +386,15 @@ function render() {
   syncDialog(state);
 }
 
+function focusClearedTitle() {
+  const active = document.activeElement;
+  if (!active || active === document.body || active.closest("[hidden]") || !active.checkVisibility?.()) {
+    $("cleared-title").focus();
+  }
+}
+
 function onStateChange(previous, state) {
+  if (state === "active" || state === "idle-warning") wasSignedIn = true;
   if (state === "mfa-required") {
     updateTotp();
     $("mfa-code").focus();
@@ -394,8 +403,8 @@ function onStateChange(previous, state) {
   } else if (state === "active" && (previous === "anonymous" || previous === "mfa-required" || previous === "logged-out")) {
     $("account-title").setAttribute("tabindex", "-1");
     $("account-title").focus();
-  } else if (state === "logged-out" && !wantLoginAfterLogout) {
-    $("cleared-title").focus();
+  } else if (state === "logged-out" && view(state) === "cleared") {
+    focusClearedTitle();
   }
   if (state !== "active" && state !== "idle-warning") {
     accessExpiresAt = null;
@@ -533,6 +542,8 @@ function onSdkEvent(type, raw) {
       wantLoginAfterLogout = false;
       showCleared(detail);
       announce(`Signed out (${(detail && detail.reason) || "logout"}).`);
+      render();
+      focusClearedTitle();
       break;
     case "error":
       announce(`Error: ${errorText(detail)}`);

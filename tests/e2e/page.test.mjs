@@ -104,6 +104,32 @@ describe("demo page", () => {
     await page.close();
   });
 
+  test("keyboard only: sign in and out with Tab and Enter", async () => {
+    const page = await openDemo(env.context, env.server.url);
+    await waitForState(page, "anonymous");
+    const focused = () => page.evaluate(() => document.activeElement?.id || document.activeElement?.className);
+    // Skip link, then the two "Use …" buttons, then the username field.
+    for (const expected of ["skip-link", "fill-alice", "fill-bob", "username"]) {
+      await page.keyboard.press("Tab");
+      assert.equal(await focused(), expected);
+    }
+    await page.keyboard.type("alice");
+    await page.keyboard.press("Tab");
+    assert.equal(await focused(), "password");
+    await page.keyboard.type("tessera-demo");
+    await page.keyboard.press("Enter");
+    await waitForState(page, "active");
+    assert.equal(await focused(), "account-title", "focus moves to the signed-in panel");
+    // Tab to "Sign out" and press Enter.
+    for (let i = 0; i < 20 && (await focused()) !== "logout"; i++) await page.keyboard.press("Tab");
+    assert.equal(await focused(), "logout");
+    await page.keyboard.press("Enter");
+    await waitForState(page, "logged-out");
+    await page.locator("#cleared-panel").waitFor({ state: "visible" });
+    assert.equal(await focused(), "cleared-title", "focus moves to the signed-out panel");
+    await page.close();
+  });
+
   test("a wrong password shows an error in the form and stays signed out", async () => {
     const page = await openDemo(env.context, env.server.url);
     await page.fill("#username", "alice");

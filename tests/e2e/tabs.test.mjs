@@ -52,6 +52,19 @@ test("login in tab A makes tab B active without a reload", async () => {
   await b.close();
 });
 
+test("the page's 'Open another tab' button opens a tab that joins the session", async () => {
+  const a = await openDemo(env.context, env.server.url, "?idle=600000&warn=10000");
+  await signIn(a, "alice");
+  const [b] = await Promise.all([env.context.waitForEvent("page"), a.click("#open-tab")]);
+  await b.waitForLoadState();
+  assert.equal(new URL(b.url()).search, "?idle=600000&warn=10000", "the new tab keeps the demo settings");
+  await b.waitForFunction(() => window.tessera?.ready);
+  await waitForState(b, "active", 5_000);
+  await b.locator("#account-user").filter({ hasText: "alice" }).waitFor({ timeout: 5_000 });
+  await a.click("#logout");
+  await waitForState(b, "logged-out");
+});
+
 test("logout in tab A logs out and wipes tab B; the old refresh token is rejected", async () => {
   const a = await openDemo(env.context, env.server.url, "?storage=local");
   const b = await openDemo(env.context, env.server.url, "?storage=local");
@@ -69,6 +82,7 @@ test("logout in tab A logs out and wipes tab B; the old refresh token is rejecte
   assert.ok(before.local + before.session > 0, "tab B persisted a sealed record");
 
   const clicked = Date.now();
+  const logoutCall = a.waitForResponse((r) => new URL(r.url()).pathname === "/auth/logout");
   await a.click("#logout");
   await waitForState(b, "logged-out", 5_000);
   const logoutB = await waitForEvent(b, "logout");
@@ -90,6 +104,7 @@ test("logout in tab A logs out and wipes tab B; the old refresh token is rejecte
   assert.equal(await refreshCookie(env.context), null, "the refresh cookie is gone from the browser");
 
   // The server refuses the old refresh token, with a definitive code.
+  assert.equal((await logoutCall).status(), 204, "POST /auth/logout answered 204");
   const replay = await postAuth(env.server, "/auth/refresh", { cookie: `${REFRESH_COOKIE}=${rt.value}` });
   assert.equal(replay.status, 401, `old refresh token rejected: ${replay.text}`);
   assert.ok(DEFINITIVE_END_CODES.includes(replay.json?.code), `definitive code, got ${replay.json?.code}`);
@@ -115,7 +130,12 @@ test("logout everywhere ends the session in this browser and revokes other devic
   assert.ok(m, "login from Node got a refresh cookie");
   const otherCookie = `${REFRESH_COOKIE}=${m[1]}`;
 
-  await a.click("#logout-all");
+  // The page flips to logged-out at once; the revocation is the server's answer to the call.
+  const [res] = await Promise.all([
+    a.waitForResponse((r) => new URL(r.url()).pathname === "/auth/logout-all"),
+    a.click("#logout-all"),
+  ]);
+  assert.equal(res.status(), 204);
   await waitForState(a, "logged-out");
   const refused = await postAuth(env.server, "/auth/refresh", { cookie: otherCookie });
   assert.equal(refused.status, 401, `other device's session is revoked: ${refused.text}`);
