@@ -288,7 +288,7 @@ function clearedItems(cleared) {
       if (value > 0) lines.push(`${kind}: ${value} item${value === 1 ? "" : "s"}`);
       else if (value < 0) lines.push(`${kind}: everything`);
     } else if (value === true) {
-      lines.push(kind);
+      lines.push(kind === "memory" ? "access token held in memory" : kind);
     } else if (typeof value === "string" && value) {
       lines.push(`${kind}: ${value === "all" ? "everything" : value}`);
     } else if (value && typeof value === "object") {
@@ -792,7 +792,6 @@ function wireUi() {
     }
   });
   $("open-tab").addEventListener("click", openTab);
-  $("open-tab-2").addEventListener("click", openTab);
   $("clear-log").addEventListener("click", () => $("log").replaceChildren());
   $("sign-in-again").addEventListener("click", () => {
     wantLoginAfterLogout = true;
