@@ -1,0 +1,691 @@
+// The browser driver: performs what the Rust engine (`core`) decides. It feeds the engine
+// inputs (time is read in Rust), drains its effects in order, and executes them with the
+// browser's APIs: fetch, Web Locks, BroadcastChannel, storage, WebCrypto, cleanup. No policy
+// lives here: when to refresh, what a bus message means, when the user is idle, which 401
+// codes end a session — all of that is the engine's.
+
+// Input kinds (must match `Core::handle` in mod.rs).
+const RESTORE = 0, RESUME = 1, LOGIN_OK = 2, MFA = 3, LOGIN_FAILED = 4, REFRESH_OK = 5,
+  REFRESH_REJECTED = 6, REFRESH_FAILED = 7, ACCESS_REJECTED = 8, BUS = 9, SHARED = 10,
+  LOCK_GRANTED = 11, LOCK_UNAVAILABLE = 12, LOCK_LOST = 13, TIMER = 14, ACTIVITY = 15,
+  STAY = 16, LOGOUT = 17, VISIBLE = 18, ONLINE = 19;
+
+const MESSAGES = {
+  vault_encoding: "stored record is not valid base64url; wiped",
+  vault_truncated: "stored record is truncated; wiped",
+  vault_version: "stored record has an unknown format version; wiped",
+  vault_tampered: "stored record failed authentication; wiped",
+  vault_locked: "stored session can no longer be opened (key revoked or gone); wiped",
+  vault_unavailable: "WebCrypto AES-GCM is unavailable; the session is not persisted",
+  refresh_retry: "token refresh failed; retrying with backoff",
+  record_invalid: "stored session record is invalid; wiped",
+};
+const KEY_COOKIE = "tessera_vk";
+
+const error = (code, message, status) => Object.assign(new Error(message), { code, status });
+const tokensOk = (b) => b && typeof b.access_token === "string" && b.expires_in >= 0;
+
+export function start(core, o) {
+  const d = new Driver(core, o || {});
+  return d.init(o || {}).then(() => d);
+}
+
+class Driver {
+  constructor(core, o) {
+    this.c = core;
+    this.base = String(o.baseUrl ?? "/auth").replace(/\/+$/, "");
+    const ch = (this.ch = String(o.channel ?? "tessera"));
+    this.tokenMode = o.mode === "token";
+    this.kind = o.storage === "local" || o.storage === "session" ? o.storage : null;
+    this.plan = o.cleanup || {};
+    this.tk = "tessera:token:" + ch;
+    this.sk = "tessera:shared:" + ch;
+    this.bk = "tessera:bus:" + ch;
+    this.ls = {};
+    this.early = [];
+    this.waiters = [];
+    this.mem = new Map();
+    this.busy = this.dead = false;
+    this.refreshing = this.seq = this.timer = 0;
+    this.at = -1;
+    this.store = this.key = this.mfa = this.lock = this.cleared = this.user = null;
+    this.off = [];
+  }
+
+  async init(o) {
+    if (this.kind) {
+      try {
+        const s = globalThis[this.kind + "Storage"];
+        s.setItem("tessera:probe", "1");
+        s.removeItem("tessera:probe");
+        this.store = s;
+      } catch (e) {
+        this.storageFailed(e);
+      }
+    }
+    this.feedShared();
+    this.install(o);
+    this.pump();
+    if (this.kind) await this.restore();
+    if (o.resume !== false && !this.signedIn()) {
+      this.drive(RESUME);
+      // Settle before resolving: another tab's token, or the cookie refresh's answer.
+      const until = Date.now() + this.c.joinWait() + 50;
+      while (!this.signedIn() && (this.refreshing || Date.now() < until) && Date.now() < until + 30000)
+        await this.next(this.refreshing ? 1000 : Math.max(1, until - Date.now()));
+    }
+    // Events raised while starting reach listeners added right after `await start()`.
+    const early = this.early;
+    this.early = null;
+    if (early.length) setTimeout(() => early.forEach(([n, d]) => this.emit(n, d)), 0);
+  }
+
+  install(o) {
+    const listen = (t, k, f) => {
+      t.addEventListener(k, f, { passive: true });
+      this.off.push(() => t.removeEventListener(k, f, { passive: true }));
+    };
+    if (typeof BroadcastChannel === "function") {
+      this.bc = new BroadcastChannel(this.ch);
+      this.bc.onmessage = (e) => this.onBus(e.data);
+    }
+    listen(window, "storage", (e) => {
+      if (e.key === this.sk || e.key === null) {
+        this.feedShared();
+        this.pump();
+      } else if (!this.bc && e.key === this.bk && e.newValue) {
+        this.onBus(e.newValue.slice(e.newValue.indexOf("|") + 1));
+      }
+    });
+    listen(window, "online", () => this.drive(ONLINE, true));
+    listen(window, "offline", () => this.drive(ONLINE, false));
+    const wake = () => {
+      this.feedShared();
+      this.drive(VISIBLE, true);
+    };
+    listen(window, "focus", wake);
+    listen(window, "pageshow", wake);
+    listen(document, "visibilitychange", () => (document.hidden ? this.drive(VISIBLE, false) : wake()));
+    // Activity crosses into Wasm at most once per sample window (≤ 1 s).
+    this.tracker = new ActivityTracker(Math.min(1000, o.activityThrottleMs ?? 1000), () => this.drive(ACTIVITY));
+  }
+
+  onBus(data) {
+    // Untrusted: anything but text is handed over as an empty (undecodable) message.
+    this.drive(BUS, typeof data === "string" ? data : "");
+  }
+
+  post(path, body, bearer, ms) {
+    const headers = { "X-Tessera-CSRF": "1" };
+    if (body) headers["Content-Type"] = "application/json";
+    if (bearer) headers.Authorization = "Bearer " + bearer;
+    const init = { method: "POST", credentials: "include", headers, body: body ? JSON.stringify(body) : undefined };
+    if (ms && AbortSignal.timeout) init.signal = AbortSignal.timeout(ms);
+    return fetch(this.base + path, init).then(async (r) => {
+      let b = null;
+      try {
+        b = JSON.parse(await r.text());
+      } catch (_) {}
+      const ra = parseInt(r.headers.get("Retry-After"), 10);
+      return { status: r.status, body: b, retryAfter: ra >= 0 ? ra * 1000 : undefined };
+    });
+  }
+
+  // ---- the engine loop -------------------------------------------------------------------
+
+  drive(kind, arg) {
+    if (this.dead) return;
+    this.c.handle(kind, arg);
+    this.pump();
+  }
+
+  pump() {
+    for (let e; !this.busy && !this.dead && (e = this.c.poll()); ) this.perform(e);
+    this.rearm();
+  }
+
+  rearm() {
+    if (this.dead) return;
+    const t = this.c.deadline();
+    if (t === this.at) return;
+    clearTimeout(this.timer);
+    this.at = t;
+    if (t >= 0)
+      this.timer = setTimeout(() => {
+        this.at = -1;
+        this.feedShared();
+        this.drive(TIMER);
+      }, Math.min(Math.max(0, t - Date.now()), 2147483647));
+  }
+
+  // Runs `p` with the effect queue paused (the next effect must wait for it), then resumes.
+  pause(p) {
+    this.busy = true;
+    p.catch(() => {}).then(() => {
+      this.busy = false;
+      this.pump();
+      this.wake();
+    });
+  }
+
+  feedShared() {
+    let v;
+    try {
+      v = localStorage.getItem(this.sk);
+    } catch (_) {
+      return; // storage broken: nothing to read (never report "absent")
+    }
+    if (!this.dead) this.c.handle(SHARED, v);
+  }
+
+  perform(e) {
+    switch (e[0]) {
+      case "refresh": {
+        this.refreshing++;
+        const body = this.tokenMode ? { mode: "token", refresh_token: e[1] } : null;
+        this.post("/refresh", body, null, 0)
+          .then(
+            (a) =>
+              a.status === 200 && tokensOk(a.body)
+                ? [REFRESH_OK, a.body]
+                : a.status === 401
+                  ? [REFRESH_REJECTED, a.body && a.body.code]
+                  : [REFRESH_FAILED, a.status === 200 ? undefined : a.retryAfter],
+            () => [REFRESH_FAILED]
+          )
+          .then(([k, v]) => {
+            this.refreshing--;
+            this.drive(k, v);
+            this.wake();
+          });
+        break;
+      }
+      case "logout": {
+        // Server revoke first, best effort and bounded: offline must not block the wipe.
+        const body = e[3] ? { refresh_token: e[3] } : null;
+        this.pause(this.post(e[1] ? "/logout-all" : "/logout", body, e[2], 5000));
+        break;
+      }
+      case "lock": {
+        if (this.lock) this.lock();
+        this.lock = lockRequest("tessera:refresh:" + this.ch, e[1], e[2], (code) => {
+          if (code === 1) {
+            this.feedShared();
+            this.drive(LOCK_GRANTED);
+          } else {
+            this.lock = null;
+            this.drive(code === 2 ? LOCK_LOST : LOCK_UNAVAILABLE);
+          }
+        });
+        if (!this.lock) this.drive(LOCK_UNAVAILABLE);
+        break;
+      }
+      case "unlock":
+        if (this.lock) this.lock();
+        this.lock = null;
+        break;
+      case "broadcast":
+        if (this.bc) this.bc.postMessage(e[1]);
+        else
+          try {
+            localStorage.setItem(this.bk, ++this.seq + "|" + e[1]);
+            localStorage.removeItem(this.bk);
+          } catch (_) {}
+        break;
+      case "shared":
+        try {
+          localStorage.setItem(this.sk, this.c.merge(localStorage.getItem(this.sk), e[1]));
+        } catch (_) {}
+        break;
+      case "store":
+        if (this.store) this.pause(this.seal(e[1]));
+        break;
+      case "wipe":
+        this.mem.delete(this.tk); // web storage copies go in the cleanup (and are counted)
+        if (!this.store) this.sdel(this.tk);
+        this.mfa = this.user = null;
+        this.pause(this.cleanup().then((c) => (this.cleared = c)));
+        break;
+      case "emit":
+        this.emitEngine(e[1], e[2]);
+        break;
+    }
+  }
+
+  emitEngine(name, v) {
+    const d = {};
+    if (name === "idle-warning") {
+      d.deadline = v;
+      d.remainingMs = Math.max(0, v - Date.now());
+    } else if (name === "logout") {
+      d.reason = v;
+      d.cleared = this.cleared;
+      this.cleared = null;
+    } else if (name === "error") {
+      d.code = v;
+      d.message = MESSAGES[v] || v;
+      if (v === "record_invalid") this.sdel(this.tk);
+    } else if (name === "refresh" && v !== undefined) d.expiresAt = v;
+    this.emit(name, d);
+    this.wake();
+  }
+
+  emit(name, d) {
+    d.type = name;
+    if (this.early) return void this.early.push([name, d]);
+    for (const f of [...(this.ls[name] || [])])
+      try {
+        f(d);
+      } catch (_) {} // a throwing listener must not break the session
+  }
+
+  wake() {
+    const w = this.waiters;
+    this.waiters = [];
+    w.forEach((f) => f());
+  }
+
+  next(ms) {
+    return new Promise((r) => {
+      this.waiters.push(r);
+      setTimeout(r, ms);
+    });
+  }
+
+  async settle() {
+    for (let i = 0; this.busy && i < 300; i++) await this.next(50);
+  }
+
+  signedIn() {
+    const s = this.c.state();
+    return s === "active" || s === "idle-warning";
+  }
+
+  // ---- storage with a memory fallback ----------------------------------------------------
+
+  storageFailed(e) {
+    this.store = null;
+    this.emit("error", {
+      code: "storage_unavailable",
+      message: "storage failed, tokens kept in memory for this tab: " + ((e && e.message) || e),
+    });
+  }
+
+  sget(k) {
+    if (this.store)
+      try {
+        return this.store.getItem(k);
+      } catch (e) {
+        this.storageFailed(e);
+      }
+    return this.mem.get(k) ?? null;
+  }
+
+  sset(k, v) {
+    if (this.store)
+      try {
+        return void this.store.setItem(k, v);
+      } catch (e) {
+        try {
+          this.store.removeItem(k);
+        } catch (_) {}
+        this.storageFailed(e);
+      }
+    this.mem.set(k, v);
+  }
+
+  sdel(k) {
+    if (this.store)
+      try {
+        this.store.removeItem(k);
+      } catch (_) {}
+    this.mem.delete(k);
+  }
+
+  // ---- the vault ---------------------------------------------------------------------------
+
+  // The server's per-session key (cookie mode), else the browser-session-lifetime key.
+  async obtainKey() {
+    if (!this.tokenMode) {
+      try {
+        const a = await this.post("/vault-key", null, null, 10000);
+        const k = a.status === 200 && a.body && typeof a.body.key === "string" && this.c.unb64(a.body.key);
+        if (k && k.length === 32) return [k, true];
+        if (a.status === 401) return null;
+      } catch (_) {}
+    }
+    const k = sessionKey(true);
+    return k && [k, false];
+  }
+
+  async seal(bytes) {
+    const k = this.key || (this.key = await this.obtainKey());
+    if (!k) return;
+    const iv = crypto.getRandomValues(new Uint8Array(12));
+    let body;
+    try {
+      body = await gcm(true, k[0], iv, this.c.aad(location.origin, this.tk), bytes);
+    } catch (_) {
+      return this.fail("vault_unavailable", false);
+    }
+    this.sset(this.tk, (k[1] ? "s." : "c.") + this.c.frame(iv, body));
+  }
+
+  fail(code, wipe) {
+    if (wipe) this.sdel(this.tk);
+    this.emit("error", { code, message: MESSAGES[code] });
+  }
+
+  // A persisted record is restored only if it opens; anything else is wiped and reported.
+  async restore() {
+    const rec = this.sget(this.tk);
+    if (!rec) return;
+    const server = !rec.startsWith("c.");
+    const sealed = /^[sc]\./.test(rec) ? rec.slice(2) : rec;
+    let k = server ? await this.obtainKey() : sessionKey(false) && [sessionKey(false), false];
+    if (k && server && !k[1]) k = null; // only the server's key opens a server-sealed record
+    if (!k) return this.fail("vault_locked", true);
+    const parts = this.c.parse(sealed);
+    if (typeof parts === "string") return this.fail(parts, true);
+    let plain;
+    try {
+      plain = await gcm(false, k[0], parts[0], this.c.aad(location.origin, this.tk), parts[1]);
+    } catch (_) {
+      return this.fail("vault_tampered", true);
+    }
+    this.key = k;
+    this.drive(RESTORE, plain);
+  }
+
+  // ---- logout cleanup ----------------------------------------------------------------------
+
+  async cleanup() {
+    const p = this.plan;
+    let keep = null;
+    try {
+      keep = localStorage.getItem(this.sk); // the logout epoch survives any wipe
+    } catch (_) {}
+    const out = {
+      memory: true,
+      localStorage: wipeStorage("localStorage", p.localStorage, [this.tk, this.bk]),
+      sessionStorage: wipeStorage("sessionStorage", p.sessionStorage, [this.tk]),
+    };
+    if (keep !== null)
+      try {
+        localStorage.setItem(this.sk, keep);
+      } catch (_) {}
+    out.cookies = p.cookies ? wipeCookies(document, location) : [];
+    const which = (x) => (x === true || Array.isArray(x) ? x : null);
+    out.indexedDB = which(p.indexedDB) ? await wipeIndexedDb(p.indexedDB) : [];
+    out.caches = which(p.caches) ? await wipeCaches(p.caches) : [];
+    return out;
+  }
+
+  // ---- the public methods (called through the Rust `Session`) ------------------------------
+
+  get state() {
+    return this.c.state();
+  }
+
+  get stats() {
+    const s = this.c.stats();
+    return { busMalformed: s[0], sharedMalformed: s[1], refreshSent: s[2], persistent: !!this.store };
+  }
+
+  login(c) {
+    return this.auth("/login", { username: c && c.username, password: c && c.password });
+  }
+
+  verifyMfa(code) {
+    if (!this.mfa) return Promise.reject(error("mfa_not_pending", "no login is waiting for a code"));
+    return this.auth("/mfa", { mfa_token: this.mfa, code: String(code) });
+  }
+
+  async auth(path, body) {
+    if (this.tokenMode) body.mode = "token";
+    let a;
+    try {
+      a = await this.post(path, body, null, 0);
+    } catch (_) {
+      throw error("network", "the server could not be reached");
+    }
+    const b = a.body || {};
+    if (a.status === 200) {
+      if (b.mfa_required === true) {
+        this.mfa = b.mfa_token;
+        this.drive(MFA);
+      } else if (tokensOk(b)) {
+        this.mfa = null;
+        this.user = (b.session && b.session.user) || null;
+        this.drive(LOGIN_OK, b);
+      } else throw error("invalid_response", "the server's answer has no access token", 200);
+      await this.settle();
+      return this.state;
+    }
+    if (b.code === "mfa_expired") {
+      this.mfa = null;
+      this.drive(LOGIN_FAILED);
+    }
+    throw error(b.code || "http_error", b.detail || b.title || b.code || "request failed", a.status);
+  }
+
+  async logout(o) {
+    this.drive(LOGOUT, !!(o && o.everywhere));
+    await this.settle();
+  }
+
+  // Bearer added; on 401 one refresh (through the engine) and one retry, never more.
+  async fetch(input, init) {
+    const base = new Request(input, init);
+    const send = (t) => {
+      const r = base.clone();
+      if (t) r.headers.set("Authorization", "Bearer " + t);
+      return fetch(r);
+    };
+    const t = this.c.token();
+    const res = await send(t);
+    if (!t || res.status !== 401) return res;
+    this.drive(ACCESS_REJECTED);
+    for (const end = Date.now() + 30000; ; await this.next(1000)) {
+      const n = this.c.token();
+      if (n !== t) return n ? send(n) : res;
+      if (Date.now() >= end) return res;
+    }
+  }
+
+  on(name, cb) {
+    const h = (d) => cb(d);
+    (this.ls[name] || (this.ls[name] = new Set())).add(h);
+    return () => this.ls[name].delete(h);
+  }
+
+  stayActive() {
+    this.drive(STAY);
+  }
+
+  dispose() {
+    this.dead = true;
+    clearTimeout(this.timer);
+    if (this.lock) this.lock();
+    if (this.bc) this.bc.close();
+    if (this.tracker) this.tracker.stop();
+    this.off.forEach((f) => f());
+    this.off = [];
+    this.ls = {};
+    this.wake();
+  }
+}
+
+// The browser-session-lifetime vault key: a cookie without Expires (the browser drops it at
+// the end of the browsing session), never stored beside the records it seals.
+function sessionKey(create) {
+  const m = document.cookie.match(/(?:^|;\s*)tessera_vk=([A-Za-z0-9_-]{43})/);
+  if (m) return Uint8Array.from(atob(m[1].replace(/-/g, "+").replace(/_/g, "/") + "="), (c) => c.charCodeAt(0));
+  if (!create) return null;
+  const k = crypto.getRandomValues(new Uint8Array(32));
+  const text = btoa(String.fromCharCode(...k)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  document.cookie = KEY_COOKIE + "=" + text + "; Path=/; SameSite=Strict" + (location.protocol === "https:" ? "; Secure" : "");
+  return k;
+}
+
+// ---- activity -------------------------------------------------------------------------
+// Idle hot path. Passive listeners that only store the latest event time and call into
+// Wasm at most once per throttle window. The per-event cost is one store and one compare.
+const KINDS = ["pointermove", "mousemove", "pointerdown", "keydown", "wheel", "touchstart", "scroll", "visibilitychange"];
+const OPTS = { passive: true, capture: true };
+
+export class ActivityTracker {
+  constructor(windowMs, onActive) {
+    let last = -1e12, sent = -1e12;
+    const h = (e) => {
+      last = e.timeStamp;
+      if (last - sent >= windowMs) { sent = last; onActive(); }
+    };
+    this.h = h;
+    this.last = () => last;
+    for (const k of KINDS) document.addEventListener(k, h, OPTS);
+  }
+  // Wall-clock milliseconds of the latest activity seen (reported or not).
+  lastActivity() {
+    return Date.now() - (performance.now() - this.last());
+  }
+  stop() {
+    for (const k of KINDS) document.removeEventListener(k, this.h, OPTS);
+  }
+}
+
+// ---- locks ----------------------------------------------------------------------------
+// navigator.locks binding (web-sys exposes LockManager only behind unstable APIs).
+// lockRequest(name, waitMs, steal, cb): cb(1) when granted, cb(0) when the bounded wait ran
+// out or the request failed, cb(2) when a held lock was stolen by another tab. Returns a
+// function that releases the lock (or cancels the pending request); null without Web Locks.
+export function hasLocks() {
+  return !!(globalThis.navigator && navigator.locks && navigator.locks.request);
+}
+
+export function lockRequest(name, waitMs, steal, cb) {
+  if (!hasLocks()) return null;
+  let release, done = false, granted = false, timer = 0;
+  const held = new Promise((r) => { release = r; });
+  const opts = {};
+  let ac = null;
+  if (steal) opts.steal = true;
+  else {
+    ac = new AbortController();
+    opts.signal = ac.signal;
+    timer = setTimeout(() => ac.abort(), waitMs);
+  }
+  navigator.locks.request(name, opts, () => {
+    clearTimeout(timer);
+    if (done) return;
+    granted = true;
+    cb(1);
+    return held;
+  }).catch(() => {
+    clearTimeout(timer);
+    if (!done) { done = true; cb(granted ? 2 : 0); }
+  });
+  return () => { done = true; clearTimeout(timer); if (ac && !granted) ac.abort(); release(); };
+}
+
+// ---- cleanup --------------------------------------------------------------------------
+// Asynchronous wipes: IndexedDB databases and Cache Storage entries, named or all.
+// Each resolves to the list of names it deleted and never rejects.
+export async function wipeIndexedDb(names) {
+  const idb = globalThis.indexedDB;
+  if (!idb) return [];
+  if (names === true) {
+    try { names = (await idb.databases()).map((d) => d.name); } catch (_) { return []; }
+  }
+  const out = [];
+  for (const name of names) {
+    const ok = await new Promise((res) => {
+      try {
+        const r = idb.deleteDatabase(name);
+        r.onsuccess = () => res(true);
+        r.onerror = () => res(false);
+        r.onblocked = () => res(true); // deletion is queued; it completes when other connections close
+      } catch (_) { res(false); }
+    });
+    if (ok) out.push(name);
+  }
+  return out;
+}
+
+export async function wipeCaches(names) {
+  const cs = globalThis.caches;
+  if (!cs) return [];
+  try {
+    if (names === true) names = await cs.keys();
+    const out = [];
+    for (const name of names) if (await cs.delete(name)) out.push(name);
+    return out;
+  } catch (_) { return []; }
+}
+
+// Clears a web storage: everything (`all`) or only the given SDK keys. Returns "all" or the
+// number of keys removed; 0 when the store is unavailable.
+export function wipeStorage(name, all, keys) {
+  try {
+    const s = globalThis[name];
+    if (all) {
+      s.clear();
+      return "all";
+    }
+    let n = 0;
+    for (const k of keys || []) if (s.getItem(k) !== null) s.removeItem(k), n++;
+    return n;
+  } catch (_) {
+    return 0;
+  }
+}
+
+// Every `path` a cookie visible at `pathname` could have been set with.
+export function cookiePaths(pathname) {
+  const out = ["/"];
+  let acc = "";
+  for (const seg of pathname.split("/").filter(Boolean)) out.push((acc += "/" + seg), acc + "/");
+  return out;
+}
+
+// Every `domain` attribute a cookie visible on `host` could carry: none (host-only) and each
+// dotted suffix of the host name (with and without the leading dot). IPs only have themselves.
+export function cookieDomains(host) {
+  const out = [""];
+  if (!host) return out;
+  if (/^[\d.]+$/.test(host) || host.includes(":")) return out.concat(host);
+  for (let h = host; ; h = h.slice(h.indexOf(".") + 1)) {
+    out.push(h, "." + h);
+    if (!h.includes(".")) return out;
+  }
+}
+
+// Expires every cookie visible to `doc` on every path prefix × domain suffix of `loc`.
+// Returns the names found. (HttpOnly cookies are invisible here; the server expires those.)
+export function wipeCookies(doc, loc) {
+  const names = [];
+  const paths = cookiePaths(loc.pathname), domains = cookieDomains(loc.hostname);
+  for (const pair of doc.cookie.split(";")) {
+    if (!pair.trim()) continue;
+    const name = pair.split("=")[0].trim();
+    names.push(name);
+    // Prefixed cookies may only be written with Secure (harmless on secure origins).
+    const secure = /^__(Secure|Host)-/.test(name) ? "; Secure" : "";
+    for (const p of paths)
+      for (const d of domains)
+        doc.cookie = name + "=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=" + p +
+          (d ? "; Domain=" + d : "") + secure;
+  }
+  return names;
+}
+
+// ---- crypto ---------------------------------------------------------------------------
+// AES-256-GCM through WebCrypto (native code: no cipher in the Wasm module). The record
+// format and associated data come from src/vault.rs; WebCrypto's output layout
+// (ciphertext ‖ 128-bit tag) is the same as the aes-gcm crate's, so records interoperate.
+export async function gcm(encrypt, key, iv, aad, data) {
+  const s = crypto.subtle;
+  const op = encrypt ? "encrypt" : "decrypt";
+  const k = await s.importKey("raw", key, "AES-GCM", false, [op]);
+  return new Uint8Array(await s[op]({ name: "AES-GCM", iv, additionalData: aad, tagLength: 128 }, k, data));
+}
