@@ -19,7 +19,6 @@
 use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use crate::core::{merge_shared, Config, Effect, Engine, Event, Input, LogoutReason, Tokens};
 use crate::vault::{self, base64url_decode, base64url_encode};
@@ -31,7 +30,7 @@ extern "C" {
     /// The JS driver behind one `Session`.
     type Driver;
     #[wasm_bindgen(js_name = start)]
-    fn driver_start(core: Core, options: &JsValue) -> Promise;
+    fn driver_start(core: Core, options: &JsValue, wrap: &JsValue) -> Promise;
     #[wasm_bindgen(method, getter)]
     fn state(this: &Driver) -> String;
     #[wasm_bindgen(method, getter)]
@@ -307,10 +306,27 @@ impl Core {
     }
 }
 
+fn new_core(options: &JsValue) -> Core {
+    let config = config_from(options);
+    let join_wait = config.join_wait;
+    Core { engine: Engine::new(config, random_u64(), random_u64(), now()), join_wait }
+}
+
 /// A browser session: the SDK's single entry point. See the TypeScript declarations.
 #[wasm_bindgen(skip_typescript)]
 pub struct Session {
     driver: Driver,
+}
+
+impl Session {
+    /// [`Session::start`] for Rust callers (the browser tests): awaits the driver.
+    ///
+    /// # Errors
+    /// The driver's exception, if it cannot start.
+    pub async fn start_async(options: JsValue) -> Result<Session, JsValue> {
+        let driver = wasm_bindgen_futures::JsFuture::from(driver_start(new_core(&options), &options, &JsValue::UNDEFINED)).await?;
+        Ok(Session { driver: driver.unchecked_into() })
+    }
 }
 
 #[wasm_bindgen]
@@ -318,15 +334,11 @@ impl Session {
     /// Starts a session controller: restores a sealed persisted session, joins one held by
     /// another tab or the refresh cookie, and starts listening.
     ///
-    /// # Errors
-    /// Rejects only if the driver cannot start (no `window`).
+    /// The promise rejects only if the driver cannot start (no `window`).
     #[wasm_bindgen(skip_typescript)]
-    pub async fn start(options: JsValue) -> Result<Session, JsValue> {
-        let config = config_from(&options);
-        let join_wait = config.join_wait;
-        let core = Core { engine: Engine::new(config, random_u64(), random_u64(), now()), join_wait };
-        let driver = JsFuture::from(driver_start(core, &options)).await?;
-        Ok(Session { driver: driver.unchecked_into() })
+    pub fn start(options: JsValue) -> Promise {
+        let wrap = Closure::once_into_js(|driver: JsValue| JsValue::from(Session { driver: driver.unchecked_into() }));
+        driver_start(new_core(&options), &options, &wrap)
     }
 
     /// The state name: `"anonymous" | "mfa-required" | "active" | "idle-warning" | "logged-out"`.

@@ -25,9 +25,10 @@ const KEY_COOKIE = "tessera_vk";
 const error = (code, message, status) => Object.assign(new Error(message), { code, status });
 const tokensOk = (b) => b && typeof b.access_token === "string" && b.expires_in >= 0;
 
-export function start(core, o) {
+// Resolves to `wrap(driver)` (the Rust `Session` around it), or the driver itself.
+export function start(core, o, wrap) {
   const d = new Driver(core, o || {});
-  return d.init(o || {}).then(() => d);
+  return d.init(o || {}).then(() => (wrap ? wrap(d) : d));
 }
 
 class Driver {

@@ -166,7 +166,7 @@ pub async fn until(ms: u32, mut cond: impl FnMut() -> bool) -> bool {
 
 /// Starts a session with `options` (a JS object literal).
 pub async fn start(options: &str) -> Session {
-    Session::start(obj(options)).await.expect("start")
+    Session::start_async(obj(options)).await.expect("start")
 }
 
 /// Logs in alice and asserts the session is active.
