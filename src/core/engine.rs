@@ -574,6 +574,9 @@ impl Engine {
                 };
                 if self.adopt(now, held, false) {
                     self.persist_shared();
+                } else if self.held.is_none() {
+                    // A record of a session that ended (logged out, idle, expired): drop it.
+                    self.effects.push_back(Effect::Wipe);
                 }
             }
             Err(_) => self.emit(Event::Error {

@@ -116,6 +116,7 @@ impl Engine {
             access_token: None,
             refresh_token: None,
         });
+        self.effects.push_back(Effect::Wipe);
         let epoch = self.shared.epoch.saturating_add(1);
         self.shared.epoch = epoch;
         self.shared.reason = Some(reason);
