@@ -98,9 +98,14 @@ async function refreshesPerExpiry(context, url) {
   const start = Date.now();
   const period = ACCESS_TTL_S * 1000 - LEAD_MS;
   while (Date.now() - start < CYCLES * period + period / 2) await sleep(200);
+  await sleep(300); // let an answer in flight arrive as a refresh event (requests still counted)
   context.off("request", onRequest);
-  await sleep(800); // let an answer in flight arrive as a refresh event
-  const tokens = (await tabs[0].evaluate(() => window.tessera.events.filter((e) => e.type === "refresh").length)) - tokensBefore;
+  await sleep(300);
+  // New tokens = distinct expiry times announced by refresh events in tab 0.
+  const tokens =
+    (await tabs[0].evaluate(
+      () => new Set(window.tessera.events.filter((e) => e.type === "refresh").map((e) => e.detail?.expiresAt)).size,
+    )) - tokensBefore;
   const perTab = await Promise.all(tabs.map((t) => t.evaluate(() => window.tessera.events.filter((e) => e.type === "refresh").length)));
   await tabs[0].click("#logout");
   for (const t of tabs) await t.close();
