@@ -114,13 +114,15 @@ impl Engine {
     }
 
     /// A live claim of another tab for a token newer than `t`.
+    /// A claim is about the newest token `t` when it was made after `t` was obtained (a token
+    /// obtained after the claim was its answer, or made it moot).
     fn live_claim(&self, now: Millis, t: Option<TokenMeta>) -> Option<Claim> {
         if self.cfg.unsafe_disable_lock {
             return None;
         }
         let c = self.shared.claim?;
-        let newer = t.is_none_or(|t| c.serial > t.stamp.serial);
-        (c.tab != self.tab && now < c.until && newer).then_some(c)
+        let relevant = t.is_none_or(|t| c.at >= t.issued_at);
+        (c.tab != self.tab && now < c.until && relevant).then_some(c)
     }
 
     fn needs_refresh(&self, now: Millis) -> bool {

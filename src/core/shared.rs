@@ -66,8 +66,10 @@ pub struct Claim {
 }
 
 impl Claim {
-    fn key(&self) -> (u64, Millis, u64) {
-        (self.serial, self.at, self.tab)
+    /// The latest claim wins (by wall-clock time, then tab id). Not by serial: serials restart
+    /// when site data is cleared, and a stale high serial must not hide a live claim.
+    fn key(&self) -> (Millis, u64, u64) {
+        (self.at, self.tab, self.serial)
     }
 }
 
