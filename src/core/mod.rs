@@ -9,6 +9,28 @@
 //! * [`shared`] — the shared coordination record ([`Shared`], [`merge_shared`]) and the
 //!   vault's [`TokenRecord`].
 //! * [`config`] — [`Config`] with its defaults.
+//!
+//! # What the protocol guarantees, and how it is proven
+//! The multi-tab simulator (`tests/sim.rs`, run by `cargo test`) drives 1–32 engines on a
+//! virtual clock through a bus that delays, reorders, duplicates and drops messages, a Web
+//! Locks–like lock, `localStorage`, a cookie jar and a server with refresh-token rotation,
+//! reuse detection and a 30 s grace rule, while tabs open, close, crash, freeze, go offline
+//! and the laptop sleeps. After every step it checks:
+//! 1. each refresh token is presented once — a second time only after the first answer was
+//!    lost or its tab died or froze, and then the grace rule answers it; reuse detection never
+//!    fires because of the protocol (only when a lost answer is followed by an outage longer
+//!    than the grace window, which the simulator counts separately);
+//! 2. a logout in any tab leaves every live tab without a token (and the vault empty) within
+//!    one bus hop, or when a frozen tab thaws;
+//! 3. no idle logout before the origin-wide deadline (minus at most one `activity_throttle`
+//!    of activity a tab could not publish before it died), and nobody signed in after it;
+//! 4. no tab goes back to an older token; no logout the user or the server did not cause;
+//! 5. no input panics (garbage bus messages and storage records included).
+//!
+//! Assumptions the guarantees rest on: the server's grace window exceeds `request_timeout +
+//! backoff_base` (a lost answer is retried within it unless the tab goes offline or to sleep
+//! first — then the server's reuse detection ends the session everywhere, reason `reused`);
+//! `lock_wait > request_timeout`; tabs of one origin share one wall clock.
 
 pub mod bus;
 mod codec;
