@@ -154,3 +154,25 @@ async fn token_mode_uses_the_session_lifetime_key_and_seals_the_refresh_token() 
     s.dispose();
     restore_fetch();
 }
+
+#[wasm_bindgen_test]
+async fn a_tampered_record_is_not_silently_resumed_from_the_cookie() {
+    let st = server("{}");
+    let ch = channel("vault-noresume");
+    let rec = persisted(&ch).await;
+    local().set_item(&record_key(&ch), &flip(&rec, 20)).unwrap();
+    let mut o = String::from("{ storage: 'local', channel: '");
+    o.push_str(&ch);
+    o.push_str("' }");
+    let s = start(&o).await;
+    assert_eq!(s.state(), "anonymous", "the user signs in again");
+    assert_eq!(count(&st, "refreshCount"), 0, "no silent resume after a tampered record");
+    // An intact record (or none) still resumes as usual.
+    s.dispose();
+    local().remove_item(&record_key(&ch)).unwrap();
+    let s = start(&o).await;
+    assert_eq!(s.state(), "active");
+    assert_eq!(count(&st, "refreshCount"), 1);
+    s.dispose();
+    restore_fetch();
+}

@@ -67,8 +67,10 @@ class Driver {
     this.feedShared();
     this.install(o);
     this.pump();
-    if (this.kind) await this.restore();
-    if (o.resume !== false && !this.signedIn()) {
+    // A persisted record that fails to open was wiped: the user signs in again rather than
+    // being resumed silently from the refresh cookie (issue 6).
+    const intact = this.kind ? (await this.restore()) !== false : true;
+    if (o.resume !== false && intact && !this.signedIn()) {
       this.drive(RESUME);
       // Settle before resolving: another tab's token, or the cookie refresh's answer.
       const until = Date.now() + this.c.joinWait() + 50;
@@ -375,6 +377,7 @@ class Driver {
   fail(code, wipe) {
     if (wipe) this.sdel(this.tk);
     this.emit("error", { code, message: MESSAGES[code] });
+    return false;
   }
 
   // A persisted record is restored only if it opens; anything else is wiped and reported.
