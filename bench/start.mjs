@@ -58,7 +58,7 @@ async function main() {
     await signIn(first, "alice");
     await first.close();
 
-    const tessera = { imported: [], initialised: [], started: [], restored: 0, refreshMs: [] };
+    const tessera = { imported: [], initialised: [], started: [], restored: 0, refreshMs: [], startedNoJoin: [] };
     ctx.on("requestfinished", (req) => {
       if (new URL(req.url()).pathname === "/auth/refresh") {
         const t = req.timing();
@@ -68,12 +68,18 @@ async function main() {
     const oidc = { importMs: [], getUserMs: [] };
     for (let run = 0; run < RUNS + 1; run++) {
       // Alternate so neither side always runs on a warmer browser.
-      const page = await openDemo(ctx, server.url);
-      const marks = await page.evaluate(() => {
-        const m = Object.fromEntries(performance.getEntriesByType("mark").map((e) => [e.name, e.startTime]));
-        return { ...m, state: window.tessera.startedState };
-      });
-      await page.close();
+      const readMarks = async (query) => {
+        const page = await openDemo(ctx, server.url, query);
+        const m = await page.evaluate(() => ({
+          ...Object.fromEntries(performance.getEntriesByType("mark").map((e) => [e.name, e.startTime])),
+          state: window.tessera.startedState,
+        }));
+        await page.close();
+        return m;
+      };
+      const marks = await readMarks("");
+      // The same with joinWaitMs=0: no wait for another tab's token before the cookie refresh.
+      const noJoin = await readMarks("?join=0");
       const o = await ctx.newPage();
       await o.goto(new URL("oidc.html", server.url).href);
       await o.waitForFunction(() => window.result);
@@ -84,6 +90,7 @@ async function main() {
       tessera.imported.push(marks["tessera:imported"] - base);
       tessera.initialised.push(marks["tessera:initialised"] - base);
       tessera.started.push(marks["tessera:started"] - base);
+      tessera.startedNoJoin.push(noJoin["tessera:started"] - noJoin["tessera:import-start"]);
       if (marks.state === "active") tessera.restored += 1;
       oidc.importMs.push(r.importMs);
       oidc.getUserMs.push(r.getUserMs);
@@ -95,6 +102,7 @@ async function main() {
     const t = show("tessera: + Session.start() -> session state", tessera.started);
     console.log(`  sessions restored (state "active" right after start): ${tessera.restored}/${RUNS}`);
     if (tessera.refreshMs.length) show("  of which POST /auth/refresh request->response", tessera.refreshMs);
+    show("tessera: same with joinWaitMs=0 (no wait for tabs)", tessera.startedNoJoin);
     const o = show("oidc-client-ts: import (ESM, with jwt-decode)", oidc.importMs);
     show("oidc-client-ts: import + UserManager.getUser()", oidc.getUserMs);
     console.log(`  ratio tessera import->started / oidc-client-ts import (p50): ${(t.p50 / o.p50).toFixed(2)} (goal: <= 1)`);

@@ -5,7 +5,7 @@
 // "plant site data" button so the logout cleanup has something visible to remove.
 //
 // Settings come from the query string so a whole session life fits in a minute:
-//   ?idle=20000&warn=10000&lead=5000&storage=local  (also: jitter, throttle, channel)
+//   ?idle=20000&warn=10000&lead=5000&storage=local  (also: jitter, throttle, join, channel)
 // For tests the page exposes `window.tessera = { session, events }` (every SDK event with its
 // detail, oldest first) and `window.tesseraDemo` (helpers: totp, plant, inventory).
 
@@ -46,6 +46,8 @@ const config = {
     "throttle",
     Math.max(200, Math.min(5_000, Math.floor((numberParam("idle", 900_000) - numberParam("warn", 60_000)) / 4))),
   ),
+  // How long start() waits for another tab's token before resuming with the cookie (SDK default 250 ms).
+  ...(params.has("join") ? { joinWaitMs: numberParam("join", 250) } : {}),
   // Random extra refresh lead (SDK default 5 s); ?jitter=0 makes refresh times exact for tests.
   ...(params.has("jitter") ? { refreshJitterMs: numberParam("jitter", 5_000) } : {}),
   // What logout removes besides the SDK's own keys: everything in Web Storage, and the demo's
