@@ -176,3 +176,29 @@ async fn a_tampered_record_is_not_silently_resumed_from_the_cookie() {
     s.dispose();
     restore_fetch();
 }
+
+/// The browser seals with WebCrypto, the native path with the `aes-gcm` crate: the record
+/// format is one, so each opens what the other sealed.
+#[wasm_bindgen_test]
+async fn webcrypto_and_native_records_interoperate() {
+    use tessera::vault::{open, seal, VaultKey};
+    let _st = server("{}");
+    let ch = channel("vault-interop");
+    let rec = persisted(&ch).await;
+    let key = VaultKey::from_base64url("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8").unwrap();
+    let origin = web_sys::window().unwrap().location().origin().unwrap();
+    let plain = open(&key, &origin, &record_key(&ch), &rec[2..]).expect("native open of a WebCrypto record");
+    let Ok(record) = tessera::core::TokenRecord::decode(&plain) else { panic!("not a token record") };
+    assert_eq!(record.access_token, "at-1");
+    // Re-seal natively under a fresh nonce; the browser restores it.
+    let mut resealed = String::from("s.");
+    resealed.push_str(&seal(&key, &[7; 12], &origin, &record_key(&ch), &plain));
+    assert_ne!(resealed, rec);
+    local().set_item(&record_key(&ch), &resealed).unwrap();
+    let s = start(&opts(&ch, "local")).await;
+    assert_eq!(s.state(), "active", "WebCrypto opens the natively sealed record");
+    let res = wait(s.fetch("/api/me".into(), JsValue::UNDEFINED)).await.unwrap();
+    assert_eq!(get(&res, "status").as_f64(), Some(200.0));
+    s.dispose();
+    restore_fetch();
+}

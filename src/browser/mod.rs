@@ -12,7 +12,7 @@
 //!   AES-GCM, cookie / IndexedDB / Cache Storage cleanup — and owns every listener, timer,
 //!   lock and channel; `dispose()` releases them all. Performing I/O in JS keeps the package
 //!   small: every web API called from Rust costs an import shim plus marshalling code, and
-//!   async Rust state machines dominated the module (see README "Size").
+//!   async Rust state machines dominated the module (`bench/size.mjs` prints the figures).
 //!
 //! The activity hot path never enters Wasm per event: passive listeners store a timestamp
 //! and call in at most once per sample window (`activity.js`).
