@@ -63,7 +63,7 @@ async fn retryable_failures_back_off_and_report() {
     assert_eq!(errors.codes()[0], "refresh_retry");
     assert_eq!(s.state(), "active", "a retryable failure does not end the session");
     let n = count(&st, "refreshCount");
-    assert!(n >= 1 && n <= 3, "backoff, not a hot loop: {n}");
+    assert!((1..=3).contains(&n), "backoff, not a hot loop: {n}");
     s.dispose();
     restore_fetch();
 }

@@ -134,7 +134,8 @@ fn config_from(o: &JsValue) -> Config {
 fn tokens_from(body: &JsValue) -> Option<Tokens> {
     let access_token = get(body, "access_token").as_string()?;
     let secs = get(body, "expires_in").as_f64()?;
-    if !(secs >= 0.0) {
+    // Rejects NaN and negatives alike.
+    if secs.is_nan() || secs < 0.0 {
         return None;
     }
     Some(Tokens {
