@@ -173,9 +173,9 @@ pub struct Core {
 
 #[wasm_bindgen]
 impl Core {
-    /// Feeds one input (`kind` numbers are fixed in `session.js`). Untrusted payloads (bus
-    /// text, stored records, server bodies) are decoded here; anything malformed becomes an
-    /// input the engine rejects and counts, never a panic.
+    // Feeds one input (`kind` numbers are fixed in `session.js`). Untrusted payloads (bus
+    // text, stored records, server bodies) are decoded here; anything malformed becomes an
+    // input the engine rejects and counts, never a panic.
     pub fn handle(&mut self, kind: u8, arg: JsValue) {
         let input = match kind {
             0 => Input::Restore(bytes_of(&arg)),
@@ -212,7 +212,7 @@ impl Core {
         self.engine.handle(now(), input);
     }
 
-    /// The next effect as `[name, ...args]`, or `undefined` when the queue is empty.
+    // The next effect as `[name, ...args]`, or `undefined` when the queue is empty.
     pub fn poll(&mut self) -> JsValue {
         let Some(effect) = self.engine.poll_effect() else { return JsValue::UNDEFINED };
         let s = |v: &str| JsValue::from_str(v);
@@ -246,46 +246,46 @@ impl Core {
         }
     }
 
-    /// The state name.
+    // The state name.
     pub fn state(&self) -> String {
         self.engine.state().as_str().into()
     }
 
-    /// The bearer token while signed in.
+    // The bearer token while signed in.
     pub fn token(&self) -> Option<String> {
         self.engine.access_token().map(String::from)
     }
 
-    /// When the engine wants `Timer` (wall-clock ms), or -1.
+    // When the engine wants `Timer` (wall-clock ms), or -1.
     pub fn deadline(&self) -> f64 {
         self.engine.next_deadline().map_or(-1.0, |t| t as f64)
     }
 
-    /// The configured join wait (ms) for `Resume`.
+    // The configured join wait (ms) for `Resume`.
     #[wasm_bindgen(js_name = joinWait)]
     pub fn join_wait(&self) -> f64 {
         self.join_wait as f64
     }
 
-    /// `[busMalformed, sharedMalformed, refreshSent]`.
+    // `[busMalformed, sharedMalformed, refreshSent]`.
     pub fn stats(&self) -> Vec<u32> {
         let s = self.engine.stats();
         vec![s.bus_malformed, s.shared_malformed, s.refresh_sent]
     }
 
-    /// Max-merges a shared record into the stored one (both base64url text).
+    // Max-merges a shared record into the stored one (both base64url text).
     pub fn merge(&self, stored: Option<String>, new: &str) -> String {
         let stored = stored.and_then(|t| base64url_decode(&t));
         let new = base64url_decode(new).unwrap_or_default();
         base64url_encode(&merge_shared(stored.as_deref(), &new))
     }
 
-    /// The vault's associated data for a record stored under `name` on `origin`.
+    // The vault's associated data for a record stored under `name` on `origin`.
     pub fn aad(&self, origin: &str, name: &str) -> Vec<u8> {
         vault::associated_data_for(origin, name)
     }
 
-    /// Frames `nonce ‖ ciphertext ‖ tag` as a versioned vault record.
+    // Frames `nonce ‖ ciphertext ‖ tag` as a versioned vault record.
     pub fn frame(&self, nonce: &[u8], body: &[u8]) -> String {
         match <[u8; vault::NONCE_LEN]>::try_from(nonce) {
             Ok(n) => vault::frame(&n, body),
@@ -293,7 +293,7 @@ impl Core {
         }
     }
 
-    /// Checks a record's framing: `[nonce, ciphertext ‖ tag]`, or the error code.
+    // Checks a record's framing: `[nonce, ciphertext ‖ tag]`, or the error code.
     pub fn parse(&self, record: &str) -> JsValue {
         match vault::parse(record) {
             Ok(p) => arr(&[Uint8Array::from(&p.nonce[..]).into(), Uint8Array::from(&p.body[..]).into()]),
@@ -301,7 +301,7 @@ impl Core {
         }
     }
 
-    /// Decodes base64url text.
+    // Decodes base64url text.
     pub fn unb64(&self, text: &str) -> Option<Vec<u8>> {
         base64url_decode(text)
     }

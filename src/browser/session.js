@@ -110,7 +110,8 @@ class Driver {
     listen(window, "pageshow", wake);
     listen(document, "visibilitychange", () => (document.hidden ? this.drive(VISIBLE, false) : wake()));
     // Activity crosses into Wasm at most once per sample window (≤ 1 s).
-    this.tracker = new ActivityTracker(Math.min(1000, o.activityThrottleMs ?? 1000), () => this.drive(ACTIVITY));
+    const sample = Math.max(16, Math.min(1000, Number(o.activityThrottleMs) || 1000));
+    this.tracker = new ActivityTracker(sample, () => this.drive(ACTIVITY));
   }
 
   onBus(data) {
