@@ -79,6 +79,22 @@ test("the package is installed from the tarball, not linked", () => {
   assert.equal(manifest.peerDependencies?.react, ">=18");
 });
 
+test("the tessera/bundler entry instantiates itself on import (ES-module Wasm integration)", () => {
+  // Node's --experimental-wasm-modules implements the same `import * as wasm from "x.wasm"`
+  // integration that webpack's asyncWebAssembly and vite-plugin-wasm provide.
+  const out = sh(process.execPath, [
+    "--experimental-wasm-modules",
+    "--no-warnings",
+    "--input-type=module",
+    "-e",
+    `const m = await import("tessera/bundler");
+     const r = await import("tessera/react");
+     const pkg = (await import("tessera/package.json", { with: { type: "json" } })).default;
+     console.log(JSON.stringify({ session: typeof m.Session?.start, hook: typeof r.useSession, name: pkg.name }));`,
+  ]);
+  assert.deepEqual(JSON.parse(out.trim().split("\n").at(-1)), { session: "function", hook: "function", name: "tessera" });
+});
+
 test("vite build emitted the wasm module as an asset", () => {
   const assets = readdirSync(path.join(DIST, "assets"));
   const wasm = assets.filter((f) => f.endsWith(".wasm"));
