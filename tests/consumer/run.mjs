@@ -95,6 +95,16 @@ test("the tessera/bundler entry instantiates itself on import (ES-module Wasm in
   assert.deepEqual(JSON.parse(out.trim().split("\n").at(-1)), { session: "function", hook: "function", name: "tessera" });
 });
 
+test("TypeScript finds the declarations through `exports` (tsc --noEmit, strict)", () => {
+  // src/types-check.ts uses the public API and expects misuse (unknown event, bad storage
+  // name) to be a type error; tsc fails if a declaration is missing or too loose.
+  try {
+    sh(process.execPath, [path.join(HERE, "node_modules/typescript/bin/tsc"), "-p", path.join(HERE, "tsconfig.json")]);
+  } catch (err) {
+    assert.fail(`tsc reported errors:\n${err.stdout}${err.stderr}`);
+  }
+});
+
 test("vite build emitted the wasm module as an asset", () => {
   const assets = readdirSync(path.join(DIST, "assets"));
   const wasm = assets.filter((f) => f.endsWith(".wasm"));
