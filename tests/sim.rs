@@ -324,6 +324,9 @@ struct Sim {
     laptop_asleep: bool,
     /// Origin-wide true last activity (for property 3), and the session it belongs to.
     true_activity: Millis,
+    /// When the last scheduled wake / back-online happens (the run goes on long enough after
+    /// it for the end-of-run liveness check to be fair).
+    recovered_by: Millis,
     /// Last time the user asked to log out (no login right after, see `act_login`).
     last_logout_req: Millis,
     trace: Option<Vec<String>>,
@@ -451,6 +454,7 @@ impl Sim {
             laptop_asleep: false,
             true_activity: 0,
             last_logout_req: 0,
+            recovered_by: 0,
             trace: if trace { Some(Vec::new()) } else { None },
             violation: None,
             stats: SimStats::default(),
@@ -548,7 +552,7 @@ impl Sim {
     fn run(&mut self) {
         self.script();
         let end = self.now + self.p.duration;
-        let hard_end = end + 30 * MIN;
+        let mut hard_end = end + 30 * MIN;
         let mut steps = 0u32;
         while self.violation.is_none() {
             steps += 1;
@@ -570,6 +574,7 @@ impl Sim {
             };
             if take_timer {
                 let (t, i) = next_timer.unwrap_or((self.now, 0));
+                hard_end = hard_end.max(self.recovered_by + 10 * MIN);
                 if t > hard_end {
                     break;
                 }
@@ -579,6 +584,7 @@ impl Sim {
                 let Some(Reverse((t, _, idx))) = self.queue.pop() else {
                     break;
                 };
+                hard_end = hard_end.max(self.recovered_by + 10 * MIN);
                 if t > hard_end {
                     break;
                 }
@@ -1349,6 +1355,7 @@ impl Sim {
                 trace!(self, "tab{i} sleeps for {} s", dur / 1000);
                 self.tabs[i].asleep = true;
                 let g = self.tabs[i].gen;
+                self.recovered_by = self.recovered_by.max(self.now + dur);
                 self.schedule(self.now + dur, Ev::Act(Action::Wake { tab: i, gen: g }));
             }
             Action::LaptopSleep => {
@@ -1363,6 +1370,7 @@ impl Sim {
                         self.tabs[i].asleep = true;
                     }
                 }
+                self.recovered_by = self.recovered_by.max(self.now + dur);
                 self.schedule(self.now + dur, Ev::Act(Action::LaptopWake));
             }
             Action::LaptopWake => {
@@ -1392,6 +1400,7 @@ impl Sim {
                 self.tabs[i].online = false;
                 self.feed(i, Input::Online(false));
                 let g = self.tabs[i].gen;
+                self.recovered_by = self.recovered_by.max(self.now + dur);
                 self.schedule(self.now + dur, Ev::Act(Action::Online { tab: i, gen: g }));
             }
             Action::Online { tab, gen } => {
