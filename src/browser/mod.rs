@@ -207,6 +207,7 @@ impl Core {
             17 => Input::Logout { everywhere: arg.is_truthy() },
             18 => Input::Visibility(arg.is_truthy()),
             19 => Input::Online(arg.is_truthy()),
+            20 => Input::LoginStarted,
             _ => return,
         };
         self.engine.handle(now(), input);

@@ -8,7 +8,7 @@
 const RESTORE = 0, RESUME = 1, LOGIN_OK = 2, MFA = 3, LOGIN_FAILED = 4, REFRESH_OK = 5,
   REFRESH_REJECTED = 6, REFRESH_FAILED = 7, ACCESS_REJECTED = 8, BUS = 9, SHARED = 10,
   LOCK_GRANTED = 11, LOCK_UNAVAILABLE = 12, LOCK_LOST = 13, TIMER = 14, ACTIVITY = 15,
-  STAY = 16, LOGOUT = 17, VISIBLE = 18, ONLINE = 19;
+  STAY = 16, LOGOUT = 17, VISIBLE = 18, ONLINE = 19, LOGIN_STARTED = 20;
 
 const MESSAGES = {
   vault_encoding: "stored record is not valid base64url; wiped",
@@ -207,7 +207,8 @@ class Driver {
       case "logout": {
         // Server revoke first, best effort and bounded: offline must not block the wipe.
         const body = e[3] ? { refresh_token: e[3] } : null;
-        this.pause(this.post(e[1] ? "/logout-all" : "/logout", body, e[2], 5000));
+        // Its Clear-Site-Data may have erased the shared record: the engine writes it back.
+        this.pause(this.post(e[1] ? "/logout-all" : "/logout", body, e[2], 5000).catch(() => {}).then(() => this.feedShared()));
         break;
       }
       case "lock": {
@@ -449,6 +450,7 @@ class Driver {
   async auth(path, body) {
     if (this.tokenMode) body.mode = "token";
     let a;
+    this.drive(LOGIN_STARTED); // the session and token expiry are dated from the send time
     try {
       a = await this.post(path, body, null, 0);
     } catch (_) {
