@@ -236,7 +236,7 @@ impl Core {
                     Event::IdleWarning { deadline } => JsValue::from(deadline as f64),
                     Event::Logout { reason } => s(reason.as_str()),
                     Event::Error { code } => s(code.as_str()),
-                    Event::Refresh => self
+                    Event::Login | Event::Refresh => self
                         .engine
                         .token_meta()
                         .map_or(JsValue::UNDEFINED, |m| JsValue::from(m.expires_at as f64)),

@@ -270,7 +270,7 @@ class Driver {
       d.code = v;
       d.message = MESSAGES[v] || v;
       if (v === "record_invalid") this.sdel(this.tk);
-    } else if (name === "refresh" && v !== undefined) d.expiresAt = v;
+    } else if ((name === "refresh" || name === "login") && v !== undefined) d.expiresAt = v;
     this.emit(name, d);
     this.wake();
   }
