@@ -152,6 +152,9 @@ describe("demo page", () => {
     await page.locator("#api-result").filter({ hasText: "200" }).waitFor();
     const body = await page.locator("#api-result").innerText();
     assert.match(body, /"username": "alice"/);
+    // The login event carries the token's expiry: the panel counts down from the server's TTL.
+    assert.match(await page.locator("#fact-access").innerText(), /^[45]:\d\d min$/, "access-token countdown");
+    assert.match(await page.locator("#fact-idle").innerText(), /^1[45]:\d\d min$/, "idle countdown");
     await screenshot(page, "demo-signed-in");
     await page.click("#logout");
     await waitForState(page, "logged-out");
