@@ -124,3 +124,27 @@ async fn cookies_on_every_path_prefix_and_domain_are_expired() {
     assert_eq!(doc.cookie().unwrap(), "", "every cookie expired on its own path and domain");
     assert_eq!(eval("document.cookie").as_string().as_deref(), Some(""));
 }
+
+/// Offline at logout: the server call fails, the local wipe still happens.
+#[wasm_bindgen_test]
+async fn offline_logout_still_wipes() {
+    let st = server("{ routes: { '/auth/logout': () => { throw new TypeError('Failed to fetch'); } } }");
+    let ch = channel("clean-offline");
+    let mut o = String::from("{ resume: false, storage: 'local', channel: '");
+    o.push_str(&ch);
+    o.push_str("' }");
+    let s = start(&o).await;
+    let logout = Recorder::on(&s, "logout");
+    login_alice(&s).await;
+    let mut key = String::from("localStorage.getItem('tessera:token:");
+    key.push_str(&ch);
+    key.push_str("')");
+    assert!(eval(&key).is_string());
+    wait(s.logout(JsValue::UNDEFINED)).await.unwrap();
+    assert_eq!(calls(&st, "/auth/logout").len(), 1, "revoke attempted first");
+    assert_eq!(s.state(), "logged-out");
+    assert_eq!(eval(&key), JsValue::NULL, "and the local wipe happened anyway");
+    assert_eq!(logout.len(), 1);
+    s.dispose();
+    restore_fetch();
+}

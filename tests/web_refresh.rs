@@ -89,3 +89,26 @@ async fn resume_joins_a_session_held_by_the_cookie() {
     s.dispose();
     restore_fetch();
 }
+
+/// A refresh that failed on the network backs off; the `online` event resumes it at once.
+#[wasm_bindgen_test]
+async fn online_event_resumes_a_backed_off_refresh() {
+    let st = server(
+        "{ expiresIn: 2, routes: { '/auth/refresh': (req, st, json, issue) => {
+             st.refreshCount++;
+             if (st.refreshCount === 1) throw new TypeError('Failed to fetch');
+             return json(200, issue()); } } }",
+    );
+    let mut o = String::from("{ resume: false, refreshLeadMs: 1000, refreshJitterMs: 0, channel: '");
+    o.push_str(&channel("online"));
+    o.push_str("' }");
+    let s = start(&o).await;
+    let refreshed = Recorder::on(&s, "refresh");
+    login_alice(&s).await;
+    assert!(until(2500, || count(&st, "refreshCount") == 1).await, "first refresh failed");
+    eval("window.dispatchEvent(new Event('offline')); window.dispatchEvent(new Event('online'))");
+    assert!(until(300, || refreshed.len() == 1).await, "online retried at once, not after the backoff");
+    assert_eq!(count(&st, "refreshCount"), 2);
+    s.dispose();
+    restore_fetch();
+}
