@@ -75,3 +75,36 @@ async fn a_disposed_session_stops_listening() {
     a.dispose();
     restore_fetch();
 }
+
+/// Without BroadcastChannel the bus rides on `storage` events. Storage events never reach
+/// the document that wrote, so the test relays what tab A wrote to tab B as the event the
+/// browser would deliver in another document.
+#[wasm_bindgen_test]
+async fn storage_event_fallback_without_broadcast_channel() {
+    let _st = server("{}");
+    let ch = channel("bus-fallback");
+    eval(
+        "globalThis.__BC = globalThis.BroadcastChannel; delete globalThis.BroadcastChannel;
+         globalThis.__writes = []; globalThis.__set = Storage.prototype.setItem;
+         Storage.prototype.setItem = function (k, v) {
+           if (String(k).startsWith('tessera:bus:')) globalThis.__writes.push([k, v]);
+           return globalThis.__set.call(this, k, v);
+         }",
+    );
+    let a = start(&opts(&ch)).await;
+    let b = start(&opts(&ch)).await;
+    eval("globalThis.BroadcastChannel = globalThis.__BC");
+    login_alice(&a).await;
+    eval("Storage.prototype.setItem = globalThis.__set");
+    let writes = eval("globalThis.__writes.length").as_f64().unwrap();
+    assert!(writes >= 1.0, "a posted on the storage fallback");
+    assert_eq!(b.state(), "anonymous", "nothing delivered yet (same document)");
+    eval(
+        "for (const [key, newValue] of globalThis.__writes)
+           window.dispatchEvent(new StorageEvent('storage', { key, newValue }))",
+    );
+    assert!(until(500, || b.state() == "active").await, "b adopted a's login from the storage event");
+    a.dispose();
+    b.dispose();
+    restore_fetch();
+}
