@@ -22,7 +22,7 @@ run() { # run NAME CMD...
 }
 
 run native cargo test --workspace --locked
-run browser wasm-pack --quiet test --headless --chrome --mode no-install
+run browser wasm-pack test --headless --chrome --mode no-install
 run package build_pkg
 run server-binary cargo build --locked -p tessera-server
 if ls tests/e2e/*.test.mjs >/dev/null 2>&1; then
