@@ -620,12 +620,26 @@ async function startSession(mod) {
 // Local activity: only used to keep the page's own idle countdown fresh when the SDK does not
 // expose its deadline. The SDK observes activity itself.
 let lastLocalActivity = 0;
+// The SDK shares activity between tabs on its own bus; the page mirrors it for the display
+// only, on a separate channel, so an idle tab's countdown follows activity in the others.
+const displayChannel = "BroadcastChannel" in window ? new BroadcastChannel(`tessera-demo-display:${config.channel}`) : null;
+if (displayChannel) {
+  displayChannel.onmessage = (ev) => {
+    const at = Number(ev.data && ev.data.activityAt);
+    if (Number.isFinite(at) && sessionState() === "active") {
+      idleDeadline = Math.max(idleDeadline ?? 0, at + config.idleTimeoutMs);
+    }
+  };
+}
+
 function onLocalActivity() {
   const now = Date.now();
-  if (now - lastLocalActivity < 1000) return;
+  const interval = Math.min(1000, config.activityThrottleMs);
+  if (now - lastLocalActivity < interval) return;
   lastLocalActivity = now;
   const state = sessionState();
   if (state === "active") idleDeadline = now + config.idleTimeoutMs;
+  displayChannel?.postMessage({ activityAt: now });
 }
 
 // ---- actions ----------------------------------------------------------------------------------

@@ -37,6 +37,9 @@ test("activity in one tab keeps all alive; none => warning, then logout in all",
     lastActivity = Date.now();
     await sleep(500);
   }
+  // The idle countdown shown in an untouched tab follows the activity in tab 0.
+  const shown = await tabs[2].locator("#fact-idle").innerText();
+  assert.ok(/^\d+ s$/.test(shown) && parseInt(shown, 10) > (IDLE_MS - WARN_MS) / 1000, `tab 2 shows ${shown}`);
   for (const [i, t] of tabs.entries()) {
     assert.equal(await t.evaluate(() => window.tessera.session.state), "active", `tab ${i} still active`);
     const warnings = await eventsOf(t, "idle-warning");
