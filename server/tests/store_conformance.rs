@@ -367,6 +367,14 @@ async fn redis() -> Option<(Arc<dyn SessionStore>, Guard)> {
     Some((Arc::new(store), Box::new(srv)))
 }
 
+async fn sentinel() -> Option<(Arc<dyn SessionStore>, Guard)> {
+    let setup = common::SentinelSetup::start(false)?;
+    let store = tessera_server::store::redis::RedisStore::connect(&setup.url(), "tessera-test:")
+        .await
+        .expect("connect through sentinel");
+    Some((Arc::new(store), Box::new(setup)))
+}
+
 macro_rules! conformance {
     ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
@@ -401,7 +409,7 @@ macro_rules! all_backends {
     };
 }
 
-all_backends!(memory, sqlite, redis);
+all_backends!(memory, sqlite, redis, sentinel);
 
 #[tokio::test]
 async fn sqlite_restart_keeps_sessions_and_migrations_are_idempotent() {

@@ -313,7 +313,8 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn purge_expired(&self, now: i64, retention: i64) -> StoreResult<usize>;
 }
 
-/// Opens the store named by a `--store` URL: `memory://`, `sqlite://PATH`, `redis://…`.
+/// Opens the store named by a `--store` URL: `memory://`, `sqlite://PATH`, `redis://…`,
+/// `rediss://…`, `redis+sentinel://HOST:PORT[,…]/SERVICE[/DB]`.
 ///
 /// # Errors
 /// When the URL scheme is unknown or the backend cannot be opened.
@@ -322,13 +323,16 @@ pub async fn open(url: &str) -> StoreResult<std::sync::Arc<dyn SessionStore>> {
         Ok(std::sync::Arc::new(memory::MemoryStore::new()))
     } else if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path)?))
-    } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+    } else if url.starts_with("redis://")
+        || url.starts_with("rediss://")
+        || url.starts_with("redis+sentinel://")
+    {
         Ok(std::sync::Arc::new(
             redis::RedisStore::connect(url, "tessera:").await?,
         ))
     } else {
         Err(StoreError::Config(format!(
-            "unknown store URL scheme in {url:?} (use sqlite://PATH, redis://HOST:PORT or memory://)"
+            "unknown store URL scheme in {url:?} (use sqlite://PATH, redis://HOST:PORT, redis+sentinel://HOST:PORT/SERVICE or memory://)"
         )))
     }
 }

@@ -4,10 +4,13 @@
 //! `s:{sid}` hash (session), `t:{hash}` string `"{sid} {generation}"` (refresh token),
 //! `u:{user_id}` set of sids, `ev:{sid}` list of JSON events, `user:{name}` hash,
 //! `meta:{key}`, `eph:{key}` (with expiry). Session keys expire a day after the absolute
-//! lifetime. Cluster and Sentinel are not wired up (the scripts touch keys derived inside
-//! Lua, which Cluster would need hash tags for); see the README.
+//! lifetime. Sentinel: `redis+sentinel://HOST:PORT[,HOST:PORT…]/SERVICE[/DB]` resolves the
+//! master through the Sentinels and follows failovers. Cluster is not supported (the
+//! rotation script touches keys derived inside Lua, which Cluster would need hash tags for).
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use ::redis::aio::ConnectionManager;
 use ::redis::AsyncCommands;
@@ -72,10 +75,19 @@ return 1
 
 /// The Redis backend.
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Arc<RwLock<ConnectionManager>>,
+    watcher: Option<tokio::task::JoinHandle<()>>,
     prefix: String,
     rotate: ::redis::Script,
     revoke: ::redis::Script,
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        if let Some(w) = self.watcher.take() {
+            w.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -84,6 +96,17 @@ impl std::fmt::Debug for RedisStore {
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
+}
+
+/// Bounded reconnects and timeouts: a dead server turns into a quick `internal` error (the
+/// SDK retries) instead of a request that hangs.
+fn manager_config() -> ::redis::aio::ConnectionManagerConfig {
+    ::redis::aio::ConnectionManagerConfig::new()
+        .set_number_of_retries(3)
+        .set_factor(50)
+        .set_max_delay(1000)
+        .set_connection_timeout(Duration::from_secs(2))
+        .set_response_timeout(Duration::from_secs(3))
 }
 
 fn err(e: ::redis::RedisError) -> StoreError {
@@ -168,14 +191,107 @@ impl RedisStore {
     /// # Errors
     /// When the URL is malformed or the server is unreachable.
     pub async fn connect(url: &str, prefix: &str) -> StoreResult<Self> {
+        if let Some(rest) = url.strip_prefix("redis+sentinel://") {
+            return Self::connect_sentinel(rest, prefix).await;
+        }
         let client = ::redis::Client::open(url).map_err(err)?;
-        let conn = ConnectionManager::new(client).await.map_err(err)?;
-        Ok(RedisStore {
+        let conn = ConnectionManager::new_with_config(client, manager_config())
+            .await
+            .map_err(err)?;
+        Ok(Self::with_conn(conn, None, prefix))
+    }
+
+    fn with_conn(
+        conn: ConnectionManager,
+        watcher: Option<tokio::task::JoinHandle<()>>,
+        prefix: &str,
+    ) -> Self {
+        Self::with_conn_shared(Arc::new(RwLock::new(conn)), watcher, prefix)
+    }
+
+    /// `redis+sentinel://HOST:PORT[,HOST:PORT…]/SERVICE[/DB]`: asks the Sentinels for the
+    /// current master of SERVICE, connects to it, and re-asks every second so that after a
+    /// failover new commands go to the promoted master.
+    async fn connect_sentinel(rest: &str, prefix: &str) -> StoreResult<Self> {
+        use ::redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+        let (hosts, path) = rest.split_once('/').ok_or_else(|| {
+            StoreError::Config(
+                "redis+sentinel:// URL needs /SERVICE after the sentinel hosts".into(),
+            )
+        })?;
+        let mut parts = path.split('/');
+        let service = parts.next().filter(|s| !s.is_empty()).ok_or_else(|| {
+            StoreError::Config("redis+sentinel:// URL needs a service (master) name".into())
+        })?;
+        let db: i64 = match parts.next().filter(|s| !s.is_empty()) {
+            Some(d) => d
+                .parse()
+                .map_err(|_| StoreError::Config(format!("bad database number {d:?}")))?,
+            None => 0,
+        };
+        let sentinels: Vec<String> = hosts.split(',').map(|h| format!("redis://{h}")).collect();
+        let node = SentinelNodeConnectionInfo {
+            tls_mode: None,
+            redis_connection_info: Some(::redis::RedisConnectionInfo {
+                db,
+                ..Default::default()
+            }),
+        };
+        let mut sc = SentinelClient::build(
+            sentinels,
+            service.to_string(),
+            Some(node),
+            SentinelServerType::Master,
+        )
+        .map_err(err)?;
+        let client = sc.async_get_client().await.map_err(err)?;
+        let mut current = client.get_connection_info().addr.to_string();
+        let conn = ConnectionManager::new_with_config(client, manager_config())
+            .await
+            .map_err(err)?;
+        let shared = Arc::new(RwLock::new(conn));
+        let target = shared.clone();
+        let service = service.to_string();
+        let watcher = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Ok(client) = sc.async_get_client().await else {
+                    continue;
+                };
+                let addr = client.get_connection_info().addr.to_string();
+                if addr == current {
+                    continue;
+                }
+                match ConnectionManager::new_with_config(client, manager_config()).await {
+                    Ok(c) => {
+                        tracing::warn!(service = %service, from = %current, to = %addr, "redis sentinel: master changed");
+                        *target.write().unwrap_or_else(|e| e.into_inner()) = c;
+                        current = addr;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "redis sentinel: cannot reach new master"),
+                }
+            }
+        });
+        Ok(Self::with_conn_shared(shared, Some(watcher), prefix))
+    }
+
+    fn with_conn_shared(
+        conn: Arc<RwLock<ConnectionManager>>,
+        watcher: Option<tokio::task::JoinHandle<()>>,
+        prefix: &str,
+    ) -> Self {
+        RedisStore {
             conn,
+            watcher,
             prefix: prefix.to_string(),
             rotate: ::redis::Script::new(ROTATE_LUA),
             revoke: ::redis::Script::new(REVOKE_LUA),
-        })
+        }
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn k(&self, kind: &str, id: &str) -> String {
@@ -196,7 +312,7 @@ impl RedisStore {
     }
 
     async fn load(&self, sid: &str) -> StoreResult<Option<SessionRecord>> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let m: HashMap<String, String> = c.hgetall(self.k("s", sid)).await.map_err(err)?;
         session_from_hash(sid, &m)
     }
@@ -209,28 +325,28 @@ impl SessionStore for RedisStore {
     }
 
     async fn get_meta(&self, key: &str) -> StoreResult<Option<String>> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         c.get(self.k("meta", key)).await.map_err(err)
     }
     async fn put_meta_if_absent(&self, key: &str, value: &str) -> StoreResult<String> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let k = self.k("meta", key);
         let _: bool = c.set_nx(&k, value).await.map_err(err)?;
         let v: Option<String> = c.get(&k).await.map_err(err)?;
         v.ok_or_else(|| StoreError::Corrupt(format!("meta {key} vanished")))
     }
     async fn set_meta(&self, key: &str, value: &str) -> StoreResult<()> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         c.set(self.k("meta", key), value).await.map_err(err)
     }
 
     async fn upsert_user(&self, u: &UserRecord) -> StoreResult<()> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let json = serde_json::to_string(u).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         c.set(self.k("user", &u.username), json).await.map_err(err)
     }
     async fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let v: Option<String> = c.get(self.k("user", username)).await.map_err(err)?;
         v.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))
             .transpose()
@@ -240,11 +356,11 @@ impl SessionStore for RedisStore {
         let mut pipe = ::redis::pipe();
         pipe.atomic();
         self.session_pipe(&mut pipe, s, refresh_hash);
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         pipe.query_async(&mut c).await.map_err(err)
     }
     async fn create_sessions(&self, batch: &[(SessionRecord, String)]) -> StoreResult<()> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         for chunk in batch.chunks(1000) {
             let mut pipe = ::redis::pipe();
             for (s, h) in chunk {
@@ -258,7 +374,7 @@ impl SessionStore for RedisStore {
         self.load(sid).await
     }
     async fn list_sessions(&self, user_id: &str) -> StoreResult<Vec<SessionRecord>> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let sids: Vec<String> = c.smembers(self.k("u", user_id)).await.map_err(err)?;
         let mut out = Vec::new();
         for sid in sids {
@@ -291,7 +407,7 @@ impl SessionStore for RedisStore {
         now: i64,
         grace: i64,
     ) -> StoreResult<Option<(SessionRecord, TokenPosition)>> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let t: Option<String> = c.get(self.k("t", hash)).await.map_err(err)?;
         let Some((sid, gen)) = t.as_deref().and_then(|t| t.split_once(' ')) else {
             return Ok(None);
@@ -305,7 +421,7 @@ impl SessionStore for RedisStore {
         }))
     }
     async fn rotate(&self, req: &RotateRequest) -> StoreResult<RotateOutcome> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let reply: Vec<String> = self
             .rotate
             .key(self.k("t", &req.presented_hash))
@@ -343,7 +459,7 @@ impl SessionStore for RedisStore {
         })
     }
     async fn revoke_session(&self, sid: &str, reason: &str, now: i64) -> StoreResult<bool> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let n: i64 = self
             .revoke
             .key(self.k("s", sid))
@@ -360,7 +476,7 @@ impl SessionStore for RedisStore {
         reason: &str,
         now: i64,
     ) -> StoreResult<usize> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let sids: Vec<String> = c.smembers(self.k("u", user_id)).await.map_err(err)?;
         let mut n = 0;
         for sid in sids {
@@ -375,7 +491,7 @@ impl SessionStore for RedisStore {
         addr: &str,
         event: Option<&SessionEvent>,
     ) -> StoreResult<()> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let sk = self.k("s", sid);
         let mut pipe = ::redis::pipe();
         pipe.atomic();
@@ -393,7 +509,7 @@ impl SessionStore for RedisStore {
     async fn put_ephemeral(&self, key: &str, value: &str, expires_at: i64) -> StoreResult<()> {
         // The value carries its own expiry (checked against the injected clock); the Redis
         // TTL only garbage-collects, relative to the same clock.
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let k = self.k("eph", key);
         let v = format!("{expires_at}|{value}");
         let () = ::redis::cmd("SET")
@@ -407,12 +523,12 @@ impl SessionStore for RedisStore {
         Ok(())
     }
     async fn get_ephemeral(&self, key: &str, now: i64) -> StoreResult<Option<String>> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let v: Option<String> = c.get(self.k("eph", key)).await.map_err(err)?;
         Ok(unpack_ephemeral(v, now))
     }
     async fn take_ephemeral(&self, key: &str, now: i64) -> StoreResult<Option<String>> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let v: Option<String> = ::redis::cmd("GETDEL")
             .arg(self.k("eph", key))
             .query_async(&mut c)
@@ -421,7 +537,7 @@ impl SessionStore for RedisStore {
         Ok(unpack_ephemeral(v, now))
     }
     async fn use_once(&self, key: &str, expires_at: i64, now: i64) -> StoreResult<bool> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let r: Option<String> = ::redis::cmd("SET")
             .arg(self.k("eph", key))
             .arg(format!("{expires_at}|1"))

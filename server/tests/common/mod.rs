@@ -343,3 +343,123 @@ impl Drop for LiveServer {
         self.handle.abort();
     }
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn wait_port(port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A killable child process.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A Redis master (optionally with one replica) watched by one real Sentinel.
+pub struct SentinelSetup {
+    pub master: Option<Proc>,
+    pub master_port: u16,
+    pub replica: Option<Proc>,
+    pub sentinel: Proc,
+    pub sentinel_port: u16,
+    conf: std::path::PathBuf,
+}
+
+impl SentinelSetup {
+    /// `None` (with a loud line) when redis-server is missing and `CI` is unset.
+    pub fn start(with_replica: bool) -> Option<Self> {
+        RedisServer::start()?; // availability check (and the CI rule); dropped at once
+        let spawn = |args: Vec<String>| -> Proc {
+            Proc(
+                Command::new("redis-server")
+                    .args(args)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("spawn redis-server"),
+            )
+        };
+        let base = |port: u16| -> Vec<String> {
+            [
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+        };
+        let master_port = free_port();
+        let mut margs = base(master_port);
+        margs.extend(["--repl-diskless-sync-delay".to_string(), "0".to_string()]);
+        let master = spawn(margs);
+        assert!(wait_port(master_port), "master up");
+        let replica = with_replica.then(|| {
+            let p = free_port();
+            let mut args = base(p);
+            args.extend([
+                "--replicaof".to_string(),
+                "127.0.0.1".to_string(),
+                master_port.to_string(),
+            ]);
+            let r = spawn(args);
+            assert!(wait_port(p), "replica up");
+            r
+        });
+        let sentinel_port = free_port();
+        let conf = std::env::temp_dir().join(format!(
+            "tessera-sentinel-{}-{sentinel_port}.conf",
+            std::process::id()
+        ));
+        std::fs::write(
+            &conf,
+            format!(
+                "port {sentinel_port}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {master_port} 1\n\
+                 sentinel down-after-milliseconds mymaster 500\nsentinel failover-timeout mymaster 3000\n"
+            ),
+        )
+        .expect("sentinel conf");
+        let sentinel = spawn(vec![conf.display().to_string(), "--sentinel".into()]);
+        assert!(wait_port(sentinel_port), "sentinel up");
+        Some(SentinelSetup {
+            master: Some(master),
+            master_port,
+            replica,
+            sentinel,
+            sentinel_port,
+            conf,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis+sentinel://127.0.0.1:{}/mymaster", self.sentinel_port)
+    }
+}
+
+impl Drop for SentinelSetup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.conf);
+    }
+}
