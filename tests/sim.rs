@@ -402,7 +402,7 @@ fn describe_msg(b: &[u8]) -> String {
         }
         Ok(Msg::Activity { epoch, at }) => format!("Activity e{epoch} at={at}"),
         Ok(Msg::Logout { epoch, reason }) => format!("Logout e{epoch} {}", reason.as_str()),
-        Ok(Msg::TokenRequest { tab }) => format!("TokenRequest t{tab}"),
+        Ok(Msg::TokenRequest { tab, attempt }) => format!("TokenRequest t{tab} #{attempt}"),
         Ok(Msg::Claim(c)) => format!("Claim #{} t{} until={}", c.serial, c.tab, c.until),
         Err(e) => format!("garbage({})", e.as_str()),
     }
@@ -1466,7 +1466,7 @@ impl Sim {
                     return;
                 };
                 let mut bytes = match self.rng.pick(3) {
-                    0 => Msg::TokenRequest { tab: 1 }.encode(),
+                    0 => Msg::TokenRequest { tab: 1, attempt: 0 }.encode(),
                     1 => Msg::Logout {
                         epoch: 1,
                         reason: LogoutReason::User,

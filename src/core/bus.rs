@@ -46,10 +46,15 @@ pub enum Msg {
         /// Why.
         reason: LogoutReason,
     },
-    /// A tab (new, or one that knows it is behind) asks for the current token.
+    /// A tab (new, or one that knows it is behind) asks for the current token. The tab that
+    /// obtained the newest token answers; on repeated asks (`attempt` > 0, e.g. that tab is
+    /// gone) a pseudo-random quarter of the other holders answer too, so 32 tabs never answer
+    /// 32 askers each.
     TokenRequest {
         /// The asking tab.
         tab: u64,
+        /// How many times it asked before for the same token.
+        attempt: u32,
     },
     /// A refresh claim (also persisted in the shared record).
     Claim(Claim),
@@ -78,8 +83,9 @@ impl Msg {
                 .u64(*epoch)
                 .u64(reason.to_u64())
                 .finish(),
-            Msg::TokenRequest { tab } => Writer::new(BUS_VERSION, TAG_TOKEN_REQUEST)
+            Msg::TokenRequest { tab, attempt } => Writer::new(BUS_VERSION, TAG_TOKEN_REQUEST)
                 .u64(*tab)
+                .u64(u64::from(*attempt))
                 .finish(),
             Msg::Claim(c) => write_claim(&mut Writer::new(BUS_VERSION, TAG_CLAIM), c).finish(),
         }
@@ -106,7 +112,10 @@ impl Msg {
                 epoch: r.u64()?,
                 reason: LogoutReason::from_u64(r.u64()?).ok_or(DecodeError::Range)?,
             },
-            TAG_TOKEN_REQUEST => Msg::TokenRequest { tab: r.u64()? },
+            TAG_TOKEN_REQUEST => Msg::TokenRequest {
+                tab: r.u64()?,
+                attempt: u32::try_from(r.u64()?).map_err(|_| DecodeError::Range)?,
+            },
             TAG_CLAIM => Msg::Claim(read_claim(&mut r)?),
             _ => return Err(DecodeError::Tag),
         };
@@ -150,7 +159,10 @@ mod tests {
                 epoch: 4,
                 reason: LogoutReason::Everywhere,
             },
-            Msg::TokenRequest { tab: u64::MAX },
+            Msg::TokenRequest {
+                tab: u64::MAX,
+                attempt: 7,
+            },
             Msg::Claim(Claim {
                 serial: 3,
                 tab: 1,
@@ -176,7 +188,7 @@ mod tests {
             Msg::decode(&[1, TAG_LOGOUT, 1, 42]),
             Err(DecodeError::Range)
         );
-        let mut long = Msg::TokenRequest { tab: 1 }.encode();
+        let mut long = Msg::TokenRequest { tab: 1, attempt: 0 }.encode();
         long.push(0);
         assert_eq!(Msg::decode(&long), Err(DecodeError::Trailing));
         let mut bad = Msg::Token {

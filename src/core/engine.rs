@@ -302,8 +302,8 @@ pub struct Engine {
     pub(crate) attempt: u32,
     /// Jitter drawn for the token with this serial.
     pub(crate) jitter: (u64, Millis),
-    /// The newest serial this tab asked other tabs for, and when.
-    pub(crate) requested: (u64, Millis),
+    /// The newest serial this tab asked other tabs for, when, and how many times before.
+    pub(crate) requested: (u64, Millis, u32),
     /// When this tab last published activity.
     pub(crate) activity_sent: Millis,
     /// Local activity not yet published.
@@ -333,7 +333,7 @@ impl Engine {
             last_req: None,
             attempt: 0,
             jitter: (u64::MAX, 0),
-            requested: (0, 0),
+            requested: (0, 0, 0),
             activity_sent: 0,
             activity_dirty: false,
             stats: Stats::default(),
@@ -372,7 +372,7 @@ impl Engine {
             Input::AccessRejected => {
                 if self.held.is_some() {
                     self.forced = true;
-                    self.requested = (0, 0);
+                    self.requested = (0, 0, 0);
                 }
             }
             Input::Bus(bytes) => match Msg::decode(&bytes) {
@@ -516,8 +516,8 @@ impl Engine {
                 }
             }
             Msg::Logout { epoch, reason } => self.observe_epoch(now, epoch, Some(reason)),
-            Msg::TokenRequest { tab } => {
-                if tab != self.tab && self.access_token().is_some() {
+            Msg::TokenRequest { tab, attempt } => {
+                if tab != self.tab && self.should_answer(now, tab, attempt) {
                     self.broadcast_token();
                 }
             }

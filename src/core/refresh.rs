@@ -29,7 +29,10 @@ impl Engine {
             return;
         }
         // Ask the other tabs first; a live one answers with its token.
-        self.broadcast(&Msg::TokenRequest { tab: self.tab });
+        self.broadcast(&Msg::TokenRequest {
+            tab: self.tab,
+            attempt: 0,
+        });
         // After a logout in this browser (and no login since) never revive the session from
         // the cookie: a logout that could not reach the server (offline) must not be undone
         // by a reload.
@@ -194,20 +197,49 @@ impl Engine {
     /// Asks other tabs for the newest token when the shared record names a token this tab
     /// lacks and needs: its own ran out (the bus message carrying the new one was lost), or it
     /// holds none while a session is live (a login elsewhere whose broadcast it missed).
-    /// Repeats at most every `4 * join_wait` while the need lasts.
+    /// Repeats while the need lasts, after `4 * join_wait`, doubling up to 32 times that.
     pub(crate) fn ask_if_behind(&mut self, now: Millis) {
         if !self.wants_token(now) {
             return;
         }
         let serial = self.target().map_or(0, |t| t.stamp.serial);
-        if self.requested.0 < serial || now >= self.requested.1.saturating_add(self.ask_every()) {
-            self.requested = (serial, now);
-            self.broadcast(&Msg::TokenRequest { tab: self.tab });
-        }
+        let (asked, at, attempt) = self.requested;
+        let attempt = if asked < serial {
+            0
+        } else if now >= at.saturating_add(self.ask_every()) {
+            attempt.saturating_add(1)
+        } else {
+            return;
+        };
+        self.requested = (serial, now, attempt);
+        self.broadcast(&Msg::TokenRequest {
+            tab: self.tab,
+            attempt,
+        });
     }
 
+    /// The pause before asking again.
     fn ask_every(&self) -> Millis {
-        self.cfg.join_wait.saturating_mul(4).max(1)
+        let base = self.cfg.join_wait.saturating_mul(4).max(1);
+        base.saturating_mul(1 << self.requested.2.min(5))
+    }
+
+    /// Whether to answer a [`Msg::TokenRequest`]: only with a live, newest-known token; the tab
+    /// that obtained it always, others on repeated asks and only a pseudo-random quarter of
+    /// them (the answer is a broadcast: every holder answering every asker is quadratic).
+    pub(crate) fn should_answer(&self, now: Millis, asker: u64, attempt: u32) -> bool {
+        let Some(h) = &self.held else { return false };
+        if self.access_token().is_none() || now >= h.meta.expires_at || self.behind() {
+            return false;
+        }
+        if h.meta.stamp.tab == self.tab {
+            return true;
+        }
+        let mix = (self.tab
+            ^ asker.rotate_left(29)
+            ^ u64::from(attempt).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        .wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        attempt > 0 && mix >> 62 == 0
     }
 
     fn wants_token(&self, now: Millis) -> bool {

@@ -415,7 +415,7 @@ fn resume_without_a_session_stays_anonymous_quietly() {
     e.handle(T0, Input::Resume);
     assert!(matches!(
         broadcasts(&drain(&mut e))[..],
-        [Msg::TokenRequest { tab: 1 }]
+        [Msg::TokenRequest { tab: 1, attempt: 0 }]
     ));
     assert_eq!(e.next_deadline(), Some(T0 + 250));
     e.handle(T0 + 250, Input::Timer);
@@ -770,7 +770,7 @@ fn random_inputs_never_panic() {
         };
         let mut e = Engine::new(c, round, round, T0);
         let mut now = T0;
-        let mut bytes_seen: Vec<Vec<u8>> = vec![Msg::TokenRequest { tab: 3 }.encode()];
+        let mut bytes_seen: Vec<Vec<u8>> = vec![Msg::TokenRequest { tab: 3, attempt: 0 }.encode()];
         for _ in 0..200 {
             now = match next() % 10 {
                 0 => next() % (T0 * 2),
@@ -913,7 +913,10 @@ fn a_thawing_tab_decides_idleness_only_after_rereading_the_shared_record() {
     let fresh = last_persist(&drain(&mut a)).unwrap();
     // B thaws after its own (stale) deadline; a queued event comes first.
     let thaw = T0 + 700_000;
-    b.handle(thaw, Input::Bus(Msg::TokenRequest { tab: 9 }.encode()));
+    b.handle(
+        thaw,
+        Input::Bus(Msg::TokenRequest { tab: 9, attempt: 0 }.encode()),
+    );
     let fx = drain(&mut b);
     assert!(!events(&fx)
         .iter()
