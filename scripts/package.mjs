@@ -26,6 +26,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, write
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const NAME = "tessera";
@@ -70,6 +71,28 @@ function stripWasmPackExtras(dir, { licences = false } = {}) {
     if (f === ".gitignore" || f === "package.json" || f === "README.md" || (licences && /^LICEN[CS]E/i.test(f))) {
       rmSync(path.join(dir, f), { force: true });
     }
+  }
+}
+
+/**
+ * Minifies the shipped JS (wasm-bindgen glue and snippets) in place with esbuild's transform
+ * (whitespace, local names, comments; exports and imports keep their names). Users download
+ * these bytes as they are; the readable sources stay in src/. Skipped with a warning when the
+ * root devDependency esbuild is not installed.
+ */
+function minifyJs(dir) {
+  let esbuild;
+  try {
+    esbuild = createRequire(path.join(ROOT, "package.json"))("esbuild");
+  } catch {
+    console.warn("[package] esbuild not installed (npm ci): shipping unminified JS");
+    return;
+  }
+  for (const f of readdirSync(dir, { recursive: true })) {
+    const file = path.join(dir, String(f));
+    if (!file.endsWith(".js") || String(f).startsWith(`react${path.sep}`)) continue;
+    const { code } = esbuild.transformSync(readFileSync(file, "utf8"), { minify: true, format: "esm" });
+    writeFileSync(file, code);
   }
 }
 
@@ -213,6 +236,9 @@ function main() {
     // The bundler entry instantiates the module on import: that import must never be dropped.
     sideEffects.push(`./bundler/${NAME}.js`, "./bundler/snippets/*");
   }
+
+  // Shipped JS minified (the web entry, its snippets, and the bundler copy); react/ stays readable.
+  minifyJs(pkg);
 
   // React hook.
   const reactSrc = path.join(ROOT, "src", "react");
