@@ -98,13 +98,18 @@ async function refreshesPerExpiry(context, url) {
   const start = Date.now();
   const period = ACCESS_TTL_S * 1000 - LEAD_MS;
   while (Date.now() - start < CYCLES * period + period / 2) await sleep(200);
-  await sleep(300); // let an answer in flight arrive as a refresh event (requests still counted)
   context.off("request", onRequest);
-  await sleep(300);
-  // New tokens = distinct expiry times announced by refresh events in tab 0.
+  const offAt = Date.now();
+  await sleep(300); // let an answer in flight arrive as a refresh event
+  // New tokens = distinct expiry times announced by refresh events in tab 0, for requests sent
+  // before the count stopped (an answer takes a few ms; the period is ~1 s).
   const tokens =
     (await tabs[0].evaluate(
-      () => new Set(window.tessera.events.filter((e) => e.type === "refresh").map((e) => e.detail?.expiresAt)).size,
+      (until) =>
+        new Set(
+          window.tessera.events.filter((e) => e.type === "refresh" && e.at <= until).map((e) => e.detail?.expiresAt),
+        ).size,
+      offAt + 100,
     )) - tokensBefore;
   const perTab = await Promise.all(tabs.map((t) => t.evaluate(() => window.tessera.events.filter((e) => e.type === "refresh").length)));
   await tabs[0].click("#logout");
