@@ -87,9 +87,19 @@ async function logoutLatency(context, url) {
 async function refreshesPerExpiry(context, url) {
   const tabs = await openTabs(context, url, `?idle=600000&warn=10000&lead=${LEAD_MS}`, TABS);
   const requests = [];
+  let pending = 0;
+  const isRefresh = (req) => req.method() === "POST" && new URL(req.url()).pathname === "/auth/refresh";
   const onRequest = (req) => {
-    if (req.method() === "POST" && new URL(req.url()).pathname === "/auth/refresh") requests.push(Date.now());
+    if (isRefresh(req)) {
+      requests.push(Date.now());
+      pending += 1;
+    }
   };
+  const onDone = (req) => {
+    if (isRefresh(req)) pending -= 1;
+  };
+  context.on("requestfinished", onDone);
+  context.on("requestfailed", onDone);
   // Count from the login on (the tabs' start-up resume attempts are not expiries).
   context.on("request", onRequest);
   await signIn(tabs[0], "alice");
@@ -98,19 +108,19 @@ async function refreshesPerExpiry(context, url) {
   const start = Date.now();
   const period = ACCESS_TTL_S * 1000 - LEAD_MS;
   while (Date.now() - start < CYCLES * period + period / 2) await sleep(200);
-  context.off("request", onRequest);
-  const offAt = Date.now();
-  await sleep(300); // let an answer in flight arrive as a refresh event
-  // New tokens = distinct expiry times announced by refresh events in tab 0, for requests sent
-  // before the count stopped (an answer takes a few ms; the period is ~1 s).
+  // Stop at a quiet moment: no refresh in flight, so every request counted has announced its
+  // token and no announced token lacks its request.
+  while (pending > 0 || Date.now() - (requests.at(-1) ?? 0) < 100) await sleep(10);
+  const counted = requests.length;
+  await sleep(15); // the answer's bus hop to tab 0 (a new request cannot be answered that fast)
   const tokens =
     (await tabs[0].evaluate(
-      (until) =>
-        new Set(
-          window.tessera.events.filter((e) => e.type === "refresh" && e.at <= until).map((e) => e.detail?.expiresAt),
-        ).size,
-      offAt + 100,
+      () => new Set(window.tessera.events.filter((e) => e.type === "refresh").map((e) => e.detail?.expiresAt)).size,
     )) - tokensBefore;
+  context.off("request", onRequest);
+  context.off("requestfinished", onDone);
+  context.off("requestfailed", onDone);
+  requests.length = counted;
   const perTab = await Promise.all(tabs.map((t) => t.evaluate(() => window.tessera.events.filter((e) => e.type === "refresh").length)));
   await tabs[0].click("#logout");
   for (const t of tabs) await t.close();
