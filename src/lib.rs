@@ -11,6 +11,12 @@
 #![deny(missing_docs)]
 
 pub mod core;
+
+/// The Wasm heap allocator: talc, in place of the standard library's dlmalloc (smaller module;
+/// single-threaded Wasm, so no lock is needed).
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 pub mod vault;
 
 #[cfg(target_arch = "wasm32")]
