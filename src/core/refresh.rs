@@ -132,10 +132,19 @@ impl Engine {
         let Some(h) = &self.held else {
             return self.resuming;
         };
-        if h.refresh_token.is_some() && self.behind() {
-            // Token mode: our refresh token is superseded; presenting it would trip the server's
-            // reuse detection. Only the newest token (asked for over the bus) may refresh.
-            return false;
+        if self.behind() {
+            if h.refresh_token.is_some() {
+                // Token mode: our refresh token is superseded; presenting it would trip the
+                // server's reuse detection. Only the newest token (asked for over the bus) may
+                // refresh.
+                return false;
+            }
+            if now >= h.meta.expires_at && self.requested.2 >= 3 {
+                // Cookie mode, our token ran out and asking the other tabs for the newest one
+                // failed repeatedly (its holder is gone): refresh ourselves — the cookie is the
+                // newest refresh token, so this is simply its refresh, a little early.
+                return true;
+            }
         }
         if self.forced && !self.behind() {
             return true;

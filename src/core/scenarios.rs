@@ -998,3 +998,45 @@ fn a_spurious_online_event_does_not_cut_the_backoff_short() {
     assert!(drain(&mut e).is_empty());
     assert!(e.next_deadline().unwrap() >= due + 20_010);
 }
+
+#[test]
+fn a_tab_that_cannot_get_the_newest_token_refreshes_itself_in_cookie_mode_only() {
+    for token_mode in [false, true] {
+        let mut e = Engine::new(cfg(), 2, 9, T0);
+        let rt = token_mode.then(|| String::from("rt0"));
+        e.handle(
+            T0,
+            Input::LoginSucceeded(Tokens {
+                access_token: "a0".into(),
+                expires_in_ms: TTL,
+                refresh_token: rt,
+            }),
+        );
+        drain(&mut e);
+        // Another tab refreshed (the record says so) but its broadcast never arrived, and the
+        // tab that holds the new token is gone.
+        let mut newer = e.token_meta().unwrap();
+        newer.stamp.serial += 1;
+        newer.stamp.tab = 1;
+        newer.issued_at = T0 + TTL - 60_000;
+        newer.expires_at = T0 + 2 * TTL - 60_000;
+        let rec = Shared {
+            token: Some(newer),
+            ..Shared::default()
+        };
+        e.handle(T0 + TTL - 59_000, Input::Shared(Some(rec.encode())));
+        drain(&mut e);
+        let mut now = T0 + TTL;
+        let mut sent = false;
+        for _ in 0..12 {
+            e.handle(now, Input::Timer);
+            let fx = drain(&mut e);
+            if fx.iter().any(|f| matches!(f, Effect::AcquireLock { .. })) {
+                e.handle(now, Input::LockGranted);
+                sent |= sends_refresh(&drain(&mut e));
+            }
+            now = e.next_deadline().unwrap_or(now + 1_000).max(now + 1);
+        }
+        assert_eq!(sent, !token_mode, "token_mode={token_mode}");
+    }
+}
