@@ -69,8 +69,9 @@ pub struct Config {
     #[arg(long, env = "TESSERA_AUDIENCE", default_value = "tessera")]
     pub audience: String,
 
-    /// Clock-skew leeway in seconds when verifying `exp`/`iat` (capped at 300).
-    #[arg(long, env = "TESSERA_JWT_LEEWAY", default_value_t = 30)]
+    /// Clock-skew leeway in seconds when verifying `exp`/`iat` (capped at 300). Small by
+    /// default: this server both issues and verifies, so only skew between instances counts.
+    #[arg(long, env = "TESSERA_JWT_LEEWAY", default_value_t = 5)]
     pub jwt_leeway: i64,
 
     /// Grace window in seconds in which the immediate predecessor of the current refresh
@@ -137,7 +138,7 @@ impl Default for Config {
             pkg_dir: "pkg".into(),
             issuer: "tessera".into(),
             audience: "tessera".into(),
-            jwt_leeway: 30,
+            jwt_leeway: 5,
             refresh_grace: 10,
             mfa_ttl: 300,
             account_limit: 10,
