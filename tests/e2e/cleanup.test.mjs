@@ -1,6 +1,8 @@
 // Logout cleanup in a real browser: site data planted before logout — cookies on several
-// paths, localStorage, sessionStorage (in two tabs: it is per tab), an IndexedDB database and
-// a Cache Storage entry — is gone after it, in the tab that logged out and in the other one.
+// paths (two the page sees, one on a path it cannot see, one HttpOnly), localStorage,
+// sessionStorage (in two tabs: it is per tab), an IndexedDB database and a Cache Storage entry —
+// is gone after it, in the tab that logged out and in the other one. The SDK expires what the
+// page can see; the server's `Clear-Site-Data` answer removes the rest.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import {
@@ -41,9 +43,15 @@ test("logout removes cookies on several paths, Web Storage, IndexedDB and Cache 
     document.cookie = "app_page=2; path=/index.html; SameSite=Lax";
   });
 
+  // One the page cannot see (Path=/pkg) and one it cannot touch (HttpOnly): only the server's
+  // `Clear-Site-Data: "cookies"` on the logout answer can remove these.
+  await env.context.addCookies([
+    { name: "app_hidden", value: "1", domain: "127.0.0.1", path: "/pkg" },
+    { name: "app_httponly", value: "1", domain: "127.0.0.1", path: "/", httpOnly: true },
+  ]);
   const jar = await env.context.cookies();
   const paths = new Set(jar.filter((c) => c.name.startsWith("demo_") || c.name.startsWith("app_")).map((c) => c.path));
-  assert.deepEqual([...paths].sort(), ["/", "/index.html"], "cookies planted on two paths");
+  assert.deepEqual([...paths].sort(), ["/", "/index.html", "/pkg"], "cookies planted on three paths");
   assert.ok(plantedA.localStorage.includes("demo:theme"));
   assert.ok(plantedA.sessionStorage.includes("demo:draft"));
   assert.ok(plantedA.indexedDb.includes("tessera-demo"), "IndexedDB database planted");
