@@ -1,18 +1,20 @@
-//! Redis store (standalone Redis or Valkey, `redis://` / `rediss://` URLs) for several server
-//! instances sharing sessions. Rotation and revocation run as Lua scripts, so each is atomic
-//! on the server. Layout (all keys under a prefix, default `tessera:`):
-//! `s:{sid}` hash (session), `t:{hash}` string `"{sid} {generation}"` (refresh token),
-//! `u:{user_id}` set of sids, `ev:{sid}` list of JSON events, `user:{name}` hash,
-//! `meta:{key}`, `eph:{key}` (with expiry). Session keys expire a day after the absolute
-//! lifetime. Sentinel: `redis+sentinel://HOST:PORT[,HOST:PORT…]/SERVICE[/DB]` resolves the
-//! master through the Sentinels and follows failovers. Cluster is not supported (the
-//! rotation script touches keys derived inside Lua, which Cluster would need hash tags for).
+//! Redis store for several server instances sharing sessions: standalone Redis or Valkey
+//! (`redis://`, `rediss://`), Sentinel (`redis+sentinel://HOST:PORT[,…]/SERVICE[/DB]`,
+//! follows failovers) and Cluster (`redis+cluster://HOST:PORT[,HOST:PORT…]`).
+//!
+//! Layout (all keys under a prefix, default `tessera:`; `{…}` is a Cluster hash tag, so all
+//! keys of one session live in one slot): `s:{sid}` hash (the session, plus one field
+//! `tok:<hash>` = generation per refresh token it ever issued), `ev:{sid}` list of JSON
+//! events, `t:<hash>` string `sid` (index from a refresh token to its session),
+//! `u:<user_id>` set of sids, `user:<name>`, `meta:<key>`, `eph:<key>`. Rotation and
+//! revocation are Lua scripts over the single session key, so each is atomic on the server
+//! (and Cluster-safe). Session keys expire a day after the absolute lifetime.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use ::redis::aio::ConnectionManager;
+use ::redis::aio::{ConnectionLike, ConnectionManager};
 use ::redis::AsyncCommands;
 use async_trait::async_trait;
 
@@ -34,35 +36,29 @@ fn unpack_ephemeral(v: Option<String>, now: i64) -> Option<String> {
 }
 
 const ROTATE_LUA: &str = r#"
-local p = ARGV[1]
-local now = tonumber(ARGV[2]); local grace = tonumber(ARGV[3]); local idle = tonumber(ARGV[4])
-local t = redis.call('GET', KEYS[1])
-if not t then return {'unknown'} end
-local sp = string.find(t, ' ', 1, true)
-if not sp then return {'unknown'} end
-local sid = string.sub(t, 1, sp - 1)
-local tgen = tonumber(string.sub(t, sp + 1))
-local sk = p .. 's:' .. sid
+local sk = KEYS[1]
+local now = tonumber(ARGV[1]); local grace = tonumber(ARGV[2]); local idle = tonumber(ARGV[3])
+local tg = redis.call('HGET', sk, 'tok:' .. ARGV[4])
+if not tg then return {'unknown'} end
+local tgen = tonumber(tg)
 local f = redis.call('HMGET', sk, 'revoked_at', 'expires_at', 'last_seen', 'gen', 'prev_at', 'prev_sealed')
 if not f[4] then return {'unknown'} end
-if f[1] and f[1] ~= '' then return {'revoked', sid} end
+if f[1] and f[1] ~= '' then return {'revoked'} end
 local exp = tonumber(f[2]); local last = tonumber(f[3]); local gen = tonumber(f[4])
 if now >= exp or now >= last + idle then
-  redis.call('HSET', sk, 'revoked_at', ARGV[2], 'reason', 'expired', 'vault', '')
-  return {'expired', sid}
+  redis.call('HSET', sk, 'revoked_at', ARGV[1], 'reason', 'expired', 'vault', '')
+  return {'expired'}
 end
 if tgen == gen then
-  redis.call('HSET', sk, 'gen', tostring(gen + 1), 'prev_at', ARGV[2], 'prev_sealed', ARGV[6], 'last_seen', ARGV[2])
-  local tk = p .. 't:' .. ARGV[5]
-  redis.call('SET', tk, sid .. ' ' .. tostring(gen + 1))
-  redis.call('EXPIRE', tk, math.max(1, exp - now + tonumber(ARGV[7])))
-  return {'rotated', sid}
+  local g = tostring(gen + 1)
+  redis.call('HSET', sk, 'gen', g, 'prev_at', ARGV[1], 'prev_sealed', ARGV[6], 'last_seen', ARGV[1], 'tok:' .. ARGV[5], g)
+  return {'rotated', g}
 end
 if tgen == gen - 1 and f[5] and f[5] ~= '' and f[6] and f[6] ~= '' and now - tonumber(f[5]) <= grace then
-  return {'grace', sid, f[6]}
+  return {'grace', f[6]}
 end
-redis.call('HSET', sk, 'revoked_at', ARGV[2], 'reason', 'refresh_reused', 'vault', '')
-return {'reused', sid}
+redis.call('HSET', sk, 'revoked_at', ARGV[1], 'reason', 'refresh_reused', 'vault', '')
+return {'reused'}
 "#;
 
 const REVOKE_LUA: &str = r#"
@@ -73,9 +69,43 @@ redis.call('HSET', KEYS[1], 'revoked_at', ARGV[1], 'reason', ARGV[2], 'vault', '
 return 1
 "#;
 
+/// A standalone/Sentinel connection or a Cluster connection.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(::redis::cluster_async::ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a ::redis::Cmd) -> ::redis::RedisFuture<'a, ::redis::Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a ::redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> ::redis::RedisFuture<'a, Vec<::redis::Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 /// The Redis backend.
 pub struct RedisStore {
-    conn: Arc<RwLock<ConnectionManager>>,
+    conn: Arc<RwLock<Conn>>,
+    cluster: bool,
     watcher: Option<tokio::task::JoinHandle<()>>,
     prefix: String,
     rotate: ::redis::Script,
@@ -158,6 +188,7 @@ fn session_from_hash(sid: &str, m: &HashMap<String, String>) -> StoreResult<Opti
 }
 
 fn session_fields(s: &SessionRecord) -> Vec<(&'static str, String)> {
+    // (field names must match FIELDS)
     vec![
         ("user_id", s.user_id.clone()),
         ("username", s.username.clone()),
@@ -194,6 +225,23 @@ impl RedisStore {
         if let Some(rest) = url.strip_prefix("redis+sentinel://") {
             return Self::connect_sentinel(rest, prefix).await;
         }
+        if let Some(rest) = url.strip_prefix("redis+cluster://") {
+            let nodes: Vec<String> = rest
+                .trim_end_matches('/')
+                .split(',')
+                .filter(|h| !h.is_empty())
+                .map(|h| format!("redis://{h}"))
+                .collect();
+            let client = ::redis::cluster::ClusterClientBuilder::new(nodes)
+                .connection_timeout(Duration::from_secs(2))
+                .response_timeout(Duration::from_secs(3))
+                .build()
+                .map_err(err)?;
+            let conn = client.get_async_connection().await.map_err(err)?;
+            let mut me = Self::with_conn_shared(Arc::new(RwLock::new(Conn::Cluster(conn))), None, prefix);
+            me.cluster = true;
+            return Ok(me);
+        }
         let client = ::redis::Client::open(url).map_err(err)?;
         let conn = ConnectionManager::new_with_config(client, manager_config())
             .await
@@ -206,7 +254,7 @@ impl RedisStore {
         watcher: Option<tokio::task::JoinHandle<()>>,
         prefix: &str,
     ) -> Self {
-        Self::with_conn_shared(Arc::new(RwLock::new(conn)), watcher, prefix)
+        Self::with_conn_shared(Arc::new(RwLock::new(Conn::Single(conn))), watcher, prefix)
     }
 
     /// `redis+sentinel://HOST:PORT[,HOST:PORT…]/SERVICE[/DB]`: asks the Sentinels for the
@@ -249,7 +297,7 @@ impl RedisStore {
         let conn = ConnectionManager::new_with_config(client, manager_config())
             .await
             .map_err(err)?;
-        let shared = Arc::new(RwLock::new(conn));
+        let shared = Arc::new(RwLock::new(Conn::Single(conn)));
         let target = shared.clone();
         let service = service.to_string();
         let watcher = tokio::spawn(async move {
@@ -266,7 +314,7 @@ impl RedisStore {
                 match ConnectionManager::new_with_config(client, manager_config()).await {
                     Ok(c) => {
                         tracing::warn!(service = %service, from = %current, to = %addr, "redis sentinel: master changed");
-                        *target.write().unwrap_or_else(|e| e.into_inner()) = c;
+                        *target.write().unwrap_or_else(|e| e.into_inner()) = Conn::Single(c);
                         current = addr;
                     }
                     Err(e) => tracing::warn!(error = %e, "redis sentinel: cannot reach new master"),
@@ -277,12 +325,13 @@ impl RedisStore {
     }
 
     fn with_conn_shared(
-        conn: Arc<RwLock<ConnectionManager>>,
+        conn: Arc<RwLock<Conn>>,
         watcher: Option<tokio::task::JoinHandle<()>>,
         prefix: &str,
     ) -> Self {
         RedisStore {
             conn,
+            cluster: false,
             watcher,
             prefix: prefix.to_string(),
             rotate: ::redis::Script::new(ROTATE_LUA),
@@ -290,7 +339,7 @@ impl RedisStore {
         }
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Conn {
         self.conn.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -298,25 +347,60 @@ impl RedisStore {
         format!("{}{kind}:{id}", self.prefix)
     }
 
+    /// A per-session key, hash-tagged by the session id.
+    fn sk(&self, kind: &str, sid: &str) -> String {
+        format!("{}{kind}:{{{sid}}}", self.prefix)
+    }
+
+    /// Writes a session's hash (with its generation-0 token) into `pipe`: one slot.
     fn session_pipe(&self, pipe: &mut ::redis::Pipeline, s: &SessionRecord, hash: &str) {
-        let sk = self.k("s", &s.sid);
-        let tk = self.k("t", hash);
+        let sk = self.sk("s", &s.sid);
         // Relative TTLs, so an injected clock far from wall time cannot expire keys early.
         let ttl = (s.expires_at - s.created_at).max(0) + RETENTION;
-        pipe.hset_multiple(&sk, &session_fields(s)).ignore();
+        let mut fields: Vec<(String, String)> =
+            session_fields(s).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        fields.push((format!("tok:{hash}"), s.generation.to_string()));
+        pipe.hset_multiple(&sk, &fields).ignore();
         pipe.expire(&sk, ttl).ignore();
-        pipe.set(&tk, format!("{} {}", s.sid, s.generation))
-            .ignore();
-        pipe.expire(&tk, ttl).ignore();
+    }
+
+    fn index_pipe(&self, pipe: &mut ::redis::Pipeline, s: &SessionRecord, hash: &str) {
+        let ttl = (s.expires_at - s.created_at).max(0) + RETENTION;
+        pipe.cmd("SET").arg(self.k("t", hash)).arg(&s.sid).arg("EX").arg(ttl.max(1)).ignore();
         pipe.sadd(self.k("u", &s.user_id), &s.sid).ignore();
     }
 
-    async fn load(&self, sid: &str) -> StoreResult<Option<SessionRecord>> {
+    /// Loads a session and, optionally, one extra hash field (a token's generation).
+    async fn load_with(&self, sid: &str, extra: Option<&str>) -> StoreResult<(Option<SessionRecord>, Option<String>)> {
         let mut c = self.conn();
-        let m: HashMap<String, String> = c.hgetall(self.k("s", sid)).await.map_err(err)?;
-        session_from_hash(sid, &m)
+        let mut cmd = ::redis::cmd("HMGET");
+        cmd.arg(self.sk("s", sid));
+        for f in FIELDS {
+            cmd.arg(*f);
+        }
+        if let Some(e) = extra {
+            cmd.arg(e);
+        }
+        let vals: Vec<Option<String>> = cmd.query_async(&mut c).await.map_err(err)?;
+        let mut m = HashMap::new();
+        for (k, v) in FIELDS.iter().zip(vals.iter()) {
+            if let Some(v) = v {
+                m.insert(k.to_string(), v.clone());
+            }
+        }
+        let extra_val = extra.and_then(|_| vals.get(FIELDS.len()).cloned().flatten());
+        Ok((session_from_hash(sid, &m)?, extra_val))
+    }
+
+    async fn load(&self, sid: &str) -> StoreResult<Option<SessionRecord>> {
+        Ok(self.load_with(sid, None).await?.0)
     }
 }
+
+const FIELDS: &[&str] = &[
+    "user_id", "username", "created_at", "last_seen", "expires_at", "mfa", "ua", "addr", "revoked_at", "reason",
+    "vault", "gen", "prev_at", "prev_sealed",
+];
 
 #[async_trait]
 impl SessionStore for RedisStore {
@@ -353,18 +437,44 @@ impl SessionStore for RedisStore {
     }
 
     async fn create_session(&self, s: &SessionRecord, refresh_hash: &str) -> StoreResult<()> {
+        let mut c = self.conn();
+        if self.cluster {
+            // one slot per pipeline in Cluster: the session first, then its indexes
+            let mut p1 = ::redis::pipe();
+            p1.atomic();
+            self.session_pipe(&mut p1, s, refresh_hash);
+            let () = p1.query_async(&mut c).await.map_err(err)?;
+            let ttl = (s.expires_at - s.created_at).max(0) + RETENTION;
+            let () = ::redis::cmd("SET")
+                .arg(self.k("t", refresh_hash))
+                .arg(&s.sid)
+                .arg("EX")
+                .arg(ttl.max(1))
+                .query_async(&mut c)
+                .await
+                .map_err(err)?;
+            let _: i64 = c.sadd(self.k("u", &s.user_id), &s.sid).await.map_err(err)?;
+            return Ok(());
+        }
         let mut pipe = ::redis::pipe();
         pipe.atomic();
         self.session_pipe(&mut pipe, s, refresh_hash);
-        let mut c = self.conn();
+        self.index_pipe(&mut pipe, s, refresh_hash);
         pipe.query_async(&mut c).await.map_err(err)
     }
     async fn create_sessions(&self, batch: &[(SessionRecord, String)]) -> StoreResult<()> {
+        if self.cluster {
+            for (s, h) in batch {
+                self.create_session(s, h).await?;
+            }
+            return Ok(());
+        }
         let mut c = self.conn();
         for chunk in batch.chunks(1000) {
             let mut pipe = ::redis::pipe();
             for (s, h) in chunk {
                 self.session_pipe(&mut pipe, s, h);
+                self.index_pipe(&mut pipe, s, h);
             }
             let () = pipe.query_async(&mut c).await.map_err(err)?;
         }
@@ -381,7 +491,7 @@ impl SessionStore for RedisStore {
             match self.load(&sid).await? {
                 Some(mut s) => {
                     let evs: Vec<String> =
-                        c.lrange(self.k("ev", &sid), 0, -1).await.map_err(err)?;
+                        c.lrange(self.sk("ev", &sid), 0, -1).await.map_err(err)?;
                     s.events = evs
                         .iter()
                         .filter_map(|e| serde_json::from_str(e).ok())
@@ -408,61 +518,81 @@ impl SessionStore for RedisStore {
         grace: i64,
     ) -> StoreResult<Option<(SessionRecord, TokenPosition)>> {
         let mut c = self.conn();
-        let t: Option<String> = c.get(self.k("t", hash)).await.map_err(err)?;
-        let Some((sid, gen)) = t.as_deref().and_then(|t| t.split_once(' ')) else {
+        let Some(sid): Option<String> = c.get(self.k("t", hash)).await.map_err(err)? else {
             return Ok(None);
         };
-        let Ok(gen) = gen.parse::<i64>() else {
+        let (s, gen) = self.load_with(&sid, Some(&format!("tok:{hash}"))).await?;
+        let (Some(s), Some(gen)) = (s, gen.and_then(|g| g.parse::<i64>().ok())) else {
             return Ok(None);
         };
-        Ok(self.load(sid).await?.map(|s| {
-            let p = position(&s, gen, now, grace);
-            (s, p)
-        }))
+        let p = position(&s, gen, now, grace);
+        Ok(Some((s, p)))
     }
     async fn rotate(&self, req: &RotateRequest) -> StoreResult<RotateOutcome> {
         let mut c = self.conn();
+        // 1. which session? (the token index never changes once written)
+        let Some(sid): Option<String> = c.get(self.k("t", &req.presented_hash)).await.map_err(err)? else {
+            return Ok(RotateOutcome::Unknown);
+        };
+        let Some(before) = self.load(&sid).await? else { return Ok(RotateOutcome::Unknown) };
+        // 2. index the successor first: until the script records it in the session it
+        //    resolves to nothing, and it is deleted again if the script does not rotate
+        let new_index = self.k("t", &req.new_hash);
+        let ttl = (before.expires_at - req.now).max(0) + RETENTION;
+        let () = ::redis::cmd("SET")
+            .arg(&new_index)
+            .arg(&sid)
+            .arg("EX")
+            .arg(ttl.max(1))
+            .query_async(&mut c)
+            .await
+            .map_err(err)?;
+        // 3. the atomic decision, on the one session key
         let reply: Vec<String> = self
             .rotate
-            .key(self.k("t", &req.presented_hash))
-            .arg(&self.prefix)
+            .key(self.sk("s", &sid))
             .arg(req.now)
             .arg(req.grace)
             .arg(req.idle)
+            .arg(&req.presented_hash)
             .arg(&req.new_hash)
             .arg(b64(&req.sealed_successor))
-            .arg(RETENTION)
             .invoke_async(&mut c)
             .await
             .map_err(err)?;
-        let sid = reply.get(1).cloned().unwrap_or_default();
-        Ok(match reply.first().map(String::as_str) {
-            Some("rotated") => match self.load(&sid).await? {
-                Some(s) => RotateOutcome::Rotated(s),
-                None => RotateOutcome::Unknown,
-            },
+        let outcome = match reply.first().map(String::as_str) {
+            Some("rotated") => {
+                let mut s = before;
+                s.generation = reply
+                    .get(1)
+                    .and_then(|g| g.parse().ok())
+                    .ok_or_else(|| StoreError::Corrupt("rotation reply".into()))?;
+                s.prev_rotated_at = Some(req.now);
+                s.prev_sealed = Some(req.sealed_successor);
+                s.last_seen = req.now;
+                return Ok(RotateOutcome::Rotated(s));
+            }
             Some("grace") => {
                 let sealed = reply
-                    .get(2)
+                    .get(1)
                     .and_then(|v| unb64(v))
                     .and_then(|v| v.try_into().ok())
                     .ok_or_else(|| StoreError::Corrupt("sealed successor".into()))?;
-                match self.load(&sid).await? {
-                    Some(session) => RotateOutcome::Grace { session, sealed },
-                    None => RotateOutcome::Unknown,
-                }
+                RotateOutcome::Grace { session: before, sealed }
             }
             Some("reused") => RotateOutcome::Reused { sid },
             Some("revoked") => RotateOutcome::Revoked,
             Some("expired") => RotateOutcome::Expired,
             _ => RotateOutcome::Unknown,
-        })
+        };
+        let _: i64 = c.del(&new_index).await.map_err(err)?;
+        Ok(outcome)
     }
     async fn revoke_session(&self, sid: &str, reason: &str, now: i64) -> StoreResult<bool> {
         let mut c = self.conn();
         let n: i64 = self
             .revoke
-            .key(self.k("s", sid))
+            .key(self.sk("s", sid))
             .arg(now)
             .arg(reason)
             .invoke_async(&mut c)
@@ -492,13 +622,13 @@ impl SessionStore for RedisStore {
         event: Option<&SessionEvent>,
     ) -> StoreResult<()> {
         let mut c = self.conn();
-        let sk = self.k("s", sid);
+        let sk = self.sk("s", sid);
         let mut pipe = ::redis::pipe();
         pipe.atomic();
         pipe.hset_multiple(&sk, &[("ua", ua), ("addr", addr)])
             .ignore();
         if let Some(e) = event {
-            let ek = self.k("ev", sid);
+            let ek = self.sk("ev", sid);
             let json = serde_json::to_string(e).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             pipe.rpush(&ek, json).ignore();
             pipe.expire(&ek, 2 * RETENTION).ignore();
