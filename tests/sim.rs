@@ -977,8 +977,8 @@ impl Sim {
             self.families[fi].revoked = Revoked::ByReuse;
             let first = presentations.first().map(|p| p.0);
             if immediate && self.successor_lost(tok) {
-                // The answer carrying the successor was lost and the retry came after the grace
-                // window (the tab was offline or asleep meanwhile): an environment failure.
+                // The answer carrying the successor was lost (or is stuck in a frozen tab) and
+                // the next request came after the grace window: an environment failure.
                 self.stats.excused_reuse += 1;
                 trace!(
                     self,
@@ -1042,11 +1042,14 @@ impl Sim {
         }
     }
 
+    /// Whether the answer carrying `tok`'s successor never reached a live, awake tab: lost on
+    /// the network, or (token mode: the successor exists only in that tab's memory) stuck in a
+    /// tab that froze or died before handling it.
     fn successor_lost(&self, tok: Token) -> bool {
         self.families[tok.family as usize]
             .presented
             .get(&tok.gen)
-            .is_some_and(|p| p.iter().any(|&(r, _)| self.requests[r].fate == Fate::Lost))
+            .is_some_and(|p| p.iter().any(|&(r, _)| self.excused(r)))
     }
 
     fn answer(&mut self, id: usize, answer: Answer) {
