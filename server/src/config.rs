@@ -32,7 +32,7 @@ pub struct Config {
     #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
 
-    /// Session store: `sqlite://PATH`, `redis://HOST:PORT[/DB]`, `redis+sentinel://HOST:PORT[,…]/SERVICE[/DB]`, or `memory://` (tests only).
+    /// Session store: `sqlite://PATH`, `redis://HOST:PORT[/DB]`, `redis+sentinel://HOST:PORT[,…]/SERVICE[/DB]`, `redis+cluster://HOST:PORT[,…]`, or `memory://` (tests only).
     #[arg(long, env = "TESSERA_STORE", default_value = "sqlite://tessera.db")]
     pub store: String,
 

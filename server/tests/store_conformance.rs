@@ -375,6 +375,14 @@ async fn sentinel() -> Option<(Arc<dyn SessionStore>, Guard)> {
     Some((Arc::new(store), Box::new(setup)))
 }
 
+async fn cluster() -> Option<(Arc<dyn SessionStore>, Guard)> {
+    let setup = common::ClusterSetup::start()?;
+    let store = tessera_server::store::redis::RedisStore::connect(&setup.url(), "tessera-test:")
+        .await
+        .expect("connect to cluster");
+    Some((Arc::new(store), Box::new(setup)))
+}
+
 macro_rules! conformance {
     ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
@@ -409,7 +417,7 @@ macro_rules! all_backends {
     };
 }
 
-all_backends!(memory, sqlite, redis, sentinel);
+all_backends!(memory, sqlite, redis, sentinel, cluster);
 
 #[tokio::test]
 async fn sqlite_restart_keeps_sessions_and_migrations_are_idempotent() {

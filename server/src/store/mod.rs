@@ -1,6 +1,7 @@
 //! Session storage behind one trait, [`SessionStore`], with three backends:
 //! [`memory::MemoryStore`] (tests only), [`sqlite::SqliteStore`] (the embedded, persistent
-//! default) and [`redis::RedisStore`] (several server instances sharing sessions).
+//! default) and [`redis::RedisStore`] (several server instances sharing sessions; standalone,
+//! Sentinel or Cluster).
 //!
 //! Every backend implements refresh rotation as one atomic step ([`SessionStore::rotate`]),
 //! with the same decision rule ([`decide`]): the current token rotates; the immediate
@@ -314,7 +315,7 @@ pub trait SessionStore: Send + Sync + 'static {
 }
 
 /// Opens the store named by a `--store` URL: `memory://`, `sqlite://PATH`, `redis://…`,
-/// `rediss://…`, `redis+sentinel://HOST:PORT[,…]/SERVICE[/DB]`.
+/// `rediss://…`, `redis+sentinel://HOST:PORT[,…]/SERVICE[/DB]`, `redis+cluster://HOST:PORT[,…]`.
 ///
 /// # Errors
 /// When the URL scheme is unknown or the backend cannot be opened.
@@ -332,7 +333,7 @@ pub async fn open(url: &str) -> StoreResult<std::sync::Arc<dyn SessionStore>> {
         ))
     } else {
         Err(StoreError::Config(format!(
-            "unknown store URL scheme in {url:?} (use sqlite://PATH, redis://HOST:PORT, redis+sentinel://HOST:PORT/SERVICE or memory://)"
+            "unknown store URL scheme in {url:?} (use sqlite://PATH, redis://HOST:PORT, redis+sentinel://HOST:PORT/SERVICE, redis+cluster://HOST:PORT,… or memory://)"
         )))
     }
 }

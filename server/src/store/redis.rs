@@ -77,7 +77,10 @@ enum Conn {
 }
 
 impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a ::redis::Cmd) -> ::redis::RedisFuture<'a, ::redis::Value> {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a ::redis::Cmd,
+    ) -> ::redis::RedisFuture<'a, ::redis::Value> {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
@@ -238,7 +241,8 @@ impl RedisStore {
                 .build()
                 .map_err(err)?;
             let conn = client.get_async_connection().await.map_err(err)?;
-            let mut me = Self::with_conn_shared(Arc::new(RwLock::new(Conn::Cluster(conn))), None, prefix);
+            let mut me =
+                Self::with_conn_shared(Arc::new(RwLock::new(Conn::Cluster(conn))), None, prefix);
             me.cluster = true;
             return Ok(me);
         }
@@ -357,8 +361,10 @@ impl RedisStore {
         let sk = self.sk("s", &s.sid);
         // Relative TTLs, so an injected clock far from wall time cannot expire keys early.
         let ttl = (s.expires_at - s.created_at).max(0) + RETENTION;
-        let mut fields: Vec<(String, String)> =
-            session_fields(s).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let mut fields: Vec<(String, String)> = session_fields(s)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         fields.push((format!("tok:{hash}"), s.generation.to_string()));
         pipe.hset_multiple(&sk, &fields).ignore();
         pipe.expire(&sk, ttl).ignore();
@@ -366,12 +372,21 @@ impl RedisStore {
 
     fn index_pipe(&self, pipe: &mut ::redis::Pipeline, s: &SessionRecord, hash: &str) {
         let ttl = (s.expires_at - s.created_at).max(0) + RETENTION;
-        pipe.cmd("SET").arg(self.k("t", hash)).arg(&s.sid).arg("EX").arg(ttl.max(1)).ignore();
+        pipe.cmd("SET")
+            .arg(self.k("t", hash))
+            .arg(&s.sid)
+            .arg("EX")
+            .arg(ttl.max(1))
+            .ignore();
         pipe.sadd(self.k("u", &s.user_id), &s.sid).ignore();
     }
 
     /// Loads a session and, optionally, one extra hash field (a token's generation).
-    async fn load_with(&self, sid: &str, extra: Option<&str>) -> StoreResult<(Option<SessionRecord>, Option<String>)> {
+    async fn load_with(
+        &self,
+        sid: &str,
+        extra: Option<&str>,
+    ) -> StoreResult<(Option<SessionRecord>, Option<String>)> {
         let mut c = self.conn();
         let mut cmd = ::redis::cmd("HMGET");
         cmd.arg(self.sk("s", sid));
@@ -398,8 +413,20 @@ impl RedisStore {
 }
 
 const FIELDS: &[&str] = &[
-    "user_id", "username", "created_at", "last_seen", "expires_at", "mfa", "ua", "addr", "revoked_at", "reason",
-    "vault", "gen", "prev_at", "prev_sealed",
+    "user_id",
+    "username",
+    "created_at",
+    "last_seen",
+    "expires_at",
+    "mfa",
+    "ua",
+    "addr",
+    "revoked_at",
+    "reason",
+    "vault",
+    "gen",
+    "prev_at",
+    "prev_sealed",
 ];
 
 #[async_trait]
@@ -531,10 +558,14 @@ impl SessionStore for RedisStore {
     async fn rotate(&self, req: &RotateRequest) -> StoreResult<RotateOutcome> {
         let mut c = self.conn();
         // 1. which session? (the token index never changes once written)
-        let Some(sid): Option<String> = c.get(self.k("t", &req.presented_hash)).await.map_err(err)? else {
+        let Some(sid): Option<String> =
+            c.get(self.k("t", &req.presented_hash)).await.map_err(err)?
+        else {
             return Ok(RotateOutcome::Unknown);
         };
-        let Some(before) = self.load(&sid).await? else { return Ok(RotateOutcome::Unknown) };
+        let Some(before) = self.load(&sid).await? else {
+            return Ok(RotateOutcome::Unknown);
+        };
         // 2. index the successor first: until the script records it in the session it
         //    resolves to nothing, and it is deleted again if the script does not rotate
         let new_index = self.k("t", &req.new_hash);
@@ -578,7 +609,10 @@ impl SessionStore for RedisStore {
                     .and_then(|v| unb64(v))
                     .and_then(|v| v.try_into().ok())
                     .ok_or_else(|| StoreError::Corrupt("sealed successor".into()))?;
-                RotateOutcome::Grace { session: before, sealed }
+                RotateOutcome::Grace {
+                    session: before,
+                    sealed,
+                }
             }
             Some("reused") => RotateOutcome::Reused { sid },
             Some("revoked") => RotateOutcome::Revoked,

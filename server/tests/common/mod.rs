@@ -463,3 +463,101 @@ impl Drop for SentinelSetup {
         let _ = std::fs::remove_file(&self.conf);
     }
 }
+
+/// A real three-master Redis Cluster on loopback (no replicas), torn down on drop.
+pub struct ClusterSetup {
+    pub nodes: Vec<Proc>,
+    pub ports: Vec<u16>,
+    dir: std::path::PathBuf,
+}
+
+impl ClusterSetup {
+    /// `None` (with a loud line) when redis-server is missing and `CI` is unset.
+    pub fn start() -> Option<Self> {
+        RedisServer::start()?;
+        let dir = std::env::temp_dir().join(format!(
+            "tessera-cluster-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).expect("cluster dir");
+        let mut nodes = Vec::new();
+        let mut ports = Vec::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--cluster-config-file",
+                    &dir.join(format!("nodes-{port}.conf")).display().to_string(),
+                ])
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            nodes.push(Proc(child));
+            assert!(wait_port(port), "cluster node up");
+            ports.push(port);
+        }
+        let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
+        args.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
+        args.extend([
+            "--cluster-replicas".into(),
+            "0".into(),
+            "--cluster-yes".into(),
+        ]);
+        let out = Command::new("redis-cli")
+            .args(&args)
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        // wait until every node reports cluster_state:ok
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for p in &ports {
+            loop {
+                let info = Command::new("redis-cli")
+                    .args(["-p", &p.to_string(), "cluster", "info"])
+                    .output()
+                    .expect("cluster info");
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "cluster never became ok");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Some(ClusterSetup { nodes, ports, dir })
+    }
+
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+}
+
+impl Drop for ClusterSetup {
+    fn drop(&mut self) {
+        self.nodes.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
