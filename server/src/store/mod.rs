@@ -327,6 +327,7 @@ pub async fn open(url: &str) -> StoreResult<std::sync::Arc<dyn SessionStore>> {
     } else if url.starts_with("redis://")
         || url.starts_with("rediss://")
         || url.starts_with("redis+sentinel://")
+        || url.starts_with("redis+cluster://")
     {
         Ok(std::sync::Arc::new(
             redis::RedisStore::connect(url, "tessera:").await?,
