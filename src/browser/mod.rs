@@ -27,10 +27,12 @@ mod types;
 
 #[wasm_bindgen(module = "/src/browser/session.js")]
 extern "C" {
-    /// The JS driver behind one `Session`.
+    /// The JS driver behind one session: the object `Session.start` resolves to.
     type Driver;
     #[wasm_bindgen(js_name = start)]
-    fn driver_start(core: Core, options: &JsValue, wrap: &JsValue) -> Promise;
+    fn driver_start(core: Core, options: &JsValue) -> Promise;
+    // The methods below are the Rust handle's ([`Session`], used by the browser tests); the
+    // shipped module does not call them, so they cost no import there.
     #[wasm_bindgen(method, getter)]
     fn state(this: &Driver) -> String;
     #[wasm_bindgen(method, getter)]
@@ -164,15 +166,27 @@ fn opt_str(v: Option<String>) -> JsValue {
     v.map_or(JsValue::UNDEFINED, |s| JsValue::from_str(&s))
 }
 
-/// The engine of one `Session`, as the JS driver sees it (internal; not part of the API).
-#[wasm_bindgen(skip_typescript)]
+/// The engine of one session, as the JS driver sees it. Exported to JS under the name
+/// `Session` only to carry the public static `Session.start`: its instances stay inside the
+/// driver, and the object `start` resolves to is the driver (`session.js`), whose methods are
+/// the public API. One exported class instead of two keeps the module and its glue small.
+#[wasm_bindgen(js_name = Session, skip_typescript)]
 pub struct Core {
     engine: Engine,
     join_wait: u64,
 }
 
-#[wasm_bindgen]
+#[wasm_bindgen(js_class = Session)]
 impl Core {
+    /// Starts a session controller: restores a sealed persisted session, joins one held by
+    /// another tab or the refresh cookie, and starts listening. Resolves to the session.
+    ///
+    /// The promise rejects only if the driver cannot start (no `window`).
+    #[wasm_bindgen(skip_typescript)]
+    pub fn start(options: JsValue) -> Promise {
+        driver_start(new_core(&options), &options)
+    }
+
     // Feeds one input (`kind` numbers are fixed in `session.js`). Untrusted payloads (bus
     // text, stored records, server bodies) are decoded here; anything malformed becomes an
     // input the engine rejects and counts, never a panic.
@@ -314,92 +328,69 @@ fn new_core(options: &JsValue) -> Core {
     Core { engine: Engine::new(config, random_u64(), random_u64(), now()), join_wait }
 }
 
-/// A browser session: the SDK's single entry point. See the TypeScript declarations.
-#[wasm_bindgen(skip_typescript)]
+/// A session seen from Rust (the browser tests): the same JS driver that `Session.start`
+/// resolves to in JavaScript, with its methods.
 pub struct Session {
     driver: Driver,
 }
 
 impl Session {
-    /// [`Session::start`] for Rust callers (the browser tests): awaits the driver.
+    /// `Session.start` for Rust callers: awaits the driver.
     ///
     /// # Errors
     /// The driver's exception, if it cannot start.
     pub async fn start_async(options: JsValue) -> Result<Session, JsValue> {
-        let driver = wasm_bindgen_futures::JsFuture::from(driver_start(new_core(&options), &options, &JsValue::UNDEFINED)).await?;
+        let driver = wasm_bindgen_futures::JsFuture::from(driver_start(new_core(&options), &options)).await?;
         Ok(Session { driver: driver.unchecked_into() })
-    }
-}
-
-#[wasm_bindgen]
-impl Session {
-    /// Starts a session controller: restores a sealed persisted session, joins one held by
-    /// another tab or the refresh cookie, and starts listening.
-    ///
-    /// The promise rejects only if the driver cannot start (no `window`).
-    #[wasm_bindgen(skip_typescript)]
-    pub fn start(options: JsValue) -> Promise {
-        let wrap = Closure::once_into_js(|driver: JsValue| JsValue::from(Session { driver: driver.unchecked_into() }));
-        driver_start(new_core(&options), &options, &wrap)
     }
 
     /// The state name: `"anonymous" | "mfa-required" | "active" | "idle-warning" | "logged-out"`.
-    #[wasm_bindgen(getter, skip_typescript)]
     pub fn state(&self) -> String {
         self.driver.state()
     }
 
     /// The signed-in user's name from this tab's login answer (`null` when unknown).
-    #[wasm_bindgen(getter, skip_typescript)]
     pub fn user(&self) -> JsValue {
         self.driver.user()
     }
 
     /// Diagnostic counters: `{busMalformed, sharedMalformed, refreshSent, persistent}`.
-    #[wasm_bindgen(getter, skip_typescript)]
     pub fn stats(&self) -> JsValue {
         self.driver.stats()
     }
 
     /// Signs in with `{username, password}`; resolves to the new state.
-    #[wasm_bindgen(skip_typescript)]
     pub fn login(&self, credentials: JsValue) -> Promise {
         self.driver.login(credentials)
     }
 
     /// Completes a TOTP login with the 6-digit code; resolves to the new state.
-    #[wasm_bindgen(js_name = verifyMfa, skip_typescript)]
     pub fn verify_mfa(&self, code: JsValue) -> Promise {
         self.driver.verify_mfa(code)
     }
 
     /// Server revoke first (best effort), then the wipe in every tab; `{everywhere: true}`
     /// revokes every session of the user. Resolves after the `logout` event.
-    #[wasm_bindgen(skip_typescript)]
     pub fn logout(&self, options: JsValue) -> Promise {
         self.driver.logout(options)
     }
 
     /// `fetch` with the bearer token; on 401 refreshes once and retries once (never loops).
-    #[wasm_bindgen(skip_typescript)]
     pub fn fetch(&self, input: JsValue, init: JsValue) -> Promise {
         self.driver.fetch(input, init)
     }
 
     /// Subscribes to an event; returns a function that unsubscribes.
-    #[wasm_bindgen(skip_typescript)]
     pub fn on(&self, event: String, callback: Function) -> Function {
         self.driver.on(&event, callback)
     }
 
     /// "Stay signed in": the answer to `idle-warning`; counts as activity in every tab.
-    #[wasm_bindgen(js_name = stayActive, skip_typescript)]
     pub fn stay_active(&self) {
         self.driver.stay_active()
     }
 
     /// Drops every listener, timer, lock and channel of this instance.
-    #[wasm_bindgen(skip_typescript)]
     pub fn dispose(&self) {
         self.driver.dispose()
     }

@@ -25,10 +25,11 @@ const KEY_COOKIE = "tessera_vk";
 const error = (code, message, status) => Object.assign(new Error(message), { code, status });
 const tokensOk = (b) => b && typeof b.access_token === "string" && b.expires_in >= 0;
 
-// Resolves to `wrap(driver)` (the Rust `Session` around it), or the driver itself.
-export function start(core, o, wrap) {
+// `Session.start` (in Rust, which creates the engine `core`) resolves to the driver itself:
+// its public methods below are the session's API.
+export function start(core, o) {
   const d = new Driver(core, o || {});
-  return d.init(o || {}).then(() => (wrap ? wrap(d) : d));
+  return d.init(o || {}).then(() => d);
 }
 
 class Driver {
@@ -427,7 +428,7 @@ class Driver {
     return out;
   }
 
-  // ---- the public methods (called through the Rust `Session`) ------------------------------
+  // ---- the public methods (the `Session` API, see types.rs) -------------------------------
 
   get state() {
     return this.c.state();
@@ -520,6 +521,10 @@ class Driver {
     this.off = [];
     this.ls = {};
     this.wake();
+  }
+
+  free() {
+    this.dispose();
   }
 }
 

@@ -103,6 +103,7 @@ export interface SessionError extends Error {
 
 export class Session {
   private constructor();
+  /** Same as `dispose()`. */
   free(): void;
   /**
    * Starts the session controller: restores a sealed persisted session, joins one held by
