@@ -7,8 +7,31 @@
 //!   randomness and no browser API inside. It runs and is tested natively.
 //! * `browser` (wasm32 only) — thin bindings that feed the engine real time, entropy and
 //!   browser events, and perform the effects it returns. Exposes the JS `Session` class.
+//!
+//! The crate is `no_std` + `alloc`. Natively, and in debug Wasm builds (the browser tests),
+//! it links `std`, whose panic handler it uses. The release Wasm module (the npm package)
+//! links no `std` at all: a panic is a plain Wasm trap, with no panic hook, no message
+//! formatting and none of `core::fmt` in the module (measured: ~1.5 KB brotli). The code
+//! is written not to panic on any input; a trap would only mean a bug, as before.
+//! One consequence: a release-profile build of the Wasm *tests* (`wasm-pack test --release`)
+//! does not link (the test harness brings `std`'s panic handler too); test in debug.
+#![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+// `vec!`/`format!` for every module (unused in some cfgs, hence the allow).
+#[allow(unused_imports)]
+#[macro_use]
+extern crate alloc;
+#[cfg(any(not(target_arch = "wasm32"), debug_assertions))]
+extern crate std;
+
+/// The release Wasm module's panic handler: trap. (See the crate docs.)
+#[cfg(all(target_arch = "wasm32", not(debug_assertions)))]
+#[panic_handler]
+fn panic(_: &::core::panic::PanicInfo<'_>) -> ! {
+    ::core::arch::wasm32::unreachable()
+}
 
 pub mod core;
 

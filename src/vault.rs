@@ -33,6 +33,9 @@
 //! assert_eq!(plain, b"token");
 //! assert!(open(&key, "https://evil.example", "tessera:s", &record).is_err());
 //! ```
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use aes_gcm::aead::inout::InOutBuf;
 use aes_gcm::aead::{AeadInOut, KeyInit, Nonce, Tag};
 use aes_gcm::{Aes256Gcm, Key};
@@ -94,7 +97,7 @@ impl core::fmt::Display for VaultError {
     }
 }
 
-impl std::error::Error for VaultError {}
+impl core::error::Error for VaultError {}
 
 /// A 256-bit vault key. Never stored beside the records it seals.
 #[derive(Clone, PartialEq, Eq)]

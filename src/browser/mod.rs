@@ -16,6 +16,9 @@
 //!
 //! The activity hot path never enters Wasm per event: passive listeners store a timestamp
 //! and call in at most once per sample window (`activity.js`).
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;

@@ -5,6 +5,9 @@
 //! unknown version or tag, truncation, trailing bytes, bad UTF-8, out-of-range values — is a
 //! [`DecodeError`]; the engine counts it in [`Stats`](crate::core::Stats) and ignores the
 //! message. Decoding never panics on any input.
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use super::codec::{DecodeError, Reader, Writer};
 use super::logout::LogoutReason;
 use super::shared::{read_claim, read_meta, write_claim, write_meta, Claim, TokenMeta};

@@ -1,6 +1,9 @@
 //! The tiny byte codec shared by bus messages and persisted records: LEB128 varints and
 //! length-prefixed UTF-8 strings. Hand-written to stay small in Wasm (no serde).
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 /// Why a byte string could not be decoded.
 #[derive(Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(test, derive(Debug))]

@@ -34,7 +34,9 @@
 //!   works and the key is absent.
 //! * [`Effect::PersistShared`]: store `merge_shared(stored, bytes)` (never a blind overwrite).
 //! * [`Effect::Wipe`] must not delete the shared record key (it carries the logout epoch).
-use std::collections::VecDeque;
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 use super::bus::Msg;
 use super::config::Config;

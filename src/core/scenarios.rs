@@ -1,6 +1,8 @@
 //! Scenario tests of the engine's policies, one behaviour each. The multi-tab properties
 //! under random schedules are proven by the simulator in `tests/sim.rs`.
 use super::*;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 const T0: Millis = 1_764_000_000_000;
 const TTL: Millis = 300_000;

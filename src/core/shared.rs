@@ -12,6 +12,9 @@
 //! with its metadata. The browser seals it in the vault when persistent storage is configured
 //! ([`Effect::StoreToken`](crate::core::Effect::StoreToken)) and hands it back at startup with
 //! [`Input::Restore`](crate::core::Input::Restore).
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use super::codec::{DecodeError, Reader, Writer};
 use super::logout::LogoutReason;
 use super::Millis;
