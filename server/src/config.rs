@@ -167,6 +167,15 @@ impl Config {
         }
     }
 
+    /// The allow-listed origins, trimmed, without empty entries (so `TESSERA_ALLOWED_ORIGINS=""`
+    /// means none, and an empty `Origin` header can never match).
+    pub fn origins(&self) -> impl Iterator<Item = &str> {
+        self.allowed_origins
+            .iter()
+            .map(|o| o.trim())
+            .filter(|o| !o.is_empty())
+    }
+
     /// Checks ranges that clap cannot express.
     ///
     /// # Errors
@@ -190,7 +199,7 @@ impl Config {
         if !(0..=300).contains(&self.refresh_grace) {
             return Err("--refresh-grace must be between 0 and 300 seconds".into());
         }
-        for o in &self.allowed_origins {
+        for o in self.origins() {
             if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {
                 return Err(format!(
                     "--allowed-origins entry {o:?} must be an origin like https://app.example.com"

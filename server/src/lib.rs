@@ -116,8 +116,7 @@ pub fn app(state: AppState) -> Router {
         ));
 
     let origins: Vec<HeaderValue> = cfg
-        .allowed_origins
-        .iter()
+        .origins()
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
     if !origins.is_empty() {

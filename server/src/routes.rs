@@ -147,7 +147,7 @@ fn check_origin(
                 .unwrap_or("");
             let same = !host.is_empty()
                 && (origin == format!("http://{host}") || origin == format!("https://{host}"));
-            if same || state.config().allowed_origins.iter().any(|o| o == origin) {
+            if same || state.config().origins().any(|o| o == origin) {
                 Ok(())
             } else {
                 tracing::warn!(origin = %origin.chars().take(100).collect::<String>(), "refused cross-site request");

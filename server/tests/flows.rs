@@ -1076,3 +1076,19 @@ async fn refresh_response_carries_the_session() {
     assert_eq!(j["session"]["user"], "alice");
     assert_eq!(j["session"]["last_seen"], h.state.now());
 }
+
+#[tokio::test]
+async fn empty_origin_header_never_matches_an_empty_allowlist_entry() {
+    let mut cfg = Config::for_tests();
+    cfg.allowed_origins = vec![String::new(), " ".into()]; // e.g. TESSERA_ALLOWED_ORIGINS=""
+    let h = Harness::with_config(cfg).await;
+    let (_, rt, _) = h.login_alice().await;
+    let cookie = format!("__Host-tessera_rt={rt}");
+    h.post(
+        "/auth/refresh",
+        Value::Null,
+        &[("cookie", &cookie), ("origin", ""), ("x-tessera-csrf", "")],
+    )
+    .await
+    .assert_problem(403, "forbidden_origin");
+}
