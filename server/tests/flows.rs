@@ -1092,3 +1092,27 @@ async fn empty_origin_header_never_matches_an_empty_allowlist_entry() {
     .await
     .assert_problem(403, "forbidden_origin");
 }
+
+#[tokio::test]
+async fn mfa_in_token_mode_returns_the_refresh_token_in_the_body() {
+    let h = Harness::new().await;
+    let r = h
+        .post(
+            "/auth/login",
+            json!({"username": "bob", "password": "tessera-demo", "mode": "token"}),
+            &[],
+        )
+        .await
+        .json();
+    let ok = h
+        .post(
+            "/auth/mfa",
+            json!({"mfa_token": r["mfa_token"], "code": bob_code(h.state.now())}),
+            &[],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert!(ok.set_cookie().is_none());
+    assert_eq!(ok.json()["refresh_token"].as_str().map(str::len), Some(43));
+    assert_eq!(ok.json()["session"]["mfa"], true);
+}

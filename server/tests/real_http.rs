@@ -475,3 +475,67 @@ fn every_documented_store_scheme_is_accepted_by_the_binary() {
         assert!(!err.contains("panicked"), "{url}: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_restart_on_the_same_sqlite_file_keeps_sessions() {
+    let db = TempDb::new("binrestart");
+    let store = db.url();
+    let args = [
+        "--demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        &store,
+        "--argon2-memory-kib",
+        "64",
+        "--argon2-iterations",
+        "1",
+    ];
+    let c = client();
+    let (rt, at) = {
+        let (_child, line) = spawn_binary(&args, &[]);
+        let base = line
+            .trim_end()
+            .strip_prefix("tessera-server listening on ")
+            .expect("line")
+            .trim_end_matches('/')
+            .to_string();
+        let r = login(
+            &c,
+            &base,
+            json!({"username": "alice", "password": "tessera-demo"}),
+        )
+        .await;
+        let rt = token_of(&r).expect("cookie");
+        let at = r.json::<Value>().await.expect("json")["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        (rt, at)
+        // the process is killed here
+    };
+    let (_child, line) = spawn_binary(&args, &[]);
+    let base = line
+        .trim_end()
+        .strip_prefix("tessera-server listening on ")
+        .expect("line")
+        .trim_end_matches('/')
+        .to_string();
+    let me = c
+        .get(format!("{base}/api/me"))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(
+        me.status(),
+        StatusCode::OK,
+        "old access token verifies after the restart"
+    );
+    let r = refresh(&c, &base, &rt).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "old refresh token rotates after the restart"
+    );
+}
