@@ -81,6 +81,25 @@ describe("demo page", () => {
     assert.equal(await page.getByLabel("Username").count(), 1);
     assert.equal(await page.getByLabel("Password", { exact: true }).count(), 1);
     assert.equal(await page.getByRole("button", { name: "Sign in" }).count(), 1);
+    // Every control in the page (visible or not yet shown) is named, the page has a language
+    // and one h1, and ids are unique.
+    const audit = await page.evaluate(() => {
+      const unnamed = [];
+      for (const el of document.querySelectorAll("input, select, textarea")) {
+        if (el.labels.length === 0 && !el.getAttribute("aria-label")) unnamed.push(el.id || el.name);
+      }
+      for (const el of document.querySelectorAll("button")) {
+        if (!(el.textContent.trim() || el.getAttribute("aria-label"))) unnamed.push(el.id);
+      }
+      const ids = [...document.querySelectorAll("[id]")].map((e) => e.id);
+      return {
+        unnamed,
+        duplicateIds: ids.filter((id, i) => ids.indexOf(id) !== i),
+        lang: document.documentElement.lang,
+        h1: document.querySelectorAll("h1").length,
+      };
+    });
+    assert.deepEqual(audit, { unnamed: [], duplicateIds: [], lang: "en", h1: 1 });
     // Keyboard: Tab from the top reaches the skip link first.
     await page.keyboard.press("Tab");
     assert.equal(await page.evaluate(() => document.activeElement?.className), "skip-link");
