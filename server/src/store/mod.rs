@@ -4,7 +4,7 @@
 //! Sentinel or Cluster).
 //!
 //! Every backend implements refresh rotation as one atomic step ([`SessionStore::rotate`]),
-//! with the same decision rule ([`decide`]): the current token rotates; the immediate
+//! with the same decision rule (`decide` in this module): the current token rotates; the immediate
 //! predecessor within the grace window gets the already-issued successor back (sealed so that
 //! only the predecessor's holder can open it); anything older revokes the whole family.
 //! One conformance suite (`tests/store_conformance.rs`) runs against all three.
