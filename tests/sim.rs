@@ -1857,6 +1857,12 @@ fn find_violation(unsafe_: Unsafe, expect: &str, budget: u64) {
     match fail {
         Some((seed, what)) => {
             println!("with the safeguard off, seed {seed} (after ~{ran} seeds): {what}");
+            // The end of its trace, to show the simulator explains what it finds.
+            let trace = trace_of(seed, unsafe_);
+            let lines: Vec<&str> = trace.lines().collect();
+            for l in &lines[lines.len().saturating_sub(12)..] {
+                println!("    {l}");
+            }
             assert!(what.contains(expect), "seed {seed}: expected a '{expect}' violation, got: {what}");
         }
         None => panic!("the simulator found no violation in {budget} seeds with the safeguard off: it is vacuous"),
