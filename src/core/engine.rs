@@ -625,14 +625,14 @@ impl Engine {
             self.stats.stale_answers = self.stats.stale_answers.saturating_add(1);
             return false;
         }
-        let older = match &self.held {
+        // Never go back to an older token (the test-only switch lets the simulator prove that
+        // it notices when a tab does).
+        let rejected = match &self.held {
+            Some(cur) if self.cfg.unsafe_adopt_older => stamp == cur.meta.stamp,
             Some(cur) => stamp <= cur.meta.stamp,
             None => false,
         };
-        if older
-            && !(self.cfg.unsafe_adopt_older
-                && stamp != self.held.as_ref().map_or(stamp, |c| c.meta.stamp))
-        {
+        if rejected {
             return false;
         }
         let new_session = self
