@@ -5,17 +5,19 @@
 //! * [`Core`] wraps the sans-IO [`Engine`](crate::core::Engine) for the page: it reads the
 //!   clock and the CSPRNG, translates browser inputs (HTTP answers, bus messages, the shared
 //!   record, lock grants, activity, timers) into engine inputs, and hands the engine's effects
-//!   out one at a time. It also exposes the vault's record format ([`crate::vault`]) so sealed
-//!   records are framed, bound to origin + key name + version, and checked in Rust.
+//!   out one at a time. Exported to JS as the class `Session`, whose static `start` is the
+//!   entry point; `start` resolves to the driver below, which is the session object users hold.
 //! * `session.js` (a small JS module shipped in the package) performs the effects with the
 //!   browser's own APIs — `fetch`, Web Locks, `BroadcastChannel`, Web Storage, WebCrypto
-//!   AES-GCM, cookie / IndexedDB / Cache Storage cleanup — and owns every listener, timer,
-//!   lock and channel; `dispose()` releases them all. Performing I/O in JS keeps the package
-//!   small: every web API called from Rust costs an import shim plus marshalling code, and
-//!   async Rust state machines dominated the module (`bench/size.mjs` prints the figures).
+//!   AES-GCM with the vault's record framing (format defined by [`crate::vault`], which the
+//!   interop browser test holds it to), cookie / IndexedDB / Cache Storage cleanup — and owns
+//!   every listener, timer, lock and channel; `dispose()` releases them all. Performing I/O in
+//!   JS keeps the package small: every web API or byte/text value crossing into Rust costs an
+//!   import shim plus marshalling code (`bench/size.mjs` prints the figures, `bench/size.md`
+//!   records what each cut saved).
 //!
 //! The activity hot path never enters Wasm per event: passive listeners store a timestamp
-//! and call in at most once per sample window (`activity.js`).
+//! and call in at most once per sample window (`ActivityTracker` in `session.js`).
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -24,7 +26,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::core::{merge_shared, Config, Effect, Engine, Event, Input, LogoutReason, Tokens};
-use crate::vault::{self, base64url_decode, base64url_encode};
+use crate::vault::{base64url_decode, base64url_encode};
 
 mod types;
 
@@ -296,32 +298,6 @@ impl Core {
         let stored = stored.and_then(|t| base64url_decode(&t));
         let new = base64url_decode(new).unwrap_or_default();
         base64url_encode(&merge_shared(stored.as_deref(), &new))
-    }
-
-    // The vault's associated data for a record stored under `name` on `origin`.
-    pub fn aad(&self, origin: &str, name: &str) -> Vec<u8> {
-        vault::associated_data_for(origin, name)
-    }
-
-    // Frames `nonce ‖ ciphertext ‖ tag` as a versioned vault record.
-    pub fn frame(&self, nonce: &[u8], body: &[u8]) -> String {
-        match <[u8; vault::NONCE_LEN]>::try_from(nonce) {
-            Ok(n) => vault::frame(&n, body),
-            Err(_) => String::new(),
-        }
-    }
-
-    // Checks a record's framing: `[nonce, ciphertext ‖ tag]`, or the error code.
-    pub fn parse(&self, record: &str) -> JsValue {
-        match vault::parse(record) {
-            Ok(p) => arr(&[Uint8Array::from(&p.nonce[..]).into(), Uint8Array::from(&p.body[..]).into()]),
-            Err(e) => JsValue::from_str(e.code()),
-        }
-    }
-
-    // Decodes base64url text.
-    pub fn unb64(&self, text: &str) -> Option<Vec<u8>> {
-        base64url_decode(text)
     }
 }
 

@@ -355,7 +355,7 @@ class Driver {
     if (!this.tokenMode) {
       try {
         const a = await this.post("/vault-key", null, null, 10000);
-        const k = a.status === 200 && a.body && typeof a.body.key === "string" && this.c.unb64(a.body.key);
+        const k = a.status === 200 && a.body && typeof a.body.key === "string" && unb64(a.body.key);
         if (k && k.length === 32) return [k, true];
         if (a.status === 401) return null;
       } catch (_) {}
@@ -370,11 +370,11 @@ class Driver {
     const iv = crypto.getRandomValues(new Uint8Array(12));
     let body;
     try {
-      body = await gcm(true, k[0], iv, this.c.aad(location.origin, this.tk), bytes);
+      body = await gcm(true, k[0], iv, aad(location.origin, this.tk), bytes);
     } catch (_) {
       return this.fail("vault_unavailable", false);
     }
-    this.sset(this.tk, (k[1] ? "s." : "c.") + this.c.frame(iv, body));
+    this.sset(this.tk, (k[1] ? "s." : "c.") + b64(Uint8Array.of(1, ...iv, ...body)));
   }
 
   fail(code, wipe) {
@@ -392,11 +392,11 @@ class Driver {
     let k = server ? await this.obtainKey() : sessionKey(false) && [sessionKey(false), false];
     if (k && server && !k[1]) k = null; // only the server's key opens a server-sealed record
     if (!k) return this.fail("vault_locked", true);
-    const parts = this.c.parse(sealed);
+    const parts = parse(sealed);
     if (typeof parts === "string") return this.fail(parts, true);
     let plain;
     try {
-      plain = await gcm(false, k[0], parts[0], this.c.aad(location.origin, this.tk), parts[1]);
+      plain = await gcm(false, k[0], parts[0], aad(location.origin, this.tk), parts[1]);
     } catch (_) {
       return this.fail("vault_tampered", true);
     }
@@ -532,11 +532,10 @@ class Driver {
 // the end of the browsing session), never stored beside the records it seals.
 function sessionKey(create) {
   const m = document.cookie.match(/(?:^|;\s*)tessera_vk=([A-Za-z0-9_-]{43})/);
-  if (m) return Uint8Array.from(atob(m[1].replace(/-/g, "+").replace(/_/g, "/") + "="), (c) => c.charCodeAt(0));
+  if (m) return unb64(m[1]);
   if (!create) return null;
   const k = crypto.getRandomValues(new Uint8Array(32));
-  const text = btoa(String.fromCharCode(...k)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-  document.cookie = KEY_COOKIE + "=" + text + "; Path=/; SameSite=Strict" + (location.protocol === "https:" ? "; Secure" : "");
+  document.cookie = KEY_COOKIE + "=" + b64(k) + "; Path=/; SameSite=Strict" + (location.protocol === "https:" ? "; Secure" : "");
   return k;
 }
 
@@ -546,7 +545,7 @@ function sessionKey(create) {
 const KINDS = ["pointermove", "mousemove", "pointerdown", "keydown", "wheel", "touchstart", "scroll", "visibilitychange"];
 const OPTS = { passive: true, capture: true };
 
-export class ActivityTracker {
+class ActivityTracker {
   constructor(windowMs, onActive) {
     let last = -1e12, sent = -1e12;
     const h = (e) => {
@@ -575,7 +574,7 @@ export function hasLocks() {
   return !!(globalThis.navigator && navigator.locks && navigator.locks.request);
 }
 
-export function lockRequest(name, waitMs, steal, cb) {
+function lockRequest(name, waitMs, steal, cb) {
   if (!hasLocks()) return null;
   let release, done = false, granted = false, timer = 0;
   const held = new Promise((r) => { release = r; });
@@ -603,7 +602,7 @@ export function lockRequest(name, waitMs, steal, cb) {
 // ---- cleanup --------------------------------------------------------------------------
 // Asynchronous wipes: IndexedDB databases and Cache Storage entries, named or all.
 // Each resolves to the list of names it deleted and never rejects.
-export async function wipeIndexedDb(names) {
+async function wipeIndexedDb(names) {
   const idb = globalThis.indexedDB;
   if (!idb) return [];
   if (names === true) {
@@ -624,7 +623,7 @@ export async function wipeIndexedDb(names) {
   return out;
 }
 
-export async function wipeCaches(names) {
+async function wipeCaches(names) {
   const cs = globalThis.caches;
   if (!cs) return [];
   try {
@@ -637,7 +636,7 @@ export async function wipeCaches(names) {
 
 // Clears a web storage: everything (`all`) or only the given SDK keys. Returns "all" or the
 // number of keys removed; 0 when the store is unavailable.
-export function wipeStorage(name, all, keys) {
+function wipeStorage(name, all, keys) {
   try {
     const s = globalThis[name];
     if (all) {
@@ -653,7 +652,7 @@ export function wipeStorage(name, all, keys) {
 }
 
 // Every `path` a cookie visible at `pathname` could have been set with.
-export function cookiePaths(pathname) {
+function cookiePaths(pathname) {
   const out = ["/"];
   let acc = "";
   for (const seg of pathname.split("/").filter(Boolean)) out.push((acc += "/" + seg), acc + "/");
@@ -662,7 +661,7 @@ export function cookiePaths(pathname) {
 
 // Every `domain` attribute a cookie visible on `host` could carry: none (host-only) and each
 // dotted suffix of the host name (with and without the leading dot). IPs only have themselves.
-export function cookieDomains(host) {
+function cookieDomains(host) {
   const out = [""];
   if (!host) return out;
   if (/^[\d.]+$/.test(host) || host.includes(":")) return out.concat(host);
@@ -692,10 +691,48 @@ export function wipeCookies(doc, loc) {
 }
 
 // ---- crypto ---------------------------------------------------------------------------
-// AES-256-GCM through WebCrypto (native code: no cipher in the Wasm module). The record
-// format and associated data come from src/vault.rs; WebCrypto's output layout
-// (ciphertext ‖ 128-bit tag) is the same as the aes-gcm crate's, so records interoperate.
-export async function gcm(encrypt, key, iv, aad, data) {
+// The vault record, version 1, exactly as src/vault.rs defines it (the reference, with the
+// native seal/open; the browser test `webcrypto_and_native_records_interoperate` checks that
+// both agree): base64url, no padding, of `1 ‖ nonce (12) ‖ ciphertext ‖ tag (16)`, sealed
+// with associated data `"tessera-vault" ‖ 1 ‖ len16(origin) ‖ origin ‖ len16(name) ‖ name`.
+// Framing lives here, next to WebCrypto, because every call into Wasm with bytes or text
+// costs marshalling code in the module and glue.
+
+// base64url without padding.
+function b64(bytes) {
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+// Strict base64url (trailing `=` tolerated, like vault.rs): the bytes, or null.
+function unb64(text) {
+  const t = String(text).replace(/=+$/, "");
+  if (/[^\w-]/.test(t) || t.length % 4 === 1) return null;
+  return Uint8Array.from(atob(t.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+}
+
+// The associated data binding a record to its origin, storage key name and version.
+function aad(origin, name) {
+  const out = [...new TextEncoder().encode("tessera-vault"), 1];
+  for (const s of [origin, name]) {
+    const b = new TextEncoder().encode(s);
+    const n = Math.min(b.length, 65535);
+    out.push(n >> 8, n & 255, ...b);
+  }
+  return Uint8Array.from(out);
+}
+
+// A record's framing: `[nonce, ciphertext ‖ tag]`, or the error code.
+function parse(record) {
+  const b = unb64(record);
+  if (!b) return "vault_encoding";
+  if (b.length && b[0] !== 1) return "vault_version";
+  if (b.length < 29) return "vault_truncated";
+  return [b.subarray(1, 13), b.subarray(13)];
+}
+
+// AES-256-GCM through WebCrypto (native code: no cipher in the Wasm module). WebCrypto's
+// output layout (ciphertext ‖ 128-bit tag) is the aes-gcm crate's, so records interoperate.
+async function gcm(encrypt, key, iv, aad, data) {
   const s = crypto.subtle;
   const op = encrypt ? "encrypt" : "decrypt";
   const k = await s.importKey("raw", key, "AES-GCM", false, [op]);
