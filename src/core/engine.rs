@@ -509,7 +509,6 @@ impl Engine {
                         refresh_token,
                         meta,
                     },
-                    false,
                 );
             }
             Msg::Activity { epoch, at } => {
@@ -574,7 +573,7 @@ impl Engine {
                     refresh_token: r.refresh_token,
                     meta: r.meta,
                 };
-                if self.adopt(now, held, false) {
+                if self.adopt(now, held) {
                     self.persist_shared();
                 } else if self.held.is_none() {
                     // A record of a session that ended (logged out, idle, expired): drop it.
@@ -610,7 +609,7 @@ impl Engine {
             refresh_token: t.refresh_token,
             meta,
         };
-        if self.adopt(now, held, true) {
+        if self.adopt(now, held) {
             self.persist_shared();
             self.store_token();
             self.broadcast_token();
@@ -619,7 +618,7 @@ impl Engine {
 
     /// Takes `h` as this tab's token if it is newer than anything held and its session is not
     /// logged out. Returns whether it was adopted.
-    pub(crate) fn adopt(&mut self, now: Millis, h: Held, own: bool) -> bool {
+    pub(crate) fn adopt(&mut self, now: Millis, h: Held) -> bool {
         let stamp = h.meta.stamp;
         if stamp.epoch < self.shared.epoch {
             self.stats.stale_answers = self.stats.stale_answers.saturating_add(1);
@@ -671,8 +670,7 @@ impl Engine {
                 self.release_lock();
             }
         }
-        let _ = own;
-        self.emit(if was_signed_in {
+        self.emit(if was_signed_in && !new_session {
             Event::Refresh
         } else {
             Event::Login

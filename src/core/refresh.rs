@@ -475,7 +475,7 @@ impl Engine {
             refresh_token,
             meta,
         };
-        if self.adopt(now, held, true) {
+        if self.adopt(now, held) {
             self.persist_shared();
             self.store_token();
             self.broadcast_token();
