@@ -63,6 +63,19 @@ pub enum Msg {
     Claim(Claim),
 }
 
+/// Encodes a [`Msg::Token`] from borrowed parts (no copies of the token strings).
+pub(crate) fn encode_token(
+    meta: &TokenMeta,
+    access_token: &str,
+    refresh_token: Option<&str>,
+) -> Vec<u8> {
+    let mut w = Writer::new(BUS_VERSION, TAG_TOKEN);
+    write_meta(&mut w, meta)
+        .str(access_token)
+        .opt_str(refresh_token)
+        .finish()
+}
+
 impl Msg {
     /// Encodes the message.
     pub fn encode(&self) -> Vec<u8> {
@@ -71,13 +84,7 @@ impl Msg {
                 meta,
                 access_token,
                 refresh_token,
-            } => {
-                let mut w = Writer::new(BUS_VERSION, TAG_TOKEN);
-                write_meta(&mut w, meta)
-                    .str(access_token)
-                    .opt_str(refresh_token.as_deref())
-                    .finish()
-            }
+            } => encode_token(meta, access_token, refresh_token.as_deref()),
             Msg::Activity { epoch, at } => Writer::new(BUS_VERSION, TAG_ACTIVITY)
                 .u64(*epoch)
                 .u64(*at)

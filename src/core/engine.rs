@@ -700,12 +700,12 @@ impl Engine {
 
     pub(crate) fn store_token(&mut self) {
         if let Some(h) = &self.held {
-            let rec = TokenRecord {
-                access_token: h.access_token.clone(),
-                refresh_token: h.refresh_token.clone(),
-                meta: h.meta,
-            };
-            self.effects.push_back(Effect::StoreToken(rec.encode()));
+            let rec = super::shared::encode_token_record(
+                &h.access_token,
+                h.refresh_token.as_deref(),
+                &h.meta,
+            );
+            self.effects.push_back(Effect::StoreToken(rec));
         }
     }
 
@@ -715,12 +715,8 @@ impl Engine {
 
     pub(crate) fn broadcast_token(&mut self) {
         if let Some(h) = &self.held {
-            let m = Msg::Token {
-                meta: h.meta,
-                access_token: h.access_token.clone(),
-                refresh_token: h.refresh_token.clone(),
-            };
-            self.broadcast(&m);
+            let m = super::bus::encode_token(&h.meta, &h.access_token, h.refresh_token.as_deref());
+            self.effects.push_back(Effect::Broadcast(m));
         }
     }
 

@@ -192,10 +192,11 @@ pub struct TokenRecord {
 impl TokenRecord {
     /// Encodes the record.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new(TOKEN_VERSION, 0);
-        w.str(&self.access_token)
-            .opt_str(self.refresh_token.as_deref());
-        write_meta(&mut w, &self.meta).finish()
+        encode_token_record(
+            &self.access_token,
+            self.refresh_token.as_deref(),
+            &self.meta,
+        )
     }
 
     /// Decodes a record written by [`TokenRecord::encode`].
@@ -217,6 +218,17 @@ impl TokenRecord {
             meta,
         })
     }
+}
+
+/// Encodes a [`TokenRecord`] from borrowed parts.
+pub(crate) fn encode_token_record(
+    access_token: &str,
+    refresh_token: Option<&str>,
+    meta: &TokenMeta,
+) -> Vec<u8> {
+    let mut w = Writer::new(TOKEN_VERSION, 0);
+    w.str(access_token).opt_str(refresh_token);
+    write_meta(&mut w, meta).finish()
 }
 
 pub(crate) fn write_meta<'w>(w: &'w mut Writer, m: &TokenMeta) -> &'w mut Writer {
