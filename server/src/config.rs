@@ -122,6 +122,27 @@ pub struct Config {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info`, `tessera_server=debug`.
     #[arg(long, env = "TESSERA_LOG", default_value = "info")]
     pub log: String,
+
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// One-shot administrative commands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Serve HTTP (the default when no command is given).
+    Serve,
+    /// Create or replace a user in the configured store, then exit. The password is read
+    /// from the first line of standard input (never from the command line).
+    UserAdd {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+        /// Enrol TOTP: generate a secret and print its `otpauth://` URI.
+        #[arg(long)]
+        totp: bool,
+    },
 }
 
 impl Default for Config {
@@ -151,6 +172,7 @@ impl Default for Config {
             rotate_signing_key: false,
             trust_proxy: false,
             log: "info".into(),
+            command: None,
         }
     }
 }

@@ -4,6 +4,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 
 use clap::Parser as _;
+use tessera_server::config::Command;
 use tessera_server::{app, AppState, Config};
 
 #[tokio::main]
@@ -26,6 +27,9 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(Command::UserAdd { username, totp }) = config.command.clone() {
+        return user_add(config, &username, totp).await;
+    }
     let listen = config.listen.clone();
     if config.demo {
         for (flag, dir) in [
@@ -55,6 +59,41 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     )
     .with_graceful_shutdown(shutdown())
     .await?;
+    Ok(())
+}
+
+/// `tessera-server user-add --username NAME [--totp]`, password on stdin.
+async fn user_add(
+    config: Config,
+    username: &str,
+    totp: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if username.is_empty() || username.len() > 256 {
+        return Err("--username must be 1 to 256 characters".into());
+    }
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.len() < 8 || password.len() > 1024 {
+        return Err("the password (first line of stdin) must be 8 to 1024 characters".into());
+    }
+    let issuer = config.issuer.clone();
+    let state = AppState::from_config(config).await?;
+    let secret = totp.then(|| {
+        tessera_server::totp::base32_encode(&tessera_server::secret::random_bytes()[..20])
+    });
+    state
+        .add_user(username, password, secret.as_deref())
+        .await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "user {username} saved in the {} store",
+        state.store().kind()
+    )?;
+    if let Some(s) = secret {
+        writeln!(out, "otpauth://totp/{issuer}:{username}?secret={s}&issuer={issuer}&algorithm=SHA1&digits=6&period=30")?;
+    }
     Ok(())
 }
 

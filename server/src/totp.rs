@@ -32,6 +32,26 @@ pub fn base32_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Encodes bytes as RFC 4648 base32 without padding (for new TOTP secrets).
+pub fn base32_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::new();
+    let (mut buf, mut bits) = (0u32, 0u32);
+    for &b in bytes {
+        buf = (buf << 8) | b as u32;
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(ALPHABET[((buf >> bits) & 31) as usize] as char);
+        }
+        buf &= (1 << bits) - 1;
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((buf << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
 /// HOTP (RFC 4226) value of `counter` with `digits` digits.
 pub fn hotp(key: &[u8], counter: u64, digits: u32) -> u32 {
     let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(key) else {
@@ -106,6 +126,9 @@ mod tests {
         assert_eq!(base32_decode("mzxw6ytboi").as_deref(), Some(&b"foobar"[..]));
         assert!(base32_decode("MZ1W").is_none());
         assert_eq!(base32_decode("JBSWY3DPEHPK3PXP").map(|k| k.len()), Some(10));
+        assert_eq!(base32_encode(b"foobar"), "MZXW6YTBOI");
+        let k = crate::secret::random_bytes();
+        assert_eq!(base32_decode(&base32_encode(&k)).as_deref(), Some(&k[..]));
     }
 
     #[test]

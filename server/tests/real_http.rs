@@ -539,3 +539,81 @@ async fn binary_restart_on_the_same_sqlite_file_keeps_sessions() {
         "old refresh token rotates after the restart"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_add_command_creates_a_user_the_server_then_logs_in() {
+    use std::io::Write as _;
+    let db = TempDb::new("useradd");
+    let store = db.url();
+    let cheap = ["--argon2-memory-kib", "64", "--argon2-iterations", "1"];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera-server"))
+        .args(["--store", &store])
+        .args(cheap)
+        .args(["user-add", "--username", "carol", "--totp"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"correct horse battery\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let secret = text
+        .split("secret=")
+        .nth(1)
+        .and_then(|s| s.split('&').next())
+        .expect("otpauth URI with the secret")
+        .to_string();
+    let mut args = vec!["--listen", "127.0.0.1:0", "--store", &store];
+    args.extend(cheap);
+    let (_server, line) = spawn_binary(&args, &[]);
+    let base = line
+        .trim_end()
+        .strip_prefix("tessera-server listening on ")
+        .expect("line")
+        .trim_end_matches('/')
+        .to_string();
+    let c = client();
+    let r: Value = login(
+        &c,
+        &base,
+        json!({"username": "carol", "password": "correct horse battery"}),
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(r["mfa_required"], true);
+    let key = tessera_server::totp::base32_decode(&secret).expect("base32");
+    let now = tessera_server::clock::Clock::now(&SystemClock);
+    let ok = c
+        .post(format!("{base}/auth/mfa"))
+        .json(
+            &json!({"mfa_token": r["mfa_token"], "code": tessera_server::totp::code_at(&key, now)}),
+        )
+        .send()
+        .await
+        .expect("mfa");
+    assert_eq!(ok.status(), StatusCode::OK);
+    // a too-short password is refused, nothing is written
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera-server"))
+        .args(["--store", &store, "user-add", "--username", "dave"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"short\n")
+        .expect("write");
+    assert!(!child.wait_with_output().expect("wait").status.success());
+}
