@@ -4,7 +4,8 @@
 //   node scripts/package.mjs [PKG_DIR] [--bundler-from DIR | --no-bundler]
 //
 // Layout (PKG_DIR, default `pkg/`):
-//   tessera.js, tessera_bg.wasm, tessera.d.ts, snippets/   web target (wasm-pack --target web):
+//   tessera.js, tessera_bg.wasm, tessera.d.ts   web target (wasm-pack --target web), the glue
+//                                   and its snippets/ bundled into tessera.js and minified:
 //                                   the main entry. Plain <script type="module">, Vite, webpack 5
 //                                   and Rollup all load it; `await init()` fetches the wasm via
 //                                   `new URL("tessera_bg.wasm", import.meta.url)`. The demo
@@ -74,23 +75,42 @@ function stripWasmPackExtras(dir, { licences = false } = {}) {
   }
 }
 
+function loadEsbuild() {
+  try {
+    return createRequire(path.join(ROOT, "package.json"))("esbuild");
+  } catch {
+    console.warn("[package] esbuild not installed (npm ci): shipping unminified, unbundled JS");
+    return null;
+  }
+}
+
 /**
- * Minifies the shipped JS (wasm-bindgen glue and snippets) in place with esbuild's transform
- * (whitespace, local names, comments; exports and imports keep their names). Users download
- * these bytes as they are; the readable sources stay in src/. Skipped with a warning when the
- * root devDependency esbuild is not installed.
+ * The web entry as ONE minified file: esbuild bundles the wasm-bindgen glue with its snippet
+ * modules (the JS driver) and minifies it, then snippets/ goes. One request instead of two,
+ * and ~0.3 KB less brotli than two files. The glue hands the snippet's namespace to the Wasm
+ * instance as an import object, which bundling keeps intact. (The bundler target keeps its
+ * snippets/: there the Wasm module imports them by path.)
+ */
+function bundleWebEntry(pkg) {
+  const esbuild = loadEsbuild();
+  if (!esbuild) return;
+  const entry = path.join(pkg, `${NAME}.js`);
+  const out = esbuild.buildSync({ entryPoints: [entry], bundle: true, minify: true, format: "esm", platform: "browser", write: false });
+  writeFileSync(entry, out.outputFiles[0].contents);
+  rmSync(path.join(pkg, "snippets"), { recursive: true, force: true });
+}
+
+/**
+ * Minifies the shipped JS (the bundler copy's glue and snippets) in place with esbuild's
+ * transform (whitespace, local names, comments; exports and imports keep their names). Users
+ * download these bytes as they are; the readable sources stay in src/.
  */
 function minifyJs(dir) {
-  let esbuild;
-  try {
-    esbuild = createRequire(path.join(ROOT, "package.json"))("esbuild");
-  } catch {
-    console.warn("[package] esbuild not installed (npm ci): shipping unminified JS");
-    return;
-  }
+  const esbuild = loadEsbuild();
+  if (!esbuild) return;
   for (const f of readdirSync(dir, { recursive: true })) {
     const file = path.join(dir, String(f));
-    if (!file.endsWith(".js") || String(f).startsWith(`react${path.sep}`)) continue;
+    if (!file.endsWith(".js")) continue;
     const { code } = esbuild.transformSync(readFileSync(file, "utf8"), { minify: true, format: "esm" });
     writeFileSync(file, code);
   }
@@ -212,6 +232,8 @@ function main() {
   const version = generated.version || cargoVersion();
   stripWasmPackExtras(pkg);
 
+  bundleWebEntry(pkg);
+
   // Bundler target into pkg/bundler.
   const files = [`${NAME}.js`, `${NAME}.d.ts`, `${NAME}_bg.wasm`, `${NAME}_bg.wasm.d.ts`, "react/", "README.md"];
   for (const f of readdirSync(pkg)) if (/^LICEN[CS]E/i.test(f)) files.push(f);
@@ -237,8 +259,8 @@ function main() {
     sideEffects.push(`./bundler/${NAME}.js`, "./bundler/snippets/*");
   }
 
-  // Shipped JS minified (the web entry, its snippets, and the bundler copy); react/ stays readable.
-  minifyJs(pkg);
+  // The bundler copy's JS minified too; react/ stays readable.
+  if (opts.bundler) minifyJs(path.join(pkg, "bundler"));
 
   // React hook.
   const reactSrc = path.join(ROOT, "src", "react");
