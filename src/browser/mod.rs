@@ -25,8 +25,7 @@ use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::core::{merge_shared, Config, Effect, Engine, Event, Input, LogoutReason, Tokens};
-use crate::vault::{base64url_decode, base64url_encode};
+use crate::core::{merge_shared, Config, Effect, Engine, Event, Input, LogoutReason, SessionState, Tokens};
 
 mod types;
 
@@ -152,11 +151,17 @@ fn tokens_from(body: &JsValue) -> Option<Tokens> {
     })
 }
 
+/// The bytes of a `Uint8Array`, `None` for anything else.
+fn opt_bytes(v: &JsValue) -> Option<Vec<u8>> {
+    v.dyn_ref::<Uint8Array>().map(Uint8Array::to_vec)
+}
+
 fn bytes_of(v: &JsValue) -> Vec<u8> {
-    match v.dyn_ref::<Uint8Array>() {
-        Some(a) => a.to_vec(),
-        None => Vec::new(),
-    }
+    opt_bytes(v).unwrap_or_default()
+}
+
+fn u8a(bytes: &[u8]) -> JsValue {
+    Uint8Array::from(bytes).into()
 }
 
 fn arr(items: &[JsValue]) -> JsValue {
@@ -215,8 +220,10 @@ impl Core {
             },
             7 => Input::RefreshFailed { retry_after: arg.as_f64().filter(|v| *v >= 0.0).map(|v| v as u64) },
             8 => Input::AccessRejected,
-            9 => Input::Bus(arg.as_string().and_then(|t| base64url_decode(&t)).unwrap_or_default()),
-            10 => Input::Shared(arg.as_string().map(|t| base64url_decode(&t).unwrap_or_else(|| vec![0]))),
+            // Bus messages and the shared record travel as base64url text; the driver decodes
+            // it (garbage becomes an empty or one-byte array, which the engine rejects).
+            9 => Input::Bus(bytes_of(&arg)),
+            10 => Input::Shared(opt_bytes(&arg)),
             11 => Input::LockGranted,
             12 => Input::LockUnavailable,
             13 => Input::LockLost,
@@ -246,9 +253,9 @@ impl Core {
             ]),
             Effect::AcquireLock { wait, steal } => arr(&[s("lock"), JsValue::from(wait as f64), JsValue::from_bool(steal)]),
             Effect::ReleaseLock => arr(&[s("unlock")]),
-            Effect::Broadcast(bytes) => arr(&[s("broadcast"), s(&base64url_encode(&bytes))]),
-            Effect::PersistShared(bytes) => arr(&[s("shared"), s(&base64url_encode(&bytes))]),
-            Effect::StoreToken(bytes) => arr(&[s("store"), Uint8Array::from(&bytes[..]).into()]),
+            Effect::Broadcast(bytes) => arr(&[s("broadcast"), u8a(&bytes)]),
+            Effect::PersistShared(bytes) => arr(&[s("shared"), u8a(&bytes)]),
+            Effect::StoreToken(bytes) => arr(&[s("store"), u8a(&bytes)]),
             Effect::Wipe => arr(&[s("wipe")]),
             Effect::Emit(event) => {
                 let v = match event {
@@ -266,9 +273,15 @@ impl Core {
         }
     }
 
-    // The state name.
-    pub fn state(&self) -> String {
-        self.engine.state().as_str().into()
+    // The state as an index into `STATES` in `session.js` (a number crosses for free).
+    pub fn state(&self) -> u8 {
+        match self.engine.state() {
+            SessionState::Anonymous => 0,
+            SessionState::MfaRequired => 1,
+            SessionState::Active => 2,
+            SessionState::IdleWarning => 3,
+            SessionState::LoggedOut => 4,
+        }
     }
 
     // The bearer token while signed in.
@@ -288,16 +301,15 @@ impl Core {
     }
 
     // `[busMalformed, sharedMalformed, refreshSent]`.
-    pub fn stats(&self) -> Vec<u32> {
+    pub fn stats(&self) -> JsValue {
         let s = self.engine.stats();
-        vec![s.bus_malformed, s.shared_malformed, s.refresh_sent]
+        arr(&[s.bus_malformed.into(), s.shared_malformed.into(), s.refresh_sent.into()])
     }
 
-    // Max-merges a shared record into the stored one (both base64url text).
-    pub fn merge(&self, stored: Option<String>, new: &str) -> String {
-        let stored = stored.and_then(|t| base64url_decode(&t));
-        let new = base64url_decode(new).unwrap_or_default();
-        base64url_encode(&merge_shared(stored.as_deref(), &new))
+    // Max-merges a shared record (bytes) into the stored one (bytes, or null when absent or
+    // undecodable); returns the bytes to store.
+    pub fn merge(&self, stored: JsValue, new: JsValue) -> JsValue {
+        u8a(&merge_shared(opt_bytes(&stored).as_deref(), &bytes_of(&new)))
     }
 }
 

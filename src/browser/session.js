@@ -21,6 +21,8 @@ const MESSAGES = {
   record_invalid: "stored session record is invalid; wiped",
 };
 const KEY_COOKIE = "tessera_vk";
+// Indexed by `Core::state` (mod.rs).
+const STATES = ["anonymous", "mfa-required", "active", "idle-warning", "logged-out"];
 
 const error = (code, message, status) => Object.assign(new Error(message), { code, status });
 const tokensOk = (b) => b && typeof b.access_token === "string" && b.expires_in >= 0;
@@ -117,7 +119,7 @@ class Driver {
 
   onBus(data) {
     // Untrusted: anything but text is handed over as an empty (undecodable) message.
-    this.drive(BUS, typeof data === "string" ? data : "");
+    this.drive(BUS, (typeof data === "string" && unb64(data)) || new Uint8Array());
   }
 
   post(path, body, bearer, ms) {
@@ -180,7 +182,8 @@ class Driver {
     } catch (_) {
       return; // storage broken: nothing to read (never report "absent")
     }
-    if (!this.dead) this.c.handle(SHARED, v);
+    // Absent: null; garbage: a byte the engine rejects (and counts).
+    if (!this.dead) this.c.handle(SHARED, v === null ? null : unb64(v) || Uint8Array.of(0));
   }
 
   perform(e) {
@@ -231,16 +234,17 @@ class Driver {
         this.lock = null;
         break;
       case "broadcast":
-        if (this.bc) this.bc.postMessage(e[1]);
+        if (this.bc) this.bc.postMessage(b64(e[1]));
         else
           try {
-            localStorage.setItem(this.bk, ++this.seq + "|" + e[1]);
+            localStorage.setItem(this.bk, ++this.seq + "|" + b64(e[1]));
             localStorage.removeItem(this.bk);
           } catch (_) {}
         break;
       case "shared":
         try {
-          localStorage.setItem(this.sk, this.c.merge(localStorage.getItem(this.sk), e[1]));
+          const s = localStorage.getItem(this.sk);
+          localStorage.setItem(this.sk, b64(this.c.merge(s === null ? null : unb64(s), e[1])));
         } catch (_) {}
         break;
       case "store":
@@ -304,7 +308,7 @@ class Driver {
 
   signedIn() {
     const s = this.c.state();
-    return s === "active" || s === "idle-warning";
+    return s === 2 || s === 3; // active, idle-warning
   }
 
   // ---- storage with a memory fallback ----------------------------------------------------
@@ -431,7 +435,7 @@ class Driver {
   // ---- the public methods (the `Session` API, see types.rs) -------------------------------
 
   get state() {
-    return this.c.state();
+    return STATES[this.c.state()];
   }
 
   get stats() {
