@@ -10,14 +10,23 @@
 //! properties of issue 3 are checked:
 //!
 //! 1. one expiry ⇒ one refresh request per refresh token; a second presentation only after
-//!    the first answer was lost or its tab died/slept, answered by the grace rule; the
-//!    protocol never trips reuse detection;
-//! 2. logout in any tab ⇒ every live tab logged out and wiped within one bus hop (or when it
-//!    wakes);
-//! 3. activity in any tab keeps all alive; no activity ⇒ all logged out at the deadline
-//!    (± one throttle interval);
-//! 4. no tab goes back to an older token than one it has seen; no false logout;
+//!    the first answer was lost or its tab died/slept, answered by the grace rule (30 s here);
+//!    the protocol never trips reuse detection. A reuse *is* excused (and counted) when the
+//!    answer carrying the successor was lost — or, in token mode, is stuck in a frozen tab —
+//!    and the environment (offline, sleep) delayed the next request past the grace window;
+//! 2. logout in any tab ⇒ every live tab without a token, and the vault empty, within one bus
+//!    hop (or when it wakes);
+//! 3. no idle logout before the deadline of the origin-wide true last activity (minus one
+//!    `activity_throttle`: activity in a tab that died before publishing it); no tab signed in
+//!    after the deadline once it re-read the shared record (timer slack: 2 ms);
+//! 4. no tab goes back to an older token than one it has seen (by stamp, and by the server's
+//!    rotation order within a family); no logout whose reason did not happen;
 //! 5. nothing panics (also fed garbage bus messages and storage records).
+//!
+//! Plus liveness at the end of each run: no awake, online, signed-in tab holds a token that
+//! expired more than two minutes ago. Each seed also varies cookie vs token mode, Web Locks
+//! vs the claims fallback, a persistent vault vs memory only, MFA logins, 401s on API calls,
+//! `Clear-Site-Data` on logout, and the order in which a thawing tab handles its queued events.
 //!
 //! `TESSERA_SIM_SEEDS=N` runs N seeds (default 10,000), from `TESSERA_SIM_FIRST` (default 0);
 //! `TESSERA_SIM_SEED=S` replays one seed with its trace. A failure prints the seed and a
