@@ -1042,3 +1042,21 @@ fn a_tab_that_cannot_get_the_newest_token_refreshes_itself_in_cookie_mode_only()
         assert_eq!(sent, !token_mode, "token_mode={token_mode}");
     }
 }
+
+#[test]
+fn default_timings_respect_the_protocol_assumptions() {
+    let c = Config::default();
+    assert!(
+        c.lock_wait > c.request_timeout,
+        "a live lock holder finishes before others steal"
+    );
+    assert!(
+        c.request_timeout + c.backoff_base < 30_000,
+        "a lost answer is retried within the server's grace window"
+    );
+    assert!(c.idle_warning < c.idle_timeout.unwrap());
+    assert!(
+        c.activity_throttle < c.idle_warning,
+        "published activity clears a warning in time"
+    );
+}
