@@ -10,7 +10,7 @@
 //! properties of issue 3 are checked:
 //!
 //! 1. one expiry ⇒ one refresh request per refresh token; a second presentation only after
-//!    the first answer was lost or its tab died/slept, answered by the grace rule (30 s here);
+//!    the first answer was lost or its tab died/slept, answered by the grace rule (10 s, the server's default);
 //!    the protocol never trips reuse detection. A reuse *is* excused (and counted) when the
 //!    answer carrying the successor was lost — or, in token mode, is stuck in a frozen tab —
 //!    and the environment (offline, sleep) delayed the next request past the grace window;
@@ -29,8 +29,8 @@
 //! `Clear-Site-Data` on logout, and the order in which a thawing tab handles its queued events.
 //!
 //! `TESSERA_SIM_SEEDS=N` runs N seeds (default 10,000), from `TESSERA_SIM_FIRST` (default 0);
-//! `TESSERA_SIM_SEED=S` replays one seed with its trace. A failure prints the seed and a
-//! readable trace (the last 400 lines).
+//! `TESSERA_SIM_SEED=S` replays one seed with its full trace. A failure prints the seed and a
+//! readable trace (its last 400 lines).
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::cmp::Reverse;
@@ -88,7 +88,8 @@ enum Unsafe {
     AdoptOlder,
 }
 
-const GRACE: Millis = 30_000;
+/// tessera-server's default `--refresh-grace` (10 s).
+const GRACE: Millis = 10_000;
 const MIN: Millis = 60_000;
 
 struct Params {
@@ -1740,7 +1741,8 @@ fn run_seed(seed: u64, unsafe_: Unsafe) -> Outcome {
     }
 }
 
-fn trace_of(seed: u64, unsafe_: Unsafe) -> String {
+/// The trace of one seed, its last `keep` lines (and its header line).
+fn trace_of(seed: u64, unsafe_: Unsafe, keep: usize) -> String {
     let mut sim = Sim::new(seed, unsafe_, true);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.run()));
     let mut lines = sim.trace.take().unwrap_or_default();
@@ -1748,7 +1750,7 @@ fn trace_of(seed: u64, unsafe_: Unsafe) -> String {
         lines.push("PANIC".into());
     }
     let n = lines.len();
-    let from = n.saturating_sub(400);
+    let from = n.saturating_sub(keep);
     let mut out = String::new();
     if from > 0 {
         out.push_str(&lines[0]);
@@ -1832,7 +1834,7 @@ fn protocol_properties_hold_for_every_seed() {
         .ok()
         .and_then(|v| v.parse().ok())
     {
-        println!("{}", trace_of(seed, Unsafe::None));
+        println!("{}", trace_of(seed, Unsafe::None, usize::MAX));
         let o = run_seed(seed, Unsafe::None);
         assert!(
             o.violation.is_none(),
@@ -1856,7 +1858,7 @@ fn protocol_properties_hold_for_every_seed() {
     if let Some((seed, what)) = fail {
         panic!(
             "seed {seed} violates: {what}\nreplay: TESSERA_SIM_SEED={seed} cargo test --test sim -- --nocapture\n{}",
-            trace_of(seed, Unsafe::None)
+            trace_of(seed, Unsafe::None, 400)
         );
     }
 }
@@ -1867,7 +1869,7 @@ fn find_violation(unsafe_: Unsafe, expect: &str, budget: u64) {
         Some((seed, what)) => {
             println!("with the safeguard off, seed {seed} (after ~{ran} seeds): {what}");
             // The end of its trace, to show the simulator explains what it finds.
-            let trace = trace_of(seed, unsafe_);
+            let trace = trace_of(seed, unsafe_, 12);
             let lines: Vec<&str> = trace.lines().collect();
             for l in &lines[lines.len().saturating_sub(12)..] {
                 println!("    {l}");

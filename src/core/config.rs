@@ -26,10 +26,13 @@ pub struct Config {
     /// not refresh in lockstep. Default 5 s.
     pub refresh_jitter: Millis,
     /// How long a tab waits for the refresh lock before stealing it from a holder that died or
-    /// sleeps. Must exceed `request_timeout`. Default 15 s.
+    /// sleeps. Must exceed `request_timeout`. Default 8 s.
     pub lock_wait: Millis,
     /// A refresh request without an answer after this long counts as failed (answer lost).
-    /// Default 10 s.
+    /// Default 5 s: with the first retry at most `backoff_base` later, a lost answer is
+    /// retried inside tessera-server's default 10 s grace window (`--refresh-grace`), which
+    /// then re-sends the successor. Keep `request_timeout + backoff_base` below the server's
+    /// grace window.
     pub request_timeout: Millis,
     /// First retry delay after a retryable refresh failure. Default 1 s.
     pub backoff_base: Millis,
@@ -73,8 +76,8 @@ impl Default for Config {
             absolute_lifetime: Some(8 * 3_600_000),
             refresh_lead: 60_000,
             refresh_jitter: 5_000,
-            lock_wait: 15_000,
-            request_timeout: 10_000,
+            lock_wait: 8_000,
+            request_timeout: 5_000,
             backoff_base: 1_000,
             backoff_cap: 30_000,
             activity_throttle: 5_000,

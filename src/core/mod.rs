@@ -14,7 +14,7 @@
 //! The multi-tab simulator (`tests/sim.rs`, run by `cargo test`) drives 1–32 engines on a
 //! virtual clock through a bus that delays, reorders, duplicates and drops messages, a Web
 //! Locks–like lock, `localStorage`, a cookie jar and a server with refresh-token rotation,
-//! reuse detection and a 30 s grace rule, while tabs open, close, crash, freeze, go offline
+//! reuse detection and the server's 10 s grace rule, while tabs open, close, crash, freeze, go offline
 //! and the laptop sleeps. After every step it checks:
 //! 1. each refresh token is presented once — a second time only after the first answer was
 //!    lost or its tab died or froze, and then the grace rule answers it; reuse detection never

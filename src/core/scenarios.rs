@@ -125,7 +125,7 @@ fn refresh_is_due_at_expiry_minus_lead_and_goes_through_the_lock() {
     assert_eq!(
         drain(&mut e),
         vec![Effect::AcquireLock {
-            wait: 15_000,
+            wait: 8_000,
             steal: false
         }]
     );
@@ -138,7 +138,7 @@ fn refresh_is_due_at_expiry_minus_lead_and_goes_through_the_lock() {
         .unwrap();
     assert_eq!(
         (claim.tab, claim.until),
-        (1, due + 5 + 10_000),
+        (1, due + 5 + 5_000),
         "a claim guards the request"
     );
     e.handle(due + 100, Input::RefreshSucceeded(tokens("a1")));
@@ -270,11 +270,11 @@ fn a_stuck_lock_is_stolen_after_the_bounded_wait() {
     let due = T0 + TTL - 60_000;
     e.handle(due, Input::Timer);
     drain(&mut e);
-    e.handle(due + 15_000, Input::LockUnavailable);
+    e.handle(due + 8_000, Input::LockUnavailable);
     assert_eq!(
         drain(&mut e),
         vec![Effect::AcquireLock {
-            wait: 15_000,
+            wait: 8_000,
             steal: true
         }]
     );
