@@ -1,11 +1,14 @@
-// Size report for the npm package: raw, gzip -9 and brotli -q 11 of the Wasm module, the
-// JS glue and the snippet modules, and the whole package. Prints numbers; asserts nothing.
-// The anchors (msal, auth0, supabase, oidc-client-ts) were measured minified, so JS files are
-// also reported after `esbuild --minify` when esbuild can be found (what any bundler ships).
-// Usage: node bench/size.mjs [pkg-dir]   (default: pkg)
+// Size report for the npm package: raw, gzip -9 and brotli -q 11 of every shipped .wasm/.js
+// file, grouped by what a user downloads. Prints numbers; asserts nothing.
+//
+//   node bench/size.mjs [pkg-dir]   (default: pkg, as built by scripts/lib.sh build_pkg)
+//
+// "default import" is what `import init, { Session } from "tessera"` fetches: the bundled,
+// minified tessera.js and tessera_bg.wasm (scripts/package.mjs). The bundler subpath and the
+// React hook are alternatives / extras, reported on their own. The anchors were measured the
+// same way (minified + brotli -q 11 of a typical import); bench/size.md has the history.
 import { readFileSync, readdirSync, statSync } from "node:fs";
-import { join, relative, resolve } from "node:path";
-import { createRequire } from "node:module";
+import { join, relative } from "node:path";
 import { gzipSync, brotliCompressSync, constants } from "node:zlib";
 
 const dir = process.argv[2] || "pkg";
@@ -14,9 +17,13 @@ const files = [];
   for (const name of readdirSync(d)) {
     const p = join(d, name);
     if (statSync(p).isDirectory()) walk(p);
-    else if (/\.(wasm|js|mjs)$/.test(name)) files.push(p);
+    else if (/\.(wasm|js|mjs)$/.test(name)) files.push(relative(dir, p));
   }
 })(dir);
+if (!files.length) {
+  console.error(`no .wasm/.js files in ${dir}: build the package first (scripts/lib.sh build_pkg)`);
+  process.exit(1);
+}
 
 const measure = (buf) => ({
   raw: buf.length,
@@ -26,36 +33,28 @@ const measure = (buf) => ({
   }).length,
 });
 const kb = (n) => (n / 1024).toFixed(1).padStart(7) + " KB";
-const total = { raw: 0, gzip: 0, brotli: 0 };
-console.log("file".padEnd(56), "raw".padStart(10), "gzip -9".padStart(10), "brotli 11".padStart(10));
-for (const f of files.sort()) {
-  const m = measure(readFileSync(f));
-  for (const k of Object.keys(total)) total[k] += m[k];
-  console.log(relative(dir, f).padEnd(56), kb(m.raw), kb(m.gzip), kb(m.brotli));
+const group = (f) => (f.startsWith("bundler/") ? "bundler subpath (tessera/bundler)" : f.startsWith("react/") ? "React hook (tessera/react)" : "default import");
+const totals = new Map();
+console.log("file".padEnd(48), "raw".padStart(10), "gzip -9".padStart(10), "brotli 11".padStart(10));
+for (const f of files.sort((a, b) => group(a).localeCompare(group(b)) || a.localeCompare(b))) {
+  const m = measure(readFileSync(join(dir, f)));
+  const t = totals.get(group(f)) ?? { raw: 0, gzip: 0, brotli: 0 };
+  for (const k of Object.keys(t)) t[k] += m[k];
+  totals.set(group(f), t);
+  console.log(f.padEnd(48), kb(m.raw), kb(m.gzip), kb(m.brotli));
 }
-console.log("total (each file compressed separately)".padEnd(56), kb(total.raw), kb(total.gzip), kb(total.brotli));
+console.log();
+for (const [g, t] of totals) console.log(`total, ${g}`.padEnd(48), kb(t.raw), kb(t.gzip), kb(t.brotli));
 
-let esbuild = null;
-for (const base of [".", "tests/consumer", "www"]) {
-  try {
-    esbuild = createRequire(resolve(base, "package.json"))("esbuild");
-    break;
-  } catch (_) {}
+const shipped = (totals.get("default import")?.brotli ?? 0) / 1024;
+const anchors = [
+  ["msal-browser", 68.0],
+  ["auth0-spa-js", 55.0],
+  ["budget (issue 4)", 30.0],
+  ["supabase auth-js (goal)", 20.2],
+  ["oidc-client-ts (moonshot)", 15.6],
+];
+console.log(`\ndefault import, brotli: ${shipped.toFixed(1)} KB`);
+for (const [name, size] of anchors) {
+  console.log(`  vs ${name.padEnd(28)} ${size.toFixed(1).padStart(5)} KB  ${shipped < size ? "under" : "OVER"} by ${Math.abs(size - shipped).toFixed(1)} KB`);
 }
-let best = total;
-if (esbuild) {
-  const min = { raw: 0, gzip: 0, brotli: 0 };
-  console.log("\nminified JS (esbuild --minify), wasm as is:");
-  for (const f of files.sort()) {
-    let buf = readFileSync(f);
-    if (!f.endsWith(".wasm")) buf = Buffer.from(esbuild.transformSync(buf.toString(), { minify: true, format: "esm" }).code);
-    const m = measure(buf);
-    for (const k of Object.keys(min)) min[k] += m[k];
-    console.log(relative(dir, f).padEnd(56), kb(m.raw), kb(m.gzip), kb(m.brotli));
-  }
-  console.log("total, minified".padEnd(56), kb(min.raw), kb(min.gzip), kb(min.brotli));
-  best = min;
-} else {
-  console.log("(esbuild not found: no minified figures)");
-}
-console.log(`\nbudget: < 30 KB brotli (goal < 20.2 KB): as shipped ${(total.brotli / 1024).toFixed(1)} KB, minified ${(best.brotli / 1024).toFixed(1)} KB`);
