@@ -3,7 +3,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # npm's wasm-opt (binaryen 132) must come before any system wasm-opt: Debian's v108
 # cannot parse current rustc output (TOOLCHAIN.md pitfall 1).
-export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+export PATH="$ROOT/node_modules/.bin:${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 step() { printf '\n\033[1;36m==> %s\033[0m\n' "$*"; }
 
