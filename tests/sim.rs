@@ -248,6 +248,8 @@ enum SimInput {
     Http(Answer),
     /// `online` / `offline` (queued while the tab is frozen, like any event).
     Online(bool),
+    /// A `storage` event for the vault record (another tab rewrote it).
+    VaultEvent,
 }
 
 #[derive(Clone, Copy)]
@@ -691,6 +693,11 @@ impl Sim {
             SimInput::LockUnavailable => self.feed(i, Input::LockUnavailable),
             SimInput::LockLost => self.feed(i, Input::LockLost),
             SimInput::Online(o) => self.feed(i, Input::Online(o)),
+            SimInput::VaultEvent => {
+                if let Some(v) = self.vault.clone() {
+                    self.feed(i, Input::Restore(v));
+                }
+            }
             SimInput::Http(a) => {
                 let input = match a {
                     Answer::RefreshOk(t) => Input::RefreshSucceeded(Tokens {
@@ -783,6 +790,20 @@ impl Sim {
             Effect::StoreToken(bytes) => {
                 if self.p.vault {
                     self.vault = Some(bytes);
+                    for j in 0..self.tabs.len() {
+                        if j != i && self.tabs[j].alive {
+                            let at = self.now + self.rng.range(0, 20);
+                            let g = self.tabs[j].gen;
+                            self.schedule(
+                                at,
+                                Ev::Deliver {
+                                    tab: j,
+                                    gen: g,
+                                    input: SimInput::VaultEvent,
+                                },
+                            );
+                        }
+                    }
                 }
             }
             Effect::Wipe => {
@@ -822,6 +843,8 @@ impl Sim {
                             || self.stats.excused_reuse > 0
                     }
                     LogoutReason::Cleared => self.last_logout_req > 0,
+                    // Token mode only: the newest refresh token died with a crashed tab.
+                    LogoutReason::Lost => self.p.token_mode,
                     _ => false,
                 };
                 if !allowed {

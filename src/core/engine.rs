@@ -61,7 +61,8 @@ pub struct Tokens {
 #[cfg_attr(test, derive(Debug))]
 pub enum Input {
     /// The vault's token record (decrypted bytes of an earlier [`Effect::StoreToken`]) at
-    /// startup. A record that does not decode is reported with
+    /// startup, and again whenever another tab rewrites it (its `storage` event): a newer record
+    /// is adopted, so a token whose bus message was lost is still found. A record that does not decode is reported with
     /// [`ErrorCode::RecordInvalid`]; the driver then deletes it.
     Restore(Vec<u8>),
     /// Try to join an existing session: ask other tabs for the token and, if none answers within

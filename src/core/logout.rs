@@ -29,6 +29,9 @@ pub enum LogoutReason {
     Reused,
     /// The shared record vanished (site data was cleared, e.g. `Clear-Site-Data`).
     Cleared,
+    /// Token mode: the newest refresh token was lost with the tab that held it (it crashed
+    /// before its broadcast reached anyone, and no vault holds it), so nobody can refresh.
+    Lost,
 }
 
 impl LogoutReason {
@@ -42,6 +45,7 @@ impl LogoutReason {
             LogoutReason::Revoked => "revoked",
             LogoutReason::Reused => "reused",
             LogoutReason::Cleared => "cleared",
+            LogoutReason::Lost => "lost",
         }
     }
 
@@ -65,6 +69,7 @@ impl LogoutReason {
             LogoutReason::Revoked => 4,
             LogoutReason::Reused => 5,
             LogoutReason::Cleared => 6,
+            LogoutReason::Lost => 7,
         }
     }
 
@@ -77,6 +82,7 @@ impl LogoutReason {
             4 => LogoutReason::Revoked,
             5 => LogoutReason::Reused,
             6 => LogoutReason::Cleared,
+            7 => LogoutReason::Lost,
             _ => return None,
         })
     }
@@ -178,10 +184,10 @@ mod tests {
 
     #[test]
     fn reasons_round_trip_and_map_server_codes() {
-        for v in 0..7 {
+        for v in 0..8 {
             assert_eq!(LogoutReason::from_u64(v).unwrap().to_u64(), v);
         }
-        assert_eq!(LogoutReason::from_u64(7), None);
+        assert_eq!(LogoutReason::from_u64(8), None);
         assert_eq!(
             LogoutReason::from_code("refresh_reused"),
             Some(LogoutReason::Reused)

@@ -158,6 +158,10 @@ impl Engine {
         }
         match self.phase {
             Phase::Idle => {
+                if self.newest_token_lost(now) {
+                    self.logout_local(now, LogoutReason::Lost, Some(false));
+                    return;
+                }
                 self.ask_if_behind(now);
                 if self.held.is_none() || !self.online {
                     return;
@@ -227,6 +231,28 @@ impl Engine {
         });
     }
 
+    /// Token mode: the newest refresh token, which we lack, ran out long enough ago that its
+    /// holder would have refreshed it if it were alive (a live holder refreshes before expiry,
+    /// bounded by the lock wait, a request timeout and the longest backoff). Nobody can refresh
+    /// any more; a vault copy would have been restored ([`Input::Restore`] on the vault's
+    /// storage event).
+    fn newest_token_lost(&self, now: Millis) -> bool {
+        let (Some(h), Some(t)) = (&self.held, self.target()) else {
+            return false;
+        };
+        h.refresh_token.is_some()
+            && t.stamp > h.meta.stamp
+            && now >= t.expires_at.saturating_add(self.lost_after())
+    }
+
+    fn lost_after(&self) -> Millis {
+        self.cfg
+            .lock_wait
+            .saturating_add(self.cfg.request_timeout)
+            .saturating_add(self.cfg.backoff_cap)
+            .saturating_mul(2)
+    }
+
     /// The pause before asking again.
     fn ask_every(&self) -> Millis {
         let base = self.cfg.join_wait.saturating_mul(4).max(1);
@@ -274,6 +300,11 @@ impl Engine {
     pub(crate) fn refresh_deadlines(&self, consider: &mut impl FnMut(Millis)) {
         if self.wants_token(self.now) {
             consider(self.requested.1.saturating_add(self.ask_every()));
+        }
+        if let (Some(h), Some(t)) = (&self.held, self.target()) {
+            if h.refresh_token.is_some() && t.stamp > h.meta.stamp {
+                consider(t.expires_at.saturating_add(self.lost_after()));
+            }
         }
         match self.phase {
             Phase::Idle => {

@@ -1060,3 +1060,58 @@ fn default_timings_respect_the_protocol_assumptions() {
         "published activity clears a warning in time"
     );
 }
+
+#[test]
+fn token_mode_ends_the_session_when_the_newest_refresh_token_is_lost() {
+    let mut e = Engine::new(cfg(), 2, 9, T0);
+    let rt = Some(String::from("rt0"));
+    e.handle(
+        T0,
+        Input::LoginSucceeded(Tokens {
+            access_token: "a0".into(),
+            expires_in_ms: TTL,
+            refresh_token: rt,
+        }),
+    );
+    drain(&mut e);
+    // Another tab rotated the refresh token, then crashed before anyone got it.
+    let mut newer = e.token_meta().unwrap();
+    newer.stamp.serial += 1;
+    newer.stamp.tab = 1;
+    newer.issued_at = T0 + TTL - 60_000;
+    newer.expires_at = T0 + 2 * TTL - 60_000;
+    e.handle(
+        newer.issued_at + 1,
+        Input::Shared(Some(
+            Shared {
+                token: Some(newer),
+                ..Shared::default()
+            }
+            .encode(),
+        )),
+    );
+    drain(&mut e);
+    let mut now = newer.issued_at + 1;
+    let mut reason = None;
+    while now < T0 + 3 * TTL && reason.is_none() {
+        now = e.next_deadline().unwrap_or(now + 1_000).max(now + 1);
+        e.handle(now, Input::Timer);
+        let fx = drain(&mut e);
+        assert!(
+            !sends_refresh(&fx),
+            "never presents its superseded refresh token"
+        );
+        reason = events(&fx).into_iter().find_map(|x| {
+            if let Event::Logout { reason } = x {
+                Some(reason)
+            } else {
+                None
+            }
+        });
+    }
+    assert_eq!(reason, Some(LogoutReason::Lost));
+    assert!(
+        now >= newer.expires_at,
+        "not before the holder could have refreshed it"
+    );
+}
