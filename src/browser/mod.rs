@@ -284,9 +284,9 @@ impl Core {
         }
     }
 
-    // The bearer token while signed in.
-    pub fn token(&self) -> Option<String> {
-        self.engine.access_token().map(String::from)
+    // The bearer token while signed in (a JS string made in place, no owned copy).
+    pub fn token(&self) -> JsValue {
+        self.engine.access_token().map_or(JsValue::UNDEFINED, JsValue::from_str)
     }
 
     // When the engine wants `Timer` (wall-clock ms), or -1.
