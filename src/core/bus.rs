@@ -178,6 +178,7 @@ mod tests {
                 tab: 1,
                 at: 2,
                 until: 9,
+                base: 1,
             }),
         ]
     }

@@ -117,14 +117,14 @@ impl Engine {
     }
 
     /// A live claim of another tab for a token newer than `t`.
-    /// A claim is about the newest token `t` when it was made after `t` was obtained (a token
-    /// obtained after the claim was its answer, or made it moot).
+    /// A claim matters while it is about the newest token `t` (or a newer one): a token
+    /// obtained after the claim was made was its answer, or made it moot.
     fn live_claim(&self, now: Millis, t: Option<TokenMeta>) -> Option<Claim> {
         if self.cfg.unsafe_disable_lock {
             return None;
         }
         let c = self.shared.claim?;
-        let relevant = t.is_none_or(|t| c.at >= t.issued_at);
+        let relevant = t.is_none_or(|t| c.base >= t.issued_at);
         (c.tab != self.tab && now < c.until && relevant).then_some(c)
     }
 
@@ -340,6 +340,7 @@ impl Engine {
             let claim = Claim {
                 serial,
                 tab: self.tab,
+                base: self.claim_base(),
                 at: now,
                 until: now.saturating_add(
                     self.cfg
@@ -353,6 +354,11 @@ impl Engine {
                 serial,
             };
         }
+    }
+
+    /// What a claim written now is about: the newest token's `issued_at` (0 for none).
+    fn claim_base(&self) -> Millis {
+        self.target().map_or(0, |t| t.issued_at)
     }
 
     fn write_claim(&mut self, claim: Claim) {
@@ -416,6 +422,7 @@ impl Engine {
             self.write_claim(Claim {
                 serial,
                 tab: self.tab,
+                base: self.claim_base(),
                 at: now,
                 until,
             });
@@ -573,6 +580,7 @@ impl Engine {
             self.write_claim(Claim {
                 serial,
                 tab: self.tab,
+                base: self.claim_base(),
                 at: now,
                 until: claim_until,
             });

@@ -293,6 +293,7 @@ fn a_live_claim_of_another_tab_holds_back_the_request_until_it_expires() {
             tab: 2,
             at: due - 10,
             until: due + 8_000,
+            base: T0,
         }),
         ..Shared::default()
     };
@@ -849,6 +850,7 @@ fn resume_during_another_tabs_refresh_waits_for_its_claim_then_retries() {
             tab: 1,
             at: T0,
             until: T0 + 10_000,
+            base: 0,
         }),
         ..Shared::default()
     };
@@ -1114,4 +1116,36 @@ fn token_mode_ends_the_session_when_the_newest_refresh_token_is_lost() {
         now >= newer.expires_at,
         "not before the holder could have refreshed it"
     );
+}
+
+#[test]
+fn claim_merging_is_symmetric_and_first_come_first_served() {
+    let c = |tab, at, until, base| Claim {
+        serial: 1,
+        tab,
+        at,
+        until,
+        base,
+    };
+    let cases = [
+        (c(1, 100, 5_100, 7), c(2, 200, 5_200, 7), 0), // overlapping: the earlier wins
+        (c(2, 100, 5_100, 7), c(1, 100, 5_100, 7), 1), // same time: lower tab id
+        (c(1, 100, 5_100, 7), c(2, 6_000, 11_000, 7), 1), // made after the first expired
+        (c(1, 900, 5_900, 7), c(2, 100, 5_100, 8), 1), // about a newer token
+        (c(1, 100, 5_100, 7), c(1, 300, 9_000, 7), 1), // own re-claim (backoff)
+    ];
+    for (a, b, winner) in cases {
+        let w = if winner == 0 { a } else { b };
+        for (x, y) in [(a, b), (b, a)] {
+            let mut s = Shared {
+                claim: Some(x),
+                ..Shared::default()
+            };
+            s.merge(&Shared {
+                claim: Some(y),
+                ..Shared::default()
+            });
+            assert_eq!(s.claim, Some(w));
+        }
+    }
 }

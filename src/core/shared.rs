@@ -66,13 +66,34 @@ pub struct Claim {
     pub at: Millis,
     /// The claim is live until this time.
     pub until: Millis,
+    /// `issued_at` of the token the claim is about refreshing (0: no token, a resume).
+    pub base: Millis,
 }
 
 impl Claim {
-    /// The latest claim wins (by wall-clock time, then tab id). Not by serial: serials restart
-    /// when site data is cleared, and a stale high serial must not hide a live claim.
-    fn key(&self) -> (Millis, u64, u64) {
-        (self.at, self.tab, self.serial)
+    /// Whether `self` replaces `old` when both are merged. Symmetric, so every tab and the
+    /// storage agree on the winner whatever order they see the two in:
+    /// * a claim about a newer token (a later round) wins;
+    /// * within a round, a tab's own later claim replaces its earlier one;
+    /// * between tabs, a claim made after the other expired wins; of two claims live at the
+    ///   same time the earlier wins (first come, first served: a claim whose request is already
+    ///   in flight is never overridden by a latecomer), ties by tab id.
+    ///
+    /// Nothing here compares serials: they restart when site data is cleared.
+    pub fn supersedes(&self, old: &Claim) -> bool {
+        if self.base != old.base {
+            return self.base > old.base;
+        }
+        if self.tab == old.tab {
+            return self.at > old.at || (self.at == old.at && self.until > old.until);
+        }
+        if self.at >= old.until {
+            return true;
+        }
+        if old.at >= self.until {
+            return false;
+        }
+        (self.at, self.tab) < (old.at, old.tab)
     }
 }
 
@@ -105,7 +126,7 @@ impl Shared {
             }
         }
         if let Some(c) = other.claim {
-            if self.claim.is_none_or(|s| c.key() > s.key()) {
+            if self.claim.is_none_or(|s| c.supersedes(&s)) {
                 self.claim = Some(c);
             }
         }
@@ -255,7 +276,11 @@ pub(crate) fn read_meta(r: &mut Reader<'_>) -> Result<TokenMeta, DecodeError> {
 }
 
 pub(crate) fn write_claim<'w>(w: &'w mut Writer, c: &Claim) -> &'w mut Writer {
-    w.u64(c.serial).u64(c.tab).u64(c.at).u64(c.until)
+    w.u64(c.serial)
+        .u64(c.tab)
+        .u64(c.at)
+        .u64(c.until)
+        .u64(c.base)
 }
 
 pub(crate) fn read_claim(r: &mut Reader<'_>) -> Result<Claim, DecodeError> {
@@ -264,6 +289,7 @@ pub(crate) fn read_claim(r: &mut Reader<'_>) -> Result<Claim, DecodeError> {
         tab: r.u64()?,
         at: r.u64()?,
         until: r.u64()?,
+        base: r.u64()?,
     })
 }
 
@@ -295,6 +321,7 @@ mod tests {
                 tab: 1,
                 at: 5,
                 until: 99,
+                base: 4,
             }),
             last_activity: 1_700_000_000_000,
         };
