@@ -56,10 +56,10 @@ if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $WASM_BIND
 fi
 
 # ---- npm dev tooling ----------------------------------------------------------------------
-if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ] \
+if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/esbuild ] || [ ! -d node_modules/playwright-core ] \
    || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   command -v npm >/dev/null 2>&1 || die "npm is not on PATH (Node.js 20+ is required)"
-  say "installing npm dev tooling (binaryen, playwright-core)"
+  say "installing npm dev tooling (binaryen, esbuild, playwright-core)"
   npm ci --no-audit --no-fund --loglevel=error >/dev/null || die "npm ci"
 fi
 
