@@ -7,7 +7,7 @@
 #   Debian:   chromium, chromium-driver, redis-server   (apt-get)
 #   rustup:   the toolchain pinned in rust-toolchain.toml and its wasm32 target
 #   cargo:    wasm-pack 0.15.1, wasm-bindgen-cli at the exact version in Cargo.lock
-#   npm:      the dev tooling in package.json (binaryen for wasm-opt, playwright-core)
+#   npm:      the dev tooling in package.json (binaryen for wasm-opt, esbuild, playwright-core)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
