@@ -141,7 +141,7 @@ async fn offline_logout_still_wipes() {
     key.push_str("')");
     assert!(eval(&key).is_string());
     wait(s.logout(JsValue::UNDEFINED)).await.unwrap();
-    assert_eq!(calls(&st, "/auth/logout").len(), 1, "revoke attempted first");
+    assert_eq!(calls(&st, "/auth/logout").len(), 1, "revoke attempted");
     assert_eq!(s.state(), "logged-out");
     assert_eq!(eval(&key), JsValue::NULL, "and the local wipe happened anyway");
     assert_eq!(logout.len(), 1);

@@ -360,8 +360,9 @@ impl Session {
         self.driver.verify_mfa(code)
     }
 
-    /// Server revoke first (best effort), then the wipe in every tab; `{everywhere: true}`
-    /// revokes every session of the user. Resolves after the `logout` event.
+    /// Broadcast to every other tab first (their wipe never needs the server), then the server
+    /// revoke (best effort), then the wipe here; `{everywhere: true}` revokes every session of
+    /// the user. Resolves after the `logout` event and the revoke's answer (or its timeout).
     pub fn logout(&self, options: JsValue) -> Promise {
         self.driver.logout(options)
     }

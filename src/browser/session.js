@@ -209,10 +209,15 @@ class Driver {
         break;
       }
       case "logout": {
-        // Server revoke first, best effort and bounded: offline must not block the wipe.
+        // Server revoke, best effort and bounded. The other tabs already know (the engine
+        // persisted and broadcast the logout first) and the request carries its credentials,
+        // so the wipe goes on at once; only `logout()` and a next sign-in wait for the answer.
         const body = e[3] ? { refresh_token: e[3] } : null;
         // Its Clear-Site-Data may have erased the shared record: the engine writes it back.
-        this.pause(this.post(e[1] ? "/logout-all" : "/logout", body, e[2], 5000).catch(() => {}).then(() => this.feedShared()));
+        this.revoke = this.post(e[1] ? "/logout-all" : "/logout", body, e[2], 5000).catch(() => {}).then(() => {
+          this.feedShared();
+          this.pump();
+        });
         break;
       }
       case "lock": {
@@ -453,6 +458,7 @@ class Driver {
   }
 
   async auth(path, body) {
+    await this.revoke; // a pending revoke's expired cookie must not land on the new session
     if (this.tokenMode) body.mode = "token";
     let a;
     this.drive(LOGIN_STARTED); // the session and token expiry are dated from the send time
@@ -484,6 +490,7 @@ class Driver {
   async logout(o) {
     this.drive(LOGOUT, !!(o && o.everywhere));
     await this.settle();
+    await this.revoke;
   }
 
   // Bearer added; on 401 one refresh (through the engine) and one retry, never more.

@@ -121,7 +121,7 @@ export class Session {
   login(credentials: { username: string; password: string }): Promise<SessionState>;
   /** Completes a TOTP login with the 6-digit code. */
   verifyMfa(code: string): Promise<SessionState>;
-  /** Revokes the session on the server (best effort when offline), then wipes every tab. */
+  /** Tells every other tab first (they wipe at once), then revokes on the server (best effort when offline) and wipes this tab. Resolves once the revoke has been answered (or timed out). */
   logout(options?: { everywhere?: boolean }): Promise<void>;
   /** `fetch` with the bearer token; on 401 refreshes once and retries once, never more. */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;

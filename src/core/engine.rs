@@ -128,8 +128,9 @@ pub enum Effect {
         /// The refresh token in token mode.
         refresh_token: Option<String>,
     },
-    /// `POST /auth/logout` (or `/auth/logout-all`), best effort; perform it before the
-    /// following [`Effect::Wipe`].
+    /// `POST /auth/logout` (or `/auth/logout-all`), best effort. Send it before performing the
+    /// following [`Effect::Wipe`] (it carries the credentials to present); its answer need not
+    /// be awaited: the logout epoch is already persisted and broadcast.
     SendLogout {
         /// `true`: `/auth/logout-all`.
         everywhere: bool,

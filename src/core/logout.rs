@@ -89,10 +89,18 @@ impl LogoutReason {
 }
 
 impl Engine {
-    /// Ends the session here and everywhere: optional server revoke, wipe, a new persisted logout
-    /// epoch, a broadcast, the event. `send`: `Some(everywhere)` to revoke server-side.
+    /// Ends the session here and everywhere. Order: a new persisted logout epoch and the bus
+    /// broadcast FIRST (the other tabs' wipe never needs the server), then the optional server
+    /// revoke (its effect carries the credentials it presents, taken before the wipe), then the
+    /// local wipe and the event. `send`: `Some(everywhere)` to revoke server-side.
     pub(crate) fn logout_local(&mut self, _now: Millis, reason: LogoutReason, send: Option<bool>) {
         let held = self.held.take();
+        let session_epoch = self.shared.token.map_or(0, |t| t.stamp.epoch);
+        let epoch = self.shared.epoch.max(session_epoch).saturating_add(1);
+        self.shared.epoch = epoch;
+        self.shared.reason = Some(reason);
+        self.persist_shared();
+        self.broadcast(&Msg::Logout { epoch, reason });
         if let Some(everywhere) = send {
             let (access_token, refresh_token) = match held {
                 Some(h) => (Some(h.access_token), h.refresh_token),
@@ -104,30 +112,24 @@ impl Engine {
                 refresh_token,
             });
         }
-        let session_epoch = self.shared.token.map_or(0, |t| t.stamp.epoch);
-        let epoch = self.shared.epoch.max(session_epoch).saturating_add(1);
-        self.shared.epoch = epoch;
-        self.shared.reason = Some(reason);
         self.end_here();
-        self.persist_shared();
-        self.broadcast(&Msg::Logout { epoch, reason });
         self.emit(Event::Logout { reason });
     }
 
-    /// Ends a session this tab never joined (found over at startup): server revoke, a new
-    /// logout epoch for every tab, no local event.
+    /// Ends a session this tab never joined (found over at startup): a new logout epoch for
+    /// every tab (persisted and broadcast first), server revoke, wipe; no local event.
     pub(crate) fn end_unjoined(&mut self, reason: LogoutReason) {
+        let epoch = self.shared.epoch.saturating_add(1);
+        self.shared.epoch = epoch;
+        self.shared.reason = Some(reason);
+        self.persist_shared();
+        self.broadcast(&Msg::Logout { epoch, reason });
         self.effects.push_back(Effect::SendLogout {
             everywhere: false,
             access_token: None,
             refresh_token: None,
         });
         self.effects.push_back(Effect::Wipe);
-        let epoch = self.shared.epoch.saturating_add(1);
-        self.shared.epoch = epoch;
-        self.shared.reason = Some(reason);
-        self.persist_shared();
-        self.broadcast(&Msg::Logout { epoch, reason });
     }
 
     /// Another tab ended the session (or site data was cleared): drop everything here.

@@ -480,22 +480,26 @@ fn resume_after_a_logout_never_revives_the_session_from_the_cookie() {
 }
 
 #[test]
-fn user_logout_revokes_wipes_bumps_the_epoch_and_broadcasts() {
+fn user_logout_broadcasts_first_then_revokes_then_wipes() {
     let (mut e, _, _) = signed_in(1, cfg());
     e.handle(T0 + 10, Input::Logout { everywhere: true });
     let fx = drain(&mut e);
-    assert!(
-        matches!(&fx[0], Effect::SendLogout { everywhere: true, access_token: Some(t), .. } if t == "a0")
+    let at = |p: &dyn Fn(&Effect) -> bool| fx.iter().position(|f| p(f)).unwrap();
+    let persist = at(&|f| matches!(f, Effect::PersistShared(_)));
+    let broadcast = at(&|f| matches!(f, Effect::Broadcast(_)));
+    let send = at(&|f| {
+        matches!(f, Effect::SendLogout { everywhere: true, access_token: Some(t), .. } if t == "a0")
+    });
+    let wipe = at(&|f| *f == Effect::Wipe);
+    let emit = at(&|f| matches!(f, Effect::Emit(Event::Logout { .. })));
+    assert_eq!(
+        (persist, broadcast),
+        (0, 1),
+        "the other tabs learn of the logout before anything waits on the server: {fx:?}"
     );
-    let wipe = fx.iter().position(|f| *f == Effect::Wipe).unwrap();
-    let persist = fx
-        .iter()
-        .position(|f| matches!(f, Effect::PersistShared(_)))
-        .unwrap();
-    assert!(
-        wipe < persist,
-        "the epoch is written after the wipe, so the wipe cannot erase it"
-    );
+    assert!(broadcast < send, "broadcast before the revoke: {fx:?}");
+    assert!(send < wipe, "the revoke is sent before the wipe drops its credential: {fx:?}");
+    assert!(wipe < emit, "the event reports a finished wipe: {fx:?}");
     assert_eq!(
         broadcasts(&fx),
         vec![Msg::Logout {
@@ -509,6 +513,30 @@ fn user_logout_revokes_wipes_bumps_the_epoch_and_broadcasts() {
             reason: LogoutReason::Everywhere
         }]
     );
+}
+
+#[test]
+fn token_mode_logout_presents_the_refresh_token_after_the_broadcast() {
+    let mut e = Engine::new(cfg(), 1, 7, T0);
+    e.handle(T0, Input::Shared(None));
+    e.handle(
+        T0,
+        Input::LoginSucceeded(Tokens {
+            access_token: "a0".into(),
+            expires_in_ms: 300_000,
+            refresh_token: Some("r0".into()),
+        }),
+    );
+    drain(&mut e);
+    e.handle(T0 + 10, Input::Logout { everywhere: false });
+    let fx = drain(&mut e);
+    let broadcast = fx.iter().position(|f| matches!(f, Effect::Broadcast(_))).unwrap();
+    let send = fx
+        .iter()
+        .position(|f| matches!(f, Effect::SendLogout { refresh_token: Some(r), .. } if r == "r0"))
+        .unwrap();
+    assert!(broadcast < send, "{fx:?}");
+    assert_eq!(e.access_token(), None);
 }
 
 #[test]
