@@ -71,7 +71,8 @@ pub enum Input {
     Resume,
     /// The login (or MFA) request is being sent. Optional but recommended: the engine then dates
     /// the session and the token's expiry from the send time, which stays right even when the
-    /// tab is frozen before it handles the answer.
+    /// tab is frozen before it handles the answer; and a logout seen before the answer arrives
+    /// wins over it (the answer is dropped, the tab stays anonymous).
     LoginStarted,
     /// Login or MFA answered with tokens.
     LoginSucceeded(Tokens),
@@ -300,6 +301,8 @@ pub struct Engine {
     pub(crate) resuming: bool,
     /// The last refresh request sent, until its answer is handled.
     pub(crate) last_req: Option<Pending>,
+    /// A logout was observed after the pending login request was sent.
+    pub(crate) login_stale: bool,
     /// When the pending login request was sent ([`Input::LoginStarted`]).
     pub(crate) login_sent: Option<Millis>,
     /// Retry attempt counter for backoff.
@@ -334,6 +337,7 @@ impl Engine {
             forced: false,
             resuming: false,
             login_sent: None,
+            login_stale: false,
             last_req: None,
             attempt: 0,
             jitter: (u64::MAX, 0),
@@ -351,6 +355,7 @@ impl Engine {
         // Inputs after which the driver has just re-read the shared record (see the contract):
         // only then may the idle policy act, so a tab thawing from a freeze cannot log everybody
         // out on its stale view of the origin-wide activity while it handles a queued event.
+        let epoch_before = self.shared.epoch;
         let fresh = matches!(
             input,
             Input::Timer | Input::Shared(_) | Input::LockGranted | Input::Visibility(true)
@@ -358,7 +363,10 @@ impl Engine {
         match input {
             Input::Restore(bytes) => self.on_restore(now, &bytes),
             Input::Resume => self.on_resume(now),
-            Input::LoginStarted => self.login_sent = Some(now),
+            Input::LoginStarted => {
+                self.login_sent = Some(now);
+                self.login_stale = false;
+            }
             Input::LoginSucceeded(t) => self.on_login(now, t),
             Input::MfaRequired => {
                 if self.held.is_none() {
@@ -414,6 +422,12 @@ impl Engine {
                     }
                 }
             }
+        }
+        // A logout observed while a login request is pending overtakes it: the answer, when
+        // it comes (maybe long after, from a frozen tab), must not revive a session that the
+        // logout ended.
+        if self.shared.epoch > epoch_before && self.login_sent.is_some() {
+            self.login_stale = true;
         }
         self.tick(now, fresh);
     }
@@ -589,6 +603,14 @@ impl Engine {
     }
 
     fn on_login(&mut self, now: Millis, t: Tokens) {
+        if core::mem::take(&mut self.login_stale) {
+            self.login_sent = None;
+            self.stats.stale_answers = self.stats.stale_answers.saturating_add(1);
+            if self.held.is_none() {
+                self.state = SessionState::Anonymous;
+            }
+            return;
+        }
         let serial = self.max_serial().saturating_add(1);
         let start = self.login_sent.take().filter(|&t| t <= now).unwrap_or(now);
         let stamp = super::shared::Stamp {

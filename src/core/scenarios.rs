@@ -487,9 +487,9 @@ fn user_logout_broadcasts_first_then_revokes_then_wipes() {
     let at = |p: &dyn Fn(&Effect) -> bool| fx.iter().position(|f| p(f)).unwrap();
     let persist = at(&|f| matches!(f, Effect::PersistShared(_)));
     let broadcast = at(&|f| matches!(f, Effect::Broadcast(_)));
-    let send = at(&|f| {
-        matches!(f, Effect::SendLogout { everywhere: true, access_token: Some(t), .. } if t == "a0")
-    });
+    let send = at(
+        &|f| matches!(f, Effect::SendLogout { everywhere: true, access_token: Some(t), .. } if t == "a0"),
+    );
     let wipe = at(&|f| *f == Effect::Wipe);
     let emit = at(&|f| matches!(f, Effect::Emit(Event::Logout { .. })));
     assert_eq!(
@@ -498,7 +498,10 @@ fn user_logout_broadcasts_first_then_revokes_then_wipes() {
         "the other tabs learn of the logout before anything waits on the server: {fx:?}"
     );
     assert!(broadcast < send, "broadcast before the revoke: {fx:?}");
-    assert!(send < wipe, "the revoke is sent before the wipe drops its credential: {fx:?}");
+    assert!(
+        send < wipe,
+        "the revoke is sent before the wipe drops its credential: {fx:?}"
+    );
     assert!(wipe < emit, "the event reports a finished wipe: {fx:?}");
     assert_eq!(
         broadcasts(&fx),
@@ -530,7 +533,10 @@ fn token_mode_logout_presents_the_refresh_token_after_the_broadcast() {
     drain(&mut e);
     e.handle(T0 + 10, Input::Logout { everywhere: false });
     let fx = drain(&mut e);
-    let broadcast = fx.iter().position(|f| matches!(f, Effect::Broadcast(_))).unwrap();
+    let broadcast = fx
+        .iter()
+        .position(|f| matches!(f, Effect::Broadcast(_)))
+        .unwrap();
     let send = fx
         .iter()
         .position(|f| matches!(f, Effect::SendLogout { refresh_token: Some(r), .. } if r == "r0"))
@@ -1176,4 +1182,26 @@ fn claim_merging_is_symmetric_and_first_come_first_served() {
             assert_eq!(s.claim, Some(w));
         }
     }
+}
+
+#[test]
+fn a_logout_seen_while_a_login_is_pending_wins_over_its_late_answer() {
+    let mut e = Engine::new(cfg(), 1, 7, T0);
+    e.handle(T0, Input::LoginStarted);
+    // The tab froze; meanwhile another tab logged out (epoch 1).
+    let after = Shared {
+        epoch: 1,
+        reason: Some(LogoutReason::User),
+        ..Shared::default()
+    };
+    e.handle(T0 + 60_000, Input::Shared(Some(after.encode())));
+    e.handle(T0 + 60_001, Input::LoginSucceeded(tokens("stale")));
+    assert!(drain(&mut e)
+        .iter()
+        .all(|f| !matches!(f, Effect::Broadcast(_) | Effect::StoreToken(_))));
+    assert_eq!(e.access_token(), None);
+    // A new login afterwards works.
+    e.handle(T0 + 70_000, Input::LoginStarted);
+    e.handle(T0 + 70_100, Input::LoginSucceeded(tokens("fresh")));
+    assert_eq!(e.access_token(), Some("fresh"));
 }
