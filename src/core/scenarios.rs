@@ -484,7 +484,7 @@ fn user_logout_broadcasts_first_then_revokes_then_wipes() {
     let (mut e, _, _) = signed_in(1, cfg());
     e.handle(T0 + 10, Input::Logout { everywhere: true });
     let fx = drain(&mut e);
-    let at = |p: &dyn Fn(&Effect) -> bool| fx.iter().position(|f| p(f)).unwrap();
+    let at = |p: &dyn Fn(&Effect) -> bool| fx.iter().position(p).unwrap();
     let persist = at(&|f| matches!(f, Effect::PersistShared(_)));
     let broadcast = at(&|f| matches!(f, Effect::Broadcast(_)));
     let send = at(
