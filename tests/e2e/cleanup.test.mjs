@@ -4,25 +4,19 @@
 // is gone after it, in the tab that logged out and in the other one. The SDK expires what the
 // page can see; the server's `Clear-Site-Data` answer removes the rest.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import {
+  openDemo,
   REFRESH_COOKIE,
   SDK_SHARED_PREFIX,
-  openDemo,
-  setup,
   signIn,
   storageLeft,
+  useEnv,
   waitForEvent,
   waitForState,
 } from "./harness.mjs";
 
-let env;
-before(async () => {
-  env = await setup();
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = useEnv({}, { resetEachTest: false });
 
 async function plantedIn(page) {
   return page.evaluate(() => window.tesseraDemo.inventory());

@@ -21,6 +21,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { after, afterEach, before } from "node:test";
 import { chromium } from "playwright-core";
 
 export { sleep };
@@ -411,4 +412,26 @@ export async function setup(serverOpts = {}) {
       await server.close();
     },
   };
+}
+
+/**
+ * Registers the node:test hooks of a test file: one server + one browser started before its
+ * first test (`setup(serverOpts)`), torn down after its last, and (unless `resetEachTest` is
+ * false) the browser context reset between tests. Returns the environment object, filled in
+ * once `before` has run: `{ server, browser, context, teardown }`.
+ */
+export function useEnv(serverOpts = {}, { resetEachTest = true } = {}) {
+  const env = {};
+  before(async () => {
+    Object.assign(env, await setup(serverOpts));
+  });
+  if (resetEachTest) {
+    afterEach(async () => {
+      await resetContext(env.context, env.server.url);
+    });
+  }
+  after(async () => {
+    await env.teardown?.();
+  });
+  return env;
 }

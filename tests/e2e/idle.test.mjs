@@ -1,23 +1,14 @@
 // Protocol property 3 in a real browser: activity in one tab keeps every tab alive; with no
 // activity anywhere, every tab warns and then logs out, on time.
 import assert from "node:assert/strict";
-import { after, afterEach, before, test } from "node:test";
-import { eventsOf, openDemo, setup, signIn, sleep, waitForEvent, waitForState, resetContext } from "./harness.mjs";
+import { test } from "node:test";
+import { eventsOf, openDemo, signIn, sleep, useEnv, waitForEvent, waitForState } from "./harness.mjs";
 
 const IDLE_MS = 6_000;
 const WARN_MS = 3_000;
 const TABS = 3;
 
-let env;
-before(async () => {
-  env = await setup();
-});
-afterEach(async () => {
-  await resetContext(env.context, env.server.url);
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = useEnv();
 
 test("activity in one tab keeps all alive; none => warning, then logout in all", async () => {
   const query = `?idle=${IDLE_MS}&warn=${WARN_MS}&lead=5000`;

@@ -3,30 +3,20 @@
 // (with a TOTP code) sign in through the UI, the idle warning is a keyboard-usable modal,
 // and screenshots of the signed-out, signed-in and idle-warning states are saved.
 import assert from "node:assert/strict";
-import { after, afterEach, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   eventsOf,
   openDemo,
   screenshot,
-  setup,
   signIn,
   stateOf,
   totp,
+  useEnv,
   waitForEvent,
   waitForState,
-  resetContext,
 } from "./harness.mjs";
 
-let env;
-before(async () => {
-  env = await setup();
-});
-afterEach(async () => {
-  await resetContext(env.context, env.server.url);
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = useEnv();
 
 describe("server surface", () => {
   test("serves the demo page, its assets and the web package on one origin", async () => {

@@ -2,21 +2,15 @@
 // expiry produces exactly one `POST /auth/refresh` (requests counted at the browser context,
 // which sees every tab's network), over several cycles; every tab gets each new token.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { eventsOf, openDemo, setup, signIn, sleep, waitForState } from "./harness.mjs";
+import { test } from "node:test";
+import { eventsOf, openDemo, signIn, sleep, useEnv, waitForState } from "./harness.mjs";
 
 const ACCESS_TTL_S = 4; // server --access-ttl
 const LEAD_MS = 1_500; // SDK refreshLeadMs: refresh about 2.5 s after each token arrives
 const TABS = 5;
 const CYCLES = 4;
 
-let env;
-before(async () => {
-  env = await setup({ accessTtl: ACCESS_TTL_S });
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = useEnv({ accessTtl: ACCESS_TTL_S }, { resetEachTest: false });
 
 test(`${TABS} tabs, ${CYCLES}+ expiries: exactly one POST /auth/refresh per expiry`, async () => {
   // No refresh jitter, so every expiry falls exactly one period after the previous one.

@@ -1,33 +1,23 @@
 // Cross-tab login and logout in one browser context (the tabs share cookies, storage,
 // BroadcastChannel and Web Locks), against the real server with its SQLite store.
 import assert from "node:assert/strict";
-import { after, afterEach, before, test } from "node:test";
+import { test } from "node:test";
 import {
   DEFINITIVE_END_CODES,
-  REFRESH_COOKIE,
   eventsOf,
   openDemo,
   postAuth,
+  REFRESH_COOKIE,
   refreshCookie,
-  setup,
   signIn,
   stateOf,
   storageLeft,
+  useEnv,
   waitForEvent,
   waitForState,
-  resetContext,
 } from "./harness.mjs";
 
-let env;
-before(async () => {
-  env = await setup();
-});
-afterEach(async () => {
-  await resetContext(env.context, env.server.url);
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = useEnv();
 
 test("login in tab A makes tab B active without a reload", async () => {
   const a = await openDemo(env.context, env.server.url);

@@ -1,19 +1,10 @@
 // Protocol property 4/5 in a real browser: a tampered (or garbage) persisted session record is
 // wiped, never used, and the user is asked to sign in again; nothing throws in the page.
 import assert from "node:assert/strict";
-import { after, afterEach, before, test } from "node:test";
-import { openDemo, setup, signIn, stateOf, waitForState, waitReady, resetContext } from "./harness.mjs";
+import { test } from "node:test";
+import { openDemo, signIn, stateOf, useEnv, waitForState, waitReady } from "./harness.mjs";
 
-let env;
-before(async () => {
-  env = await setup();
-});
-afterEach(async () => {
-  await resetContext(env.context, env.server.url);
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = useEnv();
 
 /** The SDK's own Web Storage entries (the demo's keys start with "demo:"). */
 function sdkEntries(page, area) {
