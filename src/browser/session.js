@@ -259,7 +259,7 @@ class Driver {
         this.mem.delete(this.tk); // web storage copies go in the cleanup (and are counted)
         if (!this.store) this.sdel(this.tk);
         this.mfa = this.user = null;
-        this.pause(this.cleanup().then((c) => (this.cleared = c)));
+        this.cleared = this.cleanup();
         break;
       case "emit":
         this.emitEngine(e[1], e[2]);
@@ -415,25 +415,25 @@ class Driver {
 
   // ---- logout cleanup ----------------------------------------------------------------------
 
-  async cleanup() {
+  // Synchronous, so the `logout` event follows at once: tokens, web storage and cookies are
+  // gone when it fires. IndexedDB and Cache Storage deletions only start here; their lists in
+  // the report fill in as they finish (`logout()` resolves after them).
+  cleanup() {
     const p = this.plan;
-    let keep = null;
-    try {
-      keep = localStorage.getItem(this.sk); // the logout epoch survives any wipe
-    } catch (_) {}
+    // The shared record (the logout epoch) is never removed, so never written back: a copy
+    // written back could be older than what another tab stored meanwhile.
     const out = {
       memory: true,
-      localStorage: wipeStorage("localStorage", p.localStorage, [this.tk, this.bk]),
+      localStorage: wipeStorage("localStorage", p.localStorage, [this.tk, this.bk], this.sk),
       sessionStorage: wipeStorage("sessionStorage", p.sessionStorage, [this.tk]),
     };
-    if (keep !== null)
-      try {
-        localStorage.setItem(this.sk, keep);
-      } catch (_) {}
     out.cookies = p.cookies ? wipeCookies(document, location) : [];
     const which = (x) => (x === true || Array.isArray(x) ? x : null);
-    out.indexedDB = which(p.indexedDB) ? await wipeIndexedDb(p.indexedDB) : [];
-    out.caches = which(p.caches) ? await wipeCaches(p.caches) : [];
+    const later = (x, f, into) => which(x) && f(x).then((n) => into.push(...n));
+    this.wiping = Promise.all([
+      later(p.indexedDB, wipeIndexedDb, (out.indexedDB = [])),
+      later(p.caches, wipeCaches, (out.caches = [])),
+    ]);
     return out;
   }
 
@@ -491,6 +491,7 @@ class Driver {
     this.drive(LOGOUT, !!(o && o.everywhere));
     await this.settle();
     await this.revoke;
+    await this.wiping;
   }
 
   // Bearer added; on 401 one refresh (through the engine) and one retry, never more.
@@ -645,13 +646,13 @@ async function wipeCaches(names) {
   } catch (_) { return []; }
 }
 
-// Clears a web storage: everything (`all`) or only the given SDK keys. Returns "all" or the
-// number of keys removed; 0 when the store is unavailable.
-function wipeStorage(name, all, keys) {
+// Clears a web storage: everything but `keep` (`all`) or only the given SDK keys. Returns
+// "all" or the number of keys removed; 0 when the store is unavailable.
+function wipeStorage(name, all, keys, keep) {
   try {
     const s = globalThis[name];
     if (all) {
-      s.clear();
+      for (const k of Object.keys(s)) if (k !== keep) s.removeItem(k);
       return "all";
     }
     let n = 0;

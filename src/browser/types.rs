@@ -68,9 +68,10 @@ export interface Cleared {
   sessionStorage: "all" | number;
   /** Names of the cookies that were expired. */
   cookies: string[];
-  /** Names of the IndexedDB databases deleted. */
+  /** Names of the IndexedDB databases deleted. Filled in when the deletions finish (the
+   *  `logout` event does not wait for them; `await session.logout()` does). */
   indexedDB: string[];
-  /** Names of the Cache Storage entries deleted. */
+  /** Names of the Cache Storage entries deleted (filled in like `indexedDB`). */
   caches: string[];
 }
 
