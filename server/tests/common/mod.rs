@@ -390,6 +390,8 @@ impl SentinelSetup {
             Proc(
                 Command::new("redis-server")
                     .args(args)
+                    // A replica's full sync writes an RDB file into its working dir.
+                    .current_dir(std::env::temp_dir())
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .spawn()
