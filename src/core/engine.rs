@@ -299,6 +299,8 @@ pub struct Engine {
     pub(crate) forced: bool,
     /// Cookie-mode join in progress (no token yet).
     pub(crate) resuming: bool,
+    /// No other tab of this origin is alive (the driver said so): a resume skips the join wait.
+    pub(crate) alone: bool,
     /// The last refresh request sent, until its answer is handled.
     pub(crate) last_req: Option<Pending>,
     /// A logout was observed after the pending login request was sent.
@@ -336,6 +338,7 @@ impl Engine {
             online: true,
             forced: false,
             resuming: false,
+            alone: false,
             login_sent: None,
             login_stale: false,
             last_req: None,
@@ -496,6 +499,23 @@ impl Engine {
             );
         }
         best
+    }
+
+    /// The driver knows whether another tab of this origin is alive (e.g. whether any other
+    /// tab holds its Web Lock). Alone, a later [`Input::Resume`] skips the join wait (no tab
+    /// could answer) and goes straight to the refresh.
+    pub fn set_alone(&mut self, alone: bool) {
+        self.alone = alone;
+    }
+
+    /// `true` while a resume ([`Input::Resume`]) is undecided: no token yet, online, and
+    /// neither a refresh answer nor a retryable failure so far (after one, the tab is
+    /// anonymous for now and retries in the background).
+    pub fn resume_pending(&self) -> bool {
+        self.resuming
+            && self.held.is_none()
+            && self.online
+            && !matches!(self.phase, Phase::Backoff { .. })
     }
 
     /// Diagnostic counters.

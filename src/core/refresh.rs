@@ -67,8 +67,9 @@ impl Engine {
             }
         }
         self.resuming = true;
+        let wait = if self.alone { 0 } else { self.cfg.join_wait };
         self.phase = Phase::Joining {
-            until: now.saturating_add(self.cfg.join_wait),
+            until: now.saturating_add(wait),
         };
     }
 

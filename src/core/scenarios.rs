@@ -1205,3 +1205,47 @@ fn a_logout_seen_while_a_login_is_pending_wins_over_its_late_answer() {
     e.handle(T0 + 70_100, Input::LoginSucceeded(tokens("fresh")));
     assert_eq!(e.access_token(), Some("fresh"));
 }
+
+#[test]
+fn a_tab_alone_resumes_without_the_join_wait_and_knows_when_the_resume_settled() {
+    let first = |fx: &[Effect]| {
+        fx.iter()
+            .any(|f| matches!(f, Effect::AcquireLock { .. } | Effect::SendRefresh { .. }))
+    };
+    // Not alone: the join wait first (another tab may answer with its token).
+    let mut b = Engine::new(cfg(), 2, 9, T0);
+    b.handle(T0, Input::Shared(None));
+    b.handle(T0, Input::Resume);
+    assert!(!first(&drain(&mut b)));
+    assert!(b.resume_pending());
+    // Alone: straight to the refresh.
+    let mut a = Engine::new(cfg(), 1, 7, T0);
+    a.set_alone(true);
+    a.handle(T0, Input::Shared(None));
+    a.handle(T0, Input::Resume);
+    let fx = drain(&mut a);
+    assert!(first(&fx), "{fx:?}");
+    assert!(a.resume_pending());
+    if fx.iter().any(|f| matches!(f, Effect::AcquireLock { .. })) {
+        a.handle(T0 + 1, Input::LockGranted);
+        assert!(drain(&mut a)
+            .iter()
+            .any(|f| matches!(f, Effect::SendRefresh { .. })));
+        assert!(a.resume_pending(), "pending until the refresh is answered");
+    }
+    // No live cookie: definitively anonymous, the resume has settled.
+    a.handle(T0 + 30, Input::RefreshRejected(LogoutReason::Revoked));
+    drain(&mut a);
+    assert!(!a.resume_pending());
+    assert_eq!(a.state(), SessionState::Anonymous);
+    // A retryable failure settles it too (anonymous for now, retrying in the background).
+    let mut c = Engine::new(cfg(), 3, 5, T0);
+    c.set_alone(true);
+    c.handle(T0, Input::Shared(None));
+    c.handle(T0, Input::Resume);
+    c.handle(T0 + 1, Input::LockGranted);
+    drain(&mut c);
+    c.handle(T0 + 30, Input::RefreshFailed { retry_after: None });
+    drain(&mut c);
+    assert!(!c.resume_pending());
+}
