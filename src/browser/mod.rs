@@ -183,7 +183,6 @@ fn opt_str(v: Option<String>) -> JsValue {
 #[wasm_bindgen(js_name = Session, skip_typescript)]
 pub struct Core {
     engine: Engine,
-    join_wait: u64,
 }
 
 #[wasm_bindgen(js_class = Session)]
@@ -203,7 +202,11 @@ impl Core {
     pub fn handle(&mut self, kind: u8, arg: JsValue) {
         let input = match kind {
             0 => Input::Restore(bytes_of(&arg)),
-            1 => Input::Resume,
+            1 => {
+                // `true`: no other tab of this origin is alive, nobody could answer a join.
+                self.engine.set_alone(arg.is_truthy());
+                Input::Resume
+            }
             2 => match tokens_from(&arg) {
                 Some(t) => Input::LoginSucceeded(t),
                 None => Input::LoginFailed,
@@ -294,10 +297,9 @@ impl Core {
         self.engine.next_deadline().map_or(-1.0, |t| t as f64)
     }
 
-    // The configured join wait (ms) for `Resume`.
-    #[wasm_bindgen(js_name = joinWait)]
-    pub fn join_wait(&self) -> f64 {
-        self.join_wait as f64
+    // Whether the resume is still undecided (no token, no answer, no failure yet).
+    pub fn pending(&self) -> bool {
+        self.engine.resume_pending()
     }
 
     // `[busMalformed, sharedMalformed, refreshSent]`.
@@ -315,8 +317,7 @@ impl Core {
 
 fn new_core(options: &JsValue) -> Core {
     let config = config_from(options);
-    let join_wait = config.join_wait;
-    Core { engine: Engine::new(config, random_u64(), random_u64(), now()), join_wait }
+    Core { engine: Engine::new(config, random_u64(), random_u64(), now()) }
 }
 
 /// A session seen from Rust (the browser tests): the same JS driver that `Session.start`

@@ -57,6 +57,7 @@ class Driver {
   }
 
   async init(o) {
+    const solo = this.alone(o);
     if (this.kind) {
       try {
         const s = globalThis[this.kind + "Storage"];
@@ -74,16 +75,33 @@ class Driver {
     // being resumed silently from the refresh cookie (issue 6).
     const intact = this.kind ? (await this.restore()) !== false : true;
     if (o.resume !== false && intact && !this.signedIn()) {
-      this.drive(RESUME);
-      // Settle before resolving: another tab's token, or the cookie refresh's answer.
-      const until = Date.now() + this.c.joinWait() + 50;
-      while (!this.signedIn() && (this.refreshing || Date.now() < until) && Date.now() < until + 30000)
-        await this.next(this.refreshing ? 1000 : Math.max(1, until - Date.now()));
+      // Alone, the engine skips the join wait: no other tab could answer.
+      this.drive(RESUME, await solo);
+      // Settle before resolving: until the resume is decided (another tab's token, or the
+      // refresh's answer or retryable failure), at most 30 s.
+      for (const end = Date.now() + 30000; this.c.pending() && Date.now() < end; ) await this.next(100);
     }
+    await solo; // this tab's lock is requested: other tabs starting now see it alive
     // Events raised while starting reach listeners added right after `await start()`.
     const early = this.early;
     this.early = null;
     if (early.length) setTimeout(() => early.forEach(([n, d]) => this.emit(n, d)), 0);
+  }
+
+  // Every live tab holds the shared Web Lock `tessera:tab:<channel>` for its lifetime (released
+  // on dispose, or by the browser when the page goes). Resolves to true when no other tab held
+  // it: this one is alone. Without Web Locks (or with `webLocks: false`): false, unknown.
+  async alone(o) {
+    const n = "tessera:tab:" + this.ch;
+    let q;
+    try {
+      if (!hasLocks()) return false;
+      q = await navigator.locks.query();
+      await new Promise((ok) => {
+        navigator.locks.request(n, { mode: "shared" }, () => (ok(), this.dead || new Promise((r) => this.off.push(r)))).catch(ok);
+      });
+    } catch (_) {}
+    return !!q && o.webLocks !== false && !q.held.concat(q.pending).some((l) => l.name === n);
   }
 
   install(o) {
