@@ -53,9 +53,9 @@ export interface SessionOptions {
   resume?: boolean;
   /** Publish activity to other tabs at most this often. Default 5000. */
   activityThrottleMs?: number;
-  /** How long to wait for the cross-tab refresh lock. Default 15000. */
+  /** How long to wait for the cross-tab refresh lock. Default 8000 (must exceed `requestTimeoutMs`). */
   lockWaitMs?: number;
-  /** A refresh without an answer after this long counts as failed. Default 10000. */
+  /** A refresh without an answer after this long counts as failed. Default 5000 (keep it plus 1 s under the server's refresh grace window). */
   requestTimeoutMs?: number;
   /** Set `false` to coordinate refreshes over the bus even where Web Locks exist. */
   webLocks?: boolean;
