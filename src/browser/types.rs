@@ -57,6 +57,9 @@ export interface SessionOptions {
   lockWaitMs?: number;
   /** A refresh without an answer after this long counts as failed. Default 5000 (keep it plus 1 s under the server's refresh grace window). */
   requestTimeoutMs?: number;
+  /** How long a starting tab waits for another live tab to hand over its token before it
+   * resumes from the refresh cookie. Default 250; skipped when no other tab is alive. */
+  joinWaitMs?: number;
   /** Set `false` to coordinate refreshes over the bus even where Web Locks exist. */
   webLocks?: boolean;
 }
