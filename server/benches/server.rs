@@ -27,6 +27,11 @@ use tessera_server::store::{SessionRecord, SessionStore, UserRecord};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+// The tests' helpers: the bench starts its Redis the same way the conformance suite does.
+#[allow(dead_code)]
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 const CLIENTS: usize = 64;
 const MAX_REQUESTS: usize = 2_000_000;
 
@@ -493,43 +498,6 @@ impl Drop for TempFiles {
     }
 }
 
-struct Redis(Child, u16);
-impl Redis {
-    fn start() -> Option<Redis> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .ok()?;
-        for _ in 0..250 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(Redis(child, port));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn main() {
     // Cargo passes `--bench`; there is nothing to filter.
@@ -591,10 +559,10 @@ fn main() {
         drop(server);
 
         // ---- Redis server
-        match Redis::start() {
+        match common::RedisServer::start() {
             None => println!("!!!!!!!! redis-server not available: Redis rotation bench SKIPPED !!!!!!!!"),
             Some(redis) => {
-                let url = format!("redis://127.0.0.1:{}/", redis.1);
+                let url = redis.url();
                 let server = Server::start(&url);
                 let store = tessera_server::store::redis::RedisStore::connect(&url, "tessera:").await.expect("redis");
                 let t0 = Instant::now();
