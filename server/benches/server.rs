@@ -498,7 +498,6 @@ impl Drop for TempFiles {
     }
 }
 
-
 fn main() {
     // Cargo passes `--bench`; there is nothing to filter.
     let secs = env_num("TESSERA_BENCH_SECS", 5);

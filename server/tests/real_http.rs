@@ -49,6 +49,16 @@ async fn login(c: &reqwest::Client, base: &str, body: Value) -> reqwest::Respons
         .expect("login")
 }
 
+/// Signs in the demo user alice (cookie mode).
+async fn login_alice(c: &reqwest::Client, base: &str) -> reqwest::Response {
+    login(
+        c,
+        base,
+        json!({"username": "alice", "password": "tessera-demo"}),
+    )
+    .await
+}
+
 async fn refresh(c: &reqwest::Client, base: &str, rt: &str) -> reqwest::Response {
     c.post(format!("{base}/auth/refresh"))
         .header("cookie", format!("__Host-tessera_rt={rt}"))
@@ -63,12 +73,7 @@ async fn real_http_cookie_flow_login_refresh_logout() {
     let db = TempDb::new("http");
     let srv = LiveServer::start(state_for(&db.url()).await).await;
     let c = client();
-    let r = login(
-        &c,
-        &srv.base,
-        json!({"username": "alice", "password": "tessera-demo"}),
-    )
-    .await;
+    let r = login_alice(&c, &srv.base).await;
     assert_eq!(r.status(), StatusCode::OK);
     let rt = token_of(&r).expect("cookie");
     let j: Value = r.json().await.expect("json");
@@ -163,12 +168,7 @@ async fn real_http_concurrent_refreshes_on_sqlite_yield_one_successor() {
     let db = TempDb::new("race");
     let srv = LiveServer::start(state_for(&db.url()).await).await;
     let c = client();
-    let r = login(
-        &c,
-        &srv.base,
-        json!({"username": "alice", "password": "tessera-demo"}),
-    )
-    .await;
+    let r = login_alice(&c, &srv.base).await;
     let rt = token_of(&r).expect("cookie");
     let sid = r.json::<Value>().await.expect("json")["session"]["id"]
         .as_str()
@@ -206,12 +206,7 @@ async fn restart_with_sqlite_keeps_sessions() {
     let c = client();
     let (rt, at) = {
         let srv = LiveServer::start(state_for(&db.url()).await).await;
-        let r = login(
-            &c,
-            &srv.base,
-            json!({"username": "alice", "password": "tessera-demo"}),
-        )
-        .await;
+        let r = login_alice(&c, &srv.base).await;
         let rt = token_of(&r).expect("cookie");
         let at = r.json::<Value>().await.expect("json")["access_token"]
             .as_str()
@@ -249,12 +244,7 @@ async fn two_instances_share_sessions_through_redis() {
     let a = LiveServer::start(state_for(&redis.url()).await).await;
     let b = LiveServer::start(state_for(&redis.url()).await).await;
     let c = client();
-    let r = login(
-        &c,
-        &a.base,
-        json!({"username": "alice", "password": "tessera-demo"}),
-    )
-    .await;
+    let r = login_alice(&c, &a.base).await;
     let rt = token_of(&r).expect("cookie");
     let at = r.json::<Value>().await.expect("json")["access_token"]
         .as_str()
@@ -373,12 +363,7 @@ async fn binary_prints_bound_url_and_serves_demo() {
             .and_then(|v| v.to_str().ok()),
         Some("application/wasm")
     );
-    let r = login(
-        &c,
-        url.trim_end_matches('/'),
-        json!({"username": "alice", "password": "tessera-demo"}),
-    )
-    .await;
+    let r = login_alice(&c, url.trim_end_matches('/')).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.expect("json")["expires_in"], 120);
     let _ = std::fs::remove_dir_all(dir);
@@ -500,12 +485,7 @@ async fn binary_restart_on_the_same_sqlite_file_keeps_sessions() {
             .expect("line")
             .trim_end_matches('/')
             .to_string();
-        let r = login(
-            &c,
-            &base,
-            json!({"username": "alice", "password": "tessera-demo"}),
-        )
-        .await;
+        let r = login_alice(&c, &base).await;
         let rt = token_of(&r).expect("cookie");
         let at = r.json::<Value>().await.expect("json")["access_token"]
             .as_str()
