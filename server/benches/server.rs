@@ -28,7 +28,6 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 // The tests' helpers: the bench starts its Redis the same way the conformance suite does.
-#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 
