@@ -13,6 +13,6 @@ build_pkg() {
   step "building the Wasm package (wasm-pack, release, web target) into pkg/"
   rm -rf pkg  # wasm-pack does not clean between targets (TOOLCHAIN.md pitfall 7)
   wasm-pack --quiet build --release --target web --out-dir pkg --mode no-install
-  if [ -f scripts/package.mjs ]; then node scripts/package.mjs pkg; fi
-  node scripts/size.mjs pkg
+  node scripts/package.mjs pkg  # package.json, bundled + minified JS, bundler/ and react/ entries
+  node bench/size.mjs pkg
 }
