@@ -1,9 +1,15 @@
 //! Errors: one enum for everything a handler can fail with, rendered as RFC 9457
 //! `application/problem+json` with a stable `code`. Internals go to the log, never the client.
+//!
+//! [`ApiError::meta`] is the one table mapping each variant to its status, wire code and
+//! title; everything else (the problem body, headers) derives from it.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+
+/// A boxed error kept as the `source` of an internal failure (logged, never sent).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything a request can fail with. Each variant maps to one stable wire `code`.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +24,13 @@ pub enum ApiError {
     /// Too many attempts (`rate_limited`, 429 with `Retry-After`).
     #[error("rate limited, retry after {retry_after}s")]
     RateLimited {
+        /// Seconds until the client may try again.
+        retry_after: u64,
+    },
+    /// The server is saturated (password hashing queue full); try later
+    /// (`overloaded`, 503 with `Retry-After`).
+    #[error("overloaded, retry after {retry_after}s")]
+    Overloaded {
         /// Seconds until the client may try again.
         retry_after: u64,
     },
@@ -48,9 +61,12 @@ pub enum ApiError {
     /// No such route or resource (`not_found`, 404).
     #[error("not found")]
     NotFound,
-    /// Anything else; the detail is logged, the client sees a generic message (`internal`, 500).
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// The store failed (`internal`, 500); the source is logged.
+    #[error("store failure")]
+    Store(#[from] crate::store::StoreError),
+    /// Anything else (`internal`, 500); the source is logged, the client sees a generic message.
+    #[error("internal error")]
+    Internal(#[source] BoxError),
 }
 
 /// The RFC 9457 body.
@@ -70,52 +86,58 @@ pub struct Problem {
 }
 
 impl ApiError {
+    /// An internal error from anything printable (the text is logged, never sent).
+    pub fn internal(e: impl Into<BoxError>) -> Self {
+        ApiError::Internal(e.into())
+    }
+
+    /// The table: status, stable wire code and title of each variant.
+    pub fn meta(&self) -> (StatusCode, &'static str, &'static str) {
+        use StatusCode as S;
+        match self {
+            ApiError::InvalidRequest(_) => (S::BAD_REQUEST, "invalid_request", "Invalid request"),
+            ApiError::InvalidCredentials => {
+                (S::UNAUTHORIZED, "invalid_credentials", "Invalid credentials")
+            }
+            ApiError::RateLimited { .. } => {
+                (S::TOO_MANY_REQUESTS, "rate_limited", "Too many requests")
+            }
+            ApiError::Overloaded { .. } => {
+                (S::SERVICE_UNAVAILABLE, "overloaded", "Server busy")
+            }
+            ApiError::MfaInvalid => (S::UNAUTHORIZED, "mfa_invalid", "Invalid one-time code"),
+            ApiError::MfaExpired => (S::UNAUTHORIZED, "mfa_expired", "MFA challenge expired"),
+            ApiError::RefreshInvalid => {
+                (S::UNAUTHORIZED, "refresh_invalid", "Invalid refresh token")
+            }
+            ApiError::RefreshReused => (S::UNAUTHORIZED, "refresh_reused", "Refresh token reused"),
+            ApiError::SessionRevoked => (S::UNAUTHORIZED, "session_revoked", "Session revoked"),
+            ApiError::SessionExpired => (S::UNAUTHORIZED, "session_expired", "Session expired"),
+            ApiError::Unauthorized => (S::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::ForbiddenOrigin => (S::FORBIDDEN, "forbidden_origin", "Forbidden origin"),
+            ApiError::NotFound => (S::NOT_FOUND, "not_found", "Not found"),
+            ApiError::Store(_) | ApiError::Internal(_) => {
+                (S::INTERNAL_SERVER_ERROR, "internal", "Internal error")
+            }
+        }
+    }
+
     /// The stable wire code.
     pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::InvalidRequest(_) => "invalid_request",
-            ApiError::InvalidCredentials => "invalid_credentials",
-            ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::MfaInvalid => "mfa_invalid",
-            ApiError::MfaExpired => "mfa_expired",
-            ApiError::RefreshInvalid => "refresh_invalid",
-            ApiError::RefreshReused => "refresh_reused",
-            ApiError::SessionRevoked => "session_revoked",
-            ApiError::SessionExpired => "session_expired",
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::ForbiddenOrigin => "forbidden_origin",
-            ApiError::NotFound => "not_found",
-            ApiError::Internal(_) => "internal",
-        }
+        self.meta().1
     }
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::ForbiddenOrigin => StatusCode::FORBIDDEN,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::UNAUTHORIZED,
-        }
+        self.meta().0
     }
 
-    fn title(&self) -> &'static str {
+    fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::InvalidRequest(_) => "Invalid request",
-            ApiError::InvalidCredentials => "Invalid credentials",
-            ApiError::RateLimited { .. } => "Too many requests",
-            ApiError::MfaInvalid => "Invalid one-time code",
-            ApiError::MfaExpired => "MFA challenge expired",
-            ApiError::RefreshInvalid => "Invalid refresh token",
-            ApiError::RefreshReused => "Refresh token reused",
-            ApiError::SessionRevoked => "Session revoked",
-            ApiError::SessionExpired => "Session expired",
-            ApiError::Unauthorized => "Unauthorized",
-            ApiError::ForbiddenOrigin => "Forbidden origin",
-            ApiError::NotFound => "Not found",
-            ApiError::Internal(_) => "Internal error",
+            ApiError::RateLimited { retry_after } | ApiError::Overloaded { retry_after } => {
+                Some((*retry_after).max(1))
+            }
+            _ => None,
         }
     }
 
@@ -126,6 +148,9 @@ impl ApiError {
             ApiError::RateLimited { retry_after } => {
                 format!("Too many attempts; retry after {retry_after} seconds.")
             }
+            ApiError::Overloaded { retry_after } => {
+                format!("The server is busy; retry after {retry_after} seconds.")
+            }
             ApiError::MfaInvalid => "The one-time code is wrong or was already used.".into(),
             ApiError::MfaExpired => "The MFA challenge is unknown or expired; log in again.".into(),
             ApiError::RefreshInvalid => "The refresh token is missing or not valid.".into(),
@@ -134,39 +159,36 @@ impl ApiError {
             }
             ApiError::SessionRevoked => "The session was revoked.".into(),
             ApiError::SessionExpired => "The session expired.".into(),
-            ApiError::Unauthorized => "A valid bearer token is required.".into(),
+            ApiError::Unauthorized => "Valid credentials are required.".into(),
             ApiError::ForbiddenOrigin => {
                 "Cross-site request refused: Origin not allowed and no X-Tessera-CSRF header."
                     .into()
             }
             ApiError::NotFound => "No such resource.".into(),
-            ApiError::Internal(_) => "An internal error occurred.".into(),
+            ApiError::Store(_) | ApiError::Internal(_) => "An internal error occurred.".into(),
         }
     }
 
     /// The problem body this error renders to.
     pub fn problem(&self) -> Problem {
-        let code = self.code();
+        let (status, code, title) = self.meta();
         Problem {
             kind: format!("https://tessera.invalid/problems/{code}"),
-            title: self.title().into(),
-            status: self.status().as_u16(),
+            title: title.into(),
+            status: status.as_u16(),
             detail: self.detail(),
             code: code.into(),
         }
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        ApiError::Internal(format!("store: {e}"))
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(why) = &self {
-            tracing::error!(error = %why, "internal error");
+        if matches!(self, ApiError::Store(_) | ApiError::Internal(_)) {
+            let source = std::error::Error::source(&self)
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            tracing::error!(error = %self, source = %source, "internal error");
         }
         let problem = self.problem();
         let body = serde_json::to_vec(&problem).unwrap_or_default();
@@ -177,8 +199,8 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let ApiError::RateLimited { retry_after } = self {
-            if let Ok(v) = HeaderValue::from_str(&retry_after.max(1).to_string()) {
+        if let Some(secs) = self.retry_after() {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 h.insert(header::RETRY_AFTER, v);
             }
         }

@@ -20,12 +20,15 @@
 
 pub mod clock;
 pub mod config;
+pub mod csrf;
 pub mod error;
+pub mod extract;
 pub mod jwt;
 pub mod password;
 pub mod ratelimit;
 pub mod routes;
 pub mod secret;
+pub mod service;
 pub mod state;
 pub mod store;
 pub mod totp;
@@ -70,18 +73,26 @@ pub fn spawn_housekeeping(state: AppState) -> tokio::task::JoinHandle<()> {
 /// demo page and package.
 pub fn app(state: AppState) -> Router {
     let cfg = state.config().clone();
+    // Every state-changing route sits behind the Origin/CSRF guard, whatever credential
+    // (cookie, body token, bearer, none) the request carries.
+    let guarded = Router::new()
+        .route("/auth/login", post(routes::auth::login))
+        .route("/auth/mfa", post(routes::auth::mfa))
+        .route("/auth/refresh", post(routes::refresh::refresh))
+        .route("/auth/logout", post(routes::logout::logout))
+        .route("/auth/logout-all", post(routes::logout::logout_all))
+        .route("/auth/sessions/{id}", delete(routes::sessions::delete_session))
+        .route("/auth/vault-key", post(routes::vault::vault_key))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            csrf::guard,
+        ));
     let auth = Router::new()
-        .route("/auth/login", post(routes::login))
-        .route("/auth/mfa", post(routes::mfa))
-        .route("/auth/refresh", post(routes::refresh))
-        .route("/auth/logout", post(routes::logout))
-        .route("/auth/logout-all", post(routes::logout_all))
-        .route("/auth/session", get(routes::current_session))
-        .route("/auth/sessions", get(routes::list_sessions))
-        .route("/auth/sessions/{id}", delete(routes::delete_session))
-        .route("/auth/vault-key", post(routes::vault_key))
-        .route("/auth/introspect", post(routes::introspect))
-        .route("/api/me", get(routes::me))
+        .merge(guarded)
+        .route("/auth/session", get(routes::sessions::current_session))
+        .route("/auth/sessions", get(routes::sessions::list_sessions))
+        .route("/auth/introspect", post(routes::introspect::introspect))
+        .route("/api/me", get(routes::me::me))
         // OWASP: responses carrying tokens must never be cached.
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
@@ -94,7 +105,7 @@ pub fn app(state: AppState) -> Router {
 
     let mut router = Router::new()
         .merge(auth)
-        .route("/.well-known/jwks.json", get(routes::jwks))
+        .route("/.well-known/jwks.json", get(routes::keys::jwks))
         .layer(DefaultBodyLimit::max(64 * 1024));
 
     if cfg.demo {

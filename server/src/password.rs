@@ -80,3 +80,72 @@ mod tests {
         assert!(!h.verify("pw", Some("garbage")));
     }
 }
+
+/// The server is saturated: the hashing queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("password hashing queue full")]
+pub struct Busy;
+
+/// Argon2 work bounded by a semaphore sized to the cores, with a bounded queue: each
+/// verification reserves ~`m` KiB, so unbounded concurrency is a memory and CPU exhaustion
+/// vector. When `concurrency + queue` jobs are already admitted a new one is refused at
+/// once ([`Busy`]), which the routes answer with 503 and `Retry-After`.
+#[derive(Debug, Clone)]
+pub struct HashPool {
+    hasher: PasswordHasher,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    admitted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    capacity: usize,
+}
+
+struct Admission(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl HashPool {
+    /// `concurrency` parallel hashes (0 = the number of cores), `queue` more may wait.
+    pub fn new(hasher: PasswordHasher, concurrency: usize, queue: usize) -> Self {
+        let concurrency = if concurrency == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            concurrency
+        };
+        HashPool {
+            hasher,
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency)),
+            admitted: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            capacity: concurrency + queue,
+        }
+    }
+
+    /// The hasher (for work outside the request path, e.g. administrative commands).
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// Runs `job` with the hasher on the blocking pool once a slot is free.
+    ///
+    /// # Errors
+    /// [`Busy`] at once when the queue is full (or the job panicked).
+    pub async fn run<R, F>(&self, job: F) -> Result<R, Busy>
+    where
+        R: Send + 'static,
+        F: FnOnce(&PasswordHasher) -> R + Send + 'static,
+    {
+        use std::sync::atomic::Ordering;
+        let before = self.admitted.fetch_add(1, Ordering::AcqRel);
+        let _admission = Admission(self.admitted.clone());
+        if before >= self.capacity {
+            return Err(Busy);
+        }
+        let _permit = self.permits.clone().acquire_owned().await.map_err(|_| Busy)?;
+        let hasher = self.hasher.clone();
+        tokio::task::spawn_blocking(move || job(&hasher))
+            .await
+            .map_err(|_| Busy)
+    }
+}

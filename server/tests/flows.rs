@@ -64,9 +64,16 @@ async fn full_cookie_flow_login_refresh_me_logout() {
         out.header("clear-site-data").as_deref(),
         Some("\"cookies\", \"storage\"")
     );
+    let mut attrs: Vec<String> = out
+        .set_cookie()
+        .unwrap_or_default()
+        .split(';')
+        .map(|a| a.trim().to_string())
+        .collect();
+    attrs.sort();
     assert_eq!(
-        out.set_cookie().as_deref(),
-        Some("__Host-tessera_rt=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict")
+        attrs,
+        ["HttpOnly", "Max-Age=0", "Path=/", "SameSite=Strict", "Secure", "__Host-tessera_rt="]
     );
     assert_eq!(h.introspect(&at2).await["active"], false);
     h.get("/api/me", Some(&at2))

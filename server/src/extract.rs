@@ -1,0 +1,283 @@
+//! Typed request extractors: every handler states what it needs in its signature, and a
+//! missing or malformed input is rejected here, as `application/problem+json`, before the
+//! handler runs.
+//!
+//! - [`JsonBody`]: a JSON body (an empty body reads as `{}`), rejection `invalid_request`.
+//! - [`ClientAddr`]: the caller's address, network bucket and user agent.
+//! - [`Bearer`]: the `Authorization: Bearer` token, rejection `unauthorized`.
+//! - [`AuthSession`]: a verified access token whose session is live.
+//! - [`RefreshCredential`]: the refresh token from the body (token mode) or the cookie.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use axum_extra::extract::cookie::CookieJar;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::jwt::AccessClaims;
+use crate::state::AppState;
+use crate::store::{Liveness, SessionRecord};
+
+/// Name of the refresh-token cookie.
+pub const REFRESH_COOKIE: &str = "__Host-tessera_rt";
+/// Header an SDK request carries to prove it is not a cross-site form post.
+pub const CSRF_HEADER: &str = "x-tessera-csrf";
+
+/// A JSON request body deserialized into `T`. An empty (or all-whitespace) body reads as
+/// `{}`, so bodies whose fields are all optional may be omitted. Malformed JSON is a 400
+/// `invalid_request` problem.
+#[derive(Debug, Clone)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> JsonBody<T> {
+    /// Parses raw bytes with the rules above.
+    ///
+    /// # Errors
+    /// [`ApiError::InvalidRequest`] naming the JSON error.
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            body
+        };
+        serde_json::from_slice(body)
+            .map(JsonBody)
+            .map_err(|e| ApiError::InvalidRequest(format!("malformed JSON body: {e}")))
+    }
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::InvalidRequest(format!("unreadable body: {e}")))?;
+        Self::parse(&body)
+    }
+}
+
+/// Who is calling: address, network bucket and user agent.
+#[derive(Debug, Clone)]
+pub struct ClientAddr {
+    /// `User-Agent` (truncated to 256 bytes).
+    pub user_agent: String,
+    /// Client IP address, or `unknown`.
+    pub address: String,
+}
+
+impl ClientAddr {
+    /// The network this client belongs to (see [`network_of`]).
+    pub fn network(&self) -> String {
+        network_of(&self.address)
+    }
+}
+
+fn truncated_user_agent(headers: &HeaderMap) -> String {
+    let mut ua: String = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if ua.len() > 256 {
+        let mut cut = 256;
+        while !ua.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        ua.truncate(cut);
+    }
+    ua
+}
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user_agent = truncated_user_agent(&parts.headers);
+        let forwarded = state
+            .config()
+            .trust_proxy
+            .then(|| parts.headers.get("x-forwarded-for"))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse::<IpAddr>().ok());
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let address = forwarded
+            .or(peer)
+            .map(|ip| ip.to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Ok(ClientAddr {
+            user_agent,
+            address,
+        })
+    }
+}
+
+/// The network an address belongs to for anomaly detection: IPv4 /24, IPv6 /64.
+pub fn network_of(address: &str) -> String {
+    match address.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        Ok(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Err(_) => address.to_string(),
+    }
+}
+
+/// The token of an `Authorization: Bearer …` header.
+#[derive(Debug, Clone)]
+pub struct Bearer(pub String);
+
+impl Bearer {
+    /// The bearer token in `headers`, if any.
+    pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
+        let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+        let (scheme, token) = v.split_once(' ')?;
+        let token = token.trim();
+        (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
+            .then(|| Bearer(token.to_string()))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Bearer::from_headers(&parts.headers).ok_or(ApiError::Unauthorized)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Bearer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(Bearer::from_headers(&parts.headers))
+    }
+}
+
+/// A verified access token whose session is live.
+#[derive(Debug, Clone)]
+pub struct AuthSession {
+    /// The token's claims.
+    pub claims: AccessClaims,
+    /// Its session.
+    pub session: SessionRecord,
+}
+
+impl AuthSession {
+    /// Verifies `token` and loads its session; `Ok(None)` when the token is not valid or
+    /// the session is not live.
+    ///
+    /// # Errors
+    /// Only when the store fails.
+    pub async fn verify(state: &AppState, token: &str) -> Result<Option<Self>, ApiError> {
+        let now = state.now();
+        let claims = match state.keys().verify(token, now) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "bearer rejected");
+                return Ok(None);
+            }
+        };
+        let Some(session) = state.store().get_session(&claims.sid).await? else {
+            return Ok(None);
+        };
+        Ok((session.liveness(now, state.config().idle_timeout) == Liveness::Live)
+            .then_some(AuthSession { claims, session }))
+    }
+}
+
+impl FromRequestParts<AppState> for AuthSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Bearer(token) = Bearer::from_headers(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        AuthSession::verify(state, &token)
+            .await?
+            .ok_or(ApiError::Unauthorized)
+    }
+}
+
+/// Where a refresh token came from, which decides where its successor goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The HttpOnly `__Host-` cookie (default).
+    Cookie,
+    /// The JSON body (`{refresh_token}`), for cross-site APIs.
+    Token,
+}
+
+impl Mode {
+    /// Parses the optional `mode` member of a login body.
+    ///
+    /// # Errors
+    /// `invalid_request` for anything but `cookie` or `token`.
+    pub fn parse(m: Option<&str>) -> Result<Mode, ApiError> {
+        match m {
+            None | Some("cookie") => Ok(Mode::Cookie),
+            Some("token") => Ok(Mode::Token),
+            Some(other) => Err(ApiError::InvalidRequest(format!(
+                "unknown mode {other:?} (cookie|token)"
+            ))),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct RefreshBody {
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+/// The refresh token a request presents: `{refresh_token}` in the JSON body (token mode),
+/// else the refresh cookie (cookie mode). Also carries the request's cookie jar.
+#[derive(Debug, Clone)]
+pub struct RefreshCredential {
+    /// The presented token, if any.
+    pub token: Option<String>,
+    /// Where it came from (cookie mode when none was presented).
+    pub mode: Mode,
+    /// The request's cookies (to answer with an updated jar).
+    pub jar: CookieJar,
+}
+
+impl<S: Send + Sync> FromRequest<S> for RefreshCredential {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let jar = CookieJar::from_headers(req.headers());
+        let JsonBody(body) = JsonBody::<RefreshBody>::from_request(req, state).await?;
+        let (token, mode) = match body.refresh_token {
+            Some(t) => (Some(t), Mode::Token),
+            None => (
+                jar.get(REFRESH_COOKIE)
+                    .map(|c| c.value().to_string())
+                    .filter(|v| !v.is_empty()),
+                Mode::Cookie,
+            ),
+        };
+        Ok(RefreshCredential { token, mode, jar })
+    }
+}

@@ -1,0 +1,102 @@
+//! `POST /auth/login` and `POST /auth/mfa`.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use axum_extra::extract::cookie::CookieJar;
+use serde::{Deserialize, Serialize};
+
+use super::{refresh_cookie, TokenResponse};
+use crate::error::ApiError;
+use crate::extract::{ClientAddr, JsonBody, Mode};
+use crate::service::{self, Issued, LoginOutcome};
+use crate::state::AppState;
+
+/// Body of `POST /auth/login`.
+#[derive(Debug, Deserialize)]
+pub struct LoginRequest {
+    username: String,
+    password: String,
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+/// Body of `POST /auth/mfa`.
+#[derive(Debug, Deserialize)]
+pub struct MfaRequest {
+    mfa_token: String,
+    code: String,
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+/// `200` of a password step that needs a TOTP code.
+#[derive(Debug, Serialize)]
+pub struct MfaRequired {
+    /// Always `true`.
+    pub mfa_required: bool,
+    /// The challenge token for `/auth/mfa`.
+    pub mfa_token: String,
+    /// Its lifetime in seconds.
+    pub expires_in: i64,
+}
+
+/// Answers with the session: the refresh token in the cookie or (token mode) in the body.
+pub(crate) fn session_response(
+    state: &AppState,
+    jar: CookieJar,
+    issued: &Issued,
+    mode: Mode,
+) -> Response {
+    let body = TokenResponse::new(state, issued, mode == Mode::Token);
+    match mode {
+        Mode::Token => Json(body).into_response(),
+        Mode::Cookie => {
+            let max_age = issued.session.expires_at - state.now();
+            (
+                jar.add(refresh_cookie(&issued.refresh_token, max_age)),
+                Json(body),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// `POST /auth/login`
+pub async fn login(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    jar: CookieJar,
+    JsonBody(req): JsonBody<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let mode = Mode::parse(req.mode.as_deref())?;
+    if req.username.is_empty() || req.username.len() > 256 || req.password.len() > 1024 {
+        return Err(ApiError::InvalidRequest(
+            "username and password are required (bounded length)".into(),
+        ));
+    }
+    match service::login(&state, &client, &req.username, &req.password, req.mode).await? {
+        LoginOutcome::Session(issued) => Ok(session_response(&state, jar, &issued, mode)),
+        LoginOutcome::MfaRequired {
+            mfa_token,
+            expires_in,
+        } => Ok(Json(MfaRequired {
+            mfa_required: true,
+            mfa_token,
+            expires_in,
+        })
+        .into_response()),
+    }
+}
+
+/// `POST /auth/mfa`
+pub async fn mfa(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    jar: CookieJar,
+    JsonBody(req): JsonBody<MfaRequest>,
+) -> Result<Response, ApiError> {
+    let (issued, login_mode) = service::verify_mfa(&state, &client, &req.mfa_token, &req.code).await?;
+    let mode = Mode::parse(req.mode.as_deref().or(login_mode.as_deref()))?;
+    Ok(session_response(&state, jar, &issued, mode))
+}

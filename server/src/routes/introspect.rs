@@ -1,0 +1,91 @@
+//! `POST /auth/introspect` (RFC 7662 shape).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::extract::{AuthSession, JsonBody};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+struct IntrospectRequest {
+    token: String,
+}
+
+/// The claims of an active token.
+#[derive(Debug, Serialize)]
+pub struct ActiveToken {
+    /// User id.
+    pub sub: String,
+    /// Session id.
+    pub sid: String,
+    /// Login name.
+    pub username: String,
+    /// Expiry.
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Token id.
+    pub jti: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Whether the session used a second factor.
+    pub mfa: bool,
+}
+
+/// `200` of `POST /auth/introspect`: `{active: false}` or `{active: true, …claims}`.
+#[derive(Debug, Serialize)]
+pub struct Introspection {
+    /// Whether the token is valid and its session live.
+    pub active: bool,
+    /// The details of an active token.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub token: Option<ActiveToken>,
+}
+
+fn form_token(body: &[u8]) -> Option<String> {
+    std::str::from_utf8(body)
+        .ok()
+        .and_then(|s| s.split('&').find_map(|kv| kv.strip_prefix("token=")))
+        .map(|t| t.replace('+', " "))
+}
+
+/// `POST /auth/introspect` — accepts JSON `{token}` or form-encoded `token=`.
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Introspection>, ApiError> {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let token = if is_form {
+        form_token(&body).ok_or_else(|| ApiError::InvalidRequest("token is required".into()))?
+    } else {
+        JsonBody::<IntrospectRequest>::parse(&body)?.0.token
+    };
+    let token = AuthSession::verify(&state, &token).await?.map(|a| ActiveToken {
+        sub: a.claims.sub,
+        sid: a.claims.sid,
+        username: a.claims.username,
+        exp: a.claims.exp,
+        iat: a.claims.iat,
+        iss: a.claims.iss,
+        aud: a.claims.aud,
+        jti: a.claims.jti,
+        token_type: "Bearer",
+        mfa: a.session.mfa,
+    });
+    Ok(Json(Introspection {
+        active: token.is_some(),
+        token,
+    }))
+}

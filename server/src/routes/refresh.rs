@@ -1,0 +1,37 @@
+//! `POST /auth/refresh`.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+
+use super::auth::session_response;
+use super::expired_cookie;
+use crate::error::ApiError;
+use crate::extract::{ClientAddr, Mode, RefreshCredential};
+use crate::service;
+use crate::state::AppState;
+
+/// `POST /auth/refresh` — rotates the presented refresh token. Errors that end the session
+/// for good also clear the cookie (cookie mode).
+pub async fn refresh(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    cred: RefreshCredential,
+) -> Response {
+    match service::rotate(&state, &client, cred.token.as_deref()).await {
+        Ok(issued) => session_response(&state, cred.jar, &issued, cred.mode),
+        Err(e) => {
+            let definitive = matches!(
+                e,
+                ApiError::RefreshInvalid
+                    | ApiError::RefreshReused
+                    | ApiError::SessionRevoked
+                    | ApiError::SessionExpired
+            );
+            if definitive && cred.mode == Mode::Cookie {
+                (cred.jar.add(expired_cookie()), e).into_response()
+            } else {
+                e.into_response()
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! `GET /auth/session`, `GET /auth/sessions`, `DELETE /auth/sessions/{id}`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+
+use super::SessionView;
+use crate::error::ApiError;
+use crate::extract::AuthSession;
+use crate::secret::log_tag;
+use crate::service;
+use crate::state::AppState;
+use crate::store::{Liveness, SessionEvent};
+
+/// One entry of `GET /auth/sessions`.
+#[derive(Debug, Serialize)]
+pub struct SessionEntry {
+    /// Session id.
+    pub id: String,
+    /// Whether this is the caller's session.
+    pub current: bool,
+    /// Whether it is live.
+    pub active: bool,
+    /// Whether a second factor was used.
+    pub mfa: bool,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last refresh.
+    pub last_seen: i64,
+    /// Absolute expiry.
+    pub expires_at: i64,
+    /// User agent last seen.
+    pub user_agent: String,
+    /// Address last seen.
+    pub address: String,
+    /// When it was revoked.
+    pub revoked_at: Option<i64>,
+    /// Why.
+    pub revoke_reason: Option<String>,
+    /// Anomaly and revocation events.
+    pub events: Vec<SessionEvent>,
+}
+
+/// `200` of `GET /auth/sessions`.
+#[derive(Debug, Serialize)]
+pub struct SessionList {
+    /// Newest first.
+    pub sessions: Vec<SessionEntry>,
+}
+
+/// `GET /auth/session`
+pub async fn current_session(
+    State(state): State<AppState>,
+    auth: AuthSession,
+) -> Json<SessionView> {
+    Json(SessionView::new(&state, &auth.session))
+}
+
+/// `GET /auth/sessions`
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    auth: AuthSession,
+) -> Result<Json<SessionList>, ApiError> {
+    let now = state.now();
+    let idle = state.config().idle_timeout;
+    let sessions = state
+        .store()
+        .list_sessions(&auth.claims.sub)
+        .await?
+        .into_iter()
+        .map(|s| SessionEntry {
+            current: s.sid == auth.claims.sid,
+            active: s.liveness(now, idle) == Liveness::Live,
+            id: s.sid,
+            mfa: s.mfa,
+            created_at: s.created_at,
+            last_seen: s.last_seen,
+            expires_at: s.expires_at,
+            user_agent: s.user_agent,
+            address: s.address,
+            revoked_at: s.revoked_at,
+            revoke_reason: s.revoke_reason,
+            events: s.events,
+        })
+        .collect();
+    Ok(Json(SessionList { sessions }))
+}
+
+/// `DELETE /auth/sessions/{id}`
+pub async fn delete_session(
+    State(state): State<AppState>,
+    auth: AuthSession,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    match state.store().get_session(&id).await? {
+        Some(t) if t.user_id == auth.claims.sub => {
+            service::revoke(&state, &t.sid, "remote_revoke").await?;
+            tracing::info!(sid = %log_tag(&t.sid), by = %log_tag(&auth.claims.sid), "session revoked remotely");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        _ => Err(ApiError::NotFound),
+    }
+}
