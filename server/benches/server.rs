@@ -44,6 +44,9 @@ fn env_num(name: &str, default: u64) -> u64 {
 // ---------------------------------------------------------------------------------------
 // a minimal keep-alive HTTP/1.1 client, so the client side costs as little CPU as possible
 
+/// The resource-server secret the bench server is started with (introspection needs it).
+const BENCH_SECRET: &str = "tessera-bench-introspection-secret-0123456789";
+
 struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
@@ -62,7 +65,7 @@ impl Conn {
     /// POSTs JSON and returns (status, body).
     async fn post(&mut self, path: &str, body: &str) -> std::io::Result<(u16, Vec<u8>)> {
         let req = format!(
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {BENCH_SECRET}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         self.stream.write_all(req.as_bytes()).await?;
@@ -118,6 +121,7 @@ impl Server {
     fn start(store: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tessera-server"))
             .args(["--listen", "127.0.0.1:0", "--store", store, "--log", "warn"])
+            .env("TESSERA_INTROSPECTION_SECRET", BENCH_SECRET)
             .args([
                 "--access-ttl",
                 "3600",
@@ -219,6 +223,7 @@ fn mint(ks: &KeySet, sid: &str, now: i64) -> String {
         exp: now + 3600,
         jti: random_token(),
         username: "bench".into(),
+        nbf: None,
     })
     .expect("sign")
 }

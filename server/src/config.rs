@@ -48,8 +48,10 @@ pub struct Config {
     #[arg(long, env = "TESSERA_ABSOLUTE_TIMEOUT", default_value_t = 28800)]
     pub absolute_timeout: i64,
 
-    /// Comma-separated origins allowed to call with credentials (CORS) and to send
-    /// cookie-authenticated POSTs (e.g. `https://app.example.com`). Same-origin is always allowed.
+    /// Comma-separated origins allowed to send state-changing requests (login, refresh,
+    /// logout, …) and to call with credentials (CORS), e.g. `https://app.example.com`. The
+    /// `Host` header never defines "same origin": list the app's own origin here. `http://`
+    /// is accepted only for loopback hosts. Demo mode adds the loopback origin it listens on.
     #[arg(long, env = "TESSERA_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
@@ -115,13 +117,58 @@ pub struct Config {
     #[arg(long, env = "TESSERA_ROTATE_SIGNING_KEY", value_parser = BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     pub rotate_signing_key: bool,
 
-    /// Take the client address from the first `X-Forwarded-For` hop (only behind a trusted proxy).
-    #[arg(long, env = "TESSERA_TRUST_PROXY", value_parser = BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    /// Removed: use `--trusted-proxies CIDR,…`. Setting it is a start-up error naming the new flag.
+    #[arg(long, env = "TESSERA_TRUST_PROXY", value_parser = BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true", hide = true)]
     pub trust_proxy: bool,
 
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info`, `tessera_server=debug`.
     #[arg(long, env = "TESSERA_LOG", default_value = "info")]
     pub log: String,
+
+    // ---- HTTP hardening (issue 9, HTTP half) -------------------------------------------
+
+    /// Comma-separated CIDRs (or addresses) of reverse proxies whose `X-Forwarded-For` is
+    /// believed: read right to left, the first hop that is not one of them is the client.
+    /// Empty: the TCP peer is the client and `X-Forwarded-For` is ignored.
+    #[arg(long, env = "TESSERA_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
+    /// `Clear-Site-Data` directives sent by logout after it revoked a session, comma
+    /// separated (`storage`, `cache`, `cookies`, `executionContexts`, `*`); empty = none.
+    /// Beware: `cookies` clears every cookie of the whole registrable domain (example.com
+    /// for app.example.com), logging the user out of sibling apps too.
+    #[arg(long, env = "TESSERA_CLEAR_SITE_DATA", default_value = "storage")]
+    pub clear_site_data: String,
+
+    /// Shared secret resource servers send as `Authorization: Bearer <secret>` to
+    /// `/auth/introspect` (RFC 7662 §2.1), at least 32 characters. Unset: introspection
+    /// answers 401 to everyone.
+    #[arg(long, env = "TESSERA_INTROSPECTION_SECRET", hide_env_values = true)]
+    pub introspection_secret: Option<String>,
+
+    /// Password hashes computed in parallel (0 = one per core).
+    #[arg(long, env = "TESSERA_ARGON2_CONCURRENCY", default_value_t = 0)]
+    pub argon2_concurrency: usize,
+
+    /// Logins that may wait for a hashing slot; beyond that 503 + `Retry-After` at once.
+    #[arg(long, env = "TESSERA_ARGON2_QUEUE", default_value_t = 32)]
+    pub argon2_queue: usize,
+
+    /// Seconds a client has to send a request's complete header block.
+    #[arg(long, env = "TESSERA_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+
+    /// Seconds a client has to send a request body.
+    #[arg(long, env = "TESSERA_BODY_TIMEOUT", default_value_t = 10)]
+    pub body_timeout: u64,
+
+    /// Seconds a request may take in all before 408.
+    #[arg(long, env = "TESSERA_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout: u64,
+
+    /// Open connections at most; further clients wait until one closes.
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
 
     /// What to do (default: serve).
     #[command(subcommand)]
@@ -172,6 +219,15 @@ impl Default for Config {
             rotate_signing_key: false,
             trust_proxy: false,
             log: "info".into(),
+            trusted_proxies: Vec::new(),
+            clear_site_data: "storage".into(),
+            introspection_secret: None,
+            argon2_concurrency: 0,
+            argon2_queue: 32,
+            header_timeout: 10,
+            body_timeout: 10,
+            request_timeout: 30,
+            max_connections: 1024,
             command: None,
         }
     }
@@ -185,6 +241,7 @@ impl Config {
             store: "memory://".into(),
             argon2_memory_kib: 64,
             argon2_iterations: 1,
+            introspection_secret: Some("tessera-tests-introspection-secret-0123456789".into()),
             ..Config::default()
         }
     }
@@ -227,7 +284,111 @@ impl Config {
                     "--allowed-origins entry {o:?} must be an origin like https://app.example.com"
                 ));
             }
+            if o.starts_with("http://") && !is_loopback_origin(o) {
+                return Err(format!(
+                    "--allowed-origins entry {o:?}: plain http:// is allowed only for loopback hosts; use https://"
+                ));
+            }
+        }
+        self.validate_http()
+    }
+}
+
+/// Whether `origin` (`scheme://host[:port]`) names a loopback host.
+fn is_loopback_origin(origin: &str) -> bool {
+    let rest = origin.split_once("://").map_or("", |(_, r)| r);
+    let host = if let Some(v6) = rest.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        rest.rsplit_once(':').map_or(rest, |(h, _)| h)
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The `Clear-Site-Data` directives the header may carry.
+const CLEAR_SITE_DATA: [&str; 7] = [
+    "cache",
+    "cookies",
+    "storage",
+    "executionContexts",
+    "clientHints",
+    "prefetchCache",
+    "*",
+];
+
+impl Config {
+    /// The HTTP-hardening settings' checks (part of [`Config::validate`]).
+    fn validate_http(&self) -> Result<(), String> {
+        if self.trust_proxy {
+            return Err("--trust-proxy / TESSERA_TRUST_PROXY was removed: it believed a header the client writes. \
+                 Name your proxies with --trusted-proxies CIDR,… (TESSERA_TRUSTED_PROXIES)"
+                .into());
+        }
+        crate::net::parse_proxies(&self.trusted_proxies)?;
+        self.clear_site_data_header()?;
+        if let Some(s) = &self.introspection_secret {
+            if s.len() < 32 {
+                return Err("--introspection-secret must be at least 32 characters".into());
+            }
+        }
+        for (name, v) in [
+            ("--header-timeout", self.header_timeout),
+            ("--body-timeout", self.body_timeout),
+            ("--request-timeout", self.request_timeout),
+        ] {
+            if v == 0 {
+                return Err(format!("{name} must be positive"));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err("--max-connections must be positive".into());
         }
         Ok(())
+    }
+
+    /// The `Clear-Site-Data` header value (`"storage"` by default), `None` when empty.
+    ///
+    /// # Errors
+    /// An unknown directive.
+    pub fn clear_site_data_header(&self) -> Result<Option<String>, String> {
+        let mut out = Vec::new();
+        for d in self.clear_site_data.split(',') {
+            let d = d.trim().trim_matches('"').trim();
+            if d.is_empty() {
+                continue;
+            }
+            if !CLEAR_SITE_DATA.contains(&d) {
+                return Err(format!(
+                    "--clear-site-data: unknown directive {d:?} (one of {})",
+                    CLEAR_SITE_DATA.join(", ")
+                ));
+            }
+            out.push(format!("\"{d}\""));
+        }
+        Ok((!out.is_empty()).then(|| out.join(", ")))
+    }
+
+    /// Demo mode: allows the loopback origin(s) the server listens on (`http://127.0.0.1:PORT`
+    /// and `http://localhost:PORT`), so the demo page on that origin may log in.
+    pub fn add_listen_origin(&mut self, addr: std::net::SocketAddr) {
+        let mut add = |o: String| {
+            if !self.allowed_origins.contains(&o) {
+                self.allowed_origins.push(o);
+            }
+        };
+        match addr.ip() {
+            std::net::IpAddr::V4(v4) if v4.is_loopback() || v4.is_unspecified() => {
+                add(format!("http://127.0.0.1:{}", addr.port()));
+                add(format!("http://localhost:{}", addr.port()));
+            }
+            std::net::IpAddr::V6(v6) if v6.is_loopback() || v6.is_unspecified() => {
+                add(format!("http://[::1]:{}", addr.port()));
+                add(format!("http://localhost:{}", addr.port()));
+            }
+            _ => {}
+        }
     }
 }

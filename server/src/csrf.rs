@@ -2,9 +2,14 @@
 //! refresh, logout, logout-all, remote revoke, vault key), whatever credential the request
 //! carries. Handlers cannot forget it: it runs before their extractors.
 //!
-//! A present `Origin` must be allow-listed (see [`Config::origins`](crate::Config::origins)).
-//! A request without `Origin` is accepted only when it cannot be a cross-site form post:
-//! it carries `X-Tessera-CSRF`, or it carries no refresh cookie.
+//! - A present `Origin` must be one of `--allowed-origins` (demo mode adds its own loopback
+//!   origin). `Host` is never used to decide "same origin": it is as client-controlled as
+//!   the rest of the request.
+//! - Without `Origin` (non-browser clients; browsers send it on every cross-origin and
+//!   every same-origin POST), the request must not look like something a cross-site form
+//!   can send: a form content type (`application/x-www-form-urlencoded`,
+//!   `multipart/form-data`, `text/plain`) or a refresh cookie needs `X-Tessera-CSRF`, which
+//!   a form cannot set; `Sec-Fetch-Site: cross-site` is refused outright.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
@@ -16,36 +21,45 @@ use crate::error::ApiError;
 use crate::extract::{CSRF_HEADER, REFRESH_COOKIE};
 use crate::state::AppState;
 
+fn form_like(headers: &HeaderMap) -> bool {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("?").to_ascii_lowercase());
+    ct.is_some_and(|ct| {
+        let essence = ct.split(';').next().unwrap_or("").trim().to_string();
+        matches!(
+            essence.as_str(),
+            "application/x-www-form-urlencoded" | "multipart/form-data" | "text/plain" | "?"
+        )
+    })
+}
+
 /// Whether `headers` pass the guard.
 ///
 /// # Errors
 /// [`ApiError::ForbiddenOrigin`] when they do not.
 pub fn check(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let has_csrf_header = headers.get(CSRF_HEADER).is_some_and(|v| !v.is_empty());
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("\u{0}");
+        return if state.config().origins().any(|o| o == origin) {
+            Ok(())
+        } else {
+            tracing::warn!(origin = %origin.chars().take(100).collect::<String>(), "refused cross-site request");
+            Err(ApiError::ForbiddenOrigin)
+        };
+    }
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
     let has_cookie = CookieJar::from_headers(headers)
         .get(REFRESH_COOKIE)
         .is_some_and(|c| !c.value().is_empty());
-    match headers
-        .get(header::ORIGIN)
-        .map(|v| v.to_str().unwrap_or("\u{0}"))
-    {
-        Some(origin) => {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("");
-            let same = !host.is_empty()
-                && (origin == format!("http://{host}") || origin == format!("https://{host}"));
-            if same || state.config().origins().any(|o| o == origin) {
-                Ok(())
-            } else {
-                tracing::warn!(origin = %origin.chars().take(100).collect::<String>(), "refused cross-site request");
-                Err(ApiError::ForbiddenOrigin)
-            }
-        }
-        None if !has_cookie || has_csrf_header => Ok(()),
-        None => Err(ApiError::ForbiddenOrigin),
+    if cross_site || ((form_like(headers) || has_cookie) && !has_csrf_header) {
+        tracing::warn!("refused request without Origin that a cross-site form could send");
+        return Err(ApiError::ForbiddenOrigin);
     }
+    Ok(())
 }
 
 /// The middleware (`axum::middleware::from_fn_with_state(state, csrf::guard)`).

@@ -10,6 +10,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
 use axum::http::request::Parts;
@@ -72,9 +73,14 @@ pub struct ClientAddr {
 }
 
 impl ClientAddr {
-    /// The network this client belongs to (see [`network_of`]).
+    /// The network this client belongs to for anomaly detection (see [`network_of`]).
     pub fn network(&self) -> String {
         network_of(&self.address)
+    }
+
+    /// The throttling bucket (IPv4 /32, IPv6 /64), also what auth logs record.
+    pub fn bucket(&self) -> String {
+        crate::throttle::bucket(&self.address)
     }
 }
 
@@ -102,21 +108,21 @@ impl FromRequestParts<AppState> for ClientAddr {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let user_agent = truncated_user_agent(&parts.headers);
-        let forwarded = state
-            .config()
-            .trust_proxy
-            .then(|| parts.headers.get("x-forwarded-for"))
-            .flatten()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok());
-        let peer = parts
+        let address = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        let address = forwarded
-            .or(peer)
-            .map(|ip| ip.to_string())
+            .map(|c| {
+                crate::net::client_ip(
+                    c.0.ip(),
+                    parts
+                        .headers
+                        .get_all("x-forwarded-for")
+                        .iter()
+                        .filter_map(|v| v.to_str().ok()),
+                    &state.policy().proxies,
+                )
+                .to_string()
+            })
             .unwrap_or_else(|| "unknown".into());
         Ok(ClientAddr {
             user_agent,

@@ -33,6 +33,41 @@ pub struct AccessClaims {
     pub jti: String,
     /// The user's login name (for display; not an authorization input).
     pub username: String,
+    /// Not before (Unix seconds); Tessera does not set it, but a token carrying one is
+    /// refused until then (RFC 7519 §4.1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+}
+
+/// Deserializes any JSON object and fails on a repeated member name (RFC 8725 §3.1 /
+/// RFC 7515 §4: duplicate members must be rejected, not resolved last-one-wins).
+struct UniqueMembers;
+
+impl<'de> Deserialize<'de> for UniqueMembers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UniqueMembers;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UniqueMembers, A::Error> {
+                let mut seen: Vec<std::borrow::Cow<'de, str>> = Vec::with_capacity(12);
+                while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if seen.contains(&k) {
+                        return Err(serde::de::Error::custom("duplicate member"));
+                    }
+                    seen.push(k);
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+                Ok(UniqueMembers)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// A persisted signing key (the 32-byte Ed25519 seed).
@@ -229,13 +264,16 @@ impl KeySet {
         key.verifying
             .verify_strict(signing_input, &Signature::from_bytes(&sig))
             .map_err(|_| TokenError::Invalid)?;
-        let c: AccessClaims = unb64(c64)
-            .and_then(|c| serde_json::from_slice(&c).ok())
-            .ok_or(TokenError::Invalid)?;
+        let raw = unb64(c64).ok_or(TokenError::Invalid)?;
+        serde_json::from_slice::<UniqueMembers>(&raw).map_err(|_| TokenError::Invalid)?;
+        let c: AccessClaims = serde_json::from_slice(&raw).map_err(|_| TokenError::Invalid)?;
         if c.iss != self.issuer || c.aud != self.audience {
             return Err(TokenError::Invalid);
         }
-        if c.exp + self.leeway <= now || c.iat - self.leeway > now {
+        if c.exp + self.leeway <= now
+            || c.iat - self.leeway > now
+            || c.nbf.is_some_and(|nbf| nbf - self.leeway > now)
+        {
             return Err(TokenError::Expired);
         }
         Ok(c)
@@ -276,6 +314,7 @@ mod tests {
             exp: now + 60,
             jti: "j".into(),
             username: "alice".into(),
+            nbf: None,
         }
     }
 

@@ -24,13 +24,16 @@ pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod jwt;
+pub mod net;
 pub mod password;
-pub mod ratelimit;
+pub mod policy;
 pub mod routes;
 pub mod secret;
+pub mod serve;
 pub mod service;
 pub mod state;
 pub mod store;
+pub mod throttle;
 pub mod totp;
 
 use axum::extract::DefaultBodyLimit;
@@ -40,7 +43,10 @@ use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
+use std::time::Duration;
+use axum::http::StatusCode;
 
 pub use config::Config;
 pub use state::AppState;
@@ -144,5 +150,14 @@ pub fn app(state: AppState) -> Router {
                 .max_age(std::time::Duration::from_secs(600)),
         );
     }
-    router.layer(TraceLayer::new_for_http()).with_state(state)
+    router
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(cfg.request_timeout.max(1)),
+        ))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+            cfg.body_timeout.max(1),
+        )))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }

@@ -1,7 +1,6 @@
 //! `tessera-server` binary: parse flags/env, open the store, serve.
 
 use std::io::Write as _;
-use std::net::SocketAddr;
 
 use clap::Parser as _;
 use tessera_server::config::Command;
@@ -30,6 +29,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(Command::UserAdd { username, totp }) = config.command.clone() {
         return user_add(config, &username, totp).await;
     }
+    let mut config = config;
     let listen = config.listen.clone();
     if config.demo {
         for (flag, dir) in [
@@ -41,24 +41,24 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    let state = AppState::from_config(config).await?;
-    tracing::info!(store = state.store().kind(), "store ready");
-    let _housekeeping = tessera_server::spawn_housekeeping(state.clone());
+    // Bind first: demo mode allows the loopback origin it actually listens on.
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
+    if config.demo {
+        config.add_listen_origin(addr);
+    }
+    let limits = tessera_server::serve::Limits::from_config(&config);
+    let state = AppState::from_config(config).await?;
+    tracing::info!(store = state.store().kind(), "store ready");
+    let _housekeeping = tessera_server::spawn_housekeeping(state.clone());
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "tessera-server listening on http://{addr}/")?;
         out.flush()?;
     }
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown())
-    .await?;
+    tessera_server::serve::serve(listener, app(state), limits, shutdown()).await?;
     Ok(())
 }
 
@@ -79,16 +79,27 @@ async fn user_add(
     }
     let issuer = config.issuer.clone();
     let state = AppState::from_config(config).await?;
+    let existing = state.store().find_user(username).await?;
     let secret = totp.then(|| {
         tessera_server::totp::base32_encode(&tessera_server::secret::random_bytes()[..20])
     });
     state
         .add_user(username, password, secret.as_deref())
         .await?;
+    // A password change ends every session of the user (ASVS 5.0 V7.4.3).
+    let revoked = match existing {
+        Some(u) => {
+            state
+                .store()
+                .revoke_user_sessions(&u.id, "password_changed", state.now())
+                .await?
+        }
+        None => 0,
+    };
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "user {username} saved in the {} store",
+        "user {username} saved in the {} store ({revoked} existing sessions revoked)",
         state.store().kind()
     )?;
     if let Some(s) = secret {

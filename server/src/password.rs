@@ -47,6 +47,21 @@ impl PasswordHasher {
             .map_err(|e| e.to_string())
     }
 
+    /// Whether `phc` was made with other parameters (algorithm, version, m, t, p) than
+    /// this hasher's, so it should be re-hashed after the next successful verification.
+    pub fn needs_rehash(&self, phc: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(phc) else {
+            return true;
+        };
+        let p = self.argon.params();
+        let same = parsed.algorithm.as_str() == "argon2id"
+            && parsed.version == Some(0x13)
+            && Params::try_from(&parsed).is_ok_and(|q| {
+                q.m_cost() == p.m_cost() && q.t_cost() == p.t_cost() && q.p_cost() == p.p_cost()
+            });
+        !same
+    }
+
     /// Whether `password` matches `phc` (`None` = unknown user: burns the same time on a
     /// dummy hash and returns `false`). The parameters stored in `phc` are honoured.
     pub fn verify(&self, password: &str, phc: Option<&str>) -> bool {

@@ -70,6 +70,7 @@ pub fn access_token(state: &AppState, s: &SessionRecord) -> ApiResult<(String, i
         exp: now + ttl,
         jti: b64(&random_bytes()[..16]),
         username: s.username.clone(),
+        nbf: None,
     };
     let jwt = state.keys().sign(&claims).map_err(ApiError::internal)?;
     Ok((jwt, ttl))
@@ -101,7 +102,7 @@ pub async fn issue(
         .create_session(&s, &hash_secret(&refresh))
         .await?;
     let (jwt, ttl) = access_token(state, &s)?;
-    tracing::info!(sid = %log_tag(&s.sid), user = %log_tag(&s.user_id), mfa, "session created");
+    tracing::info!(sid = %log_tag(&s.sid), user = %log_tag(&s.user_id), mfa, network = %client.bucket(), user_agent = %client.user_agent, "session created");
     Ok(Issued {
         session: s,
         access_token: jwt,
@@ -110,55 +111,71 @@ pub async fn issue(
     })
 }
 
-fn limited(state: &AppState, client: &ClientAddr, account: &str) -> ApiResult<()> {
-    let now = state.now();
-    state
-        .0
-        .address_limiter
-        .check(&client.address, now)
-        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
-    state
-        .0
-        .account_limiter
-        .check(account, now)
-        .map_err(|retry_after| ApiError::RateLimited { retry_after })
+fn throttled(retry_after: u64) -> ApiError {
+    ApiError::RateLimited { retry_after }
 }
 
-fn record_failure(state: &AppState, client: &ClientAddr, account: &str) {
-    let now = state.now();
-    state.0.address_limiter.fail(&client.address, now);
-    state.0.account_limiter.fail(account, now);
-}
-
-/// The password step.
+/// The password step. Reserves a slot in the throttle counters before any Argon2 work
+/// (refunded on success), verifies on the bounded hashing pool, upgrades a hash made with
+/// older parameters, and ends the session of a still-live refresh cookie the browser sent
+/// (`current_refresh`).
 ///
 /// # Errors
-/// `invalid_credentials`, `rate_limited`, or a store failure.
+/// `invalid_credentials`, `rate_limited`, `overloaded`, or a store failure.
 pub async fn login(
     state: &AppState,
     client: &ClientAddr,
     username: &str,
     password: &str,
     mode: Option<String>,
+    current_refresh: Option<&str>,
 ) -> ApiResult<LoginOutcome> {
     let account = username.to_lowercase();
-    limited(state, client, &account)?;
+    let policy = state.policy();
+    let rules = policy.throttle.password_rules(&account, &client.bucket());
+    if let Some(retry) = policy.throttle.reserve(&rules, state.now()).await? {
+        tracing::warn!(account = %log_tag(&account), network = %client.bucket(), user_agent = %client.user_agent, "login throttled");
+        return Err(throttled(retry));
+    }
     let user = state.store().find_user(username).await?;
-    let hasher = state.0.hasher.clone();
     let phc = user.as_ref().map(|u| u.password_hash.clone());
-    let password = password.to_string();
-    let ok = tokio::task::spawn_blocking(move || hasher.verify(&password, phc.as_deref()))
-        .await
-        .map_err(ApiError::internal)?;
-    let user = match (ok, user) {
+    let pw = password.to_string();
+    let verified = policy
+        .hashes
+        .run(move |h| {
+            let ok = h.verify(&pw, phc.as_deref());
+            let upgrade = (ok && phc.as_deref().is_some_and(|p| h.needs_rehash(p)))
+                .then(|| h.hash(&pw).ok())
+                .flatten();
+            (ok, upgrade)
+        })
+        .await;
+    let (ok, upgrade) = match verified {
+        Ok(v) => v,
+        Err(_) => {
+            policy.throttle.refund(&rules, state.now()).await?;
+            tracing::warn!(network = %client.bucket(), "login refused: password hashing saturated");
+            return Err(ApiError::Overloaded { retry_after: 1 });
+        }
+    };
+    let mut user = match (ok, user) {
         (true, Some(u)) => u,
         _ => {
-            record_failure(state, client, &account);
-            tracing::warn!(account = %log_tag(&account), "login failed");
+            tracing::warn!(account = %log_tag(&account), network = %client.bucket(), user_agent = %client.user_agent, "login failed");
             return Err(ApiError::InvalidCredentials);
         }
     };
-    state.0.account_limiter.clear(&account);
+    policy.throttle.refund(&rules, state.now()).await?;
+    if let Some(hash) = upgrade {
+        user.password_hash = hash;
+        state.store().upsert_user(&user).await?;
+        tracing::info!(user = %log_tag(&user.id), "password hash upgraded to the current parameters");
+    }
+    if let Caller::Session(old) | Caller::Superseded(old) =
+        identify(state, current_refresh, None).await?
+    {
+        revoke(state, &old.sid, "login", client).await?;
+    }
     if user.totp_secret.is_some() {
         let token = random_token();
         let challenge = serde_json::to_string(&MfaChallenge {
@@ -175,6 +192,7 @@ pub async fn login(
                 state.now() + ttl,
             )
             .await?;
+        tracing::info!(account = %log_tag(&account), network = %client.bucket(), user_agent = %client.user_agent, "password accepted, TOTP required");
         return Ok(LoginOutcome::MfaRequired {
             mfa_token: token,
             expires_in: ttl,
@@ -185,7 +203,9 @@ pub async fn login(
     )))
 }
 
-/// The TOTP step. Returns the session and the `mode` the password step asked for.
+/// The TOTP step. The challenge's own budget ([`MFA_TOKEN_ATTEMPTS`](crate::throttle::MFA_TOKEN_ATTEMPTS) codes) and the
+/// account's TOTP counters are reserved before the code is checked. Returns the session
+/// and the `mode` the password step asked for.
 ///
 /// # Errors
 /// `mfa_invalid`, `mfa_expired`, `rate_limited`, or a store failure.
@@ -196,21 +216,29 @@ pub async fn verify_mfa(
     code: &str,
 ) -> ApiResult<(Issued, Option<String>)> {
     let now = state.now();
-    state
-        .0
-        .address_limiter
-        .check(&client.address, now)
-        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     if mfa_token.len() > 128 {
         return Err(ApiError::MfaExpired);
     }
-    let key = format!("mfa:{}", hash_secret(mfa_token));
+    let token_hash = hash_secret(mfa_token);
+    let key = format!("mfa:{token_hash}");
     let challenge: MfaChallenge = match state.store().get_ephemeral(&key, now).await? {
         Some(c) => serde_json::from_str(&c).map_err(ApiError::internal)?,
         None => return Err(ApiError::MfaExpired),
     };
     let account = challenge.username.to_lowercase();
-    limited(state, client, &account)?;
+    let throttle = &state.policy().throttle;
+    let mut rules = throttle.mfa_rules(&account, &client.bucket(), &token_hash);
+    let token_rule = rules.split_off(rules.len() - 1);
+    if throttle.reserve(&token_rule, now).await?.is_some() {
+        state.store().take_ephemeral(&key, now).await?;
+        tracing::warn!(account = %log_tag(&account), network = %client.bucket(), user_agent = %client.user_agent, "mfa challenge exhausted");
+        return Err(ApiError::MfaExpired);
+    }
+    if let Some(retry) = throttle.reserve(&rules, now).await? {
+        throttle.refund(&token_rule, now).await?;
+        tracing::warn!(account = %log_tag(&account), network = %client.bucket(), user_agent = %client.user_agent, "mfa throttled");
+        return Err(throttled(retry));
+    }
     let user = state
         .store()
         .find_user(&challenge.username)
@@ -222,8 +250,7 @@ pub async fn verify_mfa(
         .and_then(totp::base32_decode)
         .ok_or_else(|| ApiError::internal("user has no usable TOTP secret"))?;
     let Some(step) = totp::verify(&secret, code.trim(), now) else {
-        record_failure(state, client, &account);
-        tracing::warn!(account = %log_tag(&account), "mfa code rejected");
+        tracing::warn!(account = %log_tag(&account), network = %client.bucket(), user_agent = %client.user_agent, "mfa code rejected");
         return Err(ApiError::MfaInvalid);
     };
     // Each code (time step) is accepted once per user, for as long as it could be valid.
@@ -233,14 +260,13 @@ pub async fn verify_mfa(
         .use_once(&once, (step + 2) * totp::STEP, now)
         .await?
     {
-        record_failure(state, client, &account);
-        tracing::warn!(account = %log_tag(&account), "mfa code replayed");
+        tracing::warn!(account = %log_tag(&account), network = %client.bucket(), user_agent = %client.user_agent, "mfa code rejected (replayed)");
         return Err(ApiError::MfaInvalid);
     }
     if state.store().take_ephemeral(&key, now).await?.is_none() {
         return Err(ApiError::MfaExpired);
     }
-    state.0.account_limiter.clear(&account);
+    throttle.refund(&rules, now).await?;
     Ok((issue(state, &user, true, client).await?, challenge.mode))
 }
 
@@ -351,8 +377,20 @@ pub async fn rotate(
     })
 }
 
-/// Finds the session a logout-style request is about: the refresh token (body or cookie),
-/// else a live bearer access token.
+/// Who a logout-style request speaks for.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// A live session, identified by its current (or grace) refresh token or a live
+    /// access token.
+    Session(SessionRecord),
+    /// A superseded refresh token of a live session: a replay (RFC 9700 reuse).
+    Superseded(SessionRecord),
+    /// Nothing usable.
+    Nobody,
+}
+
+/// Identifies the caller: the refresh token (body or cookie) first, else a live bearer
+/// access token. A dead refresh token does not speak for the user; a bearer still may.
 ///
 /// # Errors
 /// Only when the store fails.
@@ -360,39 +398,46 @@ pub async fn identify(
     state: &AppState,
     refresh: Option<&str>,
     bearer: Option<&str>,
-) -> ApiResult<Option<SessionRecord>> {
+) -> ApiResult<Caller> {
     let now = state.now();
-    let live = |s: &SessionRecord| s.liveness(now, state.config().idle_timeout) == Liveness::Live;
-    let mut found = None;
     if let Some(t) = refresh {
-        found = state
+        if let Some((s, pos)) = state
             .store()
             .lookup_refresh(&hash_secret(t), now, state.config().refresh_grace)
             .await?
-            .map(|(s, _)| s);
-    }
-    // A dead refresh token does not speak for the user; a valid bearer token still may.
-    if !found.as_ref().is_some_and(live) {
-        if let Some(t) = bearer {
-            if let Some(a) = AuthSession::verify(state, t).await? {
-                return Ok(Some(a.session));
+        {
+            if s.liveness(now, state.config().idle_timeout) == Liveness::Live {
+                return Ok(match pos {
+                    TokenPosition::Superseded => Caller::Superseded(s),
+                    _ => Caller::Session(s),
+                });
             }
         }
     }
-    Ok(found)
+    if let Some(t) = bearer {
+        if let Some(a) = AuthSession::verify(state, t).await? {
+            return Ok(Caller::Session(a.session));
+        }
+    }
+    Ok(Caller::Nobody)
 }
 
 /// Revokes one session (and destroys its vault key). Returns whether it was live.
 ///
 /// # Errors
 /// Only when the store fails.
-pub async fn revoke(state: &AppState, sid: &str, reason: &str) -> ApiResult<bool> {
+pub async fn revoke(
+    state: &AppState,
+    sid: &str,
+    reason: &str,
+    client: &ClientAddr,
+) -> ApiResult<bool> {
     let was_live = state
         .store()
         .revoke_session(sid, reason, state.now())
         .await?;
     if was_live {
-        tracing::info!(sid = %log_tag(sid), reason, "session revoked");
+        tracing::info!(sid = %log_tag(sid), reason, network = %client.bucket(), user_agent = %client.user_agent, "session revoked");
     }
     Ok(was_live)
 }
@@ -401,13 +446,61 @@ pub async fn revoke(state: &AppState, sid: &str, reason: &str) -> ApiResult<bool
 ///
 /// # Errors
 /// Only when the store fails.
-pub async fn revoke_user(state: &AppState, user_id: &str, reason: &str) -> ApiResult<usize> {
+pub async fn revoke_user(
+    state: &AppState,
+    user_id: &str,
+    reason: &str,
+    client: &ClientAddr,
+) -> ApiResult<usize> {
     let n = state
         .store()
         .revoke_user_sessions(user_id, reason, state.now())
         .await?;
-    tracing::info!(user = %log_tag(user_id), revoked = n, reason, "user sessions revoked");
+    tracing::info!(user = %log_tag(user_id), revoked = n, reason, network = %client.bucket(), user_agent = %client.user_agent, "user sessions revoked");
     Ok(n)
+}
+
+/// Sets a new password for `username` (hashed on the bounded pool) and revokes every
+/// other live session of the user (ASVS 5.0 V7.4.3); `keep` is the session that made the
+/// change, if any. Returns how many sessions were revoked.
+///
+/// # Errors
+/// `not_found` for an unknown user, `overloaded`, or a store failure.
+pub async fn change_password(
+    state: &AppState,
+    username: &str,
+    new_password: &str,
+    keep: Option<&str>,
+) -> ApiResult<usize> {
+    let mut user = state
+        .store()
+        .find_user(username)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let pw = new_password.to_string();
+    user.password_hash = state
+        .policy()
+        .hashes
+        .run(move |h| h.hash(&pw))
+        .await
+        .map_err(|_| ApiError::Overloaded { retry_after: 1 })?
+        .map_err(ApiError::internal)?;
+    state.store().upsert_user(&user).await?;
+    let now = state.now();
+    let mut revoked = 0;
+    for s in state.store().list_sessions(&user.id).await? {
+        if Some(s.sid.as_str()) != keep
+            && s.liveness(now, state.config().idle_timeout) == Liveness::Live
+            && state
+                .store()
+                .revoke_session(&s.sid, "password_changed", now)
+                .await?
+        {
+            revoked += 1;
+        }
+    }
+    tracing::info!(user = %log_tag(&user.id), revoked, "password changed; other sessions revoked");
+    Ok(revoked)
 }
 
 /// The vault key of the session the refresh cookie belongs to (current or grace token only).

@@ -6,7 +6,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::jwt::{KeySet, StoredKey};
 use crate::password::PasswordHasher;
-use crate::ratelimit::RateLimiter;
+use crate::policy::Policy;
 use crate::store::{SessionStore, StoreError, UserRecord};
 
 /// Why the server could not start.
@@ -39,8 +39,7 @@ pub(crate) struct Inner {
     pub keys: KeySet,
     pub clock: Arc<dyn Clock>,
     pub hasher: PasswordHasher,
-    pub address_limiter: RateLimiter,
-    pub account_limiter: RateLimiter,
+    pub policy: Policy,
 }
 
 impl std::fmt::Debug for AppState {
@@ -102,9 +101,11 @@ impl AppState {
         )
         .map_err(|e| StartupError::Config(format!("argon2 parameters: {e}")))?;
         let keys = load_keys(store.as_ref(), &config, clock.now()).await?;
+        let policy = Policy::new(&config, hasher.clone())
+            .await
+            .map_err(StartupError::Config)?;
         let state = AppState(Arc::new(Inner {
-            address_limiter: RateLimiter::new(config.address_limit, config.rate_window),
-            account_limiter: RateLimiter::new(config.account_limit, config.rate_window),
+            policy,
             config,
             store,
             keys,
@@ -177,6 +178,10 @@ impl AppState {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.0.config
+    }
+    /// The HTTP-side security policy (throttle, hashing pool, proxies, introspection).
+    pub fn policy(&self) -> &Policy {
+        &self.0.policy
     }
     /// Now, per the injected clock.
     pub fn now(&self) -> i64 {

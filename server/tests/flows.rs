@@ -62,7 +62,8 @@ async fn full_cookie_flow_login_refresh_me_logout() {
     assert_eq!(out.status, StatusCode::NO_CONTENT);
     assert_eq!(
         out.header("clear-site-data").as_deref(),
-        Some("\"cookies\", \"storage\"")
+        Some("\"storage\""),
+        "default: storage only (cookies would clear the whole registrable domain)"
     );
     let mut attrs: Vec<String> = out
         .set_cookie()
@@ -573,7 +574,11 @@ async fn errors_are_problem_json_with_stable_codes() {
         .await
         .assert_problem(401, "unauthorized");
     h.get("/nope", None).await.assert_problem(404, "not_found");
-    h.post("/auth/introspect", json!({}), &[])
+    let secret = format!(
+        "Bearer {}",
+        h.state.config().introspection_secret.clone().unwrap_or_default()
+    );
+    h.post("/auth/introspect", json!({}), &[("authorization", &secret)])
         .await
         .assert_problem(400, "invalid_request");
     let r = h.post("/auth/login", Value::String("x".into()), &[]).await;
@@ -653,7 +658,9 @@ async fn auth_responses_are_never_cached() {
 
 #[tokio::test]
 async fn cookie_refresh_without_origin_or_csrf_header_is_forbidden() {
-    let h = Harness::new().await;
+    let mut cfg = Config::for_tests();
+    cfg.allowed_origins = vec!["http://127.0.0.1:8080".into()];
+    let h = Harness::with_config(cfg).await;
     let (_, rt, _) = h.login_alice().await;
     let cookie = format!("__Host-tessera_rt={rt}");
     h.post(
@@ -663,7 +670,7 @@ async fn cookie_refresh_without_origin_or_csrf_header_is_forbidden() {
     )
     .await
     .assert_problem(403, "forbidden_origin");
-    // same-origin Origin is enough
+    // an allow-listed Origin is enough (the app's own origin must be listed: Host is not trusted)
     let same = h
         .post(
             "/auth/refresh",

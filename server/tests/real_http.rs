@@ -30,6 +30,12 @@ fn token_of(res: &reqwest::Response) -> Option<String> {
         .map(str::to_string)
 }
 
+fn intro_secret() -> String {
+    Config::for_tests()
+        .introspection_secret
+        .unwrap_or_default()
+}
+
 async fn state_for(store_url: &str) -> AppState {
     let mut cfg = Config::for_tests();
     cfg.store = store_url.to_string();
@@ -104,10 +110,11 @@ async fn real_http_cookie_flow_login_refresh_logout() {
         out.headers()
             .get("clear-site-data")
             .and_then(|v| v.to_str().ok()),
-        Some("\"cookies\", \"storage\"")
+        Some("\"storage\"")
     );
     let intro: Value = c
         .post(format!("{}/auth/introspect", srv.base))
+        .bearer_auth(intro_secret())
         .form(&[("token", at.as_str())])
         .send()
         .await
@@ -218,6 +225,7 @@ async fn restart_with_sqlite_keeps_sessions() {
     let srv = LiveServer::start(state_for(&db.url()).await).await;
     let intro: Value = c
         .post(format!("{}/auth/introspect", srv.base))
+        .bearer_auth(intro_secret())
         .json(&json!({ "token": at }))
         .send()
         .await

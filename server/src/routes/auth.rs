@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{refresh_cookie, TokenResponse};
 use crate::error::ApiError;
-use crate::extract::{ClientAddr, JsonBody, Mode};
+use crate::extract::{ClientAddr, JsonBody, Mode, REFRESH_COOKIE};
 use crate::service::{self, Issued, LoginOutcome};
 use crate::state::AppState;
 
@@ -75,17 +75,36 @@ pub async fn login(
             "username and password are required (bounded length)".into(),
         ));
     }
-    match service::login(&state, &client, &req.username, &req.password, req.mode).await? {
+    let current = jar
+        .get(REFRESH_COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty());
+    match service::login(
+        &state,
+        &client,
+        &req.username,
+        &req.password,
+        req.mode,
+        current.as_deref(),
+    )
+    .await?
+    {
         LoginOutcome::Session(issued) => Ok(session_response(&state, jar, &issued, mode)),
         LoginOutcome::MfaRequired {
             mfa_token,
             expires_in,
-        } => Ok(Json(MfaRequired {
-            mfa_required: true,
-            mfa_token,
-            expires_in,
-        })
-        .into_response()),
+        } => {
+            let body = Json(MfaRequired {
+                mfa_required: true,
+                mfa_token,
+                expires_in,
+            });
+            // the browser's previous session was ended by this login: its cookie goes too
+            Ok(match current {
+                Some(_) => (jar.add(super::expired_cookie()), body).into_response(),
+                None => body.into_response(),
+            })
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::extract::{AuthSession, JsonBody};
+use crate::extract::{AuthSession, Bearer, JsonBody};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -57,12 +57,22 @@ fn form_token(body: &[u8]) -> Option<String> {
         .map(|t| t.replace('+', " "))
 }
 
-/// `POST /auth/introspect` — accepts JSON `{token}` or form-encoded `token=`.
+/// `POST /auth/introspect` — accepts JSON `{token}` or form-encoded `token=`. The caller
+/// must present the resource-server secret as `Authorization: Bearer <secret>` (RFC 7662
+/// §2.1); without a configured secret every call is 401.
 pub async fn introspect(
     State(state): State<AppState>,
+    bearer: Option<Bearer>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Introspection>, ApiError> {
+    if !state
+        .policy()
+        .introspection_allowed(bearer.as_ref().map(|b| b.0.as_str()))
+    {
+        tracing::warn!("introspection refused: missing or wrong resource-server secret");
+        return Err(ApiError::Unauthorized);
+    }
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -1,54 +1,68 @@
-//! `POST /auth/logout` and `POST /auth/logout-all`.
+//! `POST /auth/logout` and `POST /auth/logout-all`. Both sit behind the Origin/CSRF
+//! layer, which runs before anything here. `Clear-Site-Data` (`--clear-site-data`) is sent
+//! only after a session was identified and revoked.
 
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 
 use super::expired_cookie;
 use crate::error::ApiError;
-use crate::extract::{Bearer, RefreshCredential};
-use crate::service;
+use crate::extract::{Bearer, ClientAddr, RefreshCredential};
+use crate::service::{self, Caller};
 use crate::state::AppState;
 
-fn logged_out(jar: CookieJar) -> Response {
-    (
-        StatusCode::NO_CONTENT,
-        jar.add(expired_cookie()),
-        [(
-            HeaderName::from_static("clear-site-data"),
-            HeaderValue::from_static("\"cookies\", \"storage\""),
-        )],
-    )
-        .into_response()
+const CLEAR_SITE_DATA: HeaderName = HeaderName::from_static("clear-site-data");
+
+fn logged_out(state: &AppState, jar: CookieJar, revoked: bool) -> Response {
+    let mut res = (StatusCode::NO_CONTENT, jar.add(expired_cookie())).into_response();
+    if revoked {
+        if let Some(v) = &state.policy().clear_site_data {
+            res.headers_mut().insert(CLEAR_SITE_DATA, v.clone());
+        }
+    }
+    res
 }
 
 /// `POST /auth/logout` — always 204 (idempotent), revoking the session if one is identified.
 pub async fn logout(
     State(state): State<AppState>,
+    client: ClientAddr,
     bearer: Option<Bearer>,
     cred: RefreshCredential,
 ) -> Result<Response, ApiError> {
     let bearer = bearer.map(|b| b.0);
-    if let Some(s) = service::identify(&state, cred.token.as_deref(), bearer.as_deref()).await? {
-        service::revoke(&state, &s.sid, "logout").await?;
-    }
-    Ok(logged_out(cred.jar))
+    let revoked = match service::identify(&state, cred.token.as_deref(), bearer.as_deref()).await? {
+        Caller::Session(s) | Caller::Superseded(s) => {
+            service::revoke(&state, &s.sid, "logout", &client).await?;
+            true
+        }
+        Caller::Nobody => false,
+    };
+    Ok(logged_out(&state, cred.jar, revoked))
 }
 
-/// `POST /auth/logout-all` — revokes every session of the caller's user.
+/// `POST /auth/logout-all` — revokes every session of the caller's user. Only the current
+/// (or grace) refresh token or a live access token speaks for the user; a superseded
+/// refresh token is a replay and ends its own family only (`refresh_reused`).
 pub async fn logout_all(
     State(state): State<AppState>,
+    client: ClientAddr,
     bearer: Option<Bearer>,
     cred: RefreshCredential,
 ) -> Result<Response, ApiError> {
     let bearer = bearer.map(|b| b.0);
-    let s = service::identify(&state, cred.token.as_deref(), bearer.as_deref())
-        .await?
-        .filter(|s| {
-            s.liveness(state.now(), state.config().idle_timeout) == crate::store::Liveness::Live
-        })
-        .ok_or(ApiError::Unauthorized)?;
-    service::revoke_user(&state, &s.user_id, "logout_all").await?;
-    Ok(logged_out(cred.jar))
+    match service::identify(&state, cred.token.as_deref(), bearer.as_deref()).await? {
+        Caller::Session(s) => {
+            service::revoke_user(&state, &s.user_id, "logout_all", &client).await?;
+            Ok(logged_out(&state, cred.jar, true))
+        }
+        Caller::Superseded(s) => {
+            tracing::warn!(sid = %crate::secret::log_tag(&s.sid), network = %client.bucket(), "superseded refresh token on logout-all: family revoked");
+            service::revoke(&state, &s.sid, "refresh_reused", &client).await?;
+            Err(ApiError::RefreshReused)
+        }
+        Caller::Nobody => Err(ApiError::Unauthorized),
+    }
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::SessionView;
 use crate::error::ApiError;
-use crate::extract::AuthSession;
+use crate::extract::{AuthSession, ClientAddr};
 use crate::secret::log_tag;
 use crate::service;
 use crate::state::AppState;
@@ -90,12 +90,13 @@ pub async fn list_sessions(
 /// `DELETE /auth/sessions/{id}`
 pub async fn delete_session(
     State(state): State<AppState>,
+    client: ClientAddr,
     auth: AuthSession,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     match state.store().get_session(&id).await? {
         Some(t) if t.user_id == auth.claims.sub => {
-            service::revoke(&state, &t.sid, "remote_revoke").await?;
+            service::revoke(&state, &t.sid, "remote_revoke", &client).await?;
             tracing::info!(sid = %log_tag(&t.sid), by = %log_tag(&auth.claims.sid), "session revoked remotely");
             Ok(StatusCode::NO_CONTENT)
         }

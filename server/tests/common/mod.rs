@@ -99,11 +99,17 @@ impl Harness {
     }
 
     pub async fn with_store(cfg: Config, store: Arc<dyn SessionStore>) -> Self {
+        let h = Self::with_store_unseeded(cfg, store).await;
+        h.state.seed_demo_users().await.expect("seed");
+        h
+    }
+
+    /// Like [`Harness::with_store`] but keeps the users already in the store.
+    pub async fn with_store_unseeded(cfg: Config, store: Arc<dyn SessionStore>) -> Self {
         let clock = Arc::new(ManualClock::new(wall_now()));
         let state = AppState::new(cfg, store, clock.clone())
             .await
             .expect("state");
-        state.seed_demo_users().await.expect("seed");
         let router = app(state.clone());
         Harness {
             state,
@@ -197,11 +203,20 @@ impl Harness {
             .await
     }
 
+    /// Introspects `token` with the configured resource-server secret.
     pub async fn introspect(&self, token: &str) -> Value {
+        let auth = format!(
+            "Bearer {}",
+            self.state
+                .config()
+                .introspection_secret
+                .clone()
+                .unwrap_or_default()
+        );
         self.post(
             "/auth/introspect",
             serde_json::json!({ "token": token }),
-            &[],
+            &[("authorization", &auth)],
         )
         .await
         .json()
@@ -323,10 +338,13 @@ impl LiveServer {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let router = app(state.clone());
+        let limits = tessera_server::serve::Limits::from_config(state.config());
         let handle = tokio::spawn(async move {
-            let _ = axum::serve(
+            let _ = tessera_server::serve::serve(
                 listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
+                router,
+                limits,
+                std::future::pending::<()>(),
             )
             .await;
         });
