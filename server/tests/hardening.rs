@@ -604,3 +604,96 @@ mod jwt_refusals {
         assert!(ks.verify(&t, NOW + 200).is_err(), "nbf must be a number");
     }
 }
+
+// ---- 2: bounded work -------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn saturated_password_hashing_answers_503_with_retry_after() {
+    let mut cfg = Config::for_tests();
+    cfg.argon2_memory_kib = 19456; // the production cost, so each hash takes a while
+    cfg.argon2_iterations = 2;
+    cfg.argon2_concurrency = 1;
+    cfg.argon2_queue = 1;
+    let h = Arc::new(Harness::with_config(cfg).await);
+    // 32 accounts from 32 networks: the throttle admits every one; the hashing pool must not
+    let reqs = (0..32)
+        .map(|i| json_post("/auth/login", &json!({"username": format!("u{i}"), "password": "x"}), peer(i), &[]))
+        .collect();
+    let rs = parallel(&h, reqs).await;
+    let busy: Vec<&Resp> = rs.iter().filter(|r| r.status.as_u16() == 503).collect();
+    assert!(!busy.is_empty(), "32 hashes admitted into a pool of 1 + 1");
+    for r in &busy {
+        r.assert_problem(503, "overloaded");
+        assert_eq!(r.header("retry-after").as_deref(), Some("1"));
+    }
+    assert_eq!(busy.len() + count(&rs, 401), 32);
+    // a refused (unevaluated) attempt was refunded: it did not count against the network
+    let again = h
+        .call(json_post("/auth/login", &json!({"username": "alice", "password": "tessera-demo"}), peer(0), &[]))
+        .await;
+    assert_eq!(again.status, StatusCode::OK);
+}
+
+mod real_socket {
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpStream;
+
+    use super::common::{Harness, LiveServer};
+    use tessera_server::Config;
+
+    #[tokio::test]
+    async fn a_client_trickling_a_header_byte_every_2s_is_closed_within_15s() {
+        let h = Harness::new().await; // default --header-timeout (10 s)
+        let srv = LiveServer::start(h.state.clone()).await;
+        let mut s = TcpStream::connect(srv.base.trim_start_matches("http://")).await.expect("connect");
+        let req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+        let start = Instant::now();
+        let mut closed_after = None;
+        for b in req {
+            if s.write_all(&[*b]).await.is_err() {
+                closed_after = Some(start.elapsed());
+                break;
+            }
+            let mut buf = [0u8; 512];
+            match tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await {
+                Err(_) => {} // still open, nothing to read: trickle on
+                Ok(_) => {
+                    // EOF, reset or a 408: the server gave up on us
+                    closed_after = Some(start.elapsed());
+                    break;
+                }
+            }
+        }
+        let t = closed_after.expect("the server waited for the whole trickled header");
+        assert!(t < Duration::from_secs(15), "closed only after {t:?}");
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+        let mut cfg = Config::for_tests();
+        cfg.max_connections = 1;
+        let h = Harness::with_config(cfg).await;
+        let srv = LiveServer::start(h.state.clone()).await;
+        let addr = srv.base.trim_start_matches("http://").to_string();
+        let get = b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+        let mut a = TcpStream::connect(&addr).await.expect("connect a");
+        a.write_all(get).await.expect("write a");
+        let mut buf = [0u8; 4096];
+        let n = a.read(&mut buf).await.expect("read a");
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "first connection served");
+        // a keeps its (keep-alive) slot; b is not served meanwhile
+        let b = tokio::spawn(async move {
+            let mut b = TcpStream::connect(&addr).await.expect("connect b");
+            b.write_all(get).await.expect("write b");
+            let mut buf = [0u8; 4096];
+            let n = b.read(&mut buf).await.expect("read b");
+            buf[..n].starts_with(b"HTTP/1.1 200")
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!b.is_finished(), "a second connection was served beyond --max-connections 1");
+        drop(a);
+        assert!(b.await.expect("b"), "served once the slot is free");
+    }
+}
