@@ -374,6 +374,19 @@ async fn binary_prints_bound_url_and_serves_demo() {
     let r = login_alice(&c, url.trim_end_matches('/')).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.expect("json")["expires_in"], 120);
+    // the demo page's own origin (the listen address) may log in; a foreign one may not
+    let origin = url.trim_end_matches('/');
+    let body = json!({"username": "alice", "password": "tessera-demo"});
+    for (o, status) in [(origin, StatusCode::OK), ("http://evil.example", StatusCode::FORBIDDEN)] {
+        let r = c
+            .post(format!("{origin}/auth/login"))
+            .header("origin", o)
+            .json(&body)
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(r.status(), status, "Origin {o}");
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 
