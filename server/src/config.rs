@@ -123,6 +123,12 @@ pub struct Config {
     #[arg(long, env = "TESSERA_LOG", default_value = "info")]
     pub log: String,
 
+    // ---- storage and secrets (server-store) ---------------------------------------------
+    /// Live sessions one user may hold (1 to 1000); signing in once more revokes the oldest
+    /// (OWASP Session Management: limit concurrent sessions; bounds the store per user).
+    #[arg(long, env = "TESSERA_MAX_SESSIONS_PER_USER", default_value_t = 50)]
+    pub max_sessions_per_user: usize,
+    // ---- end storage and secrets ----------------------------------------------------------
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -172,6 +178,7 @@ impl Default for Config {
             rotate_signing_key: false,
             trust_proxy: false,
             log: "info".into(),
+            max_sessions_per_user: 50,
             command: None,
         }
     }
@@ -220,6 +227,13 @@ impl Config {
         }
         if !(0..=300).contains(&self.refresh_grace) {
             return Err("--refresh-grace must be between 0 and 300 seconds".into());
+        }
+        let max = crate::store::MAX_SESSIONS_PER_USER_LIMIT;
+        if !(1..=max).contains(&self.max_sessions_per_user) {
+            return Err(format!(
+                "--max-sessions-per-user must be between 1 and {max} (got {})",
+                self.max_sessions_per_user
+            ));
         }
         for o in self.origins() {
             if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {

@@ -16,12 +16,13 @@ use crate::config::AnomalyPolicy;
 use crate::error::ApiError;
 use crate::jwt::AccessClaims;
 use crate::secret::{
-    b64, decode_token, hash_secret, log_tag, open_successor, random_bytes, random_token,
-    seal_successor,
+    b64, hash_secret, log_tag, open_successor, random_bytes, random_token, seal_successor,
+    RefreshToken,
 };
 use crate::state::AppState;
 use crate::store::{
-    Liveness, RotateOutcome, RotateRequest, SessionEvent, SessionRecord, TokenPosition, UserRecord,
+    Liveness, RotateOutcome, RotateRequest, SessionEvent, SessionLimits, SessionRecord,
+    TokenPosition, UserRecord,
 };
 use crate::totp;
 
@@ -246,11 +247,19 @@ async fn start_session(
     );
     s.user_agent = client.user_agent.clone();
     s.address = client.address.clone();
-    let refresh = b64(&random_bytes());
-    state
+    let refresh = RefreshToken::generate(state.token_key());
+    let limits = SessionLimits {
+        max_per_user: state.config().max_sessions_per_user,
+        idle: state.config().idle_timeout,
+    };
+    let revoked = state
         .store()
-        .create_session(&s, &hash_secret(&refresh))
+        .create_session(&s, &refresh.to_ref(), &limits)
         .await?;
+    for old in &revoked {
+        tracing::info!(sid = %log_tag(old), "session revoked: per-user session limit");
+    }
+    let refresh = refresh.encode();
     let (jwt, ttl) = access_token(state, &s)?;
     tracing::info!(sid = %log_tag(&s.sid), user = %log_tag(&s.user_id), mfa, "session created");
     let mut body = json!({
@@ -409,20 +418,19 @@ pub async fn mfa(
     let secret = user
         .totp_secret
         .as_deref()
-        .and_then(totp::base32_decode)
-        .ok_or_else(|| ApiError::Internal("user has no usable TOTP secret".into()))?;
-    let Some(step) = totp::verify(&secret, req.code.trim(), now) else {
+        .ok_or_else(|| ApiError::Internal("user has no TOTP secret".into()))
+        .and_then(|s| {
+            totp::Totp::from_base32(s)
+                .map_err(|e| ApiError::Internal(format!("user's TOTP secret: {e}")))
+        })?;
+    let Some(step) = secret.verify(req.code.trim(), now) else {
         record_failure(&state, &client, &account);
         tracing::warn!(account = %log_tag(&account), "mfa code rejected");
         return Err(ApiError::MfaInvalid);
     };
-    // Each code (time step) is accepted once per user, for as long as it could be valid.
-    let once = format!("totp:{}:{step}", user.id);
-    if !state
-        .store()
-        .use_once(&once, (step + 2) * totp::STEP, now)
-        .await?
-    {
+    // Replay guard: only a step later than the last accepted one (each code once, and
+    // never an older code after a newer one).
+    if !totp::accept_step(state.store().as_ref(), &user.id, step, now).await? {
         record_failure(&state, &client, &account);
         tracing::warn!(account = %log_tag(&account), "mfa code replayed");
         return Err(ApiError::MfaInvalid);
@@ -570,21 +578,23 @@ async fn do_refresh(
     presented: Option<&str>,
 ) -> ApiResult<(SessionRecord, String, i64, String)> {
     let presented = presented.ok_or(ApiError::RefreshInvalid)?;
-    let raw = decode_token(presented).ok_or(ApiError::RefreshInvalid)?;
-    let successor = random_bytes();
+    let key = state.token_key();
+    let presented_token = RefreshToken::decode(presented, key).ok_or(ApiError::RefreshInvalid)?;
+    let successor = presented_token.successor(key);
     let req = RotateRequest {
-        presented_hash: hash_secret(presented),
-        new_hash: hash_secret(&b64(&successor)),
-        sealed_successor: seal_successor(&raw, &successor),
+        presented: presented_token.to_ref(),
+        new_hash: successor.to_ref().hash,
+        sealed_successor: seal_successor(presented_token.secret(), successor.secret()),
         now: state.now(),
         grace: state.config().refresh_grace,
         idle: state.config().idle_timeout,
     };
     let (s, token) = match state.store().rotate(&req).await? {
-        RotateOutcome::Rotated(s) => (s, b64(&successor)),
+        RotateOutcome::Rotated(s) => (s, successor.encode()),
         RotateOutcome::Grace { session, sealed } => {
             tracing::info!(sid = %log_tag(&session.sid), "refresh within grace: re-sending successor");
-            (session, b64(&open_successor(&raw, &sealed)))
+            let secret = open_successor(presented_token.secret(), &sealed);
+            (session, presented_token.with_secret(key, secret).encode())
         }
         RotateOutcome::Reused { sid } => {
             tracing::warn!(sid = %log_tag(&sid), "refresh token reuse: family revoked");
@@ -622,14 +632,14 @@ async fn identify(
         check_origin(state, headers, false)?;
         found = state
             .store()
-            .lookup_refresh(&hash_secret(&t), now, grace)
+            .lookup_presented(state.token_key(), &t, now, grace)
             .await?
             .map(|(s, _)| (s, Mode::Token));
     } else if let Some(t) = cookie_value(headers) {
         check_origin(state, headers, true)?;
         found = state
             .store()
-            .lookup_refresh(&hash_secret(&t), now, grace)
+            .lookup_presented(state.token_key(), &t, now, grace)
             .await?
             .map(|(s, _)| (s, Mode::Cookie));
     }
@@ -803,7 +813,7 @@ pub async fn vault_key(State(state): State<AppState>, headers: HeaderMap) -> Api
     let now = state.now();
     let (s, pos) = state
         .store()
-        .lookup_refresh(&hash_secret(&token), now, state.config().refresh_grace)
+        .lookup_presented(state.token_key(), &token, now, state.config().refresh_grace)
         .await?
         .ok_or(ApiError::RefreshInvalid)?;
     match s.liveness(now, state.config().idle_timeout) {
