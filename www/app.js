@@ -10,7 +10,7 @@
 // detail, oldest first) and `window.tesseraDemo` (helpers: totp, plant, inventory).
 
 const EVENT_NAMES = ["login", "refresh", "idle-warning", "active", "idle", "logout", "error"];
-const TOTP_SECRET = "JBSWY3DPEHPK3PXP";
+const TOTP_SECRET = "4MEMZDELGP554FRQ6OH4LD7PAJIEUSHX";
 const DEMO_DATA_NAME = "tessera-demo"; // IndexedDB database and Cache Storage name planted by the demo
 const LOG_LIMIT = 200;
 

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey};
 use tessera_server::jwt::{AccessClaims, KeySet, StoredKey};
-use tessera_server::secret::{b64, hash_secret, random_bytes, random_token};
+use tessera_server::secret::{random_bytes, random_token, RefreshToken};
 use tessera_server::store::{SessionRecord, SessionStore, UserRecord};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -181,6 +181,10 @@ async fn seed(store: &dyn SessionStore, n: usize) -> Vec<(String, String)> {
         totp_secret: None,
     };
     let now = tessera_server::clock::Clock::now(&tessera_server::clock::SystemClock);
+    // the key the server will load from the same store
+    let token_key = &tessera_server::state::load_token_key(store)
+        .await
+        .expect("token key");
     let mut out = Vec::with_capacity(n);
     let mut batch = Vec::with_capacity(10_000);
     for i in 0..n {
@@ -189,9 +193,9 @@ async fn seed(store: &dyn SessionStore, n: usize) -> Vec<(String, String)> {
         u.id = format!("user-bench-{}", i % 10_000);
         let mut s = SessionRecord::new(random_token(), &u, now, 86_400, false);
         s.address = "127.0.0.1".into();
-        let rt = b64(&random_bytes());
-        batch.push((s.clone(), hash_secret(&rt)));
-        out.push((s.sid, rt));
+        let rt = RefreshToken::generate(token_key);
+        batch.push((s.clone(), rt.to_ref()));
+        out.push((s.sid, rt.encode()));
         if batch.len() == 10_000 {
             store.create_sessions(&batch).await.expect("seed");
             batch.clear();

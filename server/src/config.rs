@@ -170,6 +170,12 @@ pub struct Config {
     #[arg(long, env = "TESSERA_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
 
+    // ---- storage and secrets (server-store) ---------------------------------------------
+    /// Live sessions one user may hold (1 to 1000); signing in once more revokes the oldest
+    /// (OWASP Session Management: limit concurrent sessions; bounds the store per user).
+    #[arg(long, env = "TESSERA_MAX_SESSIONS_PER_USER", default_value_t = 50)]
+    pub max_sessions_per_user: usize,
+    // ---- end storage and secrets ----------------------------------------------------------
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -228,6 +234,7 @@ impl Default for Config {
             body_timeout: 10,
             request_timeout: 30,
             max_connections: 1024,
+            max_sessions_per_user: 50,
             command: None,
         }
     }
@@ -277,6 +284,13 @@ impl Config {
         }
         if !(0..=300).contains(&self.refresh_grace) {
             return Err("--refresh-grace must be between 0 and 300 seconds".into());
+        }
+        let max = crate::store::MAX_SESSIONS_PER_USER_LIMIT;
+        if !(1..=max).contains(&self.max_sessions_per_user) {
+            return Err(format!(
+                "--max-sessions-per-user must be between 1 and {max} (got {})",
+                self.max_sessions_per_user
+            ));
         }
         for o in self.origins() {
             if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {

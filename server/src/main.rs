@@ -80,9 +80,14 @@ async fn user_add(
     let issuer = config.issuer.clone();
     let state = AppState::from_config(config).await?;
     let existing = state.store().find_user(username).await?;
-    let secret = totp.then(|| {
-        tessera_server::totp::base32_encode(&tessera_server::secret::random_bytes()[..20])
-    });
+    let secret = totp.then(tessera_server::totp::new_secret);
+    // the URI (and its label check) before anything is written
+    let uri = match &secret {
+        Some(s) => {
+            Some(tessera_server::totp::Totp::from_base32(s)?.otpauth_uri(&issuer, username)?)
+        }
+        None => None,
+    };
     state
         .add_user(username, password, secret.as_deref())
         .await?;
@@ -102,8 +107,8 @@ async fn user_add(
         "user {username} saved in the {} store ({revoked} existing sessions revoked)",
         state.store().kind()
     )?;
-    if let Some(s) = secret {
-        writeln!(out, "otpauth://totp/{issuer}:{username}?secret={s}&issuer={issuer}&algorithm=SHA1&digits=6&period=30")?;
+    if let Some(uri) = uri {
+        writeln!(out, "{uri}")?;
     }
     Ok(())
 }

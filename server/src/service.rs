@@ -9,12 +9,13 @@ use crate::error::ApiError;
 use crate::extract::{network_of, AuthSession, ClientAddr};
 use crate::jwt::AccessClaims;
 use crate::secret::{
-    b64, decode_token, hash_secret, log_tag, open_successor, random_bytes, random_token,
-    seal_successor,
+    b64, hash_secret, log_tag, open_successor, random_bytes, random_token, seal_successor,
+    RefreshToken,
 };
 use crate::state::AppState;
 use crate::store::{
-    Liveness, RotateOutcome, RotateRequest, SessionEvent, SessionRecord, TokenPosition, UserRecord,
+    Liveness, RotateOutcome, RotateRequest, SessionEvent, SessionLimits, SessionRecord,
+    TokenPosition, UserRecord,
 };
 use crate::totp;
 
@@ -96,11 +97,19 @@ pub async fn issue(
     );
     s.user_agent = client.user_agent.clone();
     s.address = client.address.clone();
-    let refresh = b64(&random_bytes());
-    state
+    let refresh = RefreshToken::generate(state.token_key());
+    let limits = SessionLimits {
+        max_per_user: state.config().max_sessions_per_user,
+        idle: state.config().idle_timeout,
+    };
+    let revoked = state
         .store()
-        .create_session(&s, &hash_secret(&refresh))
+        .create_session(&s, &refresh.to_ref(), &limits)
         .await?;
+    for old in &revoked {
+        tracing::info!(sid = %log_tag(old), "session revoked: per-user session limit");
+    }
+    let refresh = refresh.encode();
     let (jwt, ttl) = access_token(state, &s)?;
     tracing::info!(sid = %log_tag(&s.sid), user = %log_tag(&s.user_id), mfa, network = %client.bucket(), user_agent = %client.user_agent, "session created");
     Ok(Issued {
@@ -247,19 +256,18 @@ pub async fn verify_mfa(
     let secret = user
         .totp_secret
         .as_deref()
-        .and_then(totp::base32_decode)
-        .ok_or_else(|| ApiError::internal("user has no usable TOTP secret"))?;
-    let Some(step) = totp::verify(&secret, code.trim(), now) else {
+        .ok_or_else(|| ApiError::internal("user has no TOTP secret"))
+        .and_then(|s| {
+            totp::Totp::from_base32(s)
+                .map_err(|e| ApiError::internal(format!("user's TOTP secret: {e}")))
+        })?;
+    let Some(step) = secret.verify(code.trim(), now) else {
         tracing::warn!(account = %log_tag(&account), network = %client.bucket(), user_agent = %client.user_agent, "mfa code rejected");
         return Err(ApiError::MfaInvalid);
     };
-    // Each code (time step) is accepted once per user, for as long as it could be valid.
-    let once = format!("totp:{}:{step}", user.id);
-    if !state
-        .store()
-        .use_once(&once, (step + 2) * totp::STEP, now)
-        .await?
-    {
+    // Replay guard: only a step later than the last accepted one (each code once, and
+    // never an older code after a newer one).
+    if !totp::accept_step(state.store().as_ref(), &user.id, step, now).await? {
         tracing::warn!(account = %log_tag(&account), network = %client.bucket(), user_agent = %client.user_agent, "mfa code rejected (replayed)");
         return Err(ApiError::MfaInvalid);
     }
@@ -343,21 +351,23 @@ pub async fn rotate(
     presented: Option<&str>,
 ) -> ApiResult<Issued> {
     let presented = presented.ok_or(ApiError::RefreshInvalid)?;
-    let raw = decode_token(presented).ok_or(ApiError::RefreshInvalid)?;
-    let successor = random_bytes();
+    let key = state.token_key();
+    let presented_token = RefreshToken::decode(presented, key).ok_or(ApiError::RefreshInvalid)?;
+    let successor = presented_token.successor(key);
     let req = RotateRequest {
-        presented_hash: hash_secret(presented),
-        new_hash: hash_secret(&b64(&successor)),
-        sealed_successor: seal_successor(&raw, &successor),
+        presented: presented_token.to_ref(),
+        new_hash: successor.to_ref().hash,
+        sealed_successor: seal_successor(presented_token.secret(), successor.secret()),
         now: state.now(),
         grace: state.config().refresh_grace,
         idle: state.config().idle_timeout,
     };
     let (s, token) = match state.store().rotate(&req).await? {
-        RotateOutcome::Rotated(s) => (s, b64(&successor)),
+        RotateOutcome::Rotated(s) => (s, successor.encode()),
         RotateOutcome::Grace { session, sealed } => {
             tracing::info!(sid = %log_tag(&session.sid), "refresh within grace: re-sending successor");
-            (session, b64(&open_successor(&raw, &sealed)))
+            let secret = open_successor(presented_token.secret(), &sealed);
+            (session, presented_token.with_secret(key, secret).encode())
         }
         RotateOutcome::Reused { sid } => {
             tracing::warn!(sid = %log_tag(&sid), "refresh token reuse: family revoked");
@@ -403,7 +413,7 @@ pub async fn identify(
     if let Some(t) = refresh {
         if let Some((s, pos)) = state
             .store()
-            .lookup_refresh(&hash_secret(t), now, state.config().refresh_grace)
+            .lookup_presented(state.token_key(), t, now, state.config().refresh_grace)
             .await?
         {
             if s.liveness(now, state.config().idle_timeout) == Liveness::Live {
@@ -512,7 +522,7 @@ pub async fn vault_key(state: &AppState, presented: Option<&str>) -> ApiResult<[
     let now = state.now();
     let (s, pos) = state
         .store()
-        .lookup_refresh(&hash_secret(token), now, state.config().refresh_grace)
+        .lookup_presented(state.token_key(), token, now, state.config().refresh_grace)
         .await?
         .ok_or(ApiError::RefreshInvalid)?;
     match s.liveness(now, state.config().idle_timeout) {

@@ -19,14 +19,18 @@ pub enum StartupError {
     /// The store could not be opened or read.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// A TOTP secret was refused (too short, not base32).
+    #[error("totp: {0}")]
+    Totp(#[from] crate::totp::TotpError),
 }
 
 /// The demo users' password.
 pub const DEMO_PASSWORD: &str = "tessera-demo";
-/// Bob's TOTP secret (base32, SHA-1, 6 digits, 30 s).
-pub const DEMO_TOTP_SECRET: &str = "JBSWY3DPEHPK3PXP";
+/// Bob's TOTP secret (160 bits, base32, SHA-1, 6 digits, 30 s).
+pub const DEMO_TOTP_SECRET: &str = "4MEMZDELGP554FRQ6OH4LD7PAJIEUSHX";
 
 const KEYS_META: &str = "signing_keys";
+const TOKEN_KEY_META: &str = "refresh_token_key";
 const MAX_KEYS: usize = 3;
 
 /// Everything a handler needs; cheap to clone.
@@ -37,6 +41,7 @@ pub(crate) struct Inner {
     pub config: Config,
     pub store: Arc<dyn SessionStore>,
     pub keys: KeySet,
+    pub token_key: crate::secret::TokenKey,
     pub clock: Arc<dyn Clock>,
     pub hasher: PasswordHasher,
     pub policy: Policy,
@@ -49,6 +54,21 @@ impl std::fmt::Debug for AppState {
             .field("keys", &self.0.keys)
             .finish_non_exhaustive()
     }
+}
+
+/// The refresh-token tag key: created once, shared by every instance through the store.
+///
+/// # Errors
+/// When the store fails or holds a malformed key.
+pub async fn load_token_key(
+    store: &dyn SessionStore,
+) -> Result<crate::secret::TokenKey, StartupError> {
+    let fresh = crate::secret::b64(&crate::secret::random_bytes());
+    let stored = store.put_meta_if_absent(TOKEN_KEY_META, &fresh).await?;
+    crate::secret::unb64(&stored)
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(crate::secret::TokenKey::from_bytes)
+        .ok_or_else(|| StartupError::Store(StoreError::Corrupt("refresh token key".into())))
 }
 
 async fn load_keys(
@@ -104,11 +124,13 @@ impl AppState {
         let policy = Policy::new(&config, hasher.clone())
             .await
             .map_err(StartupError::Config)?;
+        let token_key = load_token_key(store.as_ref()).await?;
         let state = AppState(Arc::new(Inner {
             policy,
             config,
             store,
             keys,
+            token_key,
             clock,
             hasher,
         }));
@@ -142,13 +164,17 @@ impl AppState {
     /// Creates or replaces a user; the id is derived from the name so it is stable.
     ///
     /// # Errors
-    /// When hashing or the store fails.
+    /// [`StartupError::Totp`] for a TOTP secret under 160 bits or not base32; otherwise
+    /// when hashing or the store fails.
     pub async fn add_user(
         &self,
         username: &str,
         password: &str,
         totp: Option<&str>,
     ) -> Result<(), StartupError> {
+        if let Some(secret) = totp {
+            crate::totp::Totp::from_base32(secret)?;
+        }
         let hasher = self.0.hasher.clone();
         let pw = password.to_string();
         let hash = tokio::task::spawn_blocking(move || hasher.hash(&pw))
@@ -174,6 +200,10 @@ impl AppState {
     /// The signing keys.
     pub fn keys(&self) -> &KeySet {
         &self.0.keys
+    }
+    /// The key that tags refresh tokens.
+    pub fn token_key(&self) -> &crate::secret::TokenKey {
+        &self.0.token_key
     }
     /// The configuration.
     pub fn config(&self) -> &Config {

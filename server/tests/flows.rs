@@ -12,7 +12,7 @@ use tessera_server::Config;
 
 fn bob_code(at: i64) -> String {
     totp::code_at(
-        &totp::base32_decode("JBSWY3DPEHPK3PXP").unwrap_or_default(),
+        &totp::base32_decode("4MEMZDELGP554FRQ6OH4LD7PAJIEUSHX").unwrap_or_default(),
         at,
     )
 }
@@ -33,7 +33,7 @@ async fn full_cookie_flow_login_refresh_me_logout() {
     );
     let at = j["access_token"].as_str().unwrap_or_default().to_string();
     let rt = r.cookie_token().expect("refresh cookie");
-    assert_eq!(rt.len(), 43, "256-bit token, base64url");
+    assert_eq!(rt.len(), 86, "family, secret and tag, base64url");
 
     let me = h.get("/api/me", Some(&at)).await;
     assert_eq!(me.status, StatusCode::OK);
@@ -100,7 +100,7 @@ async fn full_token_mode_flow_keeps_refresh_token_in_body() {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    assert_eq!(rt.len(), 43);
+    assert_eq!(rt.len(), 86);
     // token mode needs no CSRF header: nothing ambient authenticates it
     let r2 = h
         .post(
@@ -1127,7 +1127,7 @@ async fn mfa_in_token_mode_returns_the_refresh_token_in_the_body() {
         .await;
     assert_eq!(ok.status, StatusCode::OK);
     assert!(ok.set_cookie().is_none());
-    assert_eq!(ok.json()["refresh_token"].as_str().map(str::len), Some(43));
+    assert_eq!(ok.json()["refresh_token"].as_str().map(str::len), Some(86));
     assert_eq!(ok.json()["session"]["mfa"], true);
 }
 

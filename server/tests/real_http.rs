@@ -156,7 +156,7 @@ async fn real_http_token_mode_flow() {
         .await
         .expect("json");
     let rt2 = r2["refresh_token"].as_str().unwrap_or_default().to_string();
-    assert_eq!(rt2.len(), 43);
+    assert_eq!(rt2.len(), 86);
     // replaying the first token after the grace window would revoke; within it we get rt2 back
     let again: Value = c
         .post(format!("{}/auth/refresh", srv.base))

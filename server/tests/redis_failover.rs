@@ -6,9 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use tessera_server::secret::{b64, hash_secret, random_bytes, random_token, seal_successor};
+use tessera_server::secret::{random_token, seal_successor, RefreshToken, TokenKey};
 use tessera_server::store::{
-    RotateOutcome, RotateRequest, SessionRecord, SessionStore, UserRecord,
+    RotateOutcome, RotateRequest, SessionLimits, SessionRecord, SessionStore, UserRecord,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,9 +27,14 @@ async fn sentinel_failover_keeps_sessions_and_follows_the_new_master() {
     };
     let now = 1_800_000_000;
     let s = SessionRecord::new(random_token(), &user, now, 3600, false);
-    let t0 = random_bytes();
+    let key = TokenKey::from_bytes([1; 32]);
+    let t0 = RefreshToken::generate(&key);
+    let limits = SessionLimits {
+        max_per_user: 50,
+        idle: 600,
+    };
     store
-        .create_session(&s, &hash_secret(&b64(&t0)))
+        .create_session(&s, &t0.to_ref(), &limits)
         .await
         .expect("create");
     // wait until the replica has acknowledged every write, then kill the master
@@ -54,11 +59,11 @@ async fn sentinel_failover_keeps_sessions_and_follows_the_new_master() {
     assert_eq!(acked, 1, "replica in sync");
     drop(setup.master.take());
     let deadline = Instant::now() + Duration::from_secs(30);
-    let t1 = random_bytes();
+    let t1 = t0.successor(&key);
     let req = RotateRequest {
-        presented_hash: hash_secret(&b64(&t0)),
-        new_hash: hash_secret(&b64(&t1)),
-        sealed_successor: seal_successor(&t0, &t1),
+        presented: t0.to_ref(),
+        new_hash: t1.to_ref().hash,
+        sealed_successor: seal_successor(t0.secret(), t1.secret()),
         now: now + 1,
         grace: 10,
         idle: 600,

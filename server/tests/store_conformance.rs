@@ -5,10 +5,10 @@ mod common;
 
 use std::sync::Arc;
 
-use tessera_server::secret::{b64, hash_secret, random_bytes, random_token, seal_successor};
+use tessera_server::secret::{random_token, seal_successor, RefreshToken, TokenKey};
 use tessera_server::store::{
-    Liveness, RotateOutcome, RotateRequest, SessionEvent, SessionRecord, SessionStore,
-    TokenPosition, UserRecord,
+    Liveness, RotateOutcome, RotateRequest, SessionEvent, SessionLimits, SessionRecord,
+    SessionStore, TokenPosition, UserRecord, MAX_EVENTS_PER_SESSION,
 };
 
 const NOW: i64 = 1_800_000_000;
@@ -24,29 +24,49 @@ fn user(name: &str) -> UserRecord {
     }
 }
 
-/// A session for `name` with its generation-0 refresh token (raw).
-async fn new_session(store: &dyn SessionStore, name: &str, now: i64) -> (SessionRecord, [u8; 32]) {
-    let s = SessionRecord::new(random_token(), &user(name), now, 3600, false);
-    let raw = random_bytes();
-    store
-        .create_session(&s, &hash_secret(&b64(&raw)))
-        .await
-        .expect("create");
-    (s, raw)
+fn key() -> TokenKey {
+    TokenKey::from_bytes([7; 32])
 }
 
-fn rotate_req(presented: &[u8; 32], now: i64) -> (RotateRequest, [u8; 32]) {
-    let next = random_bytes();
+const NO_LIMIT: SessionLimits = SessionLimits {
+    max_per_user: 1000,
+    idle: IDLE,
+};
+
+/// A session for `name` with its first refresh token.
+async fn new_session(
+    store: &dyn SessionStore,
+    name: &str,
+    now: i64,
+) -> (SessionRecord, RefreshToken) {
+    let s = SessionRecord::new(random_token(), &user(name), now, 3600, false);
+    let t = RefreshToken::generate(&key());
+    store
+        .create_session(&s, &t.to_ref(), &NO_LIMIT)
+        .await
+        .expect("create");
+    (s, t)
+}
+
+fn rotate_req(presented: &RefreshToken, now: i64) -> (RotateRequest, RefreshToken) {
+    let next = presented.successor(&key());
     (
         RotateRequest {
-            presented_hash: hash_secret(&b64(presented)),
-            new_hash: hash_secret(&b64(&next)),
-            sealed_successor: seal_successor(presented, &next),
+            presented: presented.to_ref(),
+            new_hash: next.to_ref().hash,
+            sealed_successor: seal_successor(presented.secret(), next.secret()),
             now,
             grace: GRACE,
             idle: IDLE,
         },
         next,
+    )
+}
+
+fn open_grace(presented: &RefreshToken, sealed: &[u8; 32]) -> RefreshToken {
+    presented.with_secret(
+        &key(),
+        tessera_server::secret::open_successor(presented.secret(), sealed),
     )
 }
 
@@ -66,7 +86,7 @@ mod suite {
         let mut u = user("alice");
         s.upsert_user(&u).await.unwrap();
         assert_eq!(s.find_user("alice").await.unwrap(), Some(u.clone()));
-        u.totp_secret = Some("JBSWY3DPEHPK3PXP".into());
+        u.totp_secret = Some("4MEMZDELGP554FRQ6OH4LD7PAJIEUSHX".into());
         s.upsert_user(&u).await.unwrap();
         assert_eq!(
             s.find_user("alice")
@@ -74,7 +94,7 @@ mod suite {
                 .unwrap()
                 .and_then(|u| u.totp_secret)
                 .as_deref(),
-            Some("JBSWY3DPEHPK3PXP")
+            Some("4MEMZDELGP554FRQ6OH4LD7PAJIEUSHX")
         );
     }
 
@@ -104,9 +124,7 @@ mod suite {
         // immediate predecessor inside the grace window: the already-issued successor
         let (again, _) = rotate_req(&t0, NOW + 5 + GRACE);
         match s.rotate(&again).await.unwrap() {
-            RotateOutcome::Grace { sealed, .. } => {
-                assert_eq!(tessera_server::secret::open_successor(&t0, &sealed), t1)
-            }
+            RotateOutcome::Grace { sealed, .. } => assert_eq!(open_grace(&t0, &sealed), t1),
             other => panic!("expected grace, got {other:?}"),
         }
         let (r2, t2) = rotate_req(&t1, NOW + 20);
@@ -150,6 +168,7 @@ mod suite {
         let mut tasks = Vec::new();
         for _ in 0..16 {
             let s = s.clone();
+            let t0 = t0.clone();
             tasks.push(tokio::spawn(async move {
                 let (r, _) = rotate_req(&t0, NOW + 1);
                 s.rotate(&r).await.unwrap()
@@ -195,10 +214,10 @@ mod suite {
     }
 
     pub async fn unknown_token_is_unknown(s: Arc<dyn SessionStore>) {
-        let (r, _) = rotate_req(&random_bytes(), NOW);
+        let (r, _) = rotate_req(&RefreshToken::generate(&key()), NOW);
         assert_eq!(s.rotate(&r).await.unwrap(), RotateOutcome::Unknown);
         assert!(s
-            .lookup_refresh(&r.presented_hash, NOW, GRACE)
+            .lookup_refresh(&r.presented, NOW, GRACE)
             .await
             .unwrap()
             .is_none());
@@ -206,7 +225,7 @@ mod suite {
 
     pub async fn lookup_reports_token_position(s: Arc<dyn SessionStore>) {
         let (_, t0) = new_session(s.as_ref(), "alice", NOW).await;
-        let h = |t: &[u8; 32]| hash_secret(&b64(t));
+        let h = |t: &RefreshToken| t.to_ref();
         assert_eq!(
             s.lookup_refresh(&h(&t0), NOW, GRACE)
                 .await
@@ -314,7 +333,7 @@ mod suite {
             assert_eq!(n, 1);
             assert!(s.get_session(&old.sid).await.unwrap().is_none());
             assert!(s
-                .lookup_refresh(&hash_secret(&b64(&t_old)), NOW, GRACE)
+                .lookup_refresh(&t_old.to_ref(), NOW, GRACE)
                 .await
                 .unwrap()
                 .is_none());
@@ -341,6 +360,232 @@ mod suite {
         assert!(s.use_once("totp:u:1", NOW + 90, NOW).await.unwrap());
         assert!(!s.use_once("totp:u:1", NOW + 90, NOW + 1).await.unwrap());
         assert!(s.use_once("totp:u:2", NOW + 90, NOW).await.unwrap());
+    }
+
+    pub async fn advance_counter_only_moves_forward(s: Arc<dyn SessionStore>) {
+        assert!(s
+            .advance_counter("totp-last:u", 100, NOW + 90, NOW)
+            .await
+            .unwrap());
+        assert!(
+            !s.advance_counter("totp-last:u", 100, NOW + 90, NOW)
+                .await
+                .unwrap(),
+            "the same step twice"
+        );
+        assert!(
+            !s.advance_counter("totp-last:u", 99, NOW + 90, NOW)
+                .await
+                .unwrap(),
+            "an older step after a newer one"
+        );
+        assert!(s
+            .advance_counter("totp-last:u", 101, NOW + 120, NOW + 1)
+            .await
+            .unwrap());
+        assert!(!s
+            .advance_counter("totp-last:u", 100, NOW + 90, NOW + 2)
+            .await
+            .unwrap());
+        assert!(
+            s.advance_counter("totp-last:other", 5, NOW + 90, NOW)
+                .await
+                .unwrap(),
+            "per key"
+        );
+        // once the record expired, any value starts afresh
+        assert!(s
+            .advance_counter("totp-last:u", 7, NOW + 500, NOW + 120)
+            .await
+            .unwrap());
+        // 64 racers for one step: exactly one wins
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                s.advance_counter("totp-last:race", 42, NOW + 90, NOW)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut won = 0;
+        for t in tasks {
+            won += t.await.unwrap() as usize;
+        }
+        assert_eq!(won, 1);
+    }
+
+    /// Issue 9 item 5: reuse detection no longer needs one stored hash per rotation.
+    pub async fn ten_thousand_rotations_leave_at_most_three_token_records(
+        s: Arc<dyn SessionStore>,
+    ) {
+        let (sess, t0) = new_session(s.as_ref(), "alice", NOW).await;
+        let first = t0.clone();
+        let mut t = t0;
+        let mut older = Vec::new();
+        for i in 0..10_000 {
+            let (r, next) = rotate_req(&t, NOW + i / 100);
+            assert!(
+                matches!(s.rotate(&r).await.unwrap(), RotateOutcome::Rotated(_)),
+                "rotation {i}"
+            );
+            if i % 2_500 == 0 {
+                older.push(t.clone());
+            }
+            t = next;
+        }
+        let records = s.token_records(&sess.sid).await.unwrap();
+        assert!(
+            records <= 3,
+            "{records} token records after 10,000 rotations"
+        );
+        assert!(
+            records >= 2,
+            "the current token and its family are stored ({records})"
+        );
+        let now = NOW + 100;
+        // the current token still works, and is the only current one
+        assert_eq!(
+            s.lookup_refresh(&t.to_ref(), now, GRACE)
+                .await
+                .unwrap()
+                .map(|x| x.1),
+            Some(TokenPosition::Current)
+        );
+        for o in &older {
+            assert_eq!(
+                s.lookup_refresh(&o.to_ref(), now, GRACE)
+                    .await
+                    .unwrap()
+                    .map(|x| x.1),
+                Some(TokenPosition::Superseded),
+                "an old token is still recognised as one of this family"
+            );
+        }
+        // … and presenting the very first token (no record of it remains) is reuse
+        let (r, _) = rotate_req(&first, now);
+        assert_eq!(
+            s.rotate(&r).await.unwrap(),
+            RotateOutcome::Reused {
+                sid: sess.sid.clone()
+            }
+        );
+        let (cur, _) = rotate_req(&t, now + 1);
+        assert_eq!(s.rotate(&cur).await.unwrap(), RotateOutcome::Revoked);
+    }
+
+    pub async fn per_user_limit_revokes_the_oldest_live_sessions(s: Arc<dyn SessionStore>) {
+        let limits = SessionLimits {
+            max_per_user: 3,
+            idle: IDLE,
+        };
+        let mut sids: Vec<String> = Vec::new();
+        let mut tokens = Vec::new();
+        for i in 0..5 {
+            let sess = SessionRecord::new(random_token(), &user("alice"), NOW + i, 3600, false);
+            let t = RefreshToken::generate(&key());
+            let revoked = s.create_session(&sess, &t.to_ref(), &limits).await.unwrap();
+            if i < 3 {
+                assert!(revoked.is_empty(), "within the limit at {i}");
+            } else {
+                assert_eq!(revoked, vec![sids[(i - 3) as usize].clone()], "at {i}");
+            }
+            sids.push(sess.sid);
+            tokens.push(t);
+        }
+        // bob is not affected by alice's limit
+        let (bob, _) = new_session(s.as_ref(), "bob", NOW).await;
+        let now = NOW + 5;
+        let live = |x: &SessionRecord| x.liveness(now, IDLE) == Liveness::Live;
+        let alice = s.list_sessions("user-alice").await.unwrap();
+        assert_eq!(alice.iter().filter(|x| live(x)).count(), 3);
+        for sid in &sids[..2] {
+            let got = s
+                .get_session(sid)
+                .await
+                .unwrap()
+                .expect("kept for the listing");
+            assert_eq!(got.revoke_reason.as_deref(), Some("session_limit"));
+            assert_eq!(got.vault_key, None);
+        }
+        let (r, _) = rotate_req(&tokens[0], now);
+        assert_eq!(s.rotate(&r).await.unwrap(), RotateOutcome::Revoked);
+        assert!(live(&s.get_session(&bob.sid).await.unwrap().expect("bob")));
+        // dead sessions do not count: revoke two, then two new ones revoke nothing
+        s.revoke_session(&sids[2], "logout", now).await.unwrap();
+        s.revoke_session(&sids[3], "logout", now).await.unwrap();
+        for i in 0..2 {
+            let sess = SessionRecord::new(random_token(), &user("alice"), now + i, 3600, false);
+            let revoked = s
+                .create_session(&sess, &RefreshToken::generate(&key()).to_ref(), &limits)
+                .await
+                .unwrap();
+            assert!(revoked.is_empty(), "{revoked:?}");
+        }
+    }
+
+    pub async fn events_per_session_are_capped(s: Arc<dyn SessionStore>) {
+        let (a, _) = new_session(s.as_ref(), "alice", NOW).await;
+        let n = MAX_EVENTS_PER_SESSION + 25;
+        for i in 0..n {
+            let e = SessionEvent {
+                at: NOW + i as i64,
+                kind: "network_changed".into(),
+                detail: format!("#{i}"),
+            };
+            s.update_client(&a.sid, "UA", "10.0.0.1", Some(&e))
+                .await
+                .unwrap();
+        }
+        let list = s.list_sessions("user-alice").await.unwrap();
+        let events = &list[0].events;
+        assert_eq!(events.len(), MAX_EVENTS_PER_SESSION);
+        assert_eq!(
+            events.first().map(|e| e.detail.clone()),
+            Some("#25".into()),
+            "oldest dropped"
+        );
+        assert_eq!(
+            events.last().map(|e| e.detail.clone()),
+            Some(format!("#{}", n - 1))
+        );
+    }
+
+    pub async fn paged_listing_returns_every_session_once_newest_first(s: Arc<dyn SessionStore>) {
+        let mut made = Vec::new();
+        for i in 0..7 {
+            // pairs share a creation second: the order must still be total
+            let (x, _) = new_session(s.as_ref(), "alice", NOW + i / 2).await;
+            made.push(x);
+        }
+        new_session(s.as_ref(), "bob", NOW).await;
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let page = s
+                .list_sessions_page("user-alice", 3, cursor.as_deref())
+                .await
+                .unwrap();
+            assert!(page.sessions.len() <= 3);
+            seen.extend(page.sessions.iter().map(|x| (x.created_at, x.sid.clone())));
+            pages += 1;
+            match page.next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(pages, 3);
+        let mut want: Vec<(i64, String)> =
+            made.iter().map(|x| (x.created_at, x.sid.clone())).collect();
+        want.sort_by(|a, b| b.cmp(a));
+        assert_eq!(seen, want);
+        assert!(s
+            .list_sessions_page("user-alice", 3, Some("garbage"))
+            .await
+            .is_err());
+        let all = s.list_sessions("user-alice").await.unwrap();
+        assert_eq!(all.len(), 7);
     }
 }
 
@@ -412,6 +657,11 @@ macro_rules! all_backends {
             revoke_destroys_vault_key_and_counts,
             client_updates_and_events_are_listed,
             ephemeral_values_expire_and_are_taken_once,
+            advance_counter_only_moves_forward,
+            ten_thousand_rotations_leave_at_most_three_token_records,
+            per_user_limit_revokes_the_oldest_live_sessions,
+            events_per_session_are_capped,
+            paged_listing_returns_every_session_once_newest_first,
             purge_deletes_only_long_dead_sessions,
         );)*
     };

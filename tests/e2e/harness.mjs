@@ -30,7 +30,7 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "
 export const RESULTS_DIR = path.join(ROOT, "test-results");
 export const REFRESH_COOKIE = "__Host-tessera_rt";
 export const DEMO_PASSWORD = "tessera-demo";
-export const BOB_TOTP_SECRET = "JBSWY3DPEHPK3PXP";
+export const BOB_TOTP_SECRET = "4MEMZDELGP554FRQ6OH4LD7PAJIEUSHX";
 export const DEFINITIVE_END_CODES = ["refresh_invalid", "refresh_reused", "session_revoked", "session_expired"];
 
 /** Flags from TOOLCHAIN.md: headless, root-safe, and quiet on a closed network. */

@@ -102,8 +102,8 @@ describe("demo page", () => {
     const page = await openDemo(env.context, env.server.url);
     // The helper is pure page code; check it directly and in the MFA panel below.
     for (const at of [0, 59_000, 1_111_111_109_000, Date.now()]) {
-      const inPage = await page.evaluate((t) => window.tesseraDemo.totp("JBSWY3DPEHPK3PXP", t), at);
-      assert.equal(inPage, totp("JBSWY3DPEHPK3PXP", at), `code at ${at}`);
+      const inPage = await page.evaluate((t) => window.tesseraDemo.totp("4MEMZDELGP554FRQ6OH4LD7PAJIEUSHX", t), at);
+      assert.equal(inPage, totp("4MEMZDELGP554FRQ6OH4LD7PAJIEUSHX", at), `code at ${at}`);
     }
     // RFC 6238 Appendix B, SHA-1, 8 digits: T=59 -> 94287082.
     const rfc = await page.evaluate(() =>

@@ -13,9 +13,35 @@ struct Inner {
     users: HashMap<String, UserRecord>,
     sessions: HashMap<String, SessionRecord>,
     events: HashMap<String, Vec<SessionEvent>>,
-    tokens: HashMap<String, (String, i64)>,
+    /// sid → the two token hashes it keeps
+    tokens: HashMap<String, TokenState>,
+    /// family hash → sid
+    families: HashMap<String, String>,
     by_user: HashMap<String, Vec<String>>,
     ephemeral: HashMap<String, (String, i64)>,
+}
+
+impl Inner {
+    fn insert_session(&mut self, s: &SessionRecord, t: &TokenRef) {
+        self.tokens.insert(
+            s.sid.clone(),
+            TokenState {
+                cur: t.hash.clone(),
+                prev: None,
+            },
+        );
+        self.families.insert(t.family.clone(), s.sid.clone());
+        self.by_user
+            .entry(s.user_id.clone())
+            .or_default()
+            .push(s.sid.clone());
+        self.sessions.insert(s.sid.clone(), s.clone());
+    }
+
+    fn find(&self, t: &TokenRef) -> Option<(&SessionRecord, &TokenState)> {
+        let sid = self.families.get(&t.family)?;
+        Some((self.sessions.get(sid)?, self.tokens.get(sid)?))
+    }
 }
 
 /// A store in a `Mutex<HashMap…>`; every operation is atomic under the lock.
@@ -85,60 +111,102 @@ impl SessionStore for MemoryStore {
         Ok(self.lock().users.get(username).cloned())
     }
 
-    async fn create_session(&self, s: &SessionRecord, refresh_hash: &str) -> StoreResult<()> {
+    async fn create_session(
+        &self,
+        s: &SessionRecord,
+        token: &TokenRef,
+        limits: &SessionLimits,
+    ) -> StoreResult<Vec<String>> {
         let mut g = self.lock();
-        g.tokens
-            .insert(refresh_hash.into(), (s.sid.clone(), s.generation));
-        g.by_user
-            .entry(s.user_id.clone())
-            .or_default()
-            .push(s.sid.clone());
-        g.sessions.insert(s.sid.clone(), s.clone());
-        Ok(())
+        g.insert_session(s, token);
+        let now = s.created_at;
+        let mut live: Vec<SessionRecord> = g
+            .by_user
+            .get(&s.user_id)
+            .into_iter()
+            .flatten()
+            .filter(|sid| **sid != s.sid)
+            .filter_map(|sid| g.sessions.get(sid))
+            .filter(|x| counts_as_live(x, now, limits.idle))
+            .cloned()
+            .collect();
+        listing_order(&mut live);
+        let mut revoked = Vec::new();
+        for old in live.iter().skip(limits.max_per_user.saturating_sub(1)) {
+            if let Some(x) = g.sessions.get_mut(&old.sid) {
+                if revoke(x, "session_limit", now) {
+                    revoked.push(old.sid.clone());
+                }
+            }
+        }
+        Ok(revoked)
     }
     async fn get_session(&self, sid: &str) -> StoreResult<Option<SessionRecord>> {
         Ok(self.lock().sessions.get(sid).cloned())
     }
-    async fn list_sessions(&self, user_id: &str) -> StoreResult<Vec<SessionRecord>> {
+    async fn list_sessions_page(
+        &self,
+        user_id: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> StoreResult<SessionPage> {
+        let cursor = cursor.map(parse_cursor).transpose()?;
         let g = self.lock();
-        let mut out: Vec<SessionRecord> = g
+        let mut all: Vec<SessionRecord> = g
             .by_user
             .get(user_id)
             .into_iter()
             .flatten()
             .filter_map(|sid| g.sessions.get(sid))
-            .map(|s| {
-                let mut s = s.clone();
-                s.events = g.events.get(&s.sid).cloned().unwrap_or_default();
-                s
-            })
+            .filter(|s| after_cursor(s, &cursor))
+            .cloned()
             .collect();
-        out.sort_by_key(|s| std::cmp::Reverse(s.created_at));
-        Ok(out)
+        listing_order(&mut all);
+        let more = all.len() > limit;
+        all.truncate(limit);
+        for s in &mut all {
+            s.events = g.events.get(&s.sid).cloned().unwrap_or_default();
+        }
+        let next = if more {
+            all.last().map(page_cursor)
+        } else {
+            None
+        };
+        Ok(SessionPage {
+            sessions: all,
+            next,
+        })
+    }
+    async fn token_records(&self, sid: &str) -> StoreResult<usize> {
+        let g = self.lock();
+        let hashes = g
+            .tokens
+            .get(sid)
+            .map_or(0, |t| 1 + t.prev.is_some() as usize);
+        let families = g.families.values().filter(|x| *x == sid).count();
+        Ok(hashes + families)
     }
     async fn lookup_refresh(
         &self,
-        hash: &str,
+        token: &TokenRef,
         now: i64,
         grace: i64,
     ) -> StoreResult<Option<(SessionRecord, TokenPosition)>> {
         let g = self.lock();
-        let Some((sid, gen)) = g.tokens.get(hash) else {
-            return Ok(None);
-        };
-        Ok(g.sessions
-            .get(sid)
-            .map(|s| (s.clone(), position(s, *gen, now, grace))))
+        Ok(g.find(token)
+            .map(|(s, t)| (s.clone(), position(s, t, &token.hash, now, grace))))
     }
     async fn rotate(&self, req: &RotateRequest) -> StoreResult<RotateOutcome> {
         let mut g = self.lock();
-        let Some((sid, gen)) = g.tokens.get(&req.presented_hash).cloned() else {
+        let Some((s, t)) = g.find(&req.presented) else {
             return Ok(RotateOutcome::Unknown);
         };
+        let decision = decide(s, t, req);
+        let sid = s.sid.clone();
         let Some(s) = g.sessions.get_mut(&sid) else {
             return Ok(RotateOutcome::Unknown);
         };
-        match decide(s, gen, req) {
+        match decision {
             Decision::Revoked => Ok(RotateOutcome::Revoked),
             Decision::Expired => {
                 revoke(s, "expired", req.now);
@@ -158,7 +226,13 @@ impl SessionStore for MemoryStore {
                 s.prev_sealed = Some(req.sealed_successor);
                 s.last_seen = req.now;
                 let out = s.clone();
-                g.tokens.insert(req.new_hash.clone(), (sid, out.generation));
+                g.tokens.insert(
+                    sid,
+                    TokenState {
+                        cur: req.new_hash.clone(),
+                        prev: Some(req.presented.hash.clone()),
+                    },
+                );
                 Ok(RotateOutcome::Rotated(out))
             }
         }
@@ -199,7 +273,12 @@ impl SessionStore for MemoryStore {
             s.address = addr.into();
         }
         if let Some(e) = event {
-            g.events.entry(sid.into()).or_default().push(e.clone());
+            let list = g.events.entry(sid.into()).or_default();
+            list.push(e.clone());
+            if list.len() > MAX_EVENTS_PER_SESSION {
+                let excess = list.len() - MAX_EVENTS_PER_SESSION;
+                list.drain(..excess);
+            }
         }
         Ok(())
     }
@@ -239,6 +318,23 @@ impl SessionStore for MemoryStore {
             }
         }
     }
+    async fn advance_counter(
+        &self,
+        key: &str,
+        value: i64,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut g = self.lock();
+        if let Some((v, e)) = g.ephemeral.get(key) {
+            if *e > now && v.parse::<i64>().is_ok_and(|old| old >= value) {
+                return Ok(false);
+            }
+        }
+        g.ephemeral
+            .insert(key.into(), (value.to_string(), expires_at));
+        Ok(true)
+    }
 
     async fn purge_expired(&self, now: i64, retention: i64) -> StoreResult<usize> {
         let mut g = self.lock();
@@ -251,8 +347,9 @@ impl SessionStore for MemoryStore {
         for sid in &dead {
             g.sessions.remove(sid);
             g.events.remove(sid);
+            g.tokens.remove(sid);
         }
-        g.tokens.retain(|_, (sid, _)| !dead.contains(sid));
+        g.families.retain(|_, sid| !dead.contains(sid));
         for v in g.by_user.values_mut() {
             v.retain(|sid| !dead.contains(sid));
         }

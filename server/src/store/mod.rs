@@ -8,6 +8,13 @@
 //! predecessor within the grace window gets the already-issued successor back (sealed so that
 //! only the predecessor's holder can open it); anything older revokes the whole family.
 //! One conformance suite (`tests/store_conformance.rs`) runs against all three.
+//!
+//! Growth is bounded: a refresh token names its family ([`crate::secret::RefreshToken`]), so
+//! a session keeps only two token hashes (the current one and the grace predecessor) however
+//! often it rotates, and any other token of the family is recognised as reuse. A user has at
+//! most [`SessionLimits::max_per_user`] live sessions (a new one revokes the oldest), a
+//! session keeps at most [`MAX_EVENTS_PER_SESSION`] events, and listings page
+//! ([`SessionStore::list_sessions_page`]).
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -36,6 +43,71 @@ pub enum StoreError {
 
 /// Result alias for store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Events kept per session (older ones are dropped first).
+pub const MAX_EVENTS_PER_SESSION: usize = 50;
+
+/// Highest accepted `--max-sessions-per-user`; also the size of Redis's per-user index.
+pub const MAX_SESSIONS_PER_USER_LIMIT: usize = 1000;
+
+/// What the store keeps of a refresh token: hashes only (see
+/// [`crate::secret::RefreshToken::to_ref`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRef {
+    /// Hash of the token's family id: the same for every token of one session.
+    pub family: String,
+    /// Hash of the whole token.
+    pub hash: String,
+}
+
+/// Limits applied when a session is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Live sessions a user may hold; creating one more revokes the oldest (reason
+    /// `session_limit`).
+    pub max_per_user: usize,
+    /// Idle timeout in seconds (a session idle for longer is not live and does not count).
+    pub idle: i64,
+}
+
+/// One page of a user's sessions, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionPage {
+    /// The sessions, with their events.
+    pub sessions: Vec<SessionRecord>,
+    /// Cursor of the next page, `None` on the last one.
+    pub next: Option<String>,
+}
+
+/// The listing order (newest first: `created_at`, then `sid`, both descending) and its
+/// cursor `"<created_at>:<sid>"` of the last item of a page.
+pub(crate) fn page_cursor(s: &SessionRecord) -> String {
+    format!("{}:{}", s.created_at, s.sid)
+}
+
+/// Parses a cursor; a malformed one is an error rather than a silent first page.
+pub(crate) fn parse_cursor(c: &str) -> StoreResult<(i64, String)> {
+    let (t, sid) = c
+        .split_once(':')
+        .ok_or_else(|| StoreError::Config("malformed session cursor".into()))?;
+    let t = t
+        .parse()
+        .map_err(|_| StoreError::Config("malformed session cursor".into()))?;
+    Ok((t, sid.to_string()))
+}
+
+/// Whether `s` comes after the cursor position in listing order.
+pub(crate) fn after_cursor(s: &SessionRecord, cursor: &Option<(i64, String)>) -> bool {
+    match cursor {
+        None => true,
+        Some((t, sid)) => (s.created_at, s.sid.as_str()) < (*t, sid.as_str()),
+    }
+}
+
+/// Sorts into listing order.
+pub(crate) fn listing_order(v: &mut [SessionRecord]) {
+    v.sort_by(|a, b| (b.created_at, &b.sid).cmp(&(a.created_at, &a.sid)));
+}
 
 /// A user account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,9 +219,9 @@ impl SessionRecord {
 /// Input of one atomic rotation.
 #[derive(Debug, Clone)]
 pub struct RotateRequest {
-    /// `SHA-256` of the presented refresh token.
-    pub presented_hash: String,
-    /// `SHA-256` of the successor the caller generated.
+    /// The presented refresh token (hashes).
+    pub presented: TokenRef,
+    /// Hash of the successor the caller generated (same family).
     pub new_hash: String,
     /// The successor sealed under the presented token.
     pub sealed_successor: [u8; 32],
@@ -208,26 +280,42 @@ pub(crate) enum Decision {
     Expired,
 }
 
-pub(crate) fn position(s: &SessionRecord, token_gen: i64, now: i64, grace: i64) -> TokenPosition {
-    if token_gen == s.generation {
+/// The two token hashes a session keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TokenState {
+    /// Hash of the current token.
+    pub cur: String,
+    /// Hash of the immediate predecessor (kept for the grace rule only).
+    pub prev: Option<String>,
+}
+
+pub(crate) fn position(
+    s: &SessionRecord,
+    t: &TokenState,
+    presented: &str,
+    now: i64,
+    grace: i64,
+) -> TokenPosition {
+    if presented == t.cur {
         TokenPosition::Current
-    } else if token_gen == s.generation - 1
+    } else if t.prev.as_deref() == Some(presented)
         && s.prev_sealed.is_some()
-        && s.prev_rotated_at.is_some_and(|t| now - t <= grace)
+        && s.prev_rotated_at.is_some_and(|at| now - at <= grace)
     {
         TokenPosition::GracePredecessor
     } else {
+        // a token of this family that is neither: an older one (reuse)
         TokenPosition::Superseded
     }
 }
 
-pub(crate) fn decide(s: &SessionRecord, token_gen: i64, req: &RotateRequest) -> Decision {
+pub(crate) fn decide(s: &SessionRecord, t: &TokenState, req: &RotateRequest) -> Decision {
     match s.liveness(req.now, req.idle) {
         Liveness::Revoked => return Decision::Revoked,
         Liveness::Expired => return Decision::Expired,
         Liveness::Live => {}
     }
-    match position(s, token_gen, req.now, req.grace) {
+    match position(s, t, &req.presented.hash, req.now, req.grace) {
         TokenPosition::Current => Decision::Rotate,
         TokenPosition::GracePredecessor => match s.prev_sealed {
             Some(sealed) => Decision::Grace(sealed),
@@ -235,6 +323,11 @@ pub(crate) fn decide(s: &SessionRecord, token_gen: i64, req: &RotateRequest) -> 
         },
         TokenPosition::Superseded => Decision::Reuse,
     }
+}
+
+/// Whether a session counts against the per-user limit at `now`.
+pub(crate) fn counts_as_live(s: &SessionRecord, now: i64, idle: i64) -> bool {
+    s.liveness(now, idle) == Liveness::Live
 }
 
 /// Storage for users, sessions, refresh-token families and short-lived values.
@@ -258,26 +351,80 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Finds a user by login name.
     async fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>>;
 
-    /// Stores a new session whose generation-0 refresh token hashes to `refresh_hash`.
-    async fn create_session(&self, session: &SessionRecord, refresh_hash: &str) -> StoreResult<()>;
-    /// Stores many sessions at once (benchmarks, imports). Default: one by one.
-    async fn create_sessions(&self, batch: &[(SessionRecord, String)]) -> StoreResult<()> {
-        for (s, h) in batch {
-            self.create_session(s, h).await?;
+    /// Stores a new session with its first refresh token, then revokes (reason
+    /// `session_limit`) the user's oldest live sessions beyond `limits.max_per_user`, as one
+    /// atomic step where the backend allows (memory, SQLite; Redis: the new session's write
+    /// is atomic, the trim follows it). Returns the revoked session ids.
+    async fn create_session(
+        &self,
+        session: &SessionRecord,
+        token: &TokenRef,
+        limits: &SessionLimits,
+    ) -> StoreResult<Vec<String>>;
+    /// Stores many sessions at once (benchmarks, imports), without the per-user limit.
+    /// Default: one by one.
+    async fn create_sessions(&self, batch: &[(SessionRecord, TokenRef)]) -> StoreResult<()> {
+        let unlimited = SessionLimits {
+            max_per_user: usize::MAX,
+            idle: i64::MAX / 4,
+        };
+        for (s, t) in batch {
+            self.create_session(s, t, &unlimited).await?;
         }
         Ok(())
     }
     /// Loads a session (without events).
     async fn get_session(&self, sid: &str) -> StoreResult<Option<SessionRecord>>;
-    /// All sessions of a user, newest first, with their events.
-    async fn list_sessions(&self, user_id: &str) -> StoreResult<Vec<SessionRecord>>;
+    /// One page of a user's sessions (newest first, with their events): at most `limit`,
+    /// after `cursor` (the `next` of the previous page; `None` for the first).
+    ///
+    /// # Errors
+    /// [`StoreError::Config`] for a malformed cursor.
+    async fn list_sessions_page(
+        &self,
+        user_id: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> StoreResult<SessionPage>;
+    /// All sessions of a user, newest first, with their events (every page).
+    async fn list_sessions(&self, user_id: &str) -> StoreResult<Vec<SessionRecord>> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self
+                .list_sessions_page(user_id, 100, cursor.as_deref())
+                .await?;
+            out.extend(page.sessions);
+            match page.next {
+                Some(n) => cursor = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+    /// How many refresh-token records the store holds for a session (for tests and
+    /// metrics: at most the current token, the grace predecessor and the family index).
+    async fn token_records(&self, sid: &str) -> StoreResult<usize>;
     /// Finds the session a refresh token belongs to and where the token stands.
     async fn lookup_refresh(
         &self,
-        refresh_hash: &str,
+        token: &TokenRef,
         now: i64,
         grace: i64,
     ) -> StoreResult<Option<(SessionRecord, TokenPosition)>>;
+    /// [`lookup_refresh`](SessionStore::lookup_refresh) for a token as presented by a client;
+    /// a malformed token, or one whose tag does not verify under `key`, finds nothing.
+    async fn lookup_presented(
+        &self,
+        key: &crate::secret::TokenKey,
+        token: &str,
+        now: i64,
+        grace: i64,
+    ) -> StoreResult<Option<(SessionRecord, TokenPosition)>> {
+        match crate::secret::RefreshToken::decode(token, key) {
+            Some(t) => self.lookup_refresh(&t.to_ref(), now, grace).await,
+            None => Ok(None),
+        }
+    }
     /// The atomic rotation step (see the module docs).
     async fn rotate(&self, req: &RotateRequest) -> StoreResult<RotateOutcome>;
     /// Revokes a session and destroys its vault key. Returns whether it was live before.
@@ -306,6 +453,16 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn take_ephemeral(&self, key: &str, now: i64) -> StoreResult<Option<String>>;
     /// Marks `key` used until `expires_at`; `true` only for the first caller (replay guard).
     async fn use_once(&self, key: &str, expires_at: i64, now: i64) -> StoreResult<bool>;
+    /// Atomically raises the counter `key` to `value` when it is absent, expired or lower,
+    /// and keeps it until `expires_at`. Returns `true` when it raised it; `false` (and no
+    /// change) when the stored value is already `>= value` (the TOTP replay guard).
+    async fn advance_counter(
+        &self,
+        key: &str,
+        value: i64,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<bool>;
 
     /// Housekeeping: deletes sessions (with their tokens and events) whose absolute expiry
     /// is more than `retention` seconds before `now`, and expired short-lived values.

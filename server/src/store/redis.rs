@@ -3,12 +3,14 @@
 //! follows failovers) and Cluster (`redis+cluster://HOST:PORT[,HOST:PORT…]`).
 //!
 //! Layout (all keys under a prefix, default `tessera:`; `{…}` is a Cluster hash tag, so all
-//! keys of one session live in one slot): `s:{sid}` hash (the session, plus one field
-//! `tok:<hash>` = generation per refresh token it ever issued), `ev:{sid}` list of JSON
-//! events, `t:<hash>` string `sid` (index from a refresh token to its session),
-//! `u:<user_id>` set of sids, `user:<name>`, `meta:<key>`, `eph:<key>`. Rotation and
-//! revocation are Lua scripts over the single session key, so each is atomic on the server
-//! (and Cluster-safe). Session keys expire a day after the absolute lifetime.
+//! keys of one session live in one slot): `s:{sid}` hash (the session, plus `cur` / `prev`:
+//! the hashes of the current token and its grace predecessor, and `fam`), `ev:{sid}` list
+//! of JSON events (the newest [`MAX_EVENTS_PER_SESSION`]), `f:<family hash>` string `sid`
+//! (index from a token's family to its session), `us:<user_id>` sorted set of sids scored
+//! by creation time (capped at [`MAX_SESSIONS_PER_USER_LIMIT`] entries), `user:<name>`,
+//! `meta:<key>`, `eph:<key>`. Rotation and revocation are Lua scripts over the single
+//! session key, so each is atomic on the server (and Cluster-safe). Every session key,
+//! index and list expires a day after the absolute lifetime.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -19,8 +21,10 @@ use ::redis::AsyncCommands;
 use async_trait::async_trait;
 
 use super::{
-    position, RotateOutcome, RotateRequest, SessionEvent, SessionRecord, SessionStore, StoreError,
-    StoreResult, TokenPosition, UserRecord,
+    after_cursor, counts_as_live, listing_order, page_cursor, parse_cursor, position,
+    RotateOutcome, RotateRequest, SessionEvent, SessionLimits, SessionPage, SessionRecord,
+    SessionStore, StoreError, StoreResult, TokenPosition, TokenRef, TokenState, UserRecord,
+    MAX_EVENTS_PER_SESSION, MAX_SESSIONS_PER_USER_LIMIT,
 };
 use crate::secret::{b64, unb64};
 
@@ -38,27 +42,36 @@ fn unpack_ephemeral(v: Option<String>, now: i64) -> Option<String> {
 const ROTATE_LUA: &str = r#"
 local sk = KEYS[1]
 local now = tonumber(ARGV[1]); local grace = tonumber(ARGV[2]); local idle = tonumber(ARGV[3])
-local tg = redis.call('HGET', sk, 'tok:' .. ARGV[4])
-if not tg then return {'unknown'} end
-local tgen = tonumber(tg)
-local f = redis.call('HMGET', sk, 'revoked_at', 'expires_at', 'last_seen', 'gen', 'prev_at', 'prev_sealed')
-if not f[4] then return {'unknown'} end
+local f = redis.call('HMGET', sk, 'revoked_at', 'expires_at', 'last_seen', 'gen', 'prev_at', 'prev_sealed', 'cur', 'prev')
+if not f[4] or not f[7] then return {'unknown'} end
 if f[1] and f[1] ~= '' then return {'revoked'} end
 local exp = tonumber(f[2]); local last = tonumber(f[3]); local gen = tonumber(f[4])
 if now >= exp or now >= last + idle then
   redis.call('HSET', sk, 'revoked_at', ARGV[1], 'reason', 'expired', 'vault', '')
   return {'expired'}
 end
-if tgen == gen then
+if ARGV[4] == f[7] then
   local g = tostring(gen + 1)
-  redis.call('HSET', sk, 'gen', g, 'prev_at', ARGV[1], 'prev_sealed', ARGV[6], 'last_seen', ARGV[1], 'tok:' .. ARGV[5], g)
+  redis.call('HSET', sk, 'gen', g, 'prev_at', ARGV[1], 'prev_sealed', ARGV[6], 'last_seen', ARGV[1], 'prev', f[7], 'cur', ARGV[5])
   return {'rotated', g}
 end
-if tgen == gen - 1 and f[5] and f[5] ~= '' and f[6] and f[6] ~= '' and now - tonumber(f[5]) <= grace then
+if f[8] and ARGV[4] == f[8] and f[5] and f[5] ~= '' and f[6] and f[6] ~= '' and now - tonumber(f[5]) <= grace then
   return {'grace', f[6]}
 end
 redis.call('HSET', sk, 'revoked_at', ARGV[1], 'reason', 'refresh_reused', 'vault', '')
 return {'reused'}
+"#;
+
+const ADVANCE_LUA: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if v then
+  local exp, val = string.match(v, '^(%-?%d+)|(%-?%d+)$')
+  if exp and tonumber(exp) > tonumber(ARGV[3]) and tonumber(val) >= tonumber(ARGV[1]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2] .. '|' .. ARGV[1], 'EX', ARGV[4])
+return 1
 "#;
 
 const REVOKE_LUA: &str = r#"
@@ -113,6 +126,7 @@ pub struct RedisStore {
     prefix: String,
     rotate: ::redis::Script,
     revoke: ::redis::Script,
+    advance: ::redis::Script,
 }
 
 impl Drop for RedisStore {
@@ -188,6 +202,10 @@ fn session_from_hash(sid: &str, m: &HashMap<String, String>) -> StoreResult<Opti
         prev_sealed: opt_key(m, "prev_sealed"),
         events: Vec::new(),
     }))
+}
+
+fn session_ttl(s: &SessionRecord) -> i64 {
+    ((s.expires_at - s.created_at).max(0) + RETENTION).max(1)
 }
 
 fn session_fields(s: &SessionRecord) -> Vec<(&'static str, String)> {
@@ -340,6 +358,7 @@ impl RedisStore {
             prefix: prefix.to_string(),
             rotate: ::redis::Script::new(ROTATE_LUA),
             revoke: ::redis::Script::new(REVOKE_LUA),
+            advance: ::redis::Script::new(ADVANCE_LUA),
         }
     }
 
@@ -356,45 +375,89 @@ impl RedisStore {
         format!("{}{kind}:{{{sid}}}", self.prefix)
     }
 
-    /// Writes a session's hash (with its generation-0 token) into `pipe`: one slot.
-    fn session_pipe(&self, pipe: &mut ::redis::Pipeline, s: &SessionRecord, hash: &str) {
+    /// Writes a session's hash (with its first token) into `pipe`: one slot.
+    fn session_pipe(&self, pipe: &mut ::redis::Pipeline, s: &SessionRecord, t: &TokenRef) {
         let sk = self.sk("s", &s.sid);
         // Relative TTLs, so an injected clock far from wall time cannot expire keys early.
-        let ttl = (s.expires_at - s.created_at).max(0) + RETENTION;
+        let ttl = session_ttl(s);
         let mut fields: Vec<(String, String)> = session_fields(s)
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
-        fields.push((format!("tok:{hash}"), s.generation.to_string()));
+        fields.push(("cur".into(), t.hash.clone()));
+        fields.push(("fam".into(), t.family.clone()));
         pipe.hset_multiple(&sk, &fields).ignore();
         pipe.expire(&sk, ttl).ignore();
     }
 
-    fn index_pipe(&self, pipe: &mut ::redis::Pipeline, s: &SessionRecord, hash: &str) {
-        let ttl = (s.expires_at - s.created_at).max(0) + RETENTION;
-        pipe.cmd("SET")
-            .arg(self.k("t", hash))
-            .arg(&s.sid)
-            .arg("EX")
-            .arg(ttl.max(1))
-            .ignore();
-        pipe.sadd(self.k("u", &s.user_id), &s.sid).ignore();
+    /// The family index and the user's session index (other slots than the session).
+    fn index_pipe(&self, pipe: &mut ::redis::Pipeline, s: &SessionRecord, t: &TokenRef) {
+        self.family_pipe(pipe, s, t);
+        self.user_pipe(pipe, s);
     }
 
-    /// Loads a session and, optionally, one extra hash field (a token's generation).
+    /// The family index (its own slot).
+    fn family_pipe(&self, pipe: &mut ::redis::Pipeline, s: &SessionRecord, t: &TokenRef) {
+        pipe.cmd("SET")
+            .arg(self.k("f", &t.family))
+            .arg(&s.sid)
+            .arg("EX")
+            .arg(session_ttl(s))
+            .ignore();
+    }
+
+    /// The user's session index (its own slot).
+    fn user_pipe(&self, pipe: &mut ::redis::Pipeline, s: &SessionRecord) {
+        let ttl = session_ttl(s);
+        let uk = self.k("us", &s.user_id);
+        pipe.zadd(&uk, &s.sid, s.created_at).ignore();
+        // keep the newest entries only (live sessions are far fewer than the cap)
+        pipe.zremrangebyrank(&uk, 0, -(MAX_SESSIONS_PER_USER_LIMIT as isize) - 1)
+            .ignore();
+        pipe.expire(&uk, ttl).ignore();
+    }
+
+    /// The user's indexed session ids, newest first.
+    async fn user_sids(&self, user_id: &str) -> StoreResult<Vec<(String, i64)>> {
+        let mut c = self.conn();
+        let v: Vec<(String, i64)> = c
+            .zrevrange_withscores(self.k("us", user_id), 0, -1)
+            .await
+            .map_err(err)?;
+        Ok(v)
+    }
+
+    /// Loads many sessions; entries whose key expired are dropped from the user index.
+    async fn load_many(&self, user_id: &str, sids: &[String]) -> StoreResult<Vec<SessionRecord>> {
+        let mut out = Vec::with_capacity(sids.len());
+        let mut gone = Vec::new();
+        for sid in sids {
+            match self.load(sid).await? {
+                Some(s) => out.push(s),
+                None => gone.push(sid.clone()),
+            }
+        }
+        if !gone.is_empty() {
+            let mut c = self.conn();
+            let _: i64 = c.zrem(self.k("us", user_id), gone).await.map_err(err)?;
+        }
+        Ok(out)
+    }
+
+    /// Loads a session and, optionally, its token hashes.
     async fn load_with(
         &self,
         sid: &str,
-        extra: Option<&str>,
-    ) -> StoreResult<(Option<SessionRecord>, Option<String>)> {
+        tokens: bool,
+    ) -> StoreResult<(Option<SessionRecord>, Option<TokenState>)> {
         let mut c = self.conn();
         let mut cmd = ::redis::cmd("HMGET");
         cmd.arg(self.sk("s", sid));
         for f in FIELDS {
             cmd.arg(*f);
         }
-        if let Some(e) = extra {
-            cmd.arg(e);
+        if tokens {
+            cmd.arg("cur").arg("prev");
         }
         let vals: Vec<Option<String>> = cmd.query_async(&mut c).await.map_err(err)?;
         let mut m = HashMap::new();
@@ -403,12 +466,44 @@ impl RedisStore {
                 m.insert(k.to_string(), v.clone());
             }
         }
-        let extra_val = extra.and_then(|_| vals.get(FIELDS.len()).cloned().flatten());
-        Ok((session_from_hash(sid, &m)?, extra_val))
+        let t = if tokens {
+            match vals.get(FIELDS.len()).cloned().flatten() {
+                Some(cur) => Some(TokenState {
+                    cur,
+                    prev: vals.get(FIELDS.len() + 1).cloned().flatten(),
+                }),
+                None => None,
+            }
+        } else {
+            None
+        };
+        Ok((session_from_hash(sid, &m)?, t))
     }
 
     async fn load(&self, sid: &str) -> StoreResult<Option<SessionRecord>> {
-        Ok(self.load_with(sid, None).await?.0)
+        Ok(self.load_with(sid, false).await?.0)
+    }
+}
+
+/// A record with only the listing keys filled (for ordering index entries).
+fn placeholder() -> SessionRecord {
+    SessionRecord {
+        sid: String::new(),
+        user_id: String::new(),
+        username: String::new(),
+        created_at: 0,
+        last_seen: 0,
+        expires_at: 0,
+        mfa: false,
+        user_agent: String::new(),
+        address: String::new(),
+        revoked_at: None,
+        revoke_reason: None,
+        vault_key: None,
+        generation: 0,
+        prev_rotated_at: None,
+        prev_sealed: None,
+        events: Vec::new(),
     }
 }
 
@@ -463,135 +558,191 @@ impl SessionStore for RedisStore {
             .transpose()
     }
 
-    async fn create_session(&self, s: &SessionRecord, refresh_hash: &str) -> StoreResult<()> {
+    async fn create_session(
+        &self,
+        s: &SessionRecord,
+        token: &TokenRef,
+        limits: &SessionLimits,
+    ) -> StoreResult<Vec<String>> {
         let mut c = self.conn();
         if self.cluster {
             // one slot per pipeline in Cluster: the session first, then its indexes
             let mut p1 = ::redis::pipe();
             p1.atomic();
-            self.session_pipe(&mut p1, s, refresh_hash);
+            self.session_pipe(&mut p1, s, token);
             let () = p1.query_async(&mut c).await.map_err(err)?;
-            let ttl = (s.expires_at - s.created_at).max(0) + RETENTION;
-            let () = ::redis::cmd("SET")
-                .arg(self.k("t", refresh_hash))
-                .arg(&s.sid)
-                .arg("EX")
-                .arg(ttl.max(1))
-                .query_async(&mut c)
-                .await
-                .map_err(err)?;
-            let _: i64 = c.sadd(self.k("u", &s.user_id), &s.sid).await.map_err(err)?;
-            return Ok(());
-        }
-        let mut pipe = ::redis::pipe();
-        pipe.atomic();
-        self.session_pipe(&mut pipe, s, refresh_hash);
-        self.index_pipe(&mut pipe, s, refresh_hash);
-        pipe.query_async(&mut c).await.map_err(err)
-    }
-    async fn create_sessions(&self, batch: &[(SessionRecord, String)]) -> StoreResult<()> {
-        if self.cluster {
-            for (s, h) in batch {
-                self.create_session(s, h).await?;
-            }
-            return Ok(());
-        }
-        let mut c = self.conn();
-        for chunk in batch.chunks(1000) {
+            let mut p2 = ::redis::pipe();
+            self.family_pipe(&mut p2, s, token);
+            let () = p2.query_async(&mut c).await.map_err(err)?;
+            let mut p3 = ::redis::pipe();
+            self.user_pipe(&mut p3, s);
+            let () = p3.query_async(&mut c).await.map_err(err)?;
+        } else {
             let mut pipe = ::redis::pipe();
-            for (s, h) in chunk {
-                self.session_pipe(&mut pipe, s, h);
-                self.index_pipe(&mut pipe, s, h);
+            pipe.atomic();
+            self.session_pipe(&mut pipe, s, token);
+            self.index_pipe(&mut pipe, s, token);
+            let () = pipe.query_async(&mut c).await.map_err(err)?;
+        }
+        // the per-user limit: revoke the oldest live sessions beyond it
+        let sids: Vec<String> = self
+            .user_sids(&s.user_id)
+            .await?
+            .into_iter()
+            .map(|(sid, _)| sid)
+            .filter(|sid| *sid != s.sid)
+            .collect();
+        let now = s.created_at;
+        let mut live: Vec<SessionRecord> = self
+            .load_many(&s.user_id, &sids)
+            .await?
+            .into_iter()
+            .filter(|x| counts_as_live(x, now, limits.idle))
+            .collect();
+        listing_order(&mut live);
+        let mut revoked = Vec::new();
+        for old in live.iter().skip(limits.max_per_user.saturating_sub(1)) {
+            if self.revoke_session(&old.sid, "session_limit", now).await? {
+                revoked.push(old.sid.clone());
+            }
+        }
+        Ok(revoked)
+    }
+    async fn create_sessions(&self, batch: &[(SessionRecord, TokenRef)]) -> StoreResult<()> {
+        let mut c = self.conn();
+        for chunk in batch.chunks(if self.cluster { 1 } else { 1000 }) {
+            let mut pipe = ::redis::pipe();
+            for (s, t) in chunk {
+                self.session_pipe(&mut pipe, s, t);
+                if !self.cluster {
+                    self.index_pipe(&mut pipe, s, t);
+                }
             }
             let () = pipe.query_async(&mut c).await.map_err(err)?;
+            if self.cluster {
+                for (s, t) in chunk {
+                    let mut p2 = ::redis::pipe();
+                    self.family_pipe(&mut p2, s, t);
+                    let () = p2.query_async(&mut c).await.map_err(err)?;
+                    let mut p3 = ::redis::pipe();
+                    self.user_pipe(&mut p3, s);
+                    let () = p3.query_async(&mut c).await.map_err(err)?;
+                }
+            }
         }
         Ok(())
     }
     async fn get_session(&self, sid: &str) -> StoreResult<Option<SessionRecord>> {
         self.load(sid).await
     }
-    async fn list_sessions(&self, user_id: &str) -> StoreResult<Vec<SessionRecord>> {
-        let mut c = self.conn();
-        let sids: Vec<String> = c.smembers(self.k("u", user_id)).await.map_err(err)?;
+    async fn list_sessions_page(
+        &self,
+        user_id: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> StoreResult<SessionPage> {
+        let cursor = cursor.map(parse_cursor).transpose()?;
+        // the index is capped, so ordering it here is cheap; only the page is loaded
+        let mut entries: Vec<SessionRecord> = self
+            .user_sids(user_id)
+            .await?
+            .into_iter()
+            .map(|(sid, created_at)| SessionRecord {
+                sid,
+                created_at,
+                ..placeholder()
+            })
+            .filter(|s| after_cursor(s, &cursor))
+            .collect();
+        listing_order(&mut entries);
         let mut out = Vec::new();
-        for sid in sids {
-            match self.load(&sid).await? {
-                Some(mut s) => {
-                    let evs: Vec<String> =
-                        c.lrange(self.sk("ev", &sid), 0, -1).await.map_err(err)?;
-                    s.events = evs
-                        .iter()
-                        .filter_map(|e| serde_json::from_str(e).ok())
-                        .collect();
-                    out.push(s);
-                }
-                None => {
-                    // expired out of Redis: drop it from the index
-                    let _: i64 = c.srem(self.k("u", user_id), &sid).await.map_err(err)?;
-                }
+        let mut more = false;
+        for e in entries {
+            if out.len() == limit {
+                more = true;
+                break;
+            }
+            let mut got = self
+                .load_many(user_id, std::slice::from_ref(&e.sid))
+                .await?;
+            if let Some(mut s) = got.pop() {
+                let mut c = self.conn();
+                let evs: Vec<String> = c.lrange(self.sk("ev", &s.sid), 0, -1).await.map_err(err)?;
+                s.events = evs
+                    .iter()
+                    .filter_map(|e| serde_json::from_str(e).ok())
+                    .collect();
+                out.push(s);
             }
         }
-        out.sort_by(|a, b| {
-            b.created_at
-                .cmp(&a.created_at)
-                .then_with(|| a.sid.cmp(&b.sid))
-        });
-        Ok(out)
+        let next = if more {
+            out.last().map(page_cursor)
+        } else {
+            None
+        };
+        Ok(SessionPage {
+            sessions: out,
+            next,
+        })
+    }
+    async fn token_records(&self, sid: &str) -> StoreResult<usize> {
+        let mut c = self.conn();
+        let keys: Vec<String> = c.hkeys(self.sk("s", sid)).await.map_err(err)?;
+        let hashes = keys
+            .iter()
+            .filter(|k| *k == "cur" || *k == "prev" || k.starts_with("tok:"))
+            .count();
+        let fam: Option<String> = c.hget(self.sk("s", sid), "fam").await.map_err(err)?;
+        let index = match fam {
+            Some(f) => c.exists::<_, i64>(self.k("f", &f)).await.map_err(err)? as usize,
+            None => 0,
+        };
+        Ok(hashes + index)
     }
     async fn lookup_refresh(
         &self,
-        hash: &str,
+        token: &TokenRef,
         now: i64,
         grace: i64,
     ) -> StoreResult<Option<(SessionRecord, TokenPosition)>> {
         let mut c = self.conn();
-        let Some(sid): Option<String> = c.get(self.k("t", hash)).await.map_err(err)? else {
+        let Some(sid): Option<String> = c.get(self.k("f", &token.family)).await.map_err(err)?
+        else {
             return Ok(None);
         };
-        let (s, gen) = self.load_with(&sid, Some(&format!("tok:{hash}"))).await?;
-        let (Some(s), Some(gen)) = (s, gen.and_then(|g| g.parse::<i64>().ok())) else {
+        let (Some(s), Some(t)) = self.load_with(&sid, true).await? else {
             return Ok(None);
         };
-        let p = position(&s, gen, now, grace);
+        let p = position(&s, &t, &token.hash, now, grace);
         Ok(Some((s, p)))
     }
     async fn rotate(&self, req: &RotateRequest) -> StoreResult<RotateOutcome> {
         let mut c = self.conn();
-        // 1. which session? (the token index never changes once written)
-        let Some(sid): Option<String> =
-            c.get(self.k("t", &req.presented_hash)).await.map_err(err)?
+        // 1. which session? (the family index never changes once written)
+        let Some(sid): Option<String> = c
+            .get(self.k("f", &req.presented.family))
+            .await
+            .map_err(err)?
         else {
             return Ok(RotateOutcome::Unknown);
         };
         let Some(before) = self.load(&sid).await? else {
             return Ok(RotateOutcome::Unknown);
         };
-        // 2. index the successor first: until the script records it in the session it
-        //    resolves to nothing, and it is deleted again if the script does not rotate
-        let new_index = self.k("t", &req.new_hash);
-        let ttl = (before.expires_at - req.now).max(0) + RETENTION;
-        let () = ::redis::cmd("SET")
-            .arg(&new_index)
-            .arg(&sid)
-            .arg("EX")
-            .arg(ttl.max(1))
-            .query_async(&mut c)
-            .await
-            .map_err(err)?;
-        // 3. the atomic decision, on the one session key
+        // 2. the atomic decision, on the one session key
         let reply: Vec<String> = self
             .rotate
             .key(self.sk("s", &sid))
             .arg(req.now)
             .arg(req.grace)
             .arg(req.idle)
-            .arg(&req.presented_hash)
+            .arg(&req.presented.hash)
             .arg(&req.new_hash)
             .arg(b64(&req.sealed_successor))
             .invoke_async(&mut c)
             .await
             .map_err(err)?;
-        let outcome = match reply.first().map(String::as_str) {
+        Ok(match reply.first().map(String::as_str) {
             Some("rotated") => {
                 let mut s = before;
                 s.generation = reply
@@ -601,7 +752,7 @@ impl SessionStore for RedisStore {
                 s.prev_rotated_at = Some(req.now);
                 s.prev_sealed = Some(req.sealed_successor);
                 s.last_seen = req.now;
-                return Ok(RotateOutcome::Rotated(s));
+                RotateOutcome::Rotated(s)
             }
             Some("grace") => {
                 let sealed = reply
@@ -618,9 +769,7 @@ impl SessionStore for RedisStore {
             Some("revoked") => RotateOutcome::Revoked,
             Some("expired") => RotateOutcome::Expired,
             _ => RotateOutcome::Unknown,
-        };
-        let _: i64 = c.del(&new_index).await.map_err(err)?;
-        Ok(outcome)
+        })
     }
     async fn revoke_session(&self, sid: &str, reason: &str, now: i64) -> StoreResult<bool> {
         let mut c = self.conn();
@@ -640,10 +789,8 @@ impl SessionStore for RedisStore {
         reason: &str,
         now: i64,
     ) -> StoreResult<usize> {
-        let mut c = self.conn();
-        let sids: Vec<String> = c.smembers(self.k("u", user_id)).await.map_err(err)?;
         let mut n = 0;
-        for sid in sids {
+        for (sid, _) in self.user_sids(user_id).await? {
             n += self.revoke_session(&sid, reason, now).await? as usize;
         }
         Ok(n)
@@ -665,6 +812,8 @@ impl SessionStore for RedisStore {
             let ek = self.sk("ev", sid);
             let json = serde_json::to_string(e).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             pipe.rpush(&ek, json).ignore();
+            pipe.ltrim(&ek, -(MAX_EVENTS_PER_SESSION as isize), -1)
+                .ignore();
             pipe.expire(&ek, 2 * RETENTION).ignore();
         }
         pipe.query_async(&mut c).await.map_err(err)
@@ -712,6 +861,26 @@ impl SessionStore for RedisStore {
             .await
             .map_err(err)?;
         Ok(r.is_some())
+    }
+    async fn advance_counter(
+        &self,
+        key: &str,
+        value: i64,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut c = self.conn();
+        let n: i64 = self
+            .advance
+            .key(self.k("eph", key))
+            .arg(value)
+            .arg(expires_at)
+            .arg(now)
+            .arg((expires_at - now).max(1))
+            .invoke_async(&mut c)
+            .await
+            .map_err(err)?;
+        Ok(n == 1)
     }
 
     async fn purge_expired(&self, _now: i64, _retention: i64) -> StoreResult<usize> {

@@ -32,6 +32,19 @@ const MIGRATIONS: &[&str] = &[
     // v2: housekeeping scans by expiry
     "CREATE INDEX sessions_by_expiry ON sessions(expires_at);
      CREATE INDEX ephemeral_by_expiry ON ephemeral(expires_at);",
+    // v3: bounded growth. A refresh token names its family, so a session keeps two token
+    // hashes (current, grace predecessor) instead of one row per rotation. Sessions from
+    // before (whose tokens carry no family) cannot be refreshed any more: they are revoked
+    // and their vault keys destroyed; their users sign in again once.
+    "ALTER TABLE sessions ADD COLUMN family TEXT;
+     ALTER TABLE sessions ADD COLUMN token_hash TEXT;
+     ALTER TABLE sessions ADD COLUMN prev_hash TEXT;
+     CREATE UNIQUE INDEX sessions_by_family ON sessions(family);
+     CREATE INDEX sessions_by_user_created ON sessions(user_id, created_at, sid);
+     UPDATE sessions SET revoked_at = COALESCE(revoked_at, CAST(strftime('%s','now') AS INTEGER)),
+                         revoke_reason = COALESCE(revoke_reason, 'upgrade'),
+                         vault_key = NULL, prev_sealed = NULL;
+     DROP TABLE refresh_tokens;",
 ];
 
 const SESSION_COLS: &str = "sid, user_id, username, created_at, last_seen, expires_at, mfa, \
@@ -99,9 +112,10 @@ fn revoke(c: &Connection, sid: &str, reason: &str, now: i64) -> rusqlite::Result
     Ok(n > 0)
 }
 
-fn insert_session(c: &Connection, s: &SessionRecord, hash: &str) -> rusqlite::Result<()> {
+fn insert_session(c: &Connection, s: &SessionRecord, t: &TokenRef) -> rusqlite::Result<()> {
     c.prepare_cached(&format!(
-        "INSERT INTO sessions ({SESSION_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
+        "INSERT INTO sessions ({SESSION_COLS}, family, token_hash) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)"
     ))?
     .execute(params![
         s.sid,
@@ -119,10 +133,54 @@ fn insert_session(c: &Connection, s: &SessionRecord, hash: &str) -> rusqlite::Re
         s.generation,
         s.prev_rotated_at,
         s.prev_sealed.map(|k| k.to_vec()),
+        t.family,
+        t.hash,
     ])?;
-    c.prepare_cached("INSERT INTO refresh_tokens (hash, sid, generation) VALUES (?1, ?2, ?3)")?
-        .execute(params![hash, s.sid, s.generation])?;
     Ok(())
+}
+
+/// The session a token's family names, with its two token hashes.
+fn find_by_family(
+    c: &Connection,
+    family: &str,
+) -> rusqlite::Result<Option<(SessionRecord, TokenState)>> {
+    c.prepare_cached(&format!(
+        "SELECT {SESSION_COLS}, token_hash, prev_hash FROM sessions WHERE family = ?1"
+    ))?
+    .query_row([family], |r| {
+        let s = row_to_session(r)?;
+        let t = TokenState {
+            cur: r.get::<_, Option<String>>(15)?.unwrap_or_default(),
+            prev: r.get(16)?,
+        };
+        Ok((s, t))
+    })
+    .optional()
+}
+
+/// Revokes the user's live sessions beyond the newest `max - 1` others of `keep`.
+fn enforce_limit(
+    c: &Connection,
+    user_id: &str,
+    keep: &str,
+    now: i64,
+    limits: &SessionLimits,
+) -> rusqlite::Result<Vec<String>> {
+    let offset = limits.max_per_user.saturating_sub(1).min(i64::MAX as usize) as i64;
+    let victims: Vec<String> = c
+        .prepare_cached(
+            "SELECT sid FROM sessions WHERE user_id = ?1 AND sid <> ?2 AND revoked_at IS NULL \
+             AND expires_at > ?3 AND last_seen + ?4 > ?3 \
+             ORDER BY created_at DESC, sid DESC LIMIT -1 OFFSET ?5",
+        )?
+        .query_map(params![user_id, keep, now, limits.idle, offset], |r| {
+            r.get(0)
+        })?
+        .collect::<Result<_, _>>()?;
+    for sid in &victims {
+        revoke(c, sid, "session_limit", now)?;
+    }
+    Ok(victims)
 }
 
 fn configure(c: &Connection) -> rusqlite::Result<()> {
@@ -286,21 +344,28 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn create_session(&self, s: &SessionRecord, refresh_hash: &str) -> StoreResult<()> {
-        let (s, h) = (s.clone(), refresh_hash.to_string());
+    async fn create_session(
+        &self,
+        s: &SessionRecord,
+        token: &TokenRef,
+        limits: &SessionLimits,
+    ) -> StoreResult<Vec<String>> {
+        let (s, t, limits) = (s.clone(), token.clone(), *limits);
         self.write(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            insert_session(&tx, &s, &h)?;
-            tx.commit()
+            insert_session(&tx, &s, &t)?;
+            let revoked = enforce_limit(&tx, &s.user_id, &s.sid, s.created_at, &limits)?;
+            tx.commit()?;
+            Ok(revoked)
         })
         .await
     }
-    async fn create_sessions(&self, batch: &[(SessionRecord, String)]) -> StoreResult<()> {
+    async fn create_sessions(&self, batch: &[(SessionRecord, TokenRef)]) -> StoreResult<()> {
         let batch = batch.to_vec();
         self.write(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            for (s, h) in &batch {
-                insert_session(&tx, s, h)?;
+            for (s, t) in &batch {
+                insert_session(&tx, s, t)?;
             }
             tx.commit()
         })
@@ -310,44 +375,79 @@ impl SessionStore for SqliteStore {
         let sid = sid.to_string();
         self.read(move |c| load_session(c, &sid)).await
     }
-    async fn list_sessions(&self, user_id: &str) -> StoreResult<Vec<SessionRecord>> {
+    async fn list_sessions_page(
+        &self,
+        user_id: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> StoreResult<SessionPage> {
         let user_id = user_id.to_string();
+        let (ct, csid) = match cursor.map(parse_cursor).transpose()? {
+            Some((t, sid)) => (t, Some(sid)),
+            None => (i64::MAX, None),
+        };
+        let fetch = limit.saturating_add(1).min(i64::MAX as usize) as i64;
         self.read(move |c| {
             let mut out: Vec<SessionRecord> = c
                 .prepare_cached(&format!(
-                    "SELECT {SESSION_COLS} FROM sessions WHERE user_id = ?1 ORDER BY created_at DESC, sid"
+                    "SELECT {SESSION_COLS} FROM sessions WHERE user_id = ?1 \
+                     AND (?4 IS NULL OR created_at < ?2 OR (created_at = ?2 AND sid < ?4)) \
+                     ORDER BY created_at DESC, sid DESC LIMIT ?3"
                 ))?
-                .query_map([&user_id], row_to_session)?
+                .query_map(params![&user_id, ct, fetch, csid], row_to_session)?
                 .collect::<Result<_, _>>()?;
+            let more = out.len() > limit;
+            out.truncate(limit);
             let mut ev = c.prepare_cached(
                 "SELECT at, kind, detail FROM session_events WHERE sid = ?1 ORDER BY id",
             )?;
             for s in &mut out {
                 s.events = ev
                     .query_map([&s.sid], |r| {
-                        Ok(SessionEvent { at: r.get(0)?, kind: r.get(1)?, detail: r.get(2)? })
+                        Ok(SessionEvent {
+                            at: r.get(0)?,
+                            kind: r.get(1)?,
+                            detail: r.get(2)?,
+                        })
                     })?
                     .collect::<Result<_, _>>()?;
             }
-            Ok(out)
+            let next = if more {
+                out.last().map(page_cursor)
+            } else {
+                None
+            };
+            Ok(SessionPage {
+                sessions: out,
+                next,
+            })
+        })
+        .await
+    }
+    async fn token_records(&self, sid: &str) -> StoreResult<usize> {
+        let sid = sid.to_string();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT (family IS NOT NULL) + (token_hash IS NOT NULL) + (prev_hash IS NOT NULL) \
+                 FROM sessions WHERE sid = ?1",
+                [sid],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|n| n.unwrap_or(0) as usize)
         })
         .await
     }
     async fn lookup_refresh(
         &self,
-        hash: &str,
+        token: &TokenRef,
         now: i64,
         grace: i64,
     ) -> StoreResult<Option<(SessionRecord, TokenPosition)>> {
-        let hash = hash.to_string();
+        let token = token.clone();
         self.read(move |c| {
-            let t: Option<(String, i64)> = c
-                .prepare_cached("SELECT sid, generation FROM refresh_tokens WHERE hash = ?1")?
-                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            let Some((sid, gen)) = t else { return Ok(None) };
-            Ok(load_session(c, &sid)?.map(|s| {
-                let p = position(&s, gen, now, grace);
+            Ok(find_by_family(c, &token.family)?.map(|(s, t)| {
+                let p = position(&s, &t, &token.hash, now, grace);
                 (s, p)
             }))
         })
@@ -357,13 +457,11 @@ impl SessionStore for SqliteStore {
         let req = req.clone();
         self.write(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let t: Option<(String, i64)> = tx
-                .prepare_cached("SELECT sid, generation FROM refresh_tokens WHERE hash = ?1")?
-                .query_row([&req.presented_hash], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            let Some((sid, gen)) = t else { return Ok(RotateOutcome::Unknown) };
-            let Some(mut s) = load_session(&tx, &sid)? else { return Ok(RotateOutcome::Unknown) };
-            let out = match decide(&s, gen, &req) {
+            let Some((mut s, t)) = find_by_family(&tx, &req.presented.family)? else {
+                return Ok(RotateOutcome::Unknown);
+            };
+            let sid = s.sid.clone();
+            let out = match decide(&s, &t, &req) {
                 Decision::Revoked => RotateOutcome::Revoked,
                 Decision::Expired => {
                     revoke(&tx, &sid, "expired", req.now)?;
@@ -381,13 +479,15 @@ impl SessionStore for SqliteStore {
                     s.last_seen = req.now;
                     tx.prepare_cached(
                         "UPDATE sessions SET generation = ?2, prev_rotated_at = ?3, prev_sealed = ?4, \
-                         last_seen = ?3 WHERE sid = ?1",
+                         last_seen = ?3, prev_hash = token_hash, token_hash = ?5 WHERE sid = ?1",
                     )?
-                    .execute(params![sid, s.generation, req.now, req.sealed_successor.to_vec()])?;
-                    tx.prepare_cached(
-                        "INSERT INTO refresh_tokens (hash, sid, generation) VALUES (?1, ?2, ?3)",
-                    )?
-                    .execute(params![req.new_hash, sid, s.generation])?;
+                    .execute(params![
+                        sid,
+                        s.generation,
+                        req.now,
+                        req.sealed_successor.to_vec(),
+                        req.new_hash
+                    ])?;
                     RotateOutcome::Rotated(s)
                 }
             };
@@ -439,6 +539,11 @@ impl SessionStore for SqliteStore {
                 tx.execute(
                     "INSERT INTO session_events (sid, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
                     params![sid, e.at, e.kind, e.detail],
+                )?;
+                tx.execute(
+                    "DELETE FROM session_events WHERE sid = ?1 AND id NOT IN \
+                     (SELECT id FROM session_events WHERE sid = ?1 ORDER BY id DESC LIMIT ?2)",
+                    params![sid, MAX_EVENTS_PER_SESSION as i64],
                 )?;
             }
             tx.commit()
@@ -501,15 +606,31 @@ impl SessionStore for SqliteStore {
         })
         .await
     }
+    async fn advance_counter(
+        &self,
+        key: &str,
+        value: i64,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let key = key.to_string();
+        self.write(move |c| {
+            let n = c.execute(
+                "INSERT INTO ephemeral (key, value, expires_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at \
+                 WHERE ephemeral.expires_at <= ?4 \
+                    OR CAST(ephemeral.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
+                params![key, value.to_string(), expires_at, now],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
 
     async fn purge_expired(&self, now: i64, retention: i64) -> StoreResult<usize> {
         self.write(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let cutoff = now - retention;
-            tx.execute(
-                "DELETE FROM refresh_tokens WHERE sid IN (SELECT sid FROM sessions WHERE expires_at < ?1)",
-                [cutoff],
-            )?;
             tx.execute(
                 "DELETE FROM session_events WHERE sid IN (SELECT sid FROM sessions WHERE expires_at < ?1)",
                 [cutoff],
