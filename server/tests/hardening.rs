@@ -1081,3 +1081,61 @@ mod real_socket {
         assert!(b.await.expect("b"), "served once the slot is free");
     }
 }
+
+/// The Lua script and the in-process counters follow one rule: the same script of
+/// reservations and refunds gives the same answers on both.
+#[tokio::test]
+async fn redis_and_memory_throttles_answer_alike() {
+    use tessera_server::throttle::{
+        memory::MemoryThrottle, redis::RedisThrottle, Kind, Rule, ThrottleBackend,
+    };
+    let Some(redis) = common::RedisServer::start() else {
+        return;
+    };
+    let rule = |key: &str, limit, kind| Rule {
+        key: key.into(),
+        limit,
+        window: 60,
+        kind,
+    };
+    let hard = rule("h", 3, Kind::Hard);
+    let back = rule("b", 2, Kind::Backoff);
+    let both = [hard.clone(), back.clone()];
+    let backends: Vec<Box<dyn ThrottleBackend>> = vec![
+        Box::new(MemoryThrottle::default()),
+        Box::new(
+            RedisThrottle::connect(&redis.url(), "t:")
+                .await
+                .expect("redis"),
+        ),
+    ];
+    let mut answers = Vec::new();
+    for b in &backends {
+        let mut a = Vec::new();
+        let t0 = common::wall_now(); // Redis expires keys on its own clock
+        for (dt, rules, refund) in [
+            (0, &both[..], false),
+            (0, &both[..], false),
+            (0, &both[..], false), // backoff: next at t0 + 1
+            (1, &both[..], false),
+            (1, &both[..], true), // refund of the last reservation
+            (1, std::slice::from_ref(&hard), false),
+            (1, std::slice::from_ref(&hard), false), // hard limit 3 reached
+            (30, std::slice::from_ref(&back), false),
+            (61, &both[..], false), // a new window for both
+        ] {
+            if refund {
+                b.refund(rules, t0 + dt).await.expect("refund");
+                a.push(None);
+            } else {
+                a.push(b.reserve(rules, t0 + dt).await.expect("reserve"));
+            }
+        }
+        answers.push(a);
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(
+        answers[0],
+        [None, None, Some(1), None, None, None, Some(59), None, None]
+    );
+}
