@@ -126,7 +126,6 @@ pub struct Config {
     pub log: String,
 
     // ---- HTTP hardening (issue 9, HTTP half) -------------------------------------------
-
     /// Comma-separated CIDRs (or addresses) of reverse proxies whose `X-Forwarded-For` is
     /// believed: read right to left, the first hop that is not one of them is the client.
     /// Empty: the TCP peer is the client and `X-Forwarded-For` is ignored.

@@ -96,15 +96,15 @@ impl ApiError {
         use StatusCode as S;
         match self {
             ApiError::InvalidRequest(_) => (S::BAD_REQUEST, "invalid_request", "Invalid request"),
-            ApiError::InvalidCredentials => {
-                (S::UNAUTHORIZED, "invalid_credentials", "Invalid credentials")
-            }
+            ApiError::InvalidCredentials => (
+                S::UNAUTHORIZED,
+                "invalid_credentials",
+                "Invalid credentials",
+            ),
             ApiError::RateLimited { .. } => {
                 (S::TOO_MANY_REQUESTS, "rate_limited", "Too many requests")
             }
-            ApiError::Overloaded { .. } => {
-                (S::SERVICE_UNAVAILABLE, "overloaded", "Server busy")
-            }
+            ApiError::Overloaded { .. } => (S::SERVICE_UNAVAILABLE, "overloaded", "Server busy"),
             ApiError::MfaInvalid => (S::UNAUTHORIZED, "mfa_invalid", "Invalid one-time code"),
             ApiError::MfaExpired => (S::UNAUTHORIZED, "mfa_expired", "MFA challenge expired"),
             ApiError::RefreshInvalid => {

@@ -10,9 +10,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
+use axum::extract::{
+    ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, Request,
+};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum_extra::extract::cookie::CookieJar;
@@ -172,10 +173,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
 impl<S: Send + Sync> OptionalFromRequestParts<S> for Bearer {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
         Ok(Bearer::from_headers(&parts.headers))
     }
 }
@@ -207,8 +205,10 @@ impl AuthSession {
         let Some(session) = state.store().get_session(&claims.sid).await? else {
             return Ok(None);
         };
-        Ok((session.liveness(now, state.config().idle_timeout) == Liveness::Live)
-            .then_some(AuthSession { claims, session }))
+        Ok(
+            (session.liveness(now, state.config().idle_timeout) == Liveness::Live)
+                .then_some(AuthSession { claims, session }),
+        )
     }
 }
 

@@ -37,16 +37,16 @@ pub mod throttle;
 pub mod totp;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::routing::{delete, get, post};
 use axum::Router;
+use std::time::Duration;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
-use std::time::Duration;
-use axum::http::StatusCode;
 
 pub use config::Config;
 pub use state::AppState;
@@ -87,7 +87,10 @@ pub fn app(state: AppState) -> Router {
         .route("/auth/refresh", post(routes::refresh::refresh))
         .route("/auth/logout", post(routes::logout::logout))
         .route("/auth/logout-all", post(routes::logout::logout_all))
-        .route("/auth/sessions/{id}", delete(routes::sessions::delete_session))
+        .route(
+            "/auth/sessions/{id}",
+            delete(routes::sessions::delete_session),
+        )
         .route("/auth/vault-key", post(routes::vault::vault_key))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -71,11 +71,26 @@ mod tests {
     fn right_to_left_first_untrusted_hop() {
         let p = parse_proxies(&["10.0.0.0/8", "192.0.2.1"]).expect("parse");
         let xff = ["6.6.6.6, 198.51.100.1", "10.1.1.1"];
-        assert_eq!(client_ip(ip("10.0.0.2"), xff.into_iter(), &p), ip("198.51.100.1"));
-        assert_eq!(client_ip(ip("203.0.113.9"), xff.into_iter(), &p), ip("203.0.113.9"));
-        assert_eq!(client_ip(ip("::ffff:192.0.2.1"), ["198.51.100.7"].into_iter(), &p), ip("198.51.100.7"));
-        assert_eq!(client_ip(ip("10.0.0.2"), [" junk "].into_iter(), &p), ip("10.0.0.2"));
-        assert_eq!(client_ip(ip("10.0.0.2"), std::iter::empty(), &p), ip("10.0.0.2"));
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), xff.into_iter(), &p),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), xff.into_iter(), &p),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_ip(ip("::ffff:192.0.2.1"), ["198.51.100.7"].into_iter(), &p),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), [" junk "].into_iter(), &p),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), std::iter::empty(), &p),
+            ip("10.0.0.2")
+        );
         assert!(parse_proxies(&["10.0.0.0/40"]).is_err());
     }
 }

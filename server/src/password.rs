@@ -157,7 +157,12 @@ impl HashPool {
         if before >= self.capacity {
             return Err(Busy);
         }
-        let _permit = self.permits.clone().acquire_owned().await.map_err(|_| Busy)?;
+        let _permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Busy)?;
         let hasher = self.hasher.clone();
         tokio::task::spawn_blocking(move || job(&hasher))
             .await

@@ -74,7 +74,14 @@ async fn full_cookie_flow_login_refresh_me_logout() {
     attrs.sort();
     assert_eq!(
         attrs,
-        ["HttpOnly", "Max-Age=0", "Path=/", "SameSite=Strict", "Secure", "__Host-tessera_rt="]
+        [
+            "HttpOnly",
+            "Max-Age=0",
+            "Path=/",
+            "SameSite=Strict",
+            "Secure",
+            "__Host-tessera_rt="
+        ]
     );
     assert_eq!(h.introspect(&at2).await["active"], false);
     h.get("/api/me", Some(&at2))
@@ -576,7 +583,11 @@ async fn errors_are_problem_json_with_stable_codes() {
     h.get("/nope", None).await.assert_problem(404, "not_found");
     let secret = format!(
         "Bearer {}",
-        h.state.config().introspection_secret.clone().unwrap_or_default()
+        h.state
+            .config()
+            .introspection_secret
+            .clone()
+            .unwrap_or_default()
     );
     h.post("/auth/introspect", json!({}), &[("authorization", &secret)])
         .await

@@ -91,7 +91,9 @@ fn count(rs: &[Resp], status: u16) -> usize {
 async fn parallel_wrong_passwords_never_exceed_the_account_limit() {
     let h = Arc::new(Harness::new().await);
     let body = json!({"username": "alice", "password": "wrong"});
-    let reqs = (0..64).map(|_| json_post("/auth/login", &body, peer(1), &[])).collect();
+    let reqs = (0..64)
+        .map(|_| json_post("/auth/login", &body, peer(1), &[]))
+        .collect();
     let rs = parallel(&h, reqs).await;
     let evaluated = count(&rs, 401);
     assert!(evaluated <= 10, "{evaluated} passwords verified, limit 10");
@@ -103,7 +105,9 @@ async fn parallel_wrong_passwords_never_exceed_the_account_limit() {
 async fn parallel_wrong_passwords_from_many_networks_are_bounded_by_the_account_backoff() {
     let h = Arc::new(Harness::new().await);
     let body = json!({"username": "alice", "password": "wrong"});
-    let reqs = (0..64).map(|i| json_post("/auth/login", &body, peer(i), &[])).collect();
+    let reqs = (0..64)
+        .map(|i| json_post("/auth/login", &body, peer(i), &[]))
+        .collect();
     let rs = parallel(&h, reqs).await;
     let evaluated = count(&rs, 401);
     assert!(evaluated <= 10, "{evaluated} passwords verified, limit 10");
@@ -115,16 +119,29 @@ async fn a_stranger_cannot_lock_the_owner_out() {
     let h = Harness::new().await;
     let bad = json!({"username": "alice", "password": "wrong"});
     for _ in 0..10 {
-        h.call(json_post("/auth/login", &bad, peer(7), &[])).await.assert_problem(401, "invalid_credentials");
+        h.call(json_post("/auth/login", &bad, peer(7), &[]))
+            .await
+            .assert_problem(401, "invalid_credentials");
     }
-    h.call(json_post("/auth/login", &bad, peer(7), &[])).await.assert_problem(429, "rate_limited");
+    h.call(json_post("/auth/login", &bad, peer(7), &[]))
+        .await
+        .assert_problem(429, "rate_limited");
     // the account-wide counter slows down; it does not lock: after the backoff the owner,
     // from their own network, gets in while the stranger's network stays blocked
     h.clock.advance(2);
     let good = json!({"username": "alice", "password": "tessera-demo"});
-    let owner = h.call(json_post("/auth/login", &good, peer(300), &[])).await;
-    assert_eq!(owner.status, StatusCode::OK, "{}", String::from_utf8_lossy(&owner.body));
-    h.call(json_post("/auth/login", &good, peer(7), &[])).await.assert_problem(429, "rate_limited");
+    let owner = h
+        .call(json_post("/auth/login", &good, peer(300), &[]))
+        .await;
+    assert_eq!(
+        owner.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&owner.body)
+    );
+    h.call(json_post("/auth/login", &good, peer(7), &[]))
+        .await
+        .assert_problem(429, "rate_limited");
 }
 
 #[tokio::test]
@@ -134,25 +151,55 @@ async fn ipv6_clients_are_throttled_per_64() {
     let h = Harness::with_config(cfg).await;
     for i in 0..3u16 {
         let p = SocketAddr::from(([0x2001, 0xdb8, 1, 2, i, 0, 0, 1], 4000));
-        let r = h.call(json_post("/auth/login", &json!({"username": format!("u{i}"), "password": "x"}), p, &[])).await;
+        let r = h
+            .call(json_post(
+                "/auth/login",
+                &json!({"username": format!("u{i}"), "password": "x"}),
+                p,
+                &[],
+            ))
+            .await;
         r.assert_problem(401, "invalid_credentials");
     }
     let same64 = SocketAddr::from(([0x2001, 0xdb8, 1, 2, 0xffff, 9, 9, 9], 4000));
-    h.call(json_post("/auth/login", &json!({"username": "z", "password": "x"}), same64, &[]))
-        .await
-        .assert_problem(429, "rate_limited");
+    h.call(json_post(
+        "/auth/login",
+        &json!({"username": "z", "password": "x"}),
+        same64,
+        &[],
+    ))
+    .await
+    .assert_problem(429, "rate_limited");
     let other64 = SocketAddr::from(([0x2001, 0xdb8, 1, 3, 0, 0, 0, 1], 4000));
-    h.call(json_post("/auth/login", &json!({"username": "z", "password": "x"}), other64, &[]))
-        .await
-        .assert_problem(401, "invalid_credentials");
+    h.call(json_post(
+        "/auth/login",
+        &json!({"username": "z", "password": "x"}),
+        other64,
+        &[],
+    ))
+    .await
+    .assert_problem(401, "invalid_credentials");
 }
 
 async fn bob_mfa_token(h: &Harness, from: SocketAddr) -> String {
     let r = h
-        .call(json_post("/auth/login", &json!({"username": "bob", "password": "tessera-demo"}), from, &[]))
+        .call(json_post(
+            "/auth/login",
+            &json!({"username": "bob", "password": "tessera-demo"}),
+            from,
+            &[],
+        ))
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
-    r.json()["mfa_token"].as_str().unwrap_or_default().to_string()
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    r.json()["mfa_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::test]
@@ -165,7 +212,14 @@ async fn a_correct_password_never_clears_the_mfa_failure_counter() {
     for _ in 0..6 {
         let t = bob_mfa_token(&h, peer(1)).await;
         for _ in 0..4 {
-            let r = h.call(json_post("/auth/mfa", &json!({"mfa_token": t, "code": wrong}), peer(1), &[])).await;
+            let r = h
+                .call(json_post(
+                    "/auth/mfa",
+                    &json!({"mfa_token": t, "code": wrong}),
+                    peer(1),
+                    &[],
+                ))
+                .await;
             match r.status.as_u16() {
                 401 => rejected += 1,
                 429 => limited += 1,
@@ -173,7 +227,10 @@ async fn a_correct_password_never_clears_the_mfa_failure_counter() {
             }
         }
     }
-    assert_eq!(rejected, 10, "at most --account-limit codes are ever checked");
+    assert_eq!(
+        rejected, 10,
+        "at most --account-limit codes are ever checked"
+    );
     assert_eq!(limited, 14);
 }
 
@@ -183,14 +240,24 @@ async fn an_mfa_token_dies_after_five_wrong_codes() {
     let t = bob_mfa_token(&h, peer(1)).await;
     let wrong = wrong_code(h.state.now());
     for _ in 0..5 {
-        h.call(json_post("/auth/mfa", &json!({"mfa_token": t, "code": wrong}), peer(1), &[]))
-            .await
-            .assert_problem(401, "mfa_invalid");
+        h.call(json_post(
+            "/auth/mfa",
+            &json!({"mfa_token": t, "code": wrong}),
+            peer(1),
+            &[],
+        ))
+        .await
+        .assert_problem(401, "mfa_invalid");
     }
     let right = bob_code(h.state.now());
-    h.call(json_post("/auth/mfa", &json!({"mfa_token": t, "code": right}), peer(1), &[]))
-        .await
-        .assert_problem(401, "mfa_expired");
+    h.call(json_post(
+        "/auth/mfa",
+        &json!({"mfa_token": t, "code": right}),
+        peer(1),
+        &[],
+    ))
+    .await
+    .assert_problem(401, "mfa_expired");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
@@ -199,16 +266,28 @@ async fn parallel_wrong_codes_on_one_mfa_token_check_at_most_five() {
     let t = bob_mfa_token(&h, peer(1)).await;
     let wrong = wrong_code(h.state.now());
     let body = json!({"mfa_token": t, "code": wrong});
-    let reqs = (0..64).map(|i| json_post("/auth/mfa", &body, peer(i), &[])).collect();
+    let reqs = (0..64)
+        .map(|i| json_post("/auth/mfa", &body, peer(i), &[]))
+        .collect();
     let rs = parallel(&h, reqs).await;
-    let checked = rs.iter().filter(|r| r.json()["code"] == "mfa_invalid").count();
-    assert!(checked <= 5, "{checked} codes checked against one mfa_token");
-    assert!(rs.iter().all(|r| r.status.as_u16() == 401 || r.status.as_u16() == 429));
+    let checked = rs
+        .iter()
+        .filter(|r| r.json()["code"] == "mfa_invalid")
+        .count();
+    assert!(
+        checked <= 5,
+        "{checked} codes checked against one mfa_token"
+    );
+    assert!(rs
+        .iter()
+        .all(|r| r.status.as_u16() == 401 || r.status.as_u16() == 429));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn throttle_counters_are_shared_by_instances_on_one_redis() {
-    let Some(redis) = common::RedisServer::start() else { return };
+    let Some(redis) = common::RedisServer::start() else {
+        return;
+    };
     let mut cfg = Config::for_tests();
     cfg.store = redis.url();
     let a = Arc::new(Harness::with_config(cfg.clone()).await);
@@ -225,7 +304,10 @@ async fn throttle_counters_are_shared_by_instances_on_one_redis() {
         rs.push(t.await.expect("task"));
     }
     let evaluated = count(&rs, 401);
-    assert!(evaluated <= 10, "{evaluated} verifications across two instances, limit 10");
+    assert!(
+        evaluated <= 10,
+        "{evaluated} verifications across two instances, limit 10"
+    );
     assert_eq!(evaluated + count(&rs, 429), 64);
 }
 
@@ -238,9 +320,20 @@ async fn address_seen(h: &Harness, from: SocketAddr, xff: Option<&str>) -> Strin
     }
     let body = json!({"username": "alice", "password": "tessera-demo"});
     let r = h.call(json_post("/auth/login", &body, from, &extra)).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
-    let at = r.json()["access_token"].as_str().unwrap_or_default().to_string();
-    let sid = r.json()["session"]["id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let at = r.json()["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let sid = r.json()["session"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let list = h.get("/auth/sessions", Some(&at)).await.json();
     list["sessions"]
         .as_array()
@@ -258,16 +351,28 @@ async fn forwarded_for_is_read_only_from_trusted_proxies_right_to_left() {
     let proxy = SocketAddr::from(([10, 0, 0, 5], 1234));
     let stranger = SocketAddr::from(([203, 0, 113, 50], 1234));
     // the client-written left-most hop is ignored: first untrusted hop from the right
-    assert_eq!(address_seen(&h, proxy, Some("1.2.3.4, 198.51.100.9, 10.0.0.7")).await, "198.51.100.9");
+    assert_eq!(
+        address_seen(&h, proxy, Some("1.2.3.4, 198.51.100.9, 10.0.0.7")).await,
+        "198.51.100.9"
+    );
     // a peer that is not a trusted proxy is the client, whatever it claims
-    assert_eq!(address_seen(&h, stranger, Some("1.2.3.4")).await, "203.0.113.50");
+    assert_eq!(
+        address_seen(&h, stranger, Some("1.2.3.4")).await,
+        "203.0.113.50"
+    );
     // IPv4-mapped IPv6 peers are canonicalised (and still recognised as trusted proxies)
     let mapped = SocketAddr::from(([0, 0, 0, 0, 0, 0xffff, 0x0a00, 0x0005], 1234));
-    assert_eq!(address_seen(&h, mapped, Some("198.51.100.10")).await, "198.51.100.10");
+    assert_eq!(
+        address_seen(&h, mapped, Some("198.51.100.10")).await,
+        "198.51.100.10"
+    );
     let mapped_client = SocketAddr::from(([0, 0, 0, 0, 0, 0xffff, 0xcb00, 0x7101], 1234));
     assert_eq!(address_seen(&h, mapped_client, None).await, "203.0.113.1");
     // every hop trusted: the left-most one is the client
-    assert_eq!(address_seen(&h, proxy, Some("10.1.1.1, 10.2.2.2")).await, "10.1.1.1");
+    assert_eq!(
+        address_seen(&h, proxy, Some("10.1.1.1, 10.2.2.2")).await,
+        "10.1.1.1"
+    );
     // garbage in the header: fall back to the proxy itself
     assert_eq!(address_seen(&h, proxy, Some("not-an-ip")).await, "10.0.0.5");
 }
@@ -286,7 +391,9 @@ fn the_old_trust_proxy_flag_is_an_error_naming_the_new_one() {
 // ---- 4: logout -------------------------------------------------------------------------------
 
 fn raw_post(path: &str, content_type: &str, body: &str, extra: &[(&str, &str)]) -> Request<Body> {
-    let mut b = Request::post(path).header("content-type", content_type).header("user-agent", UA);
+    let mut b = Request::post(path)
+        .header("content-type", content_type)
+        .header("user-agent", UA);
     for (k, v) in extra {
         b = b.header(*k, *v);
     }
@@ -303,18 +410,83 @@ async fn cross_site_form_post_to_logout_is_refused_without_clear_site_data() {
     for path in ["/auth/logout", "/auth/logout-all"] {
         // a foreign Origin
         let r = h
-            .call(raw_post(path, "application/x-www-form-urlencoded", "", &[("cookie", &cookie), ("origin", "https://evil.example")]))
+            .call(raw_post(
+                path,
+                "application/x-www-form-urlencoded",
+                "",
+                &[("cookie", &cookie), ("origin", "https://evil.example")],
+            ))
             .await;
         r.assert_problem(403, "forbidden_origin");
         assert!(r.header("clear-site-data").is_none());
         // no Origin at all, form content type, even without any credential
-        let r = h.call(raw_post(path, "application/x-www-form-urlencoded", "a=b", &[])).await;
+        let r = h
+            .call(raw_post(
+                path,
+                "application/x-www-form-urlencoded",
+                "a=b",
+                &[],
+            ))
+            .await;
         r.assert_problem(403, "forbidden_origin");
         assert!(r.header("clear-site-data").is_none());
-        let r = h.call(raw_post(path, "text/plain", "", &[("authorization", &format!("Bearer {at}"))])).await;
+        let r = h
+            .call(raw_post(
+                path,
+                "text/plain",
+                "",
+                &[("authorization", &format!("Bearer {at}"))],
+            ))
+            .await;
         r.assert_problem(403, "forbidden_origin");
     }
-    assert_eq!(h.introspect(&at).await["active"], true, "the session survived");
+    assert_eq!(
+        h.introspect(&at).await["active"],
+        true,
+        "the session survived"
+    );
+}
+
+#[tokio::test]
+async fn every_state_changing_route_refuses_a_foreign_origin_whatever_the_credential() {
+    let h = Harness::new().await;
+    let (at, rt, sid) = h.login_alice().await;
+    let cookie = format!("__Host-tessera_rt={rt}");
+    let bearer = format!("Bearer {at}");
+    let routes = [
+        ("POST", "/auth/login".to_string()),
+        ("POST", "/auth/mfa".to_string()),
+        ("POST", "/auth/refresh".to_string()),
+        ("POST", "/auth/logout".to_string()),
+        ("POST", "/auth/logout-all".to_string()),
+        ("POST", "/auth/vault-key".to_string()),
+        ("DELETE", format!("/auth/sessions/{sid}")),
+    ];
+    for (method, path) in &routes {
+        for cred in [
+            ("cookie", cookie.as_str()),
+            ("authorization", bearer.as_str()),
+            ("x-none", "1"),
+        ] {
+            let req = Request::builder()
+                .method(*method)
+                .uri(path.as_str())
+                .header("content-type", "application/json")
+                .header("origin", "https://evil.example")
+                .header("x-tessera-csrf", "1")
+                .header(cred.0, cred.1)
+                .body(Body::from("{}"))
+                .expect("request");
+            let r = h.call(req).await;
+            r.assert_problem(403, "forbidden_origin");
+            assert!(r.header("clear-site-data").is_none());
+        }
+    }
+    assert_eq!(
+        h.introspect(&at).await["active"],
+        true,
+        "nothing was revoked"
+    );
 }
 
 #[tokio::test]
@@ -322,11 +494,24 @@ async fn logout_sends_clear_site_data_only_after_revoking_a_session() {
     let h = Harness::new().await;
     let nothing = h.post("/auth/logout", Value::Null, &[]).await;
     assert_eq!(nothing.status, StatusCode::NO_CONTENT);
-    assert!(nothing.header("clear-site-data").is_none(), "nothing was identified");
+    assert!(
+        nothing.header("clear-site-data").is_none(),
+        "nothing was identified"
+    );
     let (_, rt, _) = h.login_alice().await;
-    let out = h.post("/auth/logout", Value::Null, &[("cookie", &format!("__Host-tessera_rt={rt}"))]).await;
+    let out = h
+        .post(
+            "/auth/logout",
+            Value::Null,
+            &[("cookie", &format!("__Host-tessera_rt={rt}"))],
+        )
+        .await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
-    assert_eq!(out.header("clear-site-data").as_deref(), Some("\"storage\""), "default");
+    assert_eq!(
+        out.header("clear-site-data").as_deref(),
+        Some("\"storage\""),
+        "default"
+    );
 }
 
 #[tokio::test]
@@ -335,8 +520,17 @@ async fn clear_site_data_value_is_configurable() {
     cfg.clear_site_data = "cookies, storage".into();
     let h = Harness::with_config(cfg).await;
     let (_, rt, _) = h.login_alice().await;
-    let out = h.post("/auth/logout", Value::Null, &[("cookie", &format!("__Host-tessera_rt={rt}"))]).await;
-    assert_eq!(out.header("clear-site-data").as_deref(), Some("\"cookies\", \"storage\""));
+    let out = h
+        .post(
+            "/auth/logout",
+            Value::Null,
+            &[("cookie", &format!("__Host-tessera_rt={rt}"))],
+        )
+        .await;
+    assert_eq!(
+        out.header("clear-site-data").as_deref(),
+        Some("\"cookies\", \"storage\"")
+    );
     let mut bad = Config::for_tests();
     bad.clear_site_data = "everything".into();
     assert!(bad.validate().is_err());
@@ -347,15 +541,35 @@ async fn a_superseded_refresh_token_cannot_logout_all_and_only_ends_its_own_fami
     let h = Harness::new().await;
     let (_, rt0, _) = h.login_alice().await;
     let (other_at, _, _) = h.login_alice().await;
-    let rt1 = h.refresh_cookie(&rt0).await.cookie_token().expect("rotated");
-    let _rt2 = h.refresh_cookie(&rt1).await.cookie_token().expect("rotated again");
+    let rt1 = h
+        .refresh_cookie(&rt0)
+        .await
+        .cookie_token()
+        .expect("rotated");
+    let _rt2 = h
+        .refresh_cookie(&rt1)
+        .await
+        .cookie_token()
+        .expect("rotated again");
     h.clock.advance(60); // past the grace window: rt0 and rt1 are superseded
-    let r = h.post("/auth/logout-all", Value::Null, &[("cookie", &format!("__Host-tessera_rt={rt0}"))]).await;
+    let r = h
+        .post(
+            "/auth/logout-all",
+            Value::Null,
+            &[("cookie", &format!("__Host-tessera_rt={rt0}"))],
+        )
+        .await;
     r.assert_problem(401, "refresh_reused");
     assert!(r.header("clear-site-data").is_none());
-    assert_eq!(h.introspect(&other_at).await["active"], true, "other sessions untouched");
+    assert_eq!(
+        h.introspect(&other_at).await["active"],
+        true,
+        "other sessions untouched"
+    );
     // its own family is ended (reuse detection)
-    h.refresh_cookie(&_rt2).await.assert_problem(401, "session_revoked");
+    h.refresh_cookie(&_rt2)
+        .await
+        .assert_problem(401, "session_revoked");
 }
 
 // ---- 8: introspection --------------------------------------------------------------------------
@@ -364,18 +578,40 @@ async fn a_superseded_refresh_token_cannot_logout_all_and_only_ends_its_own_fami
 async fn introspection_requires_the_resource_server_secret() {
     let h = Harness::new().await;
     let (at, _, _) = h.login_alice().await;
-    let secret = h.state.config().introspection_secret.clone().expect("tests configure one");
+    let secret = h
+        .state
+        .config()
+        .introspection_secret
+        .clone()
+        .expect("tests configure one");
     let body = json!({"token": at});
-    h.call(json_post("/auth/introspect", &body, peer(1), &[])).await.assert_problem(401, "unauthorized");
-    h.call(json_post("/auth/introspect", &body, peer(1), &[("authorization", "Bearer wrong-secret")]))
+    h.call(json_post("/auth/introspect", &body, peer(1), &[]))
         .await
         .assert_problem(401, "unauthorized");
+    h.call(json_post(
+        "/auth/introspect",
+        &body,
+        peer(1),
+        &[("authorization", "Bearer wrong-secret")],
+    ))
+    .await
+    .assert_problem(401, "unauthorized");
     // an access token is not the resource server's credential
-    h.call(json_post("/auth/introspect", &body, peer(1), &[("authorization", &format!("Bearer {at}"))]))
-        .await
-        .assert_problem(401, "unauthorized");
+    h.call(json_post(
+        "/auth/introspect",
+        &body,
+        peer(1),
+        &[("authorization", &format!("Bearer {at}"))],
+    ))
+    .await
+    .assert_problem(401, "unauthorized");
     let ok = h
-        .call(json_post("/auth/introspect", &body, peer(1), &[("authorization", &format!("Bearer {secret}"))]))
+        .call(json_post(
+            "/auth/introspect",
+            &body,
+            peer(1),
+            &[("authorization", &format!("Bearer {secret}"))],
+        ))
         .await;
     assert_eq!(ok.status, StatusCode::OK);
     assert_eq!(ok.json()["active"], true);
@@ -388,14 +624,26 @@ async fn introspection_without_a_configured_secret_answers_401_to_everyone() {
     let h = Harness::with_config(cfg).await;
     let (at, _, _) = h.login_alice().await;
     for auth in ["", "Bearer ", "Bearer anything"] {
-        let extra: Vec<(&str, &str)> = if auth.is_empty() { vec![] } else { vec![("authorization", auth)] };
-        h.call(json_post("/auth/introspect", &json!({"token": at}), peer(1), &extra))
-            .await
-            .assert_problem(401, "unauthorized");
+        let extra: Vec<(&str, &str)> = if auth.is_empty() {
+            vec![]
+        } else {
+            vec![("authorization", auth)]
+        };
+        h.call(json_post(
+            "/auth/introspect",
+            &json!({"token": at}),
+            peer(1),
+            &extra,
+        ))
+        .await
+        .assert_problem(401, "unauthorized");
     }
     let mut short = Config::for_tests();
     short.introspection_secret = Some("short".into());
-    assert!(short.validate().is_err(), "a guessable secret is refused at start");
+    assert!(
+        short.validate().is_err(),
+        "a guessable secret is refused at start"
+    );
 }
 
 // ---- 9: origins ------------------------------------------------------------------------------
@@ -404,15 +652,30 @@ async fn introspection_without_a_configured_secret_answers_401_to_everyone() {
 async fn host_header_does_not_make_a_foreign_origin_same_origin() {
     let h = Harness::new().await;
     let body = json!({"username": "alice", "password": "tessera-demo"});
-    for (origin, host) in [("http://evil.example", "evil.example"), ("https://evil.example", "evil.example")] {
-        h.call(json_post("/auth/login", &body, peer(1), &[("origin", origin), ("host", host)]))
-            .await
-            .assert_problem(403, "forbidden_origin");
+    for (origin, host) in [
+        ("http://evil.example", "evil.example"),
+        ("https://evil.example", "evil.example"),
+    ] {
+        h.call(json_post(
+            "/auth/login",
+            &body,
+            peer(1),
+            &[("origin", origin), ("host", host)],
+        ))
+        .await
+        .assert_problem(403, "forbidden_origin");
     }
     let mut cfg = Config::for_tests();
     cfg.allowed_origins = vec!["https://app.example".into()];
     let h = Harness::with_config(cfg).await;
-    let ok = h.call(json_post("/auth/login", &body, peer(1), &[("origin", "https://app.example")])).await;
+    let ok = h
+        .call(json_post(
+            "/auth/login",
+            &body,
+            peer(1),
+            &[("origin", "https://app.example")],
+        ))
+        .await;
     assert_eq!(ok.status, StatusCode::OK);
 }
 
@@ -450,12 +713,26 @@ async fn login_with_a_live_session_cookie_revokes_that_session() {
     let (at, rt, _) = h.login_alice().await;
     let body = json!({"username": "alice", "password": "tessera-demo"});
     let r = h
-        .call(json_post("/auth/login", &body, peer(1), &[("cookie", &format!("__Host-tessera_rt={rt}"))]))
+        .call(json_post(
+            "/auth/login",
+            &body,
+            peer(1),
+            &[("cookie", &format!("__Host-tessera_rt={rt}"))],
+        ))
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(h.introspect(&at).await["active"], false, "the old session ended");
-    h.refresh_cookie(&rt).await.assert_problem(401, "session_revoked");
-    let new_at = r.json()["access_token"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        h.introspect(&at).await["active"],
+        false,
+        "the old session ended"
+    );
+    h.refresh_cookie(&rt)
+        .await
+        .assert_problem(401, "session_revoked");
+    let new_at = r.json()["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert_eq!(h.introspect(&new_at).await["active"], true);
 }
 
@@ -466,37 +743,91 @@ async fn a_password_change_revokes_the_users_other_sessions() {
     let (at2, _, sid2) = h.login_alice().await;
     let (bob_at, _) = {
         let t = bob_mfa_token(&h, peer(1)).await;
-        let r = h.call(json_post("/auth/mfa", &json!({"mfa_token": t, "code": bob_code(h.state.now())}), peer(1), &[])).await;
-        (r.json()["access_token"].as_str().unwrap_or_default().to_string(), ())
+        let r = h
+            .call(json_post(
+                "/auth/mfa",
+                &json!({"mfa_token": t, "code": bob_code(h.state.now())}),
+                peer(1),
+                &[],
+            ))
+            .await;
+        (
+            r.json()["access_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            (),
+        )
     };
-    let n = tessera_server::service::change_password(&h.state, "alice", "a-new-long-password", Some(&sid2))
-        .await
-        .expect("changed");
+    let n = tessera_server::service::change_password(
+        &h.state,
+        "alice",
+        "a-new-long-password",
+        Some(&sid2),
+    )
+    .await
+    .expect("changed");
     assert_eq!(n, 1);
     assert_eq!(h.introspect(&at1).await["active"], false);
-    assert_eq!(h.introspect(&at2).await["active"], true, "the session that changed it stays");
-    assert_eq!(h.introspect(&bob_at).await["active"], true, "other users untouched");
-    h.login("alice", "tessera-demo").await.assert_problem(401, "invalid_credentials");
-    assert_eq!(h.login("alice", "a-new-long-password").await.status, StatusCode::OK);
+    assert_eq!(
+        h.introspect(&at2).await["active"],
+        true,
+        "the session that changed it stays"
+    );
+    assert_eq!(
+        h.introspect(&bob_at).await["active"],
+        true,
+        "other users untouched"
+    );
+    h.login("alice", "tessera-demo")
+        .await
+        .assert_problem(401, "invalid_credentials");
+    assert_eq!(
+        h.login("alice", "a-new-long-password").await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
 async fn old_argon2_parameters_are_upgraded_on_the_next_login() {
     let old = Harness::new().await; // m = 64 KiB, t = 1
     let store = old.state.store().clone();
-    let before = store.find_user("alice").await.expect("store").expect("alice").password_hash;
+    let before = store
+        .find_user("alice")
+        .await
+        .expect("store")
+        .expect("alice")
+        .password_hash;
     assert!(before.contains("m=64,t=1"), "{before}");
     let mut cfg = Config::for_tests();
     cfg.argon2_memory_kib = 128;
     cfg.argon2_iterations = 2;
     let h = Harness::with_store_unseeded(cfg, store.clone()).await;
-    h.login("alice", "wrong").await.assert_problem(401, "invalid_credentials");
-    let same = store.find_user("alice").await.expect("store").expect("alice").password_hash;
+    h.login("alice", "wrong")
+        .await
+        .assert_problem(401, "invalid_credentials");
+    let same = store
+        .find_user("alice")
+        .await
+        .expect("store")
+        .expect("alice")
+        .password_hash;
     assert_eq!(same, before, "a failed login changes nothing");
-    assert_eq!(h.login("alice", "tessera-demo").await.status, StatusCode::OK);
-    let after = store.find_user("alice").await.expect("store").expect("alice").password_hash;
+    assert_eq!(
+        h.login("alice", "tessera-demo").await.status,
+        StatusCode::OK
+    );
+    let after = store
+        .find_user("alice")
+        .await
+        .expect("store")
+        .expect("alice")
+        .password_hash;
     assert!(after.contains("m=128,t=2"), "{after}");
-    assert_eq!(h.login("alice", "tessera-demo").await.status, StatusCode::OK);
+    assert_eq!(
+        h.login("alice", "tessera-demo").await.status,
+        StatusCode::OK
+    );
 }
 
 // ---- 12: JWT refusals (RFC 8725) -----------------------------------------------------------
@@ -512,9 +843,17 @@ mod jwt_refusals {
 
     fn setup() -> (KeySet, SigningKey, String) {
         let k = StoredKey::generate(1);
-        let seed: [u8; 32] = URL_SAFE_NO_PAD.decode(&k.seed).expect("seed").try_into().expect("32");
+        let seed: [u8; 32] = URL_SAFE_NO_PAD
+            .decode(&k.seed)
+            .expect("seed")
+            .try_into()
+            .expect("32");
         let kid = k.kid.clone();
-        (KeySet::new(vec![k], "iss", "aud", 5).expect("keys"), SigningKey::from_bytes(&seed), kid)
+        (
+            KeySet::new(vec![k], "iss", "aud", 5).expect("keys"),
+            SigningKey::from_bytes(&seed),
+            kid,
+        )
     }
 
     fn claims() -> Value {
@@ -523,7 +862,11 @@ mod jwt_refusals {
 
     /// Signs raw header and claims JSON text (so malformed JSON can be signed too).
     fn sign_raw(key: &SigningKey, header: &str, claims: &str) -> String {
-        let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
         let sig = key.sign(input.as_bytes());
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
     }
@@ -542,7 +885,11 @@ mod jwt_refusals {
     #[test]
     fn missing_kid_is_refused() {
         let (ks, key, _) = setup();
-        let t = sign_raw(&key, r#"{"alg":"EdDSA","typ":"at+jwt"}"#, &claims().to_string());
+        let t = sign_raw(
+            &key,
+            r#"{"alg":"EdDSA","typ":"at+jwt"}"#,
+            &claims().to_string(),
+        );
         assert!(ks.verify(&t, NOW).is_err());
     }
 
@@ -567,18 +914,32 @@ mod jwt_refusals {
     fn duplicate_json_members_are_refused() {
         let (ks, key, kid) = setup();
         let dup_header = format!(r#"{{"alg":"EdDSA","typ":"at+jwt","kid":"{kid}","kid":"{kid}"}}"#);
-        assert!(ks.verify(&sign_raw(&key, &dup_header, &claims().to_string()), NOW).is_err());
+        assert!(ks
+            .verify(&sign_raw(&key, &dup_header, &claims().to_string()), NOW)
+            .is_err());
         let c = claims().to_string();
         let dup_claims = c.replacen('{', r#"{"sub":"admin","#, 1);
-        assert!(ks.verify(&sign_raw(&key, &header(&kid).to_string(), &dup_claims), NOW).is_err());
+        assert!(ks
+            .verify(&sign_raw(&key, &header(&kid).to_string(), &dup_claims), NOW)
+            .is_err());
         let dup_unknown = c.replacen('{', r#"{"x":1,"x":2,"#, 1);
-        assert!(ks.verify(&sign_raw(&key, &header(&kid).to_string(), &dup_unknown), NOW).is_err());
+        assert!(ks
+            .verify(
+                &sign_raw(&key, &header(&kid).to_string(), &dup_unknown),
+                NOW
+            )
+            .is_err());
     }
 
     #[test]
     fn exp_missing_or_not_a_number_is_refused() {
         let (ks, key, kid) = setup();
-        for exp in [Value::Null, json!("1800000060"), json!(1.8e9 + 60.5), json!(true)] {
+        for exp in [
+            Value::Null,
+            json!("1800000060"),
+            json!(1.8e9 + 60.5),
+            json!(true),
+        ] {
             let mut c = claims();
             if exp.is_null() {
                 c.as_object_mut().map(|o| o.remove("exp"));
@@ -598,7 +959,10 @@ mod jwt_refusals {
         c["nbf"] = json!(NOW + 120);
         let t = sign_raw(&key, &header(&kid).to_string(), &c.to_string());
         assert_eq!(ks.verify(&t, NOW), Err(TokenError::Expired));
-        assert!(ks.verify(&t, NOW + 120).is_ok(), "valid once nbf is reached");
+        assert!(
+            ks.verify(&t, NOW + 120).is_ok(),
+            "valid once nbf is reached"
+        );
         c["nbf"] = json!("soon");
         let t = sign_raw(&key, &header(&kid).to_string(), &c.to_string());
         assert!(ks.verify(&t, NOW + 200).is_err(), "nbf must be a number");
@@ -617,7 +981,14 @@ async fn saturated_password_hashing_answers_503_with_retry_after() {
     let h = Arc::new(Harness::with_config(cfg).await);
     // 32 accounts from 32 networks: the throttle admits every one; the hashing pool must not
     let reqs = (0..32)
-        .map(|i| json_post("/auth/login", &json!({"username": format!("u{i}"), "password": "x"}), peer(i), &[]))
+        .map(|i| {
+            json_post(
+                "/auth/login",
+                &json!({"username": format!("u{i}"), "password": "x"}),
+                peer(i),
+                &[],
+            )
+        })
         .collect();
     let rs = parallel(&h, reqs).await;
     let busy: Vec<&Resp> = rs.iter().filter(|r| r.status.as_u16() == 503).collect();
@@ -629,7 +1000,12 @@ async fn saturated_password_hashing_answers_503_with_retry_after() {
     assert_eq!(busy.len() + count(&rs, 401), 32);
     // a refused (unevaluated) attempt was refunded: it did not count against the network
     let again = h
-        .call(json_post("/auth/login", &json!({"username": "alice", "password": "tessera-demo"}), peer(0), &[]))
+        .call(json_post(
+            "/auth/login",
+            &json!({"username": "alice", "password": "tessera-demo"}),
+            peer(0),
+            &[],
+        ))
         .await;
     assert_eq!(again.status, StatusCode::OK);
 }
@@ -647,7 +1023,9 @@ mod real_socket {
     async fn a_client_trickling_a_header_byte_every_2s_is_closed_within_15s() {
         let h = Harness::new().await; // default --header-timeout (10 s)
         let srv = LiveServer::start(h.state.clone()).await;
-        let mut s = TcpStream::connect(srv.base.trim_start_matches("http://")).await.expect("connect");
+        let mut s = TcpStream::connect(srv.base.trim_start_matches("http://"))
+            .await
+            .expect("connect");
         let req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
         let start = Instant::now();
         let mut closed_after = None;
@@ -682,7 +1060,10 @@ mod real_socket {
         a.write_all(get).await.expect("write a");
         let mut buf = [0u8; 4096];
         let n = a.read(&mut buf).await.expect("read a");
-        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "first connection served");
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "first connection served"
+        );
         // a keeps its (keep-alive) slot; b is not served meanwhile
         let b = tokio::spawn(async move {
             let mut b = TcpStream::connect(&addr).await.expect("connect b");
@@ -692,8 +1073,69 @@ mod real_socket {
             buf[..n].starts_with(b"HTTP/1.1 200")
         });
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(!b.is_finished(), "a second connection was served beyond --max-connections 1");
+        assert!(
+            !b.is_finished(),
+            "a second connection was served beyond --max-connections 1"
+        );
         drop(a);
         assert!(b.await.expect("b"), "served once the slot is free");
     }
+}
+
+/// The Lua script and the in-process counters follow one rule: the same script of
+/// reservations and refunds gives the same answers on both.
+#[tokio::test]
+async fn redis_and_memory_throttles_answer_alike() {
+    use tessera_server::throttle::{
+        memory::MemoryThrottle, redis::RedisThrottle, Kind, Rule, ThrottleBackend,
+    };
+    let Some(redis) = common::RedisServer::start() else {
+        return;
+    };
+    let rule = |key: &str, limit, kind| Rule {
+        key: key.into(),
+        limit,
+        window: 60,
+        kind,
+    };
+    let hard = rule("h", 3, Kind::Hard);
+    let back = rule("b", 2, Kind::Backoff);
+    let both = [hard.clone(), back.clone()];
+    let backends: Vec<Box<dyn ThrottleBackend>> = vec![
+        Box::new(MemoryThrottle::default()),
+        Box::new(
+            RedisThrottle::connect(&redis.url(), "t:")
+                .await
+                .expect("redis"),
+        ),
+    ];
+    let mut answers = Vec::new();
+    for b in &backends {
+        let mut a = Vec::new();
+        let t0 = common::wall_now(); // Redis expires keys on its own clock
+        for (dt, rules, refund) in [
+            (0, &both[..], false),
+            (0, &both[..], false),
+            (0, &both[..], false), // backoff: next at t0 + 1
+            (1, &both[..], false),
+            (1, &both[..], true), // refund of the last reservation
+            (1, std::slice::from_ref(&hard), false),
+            (1, std::slice::from_ref(&hard), false), // hard limit 3 reached
+            (30, std::slice::from_ref(&back), false),
+            (61, &both[..], false), // a new window for both
+        ] {
+            if refund {
+                b.refund(rules, t0 + dt).await.expect("refund");
+                a.push(None);
+            } else {
+                a.push(b.reserve(rules, t0 + dt).await.expect("reserve"));
+            }
+        }
+        answers.push(a);
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(
+        answers[0],
+        [None, None, Some(1), None, None, None, Some(59), None, None]
+    );
 }

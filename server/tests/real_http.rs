@@ -31,9 +31,7 @@ fn token_of(res: &reqwest::Response) -> Option<String> {
 }
 
 fn intro_secret() -> String {
-    Config::for_tests()
-        .introspection_secret
-        .unwrap_or_default()
+    Config::for_tests().introspection_secret.unwrap_or_default()
 }
 
 async fn state_for(store_url: &str) -> AppState {
@@ -377,7 +375,10 @@ async fn binary_prints_bound_url_and_serves_demo() {
     // the demo page's own origin (the listen address) may log in; a foreign one may not
     let origin = url.trim_end_matches('/');
     let body = json!({"username": "alice", "password": "tessera-demo"});
-    for (o, status) in [(origin, StatusCode::OK), ("http://evil.example", StatusCode::FORBIDDEN)] {
+    for (o, status) in [
+        (origin, StatusCode::OK),
+        ("http://evil.example", StatusCode::FORBIDDEN),
+    ] {
         let r = c
             .post(format!("{origin}/auth/login"))
             .header("origin", o)
@@ -602,6 +603,49 @@ async fn user_add_command_creates_a_user_the_server_then_logs_in() {
         .await
         .expect("mfa");
     assert_eq!(ok.status(), StatusCode::OK);
+    let at = ok.json::<Value>().await.expect("json")["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let me = |c: reqwest::Client, at: String, base: String| async move {
+        c.get(format!("{base}/api/me"))
+            .bearer_auth(at)
+            .send()
+            .await
+            .expect("me")
+            .status()
+    };
+    assert_eq!(
+        me(c.clone(), at.clone(), base.clone()).await,
+        StatusCode::OK
+    );
+    // user-add over an existing user is a password change: the user's sessions end
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera-server"))
+        .args(["--store", &store])
+        .args(cheap)
+        .args(["user-add", "--username", "carol"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"another long passphrase\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("(1 existing sessions revoked)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        me(c.clone(), at, base.clone()).await,
+        StatusCode::UNAUTHORIZED
+    );
     // a too-short password is refused, nothing is written
     let mut child = Command::new(env!("CARGO_BIN_EXE_tessera-server"))
         .args(["--store", &store, "user-add", "--username", "dave"])

@@ -115,7 +115,8 @@ pub async fn mfa(
     jar: CookieJar,
     JsonBody(req): JsonBody<MfaRequest>,
 ) -> Result<Response, ApiError> {
-    let (issued, login_mode) = service::verify_mfa(&state, &client, &req.mfa_token, &req.code).await?;
+    let (issued, login_mode) =
+        service::verify_mfa(&state, &client, &req.mfa_token, &req.code).await?;
     let mode = Mode::parse(req.mode.as_deref().or(login_mode.as_deref()))?;
     Ok(session_response(&state, jar, &issued, mode))
 }

@@ -82,18 +82,20 @@ pub async fn introspect(
     } else {
         JsonBody::<IntrospectRequest>::parse(&body)?.0.token
     };
-    let token = AuthSession::verify(&state, &token).await?.map(|a| ActiveToken {
-        sub: a.claims.sub,
-        sid: a.claims.sid,
-        username: a.claims.username,
-        exp: a.claims.exp,
-        iat: a.claims.iat,
-        iss: a.claims.iss,
-        aud: a.claims.aud,
-        jti: a.claims.jti,
-        token_type: "Bearer",
-        mfa: a.session.mfa,
-    });
+    let token = AuthSession::verify(&state, &token)
+        .await?
+        .map(|a| ActiveToken {
+            sub: a.claims.sub,
+            sid: a.claims.sid,
+            username: a.claims.username,
+            exp: a.claims.exp,
+            iat: a.claims.iat,
+            iss: a.claims.iss,
+            aud: a.claims.aud,
+            jti: a.claims.jti,
+            token_type: "Bearer",
+            mfa: a.session.mfa,
+        });
     Ok(Json(Introspection {
         active: token.is_some(),
         token,

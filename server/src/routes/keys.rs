@@ -10,7 +10,10 @@ use crate::state::AppState;
 /// `GET /.well-known/jwks.json`
 pub async fn jwks(State(state): State<AppState>) -> Response {
     (
-        [(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"))],
+        [(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=300"),
+        )],
         Json(state.keys().jwks()),
     )
         .into_response()

@@ -118,14 +118,28 @@ mod tests {
     #[tokio::test]
     async fn a_refused_rule_counts_nothing_anywhere() {
         let t = MemoryThrottle::default();
-        let a = Rule { key: "a".into(), limit: 1, window: 60, kind: Kind::Hard };
-        let b = Rule { key: "b".into(), limit: 5, window: 60, kind: Kind::Hard };
-        assert_eq!(t.reserve(&[a.clone()], 0).await.unwrap(), None);
+        let a = Rule {
+            key: "a".into(),
+            limit: 1,
+            window: 60,
+            kind: Kind::Hard,
+        };
+        let b = Rule {
+            key: "b".into(),
+            limit: 5,
+            window: 60,
+            kind: Kind::Hard,
+        };
+        assert_eq!(t.reserve(std::slice::from_ref(&a), 0).await.unwrap(), None);
         for _ in 0..10 {
-            assert!(t.reserve(&[a.clone(), b.clone()], 0).await.unwrap().is_some());
+            assert!(t
+                .reserve(&[a.clone(), b.clone()], 0)
+                .await
+                .unwrap()
+                .is_some());
         }
         for _ in 0..5 {
-            assert_eq!(t.reserve(&[b.clone()], 0).await.unwrap(), None);
+            assert_eq!(t.reserve(std::slice::from_ref(&b), 0).await.unwrap(), None);
         }
     }
 }

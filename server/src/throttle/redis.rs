@@ -103,10 +103,13 @@ impl ThrottleBackend for RedisThrottle {
         let mut inv = self.reserve.prepare_invoke();
         inv.arg(now).arg(MAX_BACKOFF);
         for r in rules {
-            inv.key(self.key(r)).arg(r.limit).arg(r.window).arg(match r.kind {
-                Kind::Hard => "h",
-                Kind::Backoff => "b",
-            });
+            inv.key(self.key(r))
+                .arg(r.limit)
+                .arg(r.window)
+                .arg(match r.kind {
+                    Kind::Hard => "h",
+                    Kind::Backoff => "b",
+                });
         }
         let mut c = self.conn.clone();
         let retry: i64 = inv.invoke_async(&mut c).await.map_err(err)?;
