@@ -70,7 +70,7 @@ pub fn spawn_housekeeping(state: AppState) -> tokio::task::JoinHandle<()> {
                 Err(e) => tracing::warn!(error = %e, "housekeeping (shred) failed"),
             }
             round += 1;
-            if (round - 1) % (3600 / every) != 0 {
+            if !(round - 1).is_multiple_of(3600 / every) {
                 continue;
             }
             match state

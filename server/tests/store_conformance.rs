@@ -600,6 +600,39 @@ mod suite {
         assert_eq!(all.len(), 7);
     }
 
+    pub async fn per_user_limit_holds_under_64_parallel_logins(s: Arc<dyn SessionStore>) {
+        let limits = SessionLimits {
+            max_per_user: 5,
+            idle: IDLE,
+        };
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let sess =
+                    SessionRecord::new(random_token(), &user("alice"), NOW + i % 4, 3600, false);
+                s.create_session(&sess, &RefreshToken::generate(&key()).to_ref(), &limits)
+                    .await
+                    .unwrap()
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let all = s.list_sessions("user-alice").await.unwrap();
+        assert_eq!(all.len(), 64);
+        let live = all
+            .iter()
+            .filter(|x| x.liveness(NOW + 4, IDLE) == Liveness::Live)
+            .count();
+        if s.kind() == "redis" {
+            // Redis trims after the write (not atomic with it): never above the limit
+            assert!((1..=5).contains(&live), "{live} live sessions");
+        } else {
+            assert_eq!(live, 5, "atomic: exactly the limit stays live");
+        }
+    }
+
     /// Issue 9 item 6: grace only for the user agent and network that rotated.
     pub async fn grace_is_granted_only_to_the_rotating_client(s: Arc<dyn SessionStore>) {
         let (sess, t0) = new_session(s.as_ref(), "alice", NOW).await;
@@ -754,6 +787,7 @@ macro_rules! all_backends {
             events_per_session_are_capped,
             paged_listing_returns_every_session_once_newest_first,
             grace_is_granted_only_to_the_rotating_client,
+            per_user_limit_holds_under_64_parallel_logins,
             shred_destroys_expired_vault_keys_and_old_grace_successors,
             purge_deletes_only_long_dead_sessions,
         );)*
