@@ -117,11 +117,27 @@ struct Server {
     addr: SocketAddr,
 }
 
+/// The master key file the bench's servers use (secrets at rest are sealed under it, so
+/// seeding writes through a `SealedStore` with the same key).
+fn bench_master_key() -> (std::path::PathBuf, tessera_server::master_key::MasterKey) {
+    let path = std::env::temp_dir().join(format!("tessera-bench-{}.key", std::process::id()));
+    let (key, _) =
+        tessera_server::master_key::MasterKey::load_or_create(&path).expect("bench master key");
+    (path, key)
+}
+
+fn sealed(store: impl SessionStore) -> tessera_server::store::sealed::SealedStore {
+    tessera_server::store::sealed::SealedStore::new(Arc::new(store), bench_master_key().1)
+}
+
 impl Server {
     fn start(store: &str) -> Server {
+        let key = bench_master_key().0;
         let mut child = Command::new(env!("CARGO_BIN_EXE_tessera-server"))
             .args(["--listen", "127.0.0.1:0", "--store", store, "--log", "warn"])
             .env("TESSERA_INTROSPECTION_SECRET", BENCH_SECRET)
+            .arg("--master-key-file")
+            .arg(&key)
             .args([
                 "--access-ttl",
                 "3600",
@@ -522,7 +538,7 @@ fn main() {
         let db = TempFiles(std::env::temp_dir().join(format!("tessera-bench-{}.db", std::process::id())));
         let url = format!("sqlite://{}", db.0.display());
         let server = Server::start(&url);
-        let store = tessera_server::store::sqlite::SqliteStore::open(&db.0).expect("open db");
+        let store = sealed(tessera_server::store::sqlite::SqliteStore::open(&db.0).expect("open db"));
         let t0 = Instant::now();
         let sessions = seed(&store, n_sessions).await;
         println!("seeded {} sessions into SQLite in {:.1} s", sessions.len(), t0.elapsed().as_secs_f64());
@@ -571,7 +587,7 @@ fn main() {
             Some(redis) => {
                 let url = redis.url();
                 let server = Server::start(&url);
-                let store = tessera_server::store::redis::RedisStore::connect(&url, "tessera:").await.expect("redis");
+                let store = sealed(tessera_server::store::redis::RedisStore::connect(&url, "tessera:").await.expect("redis"));
                 let t0 = Instant::now();
                 let sessions = seed(&store, n_sessions).await;
                 println!("seeded {} sessions into Redis in {:.1} s", sessions.len(), t0.elapsed().as_secs_f64());

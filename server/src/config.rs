@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::{Parser, ValueEnum};
 
+/// Longest accepted `--refresh-grace`, in seconds.
+pub const MAX_REFRESH_GRACE: i64 = 30;
+
 /// What to do when a session's user agent or network changes mid-session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AnomalyPolicy {
@@ -174,6 +177,13 @@ pub struct Config {
     /// (OWASP Session Management: limit concurrent sessions; bounds the store per user).
     #[arg(long, env = "TESSERA_MAX_SESSIONS_PER_USER", default_value_t = 50)]
     pub max_sessions_per_user: usize,
+
+    /// File holding the 32-byte master key (base64 or hex) that seals signing seeds, vault
+    /// keys and TOTP secrets at rest. Required with Redis (every instance needs the same
+    /// key). Without it, `sqlite://PATH` uses `PATH.key` beside the database (created
+    /// `0600`; a warning outside demo mode) and `memory://` a key of this process only.
+    #[arg(long, env = "TESSERA_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
     // ---- end storage and secrets ----------------------------------------------------------
     /// What to do (default: serve).
     #[command(subcommand)]
@@ -234,6 +244,7 @@ impl Default for Config {
             request_timeout: 30,
             max_connections: 1024,
             max_sessions_per_user: 50,
+            master_key_file: None,
             command: None,
         }
     }
@@ -281,8 +292,12 @@ impl Config {
         if !(0..=300).contains(&self.jwt_leeway) {
             return Err("--jwt-leeway must be between 0 and 300 seconds".into());
         }
-        if !(0..=300).contains(&self.refresh_grace) {
-            return Err("--refresh-grace must be between 0 and 300 seconds".into());
+        if !(0..=MAX_REFRESH_GRACE).contains(&self.refresh_grace) {
+            return Err(format!(
+                "--refresh-grace must be between 0 and {MAX_REFRESH_GRACE} seconds (got {}): \
+                 a longer window keeps a replayable successor around for longer",
+                self.refresh_grace
+            ));
         }
         let max = crate::store::MAX_SESSIONS_PER_USER_LIMIT;
         if !(1..=max).contains(&self.max_sessions_per_user) {

@@ -23,7 +23,9 @@ pub mod config;
 pub mod csrf;
 pub mod error;
 pub mod extract;
+pub mod fsmode;
 pub mod jwt;
+pub mod master_key;
 pub mod net;
 pub mod password;
 pub mod policy;
@@ -55,13 +57,31 @@ pub use state::AppState;
 /// expiry (so the sessions list can still show them), in seconds.
 pub const SESSION_RETENTION: i64 = 86_400;
 
-/// Spawns the hourly housekeeping task: deletes sessions whose absolute lifetime ended more
-/// than [`SESSION_RETENTION`] ago, and expired short-lived values.
+/// Spawns the housekeeping task. Every few seconds it destroys secrets that outlived their
+/// use ([`SessionStore::shred`](store::SessionStore::shred): vault keys of expired sessions,
+/// grace successors past the grace window); hourly it deletes sessions whose absolute
+/// lifetime ended more than [`SESSION_RETENTION`] ago, and expired short-lived values.
 pub fn spawn_housekeeping(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        let every = state.config().refresh_grace.clamp(1, 10) as u64;
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(every));
+        let mut round: u64 = 0;
         loop {
             tick.tick().await;
+            let cfg = state.config();
+            match state
+                .store()
+                .shred(state.now(), cfg.idle_timeout, cfg.refresh_grace)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(shredded = n, "housekeeping: expired secrets destroyed"),
+                Err(e) => tracing::warn!(error = %e, "housekeeping (shred) failed"),
+            }
+            round += 1;
+            if !(round - 1).is_multiple_of(3600 / every) {
+                continue;
+            }
             match state
                 .store()
                 .purge_expired(state.now(), SESSION_RETENTION)

@@ -167,25 +167,15 @@ impl RefreshToken {
     }
 }
 
-/// One-time pad that lets the server hand the already-issued successor of a refresh token
-/// back to a client that lost the response (the grace rule) without storing the successor
-/// in the clear: `sealed = successor XOR SHA-256("tessera/grace/v1" || predecessor)`.
-/// Only a holder of the raw predecessor can open it.
-pub fn seal_successor(predecessor: &[u8; 32], successor: &[u8; 32]) -> [u8; 32] {
+/// What the grace rule compares: a hash of the client's user agent and network (see
+/// `routes::network_of`). Only the client that rotated a token may get its successor again.
+pub fn client_binding(user_agent: &str, network: &str) -> String {
     let mut h = Sha256::new();
-    h.update(b"tessera/grace/v1");
-    h.update(predecessor);
-    let pad = h.finalize();
-    let mut out = [0u8; 32];
-    for i in 0..32 {
-        out[i] = successor[i] ^ pad[i];
-    }
-    out
-}
-
-/// Inverse of [`seal_successor`] (XOR is its own inverse).
-pub fn open_successor(predecessor: &[u8; 32], sealed: &[u8; 32]) -> [u8; 32] {
-    seal_successor(predecessor, sealed)
+    h.update(b"tessera/client/v1\0");
+    h.update(user_agent.as_bytes());
+    h.update([0]);
+    h.update(network.as_bytes());
+    b64(&h.finalize())
 }
 
 #[cfg(test)]
@@ -233,13 +223,20 @@ mod tests {
     }
 
     #[test]
-    fn sealed_successor_opens_only_with_predecessor() {
-        let p = random_bytes();
-        let s = random_bytes();
-        let sealed = seal_successor(&p, &s);
-        assert_ne!(sealed, s);
-        assert_eq!(open_successor(&p, &sealed), s);
-        assert_ne!(open_successor(&random_bytes(), &sealed), s);
+    fn client_binding_separates_agent_and_network() {
+        assert_eq!(
+            client_binding("UA", "10.0.0.0/24"),
+            client_binding("UA", "10.0.0.0/24")
+        );
+        assert_ne!(
+            client_binding("UA", "10.0.0.0/24"),
+            client_binding("UA", "10.0.1.0/24")
+        );
+        assert_ne!(
+            client_binding("UA2", "10.0.0.0/24"),
+            client_binding("UA", "10.0.0.0/24")
+        );
+        assert_ne!(client_binding("a", "bc"), client_binding("ab", "c"));
     }
 
     #[test]

@@ -9,8 +9,7 @@ use crate::error::ApiError;
 use crate::extract::{network_of, AuthSession, ClientAddr};
 use crate::jwt::AccessClaims;
 use crate::secret::{
-    b64, hash_secret, log_tag, open_successor, random_bytes, random_token, seal_successor,
-    RefreshToken,
+    b64, client_binding, hash_secret, log_tag, random_bytes, random_token, RefreshToken,
 };
 use crate::state::AppState;
 use crate::store::{
@@ -357,7 +356,10 @@ pub async fn rotate(
     let req = RotateRequest {
         presented: presented_token.to_ref(),
         new_hash: successor.to_ref().hash,
-        sealed_successor: seal_successor(presented_token.secret(), successor.secret()),
+        sealed_successor: state
+            .master_key()
+            .seal_successor(presented_token.secret(), successor.secret()),
+        client: client_binding(&client.user_agent, &network_of(&client.address)),
         now: state.now(),
         grace: state.config().refresh_grace,
         idle: state.config().idle_timeout,
@@ -366,7 +368,10 @@ pub async fn rotate(
         RotateOutcome::Rotated(s) => (s, successor.encode()),
         RotateOutcome::Grace { session, sealed } => {
             tracing::info!(sid = %log_tag(&session.sid), "refresh within grace: re-sending successor");
-            let secret = open_successor(presented_token.secret(), &sealed);
+            let secret = state
+                .master_key()
+                .open_successor(presented_token.secret(), &sealed)
+                .ok_or_else(|| ApiError::internal("grace successor does not open"))?;
             (session, presented_token.with_secret(key, secret).encode())
         }
         RotateOutcome::Reused { sid } => {

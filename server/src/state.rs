@@ -5,8 +5,10 @@ use std::sync::Arc;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::jwt::{KeySet, StoredKey};
+use crate::master_key::MasterKey;
 use crate::password::PasswordHasher;
 use crate::policy::Policy;
+use crate::store::sealed::SealedStore;
 use crate::store::{SessionStore, StoreError, UserRecord};
 
 /// Why the server could not start.
@@ -22,6 +24,50 @@ pub enum StartupError {
     /// A TOTP secret was refused (too short, not base32).
     #[error("totp: {0}")]
     Totp(#[from] crate::totp::TotpError),
+    /// The master key is missing, unreadable, or does not open this store's sealed values.
+    #[error("master key: {0}")]
+    MasterKey(String),
+}
+
+/// Finds the master key the configuration names (see `--master-key-file`).
+///
+/// # Errors
+/// [`StartupError::MasterKey`] when the file is missing or malformed, or when a Redis
+/// store is configured without one.
+pub fn resolve_master_key(cfg: &Config) -> Result<MasterKey, StartupError> {
+    let mk = |e: crate::master_key::MasterKeyError| StartupError::MasterKey(e.to_string());
+    if let Some(path) = &cfg.master_key_file {
+        if cfg.demo {
+            let (key, created) = MasterKey::load_or_create(path).map_err(mk)?;
+            if created {
+                tracing::info!(file = %path.display(), "demo mode: created a master key");
+            }
+            return Ok(key);
+        }
+        return MasterKey::load(path).map_err(mk);
+    }
+    if cfg.store == "memory://" || cfg.store == "memory" {
+        return Ok(MasterKey::ephemeral());
+    }
+    if let Some(db) = cfg.store.strip_prefix("sqlite://") {
+        let path = std::path::PathBuf::from(format!("{db}.key"));
+        let (key, created) = MasterKey::load_or_create(&path).map_err(mk)?;
+        if !cfg.demo {
+            tracing::warn!(
+                file = %path.display(),
+                created,
+                "master key kept beside the database: a copy of that directory holds both; \
+                 keep the key elsewhere with --master-key-file / TESSERA_MASTER_KEY_FILE"
+            );
+        }
+        return Ok(key);
+    }
+    Err(StartupError::MasterKey(format!(
+        "--master-key-file / TESSERA_MASTER_KEY_FILE is required with the store {:?}: every \
+         instance must seal and open secrets with the same key (32 random bytes, base64 or \
+         hex; e.g. `head -c 32 /dev/urandom | base64 > master.key; chmod 600 master.key`)",
+        cfg.store
+    )))
 }
 
 /// The demo users' password.
@@ -42,6 +88,7 @@ pub(crate) struct Inner {
     pub store: Arc<dyn SessionStore>,
     pub keys: KeySet,
     pub token_key: crate::secret::TokenKey,
+    pub master_key: MasterKey,
     pub clock: Arc<dyn Clock>,
     pub hasher: PasswordHasher,
     pub policy: Policy,
@@ -104,33 +151,62 @@ async fn load_keys(
 
 impl AppState {
     /// Builds the state with an explicit store and clock (tests inject a
-    /// [`ManualClock`](crate::clock::ManualClock) and a fresh store here).
+    /// [`ManualClock`](crate::clock::ManualClock) and a fresh store here). The store is
+    /// wrapped in a [`SealedStore`] under the master key [`resolve_master_key`] finds.
     ///
     /// # Errors
-    /// On invalid configuration or an unreadable store.
+    /// On invalid configuration, an unreadable store, or a master key that does not open
+    /// the store's sealed values ([`StartupError::MasterKey`]).
     pub async fn new(
         config: Config,
         store: Arc<dyn SessionStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
         config.validate().map_err(StartupError::Config)?;
+        let master_key = resolve_master_key(&config)?;
+        Self::with_master_key(config, store, clock, master_key).await
+    }
+
+    /// [`new`](Self::new) with an explicit master key.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub async fn with_master_key(
+        config: Config,
+        store: Arc<dyn SessionStore>,
+        clock: Arc<dyn Clock>,
+        master_key: MasterKey,
+    ) -> Result<Self, StartupError> {
+        config.validate().map_err(StartupError::Config)?;
+        let store: Arc<dyn SessionStore> = Arc::new(SealedStore::new(store, master_key.clone()));
+        let wrong_key = |e: StartupError| match e {
+            StartupError::Store(StoreError::Sealed(what)) => StartupError::MasterKey(format!(
+                "the master key does not open this store's sealed data ({what}): a different \
+                 --master-key-file / TESSERA_MASTER_KEY_FILE than the one this store was \
+                 created with?"
+            )),
+            other => other,
+        };
         let hasher = PasswordHasher::new(
             config.argon2_memory_kib,
             config.argon2_iterations,
             config.argon2_parallelism,
         )
         .map_err(|e| StartupError::Config(format!("argon2 parameters: {e}")))?;
-        let keys = load_keys(store.as_ref(), &config, clock.now()).await?;
+        let keys = load_keys(store.as_ref(), &config, clock.now())
+            .await
+            .map_err(wrong_key)?;
         let policy = Policy::new(&config, hasher.clone())
             .await
             .map_err(StartupError::Config)?;
-        let token_key = load_token_key(store.as_ref()).await?;
+        let token_key = load_token_key(store.as_ref()).await.map_err(wrong_key)?;
         let state = AppState(Arc::new(Inner {
             policy,
             config,
             store,
             keys,
             token_key,
+            master_key,
             clock,
             hasher,
         }));
@@ -200,6 +276,10 @@ impl AppState {
     /// The signing keys.
     pub fn keys(&self) -> &KeySet {
         &self.0.keys
+    }
+    /// The master key (seals grace successors; the store seals the rest).
+    pub fn master_key(&self) -> &MasterKey {
+        &self.0.master_key
     }
     /// The key that tags refresh tokens.
     pub fn token_key(&self) -> &crate::secret::TokenKey {

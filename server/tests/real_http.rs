@@ -37,6 +37,12 @@ fn intro_secret() -> String {
 async fn state_for(store_url: &str) -> AppState {
     let mut cfg = Config::for_tests();
     cfg.store = store_url.to_string();
+    if store_url.starts_with("redis") {
+        // instances sharing a Redis share one master key
+        let key = std::env::temp_dir().join(format!("tessera-test-{}.key", std::process::id()));
+        tessera_server::master_key::MasterKey::load_or_create(&key).expect("master key");
+        cfg.master_key_file = Some(key);
+    }
     let store = tessera_server::store::open(store_url).await.expect("store");
     let st = AppState::new(cfg, store, Arc::new(SystemClock))
         .await

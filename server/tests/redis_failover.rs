@@ -6,7 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use tessera_server::secret::{random_token, seal_successor, RefreshToken, TokenKey};
+use tessera_server::master_key::MasterKey;
+use tessera_server::secret::{random_token, RefreshToken, TokenKey};
 use tessera_server::store::{
     RotateOutcome, RotateRequest, SessionLimits, SessionRecord, SessionStore, UserRecord,
 };
@@ -63,7 +64,8 @@ async fn sentinel_failover_keeps_sessions_and_follows_the_new_master() {
     let req = RotateRequest {
         presented: t0.to_ref(),
         new_hash: t1.to_ref().hash,
-        sealed_successor: seal_successor(t0.secret(), t1.secret()),
+        sealed_successor: MasterKey::ephemeral().seal_successor(t0.secret(), t1.secret()),
+        client: "c".into(),
         now: now + 1,
         grace: 10,
         idle: 600,

@@ -5,7 +5,8 @@ mod common;
 
 use std::sync::Arc;
 
-use tessera_server::secret::{random_token, seal_successor, RefreshToken, TokenKey};
+use tessera_server::master_key::MasterKey;
+use tessera_server::secret::{random_token, RefreshToken, TokenKey};
 use tessera_server::store::{
     Liveness, RotateOutcome, RotateRequest, SessionEvent, SessionLimits, SessionRecord,
     SessionStore, TokenPosition, UserRecord, MAX_EVENTS_PER_SESSION,
@@ -28,6 +29,12 @@ fn key() -> TokenKey {
     TokenKey::from_bytes([7; 32])
 }
 
+fn master() -> MasterKey {
+    MasterKey::from_bytes([9; 32])
+}
+
+const CLIENT: &str = "client-a";
+
 const NO_LIMIT: SessionLimits = SessionLimits {
     max_per_user: 1000,
     idle: IDLE,
@@ -49,12 +56,17 @@ async fn new_session(
 }
 
 fn rotate_req(presented: &RefreshToken, now: i64) -> (RotateRequest, RefreshToken) {
+    rotate_from(presented, now, CLIENT)
+}
+
+fn rotate_from(presented: &RefreshToken, now: i64, client: &str) -> (RotateRequest, RefreshToken) {
     let next = presented.successor(&key());
     (
         RotateRequest {
             presented: presented.to_ref(),
             new_hash: next.to_ref().hash,
-            sealed_successor: seal_successor(presented.secret(), next.secret()),
+            sealed_successor: master().seal_successor(presented.secret(), next.secret()),
+            client: client.into(),
             now,
             grace: GRACE,
             idle: IDLE,
@@ -63,11 +75,11 @@ fn rotate_req(presented: &RefreshToken, now: i64) -> (RotateRequest, RefreshToke
     )
 }
 
-fn open_grace(presented: &RefreshToken, sealed: &[u8; 32]) -> RefreshToken {
-    presented.with_secret(
-        &key(),
-        tessera_server::secret::open_successor(presented.secret(), sealed),
-    )
+fn open_grace(presented: &RefreshToken, sealed: &[u8]) -> RefreshToken {
+    let secret = master()
+        .open_successor(presented.secret(), sealed)
+        .expect("the grace successor opens with the predecessor");
+    presented.with_secret(&key(), secret)
 }
 
 mod suite {
@@ -587,6 +599,118 @@ mod suite {
         let all = s.list_sessions("user-alice").await.unwrap();
         assert_eq!(all.len(), 7);
     }
+
+    pub async fn per_user_limit_holds_under_64_parallel_logins(s: Arc<dyn SessionStore>) {
+        let limits = SessionLimits {
+            max_per_user: 5,
+            idle: IDLE,
+        };
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let sess =
+                    SessionRecord::new(random_token(), &user("alice"), NOW + i % 4, 3600, false);
+                s.create_session(&sess, &RefreshToken::generate(&key()).to_ref(), &limits)
+                    .await
+                    .unwrap()
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let all = s.list_sessions("user-alice").await.unwrap();
+        assert_eq!(all.len(), 64);
+        let live = all
+            .iter()
+            .filter(|x| x.liveness(NOW + 4, IDLE) == Liveness::Live)
+            .count();
+        if s.kind() == "redis" {
+            // Redis trims after the write (not atomic with it): never above the limit
+            assert!((1..=5).contains(&live), "{live} live sessions");
+        } else {
+            assert_eq!(live, 5, "atomic: exactly the limit stays live");
+        }
+    }
+
+    /// Issue 9 item 6: grace only for the user agent and network that rotated.
+    pub async fn grace_is_granted_only_to_the_rotating_client(s: Arc<dyn SessionStore>) {
+        let (sess, t0) = new_session(s.as_ref(), "alice", NOW).await;
+        let (r1, t1) = rotate_from(&t0, NOW, "client-a");
+        assert!(matches!(
+            s.rotate(&r1).await.unwrap(),
+            RotateOutcome::Rotated(_)
+        ));
+        // the same client inside the window: the successor again
+        let (same, _) = rotate_from(&t0, NOW + 1, "client-a");
+        match s.rotate(&same).await.unwrap() {
+            RotateOutcome::Grace { sealed, .. } => assert_eq!(open_grace(&t0, &sealed), t1),
+            other => panic!("expected grace, got {other:?}"),
+        }
+        // the predecessor replayed from another agent/network inside the window: theft
+        let (other, _) = rotate_from(&t0, NOW + 2, "client-b");
+        assert_eq!(
+            s.rotate(&other).await.unwrap(),
+            RotateOutcome::Reused {
+                sid: sess.sid.clone()
+            }
+        );
+        let (cur, _) = rotate_from(&t1, NOW + 3, "client-a");
+        assert_eq!(s.rotate(&cur).await.unwrap(), RotateOutcome::Revoked);
+    }
+
+    /// Issue 9 item 6: housekeeping destroys vault keys of expired sessions and grace
+    /// successors past the window (Redis: the values are keys with TTLs instead).
+    pub async fn shred_destroys_expired_vault_keys_and_old_grace_successors(
+        s: Arc<dyn SessionStore>,
+    ) {
+        let (idle, _) = new_session(s.as_ref(), "alice", NOW - IDLE - 5).await;
+        let (abs, mut t) = new_session(s.as_ref(), "alice", NOW - 3590).await;
+        for i in 0..3 {
+            let (r, next) = rotate_req(&t, NOW - 3589 + i);
+            assert!(matches!(
+                s.rotate(&r).await.unwrap(),
+                RotateOutcome::Rotated(_)
+            ));
+            t = next;
+        }
+        let (live, t_live) = new_session(s.as_ref(), "alice", NOW).await;
+        let (r, _) = rotate_req(&t_live, NOW);
+        assert!(matches!(
+            s.rotate(&r).await.unwrap(),
+            RotateOutcome::Rotated(_)
+        ));
+        let get = |sid: String| {
+            let s = s.clone();
+            async move { s.get_session(&sid).await.unwrap().expect("session") }
+        };
+        if s.kind() == "redis" {
+            // Redis: the live session's successor key expires after the grace window by
+            // itself, the vault key at the idle deadline (TTLs checked on the raw keys in
+            // redis_keeps_vault_keys_and_grace_successors_under_ttls)
+            assert!(get(live.sid.clone()).await.prev_sealed.is_some());
+            return;
+        }
+        assert!(
+            get(idle.sid.clone()).await.vault_key.is_some(),
+            "nothing shredded yet"
+        );
+        assert!(get(abs.sid.clone()).await.prev_sealed.is_some());
+        let n = s.shred(NOW + 11, IDLE, GRACE).await.unwrap();
+        assert!(n >= 3, "{n}");
+        let idle_s = get(idle.sid.clone()).await;
+        assert_eq!(idle_s.vault_key, None, "idle-expired session");
+        let abs_s = get(abs.sid.clone()).await;
+        assert_eq!(abs_s.vault_key, None, "absolute lifetime over");
+        assert_eq!(abs_s.prev_sealed, None, "grace successor past the window");
+        let live_s = get(live.sid.clone()).await;
+        assert!(live_s.vault_key.is_some(), "a live session keeps its key");
+        assert_eq!(
+            live_s.prev_sealed, None,
+            "but not its successor after the window"
+        );
+        assert_eq!(live_s.revoked_at, None);
+    }
 }
 
 type Guard = Box<dyn std::any::Any + Send>;
@@ -662,6 +786,9 @@ macro_rules! all_backends {
             per_user_limit_revokes_the_oldest_live_sessions,
             events_per_session_are_capped,
             paged_listing_returns_every_session_once_newest_first,
+            grace_is_granted_only_to_the_rotating_client,
+            per_user_limit_holds_under_64_parallel_logins,
+            shred_destroys_expired_vault_keys_and_old_grace_successors,
             purge_deletes_only_long_dead_sessions,
         );)*
     };
@@ -710,4 +837,55 @@ async fn redis_store_survives_two_instances_sharing_sessions() {
             .map(|s| s.generation),
         Some(1)
     );
+}
+
+#[tokio::test]
+async fn redis_keeps_vault_keys_and_grace_successors_under_ttls() {
+    let Some(srv) = common::RedisServer::start() else {
+        return;
+    };
+    let store = tessera_server::store::redis::RedisStore::connect(&srv.url(), "ttl:")
+        .await
+        .expect("connect");
+    let (sess, t0) = new_session(&store, "alice", NOW).await;
+    let (r, _) = rotate_req(&t0, NOW + 1);
+    assert!(matches!(
+        store.rotate(&r).await.unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+    let client = ::redis::Client::open(srv.url()).expect("client");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    let ttl = |key: String| {
+        let mut c = c.clone();
+        async move {
+            ::redis::cmd("TTL")
+                .arg(key)
+                .query_async::<i64>(&mut c)
+                .await
+                .expect("TTL")
+        }
+    };
+    let vault = format!("ttl:v:{{{}}}", sess.sid);
+    let grace = format!("ttl:g:{{{}}}", sess.sid);
+    let v = ttl(vault.clone()).await;
+    assert!(v > 0 && v <= IDLE, "vault key TTL {v} (idle {IDLE})");
+    let g = ttl(grace.clone()).await;
+    assert!(
+        g > 0 && g <= GRACE,
+        "grace successor TTL {g} (grace {GRACE})"
+    );
+    assert!(store
+        .revoke_session(&sess.sid, "logout", NOW + 2)
+        .await
+        .unwrap());
+    let exists: i64 = ::redis::cmd("EXISTS")
+        .arg(&vault)
+        .arg(&grace)
+        .query_async(&mut c)
+        .await
+        .expect("EXISTS");
+    assert_eq!(exists, 0, "revocation deletes both");
 }

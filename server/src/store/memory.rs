@@ -28,6 +28,7 @@ impl Inner {
             TokenState {
                 cur: t.hash.clone(),
                 prev: None,
+                prev_client: None,
             },
         );
         self.families.insert(t.family.clone(), s.sid.clone());
@@ -223,7 +224,7 @@ impl SessionStore for MemoryStore {
             Decision::Rotate => {
                 s.generation += 1;
                 s.prev_rotated_at = Some(req.now);
-                s.prev_sealed = Some(req.sealed_successor);
+                s.prev_sealed = Some(req.sealed_successor.clone());
                 s.last_seen = req.now;
                 let out = s.clone();
                 g.tokens.insert(
@@ -231,6 +232,7 @@ impl SessionStore for MemoryStore {
                     TokenState {
                         cur: req.new_hash.clone(),
                         prev: Some(req.presented.hash.clone()),
+                        prev_client: Some(req.client.clone()),
                     },
                 );
                 Ok(RotateOutcome::Rotated(out))
@@ -334,6 +336,24 @@ impl SessionStore for MemoryStore {
         g.ephemeral
             .insert(key.into(), (value.to_string(), expires_at));
         Ok(true)
+    }
+
+    async fn shred(&self, now: i64, idle: i64, grace: i64) -> StoreResult<usize> {
+        let mut g = self.lock();
+        let mut n = 0;
+        for s in g.sessions.values_mut() {
+            let mut changed = false;
+            if s.vault_key.is_some() && s.liveness(now, idle) != Liveness::Live {
+                s.vault_key = None;
+                changed = true;
+            }
+            if s.prev_sealed.is_some() && s.prev_rotated_at.is_none_or(|at| now - at > grace) {
+                s.prev_sealed = None;
+                changed = true;
+            }
+            n += changed as usize;
+        }
+        Ok(n)
     }
 
     async fn purge_expired(&self, now: i64, retention: i64) -> StoreResult<usize> {

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod memory;
 pub mod redis;
+pub mod sealed;
 pub mod sqlite;
 
 /// A storage failure (the client sees only `internal`; the log gets this text).
@@ -39,6 +40,10 @@ pub enum StoreError {
     /// The store URL or configuration is not usable.
     #[error("config: {0}")]
     Config(String),
+    /// A value sealed under the master key does not open: another master key, a value
+    /// moved between records, or tampering.
+    #[error("sealed value does not open ({0}): wrong master key, or the store was altered")]
+    Sealed(String),
 }
 
 /// Result alias for store operations.
@@ -158,14 +163,17 @@ pub struct SessionRecord {
     pub revoked_at: Option<i64>,
     /// Why it was revoked (`logout`, `logout_all`, `refresh_reused`, `expired`, …).
     pub revoke_reason: Option<String>,
-    /// The per-session vault key; `None` once the session is revoked (crypto-shredding).
-    pub vault_key: Option<[u8; 32]>,
+    /// The per-session vault key (32 bytes); `None` once the session is revoked or expired
+    /// (crypto-shredding). Sealed at rest by [`sealed::SealedStore`].
+    pub vault_key: Option<Vec<u8>>,
     /// Generation of the current refresh token (0 = the one issued at login).
     pub generation: i64,
     /// When the current token's predecessor was superseded.
     pub prev_rotated_at: Option<i64>,
-    /// The current token sealed under its predecessor (see [`crate::secret::seal_successor`]).
-    pub prev_sealed: Option<[u8; 32]>,
+    /// The current token's secret sealed for its predecessor's holder (see
+    /// [`MasterKey::seal_successor`](crate::master_key::MasterKey::seal_successor)); gone
+    /// once the grace window ends.
+    pub prev_sealed: Option<Vec<u8>>,
     /// Events (filled by [`SessionStore::list_sessions`]; empty elsewhere).
     pub events: Vec<SessionEvent>,
 }
@@ -196,7 +204,7 @@ impl SessionRecord {
             address: String::new(),
             revoked_at: None,
             revoke_reason: None,
-            vault_key: Some(crate::secret::random_bytes()),
+            vault_key: Some(crate::secret::random_bytes().to_vec()),
             generation: 0,
             prev_rotated_at: None,
             prev_sealed: None,
@@ -223,8 +231,11 @@ pub struct RotateRequest {
     pub presented: TokenRef,
     /// Hash of the successor the caller generated (same family).
     pub new_hash: String,
-    /// The successor sealed under the presented token.
-    pub sealed_successor: [u8; 32],
+    /// The successor's secret sealed for the presented token's holder.
+    pub sealed_successor: Vec<u8>,
+    /// Who rotates: [`crate::secret::client_binding`] of the request's user agent and
+    /// network. The grace rule answers only the same client.
+    pub client: String,
     /// Now (Unix seconds).
     pub now: i64,
     /// Grace window for the immediate predecessor (seconds).
@@ -243,8 +254,8 @@ pub enum RotateOutcome {
     Grace {
         /// The session.
         session: SessionRecord,
-        /// The current token sealed under the presented one.
-        sealed: [u8; 32],
+        /// The current token's secret sealed for the presented one's holder.
+        sealed: Vec<u8>,
     },
     /// A superseded token outside the grace rule: the family (session) is now revoked.
     Reused {
@@ -271,10 +282,10 @@ pub enum TokenPosition {
 }
 
 /// The rotation rule shared by every backend (Redis repeats it in Lua).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Decision {
     Rotate,
-    Grace([u8; 32]),
+    Grace(Vec<u8>),
     Reuse,
     Revoked,
     Expired,
@@ -287,6 +298,8 @@ pub(crate) struct TokenState {
     pub cur: String,
     /// Hash of the immediate predecessor (kept for the grace rule only).
     pub prev: Option<String>,
+    /// [`crate::secret::client_binding`] of the request that rotated to the current token.
+    pub prev_client: Option<String>,
 }
 
 pub(crate) fn position(
@@ -317,10 +330,17 @@ pub(crate) fn decide(s: &SessionRecord, t: &TokenState, req: &RotateRequest) -> 
     }
     match position(s, t, &req.presented.hash, req.now, req.grace) {
         TokenPosition::Current => Decision::Rotate,
-        TokenPosition::GracePredecessor => match s.prev_sealed {
-            Some(sealed) => Decision::Grace(sealed),
-            None => Decision::Reuse,
-        },
+        // grace only for the client that rotated (same user agent and network): the
+        // predecessor replayed from elsewhere in the window is theft, not a lost response
+        TokenPosition::GracePredecessor
+            if t.prev_client.as_deref() == Some(req.client.as_str()) =>
+        {
+            match &s.prev_sealed {
+                Some(sealed) => Decision::Grace(sealed.clone()),
+                None => Decision::Reuse,
+            }
+        }
+        TokenPosition::GracePredecessor => Decision::Reuse,
         TokenPosition::Superseded => Decision::Reuse,
     }
 }
@@ -463,6 +483,12 @@ pub trait SessionStore: Send + Sync + 'static {
         expires_at: i64,
         now: i64,
     ) -> StoreResult<bool>;
+
+    /// Housekeeping that destroys secrets which outlived their use: the vault keys of
+    /// sessions past their idle or absolute lifetime, and grace successors (`prev_sealed`)
+    /// older than `grace`. Returns how many records changed. Redis gives these values their
+    /// own keys with TTLs, so it expires them by itself (and returns 0).
+    async fn shred(&self, now: i64, idle: i64, grace: i64) -> StoreResult<usize>;
 
     /// Housekeeping: deletes sessions (with their tokens and events) whose absolute expiry
     /// is more than `retention` seconds before `now`, and expired short-lived values.

@@ -39,26 +39,38 @@ fn unpack_ephemeral(v: Option<String>, now: i64) -> Option<String> {
     (exp.parse::<i64>().ok()? > now).then(|| value.to_string())
 }
 
+// KEYS: session hash, grace successor (g:{sid}), vault key (v:{sid}).
+// ARGV: now, grace, idle, presented hash, new hash, sealed successor, client.
 const ROTATE_LUA: &str = r#"
 local sk = KEYS[1]
 local now = tonumber(ARGV[1]); local grace = tonumber(ARGV[2]); local idle = tonumber(ARGV[3])
-local f = redis.call('HMGET', sk, 'revoked_at', 'expires_at', 'last_seen', 'gen', 'prev_at', 'prev_sealed', 'cur', 'prev')
+local f = redis.call('HMGET', sk, 'revoked_at', 'expires_at', 'last_seen', 'gen', 'prev_at', 'pcl', 'cur', 'prev')
 if not f[4] or not f[7] then return {'unknown'} end
 if f[1] and f[1] ~= '' then return {'revoked'} end
 local exp = tonumber(f[2]); local last = tonumber(f[3]); local gen = tonumber(f[4])
 if now >= exp or now >= last + idle then
-  redis.call('HSET', sk, 'revoked_at', ARGV[1], 'reason', 'expired', 'vault', '')
+  redis.call('HSET', sk, 'revoked_at', ARGV[1], 'reason', 'expired')
+  redis.call('DEL', KEYS[2], KEYS[3])
   return {'expired'}
 end
 if ARGV[4] == f[7] then
   local g = tostring(gen + 1)
-  redis.call('HSET', sk, 'gen', g, 'prev_at', ARGV[1], 'prev_sealed', ARGV[6], 'last_seen', ARGV[1], 'prev', f[7], 'cur', ARGV[5])
+  redis.call('HSET', sk, 'gen', g, 'prev_at', ARGV[1], 'last_seen', ARGV[1], 'prev', f[7], 'cur', ARGV[5], 'pcl', ARGV[7])
+  if grace > 0 then
+    redis.call('SET', KEYS[2], ARGV[6], 'EX', grace)
+  else
+    redis.call('DEL', KEYS[2])
+  end
+  local vttl = math.min(exp - now, idle)
+  if vttl > 0 then redis.call('EXPIRE', KEYS[3], vttl) end
   return {'rotated', g}
 end
-if f[8] and ARGV[4] == f[8] and f[5] and f[5] ~= '' and f[6] and f[6] ~= '' and now - tonumber(f[5]) <= grace then
-  return {'grace', f[6]}
+if f[8] and ARGV[4] == f[8] and f[5] and f[5] ~= '' and now - tonumber(f[5]) <= grace and f[6] == ARGV[7] then
+  local sealed = redis.call('GET', KEYS[2])
+  if sealed then return {'grace', sealed} end
 end
-redis.call('HSET', sk, 'revoked_at', ARGV[1], 'reason', 'refresh_reused', 'vault', '')
+redis.call('HSET', sk, 'revoked_at', ARGV[1], 'reason', 'refresh_reused')
+redis.call('DEL', KEYS[2], KEYS[3])
 return {'reused'}
 "#;
 
@@ -74,11 +86,13 @@ redis.call('SET', KEYS[1], ARGV[2] .. '|' .. ARGV[1], 'EX', ARGV[4])
 return 1
 "#;
 
+// KEYS: session hash, grace successor, vault key. ARGV: now, reason.
 const REVOKE_LUA: &str = r#"
 local f = redis.call('HMGET', KEYS[1], 'gen', 'revoked_at')
 if not f[1] then return 0 end
 if f[2] and f[2] ~= '' then return 0 end
-redis.call('HSET', KEYS[1], 'revoked_at', ARGV[1], 'reason', ARGV[2], 'vault', '')
+redis.call('HSET', KEYS[1], 'revoked_at', ARGV[1], 'reason', ARGV[2])
+redis.call('DEL', KEYS[2], KEYS[3])
 return 1
 "#;
 
@@ -172,13 +186,6 @@ fn opt_i64(m: &HashMap<String, String>, k: &str) -> Option<i64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn opt_key(m: &HashMap<String, String>, k: &str) -> Option<[u8; 32]> {
-    m.get(k)
-        .filter(|v| !v.is_empty())
-        .and_then(|v| unb64(v))
-        .and_then(|v| v.try_into().ok())
-}
-
 fn session_from_hash(sid: &str, m: &HashMap<String, String>) -> StoreResult<Option<SessionRecord>> {
     if m.is_empty() {
         return Ok(None);
@@ -196,10 +203,10 @@ fn session_from_hash(sid: &str, m: &HashMap<String, String>) -> StoreResult<Opti
         address: s("addr"),
         revoked_at: opt_i64(m, "revoked_at"),
         revoke_reason: m.get("reason").filter(|v| !v.is_empty()).cloned(),
-        vault_key: opt_key(m, "vault"),
+        vault_key: None, // its own key, see load_with
         generation: parse_i64(m, "gen")?,
         prev_rotated_at: opt_i64(m, "prev_at"),
-        prev_sealed: opt_key(m, "prev_sealed"),
+        prev_sealed: None, // its own key, see load_with
         events: Vec::new(),
     }))
 }
@@ -224,15 +231,10 @@ fn session_fields(s: &SessionRecord) -> Vec<(&'static str, String)> {
             s.revoked_at.map(|v| v.to_string()).unwrap_or_default(),
         ),
         ("reason", s.revoke_reason.clone().unwrap_or_default()),
-        ("vault", s.vault_key.map(|k| b64(&k)).unwrap_or_default()),
         ("gen", s.generation.to_string()),
         (
             "prev_at",
             s.prev_rotated_at.map(|v| v.to_string()).unwrap_or_default(),
-        ),
-        (
-            "prev_sealed",
-            s.prev_sealed.map(|k| b64(&k)).unwrap_or_default(),
         ),
     ]
 }
@@ -375,8 +377,27 @@ impl RedisStore {
         format!("{}{kind}:{{{sid}}}", self.prefix)
     }
 
-    /// Writes a session's hash (with its first token) into `pipe`: one slot.
-    fn session_pipe(&self, pipe: &mut ::redis::Pipeline, s: &SessionRecord, t: &TokenRef) {
+    /// Writes a session's hash (with its first token) and its vault key into `pipe`: one
+    /// slot. The vault key lives until the session would go idle (each rotation extends
+    /// it) or reaches its absolute end, so Redis destroys it by itself.
+    fn session_pipe(
+        &self,
+        pipe: &mut ::redis::Pipeline,
+        s: &SessionRecord,
+        t: &TokenRef,
+        idle: i64,
+    ) {
+        if let Some(v) = &s.vault_key {
+            let vttl = (s.expires_at - s.created_at).min(idle);
+            if vttl > 0 {
+                pipe.cmd("SET")
+                    .arg(self.sk("v", &s.sid))
+                    .arg(b64(v))
+                    .arg("EX")
+                    .arg(vttl)
+                    .ignore();
+            }
+        }
         let sk = self.sk("s", &s.sid);
         // Relative TTLs, so an injected clock far from wall time cannot expire keys early.
         let ttl = session_ttl(s);
@@ -444,7 +465,8 @@ impl RedisStore {
         Ok(out)
     }
 
-    /// Loads a session and, optionally, its token hashes.
+    /// Loads a session (with its vault key and grace successor) and, optionally, its
+    /// token hashes: one round trip.
     async fn load_with(
         &self,
         sid: &str,
@@ -457,9 +479,14 @@ impl RedisStore {
             cmd.arg(*f);
         }
         if tokens {
-            cmd.arg("cur").arg("prev");
+            cmd.arg("cur").arg("prev").arg("pcl");
         }
-        let vals: Vec<Option<String>> = cmd.query_async(&mut c).await.map_err(err)?;
+        let mut pipe = ::redis::pipe();
+        pipe.add_command(cmd);
+        pipe.cmd("GET").arg(self.sk("v", sid));
+        pipe.cmd("GET").arg(self.sk("g", sid));
+        let (vals, vault, grace): (Vec<Option<String>>, Option<String>, Option<String>) =
+            pipe.query_async(&mut c).await.map_err(err)?;
         let mut m = HashMap::new();
         for (k, v) in FIELDS.iter().zip(vals.iter()) {
             if let Some(v) = v {
@@ -467,17 +494,23 @@ impl RedisStore {
             }
         }
         let t = if tokens {
-            match vals.get(FIELDS.len()).cloned().flatten() {
-                Some(cur) => Some(TokenState {
+            vals.get(FIELDS.len())
+                .cloned()
+                .flatten()
+                .map(|cur| TokenState {
                     cur,
                     prev: vals.get(FIELDS.len() + 1).cloned().flatten(),
-                }),
-                None => None,
-            }
+                    prev_client: vals.get(FIELDS.len() + 2).cloned().flatten(),
+                })
         } else {
             None
         };
-        Ok((session_from_hash(sid, &m)?, t))
+        let mut s = session_from_hash(sid, &m)?;
+        if let Some(s) = s.as_mut() {
+            s.vault_key = vault.and_then(|v| unb64(&v));
+            s.prev_sealed = grace.and_then(|v| unb64(&v));
+        }
+        Ok((s, t))
     }
 
     async fn load(&self, sid: &str) -> StoreResult<Option<SessionRecord>> {
@@ -518,10 +551,8 @@ const FIELDS: &[&str] = &[
     "addr",
     "revoked_at",
     "reason",
-    "vault",
     "gen",
     "prev_at",
-    "prev_sealed",
 ];
 
 #[async_trait]
@@ -569,7 +600,7 @@ impl SessionStore for RedisStore {
             // one slot per pipeline in Cluster: the session first, then its indexes
             let mut p1 = ::redis::pipe();
             p1.atomic();
-            self.session_pipe(&mut p1, s, token);
+            self.session_pipe(&mut p1, s, token, limits.idle);
             let () = p1.query_async(&mut c).await.map_err(err)?;
             let mut p2 = ::redis::pipe();
             self.family_pipe(&mut p2, s, token);
@@ -580,7 +611,7 @@ impl SessionStore for RedisStore {
         } else {
             let mut pipe = ::redis::pipe();
             pipe.atomic();
-            self.session_pipe(&mut pipe, s, token);
+            self.session_pipe(&mut pipe, s, token, limits.idle);
             self.index_pipe(&mut pipe, s, token);
             let () = pipe.query_async(&mut c).await.map_err(err)?;
         }
@@ -613,7 +644,7 @@ impl SessionStore for RedisStore {
         for chunk in batch.chunks(if self.cluster { 1 } else { 1000 }) {
             let mut pipe = ::redis::pipe();
             for (s, t) in chunk {
-                self.session_pipe(&mut pipe, s, t);
+                self.session_pipe(&mut pipe, s, t, i64::MAX);
                 if !self.cluster {
                     self.index_pipe(&mut pipe, s, t);
                 }
@@ -733,12 +764,15 @@ impl SessionStore for RedisStore {
         let reply: Vec<String> = self
             .rotate
             .key(self.sk("s", &sid))
+            .key(self.sk("g", &sid))
+            .key(self.sk("v", &sid))
             .arg(req.now)
             .arg(req.grace)
             .arg(req.idle)
             .arg(&req.presented.hash)
             .arg(&req.new_hash)
             .arg(b64(&req.sealed_successor))
+            .arg(&req.client)
             .invoke_async(&mut c)
             .await
             .map_err(err)?;
@@ -750,7 +784,7 @@ impl SessionStore for RedisStore {
                     .and_then(|g| g.parse().ok())
                     .ok_or_else(|| StoreError::Corrupt("rotation reply".into()))?;
                 s.prev_rotated_at = Some(req.now);
-                s.prev_sealed = Some(req.sealed_successor);
+                s.prev_sealed = (req.grace > 0).then(|| req.sealed_successor.clone());
                 s.last_seen = req.now;
                 RotateOutcome::Rotated(s)
             }
@@ -758,7 +792,6 @@ impl SessionStore for RedisStore {
                 let sealed = reply
                     .get(1)
                     .and_then(|v| unb64(v))
-                    .and_then(|v| v.try_into().ok())
                     .ok_or_else(|| StoreError::Corrupt("sealed successor".into()))?;
                 RotateOutcome::Grace {
                     session: before,
@@ -776,6 +809,8 @@ impl SessionStore for RedisStore {
         let n: i64 = self
             .revoke
             .key(self.sk("s", sid))
+            .key(self.sk("g", sid))
+            .key(self.sk("v", sid))
             .arg(now)
             .arg(reason)
             .invoke_async(&mut c)
@@ -881,6 +916,10 @@ impl SessionStore for RedisStore {
             .await
             .map_err(err)?;
         Ok(n == 1)
+    }
+
+    async fn shred(&self, _now: i64, _idle: i64, _grace: i64) -> StoreResult<usize> {
+        Ok(0) // vault keys and grace successors are their own keys with TTLs
     }
 
     async fn purge_expired(&self, _now: i64, _retention: i64) -> StoreResult<usize> {

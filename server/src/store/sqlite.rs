@@ -39,7 +39,11 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE sessions ADD COLUMN family TEXT;
      ALTER TABLE sessions ADD COLUMN token_hash TEXT;
      ALTER TABLE sessions ADD COLUMN prev_hash TEXT;
+     ALTER TABLE sessions ADD COLUMN prev_client TEXT;
      CREATE UNIQUE INDEX sessions_by_family ON sessions(family);
+     CREATE INDEX sessions_grace ON sessions(prev_rotated_at) WHERE prev_sealed IS NOT NULL;
+     CREATE INDEX sessions_vault_idle ON sessions(last_seen) WHERE vault_key IS NOT NULL;
+     CREATE INDEX sessions_vault_abs ON sessions(expires_at) WHERE vault_key IS NOT NULL;
      CREATE INDEX sessions_by_user_created ON sessions(user_id, created_at, sid);
      UPDATE sessions SET revoked_at = COALESCE(revoked_at, CAST(strftime('%s','now') AS INTEGER)),
                          revoke_reason = COALESCE(revoke_reason, 'upgrade'),
@@ -69,10 +73,6 @@ fn err(e: rusqlite::Error) -> StoreError {
     StoreError::Sqlite(e.to_string())
 }
 
-fn blob32(v: Option<Vec<u8>>) -> Option<[u8; 32]> {
-    v.and_then(|b| b.try_into().ok())
-}
-
 fn row_to_session(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
     Ok(SessionRecord {
         sid: r.get(0)?,
@@ -86,10 +86,10 @@ fn row_to_session(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
         address: r.get(8)?,
         revoked_at: r.get(9)?,
         revoke_reason: r.get(10)?,
-        vault_key: blob32(r.get(11)?),
+        vault_key: r.get(11)?,
         generation: r.get(12)?,
         prev_rotated_at: r.get(13)?,
-        prev_sealed: blob32(r.get(14)?),
+        prev_sealed: r.get(14)?,
         events: Vec::new(),
     })
 }
@@ -129,10 +129,10 @@ fn insert_session(c: &Connection, s: &SessionRecord, t: &TokenRef) -> rusqlite::
         s.address,
         s.revoked_at,
         s.revoke_reason,
-        s.vault_key.map(|k| k.to_vec()),
+        s.vault_key,
         s.generation,
         s.prev_rotated_at,
-        s.prev_sealed.map(|k| k.to_vec()),
+        s.prev_sealed,
         t.family,
         t.hash,
     ])?;
@@ -145,13 +145,14 @@ fn find_by_family(
     family: &str,
 ) -> rusqlite::Result<Option<(SessionRecord, TokenState)>> {
     c.prepare_cached(&format!(
-        "SELECT {SESSION_COLS}, token_hash, prev_hash FROM sessions WHERE family = ?1"
+        "SELECT {SESSION_COLS}, token_hash, prev_hash, prev_client FROM sessions WHERE family = ?1"
     ))?
     .query_row([family], |r| {
         let s = row_to_session(r)?;
         let t = TokenState {
             cur: r.get::<_, Option<String>>(15)?.unwrap_or_default(),
             prev: r.get(16)?,
+            prev_client: r.get(17)?,
         };
         Ok((s, t))
     })
@@ -190,6 +191,9 @@ fn configure(c: &Connection) -> rusqlite::Result<()> {
     // the last transactions. See the README for the trade-off.
     c.pragma_update(None, "synchronous", "NORMAL")?;
     c.pragma_update(None, "foreign_keys", "ON")?;
+    // overwrite deleted content (old token hashes, shredded vault keys) instead of leaving
+    // it in free pages of the file
+    c.pragma_update(None, "secure_delete", "ON")?;
     Ok(())
 }
 
@@ -214,6 +218,15 @@ impl SqliteStore {
         if path.as_os_str().is_empty() {
             return Err(StoreError::Config("sqlite:// needs a file path".into()));
         }
+        // Secrets at rest: the database (and so its WAL and shared-memory files, which
+        // SQLite creates with the database's mode) is readable by its owner only.
+        let fs_err = |e: std::io::Error| StoreError::Config(format!("{}: {e}", path.display()));
+        crate::fsmode::create_owner_only(path).map_err(fs_err)?;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            crate::fsmode::restrict_to_owner(Path::new(&p)).map_err(fs_err)?;
+        }
         let mut w = Connection::open(path).map_err(err)?;
         configure(&w).map_err(err)?;
         migrate(&mut w).map_err(err)?;
@@ -222,6 +235,7 @@ impl SqliteStore {
             let r = Connection::open(path).map_err(err)?;
             r.busy_timeout(std::time::Duration::from_secs(5))
                 .map_err(err)?;
+            r.pragma_update(None, "secure_delete", "ON").map_err(err)?;
             readers.push(Arc::new(Mutex::new(r)));
         }
         Ok(SqliteStore {
@@ -475,18 +489,20 @@ impl SessionStore for SqliteStore {
                 Decision::Rotate => {
                     s.generation += 1;
                     s.prev_rotated_at = Some(req.now);
-                    s.prev_sealed = Some(req.sealed_successor);
+                    s.prev_sealed = Some(req.sealed_successor.clone());
                     s.last_seen = req.now;
                     tx.prepare_cached(
                         "UPDATE sessions SET generation = ?2, prev_rotated_at = ?3, prev_sealed = ?4, \
-                         last_seen = ?3, prev_hash = token_hash, token_hash = ?5 WHERE sid = ?1",
+                         last_seen = ?3, prev_hash = token_hash, token_hash = ?5, prev_client = ?6 \
+                         WHERE sid = ?1",
                     )?
                     .execute(params![
                         sid,
                         s.generation,
                         req.now,
-                        req.sealed_successor.to_vec(),
-                        req.new_hash
+                        req.sealed_successor,
+                        req.new_hash,
+                        req.client
                     ])?;
                     RotateOutcome::Rotated(s)
                 }
@@ -623,6 +639,28 @@ impl SessionStore for SqliteStore {
                 params![key, value.to_string(), expires_at, now],
             )?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn shred(&self, now: i64, idle: i64, grace: i64) -> StoreResult<usize> {
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut n = tx.execute(
+                "UPDATE sessions SET vault_key = NULL WHERE vault_key IS NOT NULL AND last_seen <= ?1",
+                [now - idle],
+            )?;
+            n += tx.execute(
+                "UPDATE sessions SET vault_key = NULL WHERE vault_key IS NOT NULL AND expires_at <= ?1",
+                [now],
+            )?;
+            n += tx.execute(
+                "UPDATE sessions SET prev_sealed = NULL \
+                 WHERE prev_sealed IS NOT NULL AND prev_rotated_at < ?1",
+                [now - grace],
+            )?;
+            tx.commit()?;
+            Ok(n)
         })
         .await
     }

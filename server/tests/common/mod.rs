@@ -245,7 +245,7 @@ impl TempDb {
 
 impl Drop for TempDb {
     fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
+        for suffix in ["", "-wal", "-shm", ".key"] {
             let mut s = self.0.clone().into_os_string();
             s.push(suffix);
             let _ = std::fs::remove_file(s);
