@@ -47,12 +47,18 @@ export function sessionStore(source) {
   const store = readable(snapshot(current), (set) => {
     let alive = true;
     let session = null;
+    let last = null; // the latest event, kept when a method call re-reads the state
     let offs = [];
-    push = () => set(snapshot(session));
+    push = () => set(snapshot(session, last));
     const attach = (s) => {
       session = current = s;
       set(snapshot(s));
-      offs = SESSION_EVENTS.map((type) => s.on(type, (detail) => set(snapshot(s, { type, detail }))));
+      offs = SESSION_EVENTS.map((type) =>
+        s.on(type, (detail) => {
+          last = { type, detail };
+          set(snapshot(s, last));
+        }),
+      );
     };
     if (owned) {
       // A subscription that ends at once (a server render) never calls the factory.

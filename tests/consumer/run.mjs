@@ -19,6 +19,7 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { launchBrowser, requirePkg, startServer } from "../e2e/harness.mjs";
+import "./packaging.test.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, "../..");
