@@ -1,12 +1,18 @@
-// Two pages: the plain API (index.html) and the React hook (react.html). No plugins: this is
-// the configuration a user starts with, and the package must build under it as installed.
+// One page per way of using the package: the plain API (index.html), the React hook
+// (react.html, no plugin: it uses createElement), the Vue composable in a single-file
+// component (vue.html) and the Svelte store in a Svelte 5 component (svelte.html). The Vue
+// and Svelte plugins are the ones those users start with; they touch only .vue / .svelte
+// files. Nothing tessera-specific is configured: the package must build as installed.
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { svelte } from "@sveltejs/vite-plugin-svelte";
+import vue from "@vitejs/plugin-vue";
 import { defineConfig } from "vite";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
 export default defineConfig({
+  plugins: [vue(), svelte()],
   // The dev server would pre-bundle the package and break the wasm URL; `vite build` does not
   // need this, it is here so `vite` (dev) works too, as the package README says.
   optimizeDeps: { exclude: ["tessera"] },
@@ -17,6 +23,8 @@ export default defineConfig({
       input: {
         main: resolve(here, "index.html"),
         react: resolve(here, "react.html"),
+        vue: resolve(here, "vue.html"),
+        svelte: resolve(here, "svelte.html"),
       },
     },
   },
