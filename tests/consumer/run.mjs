@@ -317,6 +317,30 @@ for (const [label, file] of [
   });
 }
 
+test("CSP: under a strict policy with 'wasm-unsafe-eval' the app works; without it init() is refused", async () => {
+  await signedOut();
+  const ok = await open(new URL("csp.html", server.url).href);
+  await ok.waitForFunction(() => window.result?.done, null, { timeout: 20_000 });
+  const result = await ok.evaluate(() => window.result);
+  assert.equal(result.error, null, `no error under 'wasm-unsafe-eval': ${result.error}`);
+  assert.deepEqual(
+    result.steps.filter((s) => ["login", "logout"].includes(s.name)).map((s) => s.value),
+    ["active", "logged-out"],
+  );
+  assert.deepEqual(ok.errors, []);
+  await ok.close();
+
+  const denied = await open(new URL("csp-denied.html", server.url).href);
+  await denied.waitForFunction(() => window.result, null, { timeout: 20_000 });
+  const refused = await denied.evaluate(() => window.result);
+  assert.equal(refused.loaded, false, "the module must not compile without 'wasm-unsafe-eval'");
+  // Chromium's words: "CompileError: WebAssembly.instantiateStreaming(): Compiling or
+  // instantiating WebAssembly module violates the following Content Security policy directive
+  // because 'unsafe-eval' is not an allowed source of script …" (docs/csp.md quotes it).
+  assert.match(refused.error, /^CompileError: .*Content Security [Pp]olicy.*'unsafe-eval'/, "the browser's CSP refusal");
+  await denied.close();
+});
+
 const text = (page, sel) => page.locator(sel).innerText();
 const stateIs = (page, want, timeout = 20_000) =>
   page.waitForFunction((w) => document.querySelector("#state")?.textContent === w, want, { timeout });

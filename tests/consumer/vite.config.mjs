@@ -2,7 +2,9 @@
 // (react.html, no plugin: it uses createElement), the Vue composable in a single-file
 // component (vue.html) and the Svelte store in a Svelte 5 component (svelte.html). The Vue
 // and Svelte plugins are the ones those users start with; they touch only .vue / .svelte
-// files. Nothing tessera-specific is configured: the package must build as installed.
+// files. csp.html / csp-denied.html run the plain API under a strict Content-Security-Policy
+// with and without 'wasm-unsafe-eval'. Nothing tessera-specific is configured: the package
+// must build as installed.
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { svelte } from "@sveltejs/vite-plugin-svelte";
@@ -25,6 +27,8 @@ export default defineConfig({
         react: resolve(here, "react.html"),
         vue: resolve(here, "vue.html"),
         svelte: resolve(here, "svelte.html"),
+        csp: resolve(here, "csp.html"),
+        "csp-denied": resolve(here, "csp-denied.html"),
       },
     },
   },
