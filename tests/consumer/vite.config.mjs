@@ -13,7 +13,18 @@ import { defineConfig } from "vite";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-export default defineConfig({
+const pages = {
+  main: "index.html",
+  react: "react.html",
+  vue: "vue.html",
+  svelte: "svelte.html",
+  csp: "csp.html",
+  "csp-denied": "csp-denied.html",
+};
+
+// The development build (run.mjs, under /dev/) exists for React StrictMode's double mount
+// only: it builds the React page alone, which keeps the consumer layer shorter.
+export default defineConfig(({ mode }) => ({
   plugins: [vue(), svelte()],
   // The dev server would pre-bundle the package and break the wasm URL; `vite build` does not
   // need this, it is here so `vite` (dev) works too, as the package README says.
@@ -22,14 +33,11 @@ export default defineConfig({
     outDir: "dist",
     emptyOutDir: true,
     rollupOptions: {
-      input: {
-        main: resolve(here, "index.html"),
-        react: resolve(here, "react.html"),
-        vue: resolve(here, "vue.html"),
-        svelte: resolve(here, "svelte.html"),
-        csp: resolve(here, "csp.html"),
-        "csp-denied": resolve(here, "csp-denied.html"),
-      },
+      input: Object.fromEntries(
+        Object.entries(pages)
+          .filter(([name]) => mode !== "development" || name === "react")
+          .map(([name, file]) => [name, resolve(here, file)]),
+      ),
     },
   },
-});
+}));
