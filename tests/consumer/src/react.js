@@ -1,17 +1,14 @@
 // The `tessera/react` hook in a StrictMode app (no JSX, so no React plugin is needed).
-import init, { Session } from "tessera";
+import init from "tessera";
 import { useSession } from "tessera/react";
 import { StrictMode, createElement as h, useState } from "react";
 import { createRoot } from "react-dom/client";
+import { startCounted } from "./counting.js";
 
 await init();
-window.started = 0;
 
 function App() {
-  const { state, lastEvent, error, login, logout, fetch } = useSession(() => {
-    window.started += 1;
-    return Session.start({ baseUrl: "/auth", channel: "consumer-react" });
-  });
+  const { state, lastEvent, error, login, logout, fetch } = useSession(() => startCounted("consumer-react"));
   const [me, setMe] = useState("");
   const [problem, setProblem] = useState("");
   const guard = (fn) => () => fn().catch((e) => setProblem(String(e?.message ?? e)));
@@ -43,4 +40,7 @@ function App() {
   );
 }
 
-createRoot(document.getElementById("root")).render(h(StrictMode, null, h(App)));
+const root = createRoot(document.getElementById("root"));
+root.render(h(StrictMode, null, h(App)));
+// The test unmounts the app to check that the hook disposed its session.
+window.unmountApp = () => root.unmount();

@@ -41,3 +41,32 @@ export function hookTyped(): UseSessionResult<Session> {
   void s;
   return result;
 }
+
+// tessera/vue: refs, typed by the session the factory returns.
+import { effectScope, type Ref } from "vue";
+import { useSession as useVueSession } from "tessera/vue";
+
+export function vueTyped(): void {
+  effectScope().run(() => {
+    const { state, session, login } = useVueSession(() => Session.start({ baseUrl: "/auth" }));
+    const s: string = state.value;
+    const typed: Readonly<Ref<Session | null>> = session;
+    void s, typed, login({ username: "alice", password: "tessera-demo" });
+    // @ts-expect-error: the refs are read-only
+    state.value = "active";
+  });
+}
+
+// tessera/svelte: a readable store of snapshots, with the session's methods.
+import { get, type Readable } from "svelte/store";
+import { sessionStore, type SessionSnapshot } from "tessera/svelte";
+
+export function svelteTyped(): void {
+  const store = sessionStore(() => Session.start({ baseUrl: "/auth" }));
+  const readable: Readable<SessionSnapshot<Session>> = store;
+  const snap = get(store);
+  const s: string = snap.state;
+  void readable, s, store.logout({ everywhere: true });
+  // @ts-expect-error: a store's value is a snapshot, not a session
+  get(store).login({ username: "alice", password: "x" });
+}
