@@ -16,8 +16,6 @@ const STATES = ["anonymous", "mfa-required", "active", "idle-warning", "logged-o
 
 const error = (code, message, status) => Object.assign(new Error(message), { code, status });
 const tokensOk = (b) => b && typeof b.access_token === "string" && b.expires_in >= 0;
-// A listener's exception (or its promise's rejection) goes to the page's error reporting.
-const report = (x) => (globalThis.reportError ? reportError(x) : setTimeout(() => { throw x; }));
 const gone = (s) => s === 401 || s === 403;
 // A 401 means "this bearer is no good" unless a challenge says otherwise (RFC 6750 §3.1).
 const bearerRejected = (r) => {
@@ -46,7 +44,7 @@ export function start(core, o) {
 class Driver {
   // Secrets and the engine (which holds the tokens) are private: no script reaches them
   // through the session object.
-  #c;
+  #c; // the engine
   #key; // the vault key in use: { kid, k, server }
   #sid; // the server's id of the session whose token this tab obtained
   #kid; // the key id of the restored record's session
@@ -55,10 +53,18 @@ class Driver {
   #exp;
   #gen = 0; // bumped by every wipe: a seal or key fetch started before it is dropped
   #seals = 0;
-  #unhold;
-  #own;
+  #own; // set while the engine handles this tab's own login / refresh / restore
+  #held; // the tab lock: its release, once granted
   #revokes = 0;
-  #paying;
+  #paying; // the owed revoke in flight
+  #origins; // apiOrigins
+  #rk; // the owed-revoke key
+  #lt; // login timeout
+  #retry; // what to retry when the vault key is back
+  #tries = 0;
+  #seen; // the shared record at the last nudge
+  #sealing;
+  #warned;
 
   constructor(core, o) {
     this.#c = core;
@@ -67,28 +73,26 @@ class Driver {
     this.tokenMode = o.mode === "token";
     this.kind = o.storage === "local" || o.storage === "session" ? o.storage : null;
     this.plan = o.cleanup || {};
-    const t = Number(o.requestTimeoutMs);
-    this.t = t > 0 ? t : 5000;
-    const lt = Number(o.loginTimeoutMs);
-    this.lt = lt > 0 ? lt : 30000;
+    const ms = (v, d) => (v > 0 ? +v : d);
+    this.t = ms(o.requestTimeoutMs, 5000);
+    this.#lt = ms(o.loginTimeoutMs, 30000);
     // Origins that get the bearer (default: the page's and baseUrl's).
     const url = (u) => new URL(u, location.href).origin;
     try {
-      this.origins = new Set(Array.isArray(o.apiOrigins) ? o.apiOrigins.map(url) : [location.origin, url(this.base)]);
+      this.#origins = new Set(Array.isArray(o.apiOrigins) ? o.apiOrigins.map(url) : [location.origin, url(this.base)]);
     } catch (_) {
       throw error("invalid_options", "apiOrigins");
     }
     this.tk = "tessera:token:" + ch;
     this.sk = "tessera:shared:" + ch;
     this.bk = "tessera:bus:" + ch;
-    this.rk = "tessera:revoke:" + ch;
+    this.#rk = "tessera:revoke:" + ch;
     this.ls = {};
     this.early = [];
     this.startEvents = [];
     this.waiters = [];
-    this.mem = new Map();
-    this.dead = this.warned = false;
-    this.seq = this.timer = this.tries = 0;
+    this.dead = false;
+    this.seq = this.timer = 0;
     this.at = -1;
     this.store = this.lock = this.cleared = this.remaining = null;
     this.off = [];
@@ -110,7 +114,7 @@ class Driver {
     this.install(o);
     if (navigator.onLine === false) this.drive(ONLINE, false);
     this.pump();
-    await this.settleRevoke();
+    await this.#settleRevoke();
     // A persisted record that fails to open was wiped: the user signs in again rather than
     // being resumed silently from the refresh cookie (issue 6). One whose key is only
     // unavailable for now is kept: the tab resumes from the cookie or the other tabs.
@@ -125,7 +129,7 @@ class Driver {
       // The engine declines to resume after a logout. When that logout reached the server
       // (no revoke is owed), a cookie present now belongs to a session created since (a
       // server-rendered login, an SSO redirect): adopt it like a login.
-      if (!this.dead && !this.signedIn() && this.#c.stats()[2] === sent && this.#revokes === revokes) await this.adoptCookie();
+      if (!this.dead && !this.signedIn() && this.#c.stats()[2] === sent && this.#revokes === revokes) await this.#adoptCookie();
     }
     await solo; // this tab's lock is requested: other tabs starting now see it alive
     // Events raised while starting reach listeners added right after `await start()`.
@@ -135,15 +139,10 @@ class Driver {
     if (early.length) setTimeout(() => early.forEach(([n, d]) => this.emit(n, d)), 0);
   }
 
-  async adoptCookie() {
-    if (this.tokenMode || navigator.onLine === false || this.owed()) return;
-    let a;
-    try {
-      a = await this.post("/refresh", null, null, this.t);
-    } catch (_) {
-      return;
-    }
-    if (a.status === 200 && tokensOk(a.body) && !this.signedIn()) this.loggedIn(a.body);
+  async #adoptCookie() {
+    if (this.tokenMode || navigator.onLine === false || this.#owed()) return;
+    const a = await this.post("/refresh", null, null, this.t).catch(() => ({}));
+    if (a.status === 200 && tokensOk(a.body) && !this.signedIn()) this.#loggedIn(a.body);
   }
 
   // Every live tab holds the shared Web Lock `tessera:tab:<channel>` while it is shown
@@ -154,29 +153,29 @@ class Driver {
     try {
       if (!hasLocks()) return false;
       q = await navigator.locks.query();
-      await this.hold();
+      await this.#hold();
     } catch (_) {}
     const n = "tessera:tab:" + this.ch;
     return !!q && o.webLocks !== false && !q.held.concat(q.pending).some((l) => l.name === n);
   }
 
-  hold() {
-    if (!hasLocks() || this.#unhold || this.dead) return;
-    const me = (this.#unhold = {});
+  #hold() {
+    if (!hasLocks() || this.#held || this.dead) return;
+    const me = (this.#held = {});
     return new Promise((ok) => {
       navigator.locks
         .request("tessera:tab:" + this.ch, { mode: "shared" }, () => {
           ok();
           // Let go at once if the page was hidden (or disposed) before the grant.
-          if (this.#unhold === me) return new Promise((r) => (me.r = r));
+          if (this.#held === me) return new Promise((r) => (me.r = r));
         })
         .catch(ok);
     });
   }
 
-  unhold() {
-    const h = this.#unhold;
-    this.#unhold = null;
+  #unhold() {
+    const h = this.#held;
+    this.#held = null;
     if (h && h.r) h.r();
   }
 
@@ -193,12 +192,12 @@ class Driver {
       if (e.key === this.sk || e.key === null) {
         this.feedShared();
         this.pump();
-      } else if (!this.bc && (e.key === this.bk || e.key === this.tk) && e.newValue) this.nudged();
+      } else if (!this.bc && (e.key === this.bk || e.key === this.tk) && e.newValue) this.#nudged();
     });
     listen(window, "online", () => {
       this.drive(ONLINE, true);
-      this.settleRevoke();
-      if (this.retry) this.retry();
+      this.#settleRevoke();
+      if (this.#retry) this.#retry();
     });
     listen(window, "offline", () => this.drive(ONLINE, false));
     const wake = () => {
@@ -209,7 +208,7 @@ class Driver {
     // The back/forward cache keeps no page that holds a Web Lock: let go on the way out,
     // take the tab lock again when the page comes back.
     listen(window, "pagehide", () => {
-      this.unhold();
+      this.#unhold();
       if (this.lock) {
         this.lock();
         this.lock = null;
@@ -217,7 +216,7 @@ class Driver {
       }
     });
     listen(window, "pageshow", (e) => {
-      if (e.persisted) this.hold();
+      if (e.persisted) this.#hold();
       wake();
     });
     listen(document, "visibilitychange", () => (document.hidden ? this.drive(VISIBLE, false) : wake()));
@@ -233,17 +232,13 @@ class Driver {
 
   // The storage-event fallback carries no payload, only "something changed": catch up from
   // the shared record, the sealed vault record, or (not signed in) the server's cookie.
-  nudged() {
-    this.feedShared();
+  #nudged() {
+    const s = this.feedShared();
     this.pump();
-    let s = null;
-    try {
-      s = localStorage.getItem(this.sk);
-    } catch (_) {}
     if (this.signedIn()) return;
     if (this.store) this.restore();
     // Once per change of the shared record: two tabs without a session never ping-pong.
-    else if (s !== this.seen) (this.seen = s), this.drive(RESUME, true);
+    else if (s !== this.#seen) (this.#seen = s), this.drive(RESUME, true);
   }
 
   post(path, body, bearer, ms) {
@@ -299,6 +294,7 @@ class Driver {
     }
     // Absent: null; garbage: a byte the engine rejects (and counts).
     if (!this.dead) this.#c.handle(SHARED, v === null ? null : unb64(v) || Uint8Array.of(0));
+    return v;
   }
 
   perform(e) {
@@ -317,7 +313,7 @@ class Driver {
           )
           .then(([k, v]) => {
             // The answer names the session its token belongs to (a resume may begin one).
-            if ((this.#own = k === REFRESH_OK)) this.answered(v);
+            if ((this.#own = k === REFRESH_OK)) this.#answered(v);
             this.drive(k, v);
             this.#own = false;
             this.wake();
@@ -336,7 +332,7 @@ class Driver {
         this.revoke = this.post(all ? "/logout-all" : "/logout", body, e[2], 5000)
           .then((a) => a.status < 500 && a.status !== 429, () => false)
           .then((ok) => {
-            if (!ok && !this.tokenMode) lset(this.rk, all ? "all" : "one");
+            if (!ok && !this.tokenMode) lset(this.#rk, all ? "all" : "one");
             this.feedShared();
             this.pump();
           });
@@ -374,14 +370,13 @@ class Driver {
       case "store":
         // Never pauses the effects behind it: a logout right after goes out at once, and the
         // wipe's generation drops this seal if it finishes later.
-        if (this.store) this.sealing = this.seal(e[1]);
+        if (this.store) this.#sealing = this.seal(e[1]);
         break;
       case "wipe":
         this.#gen++;
-        this.#key = this.#sid = this.#kid = this.retry = null;
-    this.tries = 0;
-        this.mem.delete(this.tk); // web storage copies go in the cleanup (and are counted)
-        if (!this.store) this.sdel(this.tk);
+        this.#key = this.#sid = this.#kid = this.#retry = null;
+    this.#tries = 0;
+        // Web storage copies go in the cleanup (and are counted).
         this.#mfa = this.#user = this.#exp = null;
         this.cleanup();
         break;
@@ -392,17 +387,17 @@ class Driver {
   }
 
   // The server's answer that produced this tab's token names the session.
-  answered(b) {
+  #answered(b) {
     const s = b && b.session;
     if (s && typeof s.id === "string") this.#sid = s.id;
     if (s && typeof s.user === "string") this.#user = s.user;
   }
 
-  loggedIn(b) {
+  #loggedIn(b) {
     this.#mfa = null;
     this.#key = this.#sid = this.#kid = null; // a new session: never the previous one's key
     this.#user = null;
-    this.answered(b);
+    this.#answered(b);
     this.#own = true;
     this.drive(LOGIN_OK, b);
     this.#own = false;
@@ -437,9 +432,9 @@ class Driver {
     for (const f of [...(this.ls[name] || [])])
       try {
         const r = f(d);
-        if (r && typeof r.then === "function") r.then(null, report);
+        if (r && typeof r.then === "function") r.then(null, reportError);
       } catch (x) {
-        report(x); // a throwing listener must not break the session, nor vanish
+        reportError(x); // a throwing listener must not break the session, nor vanish
       }
   }
 
@@ -462,54 +457,47 @@ class Driver {
     return s === 2 || s === 3; // active, idle-warning
   }
 
-  // ---- storage with a memory fallback ----------------------------------------------------
+  // ---- storage ----------------------------------------------------------------------------
 
   storageFailed(e) {
     this.store = null;
-    if (this.warned) return;
-    this.warned = true;
+    if (this.#warned) return;
+    this.#warned = true;
     this.emit("error", {
       code: "storage_unavailable",
       message: "storage failed, memory used: " + ((e && e.message) || e),
     });
   }
 
+  // The vault's storage; nothing is kept once it failed (the engine holds the token).
   sget(k) {
-    if (this.store)
-      try {
-        return this.store.getItem(k);
-      } catch (e) {
-        this.storageFailed(e);
-      }
-    return this.mem.get(k) ?? null;
+    try {
+      return this.store ? this.store.getItem(k) : null;
+    } catch (e) {
+      this.storageFailed(e);
+    }
   }
 
   sset(k, v) {
-    if (this.store)
-      try {
-        return void this.store.setItem(k, v);
-      } catch (e) {
-        try {
-          this.store.removeItem(k);
-        } catch (_) {}
-        this.storageFailed(e);
-      }
-    this.mem.set(k, v);
+    try {
+      if (this.store) this.store.setItem(k, v);
+    } catch (e) {
+      this.sdel(k);
+      this.storageFailed(e);
+    }
   }
 
   sdel(k) {
-    if (this.store)
-      try {
-        this.store.removeItem(k);
-      } catch (_) {}
-    this.mem.delete(k);
+    try {
+      if (this.store) this.store.removeItem(k);
+    } catch (_) {}
   }
 
   // ---- offline logout: the owed revoke ------------------------------------------------------
 
-  owed() {
+  #owed() {
     try {
-      return localStorage.getItem(this.rk);
+      return localStorage.getItem(this.#rk);
     } catch (_) {
       return null;
     }
@@ -517,12 +505,12 @@ class Driver {
 
   // Sends a revoke that an offline logout could not (cookie mode: the cookie identifies the
   // session). Never while signed in: the cookie then belongs to a newer session.
-  settleRevoke() {
-    const v = this.owed();
+  #settleRevoke() {
+    const v = this.#owed();
     if (!v || this.dead) return;
-    if (this.signedIn()) return void lset(this.rk);
+    if (this.signedIn()) return void lset(this.#rk);
     return (this.#paying ||= this.post(v === "all" ? "/logout-all" : "/logout", null, null, this.t)
-      .then((a) => a.status < 500 && a.status !== 429 && lset(this.rk), () => {})
+      .then((a) => a.status < 500 && a.status !== 429 && lset(this.#rk), () => {})
       .then(() => (this.#paying = null)));
   }
 
@@ -533,18 +521,13 @@ class Driver {
 
   // The key for session `kid`: "gone" (the server refused: revoked, expired), "unavailable"
   // (5xx, 429, network, timeout: try again later), or `{kid, k, server}`.
-  async obtainKey(kid, create) {
+  async #obtainKey(kid, create) {
     const c = this.#key;
     if (c && c.kid === kid) return c;
     const gen = this.#gen;
     let k;
     if (!this.tokenMode) {
-      let a;
-      try {
-        a = await this.post("/vault-key", null, null, this.t);
-      } catch (_) {
-        return "unavailable";
-      }
+      const a = await this.post("/vault-key", null, null, this.t).catch(() => ({}));
       if (gone(a.status)) return "gone";
       k = a.status === 200 && a.body && typeof a.body.key === "string" && unb64(a.body.key);
       if (!k || k.length !== 32) return "unavailable";
@@ -557,11 +540,11 @@ class Driver {
   async seal(bytes) {
     const gen = this.#gen, n = ++this.#seals;
     const kid = kidOf(this.#sid) || this.#kid || "-";
-    const k = await this.obtainKey(kid, true);
+    const k = await this.#obtainKey(kid, true);
     const stale = () => gen !== this.#gen || n !== this.#seals; // a wipe or a newer seal won
     if (stale() || k === "gone") return;
     // Retried later and when back online; a newer seal or a wipe cancels it.
-    if (k === "unavailable") return this.unavailable(() => stale() || (this.sealing = this.seal(bytes)));
+    if (k === "unavailable") return this.#unavailable(() => stale() || (this.#sealing = this.seal(bytes)));
     const iv = crypto.getRandomValues(new Uint8Array(12));
     let body;
     try {
@@ -570,21 +553,21 @@ class Driver {
       return this.fail("vault_unavailable", false);
     }
     if (!stale()) this.sset(this.tk, (k.server ? "s." : "c.") + kid + "." + b64(Uint8Array.of(1, ...iv, ...body)));
-    this.tries = 0;
+    this.#tries = 0;
   }
 
   // The vault key is unavailable for now: reported once per outage, `f` retried with backoff
   // (5 s doubling, at most 5 min) and at once when the browser comes back online.
-  unavailable(f) {
-    if (!this.tries++) this.fail("vault_unavailable", false);
-    this.retry = () => {
-      this.retry = null;
+  #unavailable(f) {
+    if (!this.#tries++) this.fail("vault_unavailable", false);
+    this.#retry = () => {
+      this.#retry = null;
       f();
     };
-    this.later(() => this.retry && this.retry(), Math.min(3e5, 5000 * 2 ** this.tries));
+    this.#later(() => this.#retry && this.#retry(), Math.min(3e5, 5000 * 2 ** this.#tries));
   }
 
-  later(f, ms) {
+  #later(f, ms) {
     const t = setTimeout(() => this.dead || f(), ms);
     this.off.push(() => clearTimeout(t));
   }
@@ -607,9 +590,9 @@ class Driver {
     if (typeof parts === "string") return this.fail(parts, true);
     // Only the server's key opens a server-sealed record; only this browser session's key a
     // locally sealed one.
-    const k = (kind === "s") === this.tokenMode ? "gone" : await this.obtainKey(kid, false);
+    const k = (kind === "s") === this.tokenMode ? "gone" : await this.#obtainKey(kid, false);
     if (k === "gone") return this.fail("vault_locked", true);
-    if (k === "unavailable") return void this.unavailable(() => this.signedIn() || this.restore());
+    if (k === "unavailable") return void this.#unavailable(() => this.signedIn() || this.restore());
     let plain;
     try {
       plain = await gcm(false, k.k, parts[0], aad(location.origin, this.tk + "." + kid), parts[1]);
@@ -640,7 +623,7 @@ class Driver {
     // written back could be older than what another tab stored meanwhile.
     const out = (this.cleared = {
       memory: true,
-      localStorage: wipeStorage("localStorage", p.localStorage, [this.tk, this.bk], [this.sk, this.rk], left),
+      localStorage: wipeStorage("localStorage", p.localStorage, [this.tk, this.bk], [this.sk, this.#rk], left),
       sessionStorage: wipeStorage("sessionStorage", p.sessionStorage, [this.tk], [], left),
     });
     out.cookies = p.cookies ? wipeCookies(document, location, left) : [];
@@ -686,34 +669,34 @@ class Driver {
     return this.auth("/mfa", { mfa_token: this.#mfa, code: String(code) });
   }
 
-  alive() {
+  #alive() {
     if (this.dead) throw error("disposed", "session disposed");
   }
 
   async auth(path, body) {
-    this.alive();
+    this.#alive();
     await this.revoke; // a pending revoke's expired cookie must not land on the new session
-    await this.settleRevoke(); // an owed one goes out before the cookie is replaced
-    lset(this.rk);
+    await this.#settleRevoke(); // an owed one goes out before the cookie is replaced
+    lset(this.#rk);
     if (this.tokenMode) body.mode = "token";
     let a;
     this.drive(LOGIN_STARTED); // the session and token expiry are dated from the send time
     try {
-      a = await this.post(path, body, null, this.lt);
+      a = await this.post(path, body, null, this.#lt);
     } catch (e) {
       throw e && e.name === "TimeoutError"
         ? error("timeout", "no answer in time")
         : error("network", "server unreachable");
     }
-    this.alive();
+    this.#alive();
     const b = a.body || {};
     if (a.status === 200) {
       if (b.mfa_required === true) {
         this.#mfa = b.mfa_token;
         this.drive(MFA);
-      } else if (tokensOk(b)) this.loggedIn(b);
+      } else if (tokensOk(b)) this.#loggedIn(b);
       else throw error("invalid_response", "no access token", 200);
-      await this.sealing;
+      await this.#sealing;
       return this.state;
     }
     if (b.code === "mfa_expired") {
@@ -724,7 +707,7 @@ class Driver {
   }
 
   async logout(o) {
-    this.alive();
+    this.#alive();
     this.drive(LOGOUT, !!(o && o.everywhere));
     await this.revoke;
     await this.wiping;
@@ -733,19 +716,19 @@ class Driver {
   // Bearer only to `apiOrigins`; on a 401 from there (an invalid token, not another
   // challenge) one refresh through the engine and one retry, never more.
   async fetch(input, init) {
-    this.alive();
+    this.#alive();
     const base = new Request(input, init);
     const send = (t) => {
       const r = base.clone();
       if (t) r.headers.set("Authorization", "Bearer " + t);
       return fetch(r);
     };
-    const t = this.origins.has(new URL(base.url).origin) ? this.#c.token() : undefined;
+    const t = this.#origins.has(new URL(base.url).origin) ? this.#c.token() : undefined;
     const res = await send(t);
     if (!t || res.status !== 401 || !bearerRejected(res) || this.dead) return res;
     this.drive(ACCESS_REJECTED);
     for (const end = Date.now() + 30000; ; await this.next(1000)) {
-      this.alive();
+      this.#alive();
       const n = this.#c.token();
       if (n !== t) return n ? send(n) : res;
       if (Date.now() >= end) return res;
@@ -768,7 +751,7 @@ class Driver {
     this.dead = this.state; // what `state` reads from now on
     clearTimeout(this.timer);
     if (this.lock) this.lock();
-    this.unhold();
+    this.#unhold();
     if (this.bc) this.bc.close();
     if (this.tracker) this.tracker.stop();
     this.off.forEach((f) => f());
