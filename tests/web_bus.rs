@@ -76,12 +76,13 @@ async fn a_disposed_session_stops_listening() {
     restore_fetch();
 }
 
-/// Without BroadcastChannel the bus rides on `storage` events. Storage events never reach
+/// Without BroadcastChannel the bus rides on `storage` events, as a bare nudge: no message
+/// (a token message carries the bearer) is ever written to storage. Storage events never reach
 /// the document that wrote, so the test relays what tab A wrote to tab B as the event the
-/// browser would deliver in another document.
+/// browser would deliver in another document; B then takes its own token (cookie refresh).
 #[wasm_bindgen_test]
 async fn storage_event_fallback_without_broadcast_channel() {
-    let _st = server("{}");
+    let st = server("{}");
     let ch = channel("bus-fallback");
     eval(
         "globalThis.__BC = globalThis.BroadcastChannel; delete globalThis.BroadcastChannel;
@@ -103,7 +104,12 @@ async fn storage_event_fallback_without_broadcast_channel() {
         "for (const [key, newValue] of globalThis.__writes)
            window.dispatchEvent(new StorageEvent('storage', { key, newValue }))",
     );
-    assert!(until(500, || b.state() == "active").await, "b adopted a's login from the storage event");
+    assert!(until(500, || b.state() == "active").await, "b signed in after the storage event");
+    let payloads = eval("globalThis.__writes.filter(([, v]) => !/^\\d+\\|\\d+$/.test(v)).length");
+    assert_eq!(payloads.as_f64(), Some(0.0), "the fallback wrote nothing but nudges");
+    assert_eq!(count(&st, "refreshCount"), 1, "b took its own token from the server");
+    let res = wait(b.fetch("/api/me".into(), JsValue::UNDEFINED)).await.unwrap();
+    assert_eq!(get(&res, "status").as_f64(), Some(200.0));
     a.dispose();
     b.dispose();
     restore_fetch();

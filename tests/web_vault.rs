@@ -66,8 +66,13 @@ async fn tampered(ch: &str, record: &str, code: &str) {
     s.dispose();
 }
 
+/// A record is `<s|c>.<kid>.<sealed>`: the split after the key id.
+fn split(rec: &str) -> (&str, &str) {
+    rec.split_at(rec.rfind('.').unwrap() + 1)
+}
+
 fn flip(rec: &str, at: usize) -> String {
-    let (prefix, body) = rec.split_at(2);
+    let (prefix, body) = split(rec);
     let mut bytes = base64url_decode(body).unwrap();
     let i = if at >= 1000 { bytes.len() - (at - 1000) } else { at };
     bytes[i] ^= 0x10;
@@ -85,8 +90,9 @@ async fn every_tamper_case_is_wiped_and_reported() {
     tampered(&ch, &flip(&rec, 20), "vault_tampered").await; // ciphertext
     tampered(&ch, &flip(&rec, 1001), "vault_tampered").await; // tag (last byte)
     tampered(&ch, &flip(&rec, 0), "vault_version").await; // version byte
-    let bytes = base64url_decode(&rec[2..]).unwrap();
-    let mut cut = String::from("s.");
+    let (prefix, body) = split(&rec);
+    let bytes = base64url_decode(body).unwrap();
+    let mut cut = String::from(prefix);
     cut.push_str(&base64url_encode(&bytes[..20]));
     tampered(&ch, &cut, "vault_truncated").await;
     tampered(&ch, "s.{not base64}", "vault_encoding").await;
@@ -187,12 +193,16 @@ async fn webcrypto_and_native_records_interoperate() {
     let rec = persisted(&ch).await;
     let key = VaultKey::from_base64url("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8").unwrap();
     let origin = web_sys::window().unwrap().location().origin().unwrap();
-    let plain = open(&key, &origin, &record_key(&ch), &rec[2..]).expect("native open of a WebCrypto record");
+    // The associated data names the record's session: storage key `.` key id.
+    let (prefix, body) = split(&rec);
+    let mut name = record_key(&ch);
+    name.push_str(&prefix[1..prefix.len() - 1]);
+    let plain = open(&key, &origin, &name, body).expect("native open of a WebCrypto record");
     let Ok(record) = tessera::core::TokenRecord::decode(&plain) else { panic!("not a token record") };
     assert_eq!(record.access_token, "at-1");
     // Re-seal natively under a fresh nonce; the browser restores it.
-    let mut resealed = String::from("s.");
-    resealed.push_str(&seal(&key, &[7; 12], &origin, &record_key(&ch), &plain));
+    let mut resealed = String::from(prefix);
+    resealed.push_str(&seal(&key, &[7; 12], &origin, &name, &plain));
     assert_ne!(resealed, rec);
     local().set_item(&record_key(&ch), &resealed).unwrap();
     let s = start(&opts(&ch, "local")).await;

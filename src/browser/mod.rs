@@ -302,10 +302,12 @@ impl Core {
         self.engine.resume_pending()
     }
 
-    // `[busMalformed, sharedMalformed, refreshSent]`.
+    // `[busMalformed, sharedMalformed, refreshSent, idleDeadline]` (the idle deadline in
+    // wall-clock ms while signed in with an idle timeout, else -1).
     pub fn stats(&self) -> JsValue {
         let s = self.engine.stats();
-        arr(&[s.bus_malformed.into(), s.shared_malformed.into(), s.refresh_sent.into()])
+        let idle = self.engine.idle_deadline().map_or(-1.0, |t| t as f64);
+        arr(&[s.bus_malformed.into(), s.shared_malformed.into(), s.refresh_sent.into(), idle.into()])
     }
 
     // Max-merges a shared record (bytes) into the stored one (bytes, or null when absent or
@@ -383,8 +385,13 @@ impl Session {
         self.driver.stay_active()
     }
 
-    /// Drops every listener, timer, lock and channel of this instance.
+    /// Drops every listener, timer, lock and channel of this instance and frees its engine.
     pub fn dispose(&self) {
         self.driver.dispose()
+    }
+
+    /// The JavaScript session object itself (what `Session.start` resolves to in JS).
+    pub fn as_js(&self) -> JsValue {
+        self.driver.clone().into()
     }
 }

@@ -3,6 +3,13 @@ use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS: &'static str = r#"
+// `Symbol.dispose` where the TypeScript lib in use predates it (as Node's own types do).
+declare global {
+  interface SymbolConstructor {
+    readonly dispose: unique symbol;
+  }
+}
+
 /** Session lifecycle states. */
 export type SessionState = "anonymous" | "mfa-required" | "active" | "idle-warning" | "logged-out";
 
@@ -18,6 +25,8 @@ export interface CleanupOptions {
   indexedDB?: string[] | true;
   /** Cache Storage entries to delete: names, or `true` for all. */
   caches?: string[] | true;
+  /** Unregister every service worker of this origin. */
+  serviceWorkers?: boolean;
 }
 
 /** Options of `Session.start`. Durations in milliseconds; `0` or `null` disables a limit. */
@@ -62,24 +71,59 @@ export interface SessionOptions {
   joinWaitMs?: number;
   /** Set `false` to coordinate refreshes over the bus even where Web Locks exist. */
   webLocks?: boolean;
+  /** Origins whose requests through `session.fetch` get the bearer token (URLs or origins).
+   * Default: the page's origin and `baseUrl`'s. Every other origin gets no credentials, and
+   * its 401 never triggers a refresh. */
+  apiOrigins?: string[];
+  /** A login or MFA request without an answer after this long fails with code `timeout`.
+   * Default 30000. */
+  loginTimeoutMs?: number;
+  /** Count `scroll` as user activity (it also fires for scripted scrolling). Default `false`:
+   * only trusted pointer, key, wheel and touch input counts. */
+  scrollActivity?: boolean;
 }
 
-/** What a logout wiped. Storage fields: `"all"`, or the number of SDK keys removed. */
+/** What a logout wiped, each entry checked to be gone after the wipe. Storage fields:
+ *  `"all"`, or the number of SDK keys removed. */
 export interface Cleared {
   memory: true;
   localStorage: "all" | number;
   sessionStorage: "all" | number;
-  /** Names of the cookies that were expired. */
+  /** Names of the cookies that were expired and are no longer visible to the page. */
   cookies: string[];
   /** Names of the IndexedDB databases deleted. Filled in when the deletions finish (the
    *  `logout` event does not wait for them; `await session.logout()` does). */
   indexedDB: string[];
   /** Names of the Cache Storage entries deleted (filled in like `indexedDB`). */
   caches: string[];
+  /** Scopes of the service workers unregistered (filled in like `indexedDB`). */
+  serviceWorkers: string[];
 }
 
-/** Why a session ended. */
-export type LogoutReason = "user" | "everywhere" | "idle" | "expired" | "revoked" | "reused" | "cleared";
+/** Something a logout could not remove, and why. HttpOnly cookies are invisible to the page:
+ *  the server's logout response expires them. */
+export interface Remaining {
+  kind: "cookies" | "localStorage" | "sessionStorage" | "indexedDB" | "caches" | "serviceWorkers";
+  name: string;
+  /** `"blocked"`: an IndexedDB deletion waits for other connections to close. */
+  why: "blocked" | "error" | string;
+}
+
+/** Why a session ended. `lost`: the session could not be kept (e.g. its token was lost). */
+export type LogoutReason = "user" | "everywhere" | "idle" | "expired" | "revoked" | "reused" | "cleared" | "lost";
+
+/** Codes of the `error` event. */
+export type ErrorEventCode =
+  | "vault_encoding" | "vault_truncated" | "vault_version" | "vault_tampered" | "vault_locked"
+  | "vault_unavailable" | "record_invalid" | "refresh_retry" | "storage_unavailable" | "bus_unavailable";
+
+/** Codes of the errors that methods and `Session.start` reject with: the SDK's own, and the
+ *  server's stable problem codes. */
+export type SessionErrorCode =
+  | "network" | "timeout" | "invalid_response" | "http_error" | "mfa_not_pending" | "disposed"
+  | "unsupported_environment" | "invalid_options"
+  | "invalid_credentials" | "mfa_invalid" | "mfa_expired" | "rate_limited" | "forbidden_origin"
+  | "invalid_request" | "unauthorized" | "internal";
 
 /** Event payloads by name. Every payload also carries `type` (the event name). */
 export interface SessionEvents {
@@ -93,32 +137,32 @@ export interface SessionEvents {
   active: { type: "active" };
   /** The idle deadline passed; a `logout` with reason `"idle"` follows. */
   idle: { type: "idle" };
-  /** The session ended in this tab, and what was wiped. */
-  logout: { type: "logout"; reason: LogoutReason; cleared: Cleared | null };
-  /** Something went wrong (e.g. `vault_tampered`, `storage_unavailable`, `refresh_retry`). */
-  error: { type: "error"; code: string; message: string };
+  /** The session ended in this tab, what was wiped, and what could not be (filled in as the
+   *  asynchronous removals finish). */
+  logout: { type: "logout"; reason: LogoutReason; cleared: Cleared | null; remaining: Remaining[] | null };
+  /** Something went wrong that the application may want to show. */
+  error: { type: "error"; code: ErrorEventCode; message: string };
 }
 
-/** Errors thrown by `login` / `verifyMfa` carry the server's stable problem `code`. */
+/** Errors thrown by the methods and `Session.start` carry a stable `code`. */
 export interface SessionError extends Error {
-  code: string;
+  code: SessionErrorCode;
   status?: number;
 }
 
-export class Session {
-  private constructor();
-  /** Same as `dispose()`. */
-  free(): void;
-  /**
-   * Starts the session controller: restores a sealed persisted session, joins one held by
-   * another tab or the refresh cookie, and starts listening. Events raised while starting
-   * are delivered on the next task, so listeners added right after `await` see them.
-   */
-  static start(options?: SessionOptions): Promise<Session>;
-  /** The current state. */
+/** What `Session.start` resolves to. */
+export interface Session {
+  /** The current state (after `dispose()`: the state it had then). */
   readonly state: SessionState;
-  /** The signed-in user's name from this tab's login answer, when known. */
+  /** The signed-in user's name from the server's answer, when this tab got one. */
   readonly user: string | null;
+  /** When the access token expires (ms since the epoch), while signed in. */
+  readonly expiresAt: number | null;
+  /** When the session ends without activity (ms since the epoch), while signed in with an
+   *  idle timeout. */
+  readonly idleDeadline: number | null;
+  /** Events raised while `start` ran (also delivered to listeners added right after it). */
+  readonly startEvents: ReadonlyArray<SessionEvents[keyof SessionEvents]>;
   /** Diagnostic counters. */
   readonly stats: { busMalformed: number; sharedMalformed: number; refreshSent: number; persistent: boolean };
   /** Signs in. Resolves to the new state (`"active"`, or `"mfa-required"` for TOTP users). */
@@ -127,13 +171,30 @@ export class Session {
   verifyMfa(code: string): Promise<SessionState>;
   /** Tells every other tab first (they wipe at once), then revokes on the server (best effort when offline) and wipes this tab. Resolves once the revoke has been answered (or timed out). */
   logout(options?: { everywhere?: boolean }): Promise<void>;
-  /** `fetch` with the bearer token; on 401 refreshes once and retries once, never more. */
+  /** `fetch` with the bearer token for `apiOrigins` (none for any other origin); on a 401 from
+   *  there refreshes once and retries once, never more. Rejects with `disposed` after `dispose()`. */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
   /** Subscribes to an event; returns a function that unsubscribes. */
   on<K extends keyof SessionEvents>(event: K, callback: (e: SessionEvents[K]) => void): () => void;
   /** "Stay signed in": extends the idle deadline in every tab. */
   stayActive(): void;
-  /** Drops every listener, timer, lock and channel of this instance. */
+  /** Frees the engine and drops every listener, timer, lock and channel. Idempotent. */
   dispose(): void;
+  /** Same as `dispose()`. */
+  free(): void;
+  /** `using session = await Session.start(…)` disposes it at the end of the scope. */
+  [Symbol.dispose](): void;
 }
+
+/** Starts sessions. */
+export const Session: {
+  /**
+   * Starts the session controller: restores a sealed persisted session, joins one held by
+   * another tab or the refresh cookie, and starts listening. Events raised while starting
+   * are delivered on the next task, so listeners added right after `await` see them.
+   * Rejects with `unsupported_environment` outside a browser page (opening nothing) and
+   * `invalid_options` for options it cannot use.
+   */
+  start(options?: SessionOptions): Promise<Session>;
+};
 "#;

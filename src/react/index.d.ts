@@ -14,6 +14,8 @@ export declare const SESSION_EVENTS: readonly SessionEventName[];
 /** The part of a Tessera `Session` the hook uses. */
 export interface SessionLike {
   readonly state: string;
+  /** Events raised while the session started; the hook's first `lastEvent` is the last one. */
+  readonly startEvents?: ReadonlyArray<{ type: string }>;
   on(event: SessionEventName, listener: (detail: any) => void): (() => void) | void;
   login(credentials: { username: string; password: string }): Promise<unknown>;
   verifyMfa(code: string): Promise<unknown>;
@@ -32,7 +34,7 @@ export interface SessionEvent {
 export interface UseSessionResult<S extends SessionLike = SessionLike> {
   /** The session, or `null` while a factory is still starting it. */
   session: S | null;
-  /** The session's state; re-read after every event and every method call. */
+  /** The session's state (`useSyncExternalStore`: re-read after every event and method call). */
   state: HookStateName;
   /** The most recent event, or `null`. */
   lastEvent: SessionEvent | null;
@@ -48,8 +50,11 @@ export interface UseSessionResult<S extends SessionLike = SessionLike> {
 /**
  * Subscribes a component to a Tessera session.
  *
- * Pass a factory (`() => Session.start(options)`) and the hook owns the session: it is started
- * on mount and disposed on unmount. Pass a session and the hook only subscribes to it.
+ * Pass a factory (`() => Session.start(options)`) and the hook owns the session: the factory
+ * runs once per mounted component (StrictMode's mount, unmount, mount reuses that start) and the
+ * session is disposed when the component really unmounts. Pass a session and the hook only
+ * subscribes to it. The state is read with `useSyncExternalStore`; events raised while the
+ * session started reach `lastEvent`.
  *
  * @example
  * const { state, login, logout } = useSession(() => Session.start({ baseUrl: "/auth" }));

@@ -11,10 +11,15 @@
 //     ...
 //   }
 //
-// Pass a factory and the hook owns the session: it starts it on mount and disposes it on
-// unmount (React StrictMode's mount → unmount → mount leaves exactly one live session).
-// Pass a session instance and the hook only subscribes to it; you keep ownership.
-import { useCallback, useEffect, useRef, useState } from "react";
+// Pass a factory and the hook owns the session: it calls the factory once per mounted
+// component (React StrictMode's mount → unmount → mount reuses the same start) and disposes
+// the session when the component really unmounts. Pass a session instance and the hook only
+// subscribes to it; you keep ownership.
+//
+// The state is read through `useSyncExternalStore`, so a render never shows a state older
+// than the session's; events raised while the session started (`session.startEvents`) are
+// the hook's first `lastEvent`.
+import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from "react";
 
 /** Every event the SDK emits (DESIGN.md public contract). */
 export const SESSION_EVENTS = Object.freeze(["login", "refresh", "idle-warning", "active", "idle", "logout", "error"]);
@@ -28,16 +33,64 @@ function readState(session) {
   try {
     return String(session.state);
   } catch {
-    // A disposed wasm-bindgen object throws on access.
     return "logged-out";
   }
+}
+
+// One store per session: the latest event, and a snapshot object that changes only when the
+// state or the event does (what `useSyncExternalStore` compares).
+const stores = new WeakMap();
+const NONE = { subscribe: () => () => {}, get: () => STARTING };
+const STARTING = Object.freeze({ state: "starting", lastEvent: null });
+
+function storeOf(session) {
+  if (!session) return NONE;
+  let st = stores.get(session);
+  if (st) return st;
+  const first = [...(session.startEvents || [])].pop();
+  let lastEvent = first ? { type: first.type, detail: first } : null;
+  let snap = null;
+  const listeners = new Set();
+  let offs = null;
+  const changed = () => listeners.forEach((f) => f());
+  st = {
+    subscribe(f) {
+      listeners.add(f);
+      if (!offs)
+        offs = SESSION_EVENTS.map((type) =>
+          session.on(type, (detail) => {
+            lastEvent = { type, detail };
+            changed();
+          }),
+        );
+      return () => {
+        listeners.delete(f);
+        if (listeners.size || !offs) return;
+        for (const off of offs)
+          try {
+            if (typeof off === "function") off();
+          } catch {
+            /* disposed */
+          }
+        offs = null;
+      };
+    },
+    get() {
+      const state = readState(session);
+      if (!snap || snap.state !== state || snap.lastEvent !== lastEvent) snap = { state, lastEvent };
+      return snap;
+    },
+    changed,
+  };
+  stores.set(session, st);
+  return st;
 }
 
 /**
  * Subscribes a component to a Tessera session.
  *
  * @param {object | (() => object | Promise<object>)} source a `Session`, or a factory that
- *   starts one (called once per mount).
+ *   starts one (called once per mounted component).
  * @returns {{session: object | null, state: string, lastEvent: {type: string, detail: any} | null,
  *   error: unknown, login: Function, verifyMfa: Function, logout: Function, stayActive: Function,
  *   fetch: Function}}
@@ -46,85 +99,65 @@ export function useSession(source) {
   const owned = typeof source === "function";
   const factory = useRef(source);
   factory.current = source;
-
-  const [session, setSession] = useState(() => (isSession(source) ? source : null));
-  const [snapshot, setSnapshot] = useState(() => ({ state: readState(isSession(source) ? source : null), lastEvent: null }));
+  // The owned session's start, shared by StrictMode's double mount: `mounts` counts live
+  // mounts, and the session is disposed only when none is left after the current task.
+  const own = useRef(null);
+  const [started, setStarted] = useState(null);
   const [error, setError] = useState(null);
 
-  // Owned mode: start on mount, dispose on unmount. Borrowed mode: follow the prop.
   useEffect(() => {
-    if (!owned) {
-      setSession(isSession(source) ? source : null);
-      return undefined;
+    if (!owned) return undefined;
+    let o = own.current;
+    if (!o) {
+      o = own.current = { mounts: 0, session: null, dead: false };
+      Promise.resolve()
+        .then(() => factory.current())
+        .then(
+          (s) => {
+            o.session = s;
+            if (o.dead) s?.dispose?.();
+            else setStarted(s);
+          },
+          (err) => o.dead || setError(err),
+        );
     }
-    let alive = true;
-    let started = null;
-    Promise.resolve()
-      .then(() => factory.current())
-      .then(
-        (s) => {
-          if (!alive) {
-            s?.dispose?.();
-            return;
-          }
-          started = s;
-          setSession(s);
-        },
-        (err) => {
-          if (alive) setError(err);
-        },
-      );
+    o.mounts++;
     return () => {
-      alive = false;
-      if (started) {
+      o.mounts--;
+      setTimeout(() => {
+        if (o.mounts) return; // remounted (StrictMode): keep the session
+        o.dead = true;
+        if (own.current === o) own.current = null;
         try {
-          started.dispose();
+          o.session?.dispose();
         } catch {
           /* disposed already */
         }
-      }
-      setSession(null);
+      }, 0);
     };
-    // A new factory function every render must not restart the session: key on the mode.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [owned, owned ? null : source]);
+  }, [owned]);
 
-  // Follow the session's events; every event re-reads the state.
-  useEffect(() => {
-    setSnapshot({ state: readState(session), lastEvent: null });
-    if (!session) return undefined;
-    const offs = SESSION_EVENTS.map((type) =>
-      session.on(type, (detail) => setSnapshot({ state: readState(session), lastEvent: { type, detail } })),
-    );
-    return () => {
-      for (const off of offs) {
-        try {
-          if (typeof off === "function") off();
-        } catch {
-          /* session disposed */
-        }
-      }
-    };
-  }, [session]);
+  const session = owned ? started : isSession(source) ? source : null;
+  const store = storeOf(session);
+  const snap = useSyncExternalStore(store.subscribe, store.get, () => STARTING);
 
-  // Methods that change the state without an event (e.g. login → "mfa-required") re-read it.
-  const sync = useCallback(() => setSnapshot((s) => ({ ...s, state: readState(session) })), [session]);
   const call = useCallback(
     async (name, ...args) => {
       if (!session) throw new Error("tessera/react: the session has not started yet");
       try {
         return await session[name](...args);
       } finally {
-        sync();
+        // Methods that change the state without an event (e.g. login → "mfa-required").
+        store.changed?.();
       }
     },
-    [session, sync],
+    [session, store],
   );
 
   return {
     session,
-    state: snapshot.state,
-    lastEvent: snapshot.lastEvent,
+    state: snap.state,
+    lastEvent: snap.lastEvent,
     error,
     login: useCallback((credentials) => call("login", credentials), [call]),
     verifyMfa: useCallback((code) => call("verifyMfa", code), [call]),

@@ -24,9 +24,40 @@ export function installServer(cfg) {
     const json = (status, obj, headers) => new Response(obj === null ? null : JSON.stringify(obj),
       { status, headers: Object.assign({ "content-type": "application/json" }, headers || {}) });
     const issue = () => ({ access_token: "at-" + (++st.token), token_type: "Bearer",
-      expires_in: cfg.expiresIn ?? 300, session: { id: "s1", user: "alice", mfa: false } });
+      expires_in: cfg.expiresIn ?? 300, session: { id: st.cur || "s1", user: "alice", mfa: false } });
     const custom = cfg.routes && cfg.routes[url.pathname];
     if (custom) return custom(req, st, json, issue);
+    // `sessions: true`: like the real server, every login is a new session (the cookie is
+    // `st.cur`) with its own vault key; logout destroys the session and its key.
+    if (cfg.sessions) {
+      st.keys = st.keys || {};
+      st.sid = st.sid || 0;
+      const live = st.cur && st.keys[st.cur];
+      switch (url.pathname) {
+        case "/auth/login": {
+          st.cur = "sess-" + (++st.sid);
+          const k = crypto.getRandomValues(new Uint8Array(32));
+          st.keys[st.cur] = btoa(String.fromCharCode(...k)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+          return json(200, issue());
+        }
+        case "/auth/refresh":
+          st.refreshCount++;
+          if (cfg.refreshStatus) return json(cfg.refreshStatus, { code: cfg.refreshCode || "refresh_invalid", status: cfg.refreshStatus });
+          return live ? json(200, issue()) : json(401, { code: "refresh_invalid", status: 401 });
+        case "/auth/vault-key":
+          st.keyCalls = (st.keyCalls || 0) + 1;
+          if (cfg.keyHold) await new Promise((r) => (st.releaseKey = r));
+          if (cfg.keyStatus) return json(cfg.keyStatus, { code: "unavailable", status: cfg.keyStatus });
+          return live ? json(200, { key: st.keys[st.cur] }) : json(401, { code: "refresh_invalid", status: 401 });
+        case "/auth/logout":
+        case "/auth/logout-all":
+          if (cfg.offline) throw new TypeError("Failed to fetch");
+          if (live) delete st.keys[st.cur];
+          st.cur = null;
+          st.revoked = (st.revoked || 0) + 1;
+          return new Response(null, { status: 204 });
+      }
+    }
     switch (url.pathname) {
       case "/auth/login": {
         const b = JSON.parse(body);
@@ -162,6 +193,22 @@ pub async fn until(ms: u32, mut cond: impl FnMut() -> bool) -> bool {
         waited += 10;
     }
     cond()
+}
+
+/// The session object JavaScript holds (the driver), for what the Rust handle does not wrap.
+pub fn js(s: &Session) -> JsValue {
+    s.as_js()
+}
+
+/// `session[name]` (a getter of the JS session object).
+pub fn prop(s: &Session, name: &str) -> JsValue {
+    get(&js(s), name)
+}
+
+/// Calls `f(session)` where `f` is JavaScript source of a function; returns its result.
+pub fn with(s: &Session, f: &str) -> JsValue {
+    let f: Function = eval(f).unchecked_into();
+    f.call1(&JsValue::NULL, &js(s)).expect("call threw")
 }
 
 /// Starts a session with `options` (a JS object literal).

@@ -1,0 +1,72 @@
+//! Cleanup reports the truth (issue 12, item 4): partitioned (CHIPS) cookies are expired too;
+//! `cleared` lists only what is gone after re-reading; an IndexedDB deletion blocked by an
+//! open connection is reported in `remaining` as blocked, not as deleted.
+#![cfg(target_arch = "wasm32")]
+mod web_support;
+
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::*;
+use web_support::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn opts(ch: &str, cleanup: &str) -> String {
+    let mut o = String::from("{ resume: false, cleanup: ");
+    o.push_str(cleanup);
+    o.push_str(", channel: '");
+    o.push_str(&channel(ch));
+    o.push_str("' }");
+    o
+}
+
+#[wasm_bindgen_test]
+async fn partitioned_cookies_are_expired_and_cleared_lists_only_what_is_gone() {
+    let _st = server("{}");
+    eval(
+        "document.cookie = 'chips=1; Path=/; Secure; SameSite=None; Partitioned';
+         document.cookie = 'plain=1; Path=/'",
+    );
+    let before = eval("document.cookie").as_string().unwrap();
+    assert!(before.contains("chips=1") && before.contains("plain=1"), "both cookies set: {before}");
+    let s = start(&opts("ct-chips", "{ cookies: true }")).await;
+    let logout = Recorder::on(&s, "logout");
+    login_alice(&s).await;
+    wait(s.logout(JsValue::UNDEFINED)).await.unwrap();
+    assert_eq!(eval("document.cookie").as_string().as_deref(), Some(""), "the partitioned cookie is gone too");
+    let e = &logout.events()[0];
+    let cleared: Vec<String> =
+        js_sys::Array::from(&get(&get(e, "cleared"), "cookies")).iter().filter_map(|v| v.as_string()).collect();
+    assert_eq!(cleared, vec!["chips".to_string(), "plain".to_string()]);
+    assert_eq!(js_sys::Array::from(&get(e, "remaining")).length(), 0);
+    s.dispose();
+    restore_fetch();
+}
+
+#[wasm_bindgen_test]
+async fn a_blocked_indexeddb_deletion_is_reported_as_blocked() {
+    let _st = server("{}");
+    // Another connection (think: another tab) keeps the database open and ignores
+    // `versionchange`: the deletion is blocked.
+    let p = eval(
+        "new Promise((res, rej) => { const r = indexedDB.open('tessera-held-db', 1);
+           r.onupgradeneeded = () => r.result.createObjectStore('s');
+           r.onsuccess = () => { globalThis.__held = r.result; res(true); }; r.onerror = rej; })",
+    );
+    wait(p.into()).await.unwrap();
+    let s = start(&opts("ct-idb", "{ indexedDB: ['tessera-held-db'] }")).await;
+    let logout = Recorder::on(&s, "logout");
+    login_alice(&s).await;
+    wait(s.logout(JsValue::UNDEFINED)).await.unwrap();
+    let e = &logout.events()[0];
+    let idb = js_sys::Array::from(&get(&get(e, "cleared"), "indexedDB"));
+    assert_eq!(idb.length(), 0, "not reported as deleted");
+    let remaining = js_sys::Array::from(&get(e, "remaining"));
+    assert_eq!(remaining.length(), 1);
+    let r = remaining.get(0);
+    assert_eq!(get(&r, "kind").as_string().as_deref(), Some("indexedDB"));
+    assert_eq!(get(&r, "name").as_string().as_deref(), Some("tessera-held-db"));
+    assert_eq!(get(&r, "why").as_string().as_deref(), Some("blocked"));
+    eval("globalThis.__held.close()");
+    s.dispose();
+    restore_fetch();
+}

@@ -1,0 +1,125 @@
+//! The vault key belongs to one session (issue 12, item 2), against a fake server that, like
+//! the real one, hands out a different key per session and destroys it at logout: a key is
+//! never reused for another session; 401/403 from the key endpoint means the record is gone,
+//! 5xx/429/network that the key is only unavailable (the record is kept, the tab resumes from
+//! the cookie, the SDK retries); cookie mode never seals with a script-readable key.
+#![cfg(target_arch = "wasm32")]
+mod web_support;
+
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::*;
+use web_support::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn opts(ch: &str, extra: &str) -> String {
+    let mut o = String::from("{ storage: 'local', ");
+    o.push_str(extra);
+    o.push_str(" channel: '");
+    o.push_str(ch);
+    o.push_str("' }");
+    o
+}
+
+fn local() -> web_sys::Storage {
+    web_sys::window().unwrap().local_storage().unwrap().unwrap()
+}
+
+fn record(ch: &str) -> Option<String> {
+    let mut k = String::from("tessera:token:");
+    k.push_str(ch);
+    local().get_item(&k).unwrap()
+}
+
+async fn record_written(ch: &str) -> String {
+    assert!(until(2000, || record(ch).is_some()).await, "record written");
+    record(ch).unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn login_logout_login_then_reload_stays_signed_in() {
+    let _st = server("{ sessions: true }");
+    let ch = channel("vk-relogin");
+    let s = start(&opts(&ch, "resume: false,")).await;
+    login_alice(&s).await;
+    let first = record_written(&ch).await;
+    wait(s.logout(JsValue::UNDEFINED)).await.unwrap();
+    assert_eq!(record(&ch), None, "wiped at logout");
+    login_alice(&s).await;
+    let second = record_written(&ch).await;
+    assert_ne!(first.split('.').nth(1), second.split('.').nth(1), "the new session's record has its own key id");
+    s.dispose();
+    // "Reload": a new session object restores the record with the current session's key.
+    let s = start(&opts(&ch, "resume: false,")).await;
+    assert_eq!(s.state(), "active", "still signed in after login, logout, login, reload");
+    s.dispose();
+    restore_fetch();
+}
+
+#[wasm_bindgen_test]
+async fn an_unavailable_key_keeps_the_record_and_resumes_from_the_cookie() {
+    let st = server("{ sessions: true }");
+    let ch = channel("vk-503");
+    let s = start(&opts(&ch, "resume: false,")).await;
+    login_alice(&s).await;
+    let rec = record_written(&ch).await;
+    s.dispose();
+    // The key endpoint is down at the next page load (503); the session is fine.
+    eval("globalThis.__srv.cfg.keyStatus = 503");
+    let s = start(&opts(&ch, "")).await;
+    let errors = Recorder::on(&s, "error");
+    assert_eq!(s.state(), "active", "resumed from the cookie");
+    assert_eq!(count(&st, "refreshCount"), 1);
+    assert!(until(500, || errors.codes().contains(&"vault_unavailable".to_string())).await, "reported: {:?}", errors.codes());
+    assert!(record(&ch).is_some(), "the record is kept, not wiped ({rec})");
+    // Never a script-readable key instead of the server's.
+    assert!(!web_sys::window().unwrap().document().unwrap().unchecked_into::<web_sys::HtmlDocument>().cookie().unwrap().contains("tessera_vk"));
+    // The key is back: the next seal (here the retry on `online`) writes a fresh record.
+    eval("globalThis.__srv.cfg.keyStatus = 0");
+    let before = record(&ch);
+    eval("window.dispatchEvent(new Event('online'))");
+    assert!(until(2000, || record(&ch) != before).await, "sealed once the key is back");
+    s.dispose();
+    let s = start(&opts(&ch, "resume: false,")).await;
+    assert_eq!(s.state(), "active", "the resealed record opens");
+    s.dispose();
+    restore_fetch();
+}
+
+#[wasm_bindgen_test]
+async fn a_network_failure_of_the_key_endpoint_does_not_wipe() {
+    let _st = server("{ sessions: true }");
+    let ch = channel("vk-net");
+    let s = start(&opts(&ch, "resume: false,")).await;
+    login_alice(&s).await;
+    let rec = record_written(&ch).await;
+    s.dispose();
+    eval(
+        "globalThis.__srv.cfg.routes = { '/auth/vault-key': () => { throw new TypeError('Failed to fetch'); } }",
+    );
+    let s = start(&opts(&ch, "resume: false,")).await;
+    let errors = Recorder::on(&s, "error");
+    assert!(until(500, || errors.len() > 0).await);
+    assert_eq!(errors.codes(), vec!["vault_unavailable".to_string()]);
+    assert_eq!(record(&ch), Some(rec), "kept for the retry");
+    s.dispose();
+    restore_fetch();
+}
+
+#[wasm_bindgen_test]
+async fn cookie_mode_does_not_persist_without_the_server_key() {
+    let st = server("{ sessions: true, keyStatus: 429 }");
+    let ch = channel("vk-nokey");
+    let s = start(&opts(&ch, "resume: false,")).await;
+    let errors = Recorder::on(&s, "error");
+    login_alice(&s).await;
+    assert!(until(1000, || errors.codes().contains(&"vault_unavailable".to_string())).await);
+    assert!(count(&st, "keyCalls") >= 1);
+    assert_eq!(record(&ch), None, "nothing sealed with a key script could read");
+    let doc: web_sys::HtmlDocument = web_sys::window().unwrap().document().unwrap().unchecked_into();
+    assert!(!doc.cookie().unwrap().contains("tessera_vk"), "no script-readable key cookie in cookie mode");
+    s.dispose();
+    restore_fetch();
+}
+
+use wasm_bindgen::JsCast;
