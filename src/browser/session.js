@@ -65,106 +65,107 @@ class Driver {
   #seen; // the shared record at the last nudge
   #sealing;
   #warned;
+  #base; #ch; #tokenMode; #kind; #plan; #t; #tk; #sk; #bk; #ls; #early; #waiters; #dead; #seq; #timer; #at; #store; #lock; #cleared; #remaining; #off; #bc; #wiping; #revoke; #tracker; // internal state (private: minified to short names)
 
   constructor(core, o) {
     this.#c = core;
-    this.base = String(o.baseUrl ?? "/auth").replace(/\/+$/, "");
-    const ch = (this.ch = String(o.channel ?? "tessera"));
-    this.tokenMode = o.mode === "token";
-    this.kind = o.storage === "local" || o.storage === "session" ? o.storage : null;
-    this.plan = o.cleanup || {};
+    this.#base = String(o.baseUrl ?? "/auth").replace(/\/+$/, "");
+    const ch = (this.#ch = String(o.channel ?? "tessera"));
+    this.#tokenMode = o.mode === "token";
+    this.#kind = o.storage === "local" || o.storage === "session" ? o.storage : null;
+    this.#plan = o.cleanup || {};
     const ms = (v, d) => (v > 0 ? +v : d);
-    this.t = ms(o.requestTimeoutMs, 5000);
+    this.#t = ms(o.requestTimeoutMs, 5000);
     this.#lt = ms(o.loginTimeoutMs, 30000);
     // Origins that get the bearer (default: the page's and baseUrl's).
     const url = (u) => new URL(u, location.href).origin;
     try {
-      this.#origins = new Set(Array.isArray(o.apiOrigins) ? o.apiOrigins.map(url) : [location.origin, url(this.base)]);
+      this.#origins = new Set(Array.isArray(o.apiOrigins) ? o.apiOrigins.map(url) : [location.origin, url(this.#base)]);
     } catch (_) {
       throw error("invalid_options", "apiOrigins");
     }
-    this.tk = "tessera:token:" + ch;
-    this.sk = "tessera:shared:" + ch;
-    this.bk = "tessera:bus:" + ch;
+    this.#tk = "tessera:token:" + ch;
+    this.#sk = "tessera:shared:" + ch;
+    this.#bk = "tessera:bus:" + ch;
     this.#rk = "tessera:revoke:" + ch;
-    this.ls = {};
-    this.early = [];
+    this.#ls = {};
+    this.#early = [];
     this.startEvents = [];
-    this.waiters = [];
-    this.dead = false;
-    this.seq = this.timer = 0;
-    this.at = -1;
-    this.store = this.lock = this.cleared = this.remaining = null;
-    this.off = [];
+    this.#waiters = [];
+    this.#dead = false;
+    this.#seq = this.#timer = 0;
+    this.#at = -1;
+    this.#store = this.#lock = this.#cleared = this.#remaining = null;
+    this.#off = [];
   }
 
   async init(o) {
-    const solo = this.alone(o);
-    if (this.kind) {
+    const solo = this.#alone(o);
+    if (this.#kind) {
       try {
-        const s = globalThis[this.kind + "Storage"];
+        const s = globalThis[this.#kind + "Storage"];
         s.setItem("tessera:probe", "1");
         s.removeItem("tessera:probe");
-        this.store = s;
+        this.#store = s;
       } catch (e) {
-        this.storageFailed(e);
+        this.#storageFailed(e);
       }
     }
-    this.feedShared();
-    this.install(o);
-    if (navigator.onLine === false) this.drive(ONLINE, false);
-    this.pump();
+    this.#feedShared();
+    this.#install(o);
+    if (navigator.onLine === false) this.#drive(ONLINE, false);
+    this.#pump();
     await this.#settleRevoke();
     // A persisted record that fails to open was wiped: the user signs in again rather than
     // being resumed silently from the refresh cookie (issue 6). One whose key is only
     // unavailable for now is kept: the tab resumes from the cookie or the other tabs.
-    const intact = this.kind ? (await this.restore()) !== false : true;
-    if (o.resume !== false && intact && !this.signedIn()) {
+    const intact = this.#kind ? (await this.#restore()) !== false : true;
+    if (o.resume !== false && intact && !this.#signedIn()) {
       const sent = this.#c.stats()[2], revokes = this.#revokes;
       // Alone, the engine skips the join wait: no other tab could answer.
-      this.drive(RESUME, await solo);
+      this.#drive(RESUME, await solo);
       // Settle before resolving: until the resume is decided (another tab's token, or the
       // refresh's answer or retryable failure), at most 30 s.
-      for (const end = Date.now() + 30000; !this.dead && this.#c.pending() && Date.now() < end; ) await this.next(100);
+      for (const end = Date.now() + 30000; !this.#dead && this.#c.pending() && Date.now() < end; ) await this.#next(100);
       // The engine declines to resume after a logout. When that logout reached the server
       // (no revoke is owed), a cookie present now belongs to a session created since (a
       // server-rendered login, an SSO redirect): adopt it like a login.
-      if (!this.dead && !this.signedIn() && this.#c.stats()[2] === sent && this.#revokes === revokes) await this.#adoptCookie();
+      if (!this.#dead && !this.#signedIn() && this.#c.stats()[2] === sent && this.#revokes === revokes) await this.#adoptCookie();
     }
     await solo; // this tab's lock is requested: other tabs starting now see it alive
     // Events raised while starting reach listeners added right after `await start()`.
-    const early = this.early;
-    this.early = null;
+    const early = this.#early;
+    this.#early = null;
     this.startEvents = Object.freeze(early.map((x) => x[1]));
-    if (early.length) setTimeout(() => early.forEach(([n, d]) => this.emit(n, d)), 0);
+    if (early.length) setTimeout(() => early.forEach(([n, d]) => this.#emit(n, d)), 0);
   }
 
   async #adoptCookie() {
-    if (this.tokenMode || navigator.onLine === false || this.#owed()) return;
-    const a = await this.post("/refresh", null, null, this.t).catch(() => ({}));
-    if (a.status === 200 && tokensOk(a.body) && !this.signedIn()) this.#loggedIn(a.body);
+    if (this.#tokenMode || navigator.onLine === false || this.#owed()) return;
+    const a = await this.#post("/refresh", null, null, this.#t).catch(() => ({}));
+    if (a.status === 200 && tokensOk(a.body) && !this.#signedIn()) this.#loggedIn(a.body);
   }
 
   // Every live tab holds the shared Web Lock `tessera:tab:<channel>` while it is shown
   // (released on dispose and `pagehide`, taken again on `pageshow`). Resolves to true when no
   // other tab held it: this one is alone. Without Web Locks (or with `webLocks: false`): false.
-  async alone(o) {
+  async #alone(o) {
     let q;
     try {
       if (!hasLocks()) return false;
       q = await navigator.locks.query();
       await this.#hold();
     } catch (_) {}
-    const n = "tessera:tab:" + this.ch;
+    const n = "tessera:tab:" + this.#ch;
     return !!q && o.webLocks !== false && !q.held.concat(q.pending).some((l) => l.name === n);
   }
 
   #hold() {
-    if (!hasLocks() || this.#held || this.dead) return;
+    if (!hasLocks() || this.#held || this.#dead) return;
     const me = (this.#held = {});
     return new Promise((ok) => {
       navigator.locks
-        .request("tessera:tab:" + this.ch, { mode: "shared" }, () => {
+        .request("tessera:tab:" + this.#ch, { mode: "shared" }, () => {
           ok();
           // Let go at once if the page was hidden (or disposed) before the grant.
           if (this.#held === me) return new Promise((r) => (me.r = r));
@@ -179,75 +180,75 @@ class Driver {
     if (h && h.r) h.r();
   }
 
-  install(o) {
+  #install(o) {
     const listen = (t, k, f) => {
       t.addEventListener(k, f, { passive: true });
-      this.off.push(() => t.removeEventListener(k, f, { passive: true }));
+      this.#off.push(() => t.removeEventListener(k, f, { passive: true }));
     };
     if (typeof BroadcastChannel === "function") {
-      this.bc = new BroadcastChannel(this.ch);
-      this.bc.onmessage = (e) => this.onBus(e.data);
-    } else this.fail("bus_unavailable");
+      this.#bc = new BroadcastChannel(this.#ch);
+      this.#bc.onmessage = (e) => this.#onBus(e.data);
+    } else this.#fail("bus_unavailable");
     listen(window, "storage", (e) => {
-      if (e.key === this.sk || e.key === null) {
-        this.feedShared();
-        this.pump();
-      } else if (!this.bc && (e.key === this.bk || e.key === this.tk) && e.newValue) this.#nudged();
+      if (e.key === this.#sk || e.key === null) {
+        this.#feedShared();
+        this.#pump();
+      } else if (!this.#bc && (e.key === this.#bk || e.key === this.#tk) && e.newValue) this.#nudged();
     });
     listen(window, "online", () => {
-      this.drive(ONLINE, true);
+      this.#drive(ONLINE, true);
       this.#settleRevoke();
       if (this.#retry) this.#retry();
     });
-    listen(window, "offline", () => this.drive(ONLINE, false));
+    listen(window, "offline", () => this.#drive(ONLINE, false));
     const wake = () => {
-      this.feedShared();
-      this.drive(VISIBLE, true);
+      this.#feedShared();
+      this.#drive(VISIBLE, true);
     };
     listen(window, "focus", wake);
     // The back/forward cache keeps no page that holds a Web Lock: let go on the way out,
     // take the tab lock again when the page comes back.
     listen(window, "pagehide", () => {
       this.#unhold();
-      if (this.lock) {
-        this.lock();
-        this.lock = null;
-        this.drive(LOCK_LOST);
+      if (this.#lock) {
+        this.#lock();
+        this.#lock = null;
+        this.#drive(LOCK_LOST);
       }
     });
     listen(window, "pageshow", (e) => {
       if (e.persisted) this.#hold();
       wake();
     });
-    listen(document, "visibilitychange", () => (document.hidden ? this.drive(VISIBLE, false) : wake()));
+    listen(document, "visibilitychange", () => (document.hidden ? this.#drive(VISIBLE, false) : wake()));
     // Activity crosses into Wasm at most once per sample window (≤ 1 s).
     const sample = Math.max(16, Math.min(1000, Number(o.activityThrottleMs) || 1000));
-    this.tracker = new ActivityTracker(sample, o.scrollActivity === true, () => this.drive(ACTIVITY));
+    this.#tracker = new ActivityTracker(sample, o.scrollActivity === true, () => this.#drive(ACTIVITY));
   }
 
-  onBus(data) {
+  #onBus(data) {
     // Untrusted: anything but text is handed over as an empty (undecodable) message.
-    this.drive(BUS, (typeof data === "string" && unb64(data)) || new Uint8Array());
+    this.#drive(BUS, (typeof data === "string" && unb64(data)) || new Uint8Array());
   }
 
   // The storage-event fallback carries no payload, only "something changed": catch up from
   // the shared record, the sealed vault record, or (not signed in) the server's cookie.
   #nudged() {
-    const s = this.feedShared();
-    this.pump();
-    if (this.signedIn()) return;
-    if (this.store) this.restore();
+    const s = this.#feedShared();
+    this.#pump();
+    if (this.#signedIn()) return;
+    if (this.#store) this.#restore();
     // Once per change of the shared record: two tabs without a session never ping-pong.
-    else if (s !== this.#seen) (this.#seen = s), this.drive(RESUME, true);
+    else if (s !== this.#seen) (this.#seen = s), this.#drive(RESUME, true);
   }
 
-  post(path, body, bearer, ms) {
+  #post(path, body, bearer, ms) {
     const headers = { "X-Tessera-CSRF": "1" };
     if (body) headers["Content-Type"] = "application/json";
     if (bearer) headers.Authorization = "Bearer " + bearer;
     const init = { method: "POST", credentials: "include", headers, body: body ? JSON.stringify(body) : undefined };
     if (AbortSignal.timeout) init.signal = AbortSignal.timeout(ms);
-    return fetch(this.base + path, init).then(async (r) => {
+    return fetch(this.#base + path, init).then(async (r) => {
       let b = null;
       try {
         b = JSON.parse(await r.text());
@@ -259,49 +260,49 @@ class Driver {
 
   // ---- the engine loop -------------------------------------------------------------------
 
-  drive(kind, arg) {
-    if (this.dead) return;
+  #drive(kind, arg) {
+    if (this.#dead) return;
     this.#c.handle(kind, arg);
-    this.pump();
+    this.#pump();
   }
 
-  pump() {
-    for (let e; !this.dead && (e = this.#c.poll()); ) this.perform(e);
-    this.rearm();
+  #pump() {
+    for (let e; !this.#dead && (e = this.#c.poll()); ) this.#perform(e);
+    this.#rearm();
   }
 
-  rearm() {
-    if (this.dead) return;
+  #rearm() {
+    if (this.#dead) return;
     const t = this.#c.deadline();
-    if (t === this.at) return;
-    clearTimeout(this.timer);
-    this.at = t;
+    if (t === this.#at) return;
+    clearTimeout(this.#timer);
+    this.#at = t;
     if (t >= 0)
-      this.timer = setTimeout(() => {
-        this.at = -1;
-        this.feedShared();
-        this.drive(TIMER);
+      this.#timer = setTimeout(() => {
+        this.#at = -1;
+        this.#feedShared();
+        this.#drive(TIMER);
       }, Math.min(Math.max(0, t - Date.now()), 2147483647));
   }
 
-  feedShared() {
+  #feedShared() {
     let v;
     try {
-      v = localStorage.getItem(this.sk);
+      v = localStorage.getItem(this.#sk);
     } catch (e) {
-      if (!this.kind) this.storageFailed(e);
+      if (!this.#kind) this.#storageFailed(e);
       return; // storage broken: nothing to read (never report "absent")
     }
     // Absent: null; garbage: a byte the engine rejects (and counts).
-    if (!this.dead) this.#c.handle(SHARED, v === null ? null : unb64(v) || Uint8Array.of(0));
+    if (!this.#dead) this.#c.handle(SHARED, v === null ? null : unb64(v) || Uint8Array.of(0));
     return v;
   }
 
-  perform(e) {
+  #perform(e) {
     switch (e[0]) {
       case "refresh": {
-        const body = this.tokenMode ? { mode: "token", refresh_token: e[1] } : null;
-        this.post("/refresh", body, null, this.t)
+        const body = this.#tokenMode ? { mode: "token", refresh_token: e[1] } : null;
+        this.#post("/refresh", body, null, this.#t)
           .then(
             (a) =>
               a.status === 200 && tokensOk(a.body)
@@ -314,9 +315,9 @@ class Driver {
           .then(([k, v]) => {
             // The answer names the session its token belongs to (a resume may begin one).
             if ((this.#own = k === REFRESH_OK)) this.#answered(v);
-            this.drive(k, v);
+            this.#drive(k, v);
             this.#own = false;
-            this.wake();
+            this.#wake();
           });
         break;
       }
@@ -329,48 +330,48 @@ class Driver {
         const all = e[1];
         const body = e[3] ? { refresh_token: e[3] } : null;
         // Its Clear-Site-Data may have erased the shared record: the engine writes it back.
-        this.revoke = this.post(all ? "/logout-all" : "/logout", body, e[2], 5000)
+        this.#revoke = this.#post(all ? "/logout-all" : "/logout", body, e[2], 5000)
           .then((a) => a.status < 500 && a.status !== 429, () => false)
           .then((ok) => {
-            if (!ok && !this.tokenMode) lset(this.#rk, all ? "all" : "one");
-            this.feedShared();
-            this.pump();
+            if (!ok && !this.#tokenMode) lset(this.#rk, all ? "all" : "one");
+            this.#feedShared();
+            this.#pump();
           });
         break;
       }
       case "lock": {
-        if (this.lock) this.lock();
-        this.lock = lockRequest("tessera:refresh:" + this.ch, e[1], e[2], (code) => {
+        if (this.#lock) this.#lock();
+        this.#lock = lockRequest("tessera:refresh:" + this.#ch, e[1], e[2], (code) => {
           if (code === 1) {
-            this.feedShared();
-            this.drive(LOCK_GRANTED);
+            this.#feedShared();
+            this.#drive(LOCK_GRANTED);
           } else {
-            this.lock = null;
-            this.drive(code === 2 ? LOCK_LOST : LOCK_UNAVAILABLE);
+            this.#lock = null;
+            this.#drive(code === 2 ? LOCK_LOST : LOCK_UNAVAILABLE);
           }
         });
-        if (!this.lock) this.drive(LOCK_UNAVAILABLE);
+        if (!this.#lock) this.#drive(LOCK_UNAVAILABLE);
         break;
       }
       case "unlock":
-        if (this.lock) this.lock();
-        this.lock = null;
+        if (this.#lock) this.#lock();
+        this.#lock = null;
         break;
       case "broadcast":
-        if (this.bc) this.bc.postMessage(b64(e[1]));
+        if (this.#bc) this.#bc.postMessage(b64(e[1]));
         // Without BroadcastChannel: a bare nudge, never the message (it may carry a token).
-        else lset(this.bk, ++this.seq + "|" + Date.now()) && lset(this.bk);
+        else lset(this.#bk, ++this.#seq + "|" + Date.now()) && lset(this.#bk);
         break;
       case "shared":
         try {
-          const s = localStorage.getItem(this.sk);
-          localStorage.setItem(this.sk, b64(this.#c.merge(s === null ? null : unb64(s), e[1])));
+          const s = localStorage.getItem(this.#sk);
+          localStorage.setItem(this.#sk, b64(this.#c.merge(s === null ? null : unb64(s), e[1])));
         } catch (_) {}
         break;
       case "store":
         // Never pauses the effects behind it: a logout right after goes out at once, and the
         // wipe's generation drops this seal if it finishes later.
-        if (this.store) this.#sealing = this.seal(e[1]);
+        if (this.#store) this.#sealing = this.#seal(e[1]);
         break;
       case "wipe":
         this.#gen++;
@@ -378,10 +379,10 @@ class Driver {
     this.#tries = 0;
         // Web storage copies go in the cleanup (and are counted).
         this.#mfa = this.#user = this.#exp = null;
-        this.cleanup();
+        this.#cleanup();
         break;
       case "emit":
-        this.emitEngine(e[1], e[2]);
+        this.#emitEngine(e[1], e[2]);
         break;
     }
   }
@@ -399,37 +400,37 @@ class Driver {
     this.#user = null;
     this.#answered(b);
     this.#own = true;
-    this.drive(LOGIN_OK, b);
+    this.#drive(LOGIN_OK, b);
     this.#own = false;
   }
 
-  emitEngine(name, v) {
+  #emitEngine(name, v) {
     const d = {};
     if (name === "idle-warning") {
       d.deadline = v;
       d.remainingMs = Math.max(0, v - Date.now());
     } else if (name === "logout") {
       d.reason = v;
-      d.cleared = this.cleared;
-      d.remaining = this.remaining;
-      this.cleared = this.remaining = null;
+      d.cleared = this.#cleared;
+      d.remaining = this.#remaining;
+      this.#cleared = this.#remaining = null;
     } else if (name === "error") {
       d.code = v;
       d.message = v.replace(/_/g, " ");
-      if (v === "record_invalid") this.sdel(this.tk);
+      if (v === "record_invalid") this.#sdel(this.#tk);
     } else if (name === "refresh" || name === "login") {
       if (v !== undefined) d.expiresAt = this.#exp = v;
       // Another tab's session adopted: its key is not ours to reuse.
       if (name === "login" && !this.#own) this.#key = this.#sid = this.#kid = this.#user = null;
     }
-    this.emit(name, d);
-    this.wake();
+    this.#emit(name, d);
+    this.#wake();
   }
 
-  emit(name, d) {
+  #emit(name, d) {
     d.type = name;
-    if (this.early) return void this.early.push([name, d]);
-    for (const f of [...(this.ls[name] || [])])
+    if (this.#early) return void this.#early.push([name, d]);
+    for (const f of [...(this.#ls[name] || [])])
       try {
         const r = f(d);
         if (r && typeof r.then === "function") r.then(null, reportError);
@@ -438,58 +439,58 @@ class Driver {
       }
   }
 
-  wake() {
-    const w = this.waiters;
-    this.waiters = [];
+  #wake() {
+    const w = this.#waiters;
+    this.#waiters = [];
     w.forEach((f) => f());
   }
 
-  next(ms) {
+  #next(ms) {
     return new Promise((r) => {
-      this.waiters.push(r);
+      this.#waiters.push(r);
       setTimeout(r, ms);
     });
   }
 
-  signedIn() {
-    if (this.dead) return false;
+  #signedIn() {
+    if (this.#dead) return false;
     const s = this.#c.state();
     return s === 2 || s === 3; // active, idle-warning
   }
 
   // ---- storage ----------------------------------------------------------------------------
 
-  storageFailed(e) {
-    this.store = null;
+  #storageFailed(e) {
+    this.#store = null;
     if (this.#warned) return;
     this.#warned = true;
-    this.emit("error", {
+    this.#emit("error", {
       code: "storage_unavailable",
       message: "storage failed, memory used: " + ((e && e.message) || e),
     });
   }
 
   // The vault's storage; nothing is kept once it failed (the engine holds the token).
-  sget(k) {
+  #sget(k) {
     try {
-      return this.store ? this.store.getItem(k) : null;
+      return this.#store ? this.#store.getItem(k) : null;
     } catch (e) {
-      this.storageFailed(e);
+      this.#storageFailed(e);
     }
   }
 
-  sset(k, v) {
+  #sset(k, v) {
     try {
-      if (this.store) this.store.setItem(k, v);
+      if (this.#store) this.#store.setItem(k, v);
     } catch (e) {
-      this.sdel(k);
-      this.storageFailed(e);
+      this.#sdel(k);
+      this.#storageFailed(e);
     }
   }
 
-  sdel(k) {
+  #sdel(k) {
     try {
-      if (this.store) this.store.removeItem(k);
+      if (this.#store) this.#store.removeItem(k);
     } catch (_) {}
   }
 
@@ -507,9 +508,9 @@ class Driver {
   // session). Never while signed in: the cookie then belongs to a newer session.
   #settleRevoke() {
     const v = this.#owed();
-    if (!v || this.dead) return;
-    if (this.signedIn()) return void lset(this.#rk);
-    return (this.#paying ||= this.post(v === "all" ? "/logout-all" : "/logout", null, null, this.t)
+    if (!v || this.#dead) return;
+    if (this.#signedIn()) return void lset(this.#rk);
+    return (this.#paying ||= this.#post(v === "all" ? "/logout-all" : "/logout", null, null, this.#t)
       .then((a) => a.status < 500 && a.status !== 429 && lset(this.#rk), () => {})
       .then(() => (this.#paying = null)));
   }
@@ -526,40 +527,40 @@ class Driver {
     if (c && c.kid === kid) return c;
     const gen = this.#gen;
     let k;
-    if (!this.tokenMode) {
-      const a = await this.post("/vault-key", null, null, this.t).catch(() => ({}));
+    if (!this.#tokenMode) {
+      const a = await this.#post("/vault-key", null, null, this.#t).catch(() => ({}));
       if (gone(a.status)) return "gone";
       k = a.status === 200 && a.body && typeof a.body.key === "string" && unb64(a.body.key);
       if (!k || k.length !== 32) return "unavailable";
     } else if (!(k = sessionKey(create))) return "gone";
-    const v = { kid, k, server: !this.tokenMode };
+    const v = { kid, k, server: !this.#tokenMode };
     if (gen === this.#gen) this.#key = v;
     return v;
   }
 
-  async seal(bytes) {
+  async #seal(bytes) {
     const gen = this.#gen, n = ++this.#seals;
     const kid = kidOf(this.#sid) || this.#kid || "-";
     const k = await this.#obtainKey(kid, true);
     const stale = () => gen !== this.#gen || n !== this.#seals; // a wipe or a newer seal won
     if (stale() || k === "gone") return;
     // Retried later and when back online; a newer seal or a wipe cancels it.
-    if (k === "unavailable") return this.#unavailable(() => stale() || (this.#sealing = this.seal(bytes)));
+    if (k === "unavailable") return this.#unavailable(() => stale() || (this.#sealing = this.#seal(bytes)));
     const iv = crypto.getRandomValues(new Uint8Array(12));
     let body;
     try {
-      body = await gcm(true, k.k, iv, aad(location.origin, this.tk + "." + kid), bytes);
+      body = await gcm(true, k.k, iv, aad(location.origin, this.#tk + "." + kid), bytes);
     } catch (_) {
-      return this.fail("vault_unavailable", false);
+      return this.#fail("vault_unavailable", false);
     }
-    if (!stale()) this.sset(this.tk, (k.server ? "s." : "c.") + kid + "." + b64(Uint8Array.of(1, ...iv, ...body)));
+    if (!stale()) this.#sset(this.#tk, (k.server ? "s." : "c.") + kid + "." + b64(Uint8Array.of(1, ...iv, ...body)));
     this.#tries = 0;
   }
 
   // The vault key is unavailable for now: reported once per outage, `f` retried with backoff
   // (5 s doubling, at most 5 min) and at once when the browser comes back online.
   #unavailable(f) {
-    if (!this.#tries++) this.fail("vault_unavailable", false);
+    if (!this.#tries++) this.#fail("vault_unavailable", false);
     this.#retry = () => {
       this.#retry = null;
       f();
@@ -568,46 +569,46 @@ class Driver {
   }
 
   #later(f, ms) {
-    const t = setTimeout(() => this.dead || f(), ms);
-    this.off.push(() => clearTimeout(t));
+    const t = setTimeout(() => this.#dead || f(), ms);
+    this.#off.push(() => clearTimeout(t));
   }
 
-  fail(code, wipe) {
-    if (wipe) this.sdel(this.tk);
-    this.emit("error", { code, message: code.replace(/_/g, " ") });
+  #fail(code, wipe) {
+    if (wipe) this.#sdel(this.#tk);
+    this.#emit("error", { code, message: code.replace(/_/g, " ") });
     return false;
   }
 
   // A persisted record is restored only if it opens; anything else is wiped and reported,
   // except a key that is only unavailable for now: the record stays, the restore is retried.
-  async restore() {
-    const rec = this.sget(this.tk);
+  async #restore() {
+    const rec = this.#sget(this.#tk);
     if (!rec) return;
     const m = /^([sc])\.([\w-]{1,43})\.(.*)$/s.exec(rec);
-    if (!m) return this.fail("vault_encoding", true);
+    if (!m) return this.#fail("vault_encoding", true);
     const [, kind, kid, sealed] = m;
     const parts = parse(sealed);
-    if (typeof parts === "string") return this.fail(parts, true);
+    if (typeof parts === "string") return this.#fail(parts, true);
     // Only the server's key opens a server-sealed record; only this browser session's key a
     // locally sealed one.
-    const k = (kind === "s") === this.tokenMode ? "gone" : await this.#obtainKey(kid, false);
-    if (k === "gone") return this.fail("vault_locked", true);
-    if (k === "unavailable") return void this.#unavailable(() => this.signedIn() || this.restore());
+    const k = (kind === "s") === this.#tokenMode ? "gone" : await this.#obtainKey(kid, false);
+    if (k === "gone") return this.#fail("vault_locked", true);
+    if (k === "unavailable") return void this.#unavailable(() => this.#signedIn() || this.#restore());
     let plain;
     try {
-      plain = await gcm(false, k.k, parts[0], aad(location.origin, this.tk + "." + kid), parts[1]);
+      plain = await gcm(false, k.k, parts[0], aad(location.origin, this.#tk + "." + kid), parts[1]);
     } catch (_) {
       this.#key = null;
-      return this.fail("vault_tampered", true);
+      return this.#fail("vault_tampered", true);
     }
-    if (this.dead || this.sget(this.tk) !== rec) return; // rewritten meanwhile: that one wins
+    if (this.#dead || this.#sget(this.#tk) !== rec) return; // rewritten meanwhile: that one wins
     this.#own = true;
-    this.drive(RESTORE, plain);
+    this.#drive(RESTORE, plain);
     this.#own = false;
-    if (this.signedIn()) this.#kid = kid;
+    if (this.#signedIn()) this.#kid = kid;
     // The record belonged to a session that ended while no tab was open: the engine wiped
     // it. Say so, with what was cleared.
-    if (this.cleared) this.emitEngine("logout", "expired");
+    if (this.#cleared) this.#emitEngine("logout", "expired");
   }
 
   // ---- logout cleanup ----------------------------------------------------------------------
@@ -616,20 +617,20 @@ class Driver {
   // gone when it fires. IndexedDB, Cache Storage and service worker removals only start here;
   // their lists (and `remaining`) fill in as they finish (`logout()` resolves after them).
   // Everything listed as cleared was checked to be gone; `remaining` says what is not and why.
-  cleanup() {
-    const p = this.plan;
-    const left = (this.remaining = []);
+  #cleanup() {
+    const p = this.#plan;
+    const left = (this.#remaining = []);
     // The shared record (the logout epoch) is never removed, so never written back: a copy
     // written back could be older than what another tab stored meanwhile.
-    const out = (this.cleared = {
+    const out = (this.#cleared = {
       memory: true,
-      localStorage: wipeStorage("localStorage", p.localStorage, [this.tk, this.bk], [this.sk, this.#rk], left),
-      sessionStorage: wipeStorage("sessionStorage", p.sessionStorage, [this.tk], [], left),
+      localStorage: wipeStorage("localStorage", p.localStorage, [this.#tk, this.#bk], [this.#sk, this.#rk], left),
+      sessionStorage: wipeStorage("sessionStorage", p.sessionStorage, [this.#tk], [], left),
     });
     out.cookies = p.cookies ? wipeCookies(document, location, left) : [];
     const which = (x) => (x === true || Array.isArray(x) ? x : null);
     const later = (x, f, into) => which(x) && f(x, left).then((n) => into.push(...n));
-    this.wiping = Promise.all([
+    this.#wiping = Promise.all([
       later(p.indexedDB, wipeIndexedDb, (out.indexedDB = [])),
       later(p.caches, wipeCaches, (out.caches = [])),
       later(p.serviceWorkers === true, wipeWorkers, (out.serviceWorkers = [])),
@@ -639,50 +640,50 @@ class Driver {
   // ---- the public methods (the `Session` API, see types.rs) -------------------------------
 
   get state() {
-    return this.dead || STATES[this.#c.state()];
+    return this.#dead || STATES[this.#c.state()];
   }
 
   get user() {
-    return this.signedIn() ? this.#user : null;
+    return this.#signedIn() ? this.#user : null;
   }
 
   get expiresAt() {
-    return this.signedIn() ? this.#exp : null;
+    return this.#signedIn() ? this.#exp : null;
   }
 
   get idleDeadline() {
-    const t = this.signedIn() ? this.#c.stats()[3] : -1;
+    const t = this.#signedIn() ? this.#c.stats()[3] : -1;
     return t >= 0 ? t : null;
   }
 
   get stats() {
-    const s = this.dead ? [0, 0, 0] : this.#c.stats();
-    return { busMalformed: s[0], sharedMalformed: s[1], refreshSent: s[2], persistent: !!this.store };
+    const s = this.#dead ? [0, 0, 0] : this.#c.stats();
+    return { busMalformed: s[0], sharedMalformed: s[1], refreshSent: s[2], persistent: !!this.#store };
   }
 
   login(c) {
-    return this.auth("/login", { username: c && c.username, password: c && c.password });
+    return this.#auth("/login", { username: c && c.username, password: c && c.password });
   }
 
   verifyMfa(code) {
     if (!this.#mfa) return Promise.reject(error("mfa_not_pending", "no login waits for a code"));
-    return this.auth("/mfa", { mfa_token: this.#mfa, code: String(code) });
+    return this.#auth("/mfa", { mfa_token: this.#mfa, code: String(code) });
   }
 
   #alive() {
-    if (this.dead) throw error("disposed", "session disposed");
+    if (this.#dead) throw error("disposed", "session disposed");
   }
 
-  async auth(path, body) {
+  async #auth(path, body) {
     this.#alive();
-    await this.revoke; // a pending revoke's expired cookie must not land on the new session
+    await this.#revoke; // a pending revoke's expired cookie must not land on the new session
     await this.#settleRevoke(); // an owed one goes out before the cookie is replaced
     lset(this.#rk);
-    if (this.tokenMode) body.mode = "token";
+    if (this.#tokenMode) body.mode = "token";
     let a;
-    this.drive(LOGIN_STARTED); // the session and token expiry are dated from the send time
+    this.#drive(LOGIN_STARTED); // the session and token expiry are dated from the send time
     try {
-      a = await this.post(path, body, null, this.#lt);
+      a = await this.#post(path, body, null, this.#lt);
     } catch (e) {
       throw e && e.name === "TimeoutError"
         ? error("timeout", "no answer in time")
@@ -693,7 +694,7 @@ class Driver {
     if (a.status === 200) {
       if (b.mfa_required === true) {
         this.#mfa = b.mfa_token;
-        this.drive(MFA);
+        this.#drive(MFA);
       } else if (tokensOk(b)) this.#loggedIn(b);
       else throw error("invalid_response", "no access token", 200);
       await this.#sealing;
@@ -701,16 +702,16 @@ class Driver {
     }
     if (b.code === "mfa_expired") {
       this.#mfa = null;
-      this.drive(LOGIN_FAILED);
+      this.#drive(LOGIN_FAILED);
     }
     throw error(b.code || "http_error", b.detail || b.title || b.code || "request failed", a.status);
   }
 
   async logout(o) {
     this.#alive();
-    this.drive(LOGOUT, !!(o && o.everywhere));
-    await this.revoke;
-    await this.wiping;
+    this.#drive(LOGOUT, !!(o && o.everywhere));
+    await this.#revoke;
+    await this.#wiping;
   }
 
   // Bearer only to `apiOrigins`; on a 401 from there (an invalid token, not another
@@ -725,9 +726,9 @@ class Driver {
     };
     const t = this.#origins.has(new URL(base.url).origin) ? this.#c.token() : undefined;
     const res = await send(t);
-    if (!t || res.status !== 401 || !bearerRejected(res) || this.dead) return res;
-    this.drive(ACCESS_REJECTED);
-    for (const end = Date.now() + 30000; ; await this.next(1000)) {
+    if (!t || res.status !== 401 || !bearerRejected(res) || this.#dead) return res;
+    this.#drive(ACCESS_REJECTED);
+    for (const end = Date.now() + 30000; ; await this.#next(1000)) {
       this.#alive();
       const n = this.#c.token();
       if (n !== t) return n ? send(n) : res;
@@ -737,28 +738,28 @@ class Driver {
 
   on(name, cb) {
     const h = (d) => cb(d);
-    (this.ls[name] || (this.ls[name] = new Set())).add(h);
-    return () => this.ls[name] && this.ls[name].delete(h);
+    (this.#ls[name] || (this.#ls[name] = new Set())).add(h);
+    return () => this.#ls[name] && this.#ls[name].delete(h);
   }
 
   stayActive() {
-    this.drive(STAY);
+    this.#drive(STAY);
   }
 
   // Frees the engine and releases every listener, timer, lock and channel. Idempotent.
   dispose() {
-    if (this.dead) return;
-    this.dead = this.state; // what `state` reads from now on
-    clearTimeout(this.timer);
-    if (this.lock) this.lock();
+    if (this.#dead) return;
+    this.#dead = this.state; // what `state` reads from now on
+    clearTimeout(this.#timer);
+    if (this.#lock) this.#lock();
     this.#unhold();
-    if (this.bc) this.bc.close();
-    if (this.tracker) this.tracker.stop();
-    this.off.forEach((f) => f());
-    this.off = [];
-    this.ls = {};
+    if (this.#bc) this.#bc.close();
+    if (this.#tracker) this.#tracker.stop();
+    this.#off.forEach((f) => f());
+    this.#off = [];
+    this.#ls = {};
     this.#c.free();
-    this.wake();
+    this.#wake();
   }
 
   free() {
