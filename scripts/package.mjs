@@ -108,9 +108,33 @@ function esbuild() {
  */
 function bundleWebEntry(pkg) {
   const entry = path.join(pkg, `${NAME}.js`);
+  writeFileSync(entry, shortenGlueMessages(readFileSync(entry, "utf8")));
   const out = esbuild().buildSync({ entryPoints: [entry], bundle: true, minify: true, format: "esm", platform: "browser", write: false });
   writeFileSync(entry, out.outputFiles[0].contents);
   rmSync(path.join(pkg, "snippets"), { recursive: true, force: true });
+}
+
+/**
+ * The glue's console warnings, shortened (the default import ships them; ~0.1 KB brotli).
+ * Only the wording changes: every check, and every warning's condition, stays as generated.
+ * A message that is not found fails the build (a new wasm-bindgen reworded its glue: look
+ * at it again rather than ship the long text silently).
+ */
+const GLUE_MESSAGES = [
+  [
+    "`WebAssembly.instantiateStreaming` failed because your server does not serve Wasm with `application/wasm` MIME type. Falling back to `WebAssembly.instantiate` which is slower. Original error:\\n",
+    "tessera: serve the .wasm as application/wasm (slower fallback used):",
+  ],
+  ["using deprecated parameters for `initSync()`; pass a single object instead", "tessera: initSync({ module }) expected"],
+  ["using deprecated parameters for the initialization function; pass a single object instead", "tessera: init({ module_or_path }) expected"],
+];
+
+function shortenGlueMessages(js) {
+  for (const [long, short] of GLUE_MESSAGES) {
+    if (!js.includes(long)) fail(`wasm-bindgen glue changed: message not found: ${long.slice(0, 60)}...`);
+    js = js.split(long).join(short);
+  }
+  return js;
 }
 
 // ---- the rest ----------------------------------------------------------------------------------
