@@ -35,7 +35,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
-import { shortenImports } from "./package/wasm-imports.mjs";
+import { shortenExports, shortenImports } from "./package/wasm-imports.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const TEMPLATES = path.join(ROOT, "scripts", "package");
@@ -215,6 +215,12 @@ async function main() {
     );
   } catch (e) {
     fail(`shortening the Wasm import names failed: ${e.message}`);
+  }
+  try {
+    const r = await shortenExports(path.join(pkg, `${NAME}_bg.wasm`), path.join(pkg, `${NAME}.js`));
+    console.log(`[package] ${r.renamed} Wasm export names shortened (${r.saved} bytes raw), verified by linking in Node`);
+  } catch (e) {
+    fail(`shortening the Wasm export names failed: ${e.message}`);
   }
 
   const manifest = JSON.parse(readFileSync(path.join(TEMPLATES, "package.template.json"), "utf8"));

@@ -176,3 +176,78 @@ export async function shortenImports(wasmFile, jsFile) {
     kept,
   };
 }
+
+/** The export section of `wasm`: `{ header, end, exports: [{ name, kind, index }] }`, or null. */
+export function readExportSection(wasm) {
+  let pos = 8;
+  const u32 = () => {
+    let r = 0, s = 0, b;
+    do {
+      b = wasm[pos++];
+      r += (b & 0x7f) * 2 ** s;
+      s += 7;
+    } while (b & 0x80);
+    return r;
+  };
+  while (pos < wasm.length) {
+    const header = pos;
+    const id = wasm[pos++];
+    const size = u32();
+    const start = pos;
+    if (id !== 7) {
+      pos = start + size;
+      continue;
+    }
+    const exports = [];
+    for (let n = u32(); n > 0; n--) {
+      const len = u32();
+      const name = wasm.subarray(pos, pos + len).toString("utf8");
+      pos += len;
+      const kind = wasm[pos++];
+      exports.push({ name, kind, index: u32() });
+    }
+    if (pos !== start + size) throw new Error(`export section is ${size} bytes, parsed ${pos - start}`);
+    return { header, end: start + size, exports };
+  }
+  return null;
+}
+
+/**
+ * Renames the module's exports that the glue `jsFile` (minified: `<instance exports>.name`)
+ * uses, in both files, in place. Only names that occur in the glue solely as a property
+ * access are renamed (`memory` keeps its name). Verified: the pair links in Node through the
+ * glue's own `initSync` (which calls the renamed start function), every renamed property the
+ * glue reads is an export of the new module, and no old name is left in the glue.
+ */
+export async function shortenExports(wasmFile, jsFile) {
+  const wasm = readFileSync(wasmFile);
+  const before = readFileSync(jsFile, "utf8");
+  const section = readExportSection(wasm);
+  if (!section) throw new Error("the module has no export section");
+  const count = (re) => (before.match(re) || []).length;
+  const renames = new Map();
+  let next = 0;
+  for (const e of section.exports) {
+    if (e.name === "memory" || !/^[A-Za-z_][\w]*$/.test(e.name)) continue;
+    const any = count(new RegExp(`(?<![\\w$])${e.name}(?![\\w$])`, "g"));
+    const access = count(new RegExp(`\\.${e.name}(?![\\w$])`, "g"));
+    if (any > 0 && any === access) renames.set(e.name, `$${(next++).toString(36)}`);
+  }
+  let js = before;
+  for (const [from, to] of renames) js = js.replace(new RegExp(`\\.${from}(?![\\w$])`, "g"), () => `.${to}`);
+  const parts = [leb(section.exports.length)];
+  for (const e of section.exports) {
+    const n = Buffer.from(renames.get(e.name) ?? e.name);
+    parts.push(leb(n.length), n, Buffer.from([e.kind]), leb(e.index));
+  }
+  const body = Buffer.concat(parts);
+  const out = Buffer.concat([wasm.subarray(0, section.header), Buffer.from([7]), leb(body.length), body, wasm.subarray(section.end)]);
+  const names = new Set(WebAssembly.Module.exports(new WebAssembly.Module(out)).map((e) => e.name));
+  for (const to of renames.values()) if (!names.has(to)) throw new Error(`export ${to} missing after renaming`);
+  for (const from of renames.keys())
+    if (new RegExp(`(?<![\\w$])${from}(?![\\w$])`).test(js)) throw new Error(`the glue still names ${from}`);
+  await linkInNode(js, out);
+  writeFileSync(wasmFile, out);
+  writeFileSync(jsFile, js);
+  return { renamed: renames.size, saved: wasm.length - out.length + before.length - js.length };
+}
