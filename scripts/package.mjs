@@ -109,7 +109,11 @@ function esbuild() {
 function bundleWebEntry(pkg) {
   const entry = path.join(pkg, `${NAME}.js`);
   writeFileSync(entry, shortenGlueMessages(readFileSync(entry, "utf8")));
-  const out = esbuild().buildSync({ entryPoints: [entry], bundle: true, minify: true, format: "esm", platform: "browser", write: false });
+  const out = esbuild().buildSync({ entryPoints: [entry], bundle: true, minify: true, format: "esm", platform: "browser", write: false,
+    // The glue's own bookkeeping on `Session` objects (never read outside this file; the
+    // class's instances stay inside the driver): short names.
+    mangleProps: /^__(wbg_ptr|destroy_into_raw|wrap)$/,
+  });
   writeFileSync(entry, out.outputFiles[0].contents);
   rmSync(path.join(pkg, "snippets"), { recursive: true, force: true });
 }
