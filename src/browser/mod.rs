@@ -246,20 +246,22 @@ impl Core {
     pub fn poll(&mut self) -> JsValue {
         let Some(effect) = self.engine.poll_effect() else { return JsValue::UNDEFINED };
         let s = |v: &str| JsValue::from_str(v);
+        // The effect kind: a number (`session.js` names them), cheaper than its name.
+        let k = |n: u8| JsValue::from(n);
         match effect {
-            Effect::SendRefresh { refresh_token } => arr(&[s("refresh"), opt_str(refresh_token)]),
+            Effect::SendRefresh { refresh_token } => arr(&[k(0), opt_str(refresh_token)]),
             Effect::SendLogout { everywhere, access_token, refresh_token } => arr(&[
-                s("logout"),
+                k(1),
                 JsValue::from_bool(everywhere),
                 opt_str(access_token),
                 opt_str(refresh_token),
             ]),
-            Effect::AcquireLock { wait, steal } => arr(&[s("lock"), JsValue::from(wait as f64), JsValue::from_bool(steal)]),
-            Effect::ReleaseLock => arr(&[s("unlock")]),
-            Effect::Broadcast(bytes) => arr(&[s("broadcast"), u8a(&bytes)]),
-            Effect::PersistShared(bytes) => arr(&[s("shared"), u8a(&bytes)]),
-            Effect::StoreToken(bytes) => arr(&[s("store"), u8a(&bytes)]),
-            Effect::Wipe => arr(&[s("wipe")]),
+            Effect::AcquireLock { wait, steal } => arr(&[k(2), JsValue::from(wait as f64), JsValue::from_bool(steal)]),
+            Effect::ReleaseLock => arr(&[k(3)]),
+            Effect::Broadcast(bytes) => arr(&[k(4), u8a(&bytes)]),
+            Effect::PersistShared(bytes) => arr(&[k(5), u8a(&bytes)]),
+            Effect::StoreToken(bytes) => arr(&[k(6), u8a(&bytes)]),
+            Effect::Wipe => arr(&[k(7)]),
             Effect::Emit(event) => {
                 let v = match event {
                     Event::IdleWarning { deadline } => JsValue::from(deadline as f64),
@@ -271,7 +273,7 @@ impl Core {
                         .map_or(JsValue::UNDEFINED, |m| JsValue::from(m.expires_at as f64)),
                     _ => JsValue::UNDEFINED,
                 };
-                arr(&[s("emit"), s(event.name()), v])
+                arr(&[k(8), s(event.name()), v])
             }
         }
     }

@@ -299,8 +299,8 @@ class Driver {
   }
 
   #perform(e) {
-    switch (e[0]) {
-      case "refresh": {
+    switch (e[0]) { // the effect kinds of `Core::poll` (mod.rs)
+      case 0: { // refresh
         const body = this.#tokenMode ? { mode: "token", refresh_token: e[1] } : null;
         this.#post("/refresh", body, null, this.#t)
           .then(
@@ -321,7 +321,7 @@ class Driver {
           });
         break;
       }
-      case "logout": {
+      case 1: { // logout
         // Server revoke, bounded. The other tabs already know (the engine persisted and
         // broadcast the logout first) and the request carries its credentials, so the wipe
         // goes on at once; only `logout()` and a next sign-in wait for the answer. One that
@@ -339,7 +339,7 @@ class Driver {
           });
         break;
       }
-      case "lock": {
+      case 2: { // lock
         if (this.#lock) this.#lock();
         this.#lock = lockRequest("tessera:refresh:" + this.#ch, e[1], e[2], (code) => {
           if (code === 1) {
@@ -353,27 +353,27 @@ class Driver {
         if (!this.#lock) this.#drive(LOCK_UNAVAILABLE);
         break;
       }
-      case "unlock":
+      case 3: // unlock
         if (this.#lock) this.#lock();
         this.#lock = null;
         break;
-      case "broadcast":
+      case 4: // broadcast
         if (this.#bc) this.#bc.postMessage(b64(e[1]));
         // Without BroadcastChannel: a bare nudge, never the message (it may carry a token).
         else lset(this.#bk, ++this.#seq + "|" + Date.now()) && lset(this.#bk);
         break;
-      case "shared":
+      case 5: // shared
         try {
           const s = localStorage.getItem(this.#sk);
           localStorage.setItem(this.#sk, b64(this.#c.merge(s === null ? null : unb64(s), e[1])));
         } catch (_) {}
         break;
-      case "store":
+      case 6: // store
         // Never pauses the effects behind it: a logout right after goes out at once, and the
         // wipe's generation drops this seal if it finishes later.
         if (this.#store) this.#sealing = this.#seal(e[1]);
         break;
-      case "wipe":
+      case 7: // wipe
         this.#gen++;
         this.#key = this.#sid = this.#kid = this.#retry = null;
     this.#tries = 0;
@@ -381,7 +381,7 @@ class Driver {
         this.#mfa = this.#user = this.#exp = null;
         this.#cleanup();
         break;
-      case "emit":
+      case 8: // emit
         this.#emitEngine(e[1], e[2]);
         break;
     }
