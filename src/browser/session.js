@@ -14,7 +14,9 @@ const KEY_COOKIE = "tessera_vk";
 // Indexed by `Core::state` (mod.rs).
 const STATES = ["anonymous", "mfa-required", "active", "idle-warning", "logged-out"];
 
-const error = (code, message, status) => Object.assign(new Error(message), { code, status });
+// An error's `code` is the contract; its message defaults to the code in words.
+const words = (code) => String(code).replace(/_/g, " ");
+const error = (code, message, status) => Object.assign(new Error(message || words(code)), { code, status });
 const tokensOk = (b) => b && typeof b.access_token === "string" && b.expires_in >= 0;
 const gone = (s) => s === 401 || s === 403;
 // A 401 means "this bearer is no good" unless a challenge says otherwise (RFC 6750 §3.1).
@@ -32,7 +34,7 @@ export function start(core, o) {
   let d;
   try {
     if (typeof window !== "object" || typeof document !== "object" || typeof location !== "object")
-      throw error("unsupported_environment", "not a browser page");
+      throw error("unsupported_environment");
     d = new Driver(core, o);
   } catch (e) {
     core.free();
@@ -416,7 +418,7 @@ class Driver {
       this.#cleared = this.#remaining = null;
     } else if (name === "error") {
       d.code = v;
-      d.message = v.replace(/_/g, " ");
+      d.message = words(v);
       if (v === "record_invalid") this.#sdel(this.#tk);
     } else if (name === "refresh" || name === "login") {
       if (v !== undefined) d.expiresAt = this.#exp = v;
@@ -575,7 +577,7 @@ class Driver {
 
   #fail(code, wipe) {
     if (wipe) this.#sdel(this.#tk);
-    this.#emit("error", { code, message: code.replace(/_/g, " ") });
+    this.#emit("error", { code, message: words(code) });
     return false;
   }
 
@@ -666,12 +668,12 @@ class Driver {
   }
 
   verifyMfa(code) {
-    if (!this.#mfa) return Promise.reject(error("mfa_not_pending", "no login waits for a code"));
+    if (!this.#mfa) return Promise.reject(error("mfa_not_pending"));
     return this.#auth("/mfa", { mfa_token: this.#mfa, code: String(code) });
   }
 
   #alive() {
-    if (this.#dead) throw error("disposed", "session disposed");
+    if (this.#dead) throw error("disposed");
   }
 
   async #auth(path, body) {
@@ -686,8 +688,8 @@ class Driver {
       a = await this.#post(path, body, null, this.#lt);
     } catch (e) {
       throw e && e.name === "TimeoutError"
-        ? error("timeout", "no answer in time")
-        : error("network", "server unreachable");
+        ? error("timeout")
+        : error("network");
     }
     this.#alive();
     const b = a.body || {};
@@ -696,7 +698,7 @@ class Driver {
         this.#mfa = b.mfa_token;
         this.#drive(MFA);
       } else if (tokensOk(b)) this.#loggedIn(b);
-      else throw error("invalid_response", "no access token", 200);
+      else throw error("invalid_response", 0, 200);
       await this.#sealing;
       return this.state;
     }
@@ -704,7 +706,7 @@ class Driver {
       this.#mfa = null;
       this.#drive(LOGIN_FAILED);
     }
-    throw error(b.code || "http_error", b.detail || b.title || b.code || "request failed", a.status);
+    throw error(b.code || "http_error", b.detail || b.title, a.status);
   }
 
   async logout(o) {
