@@ -119,7 +119,7 @@ function bundleWebEntry(pkg) {
 }
 
 /**
- * The glue's console warnings, shortened (the default import ships them; ~0.1 KB brotli).
+ * The glue's console warnings (and its failed-fetch error), shortened (the default import ships them; ~0.1 KB brotli).
  * Only the wording changes: every check, and every warning's condition, stays as generated.
  * A message that is not found fails the build (a new wasm-bindgen reworded its glue: look
  * at it again rather than ship the long text silently).
@@ -129,6 +129,7 @@ const GLUE_MESSAGES = [
     "`WebAssembly.instantiateStreaming` failed because your server does not serve Wasm with `application/wasm` MIME type. Falling back to `WebAssembly.instantiate` which is slower. Original error:\\n",
     "tessera: serve the .wasm as application/wasm (slower fallback used):",
   ],
+  ["failed to fetch Wasm: ${module.status} ${module.statusText} fetching '${module.url}'", "tessera: wasm ${module.status} ${module.url}"],
   ["using deprecated parameters for `initSync()`; pass a single object instead", "tessera: initSync({ module }) expected"],
   ["using deprecated parameters for the initialization function; pass a single object instead", "tessera: init({ module_or_path }) expected"],
 ];
