@@ -37,8 +37,8 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use tessera::core::{
-    merge_shared, Config, Effect, Engine, Event, Input, LogoutReason, Millis, Msg, SessionState,
-    Shared, Stamp, Tokens,
+    merge_shared, Config, Effect, Engine, Event, Input, LogoutReason, Millis, Msg, RequestId,
+    SessionState, Shared, Stamp, Tokens,
 };
 
 /// Adds a line to the trace, formatting only when tracing (replays of a failing seed).
@@ -125,10 +125,10 @@ impl Params {
         config.web_locks = !rng.chance(0.25);
         match unsafe_ {
             Unsafe::None => {}
-            Unsafe::Lock => config.unsafe_disable_lock = true,
-            Unsafe::Epoch => config.unsafe_disable_epoch = true,
-            Unsafe::SharedActivity => config.unsafe_disable_shared_activity = true,
-            Unsafe::AdoptOlder => config.unsafe_adopt_older = true,
+            Unsafe::Lock => config.faults.disable_lock = true,
+            Unsafe::Epoch => config.faults.disable_epoch = true,
+            Unsafe::SharedActivity => config.faults.disable_shared_activity = true,
+            Unsafe::AdoptOlder => config.faults.adopt_older = true,
         }
         let tabs_max = if rng.chance(0.1) {
             32
@@ -199,6 +199,8 @@ enum ReqKind {
 }
 
 struct Request {
+    /// The engine's id for it (its answer carries it back).
+    rid: RequestId,
     tab: usize,
     /// The tab slot's incarnation.
     gen: u32,
@@ -216,6 +218,10 @@ enum Answer {
     RefreshRejected(LogoutReason),
     Failed,
     LoginOk(Token),
+    /// Password accepted, TOTP code required.
+    Mfa,
+    /// The login request failed (offline).
+    LoginFailed,
     LogoutDone,
 }
 
@@ -242,10 +248,10 @@ enum Ev {
 enum SimInput {
     Bus(Vec<u8>),
     StorageEvent,
-    LockGranted,
-    LockUnavailable,
-    LockLost,
-    Http(Answer),
+    LockGranted(RequestId),
+    LockUnavailable(RequestId),
+    LockLost(RequestId),
+    Http(Answer, RequestId),
     /// `online` / `offline` (queued while the tab is frozen, like any event).
     Online(bool),
     /// A `storage` event for the vault record (another tab rewrote it).
@@ -311,11 +317,15 @@ struct Tab {
     last_fresh: Millis,
     /// Pending property-2 checks to run when it wakes.
     wake_checks: Vec<u64>,
+    /// The next login of this tab asks for a TOTP code.
+    mfa_next: bool,
 }
 
 struct Lock {
-    holder: Option<(usize, u32)>,
-    queue: VecDeque<(usize, u32, u64)>,
+    /// Tab slot, incarnation, and the engine's id of the request that obtained it.
+    holder: Option<(usize, u32, RequestId)>,
+    /// Tab slot, incarnation, ticket, request id.
+    queue: VecDeque<(usize, u32, u64, RequestId)>,
     next_ticket: u64,
 }
 
@@ -360,10 +370,6 @@ struct SimStats {
     feeds: u64,
 }
 
-fn fmt_stamp(s: Stamp) -> String {
-    format!("e{}#{}@t{}", s.epoch, s.serial, s.tab)
-}
-
 fn fmt_token(t: Token) -> String {
     format!("F{}g{}", t.family, t.gen)
 }
@@ -377,67 +383,11 @@ fn parse_token(s: &str) -> Option<Token> {
     })
 }
 
-fn describe_effect(e: &Effect) -> String {
-    match e {
-        Effect::SendRefresh { .. } => "SendRefresh".into(),
-        Effect::SendLogout { everywhere, .. } => format!("SendLogout(everywhere={everywhere})"),
-        Effect::AcquireLock { wait, steal } => format!("AcquireLock(wait={wait}, steal={steal})"),
-        Effect::ReleaseLock => "ReleaseLock".into(),
-        Effect::Broadcast(b) => format!("Broadcast({})", describe_msg(b)),
-        Effect::PersistShared(b) => format!("PersistShared({})", describe_shared(Some(b))),
-        Effect::StoreToken(_) => "StoreToken".into(),
-        Effect::Wipe => "Wipe".into(),
-        Effect::Emit(ev) => format!("Emit({})", describe_event(ev)),
-    }
-}
-
-fn describe_event(ev: &Event) -> String {
-    match ev {
-        Event::Logout { reason } => format!("logout:{}", reason.as_str()),
-        Event::IdleWarning { deadline } => format!("idle-warning:{deadline}"),
-        Event::Error { code } => format!("error:{}", code.as_str()),
-        other => other.name().into(),
-    }
-}
-
-fn describe_msg(b: &[u8]) -> String {
-    match Msg::decode(b) {
-        Ok(Msg::Token {
-            meta, access_token, ..
-        }) => {
-            format!(
-                "Token {} {} exp={}",
-                access_token,
-                fmt_stamp(meta.stamp),
-                meta.expires_at
-            )
-        }
-        Ok(Msg::Activity { epoch, at }) => format!("Activity e{epoch} at={at}"),
-        Ok(Msg::Logout { epoch, reason }) => format!("Logout e{epoch} {}", reason.as_str()),
-        Ok(Msg::TokenRequest { tab, attempt }) => format!("TokenRequest t{tab} #{attempt}"),
-        Ok(Msg::Claim(c)) => format!("Claim #{} t{} until={}", c.serial, c.tab, c.until),
-        Err(e) => format!("garbage({})", e.as_str()),
-    }
-}
-
-fn describe_shared(b: Option<&Vec<u8>>) -> String {
-    match b.map(|b| Shared::decode(b)) {
-        None => "none".into(),
-        Some(Err(e)) => format!("garbage({})", e.as_str()),
-        Some(Ok(s)) => format!(
-            "epoch={} token={} claim={} activity={}",
-            s.epoch,
-            s.token.map_or("-".into(), |t| format!(
-                "{} exp={}",
-                fmt_stamp(t.stamp),
-                t.expires_at
-            )),
-            s.claim.map_or("-".into(), |c| format!(
-                "#{}@t{} until={}",
-                c.serial, c.tab, c.until
-            )),
-            s.last_activity
-        ),
+/// A bus message or stored record, decoded for the trace.
+fn decoded<T: std::fmt::Debug, E: std::fmt::Debug>(r: Result<T, E>) -> String {
+    match r {
+        Ok(v) => format!("{v:?}"),
+        Err(e) => format!("garbage({e:?})"),
     }
 }
 
@@ -619,25 +569,10 @@ impl Sim {
         if let Some(tr) = &self.trace {
             let _ = tr;
             let name = match &input {
-                Input::Bus(b) => format!("Bus({})", describe_msg(b)),
-                Input::Shared(s) => format!("Shared({})", describe_shared(s.as_ref())),
+                Input::Bus(b) => format!("Bus({})", decoded(Msg::decode(b))),
+                Input::Shared(Some(b)) => format!("Shared({})", decoded(Shared::decode(b))),
                 Input::Restore(_) => "Restore".into(),
-                Input::Resume => "Resume".into(),
-                Input::LoginSucceeded(t) => format!("LoginSucceeded({})", t.access_token),
-                Input::LoginStarted => "LoginStarted".into(),
-                Input::RefreshSucceeded(t) => format!("RefreshSucceeded({})", t.access_token),
-                Input::RefreshRejected(r) => format!("RefreshRejected({})", r.as_str()),
-                Input::RefreshFailed { .. } => "RefreshFailed".into(),
-                Input::LockGranted => "LockGranted".into(),
-                Input::LockUnavailable => "LockUnavailable".into(),
-                Input::LockLost => "LockLost".into(),
-                Input::Timer => "Timer".into(),
-                Input::Activity => "Activity".into(),
-                Input::StayActive => "StayActive".into(),
-                Input::Logout { everywhere } => format!("Logout(everywhere={everywhere})"),
-                Input::Visibility(v) => format!("Visibility({v})"),
-                Input::Online(o) => format!("Online({o})"),
-                _ => "other".into(),
+                other => format!("{other:?}"),
             };
             let id = self.tabs[i].engine.tab_id();
             trace!(self, "tab{i}(t{id}) <- {name}");
@@ -646,7 +581,7 @@ impl Sim {
         self.stats.feeds += 1;
         if matches!(
             input,
-            Input::Timer | Input::Shared(_) | Input::LockGranted | Input::Visibility(true)
+            Input::Timer | Input::Shared(_) | Input::LockGranted { .. } | Input::Visibility(true)
         ) {
             self.tabs[i].last_fresh = now;
         }
@@ -685,38 +620,48 @@ impl Sim {
                 let s = self.storage.clone();
                 self.feed(i, Input::Shared(s));
             }
-            SimInput::LockGranted => {
+            SimInput::LockGranted(id) => {
                 let s = self.storage.clone();
                 self.feed(i, Input::Shared(s));
-                self.feed(i, Input::LockGranted);
+                self.feed(i, Input::LockGranted { id });
             }
-            SimInput::LockUnavailable => self.feed(i, Input::LockUnavailable),
-            SimInput::LockLost => self.feed(i, Input::LockLost),
+            SimInput::LockUnavailable(id) => self.feed(i, Input::LockUnavailable { id }),
+            SimInput::LockLost(id) => self.feed(i, Input::LockLost { id }),
             SimInput::Online(o) => self.feed(i, Input::Online(o)),
             SimInput::VaultEvent => {
                 if let Some(v) = self.vault.clone() {
                     self.feed(i, Input::Restore(v));
                 }
             }
-            SimInput::Http(a) => {
+            SimInput::Http(a, id) => {
+                let tokens = |s: &Sim, t: Token| Tokens {
+                    access_token: fmt_token(t),
+                    expires_in_ms: s.p.access_ttl,
+                    refresh_token: s.p.token_mode.then(|| fmt_token(t)),
+                    session: Some(format!("F{}", t.family)),
+                    user: None,
+                };
                 let input = match a {
-                    Answer::RefreshOk(t) => Input::RefreshSucceeded(Tokens {
-                        access_token: fmt_token(t),
-                        expires_in_ms: self.p.access_ttl,
-                        refresh_token: self.p.token_mode.then(|| fmt_token(t)),
-                    }),
-                    Answer::RefreshRejected(r) => Input::RefreshRejected(r),
-                    Answer::Failed => Input::RefreshFailed { retry_after: None },
+                    Answer::RefreshOk(t) => Input::RefreshSucceeded {
+                        id,
+                        tokens: tokens(self, t),
+                    },
+                    Answer::RefreshRejected(reason) => Input::RefreshRejected { id, reason },
+                    Answer::Failed => Input::RefreshFailed {
+                        id,
+                        retry_after: None,
+                    },
                     Answer::LoginOk(t) => {
                         // A login is user activity.
                         self.true_activity = self.true_activity.max(self.now);
-                        Input::LoginSucceeded(Tokens {
-                            access_token: fmt_token(t),
-                            expires_in_ms: self.p.access_ttl,
-                            refresh_token: self.p.token_mode.then(|| fmt_token(t)),
-                        })
+                        Input::LoginSucceeded {
+                            id,
+                            tokens: tokens(self, t),
+                        }
                     }
-                    Answer::LogoutDone => return,
+                    Answer::Mfa => Input::MfaRequired { id },
+                    Answer::LoginFailed => Input::LoginFailed { id },
+                    Answer::LogoutDone => Input::LogoutAnswered { id },
                 };
                 self.feed(i, input);
             }
@@ -726,7 +671,14 @@ impl Sim {
     fn drain(&mut self, i: usize) {
         while let Some(effect) = self.tabs[i].engine.poll_effect() {
             if self.trace.is_some() {
-                let d = describe_effect(&effect);
+                let d = match &effect {
+                    Effect::Broadcast(b) => format!("Broadcast({})", decoded(Msg::decode(b))),
+                    Effect::PersistShared(b) => {
+                        format!("PersistShared({})", decoded(Shared::decode(b)))
+                    }
+                    Effect::StoreToken(_) => "StoreToken".into(),
+                    other => format!("{other:?}"),
+                };
                 trace!(self, "tab{i}    -> {d}");
             }
             self.perform(i, effect);
@@ -736,23 +688,43 @@ impl Sim {
     fn perform(&mut self, i: usize, effect: Effect) {
         let gen = self.tabs[i].gen;
         match effect {
-            Effect::SendRefresh { refresh_token } => {
+            Effect::SendLogin { id } => {
+                if std::mem::take(&mut self.tabs[i].mfa_next) {
+                    // Password accepted, TOTP code required; the user types it a bit later.
+                    let at = self.now + self.rng.range(50, 400);
+                    self.schedule(
+                        at,
+                        Ev::Deliver {
+                            tab: i,
+                            gen,
+                            input: SimInput::Http(Answer::Mfa, id),
+                        },
+                    );
+                    let at = at + self.rng.range(2_000, 30_000);
+                    self.schedule(at, Ev::Act(Action::MfaDone { tab: i, gen }));
+                } else {
+                    let jar = self.jar;
+                    self.send(i, ReqKind::Login, jar, id);
+                }
+            }
+            Effect::SendRefresh { id, refresh_token } => {
                 self.stats.refreshes += 1;
                 let presented = self.presented(refresh_token);
-                self.send(i, ReqKind::Refresh, presented);
+                self.send(i, ReqKind::Refresh, presented, id);
             }
             Effect::SendLogout {
+                id,
                 everywhere,
                 refresh_token,
                 ..
             } => {
                 self.last_logout_req = self.now;
                 let presented = self.presented(refresh_token);
-                self.send(i, ReqKind::Logout { everywhere }, presented);
+                self.send(i, ReqKind::Logout { everywhere }, presented, id);
             }
-            Effect::AcquireLock { wait, steal } => self.lock_request(i, gen, wait, steal),
+            Effect::AcquireLock { id, wait, steal } => self.lock_request(i, gen, id, wait, steal),
             Effect::ReleaseLock => {
-                if self.lock.holder == Some((i, gen)) {
+                if self.lock.holder.is_some_and(|(t, g, _)| (t, g) == (i, gen)) {
                     self.lock.holder = None;
                     self.lock_grant_next();
                 }
@@ -784,7 +756,7 @@ impl Sim {
                 }
             }
             Effect::PersistShared(bytes) => {
-                self.storage = Some(merge_shared(self.storage.as_deref(), &bytes));
+                self.storage = Some(merge_shared(self.storage.as_deref(), &bytes, self.now));
                 self.storage_event(i);
             }
             Effect::StoreToken(bytes) => {
@@ -886,7 +858,7 @@ impl Sim {
         }
     }
 
-    fn send(&mut self, i: usize, kind: ReqKind, cookie: Option<Token>) {
+    fn send(&mut self, i: usize, kind: ReqKind, cookie: Option<Token>, rid: RequestId) {
         let gen = self.tabs[i].gen;
         let id = self.requests.len();
         let excused_dup = kind == ReqKind::Refresh
@@ -897,6 +869,7 @@ impl Sim {
                     && self.excused(r)
             });
         self.requests.push(Request {
+            rid,
             tab: i,
             gen,
             kind,
@@ -913,7 +886,14 @@ impl Sim {
                 Ev::Deliver {
                     tab: i,
                     gen,
-                    input: SimInput::Http(Answer::Failed),
+                    input: SimInput::Http(
+                        if kind == ReqKind::Login {
+                            Answer::LoginFailed
+                        } else {
+                            Answer::Failed
+                        },
+                        rid,
+                    ),
                 },
             );
             return;
@@ -959,13 +939,17 @@ impl Sim {
             trace!(self, "net: answer to request {id} is lost");
             // Half of the lost answers surface as a network error, half hang (request timeout).
             if self.rng.chance(0.5) && self.requests[id].kind == ReqKind::Refresh {
-                let (tab, gen) = (self.requests[id].tab, self.requests[id].gen);
+                let (tab, gen, rid) = (
+                    self.requests[id].tab,
+                    self.requests[id].gen,
+                    self.requests[id].rid,
+                );
                 self.schedule(
                     at,
                     Ev::Deliver {
                         tab,
                         gen,
-                        input: SimInput::Http(Answer::Failed),
+                        input: SimInput::Http(Answer::Failed, rid),
                     },
                 );
             }
@@ -1062,14 +1046,18 @@ impl Sim {
         if processed {
             self.requests[id].fate = Fate::Lost;
         }
-        let (tab, gen) = (self.requests[id].tab, self.requests[id].gen);
+        let (tab, gen, rid) = (
+            self.requests[id].tab,
+            self.requests[id].gen,
+            self.requests[id].rid,
+        );
         if self.requests[id].kind == ReqKind::Refresh {
             self.schedule(
                 self.now,
                 Ev::Deliver {
                     tab,
                     gen,
-                    input: SimInput::Http(Answer::Failed),
+                    input: SimInput::Http(Answer::Failed, rid),
                 },
             );
         }
@@ -1106,7 +1094,11 @@ impl Sim {
             }
             _ => {}
         }
-        let (tab, gen) = (self.requests[id].tab, self.requests[id].gen);
+        let (tab, gen, rid) = (
+            self.requests[id].tab,
+            self.requests[id].gen,
+            self.requests[id].rid,
+        );
         if self.tabs[tab].alive && self.tabs[tab].gen == gen {
             if !self.tabs[tab].asleep {
                 self.requests[id].fate = Fate::Delivered;
@@ -1116,7 +1108,7 @@ impl Sim {
                 Ev::Deliver {
                     tab,
                     gen,
-                    input: SimInput::Http(answer),
+                    input: SimInput::Http(answer, rid),
                 },
             );
         } else {
@@ -1126,46 +1118,50 @@ impl Sim {
 
     // -- the lock (Web Locks semantics) ---------------------------------------------------------
 
-    fn lock_request(&mut self, i: usize, gen: u32, wait: Millis, steal: bool) {
+    fn lock_request(&mut self, i: usize, gen: u32, id: RequestId, wait: Millis, steal: bool) {
+        // A new request replaces the tab's earlier one (as the browser driver does).
+        self.lock
+            .queue
+            .retain(|&(t, g, _, _)| !(t == i && g == gen));
         if steal {
-            if let Some((h, hg)) = self.lock.holder.take() {
+            if let Some((h, hg, hid)) = self.lock.holder.take() {
                 if (h, hg) != (i, gen) {
                     self.schedule(
                         self.now,
                         Ev::Deliver {
                             tab: h,
                             gen: hg,
-                            input: SimInput::LockLost,
+                            input: SimInput::LockLost(hid),
                         },
                     );
                 }
             }
-            self.lock.holder = Some((i, gen));
+            self.lock.holder = Some((i, gen, id));
             self.schedule(
                 self.now,
                 Ev::Deliver {
                     tab: i,
                     gen,
-                    input: SimInput::LockGranted,
+                    input: SimInput::LockGranted(id),
                 },
             );
             return;
         }
         if self.lock.holder.is_none() {
-            self.lock.holder = Some((i, gen));
+            self.lock.holder = Some((i, gen, id));
             self.schedule(
                 self.now,
                 Ev::Deliver {
                     tab: i,
                     gen,
-                    input: SimInput::LockGranted,
+                    input: SimInput::LockGranted(id),
                 },
             );
             return;
         }
         self.lock.next_ticket += 1;
         let ticket = self.lock.next_ticket;
-        self.lock.queue.push_back((i, gen, ticket));
+        self.lock.queue.push_back((i, gen, ticket, id));
         self.schedule(
             self.now + wait,
             Ev::LockTimeout {
@@ -1178,17 +1174,17 @@ impl Sim {
 
     fn lock_grant_next(&mut self) {
         while self.lock.holder.is_none() {
-            let Some((i, gen, _)) = self.lock.queue.pop_front() else {
+            let Some((i, gen, _, id)) = self.lock.queue.pop_front() else {
                 return;
             };
             if self.tabs[i].alive && self.tabs[i].gen == gen {
-                self.lock.holder = Some((i, gen));
+                self.lock.holder = Some((i, gen, id));
                 self.schedule(
                     self.now,
                     Ev::Deliver {
                         tab: i,
                         gen,
-                        input: SimInput::LockGranted,
+                        input: SimInput::LockGranted(id),
                     },
                 );
             }
@@ -1197,8 +1193,10 @@ impl Sim {
 
     fn lock_drop_tab(&mut self, i: usize) {
         let gen = self.tabs[i].gen;
-        self.lock.queue.retain(|&(t, g, _)| !(t == i && g == gen));
-        if self.lock.holder == Some((i, gen)) {
+        self.lock
+            .queue
+            .retain(|&(t, g, _, _)| !(t == i && g == gen));
+        if self.lock.holder.is_some_and(|(t, g, _)| (t, g) == (i, gen)) {
             self.lock.holder = None;
             self.lock_grant_next();
         }
@@ -1230,15 +1228,15 @@ impl Sim {
                 }
             }
             Ev::LockTimeout { tab, gen, ticket } => {
-                let before = self.lock.queue.len();
-                self.lock.queue.retain(|&(_, _, t)| t != ticket);
-                if self.lock.queue.len() != before {
+                let timed_out = self.lock.queue.iter().find(|q| q.2 == ticket).map(|q| q.3);
+                if let Some(id) = timed_out {
+                    self.lock.queue.retain(|&(_, _, t, _)| t != ticket);
                     self.schedule(
                         self.now,
                         Ev::Deliver {
                             tab,
                             gen,
-                            input: SimInput::LockUnavailable,
+                            input: SimInput::LockUnavailable(id),
                         },
                     );
                 }
@@ -1322,27 +1320,9 @@ impl Sim {
                     return;
                 };
                 trace!(self, "user logs in in tab{i}");
+                // Some users need a TOTP code after the password.
+                self.tabs[i].mfa_next = self.rng.chance(0.2);
                 self.feed(i, Input::LoginStarted);
-                if self.rng.chance(0.2) {
-                    // Password accepted, TOTP code required; the user types it a bit later.
-                    self.feed(i, Input::MfaRequired);
-                    let gen = self.tabs[i].gen;
-                    let at = self.now + self.rng.range(2_000, 30_000);
-                    self.schedule(at, Ev::Act(Action::MfaDone { tab: i, gen }));
-                    return;
-                }
-                let id = self.requests.len();
-                let gen = self.tabs[i].gen;
-                self.requests.push(Request {
-                    tab: i,
-                    gen,
-                    kind: ReqKind::Login,
-                    cookie: self.jar,
-                    fate: Fate::Pending,
-                    excused_dup: false,
-                });
-                let at = self.now + self.rng.range(50, 400);
-                self.schedule(at, Ev::Arrive { req: id });
             }
             Action::Logout => {
                 if self.laptop_asleep {
@@ -1465,7 +1445,8 @@ impl Sim {
                 });
                 if expired || revoked {
                     trace!(self, "tab{i}: API call answered 401");
-                    self.feed(i, Input::AccessRejected);
+                    let access_token = self.tabs[i].engine.access_token().unwrap_or("").into();
+                    self.feed(i, Input::AccessRejected { access_token });
                 }
             }
             Action::Focus => {
@@ -1483,17 +1464,6 @@ impl Sim {
                     && self.tabs[tab].engine.state() == SessionState::MfaRequired
                 {
                     self.feed(tab, Input::LoginStarted);
-                    let id = self.requests.len();
-                    self.requests.push(Request {
-                        tab,
-                        gen,
-                        kind: ReqKind::Login,
-                        cookie: None,
-                        fate: Fate::Pending,
-                        excused_dup: false,
-                    });
-                    let at = self.now + self.rng.range(50, 400);
-                    self.schedule(at, Ev::Arrive { req: id });
                 }
             }
             Action::Garbage => {
@@ -1627,7 +1597,7 @@ impl Sim {
         // Property 4: never an older token than one seen.
         if let Some(seen) = tab.seen {
             if meta.stamp < seen && meta.stamp.epoch >= seen.epoch {
-                let (m, s) = (fmt_stamp(meta.stamp), fmt_stamp(seen));
+                let (m, s) = (format!("{:?}", meta.stamp), format!("{seen:?}"));
                 self.fail(format!(
                     "property 4: tab{i} holds token {m} after seeing {s}"
                 ));
@@ -1737,6 +1707,7 @@ impl Tab {
             awake_since: 0,
             last_fresh: 0,
             wake_checks: Vec::new(),
+            mfa_next: false,
         }
     }
 }

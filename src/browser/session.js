@@ -8,7 +8,7 @@
 const RESTORE = 0, RESUME = 1, LOGIN_OK = 2, MFA = 3, LOGIN_FAILED = 4, REFRESH_OK = 5,
   REFRESH_REJECTED = 6, REFRESH_FAILED = 7, ACCESS_REJECTED = 8, BUS = 9, SHARED = 10,
   LOCK_GRANTED = 11, LOCK_UNAVAILABLE = 12, LOCK_LOST = 13, TIMER = 14, ACTIVITY = 15,
-  STAY = 16, LOGOUT = 17, VISIBLE = 18, ONLINE = 19, LOGIN_STARTED = 20;
+  STAY = 16, LOGOUT = 17, VISIBLE = 18, ONLINE = 19, LOGIN_STARTED = 20, LOGOUT_DONE = 21;
 
 const MESSAGES = {
   vault_encoding: "stored record is not valid base64url; wiped",
@@ -29,6 +29,9 @@ const tokensOk = (b) => b && typeof b.access_token === "string" && b.expires_in 
 
 // `Session.start` (in Rust, which creates the engine `core`) resolves to the driver itself:
 // its public methods below are the session's API.
+// `Session.start` with invalid options (mod.rs): a rejection carrying the code.
+export const reject = (code, message) => Promise.reject(error(code, message));
+
 export function start(core, o) {
   const d = new Driver(core, o || {});
   return d.init(o || {}).then(() => d);
@@ -70,7 +73,8 @@ class Driver {
     }
     this.feedShared();
     this.install(o);
-    this.pump();
+    // The initial online state is an input: a tab that starts offline does not churn retries.
+    this.drive(ONLINE, navigator.onLine !== false);
     // A persisted record that fails to open was wiped: the user signs in again rather than
     // being resumed silently from the refresh cookie (issue 6).
     const intact = this.kind ? (await this.restore()) !== false : true;
@@ -158,9 +162,10 @@ class Driver {
 
   // ---- the engine loop -------------------------------------------------------------------
 
-  drive(kind, arg) {
+  // `id`: the request an answer belongs to (the id of the effect that asked).
+  drive(kind, arg, id) {
     if (this.dead) return;
-    this.c.handle(kind, arg);
+    this.c.handle(kind, id || 0, arg);
     this.pump();
   }
 
@@ -201,14 +206,22 @@ class Driver {
       return; // storage broken: nothing to read (never report "absent")
     }
     // Absent: null; garbage: a byte the engine rejects (and counts).
-    if (!this.dead) this.c.handle(SHARED, v === null ? null : unb64(v) || Uint8Array.of(0));
+    if (!this.dead) this.c.handle(SHARED, 0, v === null ? null : unb64(v) || Uint8Array.of(0));
   }
 
   perform(e) {
     switch (e[0]) {
+      case "login": {
+        // The engine's id for the login / MFA request `auth()` is about to send.
+        const ok = this.authReq;
+        this.authReq = null;
+        if (ok) ok(e[1]);
+        break;
+      }
       case "refresh": {
         this.refreshing++;
-        const body = this.tokenMode ? { mode: "token", refresh_token: e[1] } : null;
+        const id = e[1];
+        const body = this.tokenMode ? { mode: "token", refresh_token: e[2] } : null;
         this.post("/refresh", body, null, 0)
           .then(
             (a) =>
@@ -221,7 +234,7 @@ class Driver {
           )
           .then(([k, v]) => {
             this.refreshing--;
-            this.drive(k, v);
+            this.drive(k, v, id);
             this.wake();
           });
         break;
@@ -230,26 +243,28 @@ class Driver {
         // Server revoke, best effort and bounded. The other tabs already know (the engine
         // persisted and broadcast the logout first) and the request carries its credentials,
         // so the wipe goes on at once; only `logout()` and a next sign-in wait for the answer.
-        const body = e[3] ? { refresh_token: e[3] } : null;
+        const id = e[1];
+        const body = e[4] ? { refresh_token: e[4] } : null;
         // Its Clear-Site-Data may have erased the shared record: the engine writes it back.
-        this.revoke = this.post(e[1] ? "/logout-all" : "/logout", body, e[2], 5000).catch(() => {}).then(() => {
+        this.revoke = this.post(e[2] ? "/logout-all" : "/logout", body, e[3], 5000).catch(() => {}).then(() => {
           this.feedShared();
-          this.pump();
+          this.drive(LOGOUT_DONE, 0, id);
         });
         break;
       }
       case "lock": {
+        const id = e[1];
         if (this.lock) this.lock();
-        this.lock = lockRequest("tessera:refresh:" + this.ch, e[1], e[2], (code) => {
+        this.lock = lockRequest("tessera:refresh:" + this.ch, e[2], e[3], (code) => {
           if (code === 1) {
             this.feedShared();
-            this.drive(LOCK_GRANTED);
+            this.drive(LOCK_GRANTED, 0, id);
           } else {
             this.lock = null;
-            this.drive(code === 2 ? LOCK_LOST : LOCK_UNAVAILABLE);
+            this.drive(code === 2 ? LOCK_LOST : LOCK_UNAVAILABLE, 0, id);
           }
         });
-        if (!this.lock) this.drive(LOCK_UNAVAILABLE);
+        if (!this.lock) this.drive(LOCK_UNAVAILABLE, 0, id);
         break;
       }
       case "unlock":
@@ -280,12 +295,12 @@ class Driver {
         this.cleared = this.cleanup();
         break;
       case "emit":
-        this.emitEngine(e[1], e[2]);
+        this.emitEngine(e[1], e[2], e[3]);
         break;
     }
   }
 
-  emitEngine(name, v) {
+  emitEngine(name, v, user) {
     const d = {};
     if (name === "idle-warning") {
       d.deadline = v;
@@ -298,7 +313,10 @@ class Driver {
       d.code = v;
       d.message = MESSAGES[v] || v;
       if (v === "record_invalid") this.sdel(this.tk);
-    } else if ((name === "refresh" || name === "login") && v !== undefined) d.expiresAt = v;
+    } else if (name === "refresh" || name === "login") {
+      d.expiresAt = v;
+      if (name === "login") this.user = d.user = user ?? this.user ?? null;
+    }
     this.emit(name, d);
     this.wake();
   }
@@ -479,7 +497,13 @@ class Driver {
     await this.revoke; // a pending revoke's expired cookie must not land on the new session
     if (this.tokenMode) body.mode = "token";
     let a;
-    this.drive(LOGIN_STARTED); // the session and token expiry are dated from the send time
+    // The engine dates the session and token expiry from the send time, and answers with the
+    // request's id (the "login" effect), which the answer carries back.
+    const id = await new Promise((ok, no) => {
+      this.authReq = ok;
+      this.drive(LOGIN_STARTED);
+      if (this.dead) no(error("disposed", "the session was disposed"));
+    });
     try {
       a = await this.post(path, body, null, 0);
     } catch (_) {
@@ -489,18 +513,18 @@ class Driver {
     if (a.status === 200) {
       if (b.mfa_required === true) {
         this.mfa = b.mfa_token;
-        this.drive(MFA);
+        this.drive(MFA, 0, id);
       } else if (tokensOk(b)) {
         this.mfa = null;
         this.user = (b.session && b.session.user) || null;
-        this.drive(LOGIN_OK, b);
+        this.drive(LOGIN_OK, b, id);
       } else throw error("invalid_response", "the server's answer has no access token", 200);
       await this.settle();
       return this.state;
     }
     if (b.code === "mfa_expired") {
       this.mfa = null;
-      this.drive(LOGIN_FAILED);
+      this.drive(LOGIN_FAILED, 0, id);
     }
     throw error(b.code || "http_error", b.detail || b.title || b.code || "request failed", a.status);
   }
@@ -523,7 +547,7 @@ class Driver {
     const t = this.c.token();
     const res = await send(t);
     if (!t || res.status !== 401) return res;
-    this.drive(ACCESS_REJECTED);
+    this.drive(ACCESS_REJECTED, t); // names the token the 401 refused
     for (const end = Date.now() + 30000; ; await this.next(1000)) {
       const n = this.c.token();
       if (n !== t) return n ? send(n) : res;

@@ -4,10 +4,10 @@
 //! * [`engine`] — [`Engine`], its [`Input`]s, [`Effect`]s and [`Event`]s (start here).
 //! * [`refresh`] — when and how exactly one tab refreshes.
 //! * [`idle`] — the origin-wide idle deadline, warning and absolute lifetime.
-//! * [`logout`] — [`LogoutReason`] and the persisted logout epoch.
-//! * [`bus`] — the versioned tab-bus [`Msg`] and its compact codec.
-//! * [`shared`] — the shared coordination record ([`Shared`], [`merge_shared`]) and the
-//!   vault's [`TokenRecord`].
+//! * [`logout`] — ending a session and the persisted logout epoch.
+//! * [`wire`] — the leaf layer below the engine: the codec, [`LogoutReason`], stamps and
+//!   claims, the shared coordination record ([`Shared`], [`merge_shared`]), the tab-bus
+//!   [`Msg`] and the vault's [`TokenRecord`]. It imports nothing from the engine.
 //! * [`config`] — [`Config`] with its defaults.
 //!
 //! # What the protocol guarantees, and how it is proven
@@ -32,31 +32,26 @@
 //! first — then the server's reuse detection ends the session everywhere, reason `reused`);
 //! `lock_wait > request_timeout`; tabs of one origin share one wall clock.
 
-pub mod bus;
-mod codec;
 pub mod config;
 pub mod engine;
 pub mod idle;
 pub mod logout;
 pub mod refresh;
 mod rng;
-pub mod shared;
+pub mod wire;
 
-#[cfg(test)]
-mod scenarios;
-
-pub use bus::Msg;
-pub use codec::DecodeError;
-pub use config::Config;
-pub use engine::{Effect, Engine, ErrorCode, Event, Input, Stats, Tokens};
-pub use logout::LogoutReason;
-pub use shared::{merge_shared, Claim, Shared, Stamp, TokenMeta, TokenRecord};
-
-/// Wall-clock milliseconds since the Unix epoch, always passed in by the caller.
-pub type Millis = u64;
+pub use config::{Config, Faults, InvalidConfig, Setting};
+pub use engine::{
+    Awaiting, Effect, Engine, ErrorCode, Event, Input, RequestId, Stats, Tokens, MAX_EPOCH_STEP,
+    MAX_RETRY_AFTER, MIN_REFRESH_GAP, MIN_TOKEN_LIFETIME,
+};
+pub use wire::shared::Activity;
+pub use wire::{
+    merge_shared, Claim, DecodeError, LogoutReason, Millis, Msg, Shared, Stamp, TokenMeta,
+    TokenRecord,
+};
 /// The lifecycle state of a session as the JavaScript API reports it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(test, derive(Debug))]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum SessionState {
     /// No session.
     Anonymous,
