@@ -86,7 +86,18 @@ enum Unsafe {
     Epoch,
     SharedActivity,
     AdoptOlder,
+    /// Trust far-future timestamps from other tabs and storage.
+    Clocks,
+    /// Trust logout epochs however far they jump.
+    Counters,
 }
+
+/// Largest constant clock skew of a tab against true time (either way). Kept under the
+/// claims fallback's settle time (100 ms), which orders claims by their time; larger
+/// differences are clock jumps.
+const SKEW_MAX: Millis = 40;
+/// How far a tab's clock may jump (either way) while it is wrong.
+const JUMP_MAX: Millis = 365 * 24 * 3_600_000;
 
 /// tessera-server's default `--refresh-grace` (10 s).
 const GRACE: Millis = 10_000;
@@ -129,6 +140,8 @@ impl Params {
             Unsafe::Epoch => config.faults.disable_epoch = true,
             Unsafe::SharedActivity => config.faults.disable_shared_activity = true,
             Unsafe::AdoptOlder => config.faults.adopt_older = true,
+            Unsafe::Clocks => config.faults.trust_clocks = true,
+            Unsafe::Counters => config.faults.trust_counters = true,
         }
         let tabs_max = if rng.chance(0.1) {
             32
@@ -295,6 +308,15 @@ enum Action {
         gen: u32,
     },
     LaptopWake,
+    /// A tab's clock jumps ahead (up to a year) and is set back (corrected) later.
+    ClockJump,
+    ClockFix {
+        tab: usize,
+        gen: u32,
+    },
+    /// A well-formed but forged message on the bus, or record in storage: far-future times,
+    /// an implausible logout epoch.
+    Forge,
 }
 
 struct Tab {
@@ -319,6 +341,12 @@ struct Tab {
     wake_checks: Vec<u64>,
     /// The next login of this tab asks for a TOTP code.
     mfa_next: bool,
+    /// Its clock minus true time: a small constant skew, or a jump while `jumped`.
+    offset: i64,
+    /// Its constant skew.
+    skew: i64,
+    /// Its clock jumped and is not corrected yet.
+    jumped: bool,
 }
 
 struct Lock {
@@ -346,6 +374,9 @@ struct Sim {
     laptop_asleep: bool,
     /// Origin-wide true last activity (for property 3), and the session it belongs to.
     true_activity: Millis,
+    /// The same, counting only activity in tabs whose clock was right (activity in a tab
+    /// whose clock jumped cannot be dated by anyone: it may be lost, never invented).
+    datable_activity: Millis,
     /// When the last scheduled wake / back-online happens (the run goes on long enough after
     /// it for the end-of-run liveness check to be fair).
     recovered_by: Millis,
@@ -368,6 +399,11 @@ struct SimStats {
     idle_logouts: u64,
     steps: u64,
     feeds: u64,
+    /// Clock jumps, and idle logouts by tabs whose clock had jumped ahead.
+    jumps: u64,
+    jump_logouts: u64,
+    /// Forged messages and records, and values the engines found implausible.
+    forged: u64,
 }
 
 fn fmt_token(t: Token) -> String {
@@ -415,6 +451,7 @@ impl Sim {
             },
             laptop_asleep: false,
             true_activity: 0,
+            datable_activity: 0,
             last_logout_req: 0,
             recovered_by: 0,
             trace: if trace { Some(Vec::new()) } else { None },
@@ -464,6 +501,22 @@ impl Sim {
             .push(Reverse((at, self.seq, self.events.len() - 1)));
     }
 
+    /// Tab `i`'s clock now (true time plus its skew, or its jump).
+    fn tab_now(&self, i: usize) -> Millis {
+        self.now.saturating_add_signed(self.tabs[i].offset)
+    }
+
+    /// The true time at which tab `i`'s clock reads `t`.
+    fn true_time(&self, i: usize, t: Millis) -> Millis {
+        t.saturating_add_signed(-self.tabs[i].offset)
+    }
+
+    /// The slack property 3 allows between tabs' clocks: two skews (sender ahead, receiver
+    /// behind) and the tolerance a far-ahead value is clamped to.
+    fn clock_slack(&self) -> Millis {
+        2 * SKEW_MAX + tessera::core::wire::shared::CLOCK_TOLERANCE
+    }
+
     fn alive_awake(&self, i: usize) -> bool {
         self.tabs[i].alive && !self.tabs[i].asleep
     }
@@ -501,6 +554,8 @@ impl Sim {
                 860..=879 => Action::Garbage,
                 880..=929 => Action::ApiCall,
                 930..=949 => Action::Focus,
+                950..=959 => Action::ClockJump,
+                960..=974 => Action::Forge,
                 _ => {
                     // A break: no action for a while.
                     t += self.rng.range(1, 15) * MIN;
@@ -526,7 +581,11 @@ impl Sim {
             let next_ev = self.queue.peek().map(|Reverse((t, _, _))| *t);
             let next_timer = (0..self.tabs.len())
                 .filter(|&i| self.alive_awake(i))
-                .filter_map(|i| self.tabs[i].deadline.map(|d| (d.max(self.now), i)))
+                .filter_map(|i| {
+                    self.tabs[i]
+                        .deadline
+                        .map(|d| (self.true_time(i, d).max(self.now), i))
+                })
                 .min();
             let take_timer = match (next_ev, next_timer) {
                 (None, None) => break,
@@ -585,7 +644,8 @@ impl Sim {
         ) {
             self.tabs[i].last_fresh = now;
         }
-        self.tabs[i].engine.handle(now, input);
+        let tab_now = self.tab_now(i);
+        self.tabs[i].engine.handle(tab_now, input);
         self.tabs[i].deadline = self.tabs[i].engine.next_deadline();
         self.drain(i);
         self.check_tab(i);
@@ -654,6 +714,7 @@ impl Sim {
                     Answer::LoginOk(t) => {
                         // A login is user activity.
                         self.true_activity = self.true_activity.max(self.now);
+                        self.datable_activity = self.datable_activity.max(self.now);
                         Input::LoginSucceeded {
                             id,
                             tokens: tokens(self, t),
@@ -756,7 +817,8 @@ impl Sim {
                 }
             }
             Effect::PersistShared(bytes) => {
-                self.storage = Some(merge_shared(self.storage.as_deref(), &bytes, self.now));
+                let writer_now = self.tab_now(i);
+                self.storage = Some(merge_shared(self.storage.as_deref(), &bytes, writer_now));
                 self.storage_event(i);
             }
             Effect::StoreToken(bytes) => {
@@ -832,13 +894,17 @@ impl Sim {
             Event::Idle => {
                 // Property 3: an idle logout only after the deadline of the true last activity
                 // (± one throttle interval for activity a tab had not published yet).
-                if let Some(timeout) = self.p.config.idle_timeout {
-                    let slack = self.p.config.activity_throttle;
-                    if self.now + slack < self.true_activity + timeout {
-                        let early = self.true_activity + timeout - self.now;
+                if self.tabs[i].jumped {
+                    // A tab whose clock jumped ahead may idle out (no monotonic clock here);
+                    // what it must not do is move anybody else's deadline.
+                    self.stats.jump_logouts += 1;
+                } else if let Some(timeout) = self.p.config.idle_timeout {
+                    let slack = self.p.config.activity_throttle + 2 * SKEW_MAX;
+                    if self.now + slack < self.datable_activity + timeout {
+                        let early = self.datable_activity + timeout - self.now;
                         self.fail(format!(
                             "tab{i}: idle logout {early} ms before the deadline (last activity {} ms ago)",
-                            self.now - self.true_activity
+                            self.now - self.datable_activity
                         ));
                     }
                 }
@@ -1263,16 +1329,22 @@ impl Sim {
         let id = self.next_tab_id;
         self.next_tab_id += 1;
         let seed = self.rng.next();
-        let engine = Engine::new(self.p.config.clone(), id, seed, self.now);
+        let skew = self.rng.range(0, 2 * SKEW_MAX) as i64 - SKEW_MAX as i64;
+        let engine = Engine::new(
+            self.p.config.clone(),
+            id,
+            seed,
+            self.now.saturating_add_signed(skew),
+        );
         // Reuse a dead slot or add one.
         let slot = match (0..self.tabs.len()).find(|&i| !self.tabs[i].alive) {
             Some(s) => {
                 let g = self.tabs[s].gen + 1;
-                self.tabs[s] = Tab::new(engine, g);
+                self.tabs[s] = Tab::new(engine, g, skew);
                 s
             }
             None => {
-                self.tabs.push(Tab::new(engine, 0));
+                self.tabs.push(Tab::new(engine, 0, skew));
                 self.tabs.len() - 1
             }
         };
@@ -1298,6 +1370,9 @@ impl Sim {
                 let signed_in = self.tabs[i].engine.access_token().is_some();
                 if signed_in {
                     self.true_activity = self.true_activity.max(self.now);
+                    if !self.tabs[i].jumped {
+                        self.datable_activity = self.datable_activity.max(self.now);
+                    }
                 }
                 let input = if matches!(a, Action::StayActive) {
                     Input::StayActive
@@ -1315,6 +1390,7 @@ impl Sim {
                 let Some(i) = self.random_tab(|s, i| {
                     s.alive_awake(i)
                         && s.tabs[i].online
+                        && !s.tabs[i].jumped
                         && s.tabs[i].engine.access_token().is_none()
                 }) else {
                     return;
@@ -1437,7 +1513,7 @@ impl Sim {
                 let expired = self.tabs[i]
                     .engine
                     .token_meta()
-                    .is_none_or(|m| m.expires_at <= self.now);
+                    .is_none_or(|m| m.expires_at <= self.tab_now(i));
                 let revoked = tok.is_none_or(|t| {
                     self.families
                         .get(t.family as usize)
@@ -1457,6 +1533,113 @@ impl Sim {
                 let s = self.storage.clone();
                 self.feed(i, Input::Shared(s));
                 self.feed(i, Input::Visibility(true));
+            }
+            Action::ClockJump => {
+                // The claims fallback (no Web Locks) orders claims by time: it assumes the
+                // tabs' clocks agree within its settle time. With a clock a year off it can
+                // let two tabs refresh at once (a documented limit), so jumps run with Web
+                // Locks only.
+                if !self.p.web_locks {
+                    return;
+                }
+                let Some(i) = self.random_tab(|s, i| s.alive_awake(i) && !s.tabs[i].jumped) else {
+                    return;
+                };
+                // Forward (the clock runs ahead), then corrected: the correction is the
+                // backward jump. (A clock set back while its tab writes the shared record is
+                // a known limit: the writer's merge drops what lies in its future.)
+                let by = self.rng.range(MIN, JUMP_MAX) as i64;
+                let dur = self.rng.range(1_000, 5 * MIN);
+                trace!(
+                    self,
+                    "tab{i}: clock jumps by {} s for {} s",
+                    by / 1000,
+                    dur / 1000
+                );
+                self.stats.jumps += 1;
+                self.tabs[i].offset = self.tabs[i].skew + by;
+                self.tabs[i].jumped = true;
+                let g = self.tabs[i].gen;
+                self.recovered_by = self.recovered_by.max(self.now + dur);
+                self.schedule(self.now + dur, Ev::Act(Action::ClockFix { tab: i, gen: g }));
+            }
+            Action::ClockFix { tab, gen } => {
+                if self.tabs[tab].gen == gen && self.tabs[tab].alive {
+                    trace!(self, "tab{tab}: clock corrected");
+                    self.tabs[tab].offset = self.tabs[tab].skew;
+                    self.tabs[tab].jumped = false;
+                    self.tabs[tab].awake_since = self.now;
+                    if !self.tabs[tab].asleep {
+                        // The time change re-arms the page's timer.
+                        let s = self.storage.clone();
+                        self.feed(tab, Input::Shared(s));
+                        self.feed(tab, Input::Timer);
+                    }
+                }
+            }
+            Action::Forge => {
+                let Some(i) = self.random_tab(|s, i| s.alive_awake(i)) else {
+                    return;
+                };
+                self.stats.forged += 1;
+                let now = self.tab_now(i);
+                // Beyond any plausible time for the whole run (a forged value that is only a
+                // minute ahead becomes indistinguishable from a real one a minute later:
+                // forging "the user is active now" is not something a tab can detect).
+                let far = now + self.rng.range(2 * 24 * 60 * MIN, JUMP_MAX);
+                let known =
+                    Shared::decode(self.storage.as_deref().unwrap_or(&[])).map_or(0, |s| s.epoch);
+                let stamp = self.tabs[i].engine.token_meta().map(|m| m.stamp);
+                let claim = tessera::core::Claim {
+                    serial: self.rng.range(0, 1_000),
+                    tab: 0xf0_f0,
+                    at: now,
+                    until: far,
+                    base: self.tabs[i].engine.token_meta().map_or(0, |m| m.issued_at),
+                };
+                let activity = tessera::core::Activity {
+                    epoch: stamp.map_or(known, |s| s.epoch),
+                    session: stamp.map_or(0, |s| s.session),
+                    at: far,
+                };
+                let epoch = known + tessera::core::MAX_EPOCH_STEP + self.rng.range(1, 1 << 40);
+                let kind = self.rng.pick(4);
+                if kind == 0 && stamp.is_some() {
+                    // Forged activity (a far-future time) counts as activity now, once: as if
+                    // the user had acted (a tab cannot tell). What it must not do is count as
+                    // activity a year from now. It reaches one tab only, so it need not keep
+                    // the others alive.
+                    self.true_activity = self.true_activity.max(self.now);
+                }
+                match kind {
+                    0 => self.feed(i, Input::Bus(Msg::Activity(activity).encode())),
+                    1 => self.feed(i, Input::Bus(Msg::Claim(claim).encode())),
+                    2 => {
+                        let reason = LogoutReason::Revoked;
+                        self.feed(i, Input::Bus(Msg::Logout { epoch, reason }.encode()));
+                    }
+                    _ => {
+                        // Written straight into storage (no merge, no sanitising).
+                        let mut rec = Shared::decode(self.storage.as_deref().unwrap_or(&[]))
+                            .unwrap_or_default();
+                        // (Not activity: a far-future activity in the record is dated by each
+                        // tab when it first reads it — a tab opened an hour later counts it an
+                        // hour later. Forging "the user is active" in storage cannot be told
+                        // from the real thing; see the README's known limits.)
+                        rec.merge(&Shared {
+                            epoch: if self.rng.chance(0.3) {
+                                epoch
+                            } else {
+                                rec.epoch
+                            },
+                            claim: Some(claim),
+                            ..Shared::default()
+                        });
+                        trace!(self, "storage forged: {rec:?}");
+                        self.storage = Some(rec.encode());
+                        self.storage_event(usize::MAX);
+                    }
+                }
             }
             Action::MfaDone { tab, gen } => {
                 if self.tabs[tab].gen == gen
@@ -1627,9 +1810,11 @@ impl Sim {
         // Property 3, the other half: nobody stays signed in past the idle deadline of the
         // true last activity once it re-read the shared record (a fresh input).
         if let Some(timeout) = self.p.config.idle_timeout {
+            let slack = self.clock_slack();
             if self.tabs[i].engine.access_token().is_some()
+                && !self.tabs[i].jumped
                 && self.tabs[i].last_fresh == self.now
-                && self.now > self.true_activity.max(meta.stamp.session) + timeout
+                && self.now > self.true_activity.max(meta.stamp.session) + timeout + slack
             {
                 let late = self.now - self.true_activity.max(meta.stamp.session) - timeout;
                 self.fail(format!(
@@ -1657,8 +1842,11 @@ impl Sim {
             }
             // A tab acts on its own timer at the deadline, or — thawing after it — on the timer
             // it asks for right away.
+            if self.tabs[i].jumped {
+                continue;
+            }
             let deadline = self.true_activity.max(meta.stamp.session) + timeout;
-            if self.now > deadline.max(self.tabs[i].awake_since) + 2 {
+            if self.now > deadline.max(self.tabs[i].awake_since) + 2 + self.clock_slack() {
                 let late = self.now - deadline;
                 self.fail(format!(
                     "property 3: awake tab{i} still signed in {late} ms after the idle deadline"
@@ -1693,7 +1881,7 @@ impl Sim {
 }
 
 impl Tab {
-    fn new(engine: Engine, gen: u32) -> Tab {
+    fn new(engine: Engine, gen: u32, skew: i64) -> Tab {
         Tab {
             deadline: engine.next_deadline(),
             engine,
@@ -1708,6 +1896,9 @@ impl Tab {
             last_fresh: 0,
             wake_checks: Vec::new(),
             mfa_next: false,
+            offset: skew,
+            skew,
+            jumped: false,
         }
     }
 }
@@ -1786,6 +1977,9 @@ fn sweep(first: u64, count: u64, unsafe_: Unsafe) -> (Option<(u64, String)>, Sim
                     stats.idle_logouts += o.stats.idle_logouts;
                     stats.steps += o.stats.steps;
                     stats.feeds += o.stats.feeds;
+                    stats.jumps += o.stats.jumps;
+                    stats.jump_logouts += o.stats.jump_logouts;
+                    stats.forged += o.stats.forged;
                     if o.stats.excused_reuse > 0 && stats.excused_seed.is_none() {
                         stats.excused_seed = Some(s);
                     }
@@ -1812,6 +2006,9 @@ fn sweep(first: u64, count: u64, unsafe_: Unsafe) -> (Option<(u64, String)>, Sim
         total.idle_logouts += st.idle_logouts;
         total.steps += st.steps;
         total.feeds += st.feeds;
+        total.jumps += st.jumps;
+        total.jump_logouts += st.jump_logouts;
+        total.forged += st.forged;
         total.excused_seed = total.excused_seed.or(st.excused_seed);
         if let Some(f) = f {
             if first_fail.as_ref().is_none_or(|(s, _)| f.0 < *s) {
@@ -1846,8 +2043,8 @@ fn protocol_properties_hold_for_every_seed() {
     let (fail, stats, ran) = sweep(first, count, Unsafe::None);
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "sim: {ran} seeds in {secs:.1} s; {} refresh requests, {} grace answers, {} excused reuses (e.g. seed {:?}), {} logout checks, {} idle logouts; {} steps, {} engine inputs",
-        stats.refreshes, stats.grace_answers, stats.excused_reuse, stats.excused_seed, stats.logouts_checked, stats.idle_logouts, stats.steps, stats.feeds
+        "sim: {ran} seeds in {secs:.1} s; {} refresh requests, {} grace answers, {} excused reuses (e.g. seed {:?}), {} logout checks, {} idle logouts; {} clock jumps ({} idle logouts by a jumped tab), {} forgeries; {} steps, {} engine inputs",
+        stats.refreshes, stats.grace_answers, stats.excused_reuse, stats.excused_seed, stats.logouts_checked, stats.idle_logouts, stats.jumps, stats.jump_logouts, stats.forged, stats.steps, stats.feeds
     );
     if let Some((seed, what)) = fail {
         panic!(
@@ -1892,4 +2089,14 @@ fn without_shared_activity_the_simulator_finds_false_idle_logouts() {
 #[test]
 fn adopting_older_tokens_is_found() {
     find_violation(Unsafe::AdoptOlder, "property 4", 3_000);
+}
+
+#[test]
+fn trusting_far_future_times_is_found() {
+    find_violation(Unsafe::Clocks, "", 3_000);
+}
+
+#[test]
+fn trusting_implausible_logout_epochs_is_found() {
+    find_violation(Unsafe::Counters, "false logout", 3_000);
 }

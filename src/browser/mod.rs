@@ -325,6 +325,11 @@ impl Core {
         self.engine.next_deadline().map_or(-1.0, |t| t as f64)
     }
 
+    // Whether a refresh is wanted or under way (after a 401: whether it forced one).
+    pub fn refreshing(&self) -> bool {
+        self.engine.refreshing()
+    }
+
     // Whether the resume is still undecided (no token, no answer, no failure yet).
     pub fn pending(&self) -> bool {
         self.engine.resume_pending()

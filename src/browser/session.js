@@ -551,7 +551,8 @@ class Driver {
     for (const end = Date.now() + 30000; ; await this.next(1000)) {
       const n = this.c.token();
       if (n !== t) return n ? send(n) : res;
-      if (Date.now() >= end) return res;
+      // The 401 forced no refresh (an older token, or one a forced refresh just produced).
+      if (this.dead || !this.c.refreshing() || Date.now() >= end) return res;
     }
   }
 

@@ -79,12 +79,12 @@ export interface Cleared {
 }
 
 /** Why a session ended. */
-export type LogoutReason = "user" | "everywhere" | "idle" | "expired" | "revoked" | "reused" | "cleared";
+export type LogoutReason = "user" | "everywhere" | "idle" | "expired" | "revoked" | "reused" | "cleared" | "lost";
 
 /** Event payloads by name. Every payload also carries `type` (the event name). */
 export interface SessionEvents {
   /** A session began in this tab (own login, another tab's, or restored). */
-  login: { type: "login"; expiresAt?: number };
+  login: { type: "login"; expiresAt?: number; user?: string | null };
   /** The access token was renewed (here or in another tab). */
   refresh: { type: "refresh"; expiresAt?: number };
   /** The idle deadline is near; call `stayActive()` to extend it. */
@@ -95,7 +95,7 @@ export interface SessionEvents {
   idle: { type: "idle" };
   /** The session ended in this tab, and what was wiped. */
   logout: { type: "logout"; reason: LogoutReason; cleared: Cleared | null };
-  /** Something went wrong (e.g. `vault_tampered`, `storage_unavailable`, `refresh_retry`). */
+  /** Something went wrong (e.g. `vault_tampered`, `storage_unavailable`, `refresh_retry`, `session_mismatch`). */
   error: { type: "error"; code: string; message: string };
 }
 
@@ -113,6 +113,8 @@ export class Session {
    * Starts the session controller: restores a sealed persisted session, joins one held by
    * another tab or the refresh cookie, and starts listening. Events raised while starting
    * are delivered on the next task, so listeners added right after `await` see them.
+   * Rejects with code `invalid_options` (the message names the option) when an option is
+   * not a number of milliseconds, zero where zero makes no sense, or contradicts another.
    */
   static start(options?: SessionOptions): Promise<Session>;
   /** The current state. */

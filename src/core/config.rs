@@ -104,6 +104,12 @@ pub struct Faults {
     pub no_rate_limit: bool,
     /// Adopt refresh answers of another server session (⇒ Alice's tokens as Bob's session).
     pub ignore_session: bool,
+    /// Force a refresh on any 401, whatever token it refused (⇒ a late 401 for a replaced
+    /// token, or a 401 about permissions, rotates the refresh token again and again).
+    pub any_401_forces: bool,
+    /// Count activity of any session, not only the held one's (⇒ a new session inherits an
+    /// old one's last activity).
+    pub activity_across_sessions: bool,
 }
 
 /// A setting of [`Config`], named as the JavaScript option that sets it.

@@ -83,9 +83,7 @@ pub const MIN_TOKEN_LIFETIME: Millis = 5_000;
 pub const MIN_REFRESH_GAP: Millis = 2_000;
 /// The longest `Retry-After` the engine honours (a longer one is taken as this).
 pub const MAX_RETRY_AFTER: Millis = 5 * 60_000;
-/// The largest jump of the logout epoch one message or record may announce. A larger one is
-/// implausible (nobody logs out a million times between two reads) and is ignored.
-pub const MAX_EPOCH_STEP: u64 = 1 << 20;
+pub use super::wire::shared::MAX_EPOCH_STEP;
 
 /// Everything that can happen to a tab.
 #[derive(Debug)]
@@ -481,6 +479,8 @@ pub(crate) struct IdleTracker {
     pub(crate) sent: Millis,
     /// Local activity not yet published.
     pub(crate) dirty: bool,
+    /// The last stored activity found dated in the future (counted once, as "now").
+    pub(crate) seen_ahead: Option<Activity>,
 }
 
 impl IdleTracker {
@@ -680,7 +680,7 @@ impl Engine {
     /// A 401 on a resource request for `token`.
     fn on_access_rejected(&mut self, token: &str) {
         let Some(h) = &self.held else { return };
-        if h.access_token != token || h.from_forced {
+        if (h.access_token != token || h.from_forced) && !self.cfg.faults().any_401_forces {
             // A 401 for a token we no longer hold (it was replaced meanwhile), or for one a
             // forced refresh just produced (then the 401 is about permissions, not the token).
             self.superseded();
@@ -690,24 +690,17 @@ impl Engine {
         self.refresh.asks = Asks::default();
     }
 
-    /// The wall clock went back (it had run ahead, or was set back): whatever this tab stored
-    /// from its own earlier inputs that now lies in the future is clamped or dropped, so a
-    /// clock that once ran a year ahead leaves no deadline a year away.
+    /// The wall clock went back (it had run ahead, or was set back): what this tab merged
+    /// into its view of the shared record that now lies in the future is dropped, so a clock
+    /// that once ran a year ahead leaves no deadline a year away. (The token it holds keeps
+    /// its stamp: a stamp is the token's identity and order, never re-dated.)
     fn clock_went_back(&mut self, now: Millis) {
+        if self.cfg.faults().trust_clocks {
+            return;
+        }
         let span = self.claim_span();
         let n = self.shared.sanitize(now, span);
         self.implausible(n);
-        let tol = super::wire::shared::CLOCK_TOLERANCE;
-        if let Some(h) = &mut self.held {
-            let m = &mut h.meta;
-            if m.issued_at > now.saturating_add(tol) || m.stamp.session > now.saturating_add(tol) {
-                let life = m.planned_expiry().saturating_sub(m.issued_at);
-                m.issued_at = m.issued_at.min(now);
-                m.stamp.session = m.stamp.session.min(now);
-                m.expires_at = m.issued_at.saturating_add(life);
-                self.stats.implausible = self.stats.implausible.saturating_add(1);
-            }
-        }
         self.idle.sent = self.idle.sent.min(now);
     }
 
@@ -765,14 +758,21 @@ impl Engine {
     /// session never counts; that of a newer one does (the user is active in the session that
     /// is about to replace this one).
     pub(crate) fn activity_of(&self, stamp: &Stamp) -> Millis {
+        let any = self.cfg.faults().activity_across_sessions;
         self.shared
             .activity
-            .filter(|a| (a.epoch, a.session) >= (stamp.epoch, stamp.session))
+            .filter(|a| any || (a.epoch, a.session) >= (stamp.epoch, stamp.session))
             .map_or(0, |a| a.at)
     }
 
     /// Records activity at `at` for the session of `stamp`.
     pub(crate) fn note_activity(&mut self, stamp: &Stamp, at: Millis) {
+        // The fault switch brings back the old origin-wide maximum across sessions.
+        let at = if self.cfg.faults().activity_across_sessions {
+            at.max(self.shared.activity.map_or(0, |a| a.at))
+        } else {
+            at
+        };
         self.shared.merge(&Shared {
             activity: Some(Activity {
                 epoch: stamp.epoch,
@@ -836,6 +836,13 @@ impl Engine {
         }
     }
 
+    /// Whether a refresh is wanted or under way (forced by a 401, locking, in flight, backing
+    /// off). After [`Input::AccessRejected`], `false` means the 401 forced nothing: the
+    /// driver returns the 401 instead of waiting for a new token.
+    pub fn refreshing(&self) -> bool {
+        self.refresh.forced || !matches!(self.refresh.phase, Phase::Idle)
+    }
+
     /// Diagnostic counters.
     pub fn stats(&self) -> Stats {
         self.stats
@@ -858,10 +865,14 @@ impl Engine {
                 refresh_token,
                 user,
             } => {
-                if !meta.plausible(now) {
+                let meta = if meta.plausible(now) || self.cfg.faults().trust_clocks {
+                    meta
+                } else {
+                    // The token is real (its stamp orders it); only its times came from a
+                    // clock that ran ahead.
                     self.implausible(1);
-                    return;
-                }
+                    meta.bounded(now)
+                };
                 self.adopt(
                     now,
                     Held {
@@ -878,12 +889,14 @@ impl Engine {
                     return;
                 }
                 if a.at > limit && !self.cfg.faults().trust_clocks {
-                    // Another tab's clock runs ahead: its activity counts as happening now
-                    // (plus the tolerance), never as a year from now.
+                    // Another tab's clock runs ahead: the activity happened, but its time is
+                    // unknown; it counts as now, never as a year from now.
                     self.implausible(1);
-                    a.at = limit;
+                    a.at = now;
                 }
-                if a.epoch >= self.shared.epoch {
+                // Only of a session this tab can know of: a later epoch means it missed a
+                // logout (its news follows), or the message is forged.
+                if a.epoch <= self.known_epoch() || self.cfg.faults().trust_counters {
                     self.shared.merge(&Shared {
                         activity: Some(a),
                         ..Shared::default()
@@ -913,10 +926,20 @@ impl Engine {
     /// Merges a shared record read from storage.
     pub(crate) fn observe_shared(&mut self, now: Millis, mut s: Shared) {
         if !self.cfg.faults().trust_clocks {
-            // Stored values are re-read again and again: one from the far future is dropped,
-            // not clamped (a clamp to `now + tolerance` would move with `now`, for ever).
+            let ahead = s
+                .activity
+                .filter(|a| a.at > now.saturating_add(CLOCK_TOLERANCE));
             let n = s.sanitize(now, self.claim_span());
             self.implausible(n);
+            // Stored activity from a clock that ran ahead: the activity happened, at an
+            // unknown time; it counts as now — once. Re-reading the same stored value changes
+            // nothing (a clamp on every read would move with `now`, for ever).
+            if let Some(a) = ahead {
+                if self.idle.seen_ahead != Some(a) {
+                    self.idle.seen_ahead = Some(a);
+                    s.activity = Some(Activity { at: now, ..a });
+                }
+            }
         }
         if self.cfg.faults().disable_epoch {
             s.epoch = self.shared.epoch;
@@ -931,8 +954,24 @@ impl Engine {
             s.epoch = self.shared.epoch;
             s.reason = None;
         }
+        let known = s
+            .epoch
+            .max(self.known_epoch())
+            .max(s.token.map_or(0, |t| t.stamp.epoch));
+        if s.activity.is_some_and(|a| a.epoch > known) && !self.cfg.faults().trust_counters {
+            // Activity of a session from an epoch nobody reached: forged.
+            self.implausible(1);
+            s.activity = None;
+        }
         self.shared.merge(&s);
         self.observe_epoch(now, epoch, reason);
+    }
+
+    /// The newest logout epoch a session known here belongs to (or the logout epoch).
+    pub(crate) fn known_epoch(&self) -> u64 {
+        let held = self.held.as_ref().map_or(0, |h| h.meta.stamp.epoch);
+        let seen = self.shared.token.map_or(0, |t| t.stamp.epoch);
+        self.shared.epoch.max(held).max(seen)
     }
 
     /// A logout epoch too far ahead of the one this tab knows: forged, or corrupted.
@@ -962,24 +1001,21 @@ impl Engine {
 
     fn on_restore(&mut self, now: Millis, bytes: &[u8]) {
         match TokenRecord::decode(bytes) {
-            Ok(r) if r.meta.plausible(now) => {
+            Ok(r) => {
+                if !r.meta.plausible(now) {
+                    self.implausible(1);
+                }
                 let held = Held {
                     access_token: r.access_token,
                     refresh_token: r.refresh_token,
                     user: r.user,
-                    meta: r.meta,
+                    meta: r.meta.bounded(now),
                     from_forced: false,
                 };
                 if self.adopt(now, held) {
                     self.persist_shared();
                 } else if self.held.is_none() {
                     // A record of a session that ended (logged out, idle, expired): drop it.
-                    self.effects.push_back(Effect::Wipe);
-                }
-            }
-            Ok(_) => {
-                self.implausible(1);
-                if self.held.is_none() {
                     self.effects.push_back(Effect::Wipe);
                 }
             }

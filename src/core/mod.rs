@@ -14,8 +14,10 @@
 //! The multi-tab simulator (`tests/sim.rs`, run by `cargo test`) drives 1–32 engines on a
 //! virtual clock through a bus that delays, reorders, duplicates and drops messages, a Web
 //! Locks–like lock, `localStorage`, a cookie jar and a server with refresh-token rotation,
-//! reuse detection and the server's 10 s grace rule, while tabs open, close, crash, freeze, go offline
-//! and the laptop sleeps. After every step it checks:
+//! reuse detection and the server's 10 s grace rule, while tabs open, close, crash, freeze, go
+//! offline and the laptop sleeps; each tab's clock is skewed a little, some run up to a year
+//! ahead for a while and are then set back; forged but well-formed messages and records
+//! (far-future times, implausible logout epochs) arrive. After every step it checks:
 //! 1. each refresh token is presented once — a second time only after the first answer was
 //!    lost or its tab died or froze, and then the grace rule answers it; reuse detection never
 //!    fires because of the protocol (only when a lost answer is followed by an outage longer
@@ -25,12 +27,18 @@
 //! 3. no idle logout before the origin-wide deadline (minus at most one `activity_throttle`
 //!    of activity a tab could not publish before it died), and nobody signed in after it;
 //! 4. no tab goes back to an older token; no logout the user or the server did not cause;
-//! 5. no input panics (garbage bus messages and storage records included).
+//! 5. no input panics (garbage bus messages and storage records included);
+//! 6. (through 2–4) no value from another tab, storage or the network moves a deadline or a
+//!    counter outside its bounds. A tab whose clock jumped may end the session itself (it
+//!    cannot know its clock is wrong; counted), and activity in it may be lost, never dated
+//!    in the future.
 //!
 //! Assumptions the guarantees rest on: the server's grace window exceeds `request_timeout +
 //! backoff_base` (a lost answer is retried within it unless the tab goes offline or to sleep
 //! first — then the server's reuse detection ends the session everywhere, reason `reused`);
-//! `lock_wait > request_timeout`; tabs of one origin share one wall clock.
+//! `lock_wait > request_timeout`; tabs of one origin share one wall clock up to
+//! [`wire::shared::CLOCK_TOLERANCE`] (larger differences are survived as described, and the
+//! claims fallback without Web Locks needs them within its settle time).
 
 pub mod config;
 pub mod engine;

@@ -24,13 +24,17 @@ const TOKEN_VERSION: u8 = 2;
 
 /// How far ahead of the reader's clock a timestamp from another tab or from storage may be.
 /// Tabs of one origin share one wall clock up to this much; anything later is implausible (a
-/// clock that jumped ahead, or a forged value) and is clamped (bus, one-shot) or ignored
-/// (storage, re-read again and again).
+/// clock that jumped ahead, or a forged value): activity counts as happening when first seen,
+/// claims are ignored, a token's times are bounded ([`TokenMeta::bounded`]).
 pub const CLOCK_TOLERANCE: Millis = 5_000;
 
 /// The longest refresh claim [`merge_shared`] keeps (beyond `now`): a claim reaching further is
 /// implausible and would block every tab's refresh for as long.
 pub const MAX_CLAIM_SPAN: Millis = 10 * 60_000;
+
+/// The largest jump of the logout epoch one message or record may announce. A larger one is
+/// implausible (nobody logs out a million times between two reads) and is ignored.
+pub const MAX_EPOCH_STEP: u64 = 1 << 20;
 
 /// The longest access-token lifetime the engine plans with: a token claiming to live longer is
 /// refreshed as if it expired after this (a far-future expiry never blocks refreshes).
@@ -85,6 +89,19 @@ impl TokenMeta {
         self.issued_at <= limit
             && self.stamp.session <= limit
             && self.stamp.session <= self.issued_at.saturating_add(CLOCK_TOLERANCE)
+    }
+
+    /// The same token with its times bounded at `now`: an `issued_at` beyond `now +`
+    /// [`CLOCK_TOLERANCE`] (a clock that ran ahead) becomes `now`, the lifetime is kept (at
+    /// most [`MAX_TOKEN_LIFETIME`]). The stamp — the token's identity and order — is kept.
+    pub fn bounded(&self, now: Millis) -> TokenMeta {
+        let mut m = *self;
+        if m.issued_at > now.saturating_add(CLOCK_TOLERANCE) {
+            let life = m.planned_expiry().saturating_sub(m.issued_at);
+            m.issued_at = now;
+            m.expires_at = now.saturating_add(life);
+        }
+        m
     }
 
     /// The expiry to plan with: `expires_at`, but never more than [`MAX_TOKEN_LIFETIME`]
@@ -208,8 +225,9 @@ impl Shared {
     pub fn sanitize(&mut self, now: Millis, claim_span: Millis) -> u32 {
         let limit = now.saturating_add(CLOCK_TOLERANCE);
         let mut dropped = 0;
-        if self.token.is_some_and(|t| !t.plausible(now)) {
-            self.token = None;
+        if let Some(t) = self.token.filter(|t| !t.plausible(now)) {
+            // A real token (its stamp orders it), with times from a clock that ran ahead.
+            self.token = Some(t.bounded(now));
             dropped += 1;
         }
         if self.claim.is_some_and(|c| {
@@ -299,7 +317,19 @@ pub fn merge_shared(stored: Option<&[u8]>, new: &[u8], now: Millis) -> Vec<u8> {
         .unwrap_or_default();
     out.sanitize(now, MAX_CLAIM_SPAN);
     match Shared::decode(new) {
-        Ok(n) => out.merge(&n),
+        Ok(n) => {
+            if out.epoch > n.epoch.saturating_add(MAX_EPOCH_STEP) {
+                // A stored epoch implausibly far ahead of the writer's (forged, corrupted):
+                // left in place, it would mask every real logout written after it.
+                out.epoch = n.epoch;
+                out.reason = n.reason;
+            }
+            out.merge(&n);
+            if out.activity.is_some_and(|a| a.epoch > out.epoch) {
+                // Activity of a session from an epoch nobody reached: forged.
+                out.activity = n.activity.filter(|a| a.epoch <= out.epoch);
+            }
+        }
         Err(_) => return out.encode(),
     }
     out.encode()
