@@ -37,8 +37,8 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use tessera::core::{
-    merge_shared, Config, Effect, Engine, Event, Input, LogoutReason, Millis, Msg, SessionState,
-    Shared, Stamp, Tokens,
+    merge_shared, Config, Effect, Engine, Event, Input, LogoutReason, Millis, Msg, RequestId,
+    SessionState, Shared, Stamp, Tokens,
 };
 
 /// Adds a line to the trace, formatting only when tracing (replays of a failing seed).
@@ -86,7 +86,18 @@ enum Unsafe {
     Epoch,
     SharedActivity,
     AdoptOlder,
+    /// Trust far-future timestamps from other tabs and storage.
+    Clocks,
+    /// Trust logout epochs however far they jump.
+    Counters,
 }
+
+/// Largest constant clock skew of a tab against true time (either way). Kept under the
+/// claims fallback's settle time (100 ms), which orders claims by their time; larger
+/// differences are clock jumps.
+const SKEW_MAX: Millis = 40;
+/// How far a tab's clock may jump (either way) while it is wrong.
+const JUMP_MAX: Millis = 365 * 24 * 3_600_000;
 
 /// tessera-server's default `--refresh-grace` (10 s).
 const GRACE: Millis = 10_000;
@@ -125,10 +136,12 @@ impl Params {
         config.web_locks = !rng.chance(0.25);
         match unsafe_ {
             Unsafe::None => {}
-            Unsafe::Lock => config.unsafe_disable_lock = true,
-            Unsafe::Epoch => config.unsafe_disable_epoch = true,
-            Unsafe::SharedActivity => config.unsafe_disable_shared_activity = true,
-            Unsafe::AdoptOlder => config.unsafe_adopt_older = true,
+            Unsafe::Lock => config.faults.disable_lock = true,
+            Unsafe::Epoch => config.faults.disable_epoch = true,
+            Unsafe::SharedActivity => config.faults.disable_shared_activity = true,
+            Unsafe::AdoptOlder => config.faults.adopt_older = true,
+            Unsafe::Clocks => config.faults.trust_clocks = true,
+            Unsafe::Counters => config.faults.trust_counters = true,
         }
         let tabs_max = if rng.chance(0.1) {
             32
@@ -199,6 +212,8 @@ enum ReqKind {
 }
 
 struct Request {
+    /// The engine's id for it (its answer carries it back).
+    rid: RequestId,
     tab: usize,
     /// The tab slot's incarnation.
     gen: u32,
@@ -216,6 +231,10 @@ enum Answer {
     RefreshRejected(LogoutReason),
     Failed,
     LoginOk(Token),
+    /// Password accepted, TOTP code required.
+    Mfa,
+    /// The login request failed (offline).
+    LoginFailed,
     LogoutDone,
 }
 
@@ -242,10 +261,10 @@ enum Ev {
 enum SimInput {
     Bus(Vec<u8>),
     StorageEvent,
-    LockGranted,
-    LockUnavailable,
-    LockLost,
-    Http(Answer),
+    LockGranted(RequestId),
+    LockUnavailable(RequestId),
+    LockLost(RequestId),
+    Http(Answer, RequestId),
     /// `online` / `offline` (queued while the tab is frozen, like any event).
     Online(bool),
     /// A `storage` event for the vault record (another tab rewrote it).
@@ -289,6 +308,15 @@ enum Action {
         gen: u32,
     },
     LaptopWake,
+    /// A tab's clock jumps ahead (up to a year) and is set back (corrected) later.
+    ClockJump,
+    ClockFix {
+        tab: usize,
+        gen: u32,
+    },
+    /// A well-formed but forged message on the bus, or record in storage: far-future times,
+    /// an implausible logout epoch.
+    Forge,
 }
 
 struct Tab {
@@ -311,11 +339,21 @@ struct Tab {
     last_fresh: Millis,
     /// Pending property-2 checks to run when it wakes.
     wake_checks: Vec<u64>,
+    /// The next login of this tab asks for a TOTP code.
+    mfa_next: bool,
+    /// Its clock minus true time: a small constant skew, or a jump while `jumped`.
+    offset: i64,
+    /// Its constant skew.
+    skew: i64,
+    /// Its clock jumped and is not corrected yet.
+    jumped: bool,
 }
 
 struct Lock {
-    holder: Option<(usize, u32)>,
-    queue: VecDeque<(usize, u32, u64)>,
+    /// Tab slot, incarnation, and the engine's id of the request that obtained it.
+    holder: Option<(usize, u32, RequestId)>,
+    /// Tab slot, incarnation, ticket, request id.
+    queue: VecDeque<(usize, u32, u64, RequestId)>,
     next_ticket: u64,
 }
 
@@ -336,6 +374,9 @@ struct Sim {
     laptop_asleep: bool,
     /// Origin-wide true last activity (for property 3), and the session it belongs to.
     true_activity: Millis,
+    /// The same, counting only activity in tabs whose clock was right (activity in a tab
+    /// whose clock jumped cannot be dated by anyone: it may be lost, never invented).
+    datable_activity: Millis,
     /// When the last scheduled wake / back-online happens (the run goes on long enough after
     /// it for the end-of-run liveness check to be fair).
     recovered_by: Millis,
@@ -358,10 +399,11 @@ struct SimStats {
     idle_logouts: u64,
     steps: u64,
     feeds: u64,
-}
-
-fn fmt_stamp(s: Stamp) -> String {
-    format!("e{}#{}@t{}", s.epoch, s.serial, s.tab)
+    /// Clock jumps, and idle logouts by tabs whose clock had jumped ahead.
+    jumps: u64,
+    jump_logouts: u64,
+    /// Forged messages and records, and values the engines found implausible.
+    forged: u64,
 }
 
 fn fmt_token(t: Token) -> String {
@@ -377,67 +419,11 @@ fn parse_token(s: &str) -> Option<Token> {
     })
 }
 
-fn describe_effect(e: &Effect) -> String {
-    match e {
-        Effect::SendRefresh { .. } => "SendRefresh".into(),
-        Effect::SendLogout { everywhere, .. } => format!("SendLogout(everywhere={everywhere})"),
-        Effect::AcquireLock { wait, steal } => format!("AcquireLock(wait={wait}, steal={steal})"),
-        Effect::ReleaseLock => "ReleaseLock".into(),
-        Effect::Broadcast(b) => format!("Broadcast({})", describe_msg(b)),
-        Effect::PersistShared(b) => format!("PersistShared({})", describe_shared(Some(b))),
-        Effect::StoreToken(_) => "StoreToken".into(),
-        Effect::Wipe => "Wipe".into(),
-        Effect::Emit(ev) => format!("Emit({})", describe_event(ev)),
-    }
-}
-
-fn describe_event(ev: &Event) -> String {
-    match ev {
-        Event::Logout { reason } => format!("logout:{}", reason.as_str()),
-        Event::IdleWarning { deadline } => format!("idle-warning:{deadline}"),
-        Event::Error { code } => format!("error:{}", code.as_str()),
-        other => other.name().into(),
-    }
-}
-
-fn describe_msg(b: &[u8]) -> String {
-    match Msg::decode(b) {
-        Ok(Msg::Token {
-            meta, access_token, ..
-        }) => {
-            format!(
-                "Token {} {} exp={}",
-                access_token,
-                fmt_stamp(meta.stamp),
-                meta.expires_at
-            )
-        }
-        Ok(Msg::Activity { epoch, at }) => format!("Activity e{epoch} at={at}"),
-        Ok(Msg::Logout { epoch, reason }) => format!("Logout e{epoch} {}", reason.as_str()),
-        Ok(Msg::TokenRequest { tab, attempt }) => format!("TokenRequest t{tab} #{attempt}"),
-        Ok(Msg::Claim(c)) => format!("Claim #{} t{} until={}", c.serial, c.tab, c.until),
-        Err(e) => format!("garbage({})", e.as_str()),
-    }
-}
-
-fn describe_shared(b: Option<&Vec<u8>>) -> String {
-    match b.map(|b| Shared::decode(b)) {
-        None => "none".into(),
-        Some(Err(e)) => format!("garbage({})", e.as_str()),
-        Some(Ok(s)) => format!(
-            "epoch={} token={} claim={} activity={}",
-            s.epoch,
-            s.token.map_or("-".into(), |t| format!(
-                "{} exp={}",
-                fmt_stamp(t.stamp),
-                t.expires_at
-            )),
-            s.claim.map_or("-".into(), |c| format!(
-                "#{}@t{} until={}",
-                c.serial, c.tab, c.until
-            )),
-            s.last_activity
-        ),
+/// A bus message or stored record, decoded for the trace.
+fn decoded<T: std::fmt::Debug, E: std::fmt::Debug>(r: Result<T, E>) -> String {
+    match r {
+        Ok(v) => format!("{v:?}"),
+        Err(e) => format!("garbage({e:?})"),
     }
 }
 
@@ -465,6 +451,7 @@ impl Sim {
             },
             laptop_asleep: false,
             true_activity: 0,
+            datable_activity: 0,
             last_logout_req: 0,
             recovered_by: 0,
             trace: if trace { Some(Vec::new()) } else { None },
@@ -514,6 +501,22 @@ impl Sim {
             .push(Reverse((at, self.seq, self.events.len() - 1)));
     }
 
+    /// Tab `i`'s clock now (true time plus its skew, or its jump).
+    fn tab_now(&self, i: usize) -> Millis {
+        self.now.saturating_add_signed(self.tabs[i].offset)
+    }
+
+    /// The true time at which tab `i`'s clock reads `t`.
+    fn true_time(&self, i: usize, t: Millis) -> Millis {
+        t.saturating_add_signed(-self.tabs[i].offset)
+    }
+
+    /// The slack property 3 allows between tabs' clocks: two skews (sender ahead, receiver
+    /// behind) and the tolerance a far-ahead value is clamped to.
+    fn clock_slack(&self) -> Millis {
+        2 * SKEW_MAX + tessera::core::wire::shared::CLOCK_TOLERANCE
+    }
+
     fn alive_awake(&self, i: usize) -> bool {
         self.tabs[i].alive && !self.tabs[i].asleep
     }
@@ -551,6 +554,8 @@ impl Sim {
                 860..=879 => Action::Garbage,
                 880..=929 => Action::ApiCall,
                 930..=949 => Action::Focus,
+                950..=959 => Action::ClockJump,
+                960..=974 => Action::Forge,
                 _ => {
                     // A break: no action for a while.
                     t += self.rng.range(1, 15) * MIN;
@@ -576,7 +581,11 @@ impl Sim {
             let next_ev = self.queue.peek().map(|Reverse((t, _, _))| *t);
             let next_timer = (0..self.tabs.len())
                 .filter(|&i| self.alive_awake(i))
-                .filter_map(|i| self.tabs[i].deadline.map(|d| (d.max(self.now), i)))
+                .filter_map(|i| {
+                    self.tabs[i]
+                        .deadline
+                        .map(|d| (self.true_time(i, d).max(self.now), i))
+                })
                 .min();
             let take_timer = match (next_ev, next_timer) {
                 (None, None) => break,
@@ -619,25 +628,10 @@ impl Sim {
         if let Some(tr) = &self.trace {
             let _ = tr;
             let name = match &input {
-                Input::Bus(b) => format!("Bus({})", describe_msg(b)),
-                Input::Shared(s) => format!("Shared({})", describe_shared(s.as_ref())),
+                Input::Bus(b) => format!("Bus({})", decoded(Msg::decode(b))),
+                Input::Shared(Some(b)) => format!("Shared({})", decoded(Shared::decode(b))),
                 Input::Restore(_) => "Restore".into(),
-                Input::Resume => "Resume".into(),
-                Input::LoginSucceeded(t) => format!("LoginSucceeded({})", t.access_token),
-                Input::LoginStarted => "LoginStarted".into(),
-                Input::RefreshSucceeded(t) => format!("RefreshSucceeded({})", t.access_token),
-                Input::RefreshRejected(r) => format!("RefreshRejected({})", r.as_str()),
-                Input::RefreshFailed { .. } => "RefreshFailed".into(),
-                Input::LockGranted => "LockGranted".into(),
-                Input::LockUnavailable => "LockUnavailable".into(),
-                Input::LockLost => "LockLost".into(),
-                Input::Timer => "Timer".into(),
-                Input::Activity => "Activity".into(),
-                Input::StayActive => "StayActive".into(),
-                Input::Logout { everywhere } => format!("Logout(everywhere={everywhere})"),
-                Input::Visibility(v) => format!("Visibility({v})"),
-                Input::Online(o) => format!("Online({o})"),
-                _ => "other".into(),
+                other => format!("{other:?}"),
             };
             let id = self.tabs[i].engine.tab_id();
             trace!(self, "tab{i}(t{id}) <- {name}");
@@ -646,11 +640,12 @@ impl Sim {
         self.stats.feeds += 1;
         if matches!(
             input,
-            Input::Timer | Input::Shared(_) | Input::LockGranted | Input::Visibility(true)
+            Input::Timer | Input::Shared(_) | Input::LockGranted { .. } | Input::Visibility(true)
         ) {
             self.tabs[i].last_fresh = now;
         }
-        self.tabs[i].engine.handle(now, input);
+        let tab_now = self.tab_now(i);
+        self.tabs[i].engine.handle(tab_now, input);
         self.tabs[i].deadline = self.tabs[i].engine.next_deadline();
         self.drain(i);
         self.check_tab(i);
@@ -685,38 +680,49 @@ impl Sim {
                 let s = self.storage.clone();
                 self.feed(i, Input::Shared(s));
             }
-            SimInput::LockGranted => {
+            SimInput::LockGranted(id) => {
                 let s = self.storage.clone();
                 self.feed(i, Input::Shared(s));
-                self.feed(i, Input::LockGranted);
+                self.feed(i, Input::LockGranted { id });
             }
-            SimInput::LockUnavailable => self.feed(i, Input::LockUnavailable),
-            SimInput::LockLost => self.feed(i, Input::LockLost),
+            SimInput::LockUnavailable(id) => self.feed(i, Input::LockUnavailable { id }),
+            SimInput::LockLost(id) => self.feed(i, Input::LockLost { id }),
             SimInput::Online(o) => self.feed(i, Input::Online(o)),
             SimInput::VaultEvent => {
                 if let Some(v) = self.vault.clone() {
                     self.feed(i, Input::Restore(v));
                 }
             }
-            SimInput::Http(a) => {
+            SimInput::Http(a, id) => {
+                let tokens = |s: &Sim, t: Token| Tokens {
+                    access_token: fmt_token(t),
+                    expires_in_ms: s.p.access_ttl,
+                    refresh_token: s.p.token_mode.then(|| fmt_token(t)),
+                    session: Some(format!("F{}", t.family)),
+                    user: None,
+                };
                 let input = match a {
-                    Answer::RefreshOk(t) => Input::RefreshSucceeded(Tokens {
-                        access_token: fmt_token(t),
-                        expires_in_ms: self.p.access_ttl,
-                        refresh_token: self.p.token_mode.then(|| fmt_token(t)),
-                    }),
-                    Answer::RefreshRejected(r) => Input::RefreshRejected(r),
-                    Answer::Failed => Input::RefreshFailed { retry_after: None },
+                    Answer::RefreshOk(t) => Input::RefreshSucceeded {
+                        id,
+                        tokens: tokens(self, t),
+                    },
+                    Answer::RefreshRejected(reason) => Input::RefreshRejected { id, reason },
+                    Answer::Failed => Input::RefreshFailed {
+                        id,
+                        retry_after: None,
+                    },
                     Answer::LoginOk(t) => {
                         // A login is user activity.
                         self.true_activity = self.true_activity.max(self.now);
-                        Input::LoginSucceeded(Tokens {
-                            access_token: fmt_token(t),
-                            expires_in_ms: self.p.access_ttl,
-                            refresh_token: self.p.token_mode.then(|| fmt_token(t)),
-                        })
+                        self.datable_activity = self.datable_activity.max(self.now);
+                        Input::LoginSucceeded {
+                            id,
+                            tokens: tokens(self, t),
+                        }
                     }
-                    Answer::LogoutDone => return,
+                    Answer::Mfa => Input::MfaRequired { id },
+                    Answer::LoginFailed => Input::LoginFailed { id },
+                    Answer::LogoutDone => Input::LogoutAnswered { id },
                 };
                 self.feed(i, input);
             }
@@ -726,7 +732,14 @@ impl Sim {
     fn drain(&mut self, i: usize) {
         while let Some(effect) = self.tabs[i].engine.poll_effect() {
             if self.trace.is_some() {
-                let d = describe_effect(&effect);
+                let d = match &effect {
+                    Effect::Broadcast(b) => format!("Broadcast({})", decoded(Msg::decode(b))),
+                    Effect::PersistShared(b) => {
+                        format!("PersistShared({})", decoded(Shared::decode(b)))
+                    }
+                    Effect::StoreToken(_) => "StoreToken".into(),
+                    other => format!("{other:?}"),
+                };
                 trace!(self, "tab{i}    -> {d}");
             }
             self.perform(i, effect);
@@ -736,23 +749,43 @@ impl Sim {
     fn perform(&mut self, i: usize, effect: Effect) {
         let gen = self.tabs[i].gen;
         match effect {
-            Effect::SendRefresh { refresh_token } => {
+            Effect::SendLogin { id } => {
+                if std::mem::take(&mut self.tabs[i].mfa_next) {
+                    // Password accepted, TOTP code required; the user types it a bit later.
+                    let at = self.now + self.rng.range(50, 400);
+                    self.schedule(
+                        at,
+                        Ev::Deliver {
+                            tab: i,
+                            gen,
+                            input: SimInput::Http(Answer::Mfa, id),
+                        },
+                    );
+                    let at = at + self.rng.range(2_000, 30_000);
+                    self.schedule(at, Ev::Act(Action::MfaDone { tab: i, gen }));
+                } else {
+                    let jar = self.jar;
+                    self.send(i, ReqKind::Login, jar, id);
+                }
+            }
+            Effect::SendRefresh { id, refresh_token } => {
                 self.stats.refreshes += 1;
                 let presented = self.presented(refresh_token);
-                self.send(i, ReqKind::Refresh, presented);
+                self.send(i, ReqKind::Refresh, presented, id);
             }
             Effect::SendLogout {
+                id,
                 everywhere,
                 refresh_token,
                 ..
             } => {
                 self.last_logout_req = self.now;
                 let presented = self.presented(refresh_token);
-                self.send(i, ReqKind::Logout { everywhere }, presented);
+                self.send(i, ReqKind::Logout { everywhere }, presented, id);
             }
-            Effect::AcquireLock { wait, steal } => self.lock_request(i, gen, wait, steal),
+            Effect::AcquireLock { id, wait, steal } => self.lock_request(i, gen, id, wait, steal),
             Effect::ReleaseLock => {
-                if self.lock.holder == Some((i, gen)) {
+                if self.lock.holder.is_some_and(|(t, g, _)| (t, g) == (i, gen)) {
                     self.lock.holder = None;
                     self.lock_grant_next();
                 }
@@ -784,7 +817,8 @@ impl Sim {
                 }
             }
             Effect::PersistShared(bytes) => {
-                self.storage = Some(merge_shared(self.storage.as_deref(), &bytes));
+                let writer_now = self.tab_now(i);
+                self.storage = Some(merge_shared(self.storage.as_deref(), &bytes, writer_now));
                 self.storage_event(i);
             }
             Effect::StoreToken(bytes) => {
@@ -860,13 +894,17 @@ impl Sim {
             Event::Idle => {
                 // Property 3: an idle logout only after the deadline of the true last activity
                 // (± one throttle interval for activity a tab had not published yet).
-                if let Some(timeout) = self.p.config.idle_timeout {
-                    let slack = self.p.config.activity_throttle;
-                    if self.now + slack < self.true_activity + timeout {
-                        let early = self.true_activity + timeout - self.now;
+                if self.tabs[i].jumped {
+                    // A tab whose clock jumped ahead may idle out (no monotonic clock here);
+                    // what it must not do is move anybody else's deadline.
+                    self.stats.jump_logouts += 1;
+                } else if let Some(timeout) = self.p.config.idle_timeout {
+                    let slack = self.p.config.activity_throttle + 2 * SKEW_MAX;
+                    if self.now + slack < self.datable_activity + timeout {
+                        let early = self.datable_activity + timeout - self.now;
                         self.fail(format!(
                             "tab{i}: idle logout {early} ms before the deadline (last activity {} ms ago)",
-                            self.now - self.true_activity
+                            self.now - self.datable_activity
                         ));
                     }
                 }
@@ -886,7 +924,7 @@ impl Sim {
         }
     }
 
-    fn send(&mut self, i: usize, kind: ReqKind, cookie: Option<Token>) {
+    fn send(&mut self, i: usize, kind: ReqKind, cookie: Option<Token>, rid: RequestId) {
         let gen = self.tabs[i].gen;
         let id = self.requests.len();
         let excused_dup = kind == ReqKind::Refresh
@@ -897,6 +935,7 @@ impl Sim {
                     && self.excused(r)
             });
         self.requests.push(Request {
+            rid,
             tab: i,
             gen,
             kind,
@@ -913,7 +952,14 @@ impl Sim {
                 Ev::Deliver {
                     tab: i,
                     gen,
-                    input: SimInput::Http(Answer::Failed),
+                    input: SimInput::Http(
+                        if kind == ReqKind::Login {
+                            Answer::LoginFailed
+                        } else {
+                            Answer::Failed
+                        },
+                        rid,
+                    ),
                 },
             );
             return;
@@ -959,13 +1005,17 @@ impl Sim {
             trace!(self, "net: answer to request {id} is lost");
             // Half of the lost answers surface as a network error, half hang (request timeout).
             if self.rng.chance(0.5) && self.requests[id].kind == ReqKind::Refresh {
-                let (tab, gen) = (self.requests[id].tab, self.requests[id].gen);
+                let (tab, gen, rid) = (
+                    self.requests[id].tab,
+                    self.requests[id].gen,
+                    self.requests[id].rid,
+                );
                 self.schedule(
                     at,
                     Ev::Deliver {
                         tab,
                         gen,
-                        input: SimInput::Http(Answer::Failed),
+                        input: SimInput::Http(Answer::Failed, rid),
                     },
                 );
             }
@@ -1062,14 +1112,18 @@ impl Sim {
         if processed {
             self.requests[id].fate = Fate::Lost;
         }
-        let (tab, gen) = (self.requests[id].tab, self.requests[id].gen);
+        let (tab, gen, rid) = (
+            self.requests[id].tab,
+            self.requests[id].gen,
+            self.requests[id].rid,
+        );
         if self.requests[id].kind == ReqKind::Refresh {
             self.schedule(
                 self.now,
                 Ev::Deliver {
                     tab,
                     gen,
-                    input: SimInput::Http(Answer::Failed),
+                    input: SimInput::Http(Answer::Failed, rid),
                 },
             );
         }
@@ -1106,7 +1160,11 @@ impl Sim {
             }
             _ => {}
         }
-        let (tab, gen) = (self.requests[id].tab, self.requests[id].gen);
+        let (tab, gen, rid) = (
+            self.requests[id].tab,
+            self.requests[id].gen,
+            self.requests[id].rid,
+        );
         if self.tabs[tab].alive && self.tabs[tab].gen == gen {
             if !self.tabs[tab].asleep {
                 self.requests[id].fate = Fate::Delivered;
@@ -1116,7 +1174,7 @@ impl Sim {
                 Ev::Deliver {
                     tab,
                     gen,
-                    input: SimInput::Http(answer),
+                    input: SimInput::Http(answer, rid),
                 },
             );
         } else {
@@ -1126,46 +1184,50 @@ impl Sim {
 
     // -- the lock (Web Locks semantics) ---------------------------------------------------------
 
-    fn lock_request(&mut self, i: usize, gen: u32, wait: Millis, steal: bool) {
+    fn lock_request(&mut self, i: usize, gen: u32, id: RequestId, wait: Millis, steal: bool) {
+        // A new request replaces the tab's earlier one (as the browser driver does).
+        self.lock
+            .queue
+            .retain(|&(t, g, _, _)| !(t == i && g == gen));
         if steal {
-            if let Some((h, hg)) = self.lock.holder.take() {
+            if let Some((h, hg, hid)) = self.lock.holder.take() {
                 if (h, hg) != (i, gen) {
                     self.schedule(
                         self.now,
                         Ev::Deliver {
                             tab: h,
                             gen: hg,
-                            input: SimInput::LockLost,
+                            input: SimInput::LockLost(hid),
                         },
                     );
                 }
             }
-            self.lock.holder = Some((i, gen));
+            self.lock.holder = Some((i, gen, id));
             self.schedule(
                 self.now,
                 Ev::Deliver {
                     tab: i,
                     gen,
-                    input: SimInput::LockGranted,
+                    input: SimInput::LockGranted(id),
                 },
             );
             return;
         }
         if self.lock.holder.is_none() {
-            self.lock.holder = Some((i, gen));
+            self.lock.holder = Some((i, gen, id));
             self.schedule(
                 self.now,
                 Ev::Deliver {
                     tab: i,
                     gen,
-                    input: SimInput::LockGranted,
+                    input: SimInput::LockGranted(id),
                 },
             );
             return;
         }
         self.lock.next_ticket += 1;
         let ticket = self.lock.next_ticket;
-        self.lock.queue.push_back((i, gen, ticket));
+        self.lock.queue.push_back((i, gen, ticket, id));
         self.schedule(
             self.now + wait,
             Ev::LockTimeout {
@@ -1178,17 +1240,17 @@ impl Sim {
 
     fn lock_grant_next(&mut self) {
         while self.lock.holder.is_none() {
-            let Some((i, gen, _)) = self.lock.queue.pop_front() else {
+            let Some((i, gen, _, id)) = self.lock.queue.pop_front() else {
                 return;
             };
             if self.tabs[i].alive && self.tabs[i].gen == gen {
-                self.lock.holder = Some((i, gen));
+                self.lock.holder = Some((i, gen, id));
                 self.schedule(
                     self.now,
                     Ev::Deliver {
                         tab: i,
                         gen,
-                        input: SimInput::LockGranted,
+                        input: SimInput::LockGranted(id),
                     },
                 );
             }
@@ -1197,8 +1259,10 @@ impl Sim {
 
     fn lock_drop_tab(&mut self, i: usize) {
         let gen = self.tabs[i].gen;
-        self.lock.queue.retain(|&(t, g, _)| !(t == i && g == gen));
-        if self.lock.holder == Some((i, gen)) {
+        self.lock
+            .queue
+            .retain(|&(t, g, _, _)| !(t == i && g == gen));
+        if self.lock.holder.is_some_and(|(t, g, _)| (t, g) == (i, gen)) {
             self.lock.holder = None;
             self.lock_grant_next();
         }
@@ -1230,15 +1294,15 @@ impl Sim {
                 }
             }
             Ev::LockTimeout { tab, gen, ticket } => {
-                let before = self.lock.queue.len();
-                self.lock.queue.retain(|&(_, _, t)| t != ticket);
-                if self.lock.queue.len() != before {
+                let timed_out = self.lock.queue.iter().find(|q| q.2 == ticket).map(|q| q.3);
+                if let Some(id) = timed_out {
+                    self.lock.queue.retain(|&(_, _, t, _)| t != ticket);
                     self.schedule(
                         self.now,
                         Ev::Deliver {
                             tab,
                             gen,
-                            input: SimInput::LockUnavailable,
+                            input: SimInput::LockUnavailable(id),
                         },
                     );
                 }
@@ -1265,16 +1329,22 @@ impl Sim {
         let id = self.next_tab_id;
         self.next_tab_id += 1;
         let seed = self.rng.next();
-        let engine = Engine::new(self.p.config.clone(), id, seed, self.now);
+        let skew = self.rng.range(0, 2 * SKEW_MAX) as i64 - SKEW_MAX as i64;
+        let engine = Engine::new(
+            self.p.config.clone(),
+            id,
+            seed,
+            self.now.saturating_add_signed(skew),
+        );
         // Reuse a dead slot or add one.
         let slot = match (0..self.tabs.len()).find(|&i| !self.tabs[i].alive) {
             Some(s) => {
                 let g = self.tabs[s].gen + 1;
-                self.tabs[s] = Tab::new(engine, g);
+                self.tabs[s] = Tab::new(engine, g, skew);
                 s
             }
             None => {
-                self.tabs.push(Tab::new(engine, 0));
+                self.tabs.push(Tab::new(engine, 0, skew));
                 self.tabs.len() - 1
             }
         };
@@ -1300,6 +1370,9 @@ impl Sim {
                 let signed_in = self.tabs[i].engine.access_token().is_some();
                 if signed_in {
                     self.true_activity = self.true_activity.max(self.now);
+                    if !self.tabs[i].jumped {
+                        self.datable_activity = self.datable_activity.max(self.now);
+                    }
                 }
                 let input = if matches!(a, Action::StayActive) {
                     Input::StayActive
@@ -1317,32 +1390,15 @@ impl Sim {
                 let Some(i) = self.random_tab(|s, i| {
                     s.alive_awake(i)
                         && s.tabs[i].online
+                        && !s.tabs[i].jumped
                         && s.tabs[i].engine.access_token().is_none()
                 }) else {
                     return;
                 };
                 trace!(self, "user logs in in tab{i}");
+                // Some users need a TOTP code after the password.
+                self.tabs[i].mfa_next = self.rng.chance(0.2);
                 self.feed(i, Input::LoginStarted);
-                if self.rng.chance(0.2) {
-                    // Password accepted, TOTP code required; the user types it a bit later.
-                    self.feed(i, Input::MfaRequired);
-                    let gen = self.tabs[i].gen;
-                    let at = self.now + self.rng.range(2_000, 30_000);
-                    self.schedule(at, Ev::Act(Action::MfaDone { tab: i, gen }));
-                    return;
-                }
-                let id = self.requests.len();
-                let gen = self.tabs[i].gen;
-                self.requests.push(Request {
-                    tab: i,
-                    gen,
-                    kind: ReqKind::Login,
-                    cookie: self.jar,
-                    fate: Fate::Pending,
-                    excused_dup: false,
-                });
-                let at = self.now + self.rng.range(50, 400);
-                self.schedule(at, Ev::Arrive { req: id });
             }
             Action::Logout => {
                 if self.laptop_asleep {
@@ -1457,7 +1513,7 @@ impl Sim {
                 let expired = self.tabs[i]
                     .engine
                     .token_meta()
-                    .is_none_or(|m| m.expires_at <= self.now);
+                    .is_none_or(|m| m.expires_at <= self.tab_now(i));
                 let revoked = tok.is_none_or(|t| {
                     self.families
                         .get(t.family as usize)
@@ -1465,7 +1521,8 @@ impl Sim {
                 });
                 if expired || revoked {
                     trace!(self, "tab{i}: API call answered 401");
-                    self.feed(i, Input::AccessRejected);
+                    let access_token = self.tabs[i].engine.access_token().unwrap_or("").into();
+                    self.feed(i, Input::AccessRejected { access_token });
                 }
             }
             Action::Focus => {
@@ -1477,23 +1534,119 @@ impl Sim {
                 self.feed(i, Input::Shared(s));
                 self.feed(i, Input::Visibility(true));
             }
+            Action::ClockJump => {
+                // The claims fallback (no Web Locks) orders claims by time: it assumes the
+                // tabs' clocks agree within its settle time. With a clock a year off it can
+                // let two tabs refresh at once (a documented limit), so jumps run with Web
+                // Locks only.
+                if !self.p.web_locks {
+                    return;
+                }
+                let Some(i) = self.random_tab(|s, i| s.alive_awake(i) && !s.tabs[i].jumped) else {
+                    return;
+                };
+                // Forward (the clock runs ahead), then corrected: the correction is the
+                // backward jump. (A clock set back while its tab writes the shared record is
+                // a known limit: the writer's merge drops what lies in its future.)
+                let by = self.rng.range(MIN, JUMP_MAX) as i64;
+                let dur = self.rng.range(1_000, 5 * MIN);
+                trace!(
+                    self,
+                    "tab{i}: clock jumps by {} s for {} s",
+                    by / 1000,
+                    dur / 1000
+                );
+                self.stats.jumps += 1;
+                self.tabs[i].offset = self.tabs[i].skew + by;
+                self.tabs[i].jumped = true;
+                let g = self.tabs[i].gen;
+                self.recovered_by = self.recovered_by.max(self.now + dur);
+                self.schedule(self.now + dur, Ev::Act(Action::ClockFix { tab: i, gen: g }));
+            }
+            Action::ClockFix { tab, gen } => {
+                if self.tabs[tab].gen == gen && self.tabs[tab].alive {
+                    trace!(self, "tab{tab}: clock corrected");
+                    self.tabs[tab].offset = self.tabs[tab].skew;
+                    self.tabs[tab].jumped = false;
+                    self.tabs[tab].awake_since = self.now;
+                    if !self.tabs[tab].asleep {
+                        // The time change re-arms the page's timer.
+                        let s = self.storage.clone();
+                        self.feed(tab, Input::Shared(s));
+                        self.feed(tab, Input::Timer);
+                    }
+                }
+            }
+            Action::Forge => {
+                let Some(i) = self.random_tab(|s, i| s.alive_awake(i)) else {
+                    return;
+                };
+                self.stats.forged += 1;
+                let now = self.tab_now(i);
+                // Beyond any plausible time for the whole run (a forged value that is only a
+                // minute ahead becomes indistinguishable from a real one a minute later:
+                // forging "the user is active now" is not something a tab can detect).
+                let far = now + self.rng.range(2 * 24 * 60 * MIN, JUMP_MAX);
+                let known =
+                    Shared::decode(self.storage.as_deref().unwrap_or(&[])).map_or(0, |s| s.epoch);
+                let stamp = self.tabs[i].engine.token_meta().map(|m| m.stamp);
+                let claim = tessera::core::Claim {
+                    serial: self.rng.range(0, 1_000),
+                    tab: 0xf0_f0,
+                    at: now,
+                    until: far,
+                    base: self.tabs[i].engine.token_meta().map_or(0, |m| m.issued_at),
+                };
+                let activity = tessera::core::Activity {
+                    epoch: stamp.map_or(known, |s| s.epoch),
+                    session: stamp.map_or(0, |s| s.session),
+                    at: far,
+                };
+                let epoch = known + tessera::core::MAX_EPOCH_STEP + self.rng.range(1, 1 << 40);
+                let kind = self.rng.pick(4);
+                if kind == 0 && stamp.is_some() {
+                    // Forged activity (a far-future time) counts as activity now, once: as if
+                    // the user had acted (a tab cannot tell). What it must not do is count as
+                    // activity a year from now. It reaches one tab only, so it need not keep
+                    // the others alive.
+                    self.true_activity = self.true_activity.max(self.now);
+                }
+                match kind {
+                    0 => self.feed(i, Input::Bus(Msg::Activity(activity).encode())),
+                    1 => self.feed(i, Input::Bus(Msg::Claim(claim).encode())),
+                    2 => {
+                        let reason = LogoutReason::Revoked;
+                        self.feed(i, Input::Bus(Msg::Logout { epoch, reason }.encode()));
+                    }
+                    _ => {
+                        // Written straight into storage (no merge, no sanitising).
+                        let mut rec = Shared::decode(self.storage.as_deref().unwrap_or(&[]))
+                            .unwrap_or_default();
+                        // (Not activity: a far-future activity in the record is dated by each
+                        // tab when it first reads it — a tab opened an hour later counts it an
+                        // hour later. Forging "the user is active" in storage cannot be told
+                        // from the real thing; see the README's known limits.)
+                        rec.merge(&Shared {
+                            epoch: if self.rng.chance(0.3) {
+                                epoch
+                            } else {
+                                rec.epoch
+                            },
+                            claim: Some(claim),
+                            ..Shared::default()
+                        });
+                        trace!(self, "storage forged: {rec:?}");
+                        self.storage = Some(rec.encode());
+                        self.storage_event(usize::MAX);
+                    }
+                }
+            }
             Action::MfaDone { tab, gen } => {
                 if self.tabs[tab].gen == gen
                     && self.alive_awake(tab)
                     && self.tabs[tab].engine.state() == SessionState::MfaRequired
                 {
                     self.feed(tab, Input::LoginStarted);
-                    let id = self.requests.len();
-                    self.requests.push(Request {
-                        tab,
-                        gen,
-                        kind: ReqKind::Login,
-                        cookie: None,
-                        fate: Fate::Pending,
-                        excused_dup: false,
-                    });
-                    let at = self.now + self.rng.range(50, 400);
-                    self.schedule(at, Ev::Arrive { req: id });
                 }
             }
             Action::Garbage => {
@@ -1627,7 +1780,7 @@ impl Sim {
         // Property 4: never an older token than one seen.
         if let Some(seen) = tab.seen {
             if meta.stamp < seen && meta.stamp.epoch >= seen.epoch {
-                let (m, s) = (fmt_stamp(meta.stamp), fmt_stamp(seen));
+                let (m, s) = (format!("{:?}", meta.stamp), format!("{seen:?}"));
                 self.fail(format!(
                     "property 4: tab{i} holds token {m} after seeing {s}"
                 ));
@@ -1657,9 +1810,11 @@ impl Sim {
         // Property 3, the other half: nobody stays signed in past the idle deadline of the
         // true last activity once it re-read the shared record (a fresh input).
         if let Some(timeout) = self.p.config.idle_timeout {
+            let slack = self.clock_slack();
             if self.tabs[i].engine.access_token().is_some()
+                && !self.tabs[i].jumped
                 && self.tabs[i].last_fresh == self.now
-                && self.now > self.true_activity.max(meta.stamp.session) + timeout
+                && self.now > self.true_activity.max(meta.stamp.session) + timeout + slack
             {
                 let late = self.now - self.true_activity.max(meta.stamp.session) - timeout;
                 self.fail(format!(
@@ -1687,8 +1842,11 @@ impl Sim {
             }
             // A tab acts on its own timer at the deadline, or — thawing after it — on the timer
             // it asks for right away.
+            if self.tabs[i].jumped {
+                continue;
+            }
             let deadline = self.true_activity.max(meta.stamp.session) + timeout;
-            if self.now > deadline.max(self.tabs[i].awake_since) + 2 {
+            if self.now > deadline.max(self.tabs[i].awake_since) + 2 + self.clock_slack() {
                 let late = self.now - deadline;
                 self.fail(format!(
                     "property 3: awake tab{i} still signed in {late} ms after the idle deadline"
@@ -1723,7 +1881,7 @@ impl Sim {
 }
 
 impl Tab {
-    fn new(engine: Engine, gen: u32) -> Tab {
+    fn new(engine: Engine, gen: u32, skew: i64) -> Tab {
         Tab {
             deadline: engine.next_deadline(),
             engine,
@@ -1737,6 +1895,10 @@ impl Tab {
             awake_since: 0,
             last_fresh: 0,
             wake_checks: Vec::new(),
+            mfa_next: false,
+            offset: skew,
+            skew,
+            jumped: false,
         }
     }
 }
@@ -1815,6 +1977,9 @@ fn sweep(first: u64, count: u64, unsafe_: Unsafe) -> (Option<(u64, String)>, Sim
                     stats.idle_logouts += o.stats.idle_logouts;
                     stats.steps += o.stats.steps;
                     stats.feeds += o.stats.feeds;
+                    stats.jumps += o.stats.jumps;
+                    stats.jump_logouts += o.stats.jump_logouts;
+                    stats.forged += o.stats.forged;
                     if o.stats.excused_reuse > 0 && stats.excused_seed.is_none() {
                         stats.excused_seed = Some(s);
                     }
@@ -1841,6 +2006,9 @@ fn sweep(first: u64, count: u64, unsafe_: Unsafe) -> (Option<(u64, String)>, Sim
         total.idle_logouts += st.idle_logouts;
         total.steps += st.steps;
         total.feeds += st.feeds;
+        total.jumps += st.jumps;
+        total.jump_logouts += st.jump_logouts;
+        total.forged += st.forged;
         total.excused_seed = total.excused_seed.or(st.excused_seed);
         if let Some(f) = f {
             if first_fail.as_ref().is_none_or(|(s, _)| f.0 < *s) {
@@ -1875,8 +2043,8 @@ fn protocol_properties_hold_for_every_seed() {
     let (fail, stats, ran) = sweep(first, count, Unsafe::None);
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "sim: {ran} seeds in {secs:.1} s; {} refresh requests, {} grace answers, {} excused reuses (e.g. seed {:?}), {} logout checks, {} idle logouts; {} steps, {} engine inputs",
-        stats.refreshes, stats.grace_answers, stats.excused_reuse, stats.excused_seed, stats.logouts_checked, stats.idle_logouts, stats.steps, stats.feeds
+        "sim: {ran} seeds in {secs:.1} s; {} refresh requests, {} grace answers, {} excused reuses (e.g. seed {:?}), {} logout checks, {} idle logouts; {} clock jumps ({} idle logouts by a jumped tab), {} forgeries; {} steps, {} engine inputs",
+        stats.refreshes, stats.grace_answers, stats.excused_reuse, stats.excused_seed, stats.logouts_checked, stats.idle_logouts, stats.jumps, stats.jump_logouts, stats.forged, stats.steps, stats.feeds
     );
     if let Some((seed, what)) = fail {
         panic!(
@@ -1921,4 +2089,14 @@ fn without_shared_activity_the_simulator_finds_false_idle_logouts() {
 #[test]
 fn adopting_older_tokens_is_found() {
     find_violation(Unsafe::AdoptOlder, "property 4", 3_000);
+}
+
+#[test]
+fn trusting_far_future_times_is_found() {
+    find_violation(Unsafe::Clocks, "", 3_000);
+}
+
+#[test]
+fn trusting_implausible_logout_epochs_is_found() {
+    find_violation(Unsafe::Counters, "false logout", 3_000);
 }

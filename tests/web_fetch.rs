@@ -111,3 +111,20 @@ async fn login_errors_carry_the_problem_code_and_mfa_flow_works() {
     s.dispose();
     restore_fetch();
 }
+
+#[wasm_bindgen_test]
+async fn an_endpoint_that_always_answers_401_rotates_the_refresh_token_at_most_once() {
+    // A permission 401 (the token is fine): the first forces one refresh and one retry; the
+    // token that refresh produced is not forced again, so later calls return the 401 at once.
+    let st = server("{ api401: true }");
+    let s = start(&format!("{{ resume: false, channel: '{}' }}", channel("fetch-perm"))).await;
+    login_alice(&s).await;
+    for _ in 0..4 {
+        let r = wait(s.fetch("/api/me".into(), JsValue::UNDEFINED)).await.expect("fetch");
+        assert_eq!(get(&r, "status").as_f64(), Some(401.0));
+    }
+    assert_eq!(count(&st, "refreshCount"), 1, "one rotation, not one per call");
+    assert_eq!(count(&st, "apiCount"), 5, "four calls and one retry");
+    s.dispose();
+    restore_fetch();
+}

@@ -93,3 +93,24 @@ async fn a_disposed_tab_no_longer_counts_as_alive() {
     c.dispose();
     restore_fetch();
 }
+
+#[wasm_bindgen_test]
+async fn contradictory_options_reject_start_with_invalid_options_naming_the_option() {
+    for (options, named) in [
+        ("{ lockWaitMs: 1000, requestTimeoutMs: 5000, resume: false }", "lockWaitMs"),
+        ("{ refreshLeadMs: 0, resume: false }", "refreshLeadMs"),
+        ("{ idleTimeoutMs: 5000, activityThrottleMs: 5000, resume: false }", "activityThrottleMs"),
+        ("{ idleTimeoutMs: -1, resume: false }", "idleTimeoutMs"),
+    ] {
+        let err = match tessera::Session::start_async(obj(options)).await {
+            Ok(s) => {
+                s.dispose();
+                panic!("{options}: started")
+            }
+            Err(e) => e,
+        };
+        assert_eq!(get(&err, "code").as_string().as_deref(), Some("invalid_options"), "{options}");
+        let message = get(&err, "message").as_string().unwrap_or_default();
+        assert!(message.contains(named), "{options}: {message}");
+    }
+}

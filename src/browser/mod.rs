@@ -25,7 +25,10 @@ use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::core::{merge_shared, Config, Effect, Engine, Event, Input, LogoutReason, SessionState, Tokens};
+use crate::core::{
+    merge_shared, Config, Effect, Engine, Event, Input, InvalidConfig, LogoutReason, RequestId, SessionState, Setting,
+    Tokens,
+};
 
 mod types;
 
@@ -63,6 +66,9 @@ extern "C" {
 extern "C" {
     #[wasm_bindgen(js_name = hasLocks)]
     fn has_locks() -> bool;
+    /// A rejected promise with an `Error` carrying `code` (and the message).
+    #[wasm_bindgen(js_name = reject)]
+    fn reject(code: &str, message: &str) -> Promise;
 }
 
 #[wasm_bindgen(module = "/src/browser/session.js")]
@@ -95,45 +101,52 @@ fn get(obj: &JsValue, key: &str) -> JsValue {
     Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
-/// `Some(None)` for `0`/`null` (limit disabled), `Some(Some(ms))` for a positive number,
-/// `None` when absent or invalid (keep the default).
-fn opt_ms(o: &JsValue, key: &str) -> Option<Option<u64>> {
+/// An option's value: `Some(None)` for `0`/`null` (limit disabled), `Some(Some(ms))` for a
+/// positive number, `None` when absent. `Err` for anything else (negative, NaN, not a
+/// number): the option is invalid.
+fn opt_ms(o: &JsValue, key: &str) -> Result<Option<Option<u64>>, ()> {
     let v = get(o, key);
-    if v.is_null() {
-        return Some(None);
+    if v.is_undefined() {
+        return Ok(None);
     }
-    let n = v.as_f64()?;
-    if n.is_finite() && n > 0.0 {
-        Some(Some(n as u64))
-    } else if n == 0.0 {
-        Some(None)
-    } else {
-        None
+    if v.is_null() {
+        return Ok(Some(None));
+    }
+    match v.as_f64() {
+        Some(n) if n.is_finite() && n > 0.0 => Ok(Some(Some(n as u64))),
+        Some(n) if n == 0.0 => Ok(Some(None)),
+        _ => Err(()),
     }
 }
 
-fn config_from(o: &JsValue) -> Config {
+/// The engine configuration from the `Session.start` options, checked in one place
+/// ([`Config::resolve`]): an invalid or contradictory option is an [`InvalidConfig`] naming it.
+fn config_from(o: &JsValue) -> Result<Config, InvalidConfig> {
     let mut c = Config::default();
-    if let Some(v) = opt_ms(o, "idleTimeoutMs") {
-        c.idle_timeout = v;
-    }
-    if let Some(v) = opt_ms(o, "absoluteTimeoutMs") {
-        c.absolute_lifetime = v;
-    }
-    let num = |key: &str, field: &mut u64| {
-        if let Some(v) = opt_ms(o, key) {
-            *field = v.unwrap_or(0);
+    let mut given: Vec<Setting> = Vec::new();
+    let bad = |setting| InvalidConfig { setting, problem: "must be a number of milliseconds >= 0" };
+    for (setting, field) in [(Setting::IdleTimeout, &mut c.idle_timeout), (Setting::AbsoluteLifetime, &mut c.absolute_lifetime)] {
+        if let Some(v) = opt_ms(o, setting.option()).map_err(|_| bad(setting))? {
+            *field = v;
+            given.push(setting);
         }
-    };
-    num("idleWarningMs", &mut c.idle_warning);
-    num("refreshLeadMs", &mut c.refresh_lead);
-    num("refreshJitterMs", &mut c.refresh_jitter);
-    num("activityThrottleMs", &mut c.activity_throttle);
-    num("requestTimeoutMs", &mut c.request_timeout);
-    num("lockWaitMs", &mut c.lock_wait);
-    num("joinWaitMs", &mut c.join_wait);
+    }
+    for (setting, field) in [
+        (Setting::IdleWarning, &mut c.idle_warning),
+        (Setting::RefreshLead, &mut c.refresh_lead),
+        (Setting::RefreshJitter, &mut c.refresh_jitter),
+        (Setting::ActivityThrottle, &mut c.activity_throttle),
+        (Setting::RequestTimeout, &mut c.request_timeout),
+        (Setting::LockWait, &mut c.lock_wait),
+        (Setting::JoinWait, &mut c.join_wait),
+    ] {
+        if let Some(v) = opt_ms(o, setting.option()).map_err(|_| bad(setting))? {
+            *field = v.unwrap_or(0);
+            given.push(setting);
+        }
+    }
     c.web_locks = has_locks() && get(o, "webLocks").as_bool() != Some(false);
-    c
+    c.resolve(&given)
 }
 
 /// Parses a login / MFA / refresh answer body into engine tokens (`expires_in` in seconds).
@@ -144,10 +157,13 @@ fn tokens_from(body: &JsValue) -> Option<Tokens> {
     if secs.is_nan() || secs < 0.0 {
         return None;
     }
+    let session = get(body, "session");
     Some(Tokens {
         access_token,
         expires_in_ms: (secs * 1000.0).min(1e15) as u64,
         refresh_token: get(body, "refresh_token").as_string(),
+        session: get(&session, "id").as_string(),
+        user: get(&session, "user").as_string(),
     })
 }
 
@@ -193,13 +209,18 @@ impl Core {
     /// The promise rejects only if the driver cannot start (no `window`).
     #[wasm_bindgen(skip_typescript)]
     pub fn start(options: JsValue) -> Promise {
-        driver_start(new_core(&options), &options)
+        match new_core(&options) {
+            Ok(core) => driver_start(core, &options),
+            Err(e) => invalid_options(e),
+        }
     }
 
-    // Feeds one input (`kind` numbers are fixed in `session.js`). Untrusted payloads (bus
-    // text, stored records, server bodies) are decoded here; anything malformed becomes an
-    // input the engine rejects and counts, never a panic.
-    pub fn handle(&mut self, kind: u8, arg: JsValue) {
+    // Feeds one input (`kind` numbers are fixed in `session.js`); `id` is the request an
+    // answer belongs to (0 for inputs that answer nothing). Untrusted payloads (bus text,
+    // stored records, server bodies) are decoded here; anything malformed becomes an input the
+    // engine rejects and counts, never a panic.
+    pub fn handle(&mut self, kind: u8, id: u32, arg: JsValue) {
+        let id = RequestId(id);
         let input = match kind {
             0 => Input::Restore(bytes_of(&arg)),
             1 => {
@@ -208,28 +229,28 @@ impl Core {
                 Input::Resume
             }
             2 => match tokens_from(&arg) {
-                Some(t) => Input::LoginSucceeded(t),
-                None => Input::LoginFailed,
+                Some(tokens) => Input::LoginSucceeded { id, tokens },
+                None => Input::LoginFailed { id },
             },
-            3 => Input::MfaRequired,
-            4 => Input::LoginFailed,
+            3 => Input::MfaRequired { id },
+            4 => Input::LoginFailed { id },
             5 => match tokens_from(&arg) {
-                Some(t) => Input::RefreshSucceeded(t),
-                None => Input::RefreshFailed { retry_after: None },
+                Some(tokens) => Input::RefreshSucceeded { id, tokens },
+                None => Input::RefreshFailed { id, retry_after: None },
             },
             6 => match arg.as_string().as_deref().and_then(LogoutReason::from_code) {
-                Some(reason) => Input::RefreshRejected(reason),
-                None => Input::RefreshFailed { retry_after: None },
+                Some(reason) => Input::RefreshRejected { id, reason },
+                None => Input::RefreshFailed { id, retry_after: None },
             },
-            7 => Input::RefreshFailed { retry_after: arg.as_f64().filter(|v| *v >= 0.0).map(|v| v as u64) },
-            8 => Input::AccessRejected,
+            7 => Input::RefreshFailed { id, retry_after: arg.as_f64().filter(|v| *v >= 0.0).map(|v| v as u64) },
+            8 => Input::AccessRejected { access_token: arg.as_string().unwrap_or_default() },
             // Bus messages and the shared record travel as base64url text; the driver decodes
             // it (garbage becomes an empty or one-byte array, which the engine rejects).
             9 => Input::Bus(bytes_of(&arg)),
             10 => Input::Shared(opt_bytes(&arg)),
-            11 => Input::LockGranted,
-            12 => Input::LockUnavailable,
-            13 => Input::LockLost,
+            11 => Input::LockGranted { id },
+            12 => Input::LockUnavailable { id },
+            13 => Input::LockLost { id },
             14 => Input::Timer,
             15 => Input::Activity,
             16 => Input::StayActive,
@@ -237,43 +258,51 @@ impl Core {
             18 => Input::Visibility(arg.is_truthy()),
             19 => Input::Online(arg.is_truthy()),
             20 => Input::LoginStarted,
+            21 => Input::LogoutAnswered { id },
             _ => return,
         };
         self.engine.handle(now(), input);
     }
 
-    // The next effect as `[name, ...args]`, or `undefined` when the queue is empty.
+    // The next effect as `[kind, ...args]` (a request's id first), or `undefined` when the
+    // queue is empty.
     pub fn poll(&mut self) -> JsValue {
         let Some(effect) = self.engine.poll_effect() else { return JsValue::UNDEFINED };
         let s = |v: &str| JsValue::from_str(v);
-        // The effect kind: a number (`session.js` names them), cheaper than its name.
+        // The effect kind: a number (`session.js` names them), cheaper than its name; a
+        // request's id first.
         let k = |n: u8| JsValue::from(n);
+        let id = |id: RequestId| JsValue::from(id.0);
         match effect {
-            Effect::SendRefresh { refresh_token } => arr(&[k(0), opt_str(refresh_token)]),
-            Effect::SendLogout { everywhere, access_token, refresh_token } => arr(&[
+            Effect::SendRefresh { id: i, refresh_token } => arr(&[k(0), id(i), opt_str(refresh_token)]),
+            Effect::SendLogout { id: i, everywhere, access_token, refresh_token } => arr(&[
                 k(1),
+                id(i),
                 JsValue::from_bool(everywhere),
                 opt_str(access_token),
                 opt_str(refresh_token),
             ]),
-            Effect::AcquireLock { wait, steal } => arr(&[k(2), JsValue::from(wait as f64), JsValue::from_bool(steal)]),
+            Effect::AcquireLock { id: i, wait, steal } => {
+                arr(&[k(2), id(i), JsValue::from(wait as f64), JsValue::from_bool(steal)])
+            }
             Effect::ReleaseLock => arr(&[k(3)]),
             Effect::Broadcast(bytes) => arr(&[k(4), u8a(&bytes)]),
             Effect::PersistShared(bytes) => arr(&[k(5), u8a(&bytes)]),
             Effect::StoreToken(bytes) => arr(&[k(6), u8a(&bytes)]),
             Effect::Wipe => arr(&[k(7)]),
+            Effect::SendLogin { id: i } => arr(&[k(9), id(i)]),
             Effect::Emit(event) => {
-                let v = match event {
-                    Event::IdleWarning { deadline } => JsValue::from(deadline as f64),
-                    Event::Logout { reason } => s(reason.as_str()),
-                    Event::Error { code } => s(code.as_str()),
-                    Event::Login | Event::Refresh => self
-                        .engine
-                        .token_meta()
-                        .map_or(JsValue::UNDEFINED, |m| JsValue::from(m.expires_at as f64)),
-                    _ => JsValue::UNDEFINED,
-                };
-                arr(&[k(8), s(event.name()), v])
+                let name = s(event.name());
+                match event {
+                    Event::IdleWarning { deadline } => arr(&[k(8), name, JsValue::from(deadline as f64)]),
+                    Event::Logout { reason } => arr(&[k(8), name, s(reason.as_str())]),
+                    Event::Error { code } => arr(&[k(8), name, s(code.as_str())]),
+                    Event::Login { user, expires_at } => {
+                        arr(&[k(8), name, JsValue::from(expires_at as f64), opt_str(user)])
+                    }
+                    Event::Refresh { expires_at } => arr(&[k(8), name, JsValue::from(expires_at as f64)]),
+                    _ => arr(&[k(8), name]),
+                }
             }
         }
     }
@@ -299,6 +328,11 @@ impl Core {
         self.engine.next_deadline().map_or(-1.0, |t| t as f64)
     }
 
+    // Whether a refresh is wanted or under way (after a 401: whether it forced one).
+    pub fn refreshing(&self) -> bool {
+        self.engine.refreshing()
+    }
+
     // Whether the resume is still undecided (no token, no answer, no failure yet).
     pub fn pending(&self) -> bool {
         self.engine.resume_pending()
@@ -315,13 +349,21 @@ impl Core {
     // Max-merges a shared record (bytes) into the stored one (bytes, or null when absent or
     // undecodable); returns the bytes to store.
     pub fn merge(&self, stored: JsValue, new: JsValue) -> JsValue {
-        u8a(&merge_shared(opt_bytes(&stored).as_deref(), &bytes_of(&new)))
+        u8a(&merge_shared(opt_bytes(&stored).as_deref(), &bytes_of(&new), now()))
     }
 }
 
-fn new_core(options: &JsValue) -> Core {
-    let config = config_from(options);
-    Core { engine: Engine::new(config, random_u64(), random_u64(), now()) }
+fn new_core(options: &JsValue) -> Result<Core, InvalidConfig> {
+    let config = config_from(options)?;
+    Ok(Core { engine: Engine::new(config, random_u64(), random_u64(), now()) })
+}
+
+/// `Session.start` rejects with code `invalid_options`, the message naming the option.
+fn invalid_options(e: InvalidConfig) -> Promise {
+    let mut message = String::from(e.setting.option());
+    message.push_str(": ");
+    message.push_str(e.problem);
+    reject("invalid_options", &message)
 }
 
 /// A session seen from Rust (the browser tests): the same JS driver that `Session.start`
@@ -336,7 +378,11 @@ impl Session {
     /// # Errors
     /// The driver's exception, if it cannot start.
     pub async fn start_async(options: JsValue) -> Result<Session, JsValue> {
-        let driver = wasm_bindgen_futures::JsFuture::from(driver_start(new_core(&options), &options)).await?;
+        let started = match new_core(&options) {
+            Ok(core) => driver_start(core, &options),
+            Err(e) => invalid_options(e),
+        };
+        let driver = wasm_bindgen_futures::JsFuture::from(started).await?;
         Ok(Session { driver: driver.unchecked_into() })
     }
 

@@ -8,7 +8,7 @@
 const RESTORE = 0, RESUME = 1, LOGIN_OK = 2, MFA = 3, LOGIN_FAILED = 4, REFRESH_OK = 5,
   REFRESH_REJECTED = 6, REFRESH_FAILED = 7, ACCESS_REJECTED = 8, BUS = 9, SHARED = 10,
   LOCK_GRANTED = 11, LOCK_UNAVAILABLE = 12, LOCK_LOST = 13, TIMER = 14, ACTIVITY = 15,
-  STAY = 16, LOGOUT = 17, VISIBLE = 18, ONLINE = 19, LOGIN_STARTED = 20;
+  STAY = 16, LOGOUT = 17, VISIBLE = 18, ONLINE = 19, LOGIN_STARTED = 20, LOGOUT_DONE = 21;
 
 const KEY_COOKIE = "tessera_vk";
 // Indexed by `Core::state` (mod.rs).
@@ -29,6 +29,9 @@ const DISPOSE = Symbol.dispose || Symbol.for("Symbol.dispose");
 // `Session.start` (in Rust, which creates the engine `core`) resolves to the driver itself:
 // its public methods below are the session's API. Outside a browser page it rejects before
 // anything is opened (no channel, listener or lock).
+// `Session.start` with invalid options (mod.rs): a rejection carrying the code.
+export const reject = (code, message) => Promise.reject(error(code, message));
+
 export function start(core, o) {
   o = o && typeof o === "object" ? o : {};
   let d;
@@ -55,6 +58,7 @@ class Driver {
   #exp;
   #gen = 0; // bumped by every wipe: a seal or key fetch started before it is dropped
   #seals = 0;
+  #lid = 0; // the engine's id for the login request about to go out
   #own; // set while the engine handles this tab's own login / refresh / restore
   #held; // the tab lock: its release, once granted
   #revokes = 0;
@@ -115,8 +119,8 @@ class Driver {
     }
     this.#feedShared();
     this.#install(o);
-    if (navigator.onLine === false) this.#drive(ONLINE, false);
-    this.#pump();
+    // The initial online state is an input: a tab that starts offline does not churn retries.
+    this.#drive(ONLINE, navigator.onLine !== false);
     await this.#settleRevoke();
     // A persisted record that fails to open was wiped: the user signs in again rather than
     // being resumed silently from the refresh cookie (issue 6). One whose key is only
@@ -144,8 +148,18 @@ class Driver {
 
   async #adoptCookie() {
     if (this.#tokenMode || navigator.onLine === false || this.#owed()) return;
+    const id = this.#loginId();
     const a = await this.#post("/refresh", null, null, this.#t).catch(() => ({}));
-    if (a.status === 200 && tokensOk(a.body) && !this.#signedIn()) this.#loggedIn(a.body);
+    if (a.status === 200 && tokensOk(a.body) && !this.#signedIn()) this.#loggedIn(a.body, id);
+    else this.#drive(LOGIN_FAILED, 0, id);
+  }
+
+  // Tells the engine a login request (a login, an MFA code, a cookie adoption) goes out now:
+  // it dates the session and the token expiry from the send time and answers with the
+  // request's id (the "login" effect), which the answer carries back.
+  #loginId() {
+    this.#drive(LOGIN_STARTED);
+    return this.#lid;
   }
 
   // Every live tab holds the shared Web Lock `tessera:tab:<channel>` while it is shown
@@ -262,9 +276,10 @@ class Driver {
 
   // ---- the engine loop -------------------------------------------------------------------
 
-  #drive(kind, arg) {
+  // `id`: the request an answer belongs to (the id of the effect that asked).
+  #drive(kind, arg, id) {
     if (this.#dead) return;
-    this.#c.handle(kind, arg);
+    this.#c.handle(kind, id || 0, arg);
     this.#pump();
   }
 
@@ -296,14 +311,15 @@ class Driver {
       return; // storage broken: nothing to read (never report "absent")
     }
     // Absent: null; garbage: a byte the engine rejects (and counts).
-    if (!this.#dead) this.#c.handle(SHARED, v === null ? null : unb64(v) || Uint8Array.of(0));
+    if (!this.#dead) this.#c.handle(SHARED, 0, v === null ? null : unb64(v) || Uint8Array.of(0));
     return v;
   }
 
   #perform(e) {
     switch (e[0]) { // the effect kinds of `Core::poll` (mod.rs)
       case 0: { // refresh
-        const body = this.#tokenMode ? { mode: "token", refresh_token: e[1] } : null;
+        const id = e[1];
+        const body = this.#tokenMode ? { mode: "token", refresh_token: e[2] } : null;
         this.#post("/refresh", body, null, this.#t)
           .then(
             (a) =>
@@ -317,7 +333,7 @@ class Driver {
           .then(([k, v]) => {
             // The answer names the session its token belongs to (a resume may begin one).
             if ((this.#own = k === REFRESH_OK)) this.#answered(v);
-            this.#drive(k, v);
+            this.#drive(k, v, id);
             this.#own = false;
             this.#wake();
           });
@@ -329,30 +345,31 @@ class Driver {
         // goes on at once; only `logout()` and a next sign-in wait for the answer. One that
         // does not arrive (offline, 5xx) is owed: retried with the cookie when back online.
         this.#revokes++;
-        const all = e[1];
-        const body = e[3] ? { refresh_token: e[3] } : null;
+        const id = e[1], all = e[2];
+        const body = e[4] ? { refresh_token: e[4] } : null;
         // Its Clear-Site-Data may have erased the shared record: the engine writes it back.
-        this.#revoke = this.#post(all ? "/logout-all" : "/logout", body, e[2], 5000)
+        this.#revoke = this.#post(all ? "/logout-all" : "/logout", body, e[3], 5000)
           .then((a) => a.status < 500 && a.status !== 429, () => false)
           .then((ok) => {
             if (!ok && !this.#tokenMode) lset(this.#rk, all ? "all" : "one");
             this.#feedShared();
-            this.#pump();
+            this.#drive(LOGOUT_DONE, 0, id);
           });
         break;
       }
       case 2: { // lock
+        const id = e[1];
         if (this.#lock) this.#lock();
-        this.#lock = lockRequest("tessera:refresh:" + this.#ch, e[1], e[2], (code) => {
+        this.#lock = lockRequest("tessera:refresh:" + this.#ch, e[2], e[3], (code) => {
           if (code === 1) {
             this.#feedShared();
-            this.#drive(LOCK_GRANTED);
+            this.#drive(LOCK_GRANTED, 0, id);
           } else {
             this.#lock = null;
-            this.#drive(code === 2 ? LOCK_LOST : LOCK_UNAVAILABLE);
+            this.#drive(code === 2 ? LOCK_LOST : LOCK_UNAVAILABLE, 0, id);
           }
         });
-        if (!this.#lock) this.#drive(LOCK_UNAVAILABLE);
+        if (!this.#lock) this.#drive(LOCK_UNAVAILABLE, 0, id);
         break;
       }
       case 3: // unlock
@@ -384,7 +401,10 @@ class Driver {
         this.#cleanup();
         break;
       case 8: // emit
-        this.#emitEngine(e[1], e[2]);
+        this.#emitEngine(e[1], e[2], e[3]);
+        break;
+      case 9: // login: the id of the login request about to go out (`#loginId`)
+        this.#lid = e[1];
         break;
     }
   }
@@ -396,17 +416,17 @@ class Driver {
     if (s && typeof s.user === "string") this.#user = s.user;
   }
 
-  #loggedIn(b) {
+  #loggedIn(b, id) {
     this.#mfa = null;
     this.#key = this.#sid = this.#kid = null; // a new session: never the previous one's key
     this.#user = null;
     this.#answered(b);
     this.#own = true;
-    this.#drive(LOGIN_OK, b);
+    this.#drive(LOGIN_OK, b, id);
     this.#own = false;
   }
 
-  #emitEngine(name, v) {
+  #emitEngine(name, v, user) {
     const d = {};
     if (name === "idle-warning") {
       d.deadline = v;
@@ -423,7 +443,10 @@ class Driver {
     } else if (name === "refresh" || name === "login") {
       if (v !== undefined) d.expiresAt = this.#exp = v;
       // Another tab's session adopted: its key is not ours to reuse.
-      if (name === "login" && !this.#own) this.#key = this.#sid = this.#kid = this.#user = null;
+      if (name === "login") {
+        if (!this.#own) this.#key = this.#sid = this.#kid = this.#user = null;
+        d.user = this.#user = user ?? this.#user ?? null;
+      }
     }
     this.#emit(name, d);
     this.#wake();
@@ -683,7 +706,7 @@ class Driver {
     lset(this.#rk);
     if (this.#tokenMode) body.mode = "token";
     let a;
-    this.#drive(LOGIN_STARTED); // the session and token expiry are dated from the send time
+    const id = this.#loginId();
     try {
       a = await this.#post(path, body, null, this.#lt);
     } catch (e) {
@@ -696,15 +719,15 @@ class Driver {
     if (a.status === 200) {
       if (b.mfa_required === true) {
         this.#mfa = b.mfa_token;
-        this.#drive(MFA);
-      } else if (tokensOk(b)) this.#loggedIn(b);
+        this.#drive(MFA, 0, id);
+      } else if (tokensOk(b)) this.#loggedIn(b, id);
       else throw error("invalid_response", 0, 200);
       await this.#sealing;
       return this.state;
     }
     if (b.code === "mfa_expired") {
       this.#mfa = null;
-      this.#drive(LOGIN_FAILED);
+      this.#drive(LOGIN_FAILED, 0, id);
     }
     throw error(b.code || "http_error", b.detail || b.title, a.status);
   }
@@ -729,12 +752,13 @@ class Driver {
     const t = this.#origins.has(new URL(base.url).origin) ? this.#c.token() : undefined;
     const res = await send(t);
     if (!t || res.status !== 401 || !bearerRejected(res) || this.#dead) return res;
-    this.#drive(ACCESS_REJECTED);
+    this.#drive(ACCESS_REJECTED, t); // names the token the 401 refused
     for (const end = Date.now() + 30000; ; await this.#next(1000)) {
       this.#alive();
       const n = this.#c.token();
       if (n !== t) return n ? send(n) : res;
-      if (Date.now() >= end) return res;
+      // The 401 forced no refresh (an older token, or one a forced refresh just produced).
+      if (!this.#c.refreshing() || Date.now() >= end) return res;
     }
   }
 

@@ -115,7 +115,8 @@ export type LogoutReason = "user" | "everywhere" | "idle" | "expired" | "revoked
 /** Codes of the `error` event. */
 export type ErrorEventCode =
   | "vault_encoding" | "vault_truncated" | "vault_version" | "vault_tampered" | "vault_locked"
-  | "vault_unavailable" | "record_invalid" | "refresh_retry" | "storage_unavailable" | "bus_unavailable";
+  | "vault_unavailable" | "record_invalid" | "refresh_retry" | "storage_unavailable" | "bus_unavailable"
+  | "session_mismatch";
 
 /** Codes of the errors that methods and `Session.start` reject with: the SDK's own, and the
  *  server's stable problem codes. */
@@ -128,7 +129,7 @@ export type SessionErrorCode =
 /** Event payloads by name. Every payload also carries `type` (the event name). */
 export interface SessionEvents {
   /** A session began in this tab (own login, another tab's, or restored). */
-  login: { type: "login"; expiresAt?: number };
+  login: { type: "login"; expiresAt?: number; user?: string | null };
   /** The access token was renewed (here or in another tab). */
   refresh: { type: "refresh"; expiresAt?: number };
   /** The idle deadline is near; call `stayActive()` to extend it. */
@@ -193,7 +194,8 @@ export const Session: {
    * another tab or the refresh cookie, and starts listening. Events raised while starting
    * are delivered on the next task, so listeners added right after `await` see them.
    * Rejects with `unsupported_environment` outside a browser page (opening nothing) and
-   * `invalid_options` for options it cannot use.
+   * `invalid_options` (the message names the option) when an option is not a number of
+   * milliseconds, is zero where zero makes no sense, or contradicts another.
    */
   start(options?: SessionOptions): Promise<Session>;
 };

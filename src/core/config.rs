@@ -9,7 +9,7 @@ use super::Millis;
 /// let cfg = Config { idle_timeout: Some(600_000), ..Config::default() };
 /// assert_eq!(cfg.idle_warning, 60_000);
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Config {
     /// Log out after this long without activity in any tab (`None`: never). Default 15 min
     /// (OWASP Session Management Cheat Sheet: 15–30 min idle timeouts for most applications).
@@ -50,22 +50,11 @@ pub struct Config {
     /// With `web_locks == false`: how long a claim must stand unchallenged before the tab
     /// treats it as won. Default 100 ms.
     pub claim_settle: Millis,
-    /// TEST ONLY: skip the refresh lock and claims (the simulator proves it then finds double
-    /// refreshes). Never set this in production.
-    #[doc(hidden)]
-    pub unsafe_disable_lock: bool,
-    /// TEST ONLY: ignore the persisted logout epoch (the simulator proves it then finds tabs
-    /// that miss a logout). Never set this in production.
-    #[doc(hidden)]
-    pub unsafe_disable_epoch: bool,
-    /// TEST ONLY: do not share activity between tabs (the simulator proves it then finds
-    /// false idle logouts). Never set this in production.
-    #[doc(hidden)]
-    pub unsafe_disable_shared_activity: bool,
-    /// TEST ONLY: adopt any token from the bus, even an older one (the simulator proves it then
-    /// finds tabs going back to older tokens). Never set this in production.
-    #[doc(hidden)]
-    pub unsafe_adopt_older: bool,
+    /// Fault injection for the simulator (only with the `fault-injection` cargo feature,
+    /// which only the tests enable): each switch turns one safeguard off, so the tests can
+    /// show the violation it prevents.
+    #[cfg(feature = "fault-injection")]
+    pub faults: Faults,
 }
 
 impl Default for Config {
@@ -84,10 +73,176 @@ impl Default for Config {
             join_wait: 250,
             web_locks: true,
             claim_settle: 100,
-            unsafe_disable_lock: false,
-            unsafe_disable_epoch: false,
-            unsafe_disable_shared_activity: false,
-            unsafe_adopt_older: false,
+            #[cfg(feature = "fault-injection")]
+            faults: Faults::default(),
         }
+    }
+}
+
+/// Safeguards the simulator can switch off to show what each prevents. Without the
+/// `fault-injection` cargo feature (the shipped module) every switch is off: this struct only
+/// exists so the engine can ask.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Faults {
+    /// Skip the refresh lock and claims (⇒ double refreshes).
+    pub disable_lock: bool,
+    /// Ignore the persisted logout epoch (⇒ tabs that miss a logout).
+    pub disable_epoch: bool,
+    /// Do not share activity between tabs (⇒ false idle logouts).
+    pub disable_shared_activity: bool,
+    /// Adopt any token from the bus, even an older one (⇒ tabs going back to older tokens).
+    pub adopt_older: bool,
+    /// Trust timestamps from other tabs and storage however far in the future (⇒ a clock
+    /// that ran ahead keeps sessions alive past their idle deadline).
+    pub trust_clocks: bool,
+    /// Trust logout counters however far they jump (⇒ a forged epoch near `2^53` stops
+    /// later logouts from reaching other tabs).
+    pub trust_counters: bool,
+    /// Take `expires_in` as the server sends it, even 0 (⇒ a refresh storm).
+    pub trust_expires_in: bool,
+    /// No minimum gap between refreshes of a session (⇒ a refresh storm).
+    pub no_rate_limit: bool,
+    /// Adopt refresh answers of another server session (⇒ Alice's tokens as Bob's session).
+    pub ignore_session: bool,
+    /// Force a refresh on any 401, whatever token it refused (⇒ a late 401 for a replaced
+    /// token, or a 401 about permissions, rotates the refresh token again and again).
+    pub any_401_forces: bool,
+    /// Count activity of any session, not only the held one's (⇒ a new session inherits an
+    /// old one's last activity).
+    pub activity_across_sessions: bool,
+}
+
+/// A setting of [`Config`], named as the JavaScript option that sets it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum Setting {
+    /// [`Config::idle_timeout`].
+    IdleTimeout,
+    /// [`Config::idle_warning`].
+    IdleWarning,
+    /// [`Config::absolute_lifetime`].
+    AbsoluteLifetime,
+    /// [`Config::refresh_lead`].
+    RefreshLead,
+    /// [`Config::refresh_jitter`].
+    RefreshJitter,
+    /// [`Config::lock_wait`].
+    LockWait,
+    /// [`Config::request_timeout`].
+    RequestTimeout,
+    /// [`Config::activity_throttle`].
+    ActivityThrottle,
+    /// [`Config::join_wait`].
+    JoinWait,
+}
+
+impl Setting {
+    /// The option's name in `Session.start({...})`.
+    pub fn option(self) -> &'static str {
+        match self {
+            Setting::IdleTimeout => "idleTimeoutMs",
+            Setting::IdleWarning => "idleWarningMs",
+            Setting::AbsoluteLifetime => "absoluteTimeoutMs",
+            Setting::RefreshLead => "refreshLeadMs",
+            Setting::RefreshJitter => "refreshJitterMs",
+            Setting::LockWait => "lockWaitMs",
+            Setting::RequestTimeout => "requestTimeoutMs",
+            Setting::ActivityThrottle => "activityThrottleMs",
+            Setting::JoinWait => "joinWaitMs",
+        }
+    }
+}
+
+/// Why a configuration was refused: the setting, and what it contradicts.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct InvalidConfig {
+    /// The offending setting.
+    pub setting: Setting,
+    /// What is wrong with it.
+    pub problem: &'static str,
+}
+
+impl Config {
+    /// The safeguard switches in force (all off without the `fault-injection` feature).
+    #[inline]
+    pub(crate) fn faults(&self) -> Faults {
+        #[cfg(feature = "fault-injection")]
+        {
+            self.faults
+        }
+        #[cfg(not(feature = "fault-injection"))]
+        {
+            Faults::default()
+        }
+    }
+
+    /// The one place a configuration is checked. `explicit` lists the settings the
+    /// application gave; the others are defaults, and those that depend on another setting
+    /// follow it: the idle warning is at most a quarter of the idle timeout, the activity
+    /// throttle at most half the idle warning (so activity anywhere is published before any
+    /// tab acts on the warning or the deadline), and the lock wait exceeds the request
+    /// timeout by half.
+    ///
+    /// # Errors
+    /// [`InvalidConfig`] naming the first setting that is zero where zero makes no sense, or
+    /// that contradicts another explicit one (a warning not shorter than the timeout, a
+    /// throttle above half the warning, a lock wait not above the request timeout).
+    ///
+    /// # Examples
+    /// ```
+    /// use tessera::core::{Config, Setting};
+    /// let c = Config { idle_timeout: Some(5_000), ..Config::default() };
+    /// let c = c.resolve(&[Setting::IdleTimeout]).unwrap();
+    /// assert!(c.activity_throttle <= c.idle_warning / 2);
+    /// let bad = Config { lock_wait: 5_000, ..Config::default() };
+    /// assert_eq!(bad.resolve(&[Setting::LockWait]).unwrap_err().setting, Setting::LockWait);
+    /// ```
+    pub fn resolve(mut self, explicit: &[Setting]) -> Result<Config, InvalidConfig> {
+        let given = |s: Setting| explicit.contains(&s);
+        let err = |setting, problem| Err(InvalidConfig { setting, problem });
+        for (setting, v) in [
+            (Setting::RefreshLead, self.refresh_lead),
+            (Setting::RequestTimeout, self.request_timeout),
+            (Setting::LockWait, self.lock_wait),
+            (Setting::ActivityThrottle, self.activity_throttle),
+        ] {
+            if v == 0 {
+                return err(setting, "must be greater than 0");
+            }
+        }
+        if let Some(timeout) = self.idle_timeout {
+            if given(Setting::IdleWarning) {
+                if self.idle_warning >= timeout {
+                    return err(Setting::IdleWarning, "must be shorter than idleTimeoutMs");
+                }
+            } else {
+                self.idle_warning = self.idle_warning.min(timeout / 4);
+            }
+            // The window in which published activity must reach every tab.
+            let window = if self.idle_warning > 0 {
+                self.idle_warning
+            } else {
+                timeout / 4
+            };
+            if given(Setting::ActivityThrottle) {
+                if self.activity_throttle > window / 2 {
+                    return err(
+                        Setting::ActivityThrottle,
+                        "must be at most half of idleWarningMs (or of a quarter of idleTimeoutMs)",
+                    );
+                }
+            } else {
+                self.activity_throttle = self.activity_throttle.min(window / 2).max(1);
+            }
+        }
+        if self.lock_wait <= self.request_timeout {
+            if given(Setting::LockWait) {
+                return err(Setting::LockWait, "must be longer than requestTimeoutMs");
+            }
+            self.lock_wait = self
+                .request_timeout
+                .saturating_add(self.request_timeout / 2);
+        }
+        Ok(self)
     }
 }

@@ -6,67 +6,64 @@
 //! timer that fires hours late (laptop sleep) or a clock jump is judged by the time it is.
 //! A tab re-reads the shared record before acting on a timer, so activity published by a tab
 //! whose bus message was lost still counts.
-use super::bus::Msg;
 use super::engine::{Engine, Event};
-use super::logout::LogoutReason;
+use super::wire::shared::Activity;
+use super::wire::{LogoutReason, Msg, Stamp};
 use super::{Millis, SessionState};
 
 impl Engine {
     /// Local activity (`force`: "stay signed in", always published at once).
     pub(crate) fn on_activity(&mut self, now: Millis, force: bool) {
-        if self.held.is_none() {
+        let Some(stamp) = self.held.as_ref().map(|h| h.meta.stamp) else {
             return;
-        }
-        self.shared.last_activity = self.shared.last_activity.max(now);
-        let due = now
-            >= self
-                .activity_sent
-                .saturating_add(self.cfg.activity_throttle);
+        };
+        self.note_activity(&stamp, now);
+        let due = now >= self.idle.sent.saturating_add(self.cfg.activity_throttle);
         if force || due || self.state == SessionState::IdleWarning {
             self.publish_activity(now);
         } else {
-            self.activity_dirty = true;
+            self.idle.dirty = true;
         }
     }
 
     fn publish_activity(&mut self, now: Millis) {
-        self.activity_sent = now;
-        self.activity_dirty = false;
-        if self.cfg.unsafe_disable_shared_activity {
+        self.idle.sent = now;
+        self.idle.dirty = false;
+        if self.cfg.faults().disable_shared_activity {
             return;
         }
-        self.persist_shared();
-        let m = Msg::Activity {
-            epoch: self.shared.epoch,
-            at: self.shared.last_activity,
+        let Some(stamp) = self.held.as_ref().map(|h| h.meta.stamp) else {
+            return;
         };
+        self.persist_shared();
+        let m = Msg::Activity(Activity {
+            epoch: stamp.epoch,
+            session: stamp.session,
+            at: self.activity_of(&stamp),
+        });
         self.broadcast(&m);
     }
 
     /// Trailing publish of throttled activity.
     pub(crate) fn tick_activity(&mut self, now: Millis) {
-        if self.activity_dirty
-            && now
-                >= self
-                    .activity_sent
-                    .saturating_add(self.cfg.activity_throttle)
-        {
+        if self.idle.dirty && now >= self.idle.sent.saturating_add(self.cfg.activity_throttle) {
             if self.held.is_some() {
                 self.publish_activity(now);
             } else {
-                self.activity_dirty = false;
+                self.idle.dirty = false;
             }
         }
     }
 
     /// Whether a session that began at `session` is over by `now`: its absolute lifetime ran
     /// out, or no activity anywhere (as the shared record knows it) since the idle timeout.
-    pub(crate) fn session_over(&self, now: Millis, session: Millis) -> bool {
+    pub(crate) fn session_over(&self, now: Millis, stamp: &Stamp) -> bool {
+        let session = stamp.session;
         let abs = self
             .cfg
             .absolute_lifetime
             .is_some_and(|a| now >= session.saturating_add(a));
-        let last = self.shared.last_activity.max(session);
+        let last = self.activity_of(stamp).max(session);
         let idle = self
             .cfg
             .idle_timeout
@@ -78,8 +75,11 @@ impl Engine {
     /// current; warnings and the idle logout wait for such an input (the engine asks for a
     /// timer right away when one is overdue).
     pub(crate) fn tick_idle(&mut self, now: Millis, fresh: bool) {
-        let started = match &self.held {
-            Some(h) => h.meta.stamp.session,
+        let (started, last) = match &self.held {
+            Some(h) => (
+                h.meta.stamp.session,
+                self.activity_of(&h.meta.stamp).max(h.meta.stamp.session),
+            ),
             None => return,
         };
         if let Some(abs) = self.cfg.absolute_lifetime {
@@ -92,7 +92,7 @@ impl Engine {
             Some(t) => t,
             None => return,
         };
-        let deadline = self.shared.last_activity.saturating_add(timeout);
+        let deadline = last.saturating_add(timeout);
         let warn_at = deadline.saturating_sub(self.cfg.idle_warning);
         if now >= deadline {
             if fresh {
@@ -118,7 +118,8 @@ impl Engine {
         if let Some(timeout) = self.cfg.idle_timeout {
             // An overdue deadline not yet acted on (no fresh input since): a timer right away.
             let soon = self.now.saturating_add(1);
-            let deadline = self.shared.last_activity.saturating_add(timeout);
+            let last = self.activity_of(&h.meta.stamp).max(h.meta.stamp.session);
+            let deadline = last.saturating_add(timeout);
             consider(deadline.max(soon));
             if self.state == SessionState::Active {
                 consider(deadline.saturating_sub(self.cfg.idle_warning).max(soon));

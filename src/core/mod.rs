@@ -4,18 +4,20 @@
 //! * [`engine`] — [`Engine`], its [`Input`]s, [`Effect`]s and [`Event`]s (start here).
 //! * [`refresh`] — when and how exactly one tab refreshes.
 //! * [`idle`] — the origin-wide idle deadline, warning and absolute lifetime.
-//! * [`logout`] — [`LogoutReason`] and the persisted logout epoch.
-//! * [`bus`] — the versioned tab-bus [`Msg`] and its compact codec.
-//! * [`shared`] — the shared coordination record ([`Shared`], [`merge_shared`]) and the
-//!   vault's [`TokenRecord`].
+//! * [`logout`] — ending a session and the persisted logout epoch.
+//! * [`wire`] — the leaf layer below the engine: the codec, [`LogoutReason`], stamps and
+//!   claims, the shared coordination record ([`Shared`], [`merge_shared`]), the tab-bus
+//!   [`Msg`] and the vault's [`TokenRecord`]. It imports nothing from the engine.
 //! * [`config`] — [`Config`] with its defaults.
 //!
 //! # What the protocol guarantees, and how it is proven
 //! The multi-tab simulator (`tests/sim.rs`, run by `cargo test`) drives 1–32 engines on a
 //! virtual clock through a bus that delays, reorders, duplicates and drops messages, a Web
 //! Locks–like lock, `localStorage`, a cookie jar and a server with refresh-token rotation,
-//! reuse detection and the server's 10 s grace rule, while tabs open, close, crash, freeze, go offline
-//! and the laptop sleeps. After every step it checks:
+//! reuse detection and the server's 10 s grace rule, while tabs open, close, crash, freeze, go
+//! offline and the laptop sleeps; each tab's clock is skewed a little, some run up to a year
+//! ahead for a while and are then set back; forged but well-formed messages and records
+//! (far-future times, implausible logout epochs) arrive. After every step it checks:
 //! 1. each refresh token is presented once — a second time only after the first answer was
 //!    lost or its tab died or froze, and then the grace rule answers it; reuse detection never
 //!    fires because of the protocol (only when a lost answer is followed by an outage longer
@@ -25,38 +27,39 @@
 //! 3. no idle logout before the origin-wide deadline (minus at most one `activity_throttle`
 //!    of activity a tab could not publish before it died), and nobody signed in after it;
 //! 4. no tab goes back to an older token; no logout the user or the server did not cause;
-//! 5. no input panics (garbage bus messages and storage records included).
+//! 5. no input panics (garbage bus messages and storage records included);
+//! 6. (through 2–4) no value from another tab, storage or the network moves a deadline or a
+//!    counter outside its bounds. A tab whose clock jumped may end the session itself (it
+//!    cannot know its clock is wrong; counted), and activity in it may be lost, never dated
+//!    in the future.
 //!
 //! Assumptions the guarantees rest on: the server's grace window exceeds `request_timeout +
 //! backoff_base` (a lost answer is retried within it unless the tab goes offline or to sleep
 //! first — then the server's reuse detection ends the session everywhere, reason `reused`);
-//! `lock_wait > request_timeout`; tabs of one origin share one wall clock.
+//! `lock_wait > request_timeout`; tabs of one origin share one wall clock up to
+//! [`wire::shared::CLOCK_TOLERANCE`] (larger differences are survived as described, and the
+//! claims fallback without Web Locks needs them within its settle time).
 
-pub mod bus;
-mod codec;
 pub mod config;
 pub mod engine;
 pub mod idle;
 pub mod logout;
 pub mod refresh;
 mod rng;
-pub mod shared;
+pub mod wire;
 
-#[cfg(test)]
-mod scenarios;
-
-pub use bus::Msg;
-pub use codec::DecodeError;
-pub use config::Config;
-pub use engine::{Effect, Engine, ErrorCode, Event, Input, Stats, Tokens};
-pub use logout::LogoutReason;
-pub use shared::{merge_shared, Claim, Shared, Stamp, TokenMeta, TokenRecord};
-
-/// Wall-clock milliseconds since the Unix epoch, always passed in by the caller.
-pub type Millis = u64;
+pub use config::{Config, Faults, InvalidConfig, Setting};
+pub use engine::{
+    Awaiting, Effect, Engine, ErrorCode, Event, Input, RequestId, Stats, Tokens, MAX_EPOCH_STEP,
+    MAX_RETRY_AFTER, MIN_REFRESH_GAP, MIN_TOKEN_LIFETIME,
+};
+pub use wire::shared::Activity;
+pub use wire::{
+    merge_shared, Claim, DecodeError, LogoutReason, Millis, Msg, Shared, Stamp, TokenMeta,
+    TokenRecord,
+};
 /// The lifecycle state of a session as the JavaScript API reports it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(test, derive(Debug))]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum SessionState {
     /// No session.
     Anonymous,

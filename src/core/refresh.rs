@@ -17,15 +17,17 @@
 //!   claim alive during the backoff so other tabs do not pile in.
 //! * A definitive rejection ends the session in every tab with the server's reason, unless a
 //!   newer token appeared meanwhile (then the rejection concerned a superseded token).
-use super::bus::Msg;
-use super::engine::{Effect, Engine, ErrorCode, Event, Held, Pending, Phase, Tokens};
-use super::logout::LogoutReason;
-use super::shared::{Claim, Shared, Stamp, TokenMeta};
+use super::engine::{
+    Asks, Effect, Engine, ErrorCode, Event, Held, Jitter, Pending, Phase, RequestId, Tokens,
+    MAX_RETRY_AFTER, MIN_REFRESH_GAP,
+};
+use super::wire::shared::session_tag;
+use super::wire::{Claim, LogoutReason, Msg, Shared, Stamp, TokenMeta};
 use super::{Millis, SessionState};
 
 impl Engine {
     pub(crate) fn on_resume(&mut self, now: Millis) {
-        if self.held.is_some() || !matches!(self.phase, Phase::Idle) {
+        if self.held.is_some() || !matches!(self.refresh.phase, Phase::Idle) {
             return;
         }
         // Ask the other tabs first; a live one answers with its token.
@@ -41,7 +43,7 @@ impl Engine {
                 .shared
                 .token
                 .is_none_or(|t| t.stamp.epoch < self.shared.epoch);
-        if logged_out && !self.cfg.unsafe_disable_epoch {
+        if logged_out && !self.cfg.faults().disable_epoch {
             return;
         }
         // The last session idled out (or hit its absolute lifetime) while no tab was open to log
@@ -52,7 +54,7 @@ impl Engine {
             .token
             .filter(|t| t.stamp.epoch >= self.shared.epoch)
         {
-            if self.session_over(now, t.stamp.session) {
+            if self.session_over(now, &t.stamp) {
                 let reason = if self
                     .cfg
                     .absolute_lifetime
@@ -66,9 +68,13 @@ impl Engine {
                 return;
             }
         }
-        self.resuming = true;
-        let wait = if self.alone { 0 } else { self.cfg.join_wait };
-        self.phase = Phase::Joining {
+        self.refresh.resuming = true;
+        let wait = if self.refresh.alone {
+            0
+        } else {
+            self.cfg.join_wait
+        };
+        self.refresh.phase = Phase::Joining {
             until: now.saturating_add(wait),
         };
     }
@@ -94,34 +100,48 @@ impl Engine {
     }
 
     fn lead(&self, m: &TokenMeta) -> Millis {
-        let life = m.expires_at.saturating_sub(m.issued_at);
+        let life = m.planned_expiry().saturating_sub(m.issued_at);
         self.cfg.refresh_lead.min(life / 2)
     }
 
     fn ensure_jitter(&mut self, m: &TokenMeta) {
-        if self.jitter.0 != m.stamp.serial {
+        if self.refresh.jitter.serial != m.stamp.serial {
             let max = self.cfg.refresh_jitter.min(self.lead(m) / 2);
-            self.jitter = (m.stamp.serial, self.rng.upto(max));
+            self.refresh.jitter = Jitter {
+                serial: m.stamp.serial,
+                ms: self.rng.upto(max),
+            };
         }
     }
 
     /// When the token `m` is due for refresh.
     fn due(&self, m: &TokenMeta) -> Millis {
-        let jitter = if self.jitter.0 == m.stamp.serial {
-            self.jitter.1
+        let jitter = if self.refresh.jitter.serial == m.stamp.serial {
+            self.refresh.jitter.ms
         } else {
             0
         };
-        m.expires_at
+        m.planned_expiry()
             .saturating_sub(self.lead(m))
             .saturating_sub(jitter)
+            .max(self.earliest_refresh(m))
+    }
+
+    /// Refreshes of one session are rate-limited: none earlier than [`MIN_REFRESH_GAP`] after
+    /// the token it replaces was issued, whatever the server's `expires_in` or 401s say.
+    fn earliest_refresh(&self, m: &TokenMeta) -> Millis {
+        if self.cfg.faults().no_rate_limit {
+            0
+        } else {
+            m.issued_at.saturating_add(MIN_REFRESH_GAP)
+        }
     }
 
     /// A live claim of another tab for a token newer than `t`.
     /// A claim matters while it is about the newest token `t` (or a newer one): a token
     /// obtained after the claim was made was its answer, or made it moot.
     fn live_claim(&self, now: Millis, t: Option<TokenMeta>) -> Option<Claim> {
-        if self.cfg.unsafe_disable_lock {
+        if self.cfg.faults().disable_lock {
             return None;
         }
         let c = self.shared.claim?;
@@ -131,7 +151,7 @@ impl Engine {
 
     fn needs_refresh(&self, now: Millis) -> bool {
         let Some(h) = &self.held else {
-            return self.resuming;
+            return self.refresh.resuming;
         };
         if self.behind() {
             if h.refresh_token.is_some() {
@@ -140,15 +160,17 @@ impl Engine {
                 // refresh.
                 return false;
             }
-            if now >= h.meta.expires_at && self.requested.2 >= 3 {
+            if now >= h.meta.planned_expiry() && self.refresh.asks.attempt >= 3 {
                 // Cookie mode, our token ran out and asking the other tabs for the newest one
                 // failed repeatedly (its holder is gone): refresh ourselves — the cookie is the
                 // newest refresh token, so this is simply its refresh, a little early.
                 return true;
             }
         }
-        if self.forced && !self.behind() {
-            return true;
+        if self.refresh.forced && !self.behind() {
+            return self
+                .target()
+                .is_some_and(|t| now >= self.earliest_refresh(&t));
         }
         self.target().is_some_and(|t| now >= self.due(&t))
     }
@@ -157,7 +179,7 @@ impl Engine {
         if let Some(t) = self.target() {
             self.ensure_jitter(&t);
         }
-        match self.phase {
+        match self.refresh.phase {
             Phase::Idle => {
                 if self.newest_token_lost(now) {
                     self.logout_local(now, LogoutReason::Lost, Some(false));
@@ -173,7 +195,7 @@ impl Engine {
             }
             Phase::Joining { until } => {
                 if self.held.is_some() {
-                    self.phase = Phase::Idle;
+                    self.refresh.phase = Phase::Idle;
                 } else if now >= until && self.online {
                     self.start_lock(now);
                 }
@@ -194,12 +216,12 @@ impl Engine {
             }
             Phase::InFlight { since, .. } => {
                 if now >= since.saturating_add(self.cfg.request_timeout) {
-                    self.on_refresh_failed(now, None);
+                    self.on_refresh_failed(now, None, None);
                 }
             }
             Phase::Backoff { until, .. } => {
-                if now >= until && self.online && (self.held.is_some() || self.resuming) {
-                    self.phase = Phase::Idle;
+                if now >= until && self.online && (self.held.is_some() || self.refresh.resuming) {
+                    self.refresh.phase = Phase::Idle;
                     if self.live_claim(now, self.target()).is_none() {
                         self.start_lock(now);
                     }
@@ -217,7 +239,11 @@ impl Engine {
             return;
         }
         let serial = self.target().map_or(0, |t| t.stamp.serial);
-        let (asked, at, attempt) = self.requested;
+        let Asks {
+            serial: asked,
+            at,
+            attempt,
+        } = self.refresh.asks;
         let attempt = if asked < serial {
             0
         } else if now >= at.saturating_add(self.ask_every()) {
@@ -225,7 +251,11 @@ impl Engine {
         } else {
             return;
         };
-        self.requested = (serial, now, attempt);
+        self.refresh.asks = Asks {
+            serial,
+            at: now,
+            attempt,
+        };
         self.broadcast(&Msg::TokenRequest {
             tab: self.tab,
             attempt,
@@ -243,7 +273,7 @@ impl Engine {
         };
         h.refresh_token.is_some()
             && t.stamp > h.meta.stamp
-            && now >= t.expires_at.saturating_add(self.lost_after())
+            && now >= t.planned_expiry().saturating_add(self.lost_after())
     }
 
     fn lost_after(&self) -> Millis {
@@ -257,7 +287,7 @@ impl Engine {
     /// The pause before asking again.
     fn ask_every(&self) -> Millis {
         let base = self.cfg.join_wait.saturating_mul(4).max(1);
-        base.saturating_mul(1 << self.requested.2.min(5))
+        base.saturating_mul(1 << self.refresh.asks.attempt.min(5))
     }
 
     /// Whether to answer a [`Msg::TokenRequest`]: only with a live, newest-known token; the tab
@@ -265,7 +295,7 @@ impl Engine {
     /// them (the answer is a broadcast: every holder answering every asker is quadratic).
     pub(crate) fn should_answer(&self, now: Millis, asker: u64, attempt: u32) -> bool {
         let Some(h) = &self.held else { return false };
-        if self.access_token().is_none() || now >= h.meta.expires_at || self.behind() {
+        if self.access_token().is_none() || now >= h.meta.planned_expiry() || self.behind() {
             return false;
         }
         if h.meta.stamp.tab == self.tab {
@@ -285,33 +315,36 @@ impl Engine {
             // (a login elsewhere) supersedes ours at once.
             Some(h) => {
                 t.stamp > h.meta.stamp
-                    && (now >= h.meta.expires_at || t.stamp.session != h.meta.stamp.session)
+                    && (now >= h.meta.planned_expiry() || t.stamp.session != h.meta.stamp.session)
             }
             None => {
-                !self.resuming
+                !self.refresh.resuming
                     && matches!(
                         self.state,
                         SessionState::Anonymous | SessionState::LoggedOut
                     )
-                    && now < t.expires_at
+                    && now < t.planned_expiry()
             }
         }
     }
 
     pub(crate) fn refresh_deadlines(&self, consider: &mut impl FnMut(Millis)) {
         if self.wants_token(self.now) {
-            consider(self.requested.1.saturating_add(self.ask_every()));
+            consider(self.refresh.asks.at.saturating_add(self.ask_every()));
         }
         if let (Some(h), Some(t)) = (&self.held, self.target()) {
             if h.refresh_token.is_some() && t.stamp > h.meta.stamp {
-                consider(t.expires_at.saturating_add(self.lost_after()));
+                consider(t.planned_expiry().saturating_add(self.lost_after()));
             }
         }
-        match self.phase {
+        match self.refresh.phase {
             Phase::Idle => {
                 if let (Some(h), Some(t)) = (&self.held, self.target()) {
                     consider(self.due(&t));
-                    consider(h.meta.expires_at);
+                    consider(h.meta.planned_expiry());
+                    if self.refresh.forced {
+                        consider(self.earliest_refresh(&t));
+                    }
                     if let Some(c) = self.live_claim(self.now, Some(t)) {
                         consider(c.until);
                     }
@@ -328,11 +361,14 @@ impl Engine {
     }
 
     fn start_lock(&mut self, now: Millis) {
-        if self.cfg.unsafe_disable_lock {
+        if self.cfg.faults().disable_lock {
             self.send_refresh(now, None);
         } else if self.cfg.web_locks {
-            self.phase = Phase::Locking;
+            self.refresh.phase = Phase::Locking;
+            let id = self.new_id();
+            self.refresh.lock_id = Some(id);
             self.effects.push_back(Effect::AcquireLock {
+                id,
                 wait: self.cfg.lock_wait,
                 steal: false,
             });
@@ -350,7 +386,7 @@ impl Engine {
                 ),
             };
             self.write_claim(claim);
-            self.phase = Phase::Claiming {
+            self.refresh.phase = Phase::Claiming {
                 until: now.saturating_add(self.cfg.claim_settle),
                 serial,
             };
@@ -374,9 +410,17 @@ impl Engine {
         }
     }
 
-    pub(crate) fn on_lock_granted(&mut self, now: Millis) {
-        self.lock_held = true;
-        if self.phase != Phase::Locking {
+    pub(crate) fn on_lock_granted(&mut self, now: Millis, id: RequestId) {
+        let current = self.refresh.lock_id == Some(id);
+        if !current {
+            self.superseded();
+            if self.refresh.phase == Phase::Locking {
+                // A newer lock request is pending; this grant belongs to one it replaced.
+                return;
+            }
+        }
+        self.refresh.lock_held = true;
+        if !current || self.refresh.phase != Phase::Locking {
             self.release_lock();
             return;
         }
@@ -399,17 +443,22 @@ impl Engine {
     }
 
     fn stand_down(&mut self, now: Millis) {
-        self.phase = Phase::Idle;
+        self.refresh.phase = Phase::Idle;
         self.release_lock();
-        if self.held.is_none() && self.resuming {
+        if self.held.is_none() && self.refresh.resuming {
             // Still joining: another tab's refresh is pending; its token will arrive over the
             // bus, or we try again when its claim runs out.
             let until = self
                 .live_claim(now, self.target())
                 .map_or(now.saturating_add(self.ask_every()), |c| c.until);
-            self.phase = Phase::Joining { until };
+            self.refresh.phase = Phase::Joining { until };
         }
         self.ask_if_behind(now);
+    }
+
+    /// The server session a refresh sent now is about (`0`: unknown, e.g. a resume).
+    fn refreshed_sid(&self) -> u64 {
+        self.held.as_ref().map_or(0, |h| h.meta.sid)
     }
 
     fn send_refresh(&mut self, now: Millis, serial: Option<u64>) {
@@ -418,7 +467,7 @@ impl Engine {
             Some(h) => h.meta.stamp.epoch,
             None => self.shared.epoch,
         };
-        if !self.cfg.unsafe_disable_lock {
+        if !self.cfg.faults().disable_lock {
             let until = now.saturating_add(self.cfg.request_timeout);
             self.write_claim(Claim {
                 serial,
@@ -429,17 +478,21 @@ impl Engine {
             });
         }
         let refresh_token = self.held.as_ref().and_then(|h| h.refresh_token.clone());
+        let id = self.new_id();
         self.effects
-            .push_back(Effect::SendRefresh { refresh_token });
+            .push_back(Effect::SendRefresh { id, refresh_token });
         let presented = self.held.as_ref().map(|h| h.meta.stamp);
         let req = Pending {
+            id,
             serial,
             epoch,
             presented,
+            sid: self.refreshed_sid(),
+            forced: self.refresh.forced,
         };
-        self.phase = Phase::InFlight { since: now, req };
-        self.last_req = Some(req);
-        self.forced = false;
+        self.refresh.phase = Phase::InFlight { since: now, req };
+        self.refresh.last_req = Some(req);
+        self.refresh.forced = false;
         self.stats.refresh_sent = self.stats.refresh_sent.saturating_add(1);
     }
 
@@ -447,10 +500,10 @@ impl Engine {
     /// a new lock request) while the answer was only delayed — a tab frozen mid-request gets
     /// it when it thaws — so the last request sent still takes its answer: dropping a rotated
     /// refresh token would make the next request present a superseded one.
-    fn pending_request(&self) -> Option<Pending> {
-        match self.phase {
+    pub(crate) fn pending_request(&self) -> Option<Pending> {
+        match self.refresh.phase {
             Phase::InFlight { req, .. } | Phase::Backoff { req, .. } => Some(req),
-            _ => self.last_req,
+            _ => self.refresh.last_req,
         }
     }
 
@@ -469,18 +522,63 @@ impl Engine {
         self.stats.stale_answers = self.stats.stale_answers.saturating_add(1);
     }
 
-    pub(crate) fn on_refresh_ok(&mut self, now: Millis, t: Tokens) {
-        let Some(req) = self.pending_request() else {
-            self.stale();
+    /// The request an answer with `id` belongs to: the pending one, or none (superseded).
+    fn answered(&mut self, id: RequestId) -> Option<Pending> {
+        match self.pending_request() {
+            Some(req) if req.id == id => Some(req),
+            Some(_) => {
+                self.superseded();
+                None
+            }
+            None => {
+                self.stale();
+                None
+            }
+        }
+    }
+
+    /// Whether an answer of server session `got` belongs to another session than the one
+    /// `req` refreshed: the token it presented, or for a resume the live session the shared
+    /// record names (the cookie may have been replaced by another login meanwhile).
+    fn foreign_answer(&self, req: &Pending, got: u64) -> bool {
+        if self.cfg.faults().ignore_session || got == 0 {
+            return false;
+        }
+        let expected = match req.presented {
+            Some(_) => req.sid,
+            None => self
+                .shared
+                .token
+                .filter(|s| s.stamp.epoch == req.epoch)
+                .map_or(0, |s| s.sid),
+        };
+        expected != 0 && expected != got
+    }
+
+    pub(crate) fn on_refresh_ok(&mut self, now: Millis, id: RequestId, t: Tokens) {
+        let Some(req) = self.answered(id) else {
             return;
         };
         let (serial, epoch) = (req.serial, req.epoch);
-        self.phase = Phase::Idle;
-        self.last_req = None;
-        self.attempt = 0;
+        self.refresh.phase = Phase::Idle;
+        self.refresh.last_req = None;
+        self.refresh.attempt = 0;
         if self.session_changed(&req) {
             self.stale();
             self.release_lock();
+            return;
+        }
+        let got = t.session.as_deref().map_or(0, session_tag);
+        if self.foreign_answer(&req, got) {
+            // Alice's refresh answered after Bob logged in (or the reverse): these tokens are
+            // not the session this tab refreshed. Refused, reported; the other session's
+            // token reaches this tab over the bus.
+            self.stats.foreign_session = self.stats.foreign_session.saturating_add(1);
+            self.release_lock();
+            self.refresh.resuming = false;
+            self.emit(Event::Error {
+                code: ErrorCode::SessionMismatch,
+            });
             return;
         }
         let session = match (req.presented, self.shared.token) {
@@ -501,18 +599,25 @@ impl Engine {
             self.ask_if_behind(now);
             return;
         }
+        let sid = if got != 0 { got } else { req.sid };
         let meta = TokenMeta {
             stamp,
             issued_at: now,
-            expires_at: now.saturating_add(t.expires_in_ms),
+            expires_at: now.saturating_add(self.lifetime(t.expires_in_ms)),
+            sid,
         };
         let refresh_token = t
             .refresh_token
             .or_else(|| self.held.as_ref().and_then(|h| h.refresh_token.clone()));
+        let user = t
+            .user
+            .or_else(|| self.held.as_ref().and_then(|h| h.user.clone()));
         let held = Held {
             access_token: t.access_token,
             refresh_token,
+            user,
             meta,
+            from_forced: req.forced,
         };
         if self.adopt(now, held) {
             self.persist_shared();
@@ -524,26 +629,25 @@ impl Engine {
         self.release_lock();
     }
 
-    pub(crate) fn on_refresh_rejected(&mut self, now: Millis, reason: LogoutReason) {
-        let Some(req) = self.pending_request() else {
-            self.stale();
+    pub(crate) fn on_refresh_rejected(&mut self, now: Millis, id: RequestId, reason: LogoutReason) {
+        let Some(req) = self.answered(id) else {
             return;
         };
         let (serial, epoch) = (req.serial, req.epoch);
-        self.phase = Phase::Idle;
-        self.last_req = None;
-        self.attempt = 0;
+        self.refresh.phase = Phase::Idle;
+        self.refresh.last_req = None;
+        self.refresh.attempt = 0;
         self.release_lock();
         if self.session_changed(&req) {
             // The answer concerns a session we no longer hold (or a resume that a login
             // overtook): it ends nothing.
-            self.resuming = false;
+            self.refresh.resuming = false;
             self.stale();
             return;
         }
         if self.held.is_none() {
             // A resume attempt without a live cookie: stay anonymous, quietly.
-            self.resuming = false;
+            self.refresh.resuming = false;
             return;
         }
         let presented = self.held.as_ref().map(|h| h.meta.stamp);
@@ -560,22 +664,39 @@ impl Engine {
         self.logout_local(now, reason, None);
     }
 
-    pub(crate) fn on_refresh_failed(&mut self, now: Millis, retry_after: Option<Millis>) {
+    /// `id`: the failed request (`None`: the request in flight timed out here).
+    pub(crate) fn on_refresh_failed(
+        &mut self,
+        now: Millis,
+        id: Option<RequestId>,
+        retry_after: Option<Millis>,
+    ) {
         // Only the request in flight can fail; a late failure of an earlier one changes nothing.
-        let Phase::InFlight { req, .. } = self.phase else {
-            self.stale();
+        let Phase::InFlight { req, .. } = self.refresh.phase else {
+            if id.is_some() {
+                self.superseded();
+            } else {
+                self.stale();
+            }
             return;
         };
+        if id.is_some_and(|id| id != req.id) {
+            self.superseded();
+            return;
+        }
+        // Whatever the server says, no wait beyond MAX_RETRY_AFTER (a claim covering a longer
+        // wait would look forged to the other tabs).
+        let retry_after = retry_after.map(|r| r.min(MAX_RETRY_AFTER));
         let serial = req.serial;
-        self.attempt = self.attempt.saturating_add(1);
+        self.refresh.attempt = self.refresh.attempt.saturating_add(1);
         let exp = self
             .cfg
             .backoff_base
-            .saturating_mul(1u64 << (self.attempt - 1).min(30))
+            .saturating_mul(1u64 << (self.refresh.attempt - 1).min(30))
             .min(self.cfg.backoff_cap);
         let delay = (exp / 2 + self.rng.upto(exp / 2)).max(retry_after.unwrap_or(0));
         let until = now.saturating_add(delay);
-        if !self.cfg.unsafe_disable_lock {
+        if !self.cfg.faults().disable_lock {
             // Keep other tabs from piling in while we back off; if we die, the claim expires.
             let claim_until = until.saturating_add(self.cfg.request_timeout);
             self.write_claim(Claim {
@@ -587,32 +708,44 @@ impl Engine {
             });
         }
         self.release_lock();
-        self.phase = Phase::Backoff { until, req };
+        self.refresh.phase = Phase::Backoff { until, req };
         self.emit(Event::Error {
             code: ErrorCode::RefreshRetry,
         });
     }
 
-    pub(crate) fn on_lock_unavailable(&mut self, now: Millis) {
-        if self.phase != Phase::Locking {
+    pub(crate) fn on_lock_unavailable(&mut self, now: Millis, id: RequestId) {
+        if self.refresh.lock_id != Some(id) {
+            self.superseded();
+            return;
+        }
+        if self.refresh.phase != Phase::Locking {
             return;
         }
         if !self.needs_refresh(now) {
-            self.phase = Phase::Idle;
+            self.refresh.phase = Phase::Idle;
             return;
         }
         // The holder died or sleeps: take the lock (the re-check under the lock still applies).
         self.stats.lock_steals = self.stats.lock_steals.saturating_add(1);
+        let id = self.new_id();
+        self.refresh.lock_id = Some(id);
         self.effects.push_back(Effect::AcquireLock {
+            id,
             wait: self.cfg.lock_wait,
             steal: true,
         });
     }
 
-    pub(crate) fn on_lock_lost(&mut self, _now: Millis) {
-        self.lock_held = false;
-        if self.phase == Phase::Locking {
-            self.phase = Phase::Idle;
+    pub(crate) fn on_lock_lost(&mut self, _now: Millis, id: RequestId) {
+        if self.refresh.lock_id != Some(id) {
+            self.superseded();
+            return;
+        }
+        self.refresh.lock_id = None;
+        self.refresh.lock_held = false;
+        if self.refresh.phase == Phase::Locking {
+            self.refresh.phase = Phase::Idle;
         }
     }
 }

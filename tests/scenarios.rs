@@ -1,8 +1,7 @@
 //! Scenario tests of the engine's policies, one behaviour each. The multi-tab properties
 //! under random schedules are proven by the simulator in `tests/sim.rs`.
-use super::*;
-use alloc::string::String;
-use alloc::vec::Vec;
+#![cfg(not(target_arch = "wasm32"))]
+use tessera::core::*;
 
 const T0: Millis = 1_764_000_000_000;
 const TTL: Millis = 300_000;
@@ -19,7 +18,66 @@ fn tokens(name: &str) -> Tokens {
         access_token: name.into(),
         expires_in_ms: TTL,
         refresh_token: None,
+        session: None,
+        user: None,
     }
+}
+
+/// Signs in through the login request: `LoginStarted` (unless a login is pending), then
+/// the answer carrying the request's id.
+fn login(e: &mut Engine, now: Millis, t: Tokens) {
+    if e.awaiting().login.is_none() {
+        e.handle(now, Input::LoginStarted);
+        while let Some(f) = e.poll_effect() {
+            if matches!(f, Effect::SendLogin { .. }) {
+                break;
+            }
+        }
+    }
+    let id = e.awaiting().login.unwrap();
+    e.handle(now, Input::LoginSucceeded { id, tokens: t });
+}
+
+/// `merge_shared` at a time late enough that nothing in these tests is from the future.
+fn merge(stored: Option<&[u8]>, new: &[u8]) -> Vec<u8> {
+    merge_shared(stored, new, T0 + 24 * 3_600_000)
+}
+
+fn refresh_id(e: &Engine) -> RequestId {
+    e.awaiting().refresh.unwrap_or_default()
+}
+
+fn lock_id(e: &Engine) -> RequestId {
+    e.awaiting().lock.unwrap_or_default()
+}
+
+fn refresh_ok(e: &Engine, tokens: Tokens) -> Input {
+    Input::RefreshSucceeded {
+        id: refresh_id(e),
+        tokens,
+    }
+}
+
+fn refresh_rejected(e: &Engine, reason: LogoutReason) -> Input {
+    Input::RefreshRejected {
+        id: refresh_id(e),
+        reason,
+    }
+}
+
+fn refresh_failed(e: &Engine, retry_after: Option<Millis>) -> Input {
+    Input::RefreshFailed {
+        id: refresh_id(e),
+        retry_after,
+    }
+}
+
+fn lock_granted(e: &Engine) -> Input {
+    Input::LockGranted { id: lock_id(e) }
+}
+
+fn lock_unavailable(e: &Engine) -> Input {
+    Input::LockUnavailable { id: lock_id(e) }
 }
 
 fn drain(e: &mut Engine) -> Vec<Effect> {
@@ -34,7 +92,7 @@ fn events(fx: &[Effect]) -> Vec<Event> {
     fx.iter()
         .filter_map(|f| {
             if let Effect::Emit(e) = f {
-                Some(*e)
+                Some(e.clone())
             } else {
                 None
             }
@@ -72,7 +130,7 @@ fn sends_refresh(fx: &[Effect]) -> bool {
 fn signed_in(tab: u64, c: Config) -> (Engine, Vec<u8>, Vec<u8>) {
     let mut e = Engine::new(c, tab, 7, T0);
     e.handle(T0, Input::Shared(None));
-    e.handle(T0, Input::LoginSucceeded(tokens("a0")));
+    login(&mut e, T0, tokens("a0"));
     let fx = drain(&mut e);
     let bus = fx
         .iter()
@@ -91,7 +149,7 @@ fn signed_in(tab: u64, c: Config) -> (Engine, Vec<u8>, Vec<u8>) {
 #[test]
 fn login_persists_before_it_broadcasts_and_emits_login() {
     let mut e = Engine::new(cfg(), 1, 7, T0);
-    e.handle(T0, Input::LoginSucceeded(tokens("a0")));
+    login(&mut e, T0, tokens("a0"));
     let fx = drain(&mut e);
     let kinds: Vec<&str> = fx
         .iter()
@@ -99,7 +157,7 @@ fn login_persists_before_it_broadcasts_and_emits_login() {
             Effect::PersistShared(_) => "persist",
             Effect::StoreToken(_) => "store",
             Effect::Broadcast(_) => "broadcast",
-            Effect::Emit(Event::Login) => "login",
+            Effect::Emit(Event::Login { .. }) => "login",
             _ => "other",
         })
         .collect();
@@ -125,11 +183,12 @@ fn refresh_is_due_at_expiry_minus_lead_and_goes_through_the_lock() {
     assert_eq!(
         drain(&mut e),
         vec![Effect::AcquireLock {
+            id: lock_id(&e),
             wait: 8_000,
             steal: false
         }]
     );
-    e.handle(due + 5, Input::LockGranted);
+    e.handle(due + 5, lock_granted(&e));
     let fx = drain(&mut e);
     assert!(sends_refresh(&fx));
     let claim = Shared::decode(&last_persist(&fx).unwrap())
@@ -141,9 +200,9 @@ fn refresh_is_due_at_expiry_minus_lead_and_goes_through_the_lock() {
         (1, due + 5 + 5_000),
         "a claim guards the request"
     );
-    e.handle(due + 100, Input::RefreshSucceeded(tokens("a1")));
+    e.handle(due + 100, refresh_ok(&e, tokens("a1")));
     let fx = drain(&mut e);
-    assert_eq!(events(&fx), vec![Event::Refresh]);
+    assert!(matches!(events(&fx)[..], [Event::Refresh { .. }]));
     assert!(fx.contains(&Effect::ReleaseLock));
     assert!(matches!(broadcasts(&fx)[..], [Msg::Token { .. }]));
     assert_eq!(e.access_token(), Some("a1"));
@@ -162,13 +221,16 @@ fn lead_is_capped_at_half_the_token_lifetime() {
         7,
         T0,
     );
-    e.handle(
+    login(
+        &mut e,
         T0,
-        Input::LoginSucceeded(Tokens {
+        Tokens {
             access_token: "a".into(),
             expires_in_ms: 60_000,
             refresh_token: None,
-        }),
+            session: None,
+            user: None,
+        },
     );
     drain(&mut e);
     assert_eq!(e.next_deadline(), Some(T0 + 30_000));
@@ -187,7 +249,7 @@ fn jitter_stays_within_bounds_and_depends_on_the_seed() {
             seed,
             T0,
         );
-        e.handle(T0, Input::LoginSucceeded(tokens("a")));
+        login(&mut e, T0, tokens("a"));
         drain(&mut e);
         let d = e.next_deadline().unwrap();
         assert!((T0 + TTL - 65_000..=T0 + TTL - 60_000).contains(&d));
@@ -204,19 +266,19 @@ fn a_second_tab_adopts_the_broadcast_token_and_stands_down_under_the_lock() {
     let mut b = Engine::new(cfg(), 2, 9, T0);
     b.handle(T0, Input::Shared(Some(shared)));
     b.handle(T0 + 3, Input::Bus(login));
-    assert_eq!(events(&drain(&mut b)), vec![Event::Login]);
+    assert!(matches!(events(&drain(&mut b))[..], [Event::Login { .. }]));
     let due = T0 + TTL - 60_000;
     // Both reach the due time; A gets the lock first and refreshes.
     a.handle(due, Input::Timer);
     b.handle(due, Input::Timer);
     drain(&mut a);
     drain(&mut b);
-    a.handle(due, Input::LockGranted);
+    a.handle(due, lock_granted(&a));
     let fx = drain(&mut a);
     let persisted = last_persist(&fx).unwrap();
-    a.handle(due + 50, Input::RefreshSucceeded(tokens("a1")));
+    a.handle(due + 50, refresh_ok(&a, tokens("a1")));
     let fx = drain(&mut a);
-    let persisted2 = merge_shared(Some(&persisted), &last_persist(&fx).unwrap());
+    let persisted2 = merge(Some(&persisted), &last_persist(&fx).unwrap());
     let msg = fx
         .iter()
         .find_map(|f| {
@@ -230,7 +292,7 @@ fn a_second_tab_adopts_the_broadcast_token_and_stands_down_under_the_lock() {
     // B is granted the lock after A released it, before A's bus message arrived; the shared
     // record it reads under the lock already names the newer token: no second request.
     b.handle(due + 51, Input::Shared(Some(persisted2)));
-    b.handle(due + 51, Input::LockGranted);
+    b.handle(due + 51, lock_granted(&b));
     let fx = drain(&mut b);
     assert!(!sends_refresh(&fx), "B must not refresh the same expiry");
     assert!(fx.contains(&Effect::ReleaseLock));
@@ -246,8 +308,8 @@ fn an_older_token_is_never_adopted() {
     b.handle(T0, Input::Bus(old_login.clone()));
     let due = T0 + TTL - 60_000;
     a.handle(due, Input::Timer);
-    a.handle(due, Input::LockGranted);
-    a.handle(due + 9, Input::RefreshSucceeded(tokens("a1")));
+    a.handle(due, lock_granted(&a));
+    a.handle(due + 9, refresh_ok(&a, tokens("a1")));
     let fx = drain(&mut a);
     let newer = fx
         .iter()
@@ -270,15 +332,16 @@ fn a_stuck_lock_is_stolen_after_the_bounded_wait() {
     let due = T0 + TTL - 60_000;
     e.handle(due, Input::Timer);
     drain(&mut e);
-    e.handle(due + 8_000, Input::LockUnavailable);
+    e.handle(due + 8_000, lock_unavailable(&e));
     assert_eq!(
         drain(&mut e),
         vec![Effect::AcquireLock {
+            id: lock_id(&e),
             wait: 8_000,
             steal: true
         }]
     );
-    e.handle(due + 15_001, Input::LockGranted);
+    e.handle(due + 15_001, lock_granted(&e));
     assert!(sends_refresh(&drain(&mut e)));
     assert_eq!(e.stats().lock_steals, 1);
 }
@@ -321,11 +384,11 @@ fn network_failures_back_off_exponentially_with_a_cap_and_resume_online() {
     );
     let mut now = T0 + TTL - 60_000;
     e.handle(now, Input::Timer);
-    e.handle(now, Input::LockGranted);
+    e.handle(now, lock_granted(&e));
     drain(&mut e);
     let mut delays = Vec::new();
     for _ in 0..6 {
-        e.handle(now, Input::RefreshFailed { retry_after: None });
+        e.handle(now, refresh_failed(&e, None));
         let fx = drain(&mut e);
         assert!(events(&fx).contains(&Event::Error {
             code: ErrorCode::RefreshRetry
@@ -334,7 +397,7 @@ fn network_failures_back_off_exponentially_with_a_cap_and_resume_online() {
         delays.push(at - now);
         now = at;
         e.handle(now, Input::Timer);
-        e.handle(now, Input::LockGranted);
+        e.handle(now, lock_granted(&e));
         assert!(sends_refresh(&drain(&mut e)));
     }
     for (k, d) in delays.iter().enumerate() {
@@ -346,12 +409,7 @@ fn network_failures_back_off_exponentially_with_a_cap_and_resume_online() {
         );
     }
     // Retry-After is honoured; coming back online retries at once.
-    e.handle(
-        now,
-        Input::RefreshFailed {
-            retry_after: Some(60_000),
-        },
-    );
+    e.handle(now, refresh_failed(&e, Some(60_000)));
     drain(&mut e);
     assert!(e.next_deadline().unwrap() >= now + 60_000);
     e.handle(now + 5, Input::Online(false));
@@ -366,9 +424,9 @@ fn a_definitive_rejection_ends_the_session_everywhere_with_its_reason() {
     let (mut e, _, _) = signed_in(1, cfg());
     let due = T0 + TTL - 60_000;
     e.handle(due, Input::Timer);
-    e.handle(due, Input::LockGranted);
+    e.handle(due, lock_granted(&e));
     drain(&mut e);
-    e.handle(due + 40, Input::RefreshRejected(LogoutReason::Reused));
+    e.handle(due + 40, refresh_rejected(&e, LogoutReason::Reused));
     let fx = drain(&mut e);
     assert_eq!(
         events(&fx),
@@ -402,11 +460,11 @@ fn a_rejection_is_ignored_when_a_newer_login_overtook_the_request() {
     e.handle(T0, Input::Shared(None));
     e.handle(T0, Input::Resume);
     e.handle(T0 + 250, Input::Timer);
-    e.handle(T0 + 250, Input::LockGranted);
+    e.handle(T0 + 250, lock_granted(&e));
     assert!(sends_refresh(&drain(&mut e)));
-    e.handle(T0 + 300, Input::LoginSucceeded(tokens("fresh")));
+    login(&mut e, T0 + 300, tokens("fresh"));
     drain(&mut e);
-    e.handle(T0 + 320, Input::RefreshRejected(LogoutReason::Revoked));
+    e.handle(T0 + 320, refresh_rejected(&e, LogoutReason::Revoked));
     assert!(events(&drain(&mut e)).is_empty());
     assert_eq!(e.access_token(), Some("fresh"));
 }
@@ -422,9 +480,9 @@ fn resume_without_a_session_stays_anonymous_quietly() {
     ));
     assert_eq!(e.next_deadline(), Some(T0 + 250));
     e.handle(T0 + 250, Input::Timer);
-    e.handle(T0 + 250, Input::LockGranted);
+    e.handle(T0 + 250, lock_granted(&e));
     assert!(sends_refresh(&drain(&mut e)));
-    e.handle(T0 + 300, Input::RefreshRejected(LogoutReason::Revoked));
+    e.handle(T0 + 300, refresh_rejected(&e, LogoutReason::Revoked));
     let fx = drain(&mut e);
     assert!(events(&fx).is_empty());
     assert!(fx.contains(&Effect::ReleaseLock));
@@ -459,7 +517,7 @@ fn resume_is_answered_by_another_tab_without_a_request() {
         })
         .unwrap();
     b.handle(T0 + 1_010, Input::Bus(answer));
-    assert_eq!(events(&drain(&mut b)), vec![Event::Login]);
+    assert!(matches!(events(&drain(&mut b))[..], [Event::Login { .. }]));
     b.handle(T0 + 1_250, Input::Timer);
     assert!(!sends_refresh(&drain(&mut b)));
     assert_eq!(b.access_token(), Some("a0"));
@@ -522,13 +580,16 @@ fn user_logout_broadcasts_first_then_revokes_then_wipes() {
 fn token_mode_logout_presents_the_refresh_token_after_the_broadcast() {
     let mut e = Engine::new(cfg(), 1, 7, T0);
     e.handle(T0, Input::Shared(None));
-    e.handle(
+    login(
+        &mut e,
         T0,
-        Input::LoginSucceeded(Tokens {
+        Tokens {
             access_token: "a0".into(),
             expires_in_ms: 300_000,
             refresh_token: Some("r0".into()),
-        }),
+            session: None,
+            user: None,
+        },
     );
     drain(&mut e);
     e.handle(T0 + 10, Input::Logout { everywhere: false });
@@ -612,10 +673,11 @@ fn idle_warning_then_activity_then_deadline() {
     let fx = drain(&mut e);
     assert_eq!(events(&fx), vec![Event::Active]);
     assert!(
-        broadcasts(&fx).contains(&Msg::Activity {
+        broadcasts(&fx).contains(&Msg::Activity(Activity {
             epoch: 0,
+            session: T0,
             at: T0 + 550_000
-        }),
+        })),
         "published at once"
     );
     assert_eq!(e.idle_deadline(), Some(T0 + 1_150_000));
@@ -674,10 +736,11 @@ fn throttled_activity_is_published_by_a_trailing_update() {
     e.handle(T0 + 15_000, Input::Timer);
     assert_eq!(
         broadcasts(&drain(&mut e)),
-        vec![Msg::Activity {
+        vec![Msg::Activity(Activity {
             epoch: 0,
+            session: T0,
             at: T0 + 12_000
-        }]
+        })]
     );
 }
 
@@ -749,6 +812,7 @@ fn a_restored_record_resumes_and_an_expired_one_refreshes_at_once() {
     );
     a.handle(T0, Input::Activity);
     let rec = TokenRecord {
+        user: None,
         access_token: "a0".into(),
         refresh_token: None,
         meta: a.token_meta().unwrap(),
@@ -758,7 +822,7 @@ fn a_restored_record_resumes_and_an_expired_one_refreshes_at_once() {
     b.handle(T0 + TTL + 1, Input::Shared(Some(shared)));
     b.handle(T0 + TTL + 1, Input::Restore(rec));
     let fx = drain(&mut b);
-    assert!(events(&fx).contains(&Event::Login));
+    assert!(events(&fx).iter().any(|e| matches!(e, Event::Login { .. })));
     assert!(
         fx.iter().any(|f| matches!(f, Effect::AcquireLock { .. })),
         "expired: refresh now"
@@ -782,7 +846,7 @@ fn without_web_locks_claims_elect_one_refresher() {
     b.handle(due, Input::Timer);
     let pa = last_persist(&drain(&mut a)).unwrap();
     let pb = last_persist(&drain(&mut b)).unwrap();
-    let stored = merge_shared(Some(&merge_shared(Some(&shared), &pa)), &pb);
+    let stored = merge(Some(&merge(Some(&shared), &pa)), &pb);
     a.handle(due + 100, Input::Shared(Some(stored.clone())));
     a.handle(due + 100, Input::Timer);
     b.handle(due + 100, Input::Shared(Some(stored)));
@@ -820,34 +884,68 @@ fn random_inputs_never_panic() {
                 let i = (next() % mutated.len() as u64) as usize;
                 mutated[i] = next() as u8;
             }
+            // Ids: the awaited one, or a stale / made-up one.
+            let aw = e.awaiting();
+            let pick_id = |k: u64, cur: Option<RequestId>| match k % 3 {
+                0 => RequestId((k >> 8) as u32 % 5),
+                _ => cur.unwrap_or_default(),
+            };
             let input = match next() % 23 {
                 0 => Input::Restore(mutated),
                 1 => Input::Resume,
-                2 => Input::LoginSucceeded(Tokens {
-                    access_token: "t".into(),
-                    expires_in_ms: next() % 1_000_000,
-                    refresh_token: None,
-                }),
-                3 => Input::MfaRequired,
-                4 => Input::LoginFailed,
-                5 => Input::RefreshSucceeded(Tokens {
-                    access_token: "r".into(),
-                    expires_in_ms: next(),
-                    refresh_token: Some("x".into()),
-                }),
-                6 => Input::RefreshRejected(
-                    LogoutReason::from_u64(next() % 7).unwrap_or(LogoutReason::Revoked),
-                ),
+                2 => Input::LoginSucceeded {
+                    id: pick_id(next(), aw.login),
+                    tokens: Tokens {
+                        access_token: "t".into(),
+                        expires_in_ms: next() % 1_000_000,
+                        refresh_token: None,
+                        session: Some("s".into()),
+                        user: None,
+                    },
+                },
+                3 => Input::MfaRequired {
+                    id: pick_id(next(), aw.login),
+                },
+                4 => Input::LoginFailed {
+                    id: pick_id(next(), aw.login),
+                },
+                5 => Input::RefreshSucceeded {
+                    id: pick_id(next(), aw.refresh),
+                    tokens: Tokens {
+                        access_token: "r".into(),
+                        expires_in_ms: next(),
+                        refresh_token: Some("x".into()),
+                        session: (next() % 2 == 0).then(|| "s2".into()),
+                        user: None,
+                    },
+                },
+                6 => Input::RefreshRejected {
+                    id: pick_id(next(), aw.refresh),
+                    reason: [
+                        LogoutReason::Revoked,
+                        LogoutReason::Reused,
+                        LogoutReason::Expired,
+                    ][(next() % 3) as usize],
+                },
                 7 => Input::RefreshFailed {
+                    id: pick_id(next(), aw.refresh),
                     retry_after: Some(next() % 100_000),
                 },
-                8 => Input::AccessRejected,
+                8 => Input::AccessRejected {
+                    access_token: ["t", "r", "x"][(next() % 3) as usize].into(),
+                },
                 9 => Input::Bus(mutated),
                 10 => Input::Shared(Some(mutated)),
                 11 => Input::Shared(None),
-                12 => Input::LockGranted,
-                13 => Input::LockUnavailable,
-                14 => Input::LockLost,
+                12 => Input::LockGranted {
+                    id: pick_id(next(), aw.lock),
+                },
+                13 => Input::LockUnavailable {
+                    id: pick_id(next(), aw.lock),
+                },
+                14 => Input::LockLost {
+                    id: pick_id(next(), aw.lock),
+                },
                 15 => Input::Activity,
                 16 => Input::StayActive,
                 17 => Input::Logout {
@@ -891,14 +989,14 @@ fn resume_during_another_tabs_refresh_waits_for_its_claim_then_retries() {
     e.handle(T0, Input::Shared(Some(busy.encode())));
     e.handle(T0, Input::Resume);
     e.handle(T0 + 250, Input::Timer);
-    e.handle(T0 + 250, Input::LockGranted);
+    e.handle(T0 + 250, lock_granted(&e));
     let fx = drain(&mut e);
     assert!(!sends_refresh(&fx), "the other tab's request is pending");
     assert!(fx.contains(&Effect::ReleaseLock));
     assert_eq!(e.next_deadline(), Some(T0 + 10_000));
     // The claimer died without an answer: this tab takes over.
     e.handle(T0 + 10_000, Input::Timer);
-    e.handle(T0 + 10_000, Input::LockGranted);
+    e.handle(T0 + 10_000, lock_granted(&e));
     assert!(sends_refresh(&drain(&mut e)));
 }
 
@@ -909,7 +1007,7 @@ fn an_answer_delayed_past_the_timeout_is_still_taken() {
     let (mut e, _, _) = signed_in(1, cfg());
     let due = T0 + TTL - 60_000;
     e.handle(due, Input::Timer);
-    e.handle(due, Input::LockGranted);
+    e.handle(due, lock_granted(&e));
     drain(&mut e);
     e.handle(due + 40_000, Input::Timer); // thawed: timed out -> backoff
     let fx = drain(&mut e);
@@ -920,13 +1018,13 @@ fn an_answer_delayed_past_the_timeout_is_still_taken() {
     assert!(drain(&mut e)
         .iter()
         .any(|f| matches!(f, Effect::AcquireLock { .. })));
-    e.handle(due + 41_001, Input::RefreshSucceeded(tokens("late")));
+    e.handle(due + 41_001, refresh_ok(&e, tokens("late")));
     assert_eq!(
         e.access_token(),
         Some("late"),
         "the rotated token must not be dropped"
     );
-    e.handle(due + 41_002, Input::LockGranted);
+    e.handle(due + 41_002, lock_granted(&e));
     let fx = drain(&mut e);
     assert!(
         !sends_refresh(&fx),
@@ -1009,7 +1107,7 @@ fn an_idle_expired_session_is_ended_not_resumed_by_a_new_tab() {
 fn login_started_dates_the_session_from_the_request() {
     let mut e = Engine::new(cfg(), 1, 7, T0);
     e.handle(T0, Input::LoginStarted);
-    e.handle(T0 + 30_000, Input::LoginSucceeded(tokens("a0"))); // frozen meanwhile
+    login(&mut e, T0 + 30_000, tokens("a0")); // frozen meanwhile
     let meta = e.token_meta().unwrap();
     assert_eq!(meta.stamp.session, T0);
     assert_eq!(
@@ -1024,13 +1122,8 @@ fn a_spurious_online_event_does_not_cut_the_backoff_short() {
     let (mut e, _, _) = signed_in(1, cfg());
     let due = T0 + TTL - 60_000;
     e.handle(due, Input::Timer);
-    e.handle(due, Input::LockGranted);
-    e.handle(
-        due + 10,
-        Input::RefreshFailed {
-            retry_after: Some(20_000),
-        },
-    );
+    e.handle(due, lock_granted(&e));
+    e.handle(due + 10, refresh_failed(&e, Some(20_000)));
     drain(&mut e);
     e.handle(due + 20, Input::Online(true));
     assert!(drain(&mut e).is_empty());
@@ -1042,13 +1135,16 @@ fn a_tab_that_cannot_get_the_newest_token_refreshes_itself_in_cookie_mode_only()
     for token_mode in [false, true] {
         let mut e = Engine::new(cfg(), 2, 9, T0);
         let rt = token_mode.then(|| String::from("rt0"));
-        e.handle(
+        login(
+            &mut e,
             T0,
-            Input::LoginSucceeded(Tokens {
+            Tokens {
                 access_token: "a0".into(),
                 expires_in_ms: TTL,
                 refresh_token: rt,
-            }),
+                session: None,
+                user: None,
+            },
         );
         drain(&mut e);
         // Another tab refreshed (the record says so) but its broadcast never arrived, and the
@@ -1070,7 +1166,7 @@ fn a_tab_that_cannot_get_the_newest_token_refreshes_itself_in_cookie_mode_only()
             e.handle(now, Input::Timer);
             let fx = drain(&mut e);
             if fx.iter().any(|f| matches!(f, Effect::AcquireLock { .. })) {
-                e.handle(now, Input::LockGranted);
+                e.handle(now, lock_granted(&e));
                 sent |= sends_refresh(&drain(&mut e));
             }
             now = e.next_deadline().unwrap_or(now + 1_000).max(now + 1);
@@ -1101,13 +1197,16 @@ fn default_timings_respect_the_protocol_assumptions() {
 fn token_mode_ends_the_session_when_the_newest_refresh_token_is_lost() {
     let mut e = Engine::new(cfg(), 2, 9, T0);
     let rt = Some(String::from("rt0"));
-    e.handle(
+    login(
+        &mut e,
         T0,
-        Input::LoginSucceeded(Tokens {
+        Tokens {
             access_token: "a0".into(),
             expires_in_ms: TTL,
             refresh_token: rt,
-        }),
+            session: None,
+            user: None,
+        },
     );
     drain(&mut e);
     // Another tab rotated the refresh token, then crashed before anyone got it.
@@ -1195,14 +1294,14 @@ fn a_logout_seen_while_a_login_is_pending_wins_over_its_late_answer() {
         ..Shared::default()
     };
     e.handle(T0 + 60_000, Input::Shared(Some(after.encode())));
-    e.handle(T0 + 60_001, Input::LoginSucceeded(tokens("stale")));
+    login(&mut e, T0 + 60_001, tokens("stale"));
     assert!(drain(&mut e)
         .iter()
         .all(|f| !matches!(f, Effect::Broadcast(_) | Effect::StoreToken(_))));
     assert_eq!(e.access_token(), None);
     // A new login afterwards works.
     e.handle(T0 + 70_000, Input::LoginStarted);
-    e.handle(T0 + 70_100, Input::LoginSucceeded(tokens("fresh")));
+    login(&mut e, T0 + 70_100, tokens("fresh"));
     assert_eq!(e.access_token(), Some("fresh"));
 }
 
@@ -1227,14 +1326,14 @@ fn a_tab_alone_resumes_without_the_join_wait_and_knows_when_the_resume_settled()
     assert!(first(&fx), "{fx:?}");
     assert!(a.resume_pending());
     if fx.iter().any(|f| matches!(f, Effect::AcquireLock { .. })) {
-        a.handle(T0 + 1, Input::LockGranted);
+        a.handle(T0 + 1, lock_granted(&a));
         assert!(drain(&mut a)
             .iter()
             .any(|f| matches!(f, Effect::SendRefresh { .. })));
         assert!(a.resume_pending(), "pending until the refresh is answered");
     }
     // No live cookie: definitively anonymous, the resume has settled.
-    a.handle(T0 + 30, Input::RefreshRejected(LogoutReason::Revoked));
+    a.handle(T0 + 30, refresh_rejected(&a, LogoutReason::Revoked));
     drain(&mut a);
     assert!(!a.resume_pending());
     assert_eq!(a.state(), SessionState::Anonymous);
@@ -1243,9 +1342,9 @@ fn a_tab_alone_resumes_without_the_join_wait_and_knows_when_the_resume_settled()
     c.set_alone(true);
     c.handle(T0, Input::Shared(None));
     c.handle(T0, Input::Resume);
-    c.handle(T0 + 1, Input::LockGranted);
+    c.handle(T0 + 1, lock_granted(&c));
     drain(&mut c);
-    c.handle(T0 + 30, Input::RefreshFailed { retry_after: None });
+    c.handle(T0 + 30, refresh_failed(&c, None));
     drain(&mut c);
     assert!(!c.resume_pending());
 }

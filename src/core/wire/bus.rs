@@ -9,12 +9,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::codec::{DecodeError, Reader, Writer};
-use super::logout::LogoutReason;
-use super::shared::{read_claim, read_meta, write_claim, write_meta, Claim, TokenMeta};
-use super::Millis;
+use super::reason::LogoutReason;
+use super::shared::{
+    read_activity, read_claim, read_meta, write_claim, write_meta, Activity, Claim, TokenMeta,
+};
 
 /// The bus protocol version this build speaks.
-pub const BUS_VERSION: u8 = 1;
+pub const BUS_VERSION: u8 = 2;
 
 const TAG_TOKEN: u8 = 1;
 const TAG_ACTIVITY: u8 = 2;
@@ -23,8 +24,7 @@ const TAG_TOKEN_REQUEST: u8 = 4;
 const TAG_CLAIM: u8 = 5;
 
 /// One message on the tab bus.
-#[derive(Clone, PartialEq, Eq)]
-#[cfg_attr(test, derive(Debug))]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Msg {
     /// A tab obtained a token (login, MFA, refresh) or answers a [`Msg::TokenRequest`].
     Token {
@@ -34,14 +34,11 @@ pub enum Msg {
         access_token: String,
         /// The refresh token in token mode.
         refresh_token: Option<String>,
+        /// The signed-in user's name, when known.
+        user: Option<String>,
     },
-    /// User activity in some tab.
-    Activity {
-        /// The sender's logout epoch.
-        epoch: u64,
-        /// When the activity happened.
-        at: Millis,
-    },
+    /// User activity in some tab, in the session it names.
+    Activity(Activity),
     /// A tab logged out; every session created before `epoch` ends.
     Logout {
         /// The new logout epoch.
@@ -68,11 +65,13 @@ pub(crate) fn encode_token(
     meta: &TokenMeta,
     access_token: &str,
     refresh_token: Option<&str>,
+    user: Option<&str>,
 ) -> Vec<u8> {
     let mut w = Writer::new(BUS_VERSION, TAG_TOKEN);
     write_meta(&mut w, meta)
         .str(access_token)
         .opt_str(refresh_token)
+        .opt_str(user)
         .finish()
 }
 
@@ -84,10 +83,17 @@ impl Msg {
                 meta,
                 access_token,
                 refresh_token,
-            } => encode_token(meta, access_token, refresh_token.as_deref()),
-            Msg::Activity { epoch, at } => Writer::new(BUS_VERSION, TAG_ACTIVITY)
-                .u64(*epoch)
-                .u64(*at)
+                user,
+            } => encode_token(
+                meta,
+                access_token,
+                refresh_token.as_deref(),
+                user.as_deref(),
+            ),
+            Msg::Activity(a) => Writer::new(BUS_VERSION, TAG_ACTIVITY)
+                .u64(a.epoch)
+                .u64(a.session)
+                .u64(a.at)
                 .finish(),
             Msg::Logout { epoch, reason } => Writer::new(BUS_VERSION, TAG_LOGOUT)
                 .u64(*epoch)
@@ -113,13 +119,11 @@ impl Msg {
                 meta: read_meta(&mut r)?,
                 access_token: r.str()?,
                 refresh_token: r.opt_str()?,
+                user: r.opt_str()?,
             },
-            TAG_ACTIVITY => Msg::Activity {
-                epoch: r.u64()?,
-                at: r.u64()?,
-            },
+            TAG_ACTIVITY => Msg::Activity(read_activity(&mut r)?),
             TAG_LOGOUT => Msg::Logout {
-                epoch: r.u64()?,
+                epoch: r.counter()?,
                 reason: LogoutReason::from_u64(r.u64()?).ok_or(DecodeError::Range)?,
             },
             TAG_TOKEN_REQUEST => Msg::TokenRequest {
@@ -137,7 +141,7 @@ impl Msg {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::shared::Stamp;
+    use crate::core::wire::shared::Stamp;
 
     fn samples() -> Vec<Msg> {
         let meta = TokenMeta {
@@ -149,22 +153,26 @@ mod tests {
             },
             issued_at: 10,
             expires_at: 300_010,
+            sid: 99,
         };
         vec![
             Msg::Token {
                 meta,
                 access_token: "eyJ.x.y".into(),
                 refresh_token: None,
+                user: Some("alice".into()),
             },
             Msg::Token {
                 meta,
                 access_token: "é".into(),
                 refresh_token: Some("r".into()),
+                user: None,
             },
-            Msg::Activity {
+            Msg::Activity(Activity {
                 epoch: 1,
+                session: 5,
                 at: 1_764_000_000_000,
-            },
+            }),
             Msg::Logout {
                 epoch: 4,
                 reason: LogoutReason::Everywhere,
@@ -193,10 +201,10 @@ mod tests {
     #[test]
     fn malformed_messages_are_typed_errors() {
         assert_eq!(Msg::decode(&[]), Err(DecodeError::Truncated));
-        assert_eq!(Msg::decode(&[2, 1]), Err(DecodeError::Version));
-        assert_eq!(Msg::decode(&[1, 99]), Err(DecodeError::Tag));
+        assert_eq!(Msg::decode(&[9, 1]), Err(DecodeError::Version));
+        assert_eq!(Msg::decode(&[BUS_VERSION, 99]), Err(DecodeError::Tag));
         assert_eq!(
-            Msg::decode(&[1, TAG_LOGOUT, 1, 42]),
+            Msg::decode(&[BUS_VERSION, TAG_LOGOUT, 1, 42]),
             Err(DecodeError::Range)
         );
         let mut long = Msg::TokenRequest { tab: 1, attempt: 0 }.encode();
@@ -209,11 +217,26 @@ mod tests {
             },
             access_token: "ab".into(),
             refresh_token: None,
+            user: None,
         }
         .encode();
         let n = bad.len();
-        bad[n - 2] = 0xff; // inside the token string
+        bad[n - 3] = 0xff; // inside the token string
         assert_eq!(Msg::decode(&bad), Err(DecodeError::Utf8));
+    }
+
+    #[test]
+    fn implausible_counters_are_range_errors() {
+        let forged = Writer::new(BUS_VERSION, TAG_LOGOUT)
+            .u64(u64::MAX)
+            .u64(0)
+            .finish();
+        assert_eq!(Msg::decode(&forged), Err(DecodeError::Range));
+        let edge = Writer::new(BUS_VERSION, TAG_LOGOUT)
+            .u64(crate::core::wire::codec::MAX_COUNTER)
+            .u64(0)
+            .finish();
+        assert!(Msg::decode(&edge).is_ok());
     }
 
     #[test]
@@ -251,8 +274,8 @@ mod tests {
                 }
             }
             let _ = Msg::decode(&bytes);
-            let _ = crate::core::shared::Shared::decode(&bytes);
-            let _ = crate::core::shared::TokenRecord::decode(&bytes);
+            let _ = crate::core::wire::shared::Shared::decode(&bytes);
+            let _ = crate::core::wire::shared::TokenRecord::decode(&bytes);
         }
     }
 }

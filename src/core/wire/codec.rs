@@ -4,9 +4,12 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+/// The largest counter (logout epoch, token serial) a decoder accepts: JavaScript's largest
+/// safe integer.
+pub const MAX_COUNTER: u64 = (1 << 53) - 1;
+
 /// Why a byte string could not be decoded.
-#[derive(Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(test, derive(Debug))]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[non_exhaustive]
 pub enum DecodeError {
     /// The version byte is not one this build understands.
@@ -123,6 +126,16 @@ impl<'a> Reader<'a> {
             if shift > 63 {
                 return Err(DecodeError::Range);
             }
+        }
+    }
+
+    /// A counter (logout epoch, serial): at most [`MAX_COUNTER`]. A larger value is
+    /// implausible (no browser logs out or refreshes 2^53 times) and would let a forged record
+    /// push a counter to where `+ 1` saturates and stops ordering anything.
+    pub(crate) fn counter(&mut self) -> Result<u64, DecodeError> {
+        match self.u64()? {
+            v if v <= MAX_COUNTER => Ok(v),
+            _ => Err(DecodeError::Range),
         }
     }
 
