@@ -29,7 +29,10 @@ const servers = new Map();
 before(async () => {
   wwwDir = await testWwwDir();
   console.log(`# engine: ${engineVersion(ENGINE)}; scenarios over ${TLS ? "https" : "http"}`);
-});
+  // Outside any one test's time: the first start of a browser on a busy machine is slow.
+  browser = await launchEngine(ENGINE, { acceptInsecureCerts: true });
+  await serverFor({});
+}, { timeout: 180_000 });
 after(async () => {
   await browser?.close();
   for (const s of servers.values()) await (await s).close().catch(() => {});
@@ -45,8 +48,6 @@ function serverFor(opts = {}) {
 
 async function withEnv({ server: serverOpts = {}, tls = TLS, without = "", t }, fn) {
   const server = await serverFor(serverOpts);
-  // Launched on first use, over the same certificate handling for every scenario.
-  browser ??= await launchEngine(ENGINE, { acceptInsecureCerts: true });
   const front = await startFront(server, { tls });
   try {
     await browser.closeTabs();
@@ -65,8 +66,8 @@ describe(`${ENGINE}: multi-tab scenarios`, () => {
   for (const sc of SCENARIOS) {
     for (const without of ["", ...(sc.fallbacks ?? [])]) {
       const label = without ? `${sc.name} [without ${without}]` : sc.name;
-      test(label, { timeout: ENGINE === "webkit" ? 300_000 : 120_000 }, (t) => withEnv({ server: sc.server, without, t }, sc.run));
+      test(label, { timeout: ENGINE === "webkit" ? 300_000 : 240_000 }, (t) => withEnv({ server: sc.server, without, t }, sc.run));
     }
   }
-  test(HTTP_COOKIE_SCENARIO.name, { timeout: ENGINE === "webkit" ? 180_000 : 60_000 }, (t) => withEnv({ tls: false, t }, HTTP_COOKIE_SCENARIO.run));
+  test(HTTP_COOKIE_SCENARIO.name, { timeout: ENGINE === "webkit" ? 180_000 : 120_000 }, (t) => withEnv({ tls: false, t }, HTTP_COOKIE_SCENARIO.run));
 });
