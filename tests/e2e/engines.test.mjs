@@ -46,19 +46,31 @@ function serverFor(opts = {}) {
   return servers.get(key);
 }
 
+// A scenario that node:test timed out keeps running in the background; it must not share a
+// browser with the next one (it would close or drive the next scenario's tabs).
+let running = false;
+
 async function withEnv({ server: serverOpts = {}, tls = TLS, without = "", t }, fn) {
+  if (running) {
+    const stale = browser;
+    browser = await launchEngine(ENGINE, { acceptInsecureCerts: true });
+    await stale.close().catch(() => {});
+  }
+  const mine = browser;
+  running = true;
   const server = await serverFor(serverOpts);
   const front = await startFront(server, { tls });
   try {
-    await browser.closeTabs();
-    await browser.clearCookies(front.url);
-    await fn({ engine: ENGINE, browser, server, front, url: front.url, without, t });
+    await mine.closeTabs();
+    await mine.clearCookies(front.url);
+    await fn({ engine: ENGINE, browser: mine, server, front, url: front.url, without, t });
   } catch (err) {
     err.message += `\n-- server log (last lines) --\n${server.logs.slice(-15).join("\n")}`;
     throw err;
   } finally {
-    await browser.closeTabs().catch(() => {});
+    await mine.closeTabs().catch(() => {});
     await front.close().catch(() => {});
+    if (mine === browser) running = false;
   }
 }
 

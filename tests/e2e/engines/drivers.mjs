@@ -438,7 +438,7 @@ async function launchWebDriver(engine, { acceptInsecureCerts }) {
       await inTab(tab.handle, (d) => d.manage().addCookie({ ...cookie, path: cookie.path ?? "/" }));
     },
     async close() {
-      await queue;
+      await Promise.race([queue, sleep(5_000)]); // a hung command must not keep the browser alive
       await driver.quit().catch(() => {});
       await helper.stop();
     },
