@@ -123,6 +123,40 @@ pub struct Config {
     #[arg(long, env = "TESSERA_LOG", default_value = "info")]
     pub log: String,
 
+    // --- operations (issue 10) ---
+    /// Redis: session-changing writes wait until this many replicas acknowledged them
+    /// (Redis `WAIT`); 0 = do not wait (an acknowledged write can be lost in a failover).
+    #[arg(long, env = "TESSERA_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
+
+    /// Redis: the longest wait for those acknowledgements, in milliseconds; a write that
+    /// misses it fails with a retryable error.
+    #[arg(long, env = "TESSERA_REDIS_WAIT_MS", default_value_t = 500)]
+    pub redis_wait_ms: u64,
+
+    /// Allow `--demo` on a non-loopback `--listen` address. The demo users' passwords are
+    /// public: without this flag demo mode refuses to listen beyond loopback.
+    #[arg(long, env = "TESSERA_DEMO_PUBLIC", value_parser = BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub demo_public: bool,
+
+    /// Re-read the signing keys from the store this often (seconds), so a `keys rotate` on
+    /// any instance reaches all of them; an unknown `kid` also triggers a (rate-limited) reload.
+    #[arg(long, env = "TESSERA_KEYS_RELOAD_INTERVAL", default_value_t = 60)]
+    pub keys_reload_interval: u64,
+
+    /// Log line format: `text` or `json` (one JSON object per line, with the request id).
+    #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum, default_value_t = crate::telemetry::LogFormat::Text)]
+    pub log_format: crate::telemetry::LogFormat,
+
+    /// Serve `GET /metrics` on this separate address instead of the main listener.
+    #[arg(long, env = "TESSERA_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+
+    /// On SIGTERM / Ctrl-C: stop accepting, let requests in flight finish for at most
+    /// this many seconds, then exit.
+    #[arg(long, env = "TESSERA_SHUTDOWN_TIMEOUT", default_value_t = 10)]
+    pub shutdown_timeout: u64,
+
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -143,6 +177,60 @@ pub enum Command {
         #[arg(long)]
         totp: bool,
     },
+    // --- operations (issue 10) ---
+    /// Set a user's password (first line of stdin) and revoke all the user's sessions.
+    UserPasswd {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+    },
+    /// Give a user a new TOTP secret; prints the `otpauth://` URI and a terminal QR code.
+    TotpEnroll {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+    },
+    /// Replace a user's TOTP secret (the old authenticator stops working); prints the new
+    /// `otpauth://` URI and a terminal QR code.
+    TotpReset {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+    },
+    /// Session operations on the configured store.
+    Sessions {
+        /// What to do.
+        #[command(subcommand)]
+        action: SessionsCommand,
+    },
+    /// Open the store and bring its schema up to date, then exit (the server also does
+    /// this at every start).
+    Migrate,
+    /// Signing-key operations on the configured store.
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+}
+
+/// `tessera-server sessions …`
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum SessionsCommand {
+    /// Revoke every session of a user.
+    Revoke {
+        /// Login name.
+        #[arg(long)]
+        user: String,
+    },
+}
+
+/// `tessera-server keys …`
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum KeysCommand {
+    /// Publish a new signing key now; every instance signs with it once the JWKS cache
+    /// lifetime and one key-reload interval have passed (the old keys keep verifying).
+    Rotate,
 }
 
 impl Default for Config {
@@ -172,6 +260,13 @@ impl Default for Config {
             rotate_signing_key: false,
             trust_proxy: false,
             log: "info".into(),
+            redis_wait_replicas: 0,
+            redis_wait_ms: 500,
+            demo_public: false,
+            keys_reload_interval: 60,
+            log_format: crate::telemetry::LogFormat::Text,
+            metrics_listen: None,
+            shutdown_timeout: 10,
             command: None,
         }
     }
@@ -218,6 +313,18 @@ impl Config {
         if !(0..=300).contains(&self.jwt_leeway) {
             return Err("--jwt-leeway must be between 0 and 300 seconds".into());
         }
+        if self.redis_wait_replicas > 0 && !(1..=60_000).contains(&self.redis_wait_ms) {
+            return Err("--redis-wait-ms must be between 1 and 60000".into());
+        }
+        if self.keys_reload_interval == 0 {
+            return Err("--keys-reload-interval must be positive".into());
+        }
+        if self.demo && !self.demo_public && !listen_is_loopback(&self.listen) {
+            return Err(format!(
+                "--demo seeds users with public passwords: refusing to listen on {} (not loopback) without --demo-public",
+                self.listen
+            ));
+        }
         if !(0..=300).contains(&self.refresh_grace) {
             return Err("--refresh-grace must be between 0 and 300 seconds".into());
         }
@@ -229,5 +336,49 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether a `--listen` value binds only the loopback interface (`127.0.0.0/8`, `::1`,
+/// `localhost`); anything unparseable counts as not loopback.
+pub fn listen_is_loopback(listen: &str) -> bool {
+    if let Ok(addr) = listen.parse::<std::net::SocketAddr>() {
+        return addr.ip().is_loopback();
+    }
+    listen
+        .rsplit_once(':')
+        .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
+}
+
+#[cfg(test)]
+mod ops_tests {
+    use super::*;
+
+    #[test]
+    fn demo_refuses_a_public_listen_address_unless_told() {
+        for (listen, loopback) in [
+            ("127.0.0.1:8080", true),
+            ("127.9.9.9:1", true),
+            ("[::1]:0", true),
+            ("localhost:8080", true),
+            ("0.0.0.0:8080", false),
+            ("[::]:8080", false),
+            ("192.168.1.5:80", false),
+            ("example.com:80", false),
+            ("garbage", false),
+        ] {
+            assert_eq!(listen_is_loopback(listen), loopback, "{listen}");
+            let cfg = Config {
+                demo: true,
+                listen: listen.into(),
+                ..Config::for_tests()
+            };
+            assert_eq!(cfg.validate().is_ok(), loopback, "{listen}");
+            let public = Config {
+                demo_public: true,
+                ..cfg
+            };
+            assert!(public.validate().is_ok(), "{listen} with --demo-public");
+        }
     }
 }

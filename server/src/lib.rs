@@ -18,12 +18,15 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod jwt;
+pub mod keyring;
+pub mod metrics;
 pub mod password;
 pub mod ratelimit;
 pub mod routes;
@@ -31,6 +34,7 @@ pub mod secret;
 pub mod service;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod totp;
 
 use axum::extract::DefaultBodyLimit;
@@ -40,7 +44,6 @@ use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
 
 pub use config::Config;
 pub use state::AppState;
@@ -106,6 +109,7 @@ pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .merge(auth)
         .route("/.well-known/jwks.json", get(routes::keys::jwks))
+        .merge(routes::health::router(cfg.metrics_listen.is_none()))
         .layer(DefaultBodyLimit::max(64 * 1024));
 
     if cfg.demo {
@@ -144,5 +148,6 @@ pub fn app(state: AppState) -> Router {
                 .max_age(std::time::Duration::from_secs(600)),
         );
     }
-    router.layer(TraceLayer::new_for_http()).with_state(state)
+    // request id, tracing span, metrics (issue 10)
+    telemetry::layer(router, &state).with_state(state)
 }

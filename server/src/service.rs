@@ -327,7 +327,12 @@ pub async fn rotate(
         grace: state.config().refresh_grace,
         idle: state.config().idle_timeout,
     };
-    let (s, token) = match state.store().rotate(&req).await? {
+    let started = std::time::Instant::now();
+    let outcome = state.store().rotate(&req).await;
+    state.metrics().store_op("rotate", started.elapsed());
+    let outcome = outcome?;
+    state.metrics().refresh(&outcome);
+    let (s, token) = match outcome {
         RotateOutcome::Rotated(s) => (s, b64(&successor)),
         RotateOutcome::Grace { session, sealed } => {
             tracing::info!(sid = %log_tag(&session.sid), "refresh within grace: re-sending successor");

@@ -36,23 +36,26 @@ pub struct AppState(pub(crate) Arc<Inner>);
 pub(crate) struct Inner {
     pub config: Config,
     pub store: Arc<dyn SessionStore>,
-    pub keys: KeySet,
+    pub keys: std::sync::RwLock<Arc<KeySet>>,
+    /// When an unknown `kid` last caused a key reload (rate limit, Unix seconds).
+    pub kid_reload_at: std::sync::atomic::AtomicI64,
     pub clock: Arc<dyn Clock>,
     pub hasher: PasswordHasher,
     pub address_limiter: RateLimiter,
     pub account_limiter: RateLimiter,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("store", &self.0.store.kind())
-            .field("keys", &self.0.keys)
+            .field("keys", &self.keys())
             .finish_non_exhaustive()
     }
 }
 
-async fn load_keys(
+pub(crate) async fn load_keys(
     store: &dyn SessionStore,
     cfg: &Config,
     now: i64,
@@ -83,6 +86,26 @@ async fn load_keys(
     KeySet::new(keys, &cfg.issuer, &cfg.audience, cfg.jwt_leeway).map_err(StartupError::Config)
 }
 
+/// `--redis-wait-replicas N`: a Redis store whose session-changing writes wait for N replicas.
+async fn open_redis_waiting(config: &Config) -> Result<Arc<dyn SessionStore>, StartupError> {
+    use crate::store::redis::{RedisStore, ReplicaWait};
+    if !(config.store.starts_with("redis://")
+        || config.store.starts_with("rediss://")
+        || config.store.starts_with("redis+sentinel://"))
+    {
+        return Err(StartupError::Config(
+            "--redis-wait-replicas needs a redis:// or redis+sentinel:// store".into(),
+        ));
+    }
+    let store = RedisStore::connect(&config.store, "tessera:")
+        .await?
+        .with_replica_wait(ReplicaWait {
+            replicas: config.redis_wait_replicas,
+            timeout_ms: config.redis_wait_ms,
+        })?;
+    Ok(Arc::new(store))
+}
+
 impl AppState {
     /// Builds the state with an explicit store and clock (tests inject a
     /// [`ManualClock`](crate::clock::ManualClock) and a fresh store here).
@@ -107,9 +130,11 @@ impl AppState {
             account_limiter: RateLimiter::new(config.account_limit, config.rate_window),
             config,
             store,
-            keys,
+            keys: std::sync::RwLock::new(Arc::new(keys)),
+            kid_reload_at: std::sync::atomic::AtomicI64::new(i64::MIN),
             clock,
             hasher,
+            metrics: crate::metrics::Metrics::new(),
         }));
         if state.0.config.demo {
             state.seed_demo_users().await?;
@@ -122,7 +147,11 @@ impl AppState {
     /// # Errors
     /// On invalid configuration or an unreachable store.
     pub async fn from_config(config: Config) -> Result<Self, StartupError> {
-        let store = crate::store::open(&config.store).await?;
+        let store = if config.redis_wait_replicas > 0 {
+            open_redis_waiting(&config).await?
+        } else {
+            crate::store::open(&config.store).await?
+        };
         Self::new(config, store, Arc::new(SystemClock)).await
     }
 
@@ -170,13 +199,21 @@ impl AppState {
     pub fn store(&self) -> &Arc<dyn SessionStore> {
         &self.0.store
     }
-    /// The signing keys.
-    pub fn keys(&self) -> &KeySet {
-        &self.0.keys
+    /// The signing keys (the current set: instances reload it, see [`crate::keyring`]).
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.0
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.0.config
+    }
+    /// The metrics this instance records.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.0.metrics
     }
     /// Now, per the injected clock.
     pub fn now(&self) -> i64 {
