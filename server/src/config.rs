@@ -37,15 +37,15 @@ pub struct Config {
     pub store: String,
 
     /// Access-token lifetime in seconds.
-    #[arg(long, env = "TESSERA_ACCESS_TTL", default_value_t = 300)]
+    #[arg(long, env = "TESSERA_ACCESS_TTL", value_parser = parse_secs, default_value_t = 300)]
     pub access_ttl: i64,
 
     /// Idle timeout in seconds: a session not refreshed for this long is dead.
-    #[arg(long, env = "TESSERA_IDLE_TIMEOUT", default_value_t = 1800)]
+    #[arg(long, env = "TESSERA_IDLE_TIMEOUT", value_parser = parse_secs, default_value_t = 1800)]
     pub idle_timeout: i64,
 
     /// Absolute session lifetime in seconds, regardless of activity.
-    #[arg(long, env = "TESSERA_ABSOLUTE_TIMEOUT", default_value_t = 28800)]
+    #[arg(long, env = "TESSERA_ABSOLUTE_TIMEOUT", value_parser = parse_secs, default_value_t = 28800)]
     pub absolute_timeout: i64,
 
     /// Comma-separated origins allowed to call with credentials (CORS) and to send
@@ -71,16 +71,16 @@ pub struct Config {
 
     /// Clock-skew leeway in seconds when verifying `exp`/`iat` (capped at 300). Small by
     /// default: this server both issues and verifies, so only skew between instances counts.
-    #[arg(long, env = "TESSERA_JWT_LEEWAY", default_value_t = 5)]
+    #[arg(long, env = "TESSERA_JWT_LEEWAY", value_parser = parse_secs, default_value_t = 5)]
     pub jwt_leeway: i64,
 
     /// Grace window in seconds in which the immediate predecessor of the current refresh
     /// token gets the already-issued successor instead of revoking the family.
-    #[arg(long, env = "TESSERA_REFRESH_GRACE", default_value_t = 10)]
+    #[arg(long, env = "TESSERA_REFRESH_GRACE", value_parser = parse_secs, default_value_t = 10)]
     pub refresh_grace: i64,
 
     /// Lifetime of the `mfa_token` handed out by a password step that needs TOTP (seconds).
-    #[arg(long, env = "TESSERA_MFA_TTL", default_value_t = 300)]
+    #[arg(long, env = "TESSERA_MFA_TTL", value_parser = parse_secs, default_value_t = 300)]
     pub mfa_ttl: i64,
 
     /// Failed login/MFA attempts per account per window before 429.
@@ -92,7 +92,7 @@ pub struct Config {
     pub address_limit: u32,
 
     /// Rate-limit window in seconds.
-    #[arg(long, env = "TESSERA_RATE_WINDOW", default_value_t = 300)]
+    #[arg(long, env = "TESSERA_RATE_WINDOW", value_parser = parse_secs, default_value_t = 300)]
     pub rate_window: i64,
 
     /// What a user-agent or network change within a session does.
@@ -141,7 +141,7 @@ pub struct Config {
 
     /// Re-read the signing keys from the store this often (seconds), so a `keys rotate` on
     /// any instance reaches all of them; an unknown `kid` also triggers a (rate-limited) reload.
-    #[arg(long, env = "TESSERA_KEYS_RELOAD_INTERVAL", default_value_t = 60)]
+    #[arg(long, env = "TESSERA_KEYS_RELOAD_INTERVAL", value_parser = parse_secs_u64, default_value_t = 60)]
     pub keys_reload_interval: u64,
 
     /// Log line format: `text` or `json` (one JSON object per line, with the request id).
@@ -154,7 +154,7 @@ pub struct Config {
 
     /// On SIGTERM / Ctrl-C: stop accepting, let requests in flight finish for at most
     /// this many seconds, then exit.
-    #[arg(long, env = "TESSERA_SHUTDOWN_TIMEOUT", default_value_t = 10)]
+    #[arg(long, env = "TESSERA_SHUTDOWN_TIMEOUT", value_parser = parse_secs_u64, default_value_t = 10)]
     pub shutdown_timeout: u64,
 
     /// What to do (default: serve).
@@ -339,6 +339,32 @@ impl Config {
     }
 }
 
+/// Parses a duration setting into whole seconds: a plain number of seconds (`300`) or a
+/// humantime duration (`30s`, `15m`, `8h`, `1h 30m`).
+///
+/// # Errors
+/// A message clap prints when the value is neither, has a sub-second part, or is too long.
+pub fn parse_secs(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(n);
+    }
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{e} (use seconds, or a duration like 30s, 15m, 8h)"))?;
+    if d.subsec_nanos() != 0 {
+        return Err("whole seconds only".into());
+    }
+    i64::try_from(d.as_secs()).map_err(|_| "duration too long".into())
+}
+
+/// [`parse_secs`] for settings that cannot be negative.
+///
+/// # Errors
+/// As [`parse_secs`], and for a negative value.
+pub fn parse_secs_u64(s: &str) -> Result<u64, String> {
+    u64::try_from(parse_secs(s)?).map_err(|_| "must not be negative".into())
+}
+
 /// Whether a `--listen` value binds only the loopback interface (`127.0.0.0/8`, `::1`,
 /// `localhost`); anything unparseable counts as not loopback.
 pub fn listen_is_loopback(listen: &str) -> bool {
@@ -353,6 +379,34 @@ pub fn listen_is_loopback(listen: &str) -> bool {
 #[cfg(test)]
 mod ops_tests {
     use super::*;
+
+    #[test]
+    fn durations_accept_seconds_and_humantime() {
+        assert_eq!(parse_secs("300"), Ok(300));
+        assert_eq!(parse_secs("30s"), Ok(30));
+        assert_eq!(parse_secs("15m"), Ok(900));
+        assert_eq!(parse_secs("8h"), Ok(28_800));
+        assert_eq!(parse_secs("1h 30m"), Ok(5_400));
+        assert!(parse_secs("1.5s").is_err());
+        assert!(parse_secs("soon").is_err());
+        assert!(parse_secs_u64("-1").is_err());
+        let c = Config::try_parse_from([
+            "tessera-server",
+            "--idle-timeout",
+            "15m",
+            "--absolute-timeout",
+            "8h",
+            "--access-ttl",
+            "30s",
+            "--shutdown-timeout",
+            "1m",
+        ])
+        .expect("parse");
+        assert_eq!(
+            (c.idle_timeout, c.absolute_timeout, c.access_ttl, c.shutdown_timeout),
+            (900, 28_800, 30, 60)
+        );
+    }
 
     #[test]
     fn demo_refuses_a_public_listen_address_unless_told() {
