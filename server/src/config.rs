@@ -403,7 +403,12 @@ mod ops_tests {
         ])
         .expect("parse");
         assert_eq!(
-            (c.idle_timeout, c.absolute_timeout, c.access_ttl, c.shutdown_timeout),
+            (
+                c.idle_timeout,
+                c.absolute_timeout,
+                c.access_ttl,
+                c.shutdown_timeout
+            ),
             (900, 28_800, 30, 60)
         );
     }
