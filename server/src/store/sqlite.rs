@@ -325,6 +325,22 @@ impl SessionStore for SqliteStore {
         })
         .await
     }
+    async fn compare_and_set_meta(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+    ) -> StoreResult<bool> {
+        let (key, expected, value) = (key.to_string(), expected.to_string(), value.to_string());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE meta SET value = ?3 WHERE key = ?1 AND value = ?2",
+                [&key, &expected, &value],
+            )
+            .map(|n| n == 1)
+        })
+        .await
+    }
 
     async fn upsert_user(&self, u: &UserRecord) -> StoreResult<()> {
         let u = u.clone();

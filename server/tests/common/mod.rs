@@ -2,6 +2,8 @@
 //! throwaway SQLite path and a real `redis-server` on a free port.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
