@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use common::Harness;
 use tessera_server::keyring::{self, KeyringError, JWKS_MAX_AGE};
+use tessera_server::master_key::MasterKey;
 use tessera_server::store::memory::MemoryStore;
 use tessera_server::store::SessionStore;
 use tessera_server::Config;
@@ -41,14 +42,16 @@ async fn rotate_on_a_publishes_first_and_b_accepts_as_new_tokens_without_rejecti
         access_ttl: 3600,
         ..Config::for_tests()
     };
-    let a = Harness::with_store(cfg.clone(), store.clone()).await;
-    let b = Harness::with_store(cfg, store.clone()).await;
+    let key = MasterKey::ephemeral();
+    let a = Harness::with_store_key(cfg.clone(), store.clone(), key.clone()).await;
+    let b = Harness::with_store_key(cfg, store.clone(), key).await;
     let (old_token, _, _) = a.login_alice().await;
     let k0 = kid_of(&old_token);
     assert_eq!(kids(&a), vec![k0.clone()]);
 
     let delay = JWKS_MAX_AGE + 60;
-    let k1 = keyring::rotate(store.as_ref(), a.state.now(), delay)
+    // through the sealing layer, as `keys rotate` does (the key set is sealed at rest)
+    let k1 = keyring::rotate(a.state.store().as_ref(), a.state.now(), delay)
         .await
         .expect("rotate");
     assert_ne!(k1.kid, k0);
@@ -97,7 +100,8 @@ async fn rotate_on_a_publishes_first_and_b_accepts_as_new_tokens_without_rejecti
 #[tokio::test]
 async fn a_token_from_a_foreign_key_is_refused_and_reloads_are_rate_limited() {
     let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
-    let a = Harness::with_store(Config::for_tests(), store).await;
+    let key = MasterKey::ephemeral();
+    let a = Harness::with_store_key(Config::for_tests(), store.clone(), key.clone()).await;
     let other = Harness::new().await; // its own store, its own keys
     let (foreign, _, _) = other.login_alice().await;
     a.get("/api/me", Some(&foreign))
@@ -111,7 +115,7 @@ async fn a_token_from_a_foreign_key_is_refused_and_reloads_are_rate_limited() {
     a.clock.set(k.created_at);
     let (t, _, _) = {
         // sign with the new key through a second instance on the same store
-        let b = Harness::with_store(Config::for_tests(), a.state.store().clone()).await;
+        let b = Harness::with_store_key(Config::for_tests(), store, key).await;
         b.clock.set(k.created_at);
         b.login_alice().await
     };
@@ -124,7 +128,8 @@ async fn a_token_from_a_foreign_key_is_refused_and_reloads_are_rate_limited() {
 }
 
 async fn concurrent_rotations_publish_exactly_one_key(store: Arc<dyn SessionStore>) {
-    let h = Harness::with_store(Config::for_tests(), store.clone()).await;
+    let h = Harness::with_store_key(Config::for_tests(), store, MasterKey::ephemeral()).await;
+    let store = h.state.store().clone(); // the sealing layer over the backend
     let now = h.state.now();
     let mut tasks = Vec::new();
     for _ in 0..16 {

@@ -16,7 +16,26 @@ pub struct Instance {
 
 /// Starts the binary on a free loopback port with `store`, cheap Argon2, the demo users,
 /// no per-address limit (many clients share one loopback address) and `extra` flags.
+/// Unless `extra` sets them: no per-account limit, a hashing queue for 64 logins at once, room for 100 sessions per user (the
+/// tests log alice in 64 times), and with Redis one master key file shared by every instance of this test process.
 pub fn start(store: &str, extra: &[&str]) -> Instance {
+    let mut defaults: Vec<String> = Vec::new();
+    if !extra.contains(&"--account-limit") {
+        // 64 logins of alice from one test: the per-account throttle would refuse them
+        defaults.extend(["--account-limit".into(), "100000".into()]);
+    }
+    if !extra.contains(&"--argon2-queue") {
+        // 64 logins at once: issue 9's hashing queue (32) would shed half of them
+        defaults.extend(["--argon2-queue".into(), "128".into()]);
+    }
+    if !extra.contains(&"--max-sessions-per-user") {
+        defaults.extend(["--max-sessions-per-user".into(), "100".into()]);
+    }
+    if store.starts_with("redis") && !extra.contains(&"--master-key-file") {
+        let key = std::env::temp_dir().join(format!("tessera-bin-test-{}.key", std::process::id()));
+        tessera_server::master_key::MasterKey::load_or_create(&key).expect("master key");
+        defaults.extend(["--master-key-file".into(), key.display().to_string()]);
+    }
     let mut child = Proc(
         Command::new(env!("CARGO_BIN_EXE_tessera-server"))
             .args([
@@ -34,6 +53,7 @@ pub fn start(store: &str, extra: &[&str]) -> Instance {
                 "--log",
                 "warn",
             ])
+            .args(&defaults)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
