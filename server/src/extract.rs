@@ -252,9 +252,9 @@ impl Mode {
 }
 
 #[derive(Deserialize, Default)]
-struct RefreshBody {
+pub(crate) struct RefreshBody {
     #[serde(default)]
-    refresh_token: Option<String>,
+    pub(crate) refresh_token: Option<String>,
 }
 
 /// The refresh token a request presents: `{refresh_token}` in the JSON body (token mode),

@@ -25,6 +25,8 @@ pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod fsmode;
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod jwt;
 pub mod keyring;
 pub mod master_key;

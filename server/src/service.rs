@@ -527,7 +527,7 @@ pub async fn change_password(
 ///
 /// # Errors
 /// `refresh_invalid`, `session_revoked`, `session_expired`, or a store failure.
-pub async fn vault_key(state: &AppState, presented: Option<&str>) -> ApiResult<Vec<u8>> {
+pub async fn vault_key(state: &AppState, presented: Option<&str>) -> ApiResult<[u8; 32]> {
     let token = presented.ok_or(ApiError::RefreshInvalid)?;
     let now = state.now();
     let (s, pos) = state

@@ -96,7 +96,7 @@ pub(crate) fn page_cursor(s: &SessionRecord) -> String {
 }
 
 /// Parses a cursor; a malformed one is an error rather than a silent first page.
-pub(crate) fn parse_cursor(c: &str) -> StoreResult<(i64, String)> {
+pub fn parse_cursor(c: &str) -> StoreResult<(i64, String)> {
     let (t, sid) = c
         .split_once(':')
         .ok_or_else(|| StoreError::Config("malformed session cursor".into()))?;

@@ -33,7 +33,7 @@ const RETENTION: i64 = 86_400;
 /// Garbage-collection TTL of short-lived values (their real expiry is inside the value).
 const EPHEMERAL_TTL: i64 = 3_600;
 
-fn unpack_ephemeral(v: Option<String>, now: i64) -> Option<String> {
+pub(crate) fn unpack_ephemeral(v: Option<String>, now: i64) -> Option<String> {
     let v = v?;
     let (exp, value) = v.split_once('|')?;
     (exp.parse::<i64>().ok()? > now).then(|| value.to_string())
@@ -218,7 +218,7 @@ fn opt_i64(m: &HashMap<String, String>, k: &str) -> Option<i64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn session_from_hash(sid: &str, m: &HashMap<String, String>) -> StoreResult<Option<SessionRecord>> {
+pub(crate) fn session_from_hash(sid: &str, m: &HashMap<String, String>) -> StoreResult<Option<SessionRecord>> {
     if m.is_empty() {
         return Ok(None);
     }
