@@ -3,8 +3,10 @@
 #   bash scripts/fuzz.sh [SECONDS] [TARGET...]     (default: 600 s, every target)
 # Works on stable Rust through RUSTC_BOOTSTRAP=1 (cargo-fuzz passes -Z flags). Sanitizer:
 # FUZZ_SANITIZER=address (default) or none. Logs: server/fuzz/logs/<target>.log; crashes:
-# server/fuzz/artifacts/<target>/. New inputs grow server/fuzz/corpus/<target>/ (minimise
-# with `cargo fuzz cmin <target>` before committing). Not part of scripts/test.sh:
+# server/fuzz/artifacts/<target>/. The committed corpus server/fuzz/corpus/<target>/ seeds
+# each run; new inputs go to server/fuzz/corpus-work/<target>/ (not committed). With
+# FUZZ_MERGE=1, inputs that add coverage are merged into the committed corpus afterwards
+# (libFuzzer -merge=1). Not part of scripts/test.sh:
 # tests/fuzz_corpus.rs replays the committed corpora in plain `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/../server/fuzz"
@@ -19,8 +21,8 @@ cargo fuzz build -O -s "$san"
 mkdir -p logs
 pids=()
 for t in "${targets[@]}"; do
-  mkdir -p "corpus/$t"
-  cargo fuzz run -O -s "$san" "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=1024 \
+  mkdir -p "corpus/$t" "corpus-work/$t"
+  cargo fuzz run -O -s "$san" "$t" "corpus-work/$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=1024 \
     -print_final_stats=1 >"logs/$t.log" 2>&1 &
   pids+=($!)
 done
@@ -31,4 +33,10 @@ done
 for t in "${targets[@]}"; do
   echo "== $t: $(grep -E '^stat::number_of_executed_units|^stat::average_exec_per_sec' "logs/$t.log" | tr '\n' ' ')"
 done
+if [ "${FUZZ_MERGE:-0}" = 1 ]; then
+  for t in "${targets[@]}"; do
+    cargo fuzz run -O -s "$san" "$t" "corpus/$t" "corpus-work/$t" -- -merge=1 >"logs/$t.merge.log" 2>&1
+    echo "== $t: corpus now $(ls "corpus/$t" | wc -l) files"
+  done
+fi
 exit $rc
