@@ -52,8 +52,14 @@ pub fn jwt(data: &[u8]) {
     if let Ok(claims) = serde_json::from_slice::<AccessClaims>(data) {
         if let Ok(token) = ks.sign(&claims) {
             if let Ok(back) = ks.verify(&token, NOW) {
-                assert_eq!(back.sid, claims.sid, "verified claims differ from signed ones");
-                assert_eq!(back.sub, claims.sub, "verified claims differ from signed ones");
+                assert_eq!(
+                    back.sid, claims.sid,
+                    "verified claims differ from signed ones"
+                );
+                assert_eq!(
+                    back.sub, claims.sub,
+                    "verified claims differ from signed ones"
+                );
             }
             // any single-byte change of a signed token must not verify to other claims
             let mut bytes = token.into_bytes();
@@ -86,10 +92,7 @@ pub fn headers(data: &[u8]) {
         };
         let (name, value) = (&line[..colon], &line[colon + 1..]);
         let value = value.strip_prefix(b" ").unwrap_or(value);
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name),
-            HeaderValue::from_bytes(value),
-        ) {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
             map.append(n, v);
         }
     }

@@ -1219,7 +1219,8 @@ async fn sessions_list_pages_with_limit_and_cursor() {
     let now = h.state.now();
     let batch: Vec<_> = (0..230)
         .map(|i| {
-            let mut s = SessionRecord::new(format!("seeded-{i:03}"), &alice, now - 1 - i, 86_400, false);
+            let mut s =
+                SessionRecord::new(format!("seeded-{i:03}"), &alice, now - 1 - i, 86_400, false);
             s.address = "127.0.0.1".into();
             (s, RefreshToken::generate(h.state.token_key()).to_ref())
         })
@@ -1276,7 +1277,9 @@ async fn sessions_list_pages_with_limit_and_cursor() {
         "/auth/sessions?cursor=garbage",
         "/auth/sessions?cursor=x:y",
     ] {
-        h.get(bad, Some(&at)).await.assert_problem(400, "invalid_request");
+        h.get(bad, Some(&at))
+            .await
+            .assert_problem(400, "invalid_request");
     }
     // paging needs authentication like the list itself
     assert_eq!(

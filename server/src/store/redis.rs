@@ -218,7 +218,10 @@ fn opt_i64(m: &HashMap<String, String>, k: &str) -> Option<i64> {
         .and_then(|v| v.parse().ok())
 }
 
-pub(crate) fn session_from_hash(sid: &str, m: &HashMap<String, String>) -> StoreResult<Option<SessionRecord>> {
+pub(crate) fn session_from_hash(
+    sid: &str,
+    m: &HashMap<String, String>,
+) -> StoreResult<Option<SessionRecord>> {
     if m.is_empty() {
         return Ok(None);
     }
