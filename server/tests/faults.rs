@@ -94,7 +94,7 @@ async fn sigkill_under_load_on_sqlite_loses_no_acknowledged_rotation() {
         access = body["access_token"].as_str().expect("at").to_string();
     }
     let r = c
-        .get(format!("{}auth/sessions", b.url))
+        .get(format!("{}auth/sessions?limit=200", b.url))
         .bearer_auth(&access)
         .send()
         .await

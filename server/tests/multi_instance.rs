@@ -150,7 +150,7 @@ async fn two_processes_on_one_redis_rotate_64_clients_without_loss_duplicates_or
     }
     // zero duplicated families, zero false reuse: exactly the 64 sessions, all live
     let r = c
-        .get(format!("{}auth/sessions", b.url))
+        .get(format!("{}auth/sessions?limit=200", b.url))
         .bearer_auth(&last_access)
         .send()
         .await
