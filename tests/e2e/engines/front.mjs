@@ -2,8 +2,8 @@
 //
 // - `startFront(server, { tls })`: a small reverse proxy on 127.0.0.1 in front of
 //   `tessera-server`, over plain HTTP or over HTTPS with a throw-away self-signed certificate.
-//   It keeps the browser's `Host` header (so the server's same-origin check sees the origin
-//   the browser used) and records every request it forwards, so a scenario can count
+//   It presents its own origin to the server as the server's (see the handler) and records
+//   every request it forwards, so a scenario can count
 //   `POST /auth/refresh` the same way in every engine — WebDriver has no network events.
 //   WebKit refuses `Secure` cookies over plain http, even on loopback (see README, browser
 //   support): the session cookie `__Host-tessera_rt` only lives there behind HTTPS.
@@ -51,10 +51,16 @@ function certificate() {
 export async function startFront(server, { tls = false } = {}) {
   const requests = [];
   const agent = new http.Agent({ keepAlive: true });
+  let origin = "";
   const handler = (req, res) => {
     const entry = { method: req.method, path: new URL(req.url, "http://x").pathname, status: 0, at: Date.now() };
     const headers = {};
     for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = v;
+    // The front is the app's public origin, as a reverse proxy in a deployment is; the server
+    // trusts only explicitly allowed origins (its own in demo mode). Its own origin is
+    // presented as the server's, exactly as `--allowed-origins <front origin>` would allow it;
+    // any other Origin passes unchanged, so the server's CSRF guard still refuses it.
+    if (headers.origin === origin) headers.origin = `http://127.0.0.1:${server.port}`;
     const upstream = http.request(
       { host: "127.0.0.1", port: server.port, method: req.method, path: req.url, headers, agent },
       (up) => {
@@ -80,7 +86,7 @@ export async function startFront(server, { tls = false } = {}) {
     srv.once("error", reject);
     srv.listen(0, "127.0.0.1", resolve);
   });
-  const origin = `${tls ? "https" : "http"}://127.0.0.1:${srv.address().port}`;
+  origin = `${tls ? "https" : "http"}://127.0.0.1:${srv.address().port}`;
   return {
     url: `${origin}/`,
     origin,
