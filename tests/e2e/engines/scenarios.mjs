@@ -337,6 +337,9 @@ export const SCENARIOS = [
   },
   {
     name: "cleanup removes what the demo's 'plant site data' writes",
+    // The server's default Clear-Site-Data is "storage" ("cookies" clears the whole
+    // registrable domain); like tests/e2e/cleanup.test.mjs, this deployment opts into both.
+    server: { args: ["--clear-site-data", "cookies, storage"] },
     async run(env) {
       const a = await openDemo(env);
       const b = await openDemo(env);
