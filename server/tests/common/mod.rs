@@ -2,6 +2,8 @@
 //! throwaway SQLite path and a real `redis-server` on a free port.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -91,7 +93,14 @@ impl Harness {
         Self::with_config(Config::for_tests()).await
     }
 
-    pub async fn with_config(cfg: Config) -> Self {
+    pub async fn with_config(mut cfg: Config) -> Self {
+        if cfg.store.starts_with("redis") && cfg.master_key_file.is_none() {
+            // instances sharing a Redis share one master key (required with Redis)
+            let key =
+                std::env::temp_dir().join(format!("tessera-harness-{}.key", std::process::id()));
+            tessera_server::master_key::MasterKey::load_or_create(&key).expect("master key");
+            cfg.master_key_file = Some(key);
+        }
         let store = tessera_server::store::open(&cfg.store)
             .await
             .expect("store");
@@ -102,6 +111,27 @@ impl Harness {
         let h = Self::with_store_unseeded(cfg, store).await;
         h.state.seed_demo_users().await.expect("seed");
         h
+    }
+
+    /// Like [`Harness::with_store`] with an explicit master key (instances sharing one store
+    /// share one key, as `--master-key-file` makes them in production).
+    #[allow(dead_code)]
+    pub async fn with_store_key(
+        cfg: Config,
+        store: Arc<dyn SessionStore>,
+        key: tessera_server::master_key::MasterKey,
+    ) -> Self {
+        let clock = Arc::new(ManualClock::new(wall_now()));
+        let state = AppState::with_master_key(cfg, store, clock.clone(), key)
+            .await
+            .expect("state");
+        state.seed_demo_users().await.expect("seed");
+        let router = app(state.clone());
+        Harness {
+            state,
+            clock,
+            router,
+        }
     }
 
     /// Like [`Harness::with_store`] but keeps the users already in the store.
