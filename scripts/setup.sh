@@ -5,15 +5,20 @@
 #
 # What it installs (only when missing):
 #   Debian:   chromium, chromium-driver, redis-server   (apt-get)
+#             firefox-esr; webkit2gtk-driver (WebKitWebDriver + WebKitGTK's MiniBrowser) and
+#             xvfb (WebKitGTK needs a display); openssl (the HTTPS front of the WebKit e2e runs)
 #   rustup:   the toolchain pinned in rust-toolchain.toml and its wasm32 target
-#   cargo:    wasm-pack 0.15.1, wasm-bindgen-cli at the exact version in Cargo.lock
-#   npm:      the dev tooling in package.json (binaryen for wasm-opt, esbuild, playwright-core)
+#   cargo:    wasm-pack 0.15.1, wasm-bindgen-cli at the exact version in Cargo.lock,
+#             geckodriver 0.37.1 (Firefox's WebDriver, for wasm-pack and the e2e tests)
+#   npm:      the dev tooling in package.json (binaryen for wasm-opt, esbuild, playwright-core,
+#             selenium-webdriver)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 WASM_PACK_VERSION="0.15.1"
+GECKODRIVER_VERSION="0.37.1"
 # The CLI must equal the library version wasm-bindgen in Cargo.lock (TOOLCHAIN pitfall 2).
 WASM_BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)"
 
@@ -27,6 +32,10 @@ need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+[ -x /usr/bin/firefox-esr ] || need_apt+=(firefox-esr)
+[ -x /usr/bin/WebKitWebDriver ] || need_apt+=(webkit2gtk-driver)
+[ -x /usr/bin/Xvfb ] || need_apt+=(xvfb)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   say "installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -55,12 +64,21 @@ if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $WASM_BIND
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --quiet || die "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION"
 fi
 
+if [ "$(geckodriver --version 2>/dev/null | head -1 | awk '{print $2}')" != "$GECKODRIVER_VERSION" ]; then
+  say "installing geckodriver $GECKODRIVER_VERSION (Firefox's WebDriver; about 2-3 min, once)"
+  cargo install geckodriver --version "$GECKODRIVER_VERSION" --locked --quiet \
+    || cargo install geckodriver --version "$GECKODRIVER_VERSION" --quiet \
+    || die "cargo install geckodriver $GECKODRIVER_VERSION"
+fi
+
 # ---- npm dev tooling ----------------------------------------------------------------------
 if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/esbuild ] || [ ! -d node_modules/playwright-core ] \
+   || [ ! -d node_modules/selenium-webdriver ] \
    || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   command -v npm >/dev/null 2>&1 || die "npm is not on PATH (Node.js 20+ is required)"
-  say "installing npm dev tooling (binaryen, esbuild, playwright-core)"
+  say "installing npm dev tooling (binaryen, esbuild, playwright-core, selenium-webdriver)"
   npm ci --no-audit --no-fund --loglevel=error >/dev/null || die "npm ci"
 fi
 
-say "ready: $(wasm-pack --version), $(wasm-bindgen --version), wasm-opt $(node_modules/.bin/wasm-opt --version | awk '{print $3}'), $(/usr/bin/chromium --version 2>/dev/null | head -1), $(redis-server --version | awk '{print $1, $3}')"
+say "ready: $(wasm-pack --version), $(wasm-bindgen --version), wasm-opt $(node_modules/.bin/wasm-opt --version | awk '{print $3}'), $(redis-server --version | awk '{print $1, $3}')"
+say "browsers: $(/usr/bin/chromium --version 2>/dev/null | head -1); $(/usr/bin/firefox-esr --version 2>/dev/null | head -1) + $(geckodriver --version | head -1); WebKitGTK $(dpkg-query -W -f='${Version}' webkit2gtk-driver 2>/dev/null) (WebKitWebDriver, Xvfb)"

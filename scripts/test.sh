@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Runs every test of Tessera, in four layers, and exits non-zero if any single test fails:
+# Runs every test of Tessera, in layers, and exits non-zero if any single test fails:
 #   1. native   `cargo test --workspace`: the sans-IO engine and its multi-tab simulator,
 #               the vault, and the server (router tests, real HTTP on loopback, SQLite,
 #               and a real redis-server that the store tests start themselves)
 #   2. browser  `wasm-pack test --headless --chrome`: the SDK in headless Chromium
-#   3. e2e      Playwright (playwright-core + /usr/bin/chromium) against the demo server
+#      browser-firefox  the same browser tests in headless Firefox ESR (geckodriver)
+#   3. e2e      Playwright (playwright-core + /usr/bin/chromium) against the demo server,
+#               including the engine-agnostic multi-tab scenarios (tests/e2e/engines.test.mjs)
+#      e2e-firefox / e2e-webkit  those scenarios again in Firefox ESR and WebKitGTK, through
+#               WebDriver (selenium-webdriver; WebKitGTK on an Xvfb display, behind HTTPS)
 #   4. consumer the npm package installed from `npm pack` into a Vite app, in Chromium
+# Each layer's time is printed at the end.
 # Installs what is missing first (scripts/setup.sh). Every layer runs even when an
 # earlier one fails, so one run shows every failure; the exit code is non-zero if any did.
 set -uo pipefail
@@ -15,18 +20,24 @@ bash scripts/setup.sh || exit 1
 
 failed=()
 passed=()
+timings=()
 run() { # run NAME CMD...
   local name="$1"; shift
+  local t0=$SECONDS
   step "$name: $*"
   if "$@"; then passed+=("$name"); else failed+=("$name"); printf '\033[1;31m==> %s FAILED\033[0m\n' "$name"; fi
+  timings+=("$name $((SECONDS - t0))s")
 }
 
 run native cargo test --workspace --locked
 run browser wasm-pack test --headless --chrome --mode no-install
+run browser-firefox wasm-pack test --headless --firefox --mode no-install
 run package build_pkg
 run server-binary cargo build --locked -p tessera-server
 if ls tests/e2e/*.test.mjs >/dev/null 2>&1; then
   run e2e node --test --test-concurrency=1 tests/e2e/
+  run e2e-firefox env TESSERA_E2E_ENGINE=firefox node --test --test-concurrency=1 tests/e2e/engines.test.mjs
+  run e2e-webkit env TESSERA_E2E_ENGINE=webkit node --test --test-concurrency=1 tests/e2e/engines.test.mjs
 else
   failed+=("e2e (no tests/e2e/*.test.mjs found)")
 fi
@@ -37,6 +48,7 @@ else
 fi
 
 echo
+echo "layer times: $(IFS=,; echo "${timings[*]}" | sed 's/,/, /g')"
 echo "layers passed: ${passed[*]:-none}"
 [ "${#failed[@]}" -eq 0 ] || echo "layers FAILED: ${failed[*]}"
 echo "test layers: ${#passed[@]} passed, ${#failed[@]} failed"

@@ -40,15 +40,15 @@ pub struct Config {
     pub store: String,
 
     /// Access-token lifetime in seconds.
-    #[arg(long, env = "TESSERA_ACCESS_TTL", default_value_t = 300)]
+    #[arg(long, env = "TESSERA_ACCESS_TTL", value_parser = parse_secs, default_value_t = 300)]
     pub access_ttl: i64,
 
     /// Idle timeout in seconds: a session not refreshed for this long is dead.
-    #[arg(long, env = "TESSERA_IDLE_TIMEOUT", default_value_t = 1800)]
+    #[arg(long, env = "TESSERA_IDLE_TIMEOUT", value_parser = parse_secs, default_value_t = 1800)]
     pub idle_timeout: i64,
 
     /// Absolute session lifetime in seconds, regardless of activity.
-    #[arg(long, env = "TESSERA_ABSOLUTE_TIMEOUT", default_value_t = 28800)]
+    #[arg(long, env = "TESSERA_ABSOLUTE_TIMEOUT", value_parser = parse_secs, default_value_t = 28800)]
     pub absolute_timeout: i64,
 
     /// Comma-separated origins allowed to send state-changing requests (login, refresh,
@@ -76,16 +76,16 @@ pub struct Config {
 
     /// Clock-skew leeway in seconds when verifying `exp`/`iat` (capped at 300). Small by
     /// default: this server both issues and verifies, so only skew between instances counts.
-    #[arg(long, env = "TESSERA_JWT_LEEWAY", default_value_t = 5)]
+    #[arg(long, env = "TESSERA_JWT_LEEWAY", value_parser = parse_secs, default_value_t = 5)]
     pub jwt_leeway: i64,
 
     /// Grace window in seconds in which the immediate predecessor of the current refresh
     /// token gets the already-issued successor instead of revoking the family.
-    #[arg(long, env = "TESSERA_REFRESH_GRACE", default_value_t = 10)]
+    #[arg(long, env = "TESSERA_REFRESH_GRACE", value_parser = parse_secs, default_value_t = 10)]
     pub refresh_grace: i64,
 
     /// Lifetime of the `mfa_token` handed out by a password step that needs TOTP (seconds).
-    #[arg(long, env = "TESSERA_MFA_TTL", default_value_t = 300)]
+    #[arg(long, env = "TESSERA_MFA_TTL", value_parser = parse_secs, default_value_t = 300)]
     pub mfa_ttl: i64,
 
     /// Failed login/MFA attempts per account per window before 429.
@@ -97,7 +97,7 @@ pub struct Config {
     pub address_limit: u32,
 
     /// Rate-limit window in seconds.
-    #[arg(long, env = "TESSERA_RATE_WINDOW", default_value_t = 300)]
+    #[arg(long, env = "TESSERA_RATE_WINDOW", value_parser = parse_secs, default_value_t = 300)]
     pub rate_window: i64,
 
     /// What a user-agent or network change within a session does.
@@ -156,16 +156,16 @@ pub struct Config {
     #[arg(long, env = "TESSERA_ARGON2_QUEUE", default_value_t = 32)]
     pub argon2_queue: usize,
 
-    /// Seconds a client has to send a request's complete header block.
-    #[arg(long, env = "TESSERA_HEADER_TIMEOUT", default_value_t = 10)]
+    /// Time a client has to send a request's complete header block (seconds, or `10s`).
+    #[arg(long, env = "TESSERA_HEADER_TIMEOUT", value_parser = parse_secs_u64, default_value_t = 10)]
     pub header_timeout: u64,
 
-    /// Seconds a client has to send a request body.
-    #[arg(long, env = "TESSERA_BODY_TIMEOUT", default_value_t = 10)]
+    /// Time a client has to send a request body (seconds, or `10s`).
+    #[arg(long, env = "TESSERA_BODY_TIMEOUT", value_parser = parse_secs_u64, default_value_t = 10)]
     pub body_timeout: u64,
 
-    /// Seconds a request may take in all before 408.
-    #[arg(long, env = "TESSERA_REQUEST_TIMEOUT", default_value_t = 30)]
+    /// Time a request may take in all before 408 (seconds, or `30s`).
+    #[arg(long, env = "TESSERA_REQUEST_TIMEOUT", value_parser = parse_secs_u64, default_value_t = 30)]
     pub request_timeout: u64,
 
     /// Open connections at most; further clients wait until one closes.
@@ -185,6 +185,41 @@ pub struct Config {
     #[arg(long, env = "TESSERA_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
     // ---- end storage and secrets ----------------------------------------------------------
+
+    // --- operations (issue 10) ---
+    /// Redis: session-changing writes wait until this many replicas acknowledged them
+    /// (Redis `WAIT`); 0 = do not wait (an acknowledged write can be lost in a failover).
+    #[arg(long, env = "TESSERA_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
+
+    /// Redis: the longest wait for those acknowledgements, in milliseconds; a write that
+    /// misses it fails with a retryable error.
+    #[arg(long, env = "TESSERA_REDIS_WAIT_MS", default_value_t = 500)]
+    pub redis_wait_ms: u64,
+
+    /// Allow `--demo` on a non-loopback `--listen` address. The demo users' passwords are
+    /// public: without this flag demo mode refuses to listen beyond loopback.
+    #[arg(long, env = "TESSERA_DEMO_PUBLIC", value_parser = BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub demo_public: bool,
+
+    /// Re-read the signing keys from the store this often (seconds), so a `keys rotate` on
+    /// any instance reaches all of them; an unknown `kid` also triggers a (rate-limited) reload.
+    #[arg(long, env = "TESSERA_KEYS_RELOAD_INTERVAL", value_parser = parse_secs_u64, default_value_t = 60)]
+    pub keys_reload_interval: u64,
+
+    /// Log line format: `text` or `json` (one JSON object per line, with the request id).
+    #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum, default_value_t = crate::telemetry::LogFormat::Text)]
+    pub log_format: crate::telemetry::LogFormat,
+
+    /// Serve `GET /metrics` on this separate address instead of the main listener.
+    #[arg(long, env = "TESSERA_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+
+    /// On SIGTERM / Ctrl-C: stop accepting, let requests in flight finish for at most
+    /// this many seconds, then exit.
+    #[arg(long, env = "TESSERA_SHUTDOWN_TIMEOUT", value_parser = parse_secs_u64, default_value_t = 10)]
+    pub shutdown_timeout: u64,
+
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -205,6 +240,60 @@ pub enum Command {
         #[arg(long)]
         totp: bool,
     },
+    // --- operations (issue 10) ---
+    /// Set a user's password (first line of stdin) and revoke all the user's sessions.
+    UserPasswd {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+    },
+    /// Give a user a new TOTP secret; prints the `otpauth://` URI and a terminal QR code.
+    TotpEnroll {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+    },
+    /// Replace a user's TOTP secret (the old authenticator stops working); prints the new
+    /// `otpauth://` URI and a terminal QR code.
+    TotpReset {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+    },
+    /// Session operations on the configured store.
+    Sessions {
+        /// What to do.
+        #[command(subcommand)]
+        action: SessionsCommand,
+    },
+    /// Open the store and bring its schema up to date, then exit (the server also does
+    /// this at every start).
+    Migrate,
+    /// Signing-key operations on the configured store.
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+}
+
+/// `tessera-server sessions …`
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum SessionsCommand {
+    /// Revoke every session of a user.
+    Revoke {
+        /// Login name.
+        #[arg(long)]
+        user: String,
+    },
+}
+
+/// `tessera-server keys …`
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum KeysCommand {
+    /// Publish a new signing key now; every instance signs with it once the JWKS cache
+    /// lifetime and one key-reload interval have passed (the old keys keep verifying).
+    Rotate,
 }
 
 impl Default for Config {
@@ -245,6 +334,13 @@ impl Default for Config {
             max_connections: 1024,
             max_sessions_per_user: 50,
             master_key_file: None,
+            redis_wait_replicas: 0,
+            redis_wait_ms: 500,
+            demo_public: false,
+            keys_reload_interval: 60,
+            log_format: crate::telemetry::LogFormat::Text,
+            metrics_listen: None,
+            shutdown_timeout: 10,
             command: None,
         }
     }
@@ -304,6 +400,18 @@ impl Config {
             return Err(format!(
                 "--max-sessions-per-user must be between 1 and {max} (got {})",
                 self.max_sessions_per_user
+            ));
+        }
+        if self.redis_wait_replicas > 0 && !(1..=60_000).contains(&self.redis_wait_ms) {
+            return Err("--redis-wait-ms must be between 1 and 60000".into());
+        }
+        if self.keys_reload_interval == 0 {
+            return Err("--keys-reload-interval must be positive".into());
+        }
+        if self.demo && !self.demo_public && !listen_is_loopback(&self.listen) {
+            return Err(format!(
+                "--demo seeds users with public passwords: refusing to listen on {} (not loopback) without --demo-public",
+                self.listen
             ));
         }
         for o in self.origins() {
@@ -417,6 +525,109 @@ impl Config {
                 add(format!("http://localhost:{}", addr.port()));
             }
             _ => {}
+        }
+    }
+}
+
+/// Parses a duration setting into whole seconds: a plain number of seconds (`300`) or a
+/// humantime duration (`30s`, `15m`, `8h`, `1h 30m`).
+///
+/// # Errors
+/// A message clap prints when the value is neither, has a sub-second part, or is too long.
+pub fn parse_secs(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(n);
+    }
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{e} (use seconds, or a duration like 30s, 15m, 8h)"))?;
+    if d.subsec_nanos() != 0 {
+        return Err("whole seconds only".into());
+    }
+    i64::try_from(d.as_secs()).map_err(|_| "duration too long".into())
+}
+
+/// [`parse_secs`] for settings that cannot be negative.
+///
+/// # Errors
+/// As [`parse_secs`], and for a negative value.
+pub fn parse_secs_u64(s: &str) -> Result<u64, String> {
+    u64::try_from(parse_secs(s)?).map_err(|_| "must not be negative".into())
+}
+
+/// Whether a `--listen` value binds only the loopback interface (`127.0.0.0/8`, `::1`,
+/// `localhost`); anything unparseable counts as not loopback.
+pub fn listen_is_loopback(listen: &str) -> bool {
+    if let Ok(addr) = listen.parse::<std::net::SocketAddr>() {
+        return addr.ip().is_loopback();
+    }
+    listen
+        .rsplit_once(':')
+        .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
+}
+
+#[cfg(test)]
+mod ops_tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_seconds_and_humantime() {
+        assert_eq!(parse_secs("300"), Ok(300));
+        assert_eq!(parse_secs("30s"), Ok(30));
+        assert_eq!(parse_secs("15m"), Ok(900));
+        assert_eq!(parse_secs("8h"), Ok(28_800));
+        assert_eq!(parse_secs("1h 30m"), Ok(5_400));
+        assert!(parse_secs("1.5s").is_err());
+        assert!(parse_secs("soon").is_err());
+        assert!(parse_secs_u64("-1").is_err());
+        let c = Config::try_parse_from([
+            "tessera-server",
+            "--idle-timeout",
+            "15m",
+            "--absolute-timeout",
+            "8h",
+            "--access-ttl",
+            "30s",
+            "--shutdown-timeout",
+            "1m",
+        ])
+        .expect("parse");
+        assert_eq!(
+            (
+                c.idle_timeout,
+                c.absolute_timeout,
+                c.access_ttl,
+                c.shutdown_timeout
+            ),
+            (900, 28_800, 30, 60)
+        );
+    }
+
+    #[test]
+    fn demo_refuses_a_public_listen_address_unless_told() {
+        for (listen, loopback) in [
+            ("127.0.0.1:8080", true),
+            ("127.9.9.9:1", true),
+            ("[::1]:0", true),
+            ("localhost:8080", true),
+            ("0.0.0.0:8080", false),
+            ("[::]:8080", false),
+            ("192.168.1.5:80", false),
+            ("example.com:80", false),
+            ("garbage", false),
+        ] {
+            assert_eq!(listen_is_loopback(listen), loopback, "{listen}");
+            let cfg = Config {
+                demo: true,
+                listen: listen.into(),
+                ..Config::for_tests()
+            };
+            assert_eq!(cfg.validate().is_ok(), loopback, "{listen}");
+            let public = Config {
+                demo_public: true,
+                ..cfg
+            };
+            assert!(public.validate().is_ok(), "{listen} with --demo-public");
         }
     }
 }

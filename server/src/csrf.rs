@@ -39,10 +39,21 @@ fn form_like(headers: &HeaderMap) -> bool {
 /// # Errors
 /// [`ApiError::ForbiddenOrigin`] when they do not.
 pub fn check(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    check_origins(state.config().origins(), headers)
+}
+
+/// [`check`] against an explicit origin allowlist (pure: no state).
+///
+/// # Errors
+/// [`ApiError::ForbiddenOrigin`] when the headers do not pass.
+pub fn check_origins<'a>(
+    mut allowed: impl Iterator<Item = &'a str>,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
     let has_csrf_header = headers.get(CSRF_HEADER).is_some_and(|v| !v.is_empty());
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("\u{0}");
-        return if state.config().origins().any(|o| o == origin) {
+        return if allowed.any(|o| o == origin) {
             Ok(())
         } else {
             tracing::warn!(origin = %origin.chars().take(100).collect::<String>(), "refused cross-site request");

@@ -116,6 +116,11 @@ impl ApiError {
             ApiError::Unauthorized => (S::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             ApiError::ForbiddenOrigin => (S::FORBIDDEN, "forbidden_origin", "Forbidden origin"),
             ApiError::NotFound => (S::NOT_FOUND, "not_found", "Not found"),
+            ApiError::Store(crate::store::StoreError::Unavailable(_)) => (
+                S::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "Session store unavailable",
+            ),
             ApiError::Store(_) | ApiError::Internal(_) => {
                 (S::INTERNAL_SERVER_ERROR, "internal", "Internal error")
             }
@@ -137,6 +142,7 @@ impl ApiError {
             ApiError::RateLimited { retry_after } | ApiError::Overloaded { retry_after } => {
                 Some((*retry_after).max(1))
             }
+            ApiError::Store(crate::store::StoreError::Unavailable(_)) => Some(1),
             _ => None,
         }
     }
@@ -165,6 +171,9 @@ impl ApiError {
                     .into()
             }
             ApiError::NotFound => "No such resource.".into(),
+            ApiError::Store(crate::store::StoreError::Unavailable(_)) => {
+                "The session store cannot be reached; retry shortly.".into()
+            }
             ApiError::Store(_) | ApiError::Internal(_) => "An internal error occurred.".into(),
         }
     }

@@ -195,7 +195,7 @@ impl AuthSession {
     /// Only when the store fails.
     pub async fn verify(state: &AppState, token: &str) -> Result<Option<Self>, ApiError> {
         let now = state.now();
-        let claims = match state.keys().verify(token, now) {
+        let claims = match state.verify_access(token, now).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(error = %e, "bearer rejected");
@@ -252,9 +252,9 @@ impl Mode {
 }
 
 #[derive(Deserialize, Default)]
-struct RefreshBody {
+pub(crate) struct RefreshBody {
     #[serde(default)]
-    refresh_token: Option<String>,
+    pub(crate) refresh_token: Option<String>,
 }
 
 /// The refresh token a request presents: `{refresh_token}` in the JSON body (token mode),

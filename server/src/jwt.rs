@@ -97,6 +97,7 @@ impl StoredKey {
 
 struct LoadedKey {
     kid: String,
+    created_at: i64,
     public: [u8; 32],
     encoding: EncodingKey,
     verifying: VerifyingKey,
@@ -183,6 +184,7 @@ impl KeySet {
                 .map_err(|e| format!("signing key {}: {e}", k.kid))?;
             keys.push(LoadedKey {
                 kid: k.kid,
+                created_at: k.created_at,
                 public,
                 encoding,
                 verifying,
@@ -208,12 +210,19 @@ impl KeySet {
         &self.audience
     }
 
-    /// Signs `claims` with the newest key.
+    /// Signs `claims` with the newest key already active at `claims.iat` (a key's
+    /// `created_at` is when it starts signing: `keys rotate` publishes a key in the JWKS
+    /// before it signs, see [`crate::keyring`]); the oldest key if none is active yet.
     ///
     /// # Errors
     /// Only if serialization or signing fails.
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, String> {
-        let key = &self.keys[0];
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.created_at <= claims.iat)
+            .or(self.keys.last())
+            .ok_or("no signing keys")?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some("at+jwt".into());
         header.kid = Some(key.kid.clone());

@@ -18,14 +18,19 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod fsmode;
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod jwt;
+pub mod keyring;
 pub mod master_key;
+pub mod metrics;
 pub mod net;
 pub mod password;
 pub mod policy;
@@ -35,6 +40,7 @@ pub mod serve;
 pub mod service;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod throttle;
 pub mod totp;
 
@@ -48,7 +54,6 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
-use tower_http::trace::TraceLayer;
 
 pub use config::Config;
 pub use state::AppState;
@@ -135,6 +140,7 @@ pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .merge(auth)
         .route("/.well-known/jwks.json", get(routes::keys::jwks))
+        .merge(routes::health::router(cfg.metrics_listen.is_none()))
         .layer(DefaultBodyLimit::max(64 * 1024));
 
     if cfg.demo {
@@ -173,14 +179,15 @@ pub fn app(state: AppState) -> Router {
                 .max_age(std::time::Duration::from_secs(600)),
         );
     }
-    router
+    let router = router
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(cfg.request_timeout.max(1)),
         ))
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
             cfg.body_timeout.max(1),
-        )))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        )));
+    // request id, tracing span, metrics (issue 10): outside the timeouts, so a timed-out
+    // request is still logged and counted
+    telemetry::layer(router, &state).with_state(state)
 }

@@ -63,7 +63,7 @@ fn hkdf32(ikm: &[u8], salt: &[u8], info: &[u8]) -> [u8; 32] {
 
 /// Parses the text of a key file: 64 hex digits, or base64 (standard or URL-safe, padding
 /// optional) of exactly 32 bytes.
-fn parse_key(text: &str) -> Option<[u8; 32]> {
+pub(crate) fn parse_key(text: &str) -> Option<[u8; 32]> {
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
     use base64::Engine as _;
     let t = text.trim();

@@ -364,7 +364,12 @@ pub async fn rotate(
         grace: state.config().refresh_grace,
         idle: state.config().idle_timeout,
     };
-    let (s, token) = match state.store().rotate(&req).await? {
+    let started = std::time::Instant::now();
+    let outcome = state.store().rotate(&req).await;
+    state.metrics().store_op("rotate", started.elapsed());
+    let outcome = outcome?;
+    state.metrics().refresh(&outcome);
+    let (s, token) = match outcome {
         RotateOutcome::Rotated(s) => (s, successor.encode()),
         RotateOutcome::Grace { session, sealed } => {
             tracing::info!(sid = %log_tag(&session.sid), "refresh within grace: re-sending successor");
@@ -538,5 +543,6 @@ pub async fn vault_key(state: &AppState, presented: Option<&str>) -> ApiResult<[
     if pos == TokenPosition::Superseded {
         return Err(ApiError::RefreshInvalid);
     }
-    s.vault_key.ok_or(ApiError::SessionRevoked)
+    let key = s.vault_key.ok_or(ApiError::SessionRevoked)?;
+    <[u8; 32]>::try_from(key).map_err(|_| ApiError::internal("stored vault key is not 32 bytes"))
 }

@@ -86,19 +86,22 @@ pub struct AppState(pub(crate) Arc<Inner>);
 pub(crate) struct Inner {
     pub config: Config,
     pub store: Arc<dyn SessionStore>,
-    pub keys: KeySet,
+    pub keys: std::sync::RwLock<Arc<KeySet>>,
+    /// When an unknown `kid` last caused a key reload (rate limit, Unix seconds).
+    pub kid_reload_at: std::sync::atomic::AtomicI64,
     pub token_key: crate::secret::TokenKey,
     pub master_key: MasterKey,
     pub clock: Arc<dyn Clock>,
     pub hasher: PasswordHasher,
     pub policy: Policy,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("store", &self.0.store.kind())
-            .field("keys", &self.0.keys)
+            .field("keys", &self.keys())
             .finish_non_exhaustive()
     }
 }
@@ -118,7 +121,7 @@ pub async fn load_token_key(
         .ok_or_else(|| StartupError::Store(StoreError::Corrupt("refresh token key".into())))
 }
 
-async fn load_keys(
+pub(crate) async fn load_keys(
     store: &dyn SessionStore,
     cfg: &Config,
     now: i64,
@@ -147,6 +150,26 @@ async fn load_keys(
         tracing::info!(kid = %keys[0].kid, "rotated signing key");
     }
     KeySet::new(keys, &cfg.issuer, &cfg.audience, cfg.jwt_leeway).map_err(StartupError::Config)
+}
+
+/// `--redis-wait-replicas N`: a Redis store whose session-changing writes wait for N replicas.
+async fn open_redis_waiting(config: &Config) -> Result<Arc<dyn SessionStore>, StartupError> {
+    use crate::store::redis::{RedisStore, ReplicaWait};
+    if !(config.store.starts_with("redis://")
+        || config.store.starts_with("rediss://")
+        || config.store.starts_with("redis+sentinel://"))
+    {
+        return Err(StartupError::Config(
+            "--redis-wait-replicas needs a redis:// or redis+sentinel:// store".into(),
+        ));
+    }
+    let store = RedisStore::connect(&config.store, "tessera:")
+        .await?
+        .with_replica_wait(ReplicaWait {
+            replicas: config.redis_wait_replicas,
+            timeout_ms: config.redis_wait_ms,
+        })?;
+    Ok(Arc::new(store))
 }
 
 impl AppState {
@@ -204,11 +227,13 @@ impl AppState {
             policy,
             config,
             store,
-            keys,
+            keys: std::sync::RwLock::new(Arc::new(keys)),
+            kid_reload_at: std::sync::atomic::AtomicI64::new(i64::MIN),
             token_key,
             master_key,
             clock,
             hasher,
+            metrics: crate::metrics::Metrics::new(),
         }));
         if state.0.config.demo {
             state.seed_demo_users().await?;
@@ -221,7 +246,11 @@ impl AppState {
     /// # Errors
     /// On invalid configuration or an unreachable store.
     pub async fn from_config(config: Config) -> Result<Self, StartupError> {
-        let store = crate::store::open(&config.store).await?;
+        let store = if config.redis_wait_replicas > 0 {
+            open_redis_waiting(&config).await?
+        } else {
+            crate::store::open(&config.store).await?
+        };
         Self::new(config, store, Arc::new(SystemClock)).await
     }
 
@@ -273,9 +302,13 @@ impl AppState {
     pub fn store(&self) -> &Arc<dyn SessionStore> {
         &self.0.store
     }
-    /// The signing keys.
-    pub fn keys(&self) -> &KeySet {
-        &self.0.keys
+    /// The signing keys (the current set: instances reload it, see [`crate::keyring`]).
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.0
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
     /// The master key (seals grace successors; the store seals the rest).
     pub fn master_key(&self) -> &MasterKey {
@@ -292,6 +325,10 @@ impl AppState {
     /// The HTTP-side security policy (throttle, hashing pool, proxies, introspection).
     pub fn policy(&self) -> &Policy {
         &self.0.policy
+    }
+    /// The metrics this instance records.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.0.metrics
     }
     /// Now, per the injected clock.
     pub fn now(&self) -> i64 {

@@ -290,6 +290,10 @@ async fn throttle_counters_are_shared_by_instances_on_one_redis() {
     };
     let mut cfg = Config::for_tests();
     cfg.store = redis.url();
+    // instances sharing a Redis share one master key (the store refuses to start without)
+    let key = std::env::temp_dir().join(format!("tessera-hardening-{}.key", std::process::id()));
+    tessera_server::master_key::MasterKey::load_or_create(&key).expect("master key");
+    cfg.master_key_file = Some(key.clone());
     let a = Arc::new(Harness::with_config(cfg.clone()).await);
     let b = Arc::new(Harness::with_config(cfg).await);
     let body = json!({"username": "alice", "password": "wrong"});

@@ -11,8 +11,8 @@ use crate::extract::{AuthSession, Bearer, JsonBody};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
-struct IntrospectRequest {
-    token: String,
+pub(crate) struct IntrospectRequest {
+    pub(crate) token: String,
 }
 
 /// The claims of an active token.
@@ -50,7 +50,7 @@ pub struct Introspection {
     pub token: Option<ActiveToken>,
 }
 
-fn form_token(body: &[u8]) -> Option<String> {
+pub(crate) fn form_token(body: &[u8]) -> Option<String> {
     std::str::from_utf8(body)
         .ok()
         .and_then(|s| s.split('&').find_map(|kv| kv.strip_prefix("token=")))

@@ -11,6 +11,7 @@ use crate::state::AppState;
 use crate::store::SessionRecord;
 
 pub mod auth;
+pub mod health;
 pub mod introspect;
 pub mod keys;
 pub mod logout;

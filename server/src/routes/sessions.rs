@@ -1,9 +1,10 @@
 //! `GET /auth/session`, `GET /auth/sessions`, `DELETE /auth/sessions/{id}`.
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::SessionView;
 use crate::error::ApiError;
@@ -11,7 +12,22 @@ use crate::extract::{AuthSession, ClientAddr};
 use crate::secret::log_tag;
 use crate::service;
 use crate::state::AppState;
-use crate::store::{Liveness, SessionEvent};
+use crate::store::{Liveness, SessionEvent, StoreError};
+
+/// Page size of `GET /auth/sessions` when `?limit=` is absent.
+pub const DEFAULT_PAGE_LIMIT: usize = 50;
+/// Largest accepted `?limit=` of `GET /auth/sessions`.
+pub const MAX_PAGE_LIMIT: usize = 200;
+
+/// Query of `GET /auth/sessions`: `?limit=` (1..=200, default 50) and `?cursor=` (the
+/// `next_cursor` of the previous page).
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    /// Page size.
+    pub limit: Option<usize>,
+    /// Opaque cursor from the previous page.
+    pub cursor: Option<String>,
+}
 
 /// One entry of `GET /auth/sessions`.
 #[derive(Debug, Serialize)]
@@ -47,6 +63,8 @@ pub struct SessionEntry {
 pub struct SessionList {
     /// Newest first.
     pub sessions: Vec<SessionEntry>,
+    /// Cursor of the next page (`?cursor=`), `null` on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// `GET /auth/session`
@@ -57,17 +75,42 @@ pub async fn current_session(
     Json(SessionView::new(&state, &auth.session))
 }
 
-/// `GET /auth/sessions`
+/// `GET /auth/sessions?limit=&cursor=`: one page of the caller's sessions, newest first.
 pub async fn list_sessions(
     State(state): State<AppState>,
     auth: AuthSession,
+    query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<SessionList>, ApiError> {
+    let Query(q) =
+        query.map_err(|_| ApiError::InvalidRequest("limit must be an integer 1..=200".into()))?;
+    let limit = match q.limit {
+        None => DEFAULT_PAGE_LIMIT,
+        Some(n) if (1..=MAX_PAGE_LIMIT).contains(&n) => n,
+        Some(_) => {
+            return Err(ApiError::InvalidRequest(
+                "limit must be an integer 1..=200".into(),
+            ))
+        }
+    };
+    if q.cursor.as_ref().is_some_and(|c| c.len() > 512) {
+        return Err(ApiError::InvalidRequest("malformed cursor".into()));
+    }
     let now = state.now();
     let idle = state.config().idle_timeout;
-    let sessions = state
+    let page = match state
         .store()
-        .list_sessions(&auth.claims.sub)
-        .await?
+        .list_sessions_page(&auth.claims.sub, limit, q.cursor.as_deref())
+        .await
+    {
+        Ok(p) => p,
+        Err(StoreError::Config(_)) => {
+            return Err(ApiError::InvalidRequest("malformed cursor".into()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let next_cursor = page.next;
+    let sessions = page
+        .sessions
         .into_iter()
         .map(|s| SessionEntry {
             current: s.sid == auth.claims.sid,
@@ -84,7 +127,10 @@ pub async fn list_sessions(
             events: s.events,
         })
         .collect();
-    Ok(Json(SessionList { sessions }))
+    Ok(Json(SessionList {
+        sessions,
+        next_cursor,
+    }))
 }
 
 /// `DELETE /auth/sessions/{id}`

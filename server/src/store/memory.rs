@@ -101,6 +101,21 @@ impl SessionStore for MemoryStore {
         self.lock().meta.insert(key.into(), value.into());
         Ok(())
     }
+    async fn compare_and_set_meta(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+    ) -> StoreResult<bool> {
+        let mut g = self.lock();
+        match g.meta.get_mut(key) {
+            Some(v) if v == expected => {
+                *v = value.to_string();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
 
     async fn upsert_user(&self, user: &UserRecord) -> StoreResult<()> {
         self.lock()

@@ -37,6 +37,11 @@ pub enum StoreError {
     /// A stored record could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The store cannot be reached right now (refused, dropped or timed-out connection,
+    /// a Redis still loading its data or in failover, a write not replicated in time):
+    /// retryable; the client sees 503 `store_unavailable`.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// The store URL or configuration is not usable.
     #[error("config: {0}")]
     Config(String),
@@ -91,7 +96,7 @@ pub(crate) fn page_cursor(s: &SessionRecord) -> String {
 }
 
 /// Parses a cursor; a malformed one is an error rather than a silent first page.
-pub(crate) fn parse_cursor(c: &str) -> StoreResult<(i64, String)> {
+pub fn parse_cursor(c: &str) -> StoreResult<(i64, String)> {
     let (t, sid) = c
         .split_once(':')
         .ok_or_else(|| StoreError::Config("malformed session cursor".into()))?;
@@ -365,6 +370,14 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn put_meta_if_absent(&self, key: &str, value: &str) -> StoreResult<String>;
     /// Overwrites a metadata value.
     async fn set_meta(&self, key: &str, value: &str) -> StoreResult<()>;
+    /// Atomically replaces metadata `key` with `value` if it currently equals `expected`;
+    /// `Ok(false)` when it does not (another writer was first). `keys rotate` uses it.
+    async fn compare_and_set_meta(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+    ) -> StoreResult<bool>;
 
     /// Creates or replaces a user (by username).
     async fn upsert_user(&self, user: &UserRecord) -> StoreResult<()>;

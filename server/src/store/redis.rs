@@ -33,7 +33,7 @@ const RETENTION: i64 = 86_400;
 /// Garbage-collection TTL of short-lived values (their real expiry is inside the value).
 const EPHEMERAL_TTL: i64 = 3_600;
 
-fn unpack_ephemeral(v: Option<String>, now: i64) -> Option<String> {
+pub(crate) fn unpack_ephemeral(v: Option<String>, now: i64) -> Option<String> {
     let v = v?;
     let (exp, value) = v.split_once('|')?;
     (exp.parse::<i64>().ok()? > now).then(|| value.to_string())
@@ -96,6 +96,14 @@ redis.call('DEL', KEYS[2], KEYS[3])
 return 1
 "#;
 
+const CAS_LUA: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"#;
+
 /// A standalone/Sentinel connection or a Cluster connection.
 #[derive(Clone)]
 enum Conn {
@@ -141,6 +149,18 @@ pub struct RedisStore {
     rotate: ::redis::Script,
     revoke: ::redis::Script,
     advance: ::redis::Script,
+    /// `--redis-wait-replicas` / `--redis-wait-ms`: session-changing writes wait for this
+    /// many replica acknowledgements (Redis `WAIT` on the writing connection).
+    wait: Option<ReplicaWait>,
+}
+
+/// How many replicas must acknowledge a session-changing write, and how long to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaWait {
+    /// Replicas that must have the write before it is acknowledged to the client.
+    pub replicas: u32,
+    /// Longest wait in milliseconds (never 0: `WAIT n 0` would block forever).
+    pub timeout_ms: u64,
 }
 
 impl Drop for RedisStore {
@@ -171,6 +191,18 @@ fn manager_config() -> ::redis::aio::ConnectionManagerConfig {
 }
 
 fn err(e: ::redis::RedisError) -> StoreError {
+    use ::redis::ErrorKind as K;
+    let transient = e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || matches!(
+            e.kind(),
+            K::BusyLoadingError | K::ReadOnly | K::MasterDown | K::TryAgain | K::ClusterDown
+        );
+    if transient {
+        return StoreError::Unavailable(e.to_string());
+    }
     StoreError::Redis(e.to_string())
 }
 
@@ -186,7 +218,10 @@ fn opt_i64(m: &HashMap<String, String>, k: &str) -> Option<i64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn session_from_hash(sid: &str, m: &HashMap<String, String>) -> StoreResult<Option<SessionRecord>> {
+pub(crate) fn session_from_hash(
+    sid: &str,
+    m: &HashMap<String, String>,
+) -> StoreResult<Option<SessionRecord>> {
     if m.is_empty() {
         return Ok(None);
     }
@@ -361,7 +396,51 @@ impl RedisStore {
             rotate: ::redis::Script::new(ROTATE_LUA),
             revoke: ::redis::Script::new(REVOKE_LUA),
             advance: ::redis::Script::new(ADVANCE_LUA),
+            wait: None,
         }
+    }
+
+    /// Makes every session-changing write (create, rotate, revoke, one-time-use marks)
+    /// wait until `wait.replicas` replicas acknowledged it, at most `wait.timeout_ms`; a
+    /// write with fewer acknowledgements fails with a retryable error, so a client never
+    /// holds a token that only the master knew. Without it, a write acknowledged by the
+    /// master and not yet replicated is lost when a failover promotes a replica.
+    ///
+    /// # Errors
+    /// [`StoreError::Config`] on Redis Cluster (a `WAIT` there answers for one node only)
+    /// or for a zero timeout.
+    pub fn with_replica_wait(mut self, wait: ReplicaWait) -> StoreResult<Self> {
+        if self.cluster {
+            return Err(StoreError::Config(
+                "--redis-wait-replicas is not supported with redis+cluster://".into(),
+            ));
+        }
+        if wait.timeout_ms == 0 {
+            return Err(StoreError::Config(
+                "--redis-wait-ms must be positive".into(),
+            ));
+        }
+        self.wait = (wait.replicas > 0).then_some(wait);
+        Ok(self)
+    }
+
+    /// `WAIT` on the connection that just wrote (a multiplexed connection is one socket, so
+    /// the write is among the ones `WAIT` counts). No-op without [`Self::with_replica_wait`].
+    async fn replicated(&self, c: &mut Conn) -> StoreResult<()> {
+        let Some(w) = self.wait else { return Ok(()) };
+        let acked: i64 = ::redis::cmd("WAIT")
+            .arg(w.replicas)
+            .arg(w.timeout_ms)
+            .query_async(c)
+            .await
+            .map_err(err)?;
+        if acked < i64::from(w.replicas) {
+            return Err(StoreError::Unavailable(format!(
+                "write acknowledged by {acked} of {} replicas within {} ms",
+                w.replicas, w.timeout_ms
+            )));
+        }
+        Ok(())
     }
 
     fn conn(&self) -> Conn {
@@ -576,6 +655,25 @@ impl SessionStore for RedisStore {
         let mut c = self.conn();
         c.set(self.k("meta", key), value).await.map_err(err)
     }
+    async fn compare_and_set_meta(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+    ) -> StoreResult<bool> {
+        let mut c = self.conn();
+        let n: i64 = ::redis::Script::new(CAS_LUA)
+            .key(self.k("meta", key))
+            .arg(expected)
+            .arg(value)
+            .invoke_async(&mut c)
+            .await
+            .map_err(err)?;
+        if n == 1 {
+            self.replicated(&mut c).await?;
+        }
+        Ok(n == 1)
+    }
 
     async fn upsert_user(&self, u: &UserRecord) -> StoreResult<()> {
         let mut c = self.conn();
@@ -615,6 +713,8 @@ impl SessionStore for RedisStore {
             self.index_pipe(&mut pipe, s, token);
             let () = pipe.query_async(&mut c).await.map_err(err)?;
         }
+        // a client must never hold a token only the master knew (--redis-wait-replicas)
+        self.replicated(&mut c).await?;
         // the per-user limit: revoke the oldest live sessions beyond it
         let sids: Vec<String> = self
             .user_sids(&s.user_id)
@@ -661,7 +761,7 @@ impl SessionStore for RedisStore {
                 }
             }
         }
-        Ok(())
+        self.replicated(&mut c).await
     }
     async fn get_session(&self, sid: &str) -> StoreResult<Option<SessionRecord>> {
         self.load(sid).await
@@ -776,6 +876,10 @@ impl SessionStore for RedisStore {
             .invoke_async(&mut c)
             .await
             .map_err(err)?;
+        // rotated, or revoked by reuse / expiry: the decision must survive a failover
+        if reply.first().map(String::as_str) != Some("grace") {
+            self.replicated(&mut c).await?;
+        }
         Ok(match reply.first().map(String::as_str) {
             Some("rotated") => {
                 let mut s = before;
@@ -816,6 +920,9 @@ impl SessionStore for RedisStore {
             .invoke_async(&mut c)
             .await
             .map_err(err)?;
+        if n == 1 {
+            self.replicated(&mut c).await?;
+        }
         Ok(n == 1)
     }
     async fn revoke_user_sessions(
@@ -895,6 +1002,9 @@ impl SessionStore for RedisStore {
             .query_async(&mut c)
             .await
             .map_err(err)?;
+        if r.is_some() {
+            self.replicated(&mut c).await?;
+        }
         Ok(r.is_some())
     }
     async fn advance_counter(
@@ -915,6 +1025,10 @@ impl SessionStore for RedisStore {
             .invoke_async(&mut c)
             .await
             .map_err(err)?;
+        if n == 1 {
+            // a used one-time code must stay used across a failover
+            self.replicated(&mut c).await?;
+        }
         Ok(n == 1)
     }
 

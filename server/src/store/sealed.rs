@@ -140,6 +140,31 @@ impl SessionStore for SealedStore {
             .set_meta(key, &self.seal_text("meta", key, value))
             .await
     }
+    /// `expected` is the *opened* value (what [`get_meta`](SessionStore::get_meta) returned).
+    /// Sealing is randomized, so `expected` cannot be re-sealed and compared: the stored
+    /// ciphertext is read and opened, compared with `expected`, and then swapped by the
+    /// backend's own compare-and-set on that exact ciphertext, so a writer that changed the
+    /// value in between (even to the same plain value) makes this one fail.
+    async fn compare_and_set_meta(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+    ) -> StoreResult<bool> {
+        let Some(stored) = self.inner.get_meta(key).await? else {
+            return Ok(false);
+        };
+        // a legacy plain value compares as itself (and is sealed by the swap)
+        let opened = self
+            .open_text("meta", key, &stored)?
+            .unwrap_or_else(|| stored.clone());
+        if opened != expected {
+            return Ok(false);
+        }
+        self.inner
+            .compare_and_set_meta(key, &stored, &self.seal_text("meta", key, value))
+            .await
+    }
 
     async fn upsert_user(&self, user: &UserRecord) -> StoreResult<()> {
         self.inner.upsert_user(&self.seal_user(user)).await
@@ -273,5 +298,85 @@ impl SessionStore for SealedStore {
     }
     async fn shred(&self, now: i64, idle: i64, grace: i64) -> StoreResult<usize> {
         self.inner.shred(now, idle, grace).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    fn sealed() -> (Arc<dyn SessionStore>, Arc<SealedStore>) {
+        let inner: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
+        let s = Arc::new(SealedStore::new(inner.clone(), MasterKey::ephemeral()));
+        (inner, s)
+    }
+
+    #[tokio::test]
+    async fn compare_and_set_meta_compares_the_opened_value_and_stores_sealed() {
+        let (inner, s) = sealed();
+        assert!(
+            !s.compare_and_set_meta("k", "a", "b").await.unwrap(),
+            "absent"
+        );
+        s.set_meta("k", "a").await.unwrap();
+        let raw = inner.get_meta("k").await.unwrap().unwrap();
+        assert!(raw.starts_with(TEXT_PREFIX), "stored sealed: {raw}");
+        // the ciphertext is not the value: it must not match as `expected`
+        assert!(!s.compare_and_set_meta("k", &raw, "x").await.unwrap());
+        assert!(!s.compare_and_set_meta("k", "wrong", "x").await.unwrap());
+        assert!(s.compare_and_set_meta("k", "a", "b").await.unwrap());
+        assert_eq!(s.get_meta("k").await.unwrap().as_deref(), Some("b"));
+        let raw = inner.get_meta("k").await.unwrap().unwrap();
+        assert!(
+            raw.starts_with(TEXT_PREFIX),
+            "the new value is sealed: {raw}"
+        );
+        assert!(
+            !s.compare_and_set_meta("k", "a", "c").await.unwrap(),
+            "stale"
+        );
+    }
+
+    #[tokio::test]
+    async fn compare_and_set_meta_seals_a_legacy_plain_value() {
+        let (inner, s) = sealed();
+        inner.set_meta("k", "plain").await.unwrap();
+        assert!(s.compare_and_set_meta("k", "plain", "next").await.unwrap());
+        let raw = inner.get_meta("k").await.unwrap().unwrap();
+        assert!(raw.starts_with(TEXT_PREFIX));
+        assert_eq!(s.get_meta("k").await.unwrap().as_deref(), Some("next"));
+    }
+
+    #[tokio::test]
+    async fn compare_and_set_meta_under_another_master_key_is_an_error() {
+        let (inner, s) = sealed();
+        s.set_meta("k", "a").await.unwrap();
+        let other = SealedStore::new(inner, MasterKey::ephemeral());
+        assert!(matches!(
+            other.compare_and_set_meta("k", "a", "b").await,
+            Err(StoreError::Sealed(_))
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_compare_and_set_meta_has_one_winner() {
+        let (_, s) = sealed();
+        s.set_meta("k", "v0").await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                s.compare_and_set_meta("k", "v0", &format!("v{}", i + 1))
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            wins += usize::from(t.await.unwrap());
+        }
+        assert_eq!(wins, 1);
+        assert_ne!(s.get_meta("k").await.unwrap().as_deref(), Some("v0"));
     }
 }

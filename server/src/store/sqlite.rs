@@ -94,7 +94,7 @@ fn row_to_session(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
     })
 }
 
-fn load_session(c: &Connection, sid: &str) -> rusqlite::Result<Option<SessionRecord>> {
+pub(crate) fn load_session(c: &Connection, sid: &str) -> rusqlite::Result<Option<SessionRecord>> {
     c.prepare_cached(&format!(
         "SELECT {SESSION_COLS} FROM sessions WHERE sid = ?1"
     ))?
@@ -197,7 +197,7 @@ fn configure(c: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn migrate(c: &mut Connection) -> rusqlite::Result<()> {
+pub(crate) fn migrate(c: &mut Connection) -> rusqlite::Result<()> {
     let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
         let tx = c.transaction_with_behavior(TransactionBehavior::Exclusive)?;
@@ -322,6 +322,22 @@ impl SessionStore for SqliteStore {
                 [&key, &value],
             )
             .map(|_| ())
+        })
+        .await
+    }
+    async fn compare_and_set_meta(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+    ) -> StoreResult<bool> {
+        let (key, expected, value) = (key.to_string(), expected.to_string(), value.to_string());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE meta SET value = ?3 WHERE key = ?1 AND value = ?2",
+                [&key, &expected, &value],
+            )
+            .map(|n| n == 1)
         })
         .await
     }

@@ -2,6 +2,8 @@
 //! throwaway SQLite path and a real `redis-server` on a free port.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -91,7 +93,14 @@ impl Harness {
         Self::with_config(Config::for_tests()).await
     }
 
-    pub async fn with_config(cfg: Config) -> Self {
+    pub async fn with_config(mut cfg: Config) -> Self {
+        if cfg.store.starts_with("redis") && cfg.master_key_file.is_none() {
+            // instances sharing a Redis share one master key (required with Redis)
+            let key =
+                std::env::temp_dir().join(format!("tessera-harness-{}.key", std::process::id()));
+            tessera_server::master_key::MasterKey::load_or_create(&key).expect("master key");
+            cfg.master_key_file = Some(key);
+        }
         let store = tessera_server::store::open(&cfg.store)
             .await
             .expect("store");
@@ -102,6 +111,27 @@ impl Harness {
         let h = Self::with_store_unseeded(cfg, store).await;
         h.state.seed_demo_users().await.expect("seed");
         h
+    }
+
+    /// Like [`Harness::with_store`] with an explicit master key (instances sharing one store
+    /// share one key, as `--master-key-file` makes them in production).
+    #[allow(dead_code)]
+    pub async fn with_store_key(
+        cfg: Config,
+        store: Arc<dyn SessionStore>,
+        key: tessera_server::master_key::MasterKey,
+    ) -> Self {
+        let clock = Arc::new(ManualClock::new(wall_now()));
+        let state = AppState::with_master_key(cfg, store, clock.clone(), key)
+            .await
+            .expect("state");
+        state.seed_demo_users().await.expect("seed");
+        let router = app(state.clone());
+        Harness {
+            state,
+            clock,
+            router,
+        }
     }
 
     /// Like [`Harness::with_store`] but keeps the users already in the store.
@@ -404,6 +434,54 @@ impl SentinelSetup {
     /// `None` (with a loud line) when redis-server is missing and `CI` is unset.
     pub fn start(with_replica: bool) -> Option<Self> {
         RedisServer::start()?; // availability check (and the CI rule); dropped at once
+        // Ports come from `free_port()` and may be taken by a concurrent test before our
+        // process binds them: then `wait_port` sees someone else's server. So a setup counts
+        // only when our processes are alive and OUR sentinel names OUR master; else retry.
+        for _ in 0..5 {
+            let mut setup = Self::spawn_once(with_replica);
+            if setup.is_healthy() {
+                return Some(setup);
+            }
+        }
+        panic!("no healthy Sentinel setup after 5 attempts");
+    }
+
+    fn is_healthy(&mut self) -> bool {
+        let alive = |p: &mut Proc| matches!(p.0.try_wait(), Ok(None));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if !alive(&mut self.sentinel)
+                || !self.master.as_mut().is_some_and(alive)
+                || !self.replica.as_mut().map_or(true, alive)
+            {
+                return false;
+            }
+            if self.sentinel_knows_master() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// `SENTINEL get-master-addr-by-name mymaster` names our master's port.
+    fn sentinel_knows_master(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", self.sentinel_port)) else {
+            return false;
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_secs(1)));
+        let cmd = "*3\r\n$8\r\nSENTINEL\r\n$23\r\nget-master-addr-by-name\r\n$8\r\nmymaster\r\n";
+        if c.write_all(cmd.as_bytes()).is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 256];
+        let n = c.read(&mut buf).unwrap_or(0);
+        let reply = String::from_utf8_lossy(&buf[..n]);
+        reply.starts_with('*') && reply.contains(&format!("\r\n{}\r\n", self.master_port))
+    }
+
+    fn spawn_once(with_replica: bool) -> Self {
         let spawn = |args: Vec<String>| -> Proc {
             Proc(
                 Command::new("redis-server")
@@ -463,14 +541,14 @@ impl SentinelSetup {
         .expect("sentinel conf");
         let sentinel = spawn(vec![conf.display().to_string(), "--sentinel".into()]);
         assert!(wait_port(sentinel_port), "sentinel up");
-        Some(SentinelSetup {
+        SentinelSetup {
             master: Some(master),
             master_port,
             replica,
             sentinel,
             sentinel_port,
             conf,
-        })
+        }
     }
 
     pub fn url(&self) -> String {

@@ -1,0 +1,135 @@
+//! The admin subcommands of the real binary on a SQLite store, checked through a server
+//! on the same file.
+
+mod common;
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+use common::binary;
+use serde_json::json;
+
+fn run(db: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera-server"))
+        .args([
+            "--store",
+            db,
+            "--argon2-memory-kib",
+            "64",
+            "--argon2-iterations",
+            "1",
+        ])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("output")
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(o.status.success(), "{o:?}");
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwd_totp_and_session_revocation_from_the_command_line() {
+    let db = common::TempDb::new("admin");
+    let url = db.url();
+    stdout(&run(&url, &["migrate"], ""));
+    stdout(&run(
+        &url,
+        &["user-add", "--username", "carol"],
+        "first-password\n",
+    ));
+    let c = reqwest::Client::new();
+    let login = |pw: &'static str| {
+        let c = c.clone();
+        move |base: String| async move {
+            binary::post(
+                &c,
+                format!("{base}auth/login"),
+                json!({"username": "carol", "password": pw, "mode": "token"}),
+                None,
+            )
+            .await
+            .expect("request")
+        }
+    };
+    let srv = binary::start(&url, &[]);
+    let (s, body, _) = login("first-password")(srv.url.clone()).await;
+    assert_eq!(s, 200, "{body}");
+    let rt = body["refresh_token"].as_str().expect("rt").to_string();
+
+    // user-passwd: the new password works, the old one does not, the session is revoked
+    let out = stdout(&run(
+        &url,
+        &["user-passwd", "--username", "carol"],
+        "second-password\n",
+    ));
+    assert!(out.contains("1 session(s) revoked"), "{out}");
+    let (s, body, _) = binary::post(
+        &c,
+        format!("{}auth/refresh", srv.url),
+        json!({"refresh_token": rt}),
+        None,
+    )
+    .await
+    .expect("request");
+    assert_eq!((s, body["code"].as_str()), (401, Some("session_revoked")));
+    assert_eq!(login("first-password")(srv.url.clone()).await.0, 401);
+    assert_eq!(login("second-password")(srv.url.clone()).await.0, 200);
+
+    // sessions revoke --user
+    let out = stdout(&run(&url, &["sessions", "revoke", "--user", "carol"], ""));
+    assert!(out.contains("1 session(s) of carol revoked"), "{out}");
+
+    // totp-enroll: the next login asks for a code; the URI names the secret; a QR follows
+    let out = stdout(&run(&url, &["totp-enroll", "--username", "carol"], ""));
+    let first_uri = out.lines().next().expect("uri").to_string();
+    assert!(
+        first_uri.starts_with("otpauth://totp/tessera:carol?secret="),
+        "{out}"
+    );
+    assert!(out.lines().count() > 10, "a QR code follows the URI");
+    let (s, body, _) = login("second-password")(srv.url.clone()).await;
+    assert_eq!(s, 200);
+    assert_eq!(body["mfa_required"], true);
+    // totp-reset: a different secret
+    let out = stdout(&run(&url, &["totp-reset", "--username", "carol"], ""));
+    assert_ne!(out.lines().next(), Some(first_uri.as_str()));
+
+    // unknown user and short password are clean failures
+    let o = run(
+        &url,
+        &["user-passwd", "--username", "nobody"],
+        "long-enough-pw\n",
+    );
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no user"),
+        "{o:?}"
+    );
+    let o = run(&url, &["user-passwd", "--username", "carol"], "short\n");
+    assert!(!o.status.success());
+}
+
+#[test]
+fn demo_refuses_a_public_listen_address_without_demo_public() {
+    let o = Command::new(env!("CARGO_BIN_EXE_tessera-server"))
+        .args(["--demo", "--listen", "0.0.0.0:0", "--store", "memory://"])
+        .output()
+        .expect("run");
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--demo-public"),
+        "{o:?}"
+    );
+}
