@@ -33,6 +33,7 @@ fn panic(_: &::core::panic::PanicInfo<'_>) -> ! {
     ::core::arch::wasm32::unreachable()
 }
 
+pub mod boundary;
 pub mod core;
 
 /// The Wasm heap allocator: talc, in place of the standard library's dlmalloc (smaller module;

@@ -25,6 +25,7 @@ use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use crate::boundary::{effect, input};
 use crate::core::{
     merge_shared, Config, Effect, Engine, Event, Input, InvalidConfig, LogoutReason, RequestId, SessionState, Setting,
     Tokens,
@@ -215,50 +216,50 @@ impl Core {
         }
     }
 
-    // Feeds one input (`kind` numbers are fixed in `session.js`); `id` is the request an
+    // Feeds one input (a `boundary::input` kind); `id` is the request an
     // answer belongs to (0 for inputs that answer nothing). Untrusted payloads (bus text,
     // stored records, server bodies) are decoded here; anything malformed becomes an input the
     // engine rejects and counts, never a panic.
     pub fn handle(&mut self, kind: u8, id: u32, arg: JsValue) {
         let id = RequestId(id);
         let input = match kind {
-            0 => Input::Restore(bytes_of(&arg)),
-            1 => {
+            input::RESTORE => Input::Restore(bytes_of(&arg)),
+            input::RESUME => {
                 // `true`: no other tab of this origin is alive, nobody could answer a join.
                 self.engine.set_alone(arg.is_truthy());
                 Input::Resume
             }
-            2 => match tokens_from(&arg) {
+            input::LOGIN_OK => match tokens_from(&arg) {
                 Some(tokens) => Input::LoginSucceeded { id, tokens },
                 None => Input::LoginFailed { id },
             },
-            3 => Input::MfaRequired { id },
-            4 => Input::LoginFailed { id },
-            5 => match tokens_from(&arg) {
+            input::MFA => Input::MfaRequired { id },
+            input::LOGIN_FAILED => Input::LoginFailed { id },
+            input::REFRESH_OK => match tokens_from(&arg) {
                 Some(tokens) => Input::RefreshSucceeded { id, tokens },
                 None => Input::RefreshFailed { id, retry_after: None },
             },
-            6 => match arg.as_string().as_deref().and_then(LogoutReason::from_code) {
+            input::REFRESH_REJECTED => match arg.as_string().as_deref().and_then(LogoutReason::from_code) {
                 Some(reason) => Input::RefreshRejected { id, reason },
                 None => Input::RefreshFailed { id, retry_after: None },
             },
-            7 => Input::RefreshFailed { id, retry_after: arg.as_f64().filter(|v| *v >= 0.0).map(|v| v as u64) },
-            8 => Input::AccessRejected { access_token: arg.as_string().unwrap_or_default() },
+            input::REFRESH_FAILED => Input::RefreshFailed { id, retry_after: arg.as_f64().filter(|v| *v >= 0.0).map(|v| v as u64) },
+            input::ACCESS_REJECTED => Input::AccessRejected { access_token: arg.as_string().unwrap_or_default() },
             // Bus messages and the shared record travel as base64url text; the driver decodes
             // it (garbage becomes an empty or one-byte array, which the engine rejects).
-            9 => Input::Bus(bytes_of(&arg)),
-            10 => Input::Shared(opt_bytes(&arg)),
-            11 => Input::LockGranted { id },
-            12 => Input::LockUnavailable { id },
-            13 => Input::LockLost { id },
-            14 => Input::Timer,
-            15 => Input::Activity,
-            16 => Input::StayActive,
-            17 => Input::Logout { everywhere: arg.is_truthy() },
-            18 => Input::Visibility(arg.is_truthy()),
-            19 => Input::Online(arg.is_truthy()),
-            20 => Input::LoginStarted,
-            21 => Input::LogoutAnswered { id },
+            input::BUS => Input::Bus(bytes_of(&arg)),
+            input::SHARED => Input::Shared(opt_bytes(&arg)),
+            input::LOCK_GRANTED => Input::LockGranted { id },
+            input::LOCK_UNAVAILABLE => Input::LockUnavailable { id },
+            input::LOCK_LOST => Input::LockLost { id },
+            input::TIMER => Input::Timer,
+            input::ACTIVITY => Input::Activity,
+            input::STAY => Input::StayActive,
+            input::LOGOUT => Input::Logout { everywhere: arg.is_truthy() },
+            input::VISIBLE => Input::Visibility(arg.is_truthy()),
+            input::ONLINE => Input::Online(arg.is_truthy()),
+            input::LOGIN_STARTED => Input::LoginStarted,
+            input::LOGOUT_DONE => Input::LogoutAnswered { id },
             _ => return,
         };
         self.engine.handle(now(), input);
@@ -269,39 +270,39 @@ impl Core {
     pub fn poll(&mut self) -> JsValue {
         let Some(effect) = self.engine.poll_effect() else { return JsValue::UNDEFINED };
         let s = |v: &str| JsValue::from_str(v);
-        // The effect kind: a number (`session.js` names them), cheaper than its name; a
-        // request's id first.
+        // The effect kind: a `boundary::effect` number, cheaper than its name; a request's id
+        // first.
         let k = |n: u8| JsValue::from(n);
         let id = |id: RequestId| JsValue::from(id.0);
         match effect {
-            Effect::SendRefresh { id: i, refresh_token } => arr(&[k(0), id(i), opt_str(refresh_token)]),
+            Effect::SendRefresh { id: i, refresh_token } => arr(&[k(effect::REFRESH), id(i), opt_str(refresh_token)]),
             Effect::SendLogout { id: i, everywhere, access_token, refresh_token } => arr(&[
-                k(1),
+                k(effect::LOGOUT),
                 id(i),
                 JsValue::from_bool(everywhere),
                 opt_str(access_token),
                 opt_str(refresh_token),
             ]),
             Effect::AcquireLock { id: i, wait, steal } => {
-                arr(&[k(2), id(i), JsValue::from(wait as f64), JsValue::from_bool(steal)])
+                arr(&[k(effect::LOCK), id(i), JsValue::from(wait as f64), JsValue::from_bool(steal)])
             }
-            Effect::ReleaseLock => arr(&[k(3)]),
-            Effect::Broadcast(bytes) => arr(&[k(4), u8a(&bytes)]),
-            Effect::PersistShared(bytes) => arr(&[k(5), u8a(&bytes)]),
-            Effect::StoreToken(bytes) => arr(&[k(6), u8a(&bytes)]),
-            Effect::Wipe => arr(&[k(7)]),
-            Effect::SendLogin { id: i } => arr(&[k(9), id(i)]),
+            Effect::ReleaseLock => arr(&[k(effect::UNLOCK)]),
+            Effect::Broadcast(bytes) => arr(&[k(effect::BROADCAST), u8a(&bytes)]),
+            Effect::PersistShared(bytes) => arr(&[k(effect::SHARED), u8a(&bytes)]),
+            Effect::StoreToken(bytes) => arr(&[k(effect::STORE), u8a(&bytes)]),
+            Effect::Wipe => arr(&[k(effect::WIPE)]),
+            Effect::SendLogin { id: i } => arr(&[k(effect::LOGIN), id(i)]),
             Effect::Emit(event) => {
                 let name = s(event.name());
                 match event {
-                    Event::IdleWarning { deadline } => arr(&[k(8), name, JsValue::from(deadline as f64)]),
-                    Event::Logout { reason } => arr(&[k(8), name, s(reason.as_str())]),
-                    Event::Error { code } => arr(&[k(8), name, s(code.as_str())]),
+                    Event::IdleWarning { deadline } => arr(&[k(effect::EMIT), name, JsValue::from(deadline as f64)]),
+                    Event::Logout { reason } => arr(&[k(effect::EMIT), name, s(reason.as_str())]),
+                    Event::Error { code } => arr(&[k(effect::EMIT), name, s(code.as_str())]),
                     Event::Login { user, expires_at } => {
-                        arr(&[k(8), name, JsValue::from(expires_at as f64), opt_str(user)])
+                        arr(&[k(effect::EMIT), name, JsValue::from(expires_at as f64), opt_str(user)])
                     }
-                    Event::Refresh { expires_at } => arr(&[k(8), name, JsValue::from(expires_at as f64)]),
-                    _ => arr(&[k(8), name]),
+                    Event::Refresh { expires_at } => arr(&[k(effect::EMIT), name, JsValue::from(expires_at as f64)]),
+                    _ => arr(&[k(effect::EMIT), name]),
                 }
             }
         }
@@ -309,13 +310,8 @@ impl Core {
 
     // The state as an index into `STATES` in `session.js` (a number crosses for free).
     pub fn state(&self) -> u8 {
-        match self.engine.state() {
-            SessionState::Anonymous => 0,
-            SessionState::MfaRequired => 1,
-            SessionState::Active => 2,
-            SessionState::IdleWarning => 3,
-            SessionState::LoggedOut => 4,
-        }
+        let state = self.engine.state();
+        SessionState::ALL.iter().position(|s| *s == state).unwrap_or(0) as u8
     }
 
     // The bearer token while signed in (a JS string made in place, no owned copy).

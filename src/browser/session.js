@@ -4,14 +4,15 @@
 // lives here: when to refresh, what a bus message means, when the user is idle, which 401
 // codes end a session — all of that is the engine's.
 
-// Input kinds (must match `Core::handle` in mod.rs).
+// The Wasm boundary, declared in Rust (`src/boundary.rs`) and checked against this file by
+// `tests/boundary.rs`: input kinds (`Core::handle`), effect kinds (`Core::poll`), states.
 const RESTORE = 0, RESUME = 1, LOGIN_OK = 2, MFA = 3, LOGIN_FAILED = 4, REFRESH_OK = 5,
   REFRESH_REJECTED = 6, REFRESH_FAILED = 7, ACCESS_REJECTED = 8, BUS = 9, SHARED = 10,
   LOCK_GRANTED = 11, LOCK_UNAVAILABLE = 12, LOCK_LOST = 13, TIMER = 14, ACTIVITY = 15,
   STAY = 16, LOGOUT = 17, VISIBLE = 18, ONLINE = 19, LOGIN_STARTED = 20, LOGOUT_DONE = 21;
-
-const KEY_COOKIE = "tessera_vk";
-// Indexed by `Core::state` (mod.rs).
+const FX_REFRESH = 0, FX_LOGOUT = 1, FX_LOCK = 2, FX_UNLOCK = 3, FX_BROADCAST = 4, FX_SHARED = 5,
+  FX_STORE = 6, FX_WIPE = 7, FX_EMIT = 8, FX_LOGIN = 9;
+// Indexed by `Core::state`.
 const STATES = ["anonymous", "mfa-required", "active", "idle-warning", "logged-out"];
 
 // An error's `code` is the contract; its message defaults to the code in words.
@@ -24,6 +25,7 @@ const bearerRejected = (r) => {
   const w = r.headers.get("WWW-Authenticate");
   return !w || /error="?invalid_token/i.test(w);
 };
+const KEY_COOKIE = "tessera_vk";
 const DISPOSE = Symbol.dispose || Symbol.for("Symbol.dispose");
 
 // `Session.start` (in Rust, which creates the engine `core`) resolves to the driver itself:
@@ -316,8 +318,8 @@ class Driver {
   }
 
   #perform(e) {
-    switch (e[0]) { // the effect kinds of `Core::poll` (mod.rs)
-      case 0: { // refresh
+    switch (e[0]) {
+      case FX_REFRESH: {
         const id = e[1];
         const body = this.#tokenMode ? { mode: "token", refresh_token: e[2] } : null;
         this.#post("/refresh", body, null, this.#t)
@@ -339,7 +341,7 @@ class Driver {
           });
         break;
       }
-      case 1: { // logout
+      case FX_LOGOUT: {
         // Server revoke, bounded. The other tabs already know (the engine persisted and
         // broadcast the logout first) and the request carries its credentials, so the wipe
         // goes on at once; only `logout()` and a next sign-in wait for the answer. One that
@@ -357,7 +359,7 @@ class Driver {
           });
         break;
       }
-      case 2: { // lock
+      case FX_LOCK: {
         const id = e[1];
         if (this.#lock) this.#lock();
         this.#lock = lockRequest("tessera:refresh:" + this.#ch, e[2], e[3], (code) => {
@@ -372,27 +374,27 @@ class Driver {
         if (!this.#lock) this.#drive(LOCK_UNAVAILABLE, 0, id);
         break;
       }
-      case 3: // unlock
+      case FX_UNLOCK:
         if (this.#lock) this.#lock();
         this.#lock = null;
         break;
-      case 4: // broadcast
+      case FX_BROADCAST:
         if (this.#bc) this.#bc.postMessage(b64(e[1]));
         // Without BroadcastChannel: a bare nudge, never the message (it may carry a token).
         else lset(this.#bk, ++this.#seq + "|" + Date.now()) && lset(this.#bk);
         break;
-      case 5: // shared
+      case FX_SHARED:
         try {
           const s = localStorage.getItem(this.#sk);
           localStorage.setItem(this.#sk, b64(this.#c.merge(s === null ? null : unb64(s), e[1])));
         } catch (_) {}
         break;
-      case 6: // store
+      case FX_STORE:
         // Never pauses the effects behind it: a logout right after goes out at once, and the
         // wipe's generation drops this seal if it finishes later.
         if (this.#store) this.#sealing = this.#seal(e[1]);
         break;
-      case 7: // wipe
+      case FX_WIPE:
         this.#gen++;
         this.#key = this.#sid = this.#kid = this.#retry = null;
     this.#tries = 0;
@@ -400,10 +402,10 @@ class Driver {
         this.#mfa = this.#user = this.#exp = null;
         this.#cleanup();
         break;
-      case 8: // emit
+      case FX_EMIT:
         this.#emitEngine(e[1], e[2], e[3]);
         break;
-      case 9: // login: the id of the login request about to go out (`#loginId`)
+      case FX_LOGIN:
         this.#lid = e[1];
         break;
     }

@@ -318,6 +318,9 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code.
+    pub const ALL: [ErrorCode; 3] = [ErrorCode::RefreshRetry, ErrorCode::RecordInvalid, ErrorCode::SessionMismatch];
+
     /// The stable code string.
     pub fn as_str(self) -> &'static str {
         match self {

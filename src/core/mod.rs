@@ -74,6 +74,15 @@ pub enum SessionState {
 }
 
 impl SessionState {
+    /// Every state, in the order of their numbers across the Wasm boundary (`Core::state`).
+    pub const ALL: [SessionState; 5] = [
+        SessionState::Anonymous,
+        SessionState::MfaRequired,
+        SessionState::Active,
+        SessionState::IdleWarning,
+        SessionState::LoggedOut,
+    ];
+
     /// The state's name in the JavaScript API.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -24,6 +24,18 @@ pub enum LogoutReason {
 }
 
 impl LogoutReason {
+    /// Every reason.
+    pub const ALL: [LogoutReason; 8] = [
+        LogoutReason::User,
+        LogoutReason::Everywhere,
+        LogoutReason::Idle,
+        LogoutReason::Expired,
+        LogoutReason::Revoked,
+        LogoutReason::Reused,
+        LogoutReason::Cleared,
+        LogoutReason::Lost,
+    ];
+
     /// The reason's name in the JavaScript `logout` event.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,0 +1,155 @@
+//! The Wasm ↔ JS boundary is declared once (`src/boundary.rs` and the engine's lists) and the
+//! JS performer and the `.d.ts` agree with it: this test reads `src/browser/session.js` and
+//! the TypeScript declarations in `src/browser/types.rs` and fails on any disagreement (a
+//! renumbered input, an effect kind JS does not handle, a state, logout reason, error code
+//! or event name missing from one side or extra on the other).
+
+use std::collections::BTreeSet;
+
+use tessera::boundary::{EFFECTS, EVENT_NAMES, INPUTS, JS_ERROR_EVENT_CODES};
+use tessera::core::{ErrorCode, Event, LogoutReason, SessionState};
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/").to_owned() + path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Every `NAME = <integer>` binding of a `const` declaration whose first name is `first`.
+fn js_consts(js: &str, first: &str) -> Vec<(String, u8)> {
+    let start = js.find(&format!("const {first} = ")).unwrap_or_else(|| panic!("no `const {first}` in session.js"));
+    let decl = &js[start + "const ".len()..];
+    let decl = &decl[..decl.find(';').expect("a `;` ends the declaration")];
+    decl.split(',')
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or_else(|| panic!("not `NAME = n`: {pair}"));
+            let value = value.trim().parse().unwrap_or_else(|_| panic!("not a number: {pair}"));
+            (name.trim().to_owned(), value)
+        })
+        .collect()
+}
+
+/// The string literals of a TypeScript union `type <name> = "a" | "b" ...;`.
+fn ts_union(dts: &str, name: &str) -> BTreeSet<String> {
+    let start = dts.find(&format!("type {name} =")).unwrap_or_else(|| panic!("no `type {name}` in the .d.ts"));
+    let body = &dts[start..];
+    let body = &body[..body.find(';').expect("a `;` ends the type")];
+    body.split('"').skip(1).step_by(2).map(str::to_owned).collect()
+}
+
+/// The property names of a TypeScript `interface <name> { key: ...; }` (top level only).
+fn ts_keys(dts: &str, name: &str) -> BTreeSet<String> {
+    let start = dts.find(&format!("interface {name} {{")).unwrap_or_else(|| panic!("no `interface {name}`"));
+    let body = &dts[start..];
+    let body = &body[body.find('{').unwrap() + 1..body.find("\n}").unwrap()];
+    body.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("/**") && !l.starts_with('*'))
+        .filter_map(|l| l.split_once(':').map(|(k, _)| k.trim().trim_matches('"').to_owned()))
+        .filter(|k| !k.is_empty() && !k.contains(' '))
+        .collect()
+}
+
+fn names<T>(items: &[T], name: impl Fn(&T) -> &'static str) -> BTreeSet<String> {
+    items.iter().map(|i| name(i).to_owned()).collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn owned(table: &[(&str, u8)]) -> Vec<(String, u8)> {
+    table.iter().map(|(n, v)| ((*n).to_owned(), *v)).collect()
+}
+
+#[test]
+fn input_kinds_in_session_js_are_the_declared_ones() {
+    let js = read("src/browser/session.js");
+    assert_eq!(js_consts(&js, "RESTORE"), owned(INPUTS));
+    // Numbers unique, so no two inputs can be confused.
+    assert_eq!(INPUTS.iter().map(|(_, v)| v).collect::<BTreeSet<_>>().len(), INPUTS.len());
+}
+
+#[test]
+fn effect_kinds_in_session_js_are_the_declared_ones_and_each_is_performed() {
+    let js = read("src/browser/session.js");
+    assert_eq!(js_consts(&js, "FX_REFRESH"), owned(EFFECTS));
+    assert_eq!(EFFECTS.iter().map(|(_, v)| v).collect::<BTreeSet<_>>().len(), EFFECTS.len());
+    for (name, _) in EFFECTS {
+        assert!(js.contains(&format!("case {name}:")), "session.js performs no `case {name}:`");
+    }
+    // The switch names its cases: a bare number could drift from the declaration unseen.
+    let perform = &js[js.find("#perform(e) {").expect("#perform in session.js")..];
+    let perform = &perform[..perform.find("\n  }\n").unwrap()];
+    for line in perform.lines() {
+        let t = line.trim_start();
+        if let Some(rest) = t.strip_prefix("case ") {
+            assert!(!rest.starts_with(|c: char| c.is_ascii_digit()), "a numbered effect case: {t}");
+        }
+    }
+}
+
+#[test]
+fn state_names_in_session_js_follow_the_engine_states_in_order() {
+    let js = read("src/browser/session.js");
+    let start = js.find("const STATES = [").expect("STATES in session.js");
+    let list = &js[start..];
+    let list = &list[..list.find(']').unwrap()];
+    let js_states: Vec<&str> = list.split('"').skip(1).step_by(2).collect();
+    let rust: Vec<&str> = SessionState::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(js_states, rust);
+    let dts = read("src/browser/types.rs");
+    assert_eq!(ts_union(&dts, "SessionState"), set(&rust));
+}
+
+#[test]
+fn logout_reasons_of_the_dts_are_the_engines() {
+    let dts = read("src/browser/types.rs");
+    assert_eq!(ts_union(&dts, "LogoutReason"), names(&LogoutReason::ALL, |r| r.as_str()));
+}
+
+#[test]
+fn error_event_codes_of_the_dts_are_the_engines_and_the_performers() {
+    let dts = read("src/browser/types.rs");
+    let js = read("src/browser/session.js");
+    let mut expected = names(&ErrorCode::ALL, |c| c.as_str());
+    expected.extend(set(&JS_ERROR_EVENT_CODES));
+    assert_eq!(ts_union(&dts, "ErrorEventCode"), expected);
+    for code in JS_ERROR_EVENT_CODES {
+        assert!(js.contains(&format!("\"{code}\"")), "session.js never raises {code}");
+    }
+}
+
+#[test]
+fn every_code_session_js_rejects_with_is_declared() {
+    let dts = read("src/browser/types.rs");
+    let js = read("src/browser/session.js");
+    let declared = ts_union(&dts, "SessionErrorCode");
+    let mut seen = 0;
+    for part in js.split("error(\"").skip(1) {
+        let code = &part[..part.find('"').unwrap()];
+        assert!(declared.contains(code), "session.js rejects with `{code}`, missing from SessionErrorCode");
+        seen += 1;
+    }
+    assert!(seen >= 6, "found only {seen} `error(\"…\")` calls: has session.js changed shape?");
+    let rust = read("src/browser/mod.rs");
+    for part in rust.split("reject(\"").skip(1) {
+        let code = &part[..part.find('"').unwrap()];
+        assert!(declared.contains(code), "mod.rs rejects with `{code}`, missing from SessionErrorCode");
+    }
+}
+
+#[test]
+fn event_names_of_the_dts_are_the_engines() {
+    let all = [
+        Event::Login { user: None, expires_at: 0 },
+        Event::Refresh { expires_at: 0 },
+        Event::IdleWarning { deadline: 0 },
+        Event::Active,
+        Event::Idle,
+        Event::Logout { reason: LogoutReason::User },
+        Event::Error { code: ErrorCode::RefreshRetry },
+    ];
+    assert_eq!(names(&all, |e| e.name()), set(&EVENT_NAMES));
+    let dts = read("src/browser/types.rs");
+    assert_eq!(ts_keys(&dts, "SessionEvents"), set(&EVENT_NAMES));
+}
