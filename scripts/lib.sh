@@ -11,6 +11,8 @@ step() { printf '\n\033[1;36m==> %s\033[0m\n' "$*"; }
 # module) and prints its size.
 build_pkg() {
   step "building the Wasm package (wasm-pack, release, web target) into pkg/"
+  # The JS performer wasm-bindgen imports is the bundle of src/browser/js/: never stale.
+  node scripts/bundle-js.mjs --check || return 1
   rm -rf pkg  # wasm-pack does not clean between targets (TOOLCHAIN.md pitfall 7)
   wasm-pack --quiet build --release --target web --out-dir pkg --mode no-install
   node scripts/package.mjs pkg  # package.json, bundled + minified JS, bundler/ and react/ entries

@@ -1,10 +1,11 @@
 //! The Wasm ↔ JS boundary, declared once.
 //!
 //! The browser layer's Rust side (`Core::handle`, `Core::poll`, `Core::state`) and its JS
-//! performer (`src/browser/session.js`) exchange small numbers instead of names: which input
-//! is fed, which effect is to be performed, which state the engine is in. They are declared
-//! here and nowhere else on the Rust side; `Core` uses these constants, and the native test
-//! `tests/boundary.rs` reads `session.js` and the package's `.d.ts` and fails when either
+//! performer (the modules in `src/browser/js/`, bundled into `src/browser/session.js`)
+//! exchange small numbers instead of names: which input is fed, which effect is to be
+//! performed, which state the engine is in. They are declared here and nowhere else on the
+//! Rust side; `Core` uses these constants, and the native test `tests/boundary.rs` reads the
+//! performer's `boundary.js` and `driver.js` and the package's `.d.ts` and fails when either
 //! disagrees with this module or with the engine's own lists ([`SessionState::ALL`],
 //! [`LogoutReason::ALL`], [`ErrorCode::ALL`], [`EVENT_NAMES`]).
 //!
@@ -23,13 +24,13 @@ macro_rules! kinds {
         pub mod $module {
             $($(#[$cdoc])* pub const $name: u8 = $value;)*
         }
-        /// The same constants as `(name in session.js, number)`, in order.
+        /// The same constants as `(name in the performer's boundary.js, number)`, in order.
         pub const $table: &[(&str, u8)] = &[$((concat!($prefix, stringify!($name)), $value),)*];
     };
 }
 
 kinds! {
-    /// Input kinds: the `kind` argument of `Core::handle` (`session.js`: `const NAME = n`).
+    /// Input kinds: the `kind` argument of `Core::handle` (`boundary.js`: `const NAME = n`).
     input, INPUTS, "" {
         /// A persisted token record (bytes) was read.
         RESTORE = 0,
@@ -79,7 +80,7 @@ kinds! {
 }
 
 kinds! {
-    /// Effect kinds: the first element of the array `Core::poll` returns (`session.js`:
+    /// Effect kinds: the first element of the array `Core::poll` returns (`boundary.js`:
     /// `const FX_NAME = n`).
     effect, EFFECTS, "FX_" {
         /// `[REFRESH, id, refresh token | undefined]`.

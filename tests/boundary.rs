@@ -1,8 +1,9 @@
 //! The Wasm ↔ JS boundary is declared once (`src/boundary.rs` and the engine's lists) and the
-//! JS performer and the `.d.ts` agree with it: this test reads `src/browser/session.js` and
-//! the TypeScript declarations in `src/browser/types.rs` and fails on any disagreement (a
-//! renumbered input, an effect kind JS does not handle, a state, logout reason, error code
-//! or event name missing from one side or extra on the other).
+//! JS performer and the `.d.ts` agree with it: this test reads the performer's modules
+//! (`src/browser/js/`, bundled into `src/browser/session.js`) and the TypeScript declarations
+//! in `src/browser/types.rs` and fails on any disagreement (a renumbered input, an effect kind
+//! JS does not handle, a state, logout reason, error code or event name missing from one side
+//! or extra on the other).
 
 use std::collections::BTreeSet;
 
@@ -14,9 +15,19 @@ fn read(path: &str) -> String {
         .unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// Every `NAME = <integer>` binding of a `const` declaration whose first name is `first`.
+/// Every module of the JS performer, concatenated (the sources, not the generated bundle).
+fn performer() -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/browser/js");
+    let mut files: Vec<_> = std::fs::read_dir(dir).expect("src/browser/js").map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let all: String = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect::<Vec<_>>().join("\n");
+    assert!(all.contains("export function start("), "the entry module is among {files:?}");
+    all
+}
+
+/// Every `NAME = <integer>` binding of the `const` declaration whose first name is `first`.
 fn js_consts(js: &str, first: &str) -> Vec<(String, u8)> {
-    let start = js.find(&format!("const {first} = ")).unwrap_or_else(|| panic!("no `const {first}` in session.js"));
+    let start = js.find(&format!("const {first} = ")).unwrap_or_else(|| panic!("no `const {first}` in boundary.js"));
     let decl = &js[start + "const ".len()..];
     let decl = &decl[..decl.find(';').expect("a `;` ends the declaration")];
     decl.split(',')
@@ -62,23 +73,23 @@ fn owned(table: &[(&str, u8)]) -> Vec<(String, u8)> {
 }
 
 #[test]
-fn input_kinds_in_session_js_are_the_declared_ones() {
-    let js = read("src/browser/session.js");
+fn input_kinds_of_the_performer_are_the_declared_ones() {
+    let js = read("src/browser/js/boundary.js");
     assert_eq!(js_consts(&js, "RESTORE"), owned(INPUTS));
     // Numbers unique, so no two inputs can be confused.
     assert_eq!(INPUTS.iter().map(|(_, v)| v).collect::<BTreeSet<_>>().len(), INPUTS.len());
 }
 
 #[test]
-fn effect_kinds_in_session_js_are_the_declared_ones_and_each_is_performed() {
-    let js = read("src/browser/session.js");
-    assert_eq!(js_consts(&js, "FX_REFRESH"), owned(EFFECTS));
+fn effect_kinds_of_the_performer_are_the_declared_ones_and_each_is_performed() {
+    assert_eq!(js_consts(&read("src/browser/js/boundary.js"), "FX_REFRESH"), owned(EFFECTS));
+    let js = read("src/browser/js/driver.js");
     assert_eq!(EFFECTS.iter().map(|(_, v)| v).collect::<BTreeSet<_>>().len(), EFFECTS.len());
     for (name, _) in EFFECTS {
-        assert!(js.contains(&format!("case {name}:")), "session.js performs no `case {name}:`");
+        assert!(js.contains(&format!("case {name}:")), "driver.js performs no `case {name}:`");
     }
     // The switch names its cases: a bare number could drift from the declaration unseen.
-    let perform = &js[js.find("#perform(e) {").expect("#perform in session.js")..];
+    let perform = &js[js.find("#perform(e) {").expect("#perform in driver.js")..];
     let perform = &perform[..perform.find("\n  }\n").unwrap()];
     for line in perform.lines() {
         let t = line.trim_start();
@@ -89,9 +100,9 @@ fn effect_kinds_in_session_js_are_the_declared_ones_and_each_is_performed() {
 }
 
 #[test]
-fn state_names_in_session_js_follow_the_engine_states_in_order() {
-    let js = read("src/browser/session.js");
-    let start = js.find("const STATES = [").expect("STATES in session.js");
+fn state_names_of_the_performer_follow_the_engine_states_in_order() {
+    let js = read("src/browser/js/boundary.js");
+    let start = js.find("const STATES = [").expect("STATES in boundary.js");
     let list = &js[start..];
     let list = &list[..list.find(']').unwrap()];
     let js_states: Vec<&str> = list.split('"').skip(1).step_by(2).collect();
@@ -110,27 +121,27 @@ fn logout_reasons_of_the_dts_are_the_engines() {
 #[test]
 fn error_event_codes_of_the_dts_are_the_engines_and_the_performers() {
     let dts = read("src/browser/types.rs");
-    let js = read("src/browser/session.js");
+    let js = performer();
     let mut expected = names(&ErrorCode::ALL, |c| c.as_str());
     expected.extend(set(&JS_ERROR_EVENT_CODES));
     assert_eq!(ts_union(&dts, "ErrorEventCode"), expected);
     for code in JS_ERROR_EVENT_CODES {
-        assert!(js.contains(&format!("\"{code}\"")), "session.js never raises {code}");
+        assert!(js.contains(&format!("\"{code}\"")), "the performer never raises {code}");
     }
 }
 
 #[test]
-fn every_code_session_js_rejects_with_is_declared() {
+fn every_code_the_performer_rejects_with_is_declared() {
     let dts = read("src/browser/types.rs");
-    let js = read("src/browser/session.js");
+    let js = performer();
     let declared = ts_union(&dts, "SessionErrorCode");
     let mut seen = 0;
     for part in js.split("error(\"").skip(1) {
         let code = &part[..part.find('"').unwrap()];
-        assert!(declared.contains(code), "session.js rejects with `{code}`, missing from SessionErrorCode");
+        assert!(declared.contains(code), "the performer rejects with `{code}`, missing from SessionErrorCode");
         seen += 1;
     }
-    assert!(seen >= 6, "found only {seen} `error(\"…\")` calls: has session.js changed shape?");
+    assert!(seen >= 6, "found only {seen} `error(\"…\")` calls: has the performer changed shape?");
     let rust = read("src/browser/mod.rs");
     for part in rust.split("reject(\"").skip(1) {
         let code = &part[..part.find('"').unwrap()];

@@ -308,7 +308,7 @@ impl Core {
         }
     }
 
-    // The state as an index into `STATES` in `session.js` (a number crosses for free).
+    // The state as an index into `SessionState::ALL` (`STATES` in the performer's boundary.js).
     pub fn state(&self) -> u8 {
         let state = self.engine.state();
         SessionState::ALL.iter().position(|s| *s == state).unwrap_or(0) as u8

@@ -1,0 +1,41 @@
+// The browser driver: performs what the Rust engine (`core`) decides. It feeds the engine
+// inputs (time is read in Rust), drains its effects in order, and executes them with the
+// browser's APIs: fetch, Web Locks, BroadcastChannel, storage, WebCrypto, cleanup. No policy
+// lives here: when to refresh, what a bus message means, when the user is idle, which 401
+// codes end a session — all of that is the engine's.
+//
+// This is the entry module: `scripts/bundle-js.mjs` bundles it with the modules in
+// `src/browser/js/` into `src/browser/session.js`, the one file wasm-bindgen imports.
+
+import { error } from "./transport.js";
+import { Driver } from "./driver.js";
+
+// `Session.start` (in Rust, which creates the engine `core`) resolves to the driver itself:
+// its public methods below are the session's API. Outside a browser page it rejects before
+// anything is opened (no channel, listener or lock).
+// `Session.start` with invalid options (mod.rs): a rejection carrying the code.
+export const reject = (code, message) => Promise.reject(error(code, message));
+
+export function start(core, o) {
+  o = o && typeof o === "object" ? o : {};
+  let d;
+  try {
+    if (typeof window !== "object" || typeof document !== "object" || typeof location !== "object")
+      throw error("unsupported_environment");
+    d = new Driver(core, o);
+  } catch (e) {
+    core.free();
+    return Promise.reject(e);
+  }
+  // A start that fails half way releases what it opened (channel, listeners, locks, timers).
+  return d.init(o).then(
+    () => d,
+    (e) => {
+      d.dispose();
+      throw e;
+    }
+  );
+}
+
+export { hasLocks } from "./locks.js";
+export { wipeCookies } from "./cleanup.js";
