@@ -7,7 +7,7 @@
 #   Debian:   chromium, chromium-driver, redis-server   (apt-get)
 #   rustup:   the toolchain pinned in rust-toolchain.toml and its wasm32 target
 #   cargo:    wasm-pack 0.15.1, wasm-bindgen-cli at the exact version in Cargo.lock
-#   npm:      the dev tooling in package.json (binaryen for wasm-opt, esbuild, playwright-core)
+#   npm:      the dev tooling in package.json (binaryen for wasm-opt, esbuild, typescript, playwright-core)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -56,10 +56,10 @@ if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $WASM_BIND
 fi
 
 # ---- npm dev tooling ----------------------------------------------------------------------
-if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/esbuild ] || [ ! -d node_modules/playwright-core ] \
+if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/esbuild ] || [ ! -x node_modules/.bin/tsc ] || [ ! -d node_modules/playwright-core ] \
    || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   command -v npm >/dev/null 2>&1 || die "npm is not on PATH (Node.js 20+ is required)"
-  say "installing npm dev tooling (binaryen, esbuild, playwright-core)"
+  say "installing npm dev tooling (binaryen, esbuild, typescript, playwright-core)"
   npm ci --no-audit --no-fund --loglevel=error >/dev/null || die "npm ci"
 fi
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of Tessera, in four layers, and exits non-zero if any single test fails:
+# Runs every test of Tessera, in layers, and exits non-zero if any single test fails:
+#   0. lint     quality gates (scripts/lint.sh): rustfmt, clippy -D warnings for both crates
+#               (native and wasm32), tsc --checkJs over the shipped and demo JavaScript
 #   1. native   `cargo test --workspace`: the sans-IO engine and its multi-tab simulator,
 #               the vault, and the server (router tests, real HTTP on loopback, SQLite,
 #               and a real redis-server that the store tests start themselves)
@@ -17,10 +19,13 @@ failed=()
 passed=()
 run() { # run NAME CMD...
   local name="$1"; shift
+  local start=$SECONDS
   step "$name: $*"
   if "$@"; then passed+=("$name"); else failed+=("$name"); printf '\033[1;31m==> %s FAILED\033[0m\n' "$name"; fi
+  printf '==> %s took %d s\n' "$name" $((SECONDS - start))
 }
 
+run lint bash scripts/lint.sh
 run native cargo test --workspace --locked
 run browser wasm-pack test --headless --chrome --mode no-install
 run package build_pkg
