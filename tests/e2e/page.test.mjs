@@ -185,6 +185,21 @@ describe("demo page", () => {
     // The login event carries the token's expiry: the panel counts down from the server's TTL.
     assert.match(await page.locator("#fact-access").innerText(), /^[45]:\d\d min$/, "access-token countdown");
     assert.match(await page.locator("#fact-idle").innerText(), /^1[45]:\d\d min$/, "idle countdown");
+    // The countdowns are the SDK's own getters, not the page's estimate: within a render tick
+    // (250 ms) plus rounding to whole seconds of `expiresAt` / `idleDeadline`.
+    const shown = await page.evaluate(() => {
+      const s = window.tessera.session;
+      const secs = (id) => {
+        const m = /^(\d+):(\d\d) min$/.exec(document.getElementById(id).textContent);
+        return m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
+      };
+      return { now: Date.now(), expiresAt: s.expiresAt, idleDeadline: s.idleDeadline, access: secs("fact-access"), idle: secs("fact-idle") };
+    });
+    for (const [fact, at] of [["access", shown.expiresAt], ["idle", shown.idleDeadline]]) {
+      assert.equal(typeof at, "number", `session getter for ${fact} is a number`);
+      const expected = (at - shown.now) / 1000;
+      assert.ok(Math.abs(shown[fact] - expected) <= 1.5, `${fact} shows ${shown[fact]} s, the SDK says ${expected.toFixed(1)} s`);
+    }
     await screenshot(page, "demo-signed-in");
     await page.click("#logout");
     await waitForState(page, "logged-out");
