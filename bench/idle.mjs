@@ -1,4 +1,4 @@
-// Idle hot-path benchmark (issue 4): main-thread cost per activity event in headless
+// Idle hot-path benchmark: main-thread cost per activity event in headless
 // Chromium. Dispatches 200,000 synthetic mousemove/keydown events on `document`, median of 7
 // runs, minus the same loop with no listeners. Prints numbers; asserts nothing.
 //   node bench/idle.mjs [pkg-dir]        (default: pkg; build it first, see README)
@@ -89,6 +89,6 @@ console.log(`idle hot path: ${EVENTS} events, median of ${RUNS} runs (Chromium h
 console.log(`  no listener (baseline)     ${none.ms.toFixed(1)} ms total`);
 console.log(`  bare passive listener      ${per(floor).toFixed(3)} µs/event above baseline (the floor)`);
 console.log(`  Tessera session (${tessera.note})  ${per(tessera).toFixed(3)} µs/event above baseline`);
-console.log(`  reference (issue 4, same method): react-idle-timer 5.7.3 ≈ 0.6 µs, bare listener ≈ 0.49 µs`);
+console.log(`  reference (same method): react-idle-timer 5.7.3 ≈ 0.6 µs, bare listener ≈ 0.49 µs`);
 await browser.close();
 server.close();

@@ -59,7 +59,7 @@ const shipped = (totals.get("default import")?.brotli ?? 0) / 1024;
 const anchors = [
   ["msal-browser", 68.0],
   ["auth0-spa-js", 55.0],
-  ["budget (issue 4)", 30.0],
+  ["budget", 30.0],
   ["supabase auth-js (goal)", 20.2],
   ["oidc-client-ts (moonshot)", 15.6],
 ];

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Multi-tab benchmark in real headless Chromium against the real tessera-server (SQLite).
-// Prints numbers; asserts nothing (goals are in issue 6, judged by a person).
+// Prints numbers; asserts nothing (a person judges them against the goals).
 //
 //   node bench/tabs.mjs [--tabs 10] [--rounds 30] [--cycles 8] [--activity-seconds 40]
 //

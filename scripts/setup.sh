@@ -10,8 +10,8 @@
 #   rustup:   the toolchain pinned in rust-toolchain.toml and its wasm32 target
 #   cargo:    wasm-pack 0.15.1, wasm-bindgen-cli at the exact version in Cargo.lock,
 #             geckodriver 0.37.1 (Firefox's WebDriver, for wasm-pack and the e2e tests)
-#   npm:      the dev tooling in package.json (binaryen for wasm-opt, esbuild, playwright-core,
-#             selenium-webdriver)
+#   npm:      the dev tooling in package.json (binaryen for wasm-opt, esbuild, typescript,
+#             playwright-core, selenium-webdriver)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -72,11 +72,11 @@ if [ "$(geckodriver --version 2>/dev/null | head -1 | awk '{print $2}')" != "$GE
 fi
 
 # ---- npm dev tooling ----------------------------------------------------------------------
-if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/esbuild ] || [ ! -d node_modules/playwright-core ] \
+if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/esbuild ] || [ ! -x node_modules/.bin/tsc ] || [ ! -d node_modules/playwright-core ] \
    || [ ! -d node_modules/selenium-webdriver ] \
    || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   command -v npm >/dev/null 2>&1 || die "npm is not on PATH (Node.js 20+ is required)"
-  say "installing npm dev tooling (binaryen, esbuild, playwright-core, selenium-webdriver)"
+  say "installing npm dev tooling (binaryen, esbuild, typescript, playwright-core, selenium-webdriver)"
   npm ci --no-audit --no-fund --loglevel=error >/dev/null || die "npm ci"
 fi
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of Tessera, in layers, and exits non-zero if any single test fails:
+#   0. lint     quality gates (scripts/lint.sh): rustfmt, clippy -D warnings for both crates
+#               (native and wasm32), tsc --checkJs over the shipped and demo JavaScript
 #   1. native   `cargo test --workspace`: the sans-IO engine and its multi-tab simulator,
 #               the vault, and the server (router tests, real HTTP on loopback, SQLite,
 #               and a real redis-server that the store tests start themselves)
@@ -29,6 +31,7 @@ run() { # run NAME CMD...
   timings+=("$name $((SECONDS - t0))s")
 }
 
+run lint bash scripts/lint.sh
 run native cargo test --workspace --locked
 run browser wasm-pack test --headless --chrome --mode no-install
 run browser-firefox wasm-pack test --headless --firefox --mode no-install

@@ -1,4 +1,4 @@
-//! Storage and secrets hardening through the router and the state (issue 9, items 5–7):
+//! Storage and secrets hardening through the router and the state:
 //! bounded growth, secrets sealed at rest, grace bound to the rotating client, TOTP rules.
 
 mod common;

@@ -21,17 +21,34 @@
 // the hook's first `lastEvent`.
 import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from "react";
 
-/** Every event the SDK emits (DESIGN.md public contract). */
+// Types: ./index.d.ts (what `import("./index.js")` resolves to for the type checker).
+/** @typedef {import("./index.js").SessionLike} SessionLike */
+/** @typedef {import("./index.js").SessionEvent} SessionEvent */
+/** @typedef {import("./index.js").SessionEventName} SessionEventName */
+/** @typedef {import("./index.js").HookStateName} HookStateName */
+/** @typedef {{ state: HookStateName, lastEvent: SessionEvent | null }} Snapshot */
+/** @typedef {{ subscribe(f: () => void): () => void, get(): Snapshot, changed?: () => void }} Store */
+/** @typedef {"login" | "verifyMfa" | "logout" | "stayActive" | "fetch"} MethodName */
+
+/** Every event the SDK emits (the package's public contract, `SessionEvents`). @type {readonly SessionEventName[]} */
 export const SESSION_EVENTS = Object.freeze(["login", "refresh", "idle-warning", "active", "idle", "logout", "error"]);
 
+/**
+ * @param {unknown} value
+ * @returns {value is SessionLike}
+ */
 function isSession(value) {
-  return value !== null && typeof value === "object" && typeof value.on === "function";
+  return value !== null && typeof value === "object" && "on" in value && typeof value.on === "function";
 }
 
+/**
+ * @param {SessionLike | null} session
+ * @returns {HookStateName}
+ */
 function readState(session) {
   if (!session) return "starting";
   try {
-    return String(session.state);
+    return /** @type {HookStateName} */ (String(session.state));
   } catch {
     return "logged-out";
   }
@@ -39,18 +56,29 @@ function readState(session) {
 
 // One store per session: the latest event, and a snapshot object that changes only when the
 // state or the event does (what `useSyncExternalStore` compares).
+/** @type {WeakMap<SessionLike, Store>} */
 const stores = new WeakMap();
+/** @type {Store} */
 const NONE = { subscribe: () => () => {}, get: () => STARTING };
+/** @type {Snapshot} */
 const STARTING = Object.freeze({ state: "starting", lastEvent: null });
 
+/**
+ * @param {SessionLike | null} session
+ * @returns {Store}
+ */
 function storeOf(session) {
   if (!session) return NONE;
   let st = stores.get(session);
   if (st) return st;
   const first = [...(session.startEvents || [])].pop();
-  let lastEvent = first ? { type: first.type, detail: first } : null;
+  /** @type {SessionEvent | null} */
+  let lastEvent = first ? { type: /** @type {SessionEventName} */ (first.type), detail: first } : null;
+  /** @type {Snapshot | null} */
   let snap = null;
+  /** @type {Set<() => void>} */
   const listeners = new Set();
+  /** @type {Array<(() => void) | void> | null} */
   let offs = null;
   const changed = () => listeners.forEach((f) => f());
   st = {
@@ -89,11 +117,10 @@ function storeOf(session) {
 /**
  * Subscribes a component to a Tessera session.
  *
- * @param {object | (() => object | Promise<object>)} source a `Session`, or a factory that
- *   starts one (called once per mounted component).
- * @returns {{session: object | null, state: string, lastEvent: {type: string, detail: any} | null,
- *   error: unknown, login: Function, verifyMfa: Function, logout: Function, stayActive: Function,
- *   fetch: Function}}
+ * @template {SessionLike} S
+ * @param {S | (() => S | Promise<S>)} source a `Session`, or a factory that starts one
+ *   (called once per mounted component).
+ * @returns {import("./index.js").UseSessionResult<S>}
  */
 export function useSession(source) {
   const owned = typeof source === "function";
@@ -101,17 +128,17 @@ export function useSession(source) {
   factory.current = source;
   // The owned session's start, shared by StrictMode's double mount: `mounts` counts live
   // mounts, and the session is disposed only when none is left after the current task.
-  const own = useRef(null);
-  const [started, setStarted] = useState(null);
-  const [error, setError] = useState(null);
+  const own = useRef(/** @type {{ mounts: number, session: S | null, dead: boolean } | null} */ (null));
+  const [started, setStarted] = useState(/** @type {S | null} */ (null));
+  const [error, setError] = useState(/** @type {unknown} */ (null));
 
   useEffect(() => {
     if (!owned) return undefined;
-    let o = own.current;
-    if (!o) {
-      o = own.current = { mounts: 0, session: null, dead: false };
+    const fresh = !own.current;
+    const o = own.current ?? (own.current = { mounts: 0, session: null, dead: false });
+    if (fresh) {
       Promise.resolve()
-        .then(() => factory.current())
+        .then(() => /** @type {() => S | Promise<S>} */ (factory.current)())
         .then(
           (s) => {
             o.session = s;
@@ -137,15 +164,19 @@ export function useSession(source) {
     };
   }, [owned]);
 
-  const session = owned ? started : isSession(source) ? source : null;
+  const session = owned ? started : isSession(source) ? /** @type {S} */ (source) : null;
   const store = storeOf(session);
   const snap = useSyncExternalStore(store.subscribe, store.get, () => STARTING);
 
   const call = useCallback(
+    /**
+     * @param {MethodName} name
+     * @param {...any} args
+     */
     async (name, ...args) => {
       if (!session) throw new Error("tessera/react: the session has not started yet");
       try {
-        return await session[name](...args);
+        return await /** @type {Record<MethodName, (...a: any[]) => unknown>} */ (/** @type {unknown} */ (session))[name](...args);
       } finally {
         // Methods that change the state without an event (e.g. login → "mfa-required").
         store.changed?.();
@@ -163,6 +194,6 @@ export function useSession(source) {
     verifyMfa: useCallback((code) => call("verifyMfa", code), [call]),
     logout: useCallback((options) => call("logout", options), [call]),
     stayActive: useCallback(() => call("stayActive"), [call]),
-    fetch: useCallback((input, init) => call("fetch", input, init), [call]),
+    fetch: useCallback((input, init) => /** @type {Promise<Response>} */ (call("fetch", input, init)), [call]),
   };
 }

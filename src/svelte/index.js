@@ -19,37 +19,63 @@
 // a session, it only subscribes; you keep ownership.
 import { readable } from "svelte/store";
 
-/** Every event the SDK emits (the same list as `tessera/react` and `tessera/vue`). */
+// Types: ./index.d.ts (what `import("./index.js")` resolves to for the type checker).
+/** @typedef {import("./index.js").SessionLike} SessionLike */
+/** @typedef {import("./index.js").SessionEvent} SessionEvent */
+/** @typedef {import("./index.js").SessionEventName} SessionEventName */
+/** @typedef {import("./index.js").StoreStateName} StoreStateName */
+/** @typedef {"login" | "verifyMfa" | "logout" | "stayActive" | "fetch"} MethodName */
+
+/** Every event the SDK emits (the same list as `tessera/react` and `tessera/vue`). @type {readonly SessionEventName[]} */
 export const SESSION_EVENTS = Object.freeze(["login", "refresh", "idle-warning", "active", "idle", "logout", "error"]);
 
+/**
+ * @param {SessionLike | null} session
+ * @returns {StoreStateName}
+ */
 function readState(session) {
   if (!session) return "starting";
   try {
-    return String(session.state);
+    return /** @type {StoreStateName} */ (String(session.state));
   } catch {
     return "logged-out"; // a disposed wasm-bindgen object throws on access
   }
 }
 
+/**
+ * @template {SessionLike} S
+ * @param {S | null} session
+ * @param {SessionEvent | null} [lastEvent]
+ * @param {unknown} [error]
+ * @returns {import("./index.js").SessionSnapshot<S>}
+ */
 const snapshot = (session, lastEvent = null, error = null) => ({ session, state: readState(session), lastEvent, error });
 
 /**
  * A readable store of a Tessera session's state, with the session's methods.
  *
- * @param {object | (() => object | Promise<object>)} source a `Session`, or a factory that
- *   starts one (called when the first subscriber arrives).
+ * @template {SessionLike} S
+ * @param {S | (() => S | Promise<S>)} source a `Session`, or a factory that starts one
+ *   (called when the first subscriber arrives).
+ * @returns {import("./index.js").SessionStore<S>}
  */
 export function sessionStore(source) {
   const owned = typeof source === "function";
-  let current = owned ? null : source;
+  /** @type {S | null} */
+  let current = owned ? null : /** @type {S} */ (source);
+  /** @type {(() => void) | null} */
   let push = null;
 
   const store = readable(snapshot(current), (set) => {
     let alive = true;
+    /** @type {S | null} */
     let session = null;
+    /** @type {SessionEvent | null} */
     let last = null; // the latest event, kept when a method call re-reads the state
+    /** @type {Array<(() => void) | void>} */
     let offs = [];
     push = () => set(snapshot(session, last));
+    /** @param {S} s */
     const attach = (s) => {
       session = current = s;
       set(snapshot(s));
@@ -63,13 +89,13 @@ export function sessionStore(source) {
     if (owned) {
       // A subscription that ends at once (a server render) never calls the factory.
       Promise.resolve()
-        .then(() => (alive ? source() : null))
+        .then(() => (alive ? /** @type {() => S | Promise<S>} */ (source)() : null))
         .then(
           (s) => (alive ? s && attach(s) : s?.dispose?.()),
-          (err) => alive && set(snapshot(null, null, err)),
+          (err) => alive && set(snapshot(/** @type {S | null} */ (null), null, err)),
         );
     } else {
-      attach(source);
+      attach(/** @type {S} */ (source));
     }
     return () => {
       alive = false;
@@ -93,11 +119,15 @@ export function sessionStore(source) {
   });
 
   // Methods that change the state without an event (login → "mfa-required") re-read it.
+  /**
+   * @param {MethodName} name
+   * @param {...any} args
+   */
   const call = async (name, ...args) => {
     const s = current;
     if (!s) throw new Error("tessera/svelte: the session has not started yet (subscribe to the store first)");
     try {
-      return await s[name](...args);
+      return await /** @type {Record<MethodName, (...a: any[]) => unknown>} */ (/** @type {unknown} */ (s))[name](...args);
     } finally {
       push?.();
     }
@@ -109,6 +139,6 @@ export function sessionStore(source) {
     verifyMfa: (code) => call("verifyMfa", code),
     logout: (options) => call("logout", options),
     stayActive: () => call("stayActive"),
-    fetch: (input, init) => call("fetch", input, init),
+    fetch: (input, init) => /** @type {Promise<Response>} */ (call("fetch", input, init)),
   };
 }

@@ -16,13 +16,24 @@
 // and it only subscribes; you keep ownership. Either way the subscriptions end with the scope.
 import { getCurrentScope, onScopeDispose, shallowRef } from "vue";
 
-/** Every event the SDK emits (the same list as `tessera/react` and `tessera/svelte`). */
+// Types: ./index.d.ts (what `import("./index.js")` resolves to for the type checker).
+/** @typedef {import("./index.js").SessionLike} SessionLike */
+/** @typedef {import("./index.js").SessionEvent} SessionEvent */
+/** @typedef {import("./index.js").SessionEventName} SessionEventName */
+/** @typedef {import("./index.js").ComposableStateName} ComposableStateName */
+/** @typedef {"login" | "verifyMfa" | "logout" | "stayActive" | "fetch"} MethodName */
+
+/** Every event the SDK emits (the same list as `tessera/react` and `tessera/svelte`). @type {readonly SessionEventName[]} */
 export const SESSION_EVENTS = Object.freeze(["login", "refresh", "idle-warning", "active", "idle", "logout", "error"]);
 
+/**
+ * @param {SessionLike | null} session
+ * @returns {ComposableStateName}
+ */
 function readState(session) {
   if (!session) return "starting";
   try {
-    return String(session.state);
+    return /** @type {ComposableStateName} */ (String(session.state));
   } catch {
     return "logged-out"; // a disposed wasm-bindgen object throws on access
   }
@@ -32,24 +43,25 @@ function readState(session) {
  * Subscribes the current effect scope (a component's `setup`, or an `effectScope`) to a
  * Tessera session.
  *
- * @param {object | (() => object | Promise<object>)} source a `Session`, or a factory that
- *   starts one (called once).
- * @returns {{session: import("vue").Ref<object | null>, state: import("vue").Ref<string>,
- *   lastEvent: import("vue").Ref<{type: string, detail: any} | null>, error: import("vue").Ref<unknown>,
- *   login: Function, verifyMfa: Function, logout: Function, stayActive: Function, fetch: Function}}
+ * @template {SessionLike} S
+ * @param {S | (() => S | Promise<S>)} source a `Session`, or a factory that starts one
+ *   (called once).
+ * @returns {import("./index.js").UseSessionResult<S>}
  */
 export function useSession(source) {
   if (!getCurrentScope()) {
     throw new Error("tessera/vue: call useSession() inside setup() or an effectScope(), which own its cleanup");
   }
   const owned = typeof source === "function";
-  const session = shallowRef(null);
-  const state = shallowRef("starting");
-  const lastEvent = shallowRef(null);
-  const error = shallowRef(null);
+  const session = /** @type {import("vue").ShallowRef<S | null>} */ (shallowRef(null));
+  const state = shallowRef(/** @type {ComposableStateName} */ ("starting"));
+  const lastEvent = shallowRef(/** @type {SessionEvent | null} */ (null));
+  const error = shallowRef(/** @type {unknown} */ (null));
   let alive = true;
+  /** @type {Array<(() => void) | void>} */
   let offs = [];
 
+  /** @param {S} s */
   const attach = (s) => {
     session.value = s;
     state.value = readState(s);
@@ -65,7 +77,7 @@ export function useSession(source) {
   // browser starts the session after hydration.
   if (owned && typeof window !== "undefined") {
     Promise.resolve()
-      .then(() => (alive ? source() : null))
+      .then(() => (alive ? /** @type {() => S | Promise<S>} */ (source)() : null))
       .then(
         (s) => {
           if (!alive) return void s?.dispose?.();
@@ -76,7 +88,7 @@ export function useSession(source) {
         },
       );
   } else if (!owned) {
-    attach(source);
+    attach(/** @type {S} */ (source));
   }
 
   onScopeDispose(() => {
@@ -100,11 +112,15 @@ export function useSession(source) {
   });
 
   // Methods that change the state without an event (login → "mfa-required") re-read it.
+  /**
+   * @param {MethodName} name
+   * @param {...any} args
+   */
   const call = async (name, ...args) => {
     const s = session.value;
     if (!s) throw new Error("tessera/vue: the session has not started yet");
     try {
-      return await s[name](...args);
+      return await /** @type {Record<MethodName, (...a: any[]) => unknown>} */ (/** @type {unknown} */ (s))[name](...args);
     } finally {
       if (alive) state.value = readState(s);
     }
@@ -120,6 +136,6 @@ export function useSession(source) {
     verifyMfa: (code) => call("verifyMfa", code),
     logout: (options) => call("logout", options),
     stayActive: () => call("stayActive"),
-    fetch: (input, init) => call("fetch", input, init),
+    fetch: (input, init) => /** @type {Promise<Response>} */ (call("fetch", input, init)),
   };
 }

@@ -13,7 +13,6 @@
 //   TESSERA_E2E_DEBUG=1 echo server output
 
 import { spawn } from "node:child_process";
-import { createHmac } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -23,17 +22,18 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { after, afterEach, before } from "node:test";
 import { chromium } from "playwright-core";
+import { DEMO_TOTP_SECRET, totp } from "../../www/totp.js";
 
-export { sleep };
+export { sleep, totp };
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const RESULTS_DIR = path.join(ROOT, "test-results");
 export const REFRESH_COOKIE = "__Host-tessera_rt";
 export const DEMO_PASSWORD = "tessera-demo";
-export const BOB_TOTP_SECRET = "4MEMZDELGP554FRQ6OH4LD7PAJIEUSHX";
+export const BOB_TOTP_SECRET = DEMO_TOTP_SECRET;
 export const DEFINITIVE_END_CODES = ["refresh_invalid", "refresh_reused", "session_revoked", "session_expired"];
 
-/** Flags from TOOLCHAIN.md: headless, root-safe, and quiet on a closed network. */
+/** Chromium flags: headless, root-safe, and quiet on a closed network (docs/toolchain.md). */
 export const CHROMIUM_ARGS = [
   "--headless",
   "--no-sandbox",
@@ -307,7 +307,10 @@ export async function waitForEvent(page, type, n = 1, timeout = 10_000) {
   return list[n - 1];
 }
 
-/** Signs in through the page's form; for bob, answers the TOTP step with a code computed here. */
+/**
+ * Signs in through the page's form; for bob, answers the TOTP step with a code computed here
+ * by www/totp.js (the demo's own authenticator module; the server checks it independently).
+ */
 export async function signIn(page, username = "alice") {
   await page.locator("#login-panel").waitFor({ state: "visible" });
   await page.fill("#username", username);
@@ -315,7 +318,7 @@ export async function signIn(page, username = "alice") {
   await page.click("#login-submit");
   if (username === "bob") {
     await waitForState(page, "mfa-required");
-    await page.fill("#mfa-code", totp(BOB_TOTP_SECRET));
+    await page.fill("#mfa-code", await totp(BOB_TOTP_SECRET));
     await page.click("#mfa-submit");
   }
   await waitForState(page, "active");
@@ -356,38 +359,6 @@ export async function screenshot(page, name) {
   const file = path.join(RESULTS_DIR, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   return file;
-}
-
-// ---- TOTP (RFC 6238) computed independently of the page ------------------------------------------
-
-export function base32Decode(text) {
-  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-  const out = [];
-  let bits = 0;
-  let value = 0;
-  for (const ch of text.toUpperCase().replace(/[\s=]/g, "")) {
-    const idx = alphabet.indexOf(ch);
-    if (idx < 0) throw new Error(`invalid base32 character ${ch}`);
-    value = ((value << 5) | idx) & 0xffff;
-    bits += 5;
-    if (bits >= 8) {
-      out.push((value >>> (bits - 8)) & 0xff);
-      bits -= 8;
-    }
-  }
-  return Buffer.from(out);
-}
-
-export function totp(secret = BOB_TOTP_SECRET, at = Date.now(), digits = 6, step = 30) {
-  const key = typeof secret === "string" ? base32Decode(secret) : secret;
-  const counter = Math.floor(at / 1000 / step);
-  const msg = Buffer.alloc(8);
-  msg.writeUInt32BE(Math.floor(counter / 2 ** 32), 0);
-  msg.writeUInt32BE(counter >>> 0, 4);
-  const mac = createHmac("sha1", key).update(msg).digest();
-  const offset = mac[mac.length - 1] & 0x0f;
-  const bin = ((mac[offset] & 0x7f) << 24) | (mac[offset + 1] << 16) | (mac[offset + 2] << 8) | mac[offset + 3];
-  return String(bin % 10 ** digits).padStart(digits, "0");
 }
 
 /**

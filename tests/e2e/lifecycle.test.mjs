@@ -1,4 +1,4 @@
-// The page lifecycle in real Chromium (issue 12, item 5): Tessera keeps no page out of the
+// The page lifecycle in real Chromium: Tessera keeps no page out of the
 // back/forward cache: its tab lock is released on `pagehide` and taken again on `pageshow`.
 // (Trusted input as activity is covered by idle.test.mjs, which moves the real mouse.)
 import assert from "node:assert/strict";

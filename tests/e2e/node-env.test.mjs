@@ -1,4 +1,4 @@
-// `Session.start` outside a browser page (issue 12, item 6): it rejects with
+// `Session.start` outside a browser page: it rejects with
 // `unsupported_environment` and opens nothing (no BroadcastChannel, which would also keep
 // Node's event loop alive), instead of half-starting and throwing.
 import assert from "node:assert/strict";

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
+  BOB_TOTP_SECRET,
   eventsOf,
   openDemo,
   screenshot,
@@ -17,6 +18,16 @@ import {
 } from "./harness.mjs";
 
 const env = useEnv();
+
+/** RFC 6238 Appendix B, SHA-1: [seconds since the epoch, 8-digit code]. */
+const RFC6238_SHA1 = [
+  [59, "94287082"],
+  [1111111109, "07081804"],
+  [1111111111, "14050471"],
+  [1234567890, "89005924"],
+  [2000000000, "69279037"],
+  [20000000000, "65353130"],
+];
 
 describe("server surface", () => {
   test("serves the demo page, its assets and the web package on one origin", async () => {
@@ -98,18 +109,28 @@ describe("demo page", () => {
     await page.close();
   });
 
-  test("the TOTP helper shows the same code as RFC 6238 computed in Node", async () => {
+  test("the page's authenticator is RFC 6238 (Appendix B vectors) and shows the current code for bob", async () => {
     const page = await openDemo(env.context, env.server.url);
-    // The helper is pure page code; check it directly and in the MFA panel below.
-    for (const at of [0, 59_000, 1_111_111_109_000, Date.now()]) {
-      const inPage = await page.evaluate((t) => window.tesseraDemo.totp("4MEMZDELGP554FRQ6OH4LD7PAJIEUSHX", t), at);
-      assert.equal(inPage, totp("4MEMZDELGP554FRQ6OH4LD7PAJIEUSHX", at), `code at ${at}`);
-    }
-    // RFC 6238 Appendix B, SHA-1, 8 digits: T=59 -> 94287082.
-    const rfc = await page.evaluate(() =>
-      window.tesseraDemo.totp(new TextEncoder().encode("12345678901234567890"), 59_000, 8),
-    );
-    assert.equal(rfc, "94287082");
+    // The page runs www/totp.js, the module the tests use too: check it in the browser's
+    // WebCrypto against the RFC's own vectors (SHA-1, 8 digits, seed "12345678901234567890").
+    const inPage = await page.evaluate(async (times) => {
+      const seed = new TextEncoder().encode("12345678901234567890");
+      const out = [];
+      for (const t of times) out.push(await window.tesseraDemo.totp(seed, t * 1000, 8));
+      return out;
+    }, RFC6238_SHA1.map(([t]) => t));
+    assert.deepEqual(inPage, RFC6238_SHA1.map(([, code]) => code));
+    // bob's second step shows the current code of the demo secret (one of the two codes
+    // around a step boundary, if one passed while the page rendered).
+    await page.click("#fill-bob");
+    await page.click("#login-submit");
+    await waitForState(page, "mfa-required");
+    const before = await totp();
+    await page.locator("#totp-code").filter({ hasText: /^\d{6}$/ }).waitFor();
+    const shown = await page.locator("#totp-code").innerText();
+    const after = await totp();
+    assert.ok(shown === before || shown === after, `page shows ${shown}, expected ${before} or ${after}`);
+    assert.match(await page.locator("#totp-secret").innerText(), new RegExp(`^${BOB_TOTP_SECRET}$`));
     await page.close();
   });
 
@@ -164,6 +185,21 @@ describe("demo page", () => {
     // The login event carries the token's expiry: the panel counts down from the server's TTL.
     assert.match(await page.locator("#fact-access").innerText(), /^[45]:\d\d min$/, "access-token countdown");
     assert.match(await page.locator("#fact-idle").innerText(), /^1[45]:\d\d min$/, "idle countdown");
+    // The countdowns are the SDK's own getters, not the page's estimate: within a render tick
+    // (250 ms) plus rounding to whole seconds of `expiresAt` / `idleDeadline`.
+    const shown = await page.evaluate(() => {
+      const s = window.tessera.session;
+      const secs = (id) => {
+        const m = /^(\d+):(\d\d) min$/.exec(document.getElementById(id).textContent);
+        return m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
+      };
+      return { now: Date.now(), expiresAt: s.expiresAt, idleDeadline: s.idleDeadline, access: secs("fact-access"), idle: secs("fact-idle") };
+    });
+    for (const [fact, at] of [["access", shown.expiresAt], ["idle", shown.idleDeadline]]) {
+      assert.equal(typeof at, "number", `session getter for ${fact} is a number`);
+      const expected = (at - shown.now) / 1000;
+      assert.ok(Math.abs(shown[fact] - expected) <= 1.5, `${fact} shows ${shown[fact]} s, the SDK says ${expected.toFixed(1)} s`);
+    }
     await screenshot(page, "demo-signed-in");
     await page.click("#logout");
     await waitForState(page, "logged-out");
@@ -184,7 +220,7 @@ describe("demo page", () => {
     assert.equal(await page.locator("#mfa-panel").isVisible(), true);
     assert.equal(await page.evaluate(() => document.activeElement?.id), "mfa-code", "focus moves to the code field");
     // A wrong code is refused and the session stays at the second step.
-    const good = totp();
+    const good = await totp();
     const bad = String((Number(good) + 500_000) % 1_000_000).padStart(6, "0");
     await page.fill("#mfa-code", bad);
     await page.click("#mfa-submit");

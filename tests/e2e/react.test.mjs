@@ -1,5 +1,5 @@
-// `tessera/react` in real React 19 and real Chromium against the real server (issue 12,
-// item 8): under StrictMode the factory runs once and one session lives; events raised while
+// `tessera/react` in real React 19 and real Chromium against the real server:
+// under StrictMode the factory runs once and one session lives; events raised while
 // the session started (a resume from the cookie emits `login`) reach the hook.
 //
 // The page is the hook's source (src/react/index.js) and React, bundled here with esbuild and

@@ -100,7 +100,7 @@ export async function signIn(tab, username = "alice") {
   await tab.click("#login-submit");
   if (username === "bob") {
     await waitForState(tab, "mfa-required");
-    await tab.fill("#mfa-code", totp(BOB_TOTP_SECRET));
+    await tab.fill("#mfa-code", await totp(BOB_TOTP_SECRET));
     await tab.click("#mfa-submit");
   }
   await waitForState(tab, "active");
