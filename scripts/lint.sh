@@ -3,8 +3,9 @@
 #   fmt           cargo fmt --all --check                     (both crates: tessera, tessera-server)
 #   clippy        cargo clippy --workspace --all-targets -D warnings   (both crates, native)
 #   clippy-wasm32 cargo clippy -p tessera --all-targets --target wasm32-unknown-unknown -D warnings
+#   bundle        src/browser/session.js is the bundle of src/browser/js/ (scripts/bundle-js.mjs)
 #   types         tsc -p tsconfig.json: checkJs, strict, over the JS that ships or demos
-#                 (src/browser/**/*.js, src/{react,vue,svelte}/*.js, www/**/*.js) against the
+#                 (src/browser/js/*.js, src/{react,vue,svelte}/*.js, www/**/*.js) against the
 #                 package's declarations, which this gate first generates from the Rust
 #                 sources exactly as the package build does (wasm-bindgen) into target/types/.
 # Every gate runs even when an earlier one fails; each prints its name, its time and, when it
