@@ -107,7 +107,15 @@ kinds! {
 }
 
 /// The event names the engine emits (`Event::name`), as the `.d.ts` declares them.
-pub const EVENT_NAMES: [&str; 7] = ["login", "refresh", "idle-warning", "active", "idle", "logout", "error"];
+pub const EVENT_NAMES: [&str; 7] = [
+    "login",
+    "refresh",
+    "idle-warning",
+    "active",
+    "idle",
+    "logout",
+    "error",
+];
 
 /// Codes of the `error` event that the JS performer raises itself (the engine's are
 /// [`ErrorCode::ALL`](crate::core::ErrorCode::ALL)).

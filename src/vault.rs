@@ -144,7 +144,12 @@ fn cipher(key: &VaultKey) -> Aes256Gcm {
 
 /// AES-256-GCM over `data` in place; returns the tag. `None` only for inputs longer
 /// than GCM allows (far beyond anything the SDK stores).
-fn aead_seal(key: &VaultKey, nonce: &[u8; NONCE_LEN], ad: &[u8], data: &mut [u8]) -> Option<[u8; TAG_LEN]> {
+fn aead_seal(
+    key: &VaultKey,
+    nonce: &[u8; NONCE_LEN],
+    ad: &[u8],
+    data: &mut [u8],
+) -> Option<[u8; TAG_LEN]> {
     let tag = cipher(key)
         .encrypt_inout_detached(<&Nonce<Aes256Gcm>>::from(nonce), ad, InOutBuf::from(data))
         .ok()?;
@@ -154,11 +159,19 @@ fn aead_seal(key: &VaultKey, nonce: &[u8; NONCE_LEN], ad: &[u8], data: &mut [u8]
 }
 
 fn aead_open(key: &VaultKey, nonce: &[u8], ad: &[u8], data: &mut [u8], tag: &[u8]) -> bool {
-    let (Ok(nonce), Ok(tag)) = (<&[u8; NONCE_LEN]>::try_from(nonce), <&[u8; TAG_LEN]>::try_from(tag)) else {
+    let (Ok(nonce), Ok(tag)) = (
+        <&[u8; NONCE_LEN]>::try_from(nonce),
+        <&[u8; TAG_LEN]>::try_from(tag),
+    ) else {
         return false;
     };
-    let (nonce, tag) = (<&Nonce<Aes256Gcm>>::from(nonce), <&Tag<Aes256Gcm>>::from(tag));
-    cipher(key).decrypt_inout_detached(nonce, ad, InOutBuf::from(data), tag).is_ok()
+    let (nonce, tag) = (
+        <&Nonce<Aes256Gcm>>::from(nonce),
+        <&Tag<Aes256Gcm>>::from(tag),
+    );
+    cipher(key)
+        .decrypt_inout_detached(nonce, ad, InOutBuf::from(data), tag)
+        .is_ok()
 }
 
 /// The parts of a well-formed record: the nonce and `ciphertext ‖ tag`.
@@ -200,14 +213,23 @@ pub fn parse(record: &str) -> Result<SealedParts, VaultError> {
     }
     let mut nonce = [0u8; NONCE_LEN];
     nonce.copy_from_slice(&bytes[1..1 + NONCE_LEN]);
-    Ok(SealedParts { nonce, body: bytes[1 + NONCE_LEN..].to_vec() })
+    Ok(SealedParts {
+        nonce,
+        body: bytes[1 + NONCE_LEN..].to_vec(),
+    })
 }
 
 /// Seals `plaintext` for storage under `name` on `origin` with a caller-supplied nonce.
 ///
 /// The nonce must be fresh and random for every call (96 bits drawn from a CSPRNG);
 /// reusing a nonce under one key breaks AES-GCM.
-pub fn seal(key: &VaultKey, nonce: &[u8; NONCE_LEN], origin: &str, name: &str, plaintext: &[u8]) -> String {
+pub fn seal(
+    key: &VaultKey,
+    nonce: &[u8; NONCE_LEN],
+    origin: &str,
+    name: &str,
+    plaintext: &[u8],
+) -> String {
     let ad = associated_data_for(origin, name);
     let mut body = Vec::with_capacity(plaintext.len() + TAG_LEN);
     body.extend_from_slice(plaintext);
@@ -242,7 +264,10 @@ const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 pub fn base64url_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
         for i in 0..=chunk.len() {
             out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
         }
@@ -283,7 +308,10 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     const ORIGIN: &str = "https://app.example";
@@ -297,7 +325,9 @@ mod tests {
     /// the same vectors appear in NIST's GCM validation suite.
     #[test]
     fn aes256_gcm_known_answer_vector() {
-        let k: [u8; 32] = hex("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308").try_into().unwrap();
+        let k: [u8; 32] = hex("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308")
+            .try_into()
+            .unwrap();
         let iv: [u8; 12] = hex("cafebabefacedbaddecaf888").try_into().unwrap();
         let aad = hex("feedfacedeadbeeffeedfacedeadbeefabaddad2");
         let mut data = hex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
@@ -341,8 +371,19 @@ mod tests {
         let rec = seal(&key(), &[9; 12], ORIGIN, NAME, b"secret-token-value");
         let len = base64url_decode(&rec).unwrap().len();
         // nonce, first and last ciphertext byte, first and last tag byte
-        for i in [1, 12, 1 + NONCE_LEN, len - TAG_LEN - 1, len - TAG_LEN, len - 1] {
-            assert_eq!(open(&key(), ORIGIN, NAME, &flip(&rec, i)), Err(VaultError::Tampered), "byte {i}");
+        for i in [
+            1,
+            12,
+            1 + NONCE_LEN,
+            len - TAG_LEN - 1,
+            len - TAG_LEN,
+            len - 1,
+        ] {
+            assert_eq!(
+                open(&key(), ORIGIN, NAME, &flip(&rec, i)),
+                Err(VaultError::Tampered),
+                "byte {i}"
+            );
         }
         // exhaustive over every bit of the record body
         let bytes = base64url_decode(&rec).unwrap();
@@ -350,7 +391,10 @@ mod tests {
             for bit in 0..8 {
                 let mut b = bytes.clone();
                 b[i] ^= 1 << bit;
-                assert_eq!(open(&key(), ORIGIN, NAME, &base64url_encode(&b)), Err(VaultError::Tampered));
+                assert_eq!(
+                    open(&key(), ORIGIN, NAME, &base64url_encode(&b)),
+                    Err(VaultError::Tampered)
+                );
             }
         }
     }
@@ -358,9 +402,18 @@ mod tests {
     #[test]
     fn associated_data_binds_origin_name_and_key() {
         let rec = seal(&key(), &[9; 12], ORIGIN, NAME, b"x");
-        assert_eq!(open(&key(), "https://app.example:8443", NAME, &rec), Err(VaultError::Tampered));
-        assert_eq!(open(&key(), ORIGIN, "tessera:other", &rec), Err(VaultError::Tampered));
-        assert_eq!(open(&VaultKey::from_bytes([0x43; 32]), ORIGIN, NAME, &rec), Err(VaultError::Tampered));
+        assert_eq!(
+            open(&key(), "https://app.example:8443", NAME, &rec),
+            Err(VaultError::Tampered)
+        );
+        assert_eq!(
+            open(&key(), ORIGIN, "tessera:other", &rec),
+            Err(VaultError::Tampered)
+        );
+        assert_eq!(
+            open(&VaultKey::from_bytes([0x43; 32]), ORIGIN, NAME, &rec),
+            Err(VaultError::Tampered)
+        );
         // length prefixes keep ("ab","c") and ("a","bc") apart
         let r = seal(&key(), &[9; 12], "ab", "c", b"x");
         assert_eq!(open(&key(), "a", "bc", &r), Err(VaultError::Tampered));
@@ -375,17 +428,40 @@ mod tests {
             assert_eq!(e, Err(VaultError::Truncated), "cut {cut}");
         }
         // dropping ciphertext bytes but keeping enough length fails authentication
-        let e = open(&key(), ORIGIN, NAME, &base64url_encode(&bytes[..bytes.len() - 1]));
+        let e = open(
+            &key(),
+            ORIGIN,
+            NAME,
+            &base64url_encode(&bytes[..bytes.len() - 1]),
+        );
         assert_eq!(e, Err(VaultError::Tampered));
         let mut v2 = bytes.clone();
         v2[0] = 2;
-        assert_eq!(open(&key(), ORIGIN, NAME, &base64url_encode(&v2)), Err(VaultError::UnsupportedVersion));
+        assert_eq!(
+            open(&key(), ORIGIN, NAME, &base64url_encode(&v2)),
+            Err(VaultError::UnsupportedVersion)
+        );
         v2[0] = 0;
-        assert_eq!(open(&key(), ORIGIN, NAME, &base64url_encode(&v2)), Err(VaultError::UnsupportedVersion));
-        assert_eq!(open(&key(), ORIGIN, NAME, "not base64!"), Err(VaultError::Encoding));
-        assert_eq!(open(&key(), ORIGIN, NAME, "{\"json\":1}"), Err(VaultError::Encoding));
+        assert_eq!(
+            open(&key(), ORIGIN, NAME, &base64url_encode(&v2)),
+            Err(VaultError::UnsupportedVersion)
+        );
+        assert_eq!(
+            open(&key(), ORIGIN, NAME, "not base64!"),
+            Err(VaultError::Encoding)
+        );
+        assert_eq!(
+            open(&key(), ORIGIN, NAME, "{\"json\":1}"),
+            Err(VaultError::Encoding)
+        );
         assert_eq!(open(&key(), ORIGIN, NAME, "A"), Err(VaultError::Encoding));
-        for e in [VaultError::Encoding, VaultError::Truncated, VaultError::UnsupportedVersion, VaultError::Tampered, VaultError::BadKey] {
+        for e in [
+            VaultError::Encoding,
+            VaultError::Truncated,
+            VaultError::UnsupportedVersion,
+            VaultError::Tampered,
+            VaultError::BadKey,
+        ] {
             assert!(e.code().starts_with("vault_"));
             assert!(!e.message().is_empty());
         }
@@ -407,7 +483,10 @@ mod tests {
     #[test]
     fn vault_key_parsing() {
         let text = base64url_encode(&[5; 32]);
-        assert_eq!(VaultKey::from_base64url(&text).unwrap().as_bytes(), &[5; 32]);
+        assert_eq!(
+            VaultKey::from_base64url(&text).unwrap().as_bytes(),
+            &[5; 32]
+        );
         assert!(VaultKey::from_base64url(&base64url_encode(&[5; 31])).is_err());
         assert!(VaultKey::from_base64url(&base64url_encode(&[5; 33])).is_err());
         assert!(VaultKey::from_base64url("**").is_err());

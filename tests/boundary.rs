@@ -18,22 +18,39 @@ fn read(path: &str) -> String {
 /// Every module of the JS performer, concatenated (the sources, not the generated bundle).
 fn performer() -> String {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/browser/js");
-    let mut files: Vec<_> = std::fs::read_dir(dir).expect("src/browser/js").map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("src/browser/js")
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
-    let all: String = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect::<Vec<_>>().join("\n");
-    assert!(all.contains("export function start("), "the entry module is among {files:?}");
+    let all: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        all.contains("export function start("),
+        "the entry module is among {files:?}"
+    );
     all
 }
 
 /// Every `NAME = <integer>` binding of the `const` declaration whose first name is `first`.
 fn js_consts(js: &str, first: &str) -> Vec<(String, u8)> {
-    let start = js.find(&format!("const {first} = ")).unwrap_or_else(|| panic!("no `const {first}` in boundary.js"));
+    let start = js
+        .find(&format!("const {first} = "))
+        .unwrap_or_else(|| panic!("no `const {first}` in boundary.js"));
     let decl = &js[start + "const ".len()..];
     let decl = &decl[..decl.find(';').expect("a `;` ends the declaration")];
     decl.split(',')
         .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or_else(|| panic!("not `NAME = n`: {pair}"));
-            let value = value.trim().parse().unwrap_or_else(|_| panic!("not a number: {pair}"));
+            let (name, value) = pair
+                .split_once('=')
+                .unwrap_or_else(|| panic!("not `NAME = n`: {pair}"));
+            let value = value
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("not a number: {pair}"));
             (name.trim().to_owned(), value)
         })
         .collect()
@@ -41,21 +58,32 @@ fn js_consts(js: &str, first: &str) -> Vec<(String, u8)> {
 
 /// The string literals of a TypeScript union `type <name> = "a" | "b" ...;`.
 fn ts_union(dts: &str, name: &str) -> BTreeSet<String> {
-    let start = dts.find(&format!("type {name} =")).unwrap_or_else(|| panic!("no `type {name}` in the .d.ts"));
+    let start = dts
+        .find(&format!("type {name} ="))
+        .unwrap_or_else(|| panic!("no `type {name}` in the .d.ts"));
     let body = &dts[start..];
     let body = &body[..body.find(';').expect("a `;` ends the type")];
-    body.split('"').skip(1).step_by(2).map(str::to_owned).collect()
+    body.split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The property names of a TypeScript `interface <name> { key: ...; }` (top level only).
 fn ts_keys(dts: &str, name: &str) -> BTreeSet<String> {
-    let start = dts.find(&format!("interface {name} {{")).unwrap_or_else(|| panic!("no `interface {name}`"));
+    let start = dts
+        .find(&format!("interface {name} {{"))
+        .unwrap_or_else(|| panic!("no `interface {name}`"));
     let body = &dts[start..];
     let body = &body[body.find('{').unwrap() + 1..body.find("\n}").unwrap()];
     body.lines()
         .map(str::trim)
         .filter(|l| !l.starts_with("/**") && !l.starts_with('*'))
-        .filter_map(|l| l.split_once(':').map(|(k, _)| k.trim().trim_matches('"').to_owned()))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, _)| k.trim().trim_matches('"').to_owned())
+        })
         .filter(|k| !k.is_empty() && !k.contains(' '))
         .collect()
 }
@@ -77,16 +105,32 @@ fn input_kinds_of_the_performer_are_the_declared_ones() {
     let js = read("src/browser/js/boundary.js");
     assert_eq!(js_consts(&js, "RESTORE"), owned(INPUTS));
     // Numbers unique, so no two inputs can be confused.
-    assert_eq!(INPUTS.iter().map(|(_, v)| v).collect::<BTreeSet<_>>().len(), INPUTS.len());
+    assert_eq!(
+        INPUTS.iter().map(|(_, v)| v).collect::<BTreeSet<_>>().len(),
+        INPUTS.len()
+    );
 }
 
 #[test]
 fn effect_kinds_of_the_performer_are_the_declared_ones_and_each_is_performed() {
-    assert_eq!(js_consts(&read("src/browser/js/boundary.js"), "FX_REFRESH"), owned(EFFECTS));
+    assert_eq!(
+        js_consts(&read("src/browser/js/boundary.js"), "FX_REFRESH"),
+        owned(EFFECTS)
+    );
     let js = read("src/browser/js/driver.js");
-    assert_eq!(EFFECTS.iter().map(|(_, v)| v).collect::<BTreeSet<_>>().len(), EFFECTS.len());
+    assert_eq!(
+        EFFECTS
+            .iter()
+            .map(|(_, v)| v)
+            .collect::<BTreeSet<_>>()
+            .len(),
+        EFFECTS.len()
+    );
     for (name, _) in EFFECTS {
-        assert!(js.contains(&format!("case {name}:")), "driver.js performs no `case {name}:`");
+        assert!(
+            js.contains(&format!("case {name}:")),
+            "driver.js performs no `case {name}:`"
+        );
     }
     // The switch names its cases: a bare number could drift from the declaration unseen.
     let perform = &js[js.find("#perform(e) {").expect("#perform in driver.js")..];
@@ -94,7 +138,10 @@ fn effect_kinds_of_the_performer_are_the_declared_ones_and_each_is_performed() {
     for line in perform.lines() {
         let t = line.trim_start();
         if let Some(rest) = t.strip_prefix("case ") {
-            assert!(!rest.starts_with(|c: char| c.is_ascii_digit()), "a numbered effect case: {t}");
+            assert!(
+                !rest.starts_with(|c: char| c.is_ascii_digit()),
+                "a numbered effect case: {t}"
+            );
         }
     }
 }
@@ -115,7 +162,10 @@ fn state_names_of_the_performer_follow_the_engine_states_in_order() {
 #[test]
 fn logout_reasons_of_the_dts_are_the_engines() {
     let dts = read("src/browser/types.rs");
-    assert_eq!(ts_union(&dts, "LogoutReason"), names(&LogoutReason::ALL, |r| r.as_str()));
+    assert_eq!(
+        ts_union(&dts, "LogoutReason"),
+        names(&LogoutReason::ALL, |r| r.as_str())
+    );
 }
 
 #[test]
@@ -126,7 +176,10 @@ fn error_event_codes_of_the_dts_are_the_engines_and_the_performers() {
     expected.extend(set(&JS_ERROR_EVENT_CODES));
     assert_eq!(ts_union(&dts, "ErrorEventCode"), expected);
     for code in JS_ERROR_EVENT_CODES {
-        assert!(js.contains(&format!("\"{code}\"")), "the performer never raises {code}");
+        assert!(
+            js.contains(&format!("\"{code}\"")),
+            "the performer never raises {code}"
+        );
     }
 }
 
@@ -138,27 +191,43 @@ fn every_code_the_performer_rejects_with_is_declared() {
     let mut seen = 0;
     for part in js.split("error(\"").skip(1) {
         let code = &part[..part.find('"').unwrap()];
-        assert!(declared.contains(code), "the performer rejects with `{code}`, missing from SessionErrorCode");
+        assert!(
+            declared.contains(code),
+            "the performer rejects with `{code}`, missing from SessionErrorCode"
+        );
         seen += 1;
     }
-    assert!(seen >= 6, "found only {seen} `error(\"…\")` calls: has the performer changed shape?");
+    assert!(
+        seen >= 6,
+        "found only {seen} `error(\"…\")` calls: has the performer changed shape?"
+    );
     let rust = read("src/browser/mod.rs");
     for part in rust.split("reject(\"").skip(1) {
         let code = &part[..part.find('"').unwrap()];
-        assert!(declared.contains(code), "mod.rs rejects with `{code}`, missing from SessionErrorCode");
+        assert!(
+            declared.contains(code),
+            "mod.rs rejects with `{code}`, missing from SessionErrorCode"
+        );
     }
 }
 
 #[test]
 fn event_names_of_the_dts_are_the_engines() {
     let all = [
-        Event::Login { user: None, expires_at: 0 },
+        Event::Login {
+            user: None,
+            expires_at: 0,
+        },
         Event::Refresh { expires_at: 0 },
         Event::IdleWarning { deadline: 0 },
         Event::Active,
         Event::Idle,
-        Event::Logout { reason: LogoutReason::User },
-        Event::Error { code: ErrorCode::RefreshRetry },
+        Event::Logout {
+            reason: LogoutReason::User,
+        },
+        Event::Error {
+            code: ErrorCode::RefreshRetry,
+        },
     ];
     assert_eq!(names(&all, |e| e.name()), set(&EVENT_NAMES));
     let dts = read("src/browser/types.rs");

@@ -26,15 +26,30 @@ async fn login_and_logout_reach_the_other_tab() {
     let b_login = Recorder::on(&b, "login");
     let b_logout = Recorder::on(&b, "logout");
     login_alice(&a).await;
-    assert!(until(1000, || b.state() == "active").await, "b adopts a's session over the bus");
+    assert!(
+        until(1000, || b.state() == "active").await,
+        "b adopts a's session over the bus"
+    );
     assert_eq!(b_login.len(), 1);
-    let res = wait(b.fetch("/api/me".into(), JsValue::UNDEFINED)).await.unwrap();
-    assert_eq!(get(&res, "status").as_f64(), Some(200.0), "b uses the token a obtained");
+    let res = wait(b.fetch("/api/me".into(), JsValue::UNDEFINED))
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&res, "status").as_f64(),
+        Some(200.0),
+        "b uses the token a obtained"
+    );
     wait(a.logout(JsValue::UNDEFINED)).await.unwrap();
     assert_eq!(a.state(), "logged-out");
-    assert!(until(1000, || b.state() == "logged-out").await, "one bus hop");
+    assert!(
+        until(1000, || b.state() == "logged-out").await,
+        "one bus hop"
+    );
     assert!(until(1000, || b_logout.len() == 1).await);
-    assert_eq!(get(&b_logout.events()[0], "reason").as_string().as_deref(), Some("user"));
+    assert_eq!(
+        get(&b_logout.events()[0], "reason").as_string().as_deref(),
+        Some("user")
+    );
     a.dispose();
     b.dispose();
     restore_fetch();
@@ -54,9 +69,16 @@ async fn garbage_on_the_channel_is_ignored_and_counted() {
          for (const j of junk) c.postMessage(j); c.close(); return junk.length; })()",
     );
     let n = eval(&src).as_f64().unwrap() as u32;
-    assert!(until(1000, || get(&a.stats(), "busMalformed").as_f64() == Some(n as f64)).await, "every junk message counted");
+    assert!(
+        until(1000, || get(&a.stats(), "busMalformed").as_f64()
+            == Some(n as f64))
+        .await,
+        "every junk message counted"
+    );
     assert_eq!(a.state(), "active", "and ignored");
-    let res = wait(a.fetch("/api/me".into(), JsValue::UNDEFINED)).await.unwrap();
+    let res = wait(a.fetch("/api/me".into(), JsValue::UNDEFINED))
+        .await
+        .unwrap();
     assert_eq!(get(&res, "status").as_f64(), Some(200.0));
     a.dispose();
     restore_fetch();
@@ -71,7 +93,11 @@ async fn a_disposed_session_stops_listening() {
     b.dispose();
     login_alice(&a).await;
     sleep(100).await;
-    assert_eq!(b.state(), "anonymous", "no listener left behind after dispose");
+    assert_eq!(
+        b.state(),
+        "anonymous",
+        "no listener left behind after dispose"
+    );
     a.dispose();
     restore_fetch();
 }
@@ -99,16 +125,33 @@ async fn storage_event_fallback_without_broadcast_channel() {
     eval("Storage.prototype.setItem = globalThis.__set");
     let writes = eval("globalThis.__writes.length").as_f64().unwrap();
     assert!(writes >= 1.0, "a posted on the storage fallback");
-    assert_eq!(b.state(), "anonymous", "nothing delivered yet (same document)");
+    assert_eq!(
+        b.state(),
+        "anonymous",
+        "nothing delivered yet (same document)"
+    );
     eval(
         "for (const [key, newValue] of globalThis.__writes)
            window.dispatchEvent(new StorageEvent('storage', { key, newValue }))",
     );
-    assert!(until(500, || b.state() == "active").await, "b signed in after the storage event");
+    assert!(
+        until(500, || b.state() == "active").await,
+        "b signed in after the storage event"
+    );
     let payloads = eval("globalThis.__writes.filter(([, v]) => !/^\\d+\\|\\d+$/.test(v)).length");
-    assert_eq!(payloads.as_f64(), Some(0.0), "the fallback wrote nothing but nudges");
-    assert_eq!(count(&st, "refreshCount"), 1, "b took its own token from the server");
-    let res = wait(b.fetch("/api/me".into(), JsValue::UNDEFINED)).await.unwrap();
+    assert_eq!(
+        payloads.as_f64(),
+        Some(0.0),
+        "the fallback wrote nothing but nudges"
+    );
+    assert_eq!(
+        count(&st, "refreshCount"),
+        1,
+        "b took its own token from the server"
+    );
+    let res = wait(b.fetch("/api/me".into(), JsValue::UNDEFINED))
+        .await
+        .unwrap();
     assert_eq!(get(&res, "status").as_f64(), Some(200.0));
     a.dispose();
     b.dispose();

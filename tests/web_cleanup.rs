@@ -45,19 +45,32 @@ async fn cookies_idb_caches_and_storage_are_wiped() {
     assert_eq!(after, "", "every cookie expired");
     assert_eq!(eval("localStorage.getItem('app:x')"), JsValue::NULL);
     assert_eq!(eval("sessionStorage.getItem('app:y')"), JsValue::NULL);
-    let dbs = wait(eval("indexedDB.databases().then((d) => d.map((x) => x.name).join(','))").into()).await.unwrap();
-    assert!(!dbs.as_string().unwrap().contains("tessera-test-db"), "database deleted: {dbs:?}");
-    let has = wait(eval("caches.has('tessera-test-cache')").into()).await.unwrap();
+    let dbs =
+        wait(eval("indexedDB.databases().then((d) => d.map((x) => x.name).join(','))").into())
+            .await
+            .unwrap();
+    assert!(
+        !dbs.as_string().unwrap().contains("tessera-test-db"),
+        "database deleted: {dbs:?}"
+    );
+    let has = wait(eval("caches.has('tessera-test-cache')").into())
+        .await
+        .unwrap();
     assert_eq!(has.as_bool(), Some(false), "cache deleted");
 
     let cleared = get(&logout.events()[0], "cleared");
-    assert_eq!(get(&cleared, "localStorage").as_string().as_deref(), Some("all"));
+    assert_eq!(
+        get(&cleared, "localStorage").as_string().as_deref(),
+        Some("all")
+    );
     let cookies = js_sys::Array::from(&get(&cleared, "cookies"));
     assert_eq!(cookies.length(), 2);
     let idb = js_sys::Array::from(&get(&cleared, "indexedDB"));
     assert_eq!(idb.get(0).as_string().as_deref(), Some("tessera-test-db"));
     let cs = js_sys::Array::from(&get(&cleared, "caches"));
-    assert!(cs.iter().any(|c| c.as_string().as_deref() == Some("tessera-test-cache")));
+    assert!(cs
+        .iter()
+        .any(|c| c.as_string().as_deref() == Some("tessera-test-cache")));
     s.dispose();
     restore_fetch();
 }
@@ -79,12 +92,23 @@ async fn default_cleanup_removes_only_the_sdk_records() {
     assert!(eval(&key).is_string(), "record persisted");
     wait(s.logout(JsValue::UNDEFINED)).await.unwrap();
     assert_eq!(eval(&key), JsValue::NULL, "sealed record wiped");
-    assert_eq!(eval("localStorage.getItem('app:keep')").as_string().as_deref(), Some("1"));
-    assert!(eval("document.cookie").as_string().unwrap().contains("keep_me"));
+    assert_eq!(
+        eval("localStorage.getItem('app:keep')")
+            .as_string()
+            .as_deref(),
+        Some("1")
+    );
+    assert!(eval("document.cookie")
+        .as_string()
+        .unwrap()
+        .contains("keep_me"));
     let mut shared = String::from("localStorage.getItem('tessera:shared:");
     shared.push_str(&ch);
     shared.push_str("')");
-    assert!(eval(&shared).is_string(), "the logout epoch survives the wipe");
+    assert!(
+        eval(&shared).is_string(),
+        "the logout epoch survives the wipe"
+    );
     assert_eq!(logout.len(), 1);
     eval("localStorage.removeItem('app:keep'); document.cookie = 'keep_me=; path=/; max-age=0'");
     s.dispose();
@@ -116,19 +140,32 @@ async fn cookies_on_every_path_prefix_and_domain_are_expired() {
     host.push_str(&loc.hostname().unwrap());
     doc.set_cookie(&host).unwrap();
     let before = doc.cookie().unwrap();
-    for c in ["p_root", "p_deep", "p_deep_slash", "p_deeper", "p_page", "p_default", "p_domain"] {
+    for c in [
+        "p_root",
+        "p_deep",
+        "p_deep_slash",
+        "p_deeper",
+        "p_page",
+        "p_default",
+        "p_domain",
+    ] {
         assert!(before.contains(c), "{c} visible at the deep path: {before}");
     }
     let names = tessera::__wipe_cookies_in(&doc, &loc);
     assert_eq!(names.length(), 7);
-    assert_eq!(doc.cookie().unwrap(), "", "every cookie expired on its own path and domain");
+    assert_eq!(
+        doc.cookie().unwrap(),
+        "",
+        "every cookie expired on its own path and domain"
+    );
     assert_eq!(eval("document.cookie").as_string().as_deref(), Some(""));
 }
 
 /// Offline at logout: the server call fails, the local wipe still happens.
 #[wasm_bindgen_test]
 async fn offline_logout_still_wipes() {
-    let st = server("{ routes: { '/auth/logout': () => { throw new TypeError('Failed to fetch'); } } }");
+    let st =
+        server("{ routes: { '/auth/logout': () => { throw new TypeError('Failed to fetch'); } } }");
     let ch = channel("clean-offline");
     let mut o = String::from("{ resume: false, storage: 'local', channel: '");
     o.push_str(&ch);
@@ -143,7 +180,11 @@ async fn offline_logout_still_wipes() {
     wait(s.logout(JsValue::UNDEFINED)).await.unwrap();
     assert_eq!(calls(&st, "/auth/logout").len(), 1, "revoke attempted");
     assert_eq!(s.state(), "logged-out");
-    assert_eq!(eval(&key), JsValue::NULL, "and the local wipe happened anyway");
+    assert_eq!(
+        eval(&key),
+        JsValue::NULL,
+        "and the local wipe happened anyway"
+    );
     assert_eq!(logout.len(), 1);
     s.dispose();
     restore_fetch();

@@ -27,15 +27,24 @@ async fn partitioned_cookies_are_expired_and_cleared_lists_only_what_is_gone() {
          document.cookie = 'plain=1; Path=/'",
     );
     let before = eval("document.cookie").as_string().unwrap();
-    assert!(before.contains("chips=1") && before.contains("plain=1"), "both cookies set: {before}");
+    assert!(
+        before.contains("chips=1") && before.contains("plain=1"),
+        "both cookies set: {before}"
+    );
     let s = start(&opts("ct-chips", "{ cookies: true }")).await;
     let logout = Recorder::on(&s, "logout");
     login_alice(&s).await;
     wait(s.logout(JsValue::UNDEFINED)).await.unwrap();
-    assert_eq!(eval("document.cookie").as_string().as_deref(), Some(""), "the partitioned cookie is gone too");
+    assert_eq!(
+        eval("document.cookie").as_string().as_deref(),
+        Some(""),
+        "the partitioned cookie is gone too"
+    );
     let e = &logout.events()[0];
-    let cleared: Vec<String> =
-        js_sys::Array::from(&get(&get(e, "cleared"), "cookies")).iter().filter_map(|v| v.as_string()).collect();
+    let cleared: Vec<String> = js_sys::Array::from(&get(&get(e, "cleared"), "cookies"))
+        .iter()
+        .filter_map(|v| v.as_string())
+        .collect();
     assert_eq!(cleared, vec!["chips".to_string(), "plain".to_string()]);
     assert_eq!(js_sys::Array::from(&get(e, "remaining")).length(), 0);
     s.dispose();
@@ -64,7 +73,10 @@ async fn a_blocked_indexeddb_deletion_is_reported_as_blocked() {
     assert_eq!(remaining.length(), 1);
     let r = remaining.get(0);
     assert_eq!(get(&r, "kind").as_string().as_deref(), Some("indexedDB"));
-    assert_eq!(get(&r, "name").as_string().as_deref(), Some("tessera-held-db"));
+    assert_eq!(
+        get(&r, "name").as_string().as_deref(),
+        Some("tessera-held-db")
+    );
     assert_eq!(get(&r, "why").as_string().as_deref(), Some("blocked"));
     eval("globalThis.__held.close()");
     s.dispose();

@@ -31,7 +31,10 @@ async fn warning_then_idle_logout_without_activity() {
     assert!(rem > 0.0 && rem <= 300.0, "remainingMs {rem}");
     assert!(until(1000, || logout.len() == 1).await, "idle logout fires");
     assert_eq!(idle.len(), 1);
-    assert_eq!(get(&logout.events()[0], "reason").as_string().as_deref(), Some("idle"));
+    assert_eq!(
+        get(&logout.events()[0], "reason").as_string().as_deref(),
+        Some("idle")
+    );
     assert_eq!(s.state(), "logged-out");
     s.dispose();
     restore_fetch();
@@ -47,7 +50,10 @@ async fn stay_active_answers_the_warning() {
     login_alice(&s).await;
     assert!(until(1000, || warn.len() == 1).await);
     s.stay_active();
-    assert!(until(200, || active.len() == 1).await, "active after stay signed in");
+    assert!(
+        until(200, || active.len() == 1).await,
+        "active after stay signed in"
+    );
     assert_eq!(s.state(), "active");
     assert_eq!(logout.len(), 0);
     s.dispose();
@@ -80,7 +86,10 @@ async fn activity_in_one_tab_keeps_the_other_alive() {
         sleep(200).await;
     }
     assert_eq!(b_logout.len(), 0, "b stayed signed in on a's activity");
-    assert!(until(2000, || b_logout.len() == 1).await, "both end at the deadline");
+    assert!(
+        until(2000, || b_logout.len() == 1).await,
+        "both end at the deadline"
+    );
     assert_eq!(a.state(), "logged-out");
     a.dispose();
     b.dispose();

@@ -23,21 +23,31 @@ fn opts(ch: &str, extra: &str) -> String {
 #[wasm_bindgen_test]
 async fn synthetic_events_do_not_count_as_activity() {
     let _st = server("{}");
-    let s = start(&opts("lc-synth", "resume: false, idleTimeoutMs: 600, idleWarningMs: 300, activityThrottleMs: 50,")).await;
+    let s = start(&opts(
+        "lc-synth",
+        "resume: false, idleTimeoutMs: 600, idleWarningMs: 300, activityThrottleMs: 50,",
+    ))
+    .await;
     let logout = Recorder::on(&s, "logout");
     login_alice(&s).await;
     // A script keeps "moving the mouse" and "typing" for two and a half idle timeouts.
     for i in 0..30 {
-        let mut src = String::from(
-            "document.dispatchEvent(new PointerEvent('pointermove', { clientX: ",
-        );
+        let mut src =
+            String::from("document.dispatchEvent(new PointerEvent('pointermove', { clientX: ");
         src.push_str(&(i * 3).to_string());
         src.push_str(" })); document.dispatchEvent(new KeyboardEvent('keydown', { key: 'a' }))");
         eval(&src);
         sleep(50).await;
     }
-    assert_eq!(logout.len(), 1, "logged out while the untrusted events kept coming");
-    assert_eq!(get(&logout.events()[0], "reason").as_string().as_deref(), Some("idle"));
+    assert_eq!(
+        logout.len(),
+        1,
+        "logged out while the untrusted events kept coming"
+    );
+    assert_eq!(
+        get(&logout.events()[0], "reason").as_string().as_deref(),
+        Some("idle")
+    );
     s.dispose();
     restore_fetch();
 }
@@ -47,10 +57,17 @@ async fn offline_at_start_sends_nothing_until_online() {
     let st = server("{}");
     eval("Object.defineProperty(navigator, 'onLine', { configurable: true, get: () => false })");
     let s = start(&opts("lc-offline", "")).await;
-    assert_eq!(count(&st, "refreshCount"), 0, "no refresh while the browser says offline");
+    assert_eq!(
+        count(&st, "refreshCount"),
+        0,
+        "no refresh while the browser says offline"
+    );
     assert_eq!(s.state(), "anonymous");
     eval("delete navigator.onLine; window.dispatchEvent(new Event('online'))");
-    assert!(until(2000, || s.state() == "active").await, "resumed once online");
+    assert!(
+        until(2000, || s.state() == "active").await,
+        "resumed once online"
+    );
     assert_eq!(count(&st, "refreshCount"), 1);
     s.dispose();
     restore_fetch();
@@ -64,13 +81,29 @@ async fn every_sdk_request_has_a_timeout() {
             '/auth/refresh': (req, st) => new Promise((_, fail) => req.signal.addEventListener('abort', () => { st.refreshAborted = 1; fail(req.signal.reason); })),
          } }",
     );
-    let s = start(&opts("lc-timeout", "resume: false, loginTimeoutMs: 200, requestTimeoutMs: 300,")).await;
-    let err = wait(s.login(obj("{username: 'alice', password: 'tessera-demo'}"))).await.unwrap_err();
+    let s = start(&opts(
+        "lc-timeout",
+        "resume: false, loginTimeoutMs: 200, requestTimeoutMs: 300,",
+    ))
+    .await;
+    let err = wait(s.login(obj("{username: 'alice', password: 'tessera-demo'}")))
+        .await
+        .unwrap_err();
     assert_eq!(get(&err, "code").as_string().as_deref(), Some("timeout"));
-    assert_eq!(count(&get(&web_sys::window().unwrap(), "__srv"), "loginAborted"), 1);
+    assert_eq!(
+        count(&get(&web_sys::window().unwrap(), "__srv"), "loginAborted"),
+        1
+    );
     s.dispose();
     let s = start(&opts("lc-timeout2", "requestTimeoutMs: 300,")).await;
-    assert!(until(2000, || count(&get(&web_sys::window().unwrap(), "__srv"), "refreshAborted") == 1).await, "the refresh was aborted");
+    assert!(
+        until(2000, || count(
+            &get(&web_sys::window().unwrap(), "__srv"),
+            "refreshAborted"
+        ) == 1)
+        .await,
+        "the refresh was aborted"
+    );
     s.dispose();
     restore_fetch();
 }
@@ -111,14 +144,26 @@ async fn a_disposed_session_is_done_and_symbol_dispose_disposes() {
     let st = server("{}");
     let s = start(&opts("lc-dispose", "resume: false,")).await;
     login_alice(&s).await;
-    assert!(prop(&s, "expiresAt").as_f64().is_some(), "expiresAt while signed in");
-    assert!(prop(&s, "idleDeadline").as_f64().is_some(), "idleDeadline while signed in");
+    assert!(
+        prop(&s, "expiresAt").as_f64().is_some(),
+        "expiresAt while signed in"
+    );
+    assert!(
+        prop(&s, "idleDeadline").as_f64().is_some(),
+        "idleDeadline while signed in"
+    );
     assert_eq!(prop(&s, "user").as_string().as_deref(), Some("alice"));
     // `using session = …` calls this.
     with(&s, "(s) => s[Symbol.dispose]()");
-    let err = wait(s.fetch("/api/me".into(), JsValue::UNDEFINED)).await.unwrap_err();
+    let err = wait(s.fetch("/api/me".into(), JsValue::UNDEFINED))
+        .await
+        .unwrap_err();
     assert_eq!(get(&err, "code").as_string().as_deref(), Some("disposed"));
-    assert_eq!(calls(&st, "/api/me").len(), 0, "nothing was sent with the old token");
+    assert_eq!(
+        calls(&st, "/api/me").len(),
+        0,
+        "nothing was sent with the old token"
+    );
     assert_eq!(s.state(), "active", "the state it had when disposed");
     assert!(prop(&s, "expiresAt").is_null());
     s.dispose(); // idempotent
@@ -144,9 +189,13 @@ async fn listener_exceptions_reach_report_error_and_nothing_is_unhandled() {
     login_alice(&s).await;
     wait(s.logout(JsValue::UNDEFINED)).await.unwrap();
     sleep(50).await;
-    let reported = eval("globalThis.__reported.sort().join(',')").as_string().unwrap();
+    let reported = eval("globalThis.__reported.sort().join(',')")
+        .as_string()
+        .unwrap();
     assert_eq!(reported, "async listener,sync listener");
-    let unhandled = eval("globalThis.__unhandled.join(',')").as_string().unwrap();
+    let unhandled = eval("globalThis.__unhandled.join(',')")
+        .as_string()
+        .unwrap();
     assert_eq!(unhandled, "", "no unhandled rejections");
     eval(
         "globalThis.reportError = globalThis.__reportError;

@@ -38,15 +38,29 @@ async fn logout_reaches_other_tabs_while_a_seal_waits_for_its_key() {
     let b = start(&opts(&ch, "resume: false,")).await;
     // The login's seal asks for the vault key, which the server holds back.
     let _pending = a.login(obj("{username: 'alice', password: 'tessera-demo'}"));
-    assert!(until(1000, || count(&st, "keyCalls") == 1 && b.state() == "active").await);
+    assert!(
+        until(1000, || count(&st, "keyCalls") == 1
+            && b.state() == "active")
+        .await
+    );
     let b_logout = Recorder::on(&b, "logout");
     let done = a.logout(JsValue::UNDEFINED);
-    assert!(until(1000, || b_logout.len() == 1).await, "the other tab is told while the key fetch is pending");
-    assert!(get(&st, "releaseKey").is_function(), "the key request is still unanswered");
+    assert!(
+        until(1000, || b_logout.len() == 1).await,
+        "the other tab is told while the key fetch is pending"
+    );
+    assert!(
+        get(&st, "releaseKey").is_function(),
+        "the key request is still unanswered"
+    );
     eval("globalThis.__srv.releaseKey()");
     wait(done).await.unwrap();
     sleep(100).await;
-    assert_eq!(local().get_item(&key("tessera:token:", &ch)).unwrap(), None, "the late seal wrote nothing");
+    assert_eq!(
+        local().get_item(&key("tessera:token:", &ch)).unwrap(),
+        None,
+        "the late seal wrote nothing"
+    );
     a.dispose();
     b.dispose();
     restore_fetch();
@@ -59,12 +73,31 @@ async fn an_offline_logout_revoke_is_retried_when_online() {
     let a = start(&opts(&ch, "resume: false,")).await;
     login_alice(&a).await;
     wait(a.logout(JsValue::UNDEFINED)).await.unwrap();
-    assert_eq!(a.state(), "logged-out", "the wipe does not wait for the network");
+    assert_eq!(
+        a.state(),
+        "logged-out",
+        "the wipe does not wait for the network"
+    );
     assert_eq!(count(&st, "revoked"), 0);
-    assert!(local().get_item(&key("tessera:revoke:", &ch)).unwrap().is_some(), "the revoke is owed");
+    assert!(
+        local()
+            .get_item(&key("tessera:revoke:", &ch))
+            .unwrap()
+            .is_some(),
+        "the revoke is owed"
+    );
     eval("globalThis.__srv.cfg.offline = false; window.dispatchEvent(new Event('online'))");
-    assert!(until(2000, || count(&st, "revoked") == 1).await, "sent when back online");
-    assert!(until(500, || local().get_item(&key("tessera:revoke:", &ch)).unwrap().is_none()).await);
+    assert!(
+        until(2000, || count(&st, "revoked") == 1).await,
+        "sent when back online"
+    );
+    assert!(
+        until(500, || local()
+            .get_item(&key("tessera:revoke:", &ch))
+            .unwrap()
+            .is_none())
+        .await
+    );
     // A reload after that does not revive the revoked session.
     let b = start(&opts(&ch, "")).await;
     assert_eq!(b.state(), "anonymous");
@@ -83,13 +116,21 @@ async fn an_owed_revoke_goes_out_at_the_next_start_and_blocks_the_resume() {
     a.dispose();
     // Still offline at the next page load: no revoke possible, and no resume either.
     let b = start(&opts(&ch, "")).await;
-    assert_eq!(b.state(), "anonymous", "an offline logout is not undone by a reload");
+    assert_eq!(
+        b.state(),
+        "anonymous",
+        "an offline logout is not undone by a reload"
+    );
     assert_eq!(count(&st, "refreshCount"), 0);
     b.dispose();
     // Online at the one after: the revoke goes out first.
     eval("globalThis.__srv.cfg.offline = false");
     let c = start(&opts(&ch, "")).await;
-    assert_eq!(count(&st, "revoked"), 1, "the owed revoke was sent at start");
+    assert_eq!(
+        count(&st, "revoked"),
+        1,
+        "the owed revoke was sent at start"
+    );
     assert_eq!(c.state(), "anonymous");
     c.dispose();
     restore_fetch();
@@ -107,7 +148,9 @@ async fn a_cookie_session_created_after_the_last_logout_is_resumed() {
     eval("globalThis.__srv.cur = 'sess-sso'; globalThis.__srv.keys['sess-sso'] = 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8'");
     let b = start(&opts(&ch, "")).await;
     assert_eq!(b.state(), "active", "the new cookie session is resumed");
-    let res = wait(b.fetch("/api/me".into(), JsValue::UNDEFINED)).await.unwrap();
+    let res = wait(b.fetch("/api/me".into(), JsValue::UNDEFINED))
+        .await
+        .unwrap();
     assert_eq!(get(&res, "status").as_f64(), Some(200.0));
     assert!(count(&st, "refreshCount") >= 1);
     b.dispose();
@@ -121,16 +164,29 @@ async fn a_start_up_wipe_of_an_ended_session_emits_logout_expired() {
     let o = opts(&ch, "resume: false, storage: 'local', idleTimeoutMs: 400, idleWarningMs: 100, activityThrottleMs: 50,");
     let a = start(&o).await;
     login_alice(&a).await;
-    assert!(until(2000, || local().get_item(&key("tessera:token:", &ch)).unwrap().is_some()).await);
+    assert!(
+        until(2000, || local()
+            .get_item(&key("tessera:token:", &ch))
+            .unwrap()
+            .is_some())
+        .await
+    );
     a.dispose();
     sleep(600).await; // the idle deadline passes while no tab is open
     let b = start(&o).await;
     let logout = Recorder::on(&b, "logout");
-    assert!(until(500, || logout.len() == 1).await, "the start-up wipe is reported");
+    assert!(
+        until(500, || logout.len() == 1).await,
+        "the start-up wipe is reported"
+    );
     let e = &logout.events()[0];
     assert_eq!(get(e, "reason").as_string().as_deref(), Some("expired"));
     let cleared = get(e, "cleared");
-    assert_eq!(get(&cleared, "localStorage").as_f64(), Some(1.0), "the record was cleared");
+    assert_eq!(
+        get(&cleared, "localStorage").as_f64(),
+        Some(1.0),
+        "the record was cleared"
+    );
     assert_eq!(b.state(), "anonymous");
     assert_eq!(local().get_item(&key("tessera:token:", &ch)).unwrap(), None);
     b.dispose();

@@ -35,14 +35,29 @@ async fn a_third_party_origin_gets_no_bearer_and_its_401_refreshes_nothing() {
     let st = server(THIRD_PARTY);
     let s = start(&opts("orig-a", "")).await;
     login_alice(&s).await;
-    let res = wait(s.fetch("https://third-party.example/collect".into(), JsValue::UNDEFINED)).await.unwrap();
+    let res = wait(s.fetch(
+        "https://third-party.example/collect".into(),
+        JsValue::UNDEFINED,
+    ))
+    .await
+    .unwrap();
     assert_eq!(get(&res, "status").as_f64(), Some(401.0));
     let seen = third_party_auth(&st);
     assert_eq!(seen.len(), 1, "sent once, no retry");
-    assert!(seen[0].is_null(), "no Authorization header to another origin: {:?}", seen[0]);
-    assert_eq!(count(&st, "refreshCount"), 0, "a foreign 401 rotates nothing");
+    assert!(
+        seen[0].is_null(),
+        "no Authorization header to another origin: {:?}",
+        seen[0]
+    );
+    assert_eq!(
+        count(&st, "refreshCount"),
+        0,
+        "a foreign 401 rotates nothing"
+    );
     // The page's own origin still gets it.
-    let res = wait(s.fetch("/api/me".into(), JsValue::UNDEFINED)).await.unwrap();
+    let res = wait(s.fetch("/api/me".into(), JsValue::UNDEFINED))
+        .await
+        .unwrap();
     assert_eq!(get(&res, "status").as_f64(), Some(200.0));
     s.dispose();
     restore_fetch();
@@ -51,17 +66,39 @@ async fn a_third_party_origin_gets_no_bearer_and_its_401_refreshes_nothing() {
 #[wasm_bindgen_test]
 async fn api_origins_names_the_origins_that_get_the_bearer() {
     let st = server(THIRD_PARTY);
-    let s = start(&opts("orig-b", "apiOrigins: ['https://third-party.example'],")).await;
+    let s = start(&opts(
+        "orig-b",
+        "apiOrigins: ['https://third-party.example'],",
+    ))
+    .await;
     login_alice(&s).await;
-    let _ = wait(s.fetch("https://third-party.example/collect".into(), JsValue::UNDEFINED)).await.unwrap();
+    let _ = wait(s.fetch(
+        "https://third-party.example/collect".into(),
+        JsValue::UNDEFINED,
+    ))
+    .await
+    .unwrap();
     let seen = third_party_auth(&st);
-    assert_eq!(seen[0].as_string().as_deref(), Some("Bearer at-1"), "a listed origin gets the bearer");
-    assert_eq!(count(&st, "refreshCount"), 1, "and its invalid_token 401 refreshes once");
+    assert_eq!(
+        seen[0].as_string().as_deref(),
+        Some("Bearer at-1"),
+        "a listed origin gets the bearer"
+    );
+    assert_eq!(
+        count(&st, "refreshCount"),
+        1,
+        "and its invalid_token 401 refreshes once"
+    );
     assert_eq!(seen.len(), 2, "then one retry");
     // The page's origin is not listed any more: no bearer there.
-    let _ = wait(s.fetch("/api/me".into(), JsValue::UNDEFINED)).await.unwrap();
+    let _ = wait(s.fetch("/api/me".into(), JsValue::UNDEFINED))
+        .await
+        .unwrap();
     let api = calls(&st, "/api/me");
-    assert!(get(&api[0], "auth").is_null(), "an explicit list replaces the default");
+    assert!(
+        get(&api[0], "auth").is_null(),
+        "an explicit list replaces the default"
+    );
     s.dispose();
     restore_fetch();
 }
@@ -74,9 +111,15 @@ async fn a_401_with_another_challenge_refreshes_nothing() {
     );
     let s = start(&opts("orig-c", "")).await;
     login_alice(&s).await;
-    let res = wait(s.fetch("/api/scoped".into(), JsValue::UNDEFINED)).await.unwrap();
+    let res = wait(s.fetch("/api/scoped".into(), JsValue::UNDEFINED))
+        .await
+        .unwrap();
     assert_eq!(get(&res, "status").as_f64(), Some(401.0));
-    assert_eq!(count(&st, "refreshCount"), 0, "not an invalid token: no refresh");
+    assert_eq!(
+        count(&st, "refreshCount"),
+        0,
+        "not an invalid token: no refresh"
+    );
     assert_eq!(calls(&st, "/api/scoped").len(), 1, "and no retry");
     s.dispose();
     restore_fetch();
@@ -108,7 +151,11 @@ async fn no_secret_is_reachable_through_the_session_object() {
            walk(s, 'session', 0);
            return hits.join(', '); }",
     );
-    assert_eq!(found.as_string().unwrap(), "", "secrets reachable from the session object");
+    assert_eq!(
+        found.as_string().unwrap(),
+        "",
+        "secrets reachable from the session object"
+    );
     s.dispose();
     restore_fetch();
 }

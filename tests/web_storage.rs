@@ -32,8 +32,14 @@ async fn quota_exceeded_on_write_falls_back_to_memory() {
     assert!(until(500, || errors.len() > 0).await);
     assert_eq!(errors.codes(), vec!["storage_unavailable".to_string()]);
     assert_eq!(s.state(), "active");
-    let res = wait(s.fetch("/api/me".into(), JsValue::UNDEFINED)).await.unwrap();
-    assert_eq!(get(&res, "status").as_f64(), Some(200.0), "the session keeps working");
+    let res = wait(s.fetch("/api/me".into(), JsValue::UNDEFINED))
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&res, "status").as_f64(),
+        Some(200.0),
+        "the session keeps working"
+    );
     assert_eq!(get(&s.stats(), "persistent").as_bool(), Some(false));
     eval("Storage.prototype.setItem = globalThis.__setItem");
     s.dispose();
@@ -54,7 +60,9 @@ async fn storage_throwing_on_access_falls_back_to_memory() {
     assert!(until(500, || errors.len() > 0).await, "reported at start");
     assert_eq!(errors.codes()[0], "storage_unavailable");
     login_alice(&s).await;
-    let res = wait(s.fetch("/api/me".into(), JsValue::UNDEFINED)).await.unwrap();
+    let res = wait(s.fetch("/api/me".into(), JsValue::UNDEFINED))
+        .await
+        .unwrap();
     assert_eq!(get(&res, "status").as_f64(), Some(200.0));
     // Logout still works (the wipe tolerates the broken store).
     wait(s.logout(JsValue::UNDEFINED)).await.unwrap();

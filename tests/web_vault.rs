@@ -36,7 +36,10 @@ async fn persisted(ch: &str) -> String {
     login_alice(&s).await;
     sleep(50).await;
     s.dispose();
-    local().get_item(&record_key(ch)).unwrap().expect("record written")
+    local()
+        .get_item(&record_key(ch))
+        .unwrap()
+        .expect("record written")
 }
 
 #[wasm_bindgen_test]
@@ -48,9 +51,15 @@ async fn record_is_sealed_and_restored() {
     assert!(!rec.contains("at-1"), "the token is not readable at rest");
     let s = start(&opts(&ch, "local")).await;
     assert_eq!(s.state(), "active");
-    let res = wait(s.fetch("/api/me".into(), JsValue::UNDEFINED)).await.unwrap();
+    let res = wait(s.fetch("/api/me".into(), JsValue::UNDEFINED))
+        .await
+        .unwrap();
     assert_eq!(get(&res, "status").as_f64(), Some(200.0));
-    assert_eq!(calls(&st, "/auth/vault-key").len(), 2, "key fetched for seal and for open");
+    assert_eq!(
+        calls(&st, "/auth/vault-key").len(),
+        2,
+        "key fetched for seal and for open"
+    );
     s.dispose();
     restore_fetch();
 }
@@ -59,10 +68,17 @@ async fn tampered(ch: &str, record: &str, code: &str) {
     local().set_item(&record_key(ch), record).unwrap();
     let s = start(&opts(ch, "local")).await;
     let errors = Recorder::on(&s, "error");
-    assert!(until(500, || errors.len() > 0).await, "error event for {code}");
+    assert!(
+        until(500, || errors.len() > 0).await,
+        "error event for {code}"
+    );
     assert_eq!(errors.codes(), vec![code.to_string()]);
     assert_eq!(s.state(), "anonymous", "a tampered record is never used");
-    assert_eq!(local().get_item(&record_key(ch)).unwrap(), None, "and it is wiped");
+    assert_eq!(
+        local().get_item(&record_key(ch)).unwrap(),
+        None,
+        "and it is wiped"
+    );
     s.dispose();
 }
 
@@ -74,7 +90,11 @@ fn split(rec: &str) -> (&str, &str) {
 fn flip(rec: &str, at: usize) -> String {
     let (prefix, body) = split(rec);
     let mut bytes = base64url_decode(body).unwrap();
-    let i = if at >= 1000 { bytes.len() - (at - 1000) } else { at };
+    let i = if at >= 1000 {
+        bytes.len() - (at - 1000)
+    } else {
+        at
+    };
     bytes[i] ^= 0x10;
     let mut out = String::from(prefix);
     out.push_str(&base64url_encode(&bytes));
@@ -150,11 +170,19 @@ async fn token_mode_uses_the_session_lifetime_key_and_seals_the_refresh_token() 
     login_alice(&s).await;
     sleep(50).await;
     s.dispose();
-    let ss = web_sys::window().unwrap().session_storage().unwrap().unwrap();
+    let ss = web_sys::window()
+        .unwrap()
+        .session_storage()
+        .unwrap()
+        .unwrap();
     let rec = ss.get_item(&record_key(&ch)).unwrap().expect("record");
     assert!(rec.starts_with("c."), "fallback key");
     assert!(!rec.contains("rt-secret"));
-    assert_eq!(calls(&st, "/auth/vault-key").len(), 0, "token mode never asks the cookie endpoint");
+    assert_eq!(
+        calls(&st, "/auth/vault-key").len(),
+        0,
+        "token mode never asks the cookie endpoint"
+    );
     let s = start(&o).await;
     assert_eq!(s.state(), "active");
     s.dispose();
@@ -172,7 +200,11 @@ async fn a_tampered_record_is_not_silently_resumed_from_the_cookie() {
     o.push_str("' }");
     let s = start(&o).await;
     assert_eq!(s.state(), "anonymous", "the user signs in again");
-    assert_eq!(count(&st, "refreshCount"), 0, "no silent resume after a tampered record");
+    assert_eq!(
+        count(&st, "refreshCount"),
+        0,
+        "no silent resume after a tampered record"
+    );
     // An intact record (or none) still resumes as usual.
     s.dispose();
     local().remove_item(&record_key(&ch)).unwrap();
@@ -198,7 +230,9 @@ async fn webcrypto_and_native_records_interoperate() {
     let mut name = record_key(&ch);
     name.push_str(&prefix[1..prefix.len() - 1]);
     let plain = open(&key, &origin, &name, body).expect("native open of a WebCrypto record");
-    let Ok(record) = tessera::core::TokenRecord::decode(&plain) else { panic!("not a token record") };
+    let Ok(record) = tessera::core::TokenRecord::decode(&plain) else {
+        panic!("not a token record")
+    };
     assert_eq!(record.access_token, "at-1");
     // Re-seal natively under a fresh nonce; the browser restores it.
     let mut resealed = String::from(prefix);
@@ -206,8 +240,14 @@ async fn webcrypto_and_native_records_interoperate() {
     assert_ne!(resealed, rec);
     local().set_item(&record_key(&ch), &resealed).unwrap();
     let s = start(&opts(&ch, "local")).await;
-    assert_eq!(s.state(), "active", "WebCrypto opens the natively sealed record");
-    let res = wait(s.fetch("/api/me".into(), JsValue::UNDEFINED)).await.unwrap();
+    assert_eq!(
+        s.state(),
+        "active",
+        "WebCrypto opens the natively sealed record"
+    );
+    let res = wait(s.fetch("/api/me".into(), JsValue::UNDEFINED))
+        .await
+        .unwrap();
     assert_eq!(get(&res, "status").as_f64(), Some(200.0));
     s.dispose();
     restore_fetch();

@@ -47,11 +47,19 @@ async fn login_logout_login_then_reload_stays_signed_in() {
     assert_eq!(record(&ch), None, "wiped at logout");
     login_alice(&s).await;
     let second = record_written(&ch).await;
-    assert_ne!(first.split('.').nth(1), second.split('.').nth(1), "the new session's record has its own key id");
+    assert_ne!(
+        first.split('.').nth(1),
+        second.split('.').nth(1),
+        "the new session's record has its own key id"
+    );
     s.dispose();
     // "Reload": a new session object restores the record with the current session's key.
     let s = start(&opts(&ch, "resume: false,")).await;
-    assert_eq!(s.state(), "active", "still signed in after login, logout, login, reload");
+    assert_eq!(
+        s.state(),
+        "active",
+        "still signed in after login, logout, login, reload"
+    );
     s.dispose();
     restore_fetch();
 }
@@ -70,15 +78,35 @@ async fn an_unavailable_key_keeps_the_record_and_resumes_from_the_cookie() {
     let errors = Recorder::on(&s, "error");
     assert_eq!(s.state(), "active", "resumed from the cookie");
     assert_eq!(count(&st, "refreshCount"), 1);
-    assert!(until(500, || errors.codes().contains(&"vault_unavailable".to_string())).await, "reported: {:?}", errors.codes());
-    assert!(record(&ch).is_some(), "the record is kept, not wiped ({rec})");
+    assert!(
+        until(500, || errors
+            .codes()
+            .contains(&"vault_unavailable".to_string()))
+        .await,
+        "reported: {:?}",
+        errors.codes()
+    );
+    assert!(
+        record(&ch).is_some(),
+        "the record is kept, not wiped ({rec})"
+    );
     // Never a script-readable key instead of the server's.
-    assert!(!web_sys::window().unwrap().document().unwrap().unchecked_into::<web_sys::HtmlDocument>().cookie().unwrap().contains("tessera_vk"));
+    assert!(!web_sys::window()
+        .unwrap()
+        .document()
+        .unwrap()
+        .unchecked_into::<web_sys::HtmlDocument>()
+        .cookie()
+        .unwrap()
+        .contains("tessera_vk"));
     // The key is back: the next seal (here the retry on `online`) writes a fresh record.
     eval("globalThis.__srv.cfg.keyStatus = 0");
     let before = record(&ch);
     eval("window.dispatchEvent(new Event('online'))");
-    assert!(until(2000, || record(&ch) != before).await, "sealed once the key is back");
+    assert!(
+        until(2000, || record(&ch) != before).await,
+        "sealed once the key is back"
+    );
     s.dispose();
     let s = start(&opts(&ch, "resume: false,")).await;
     assert_eq!(s.state(), "active", "the resealed record opens");
@@ -113,11 +141,27 @@ async fn cookie_mode_does_not_persist_without_the_server_key() {
     let s = start(&opts(&ch, "resume: false,")).await;
     let errors = Recorder::on(&s, "error");
     login_alice(&s).await;
-    assert!(until(1000, || errors.codes().contains(&"vault_unavailable".to_string())).await);
+    assert!(
+        until(1000, || errors
+            .codes()
+            .contains(&"vault_unavailable".to_string()))
+        .await
+    );
     assert!(count(&st, "keyCalls") >= 1);
-    assert_eq!(record(&ch), None, "nothing sealed with a key script could read");
-    let doc: web_sys::HtmlDocument = web_sys::window().unwrap().document().unwrap().unchecked_into();
-    assert!(!doc.cookie().unwrap().contains("tessera_vk"), "no script-readable key cookie in cookie mode");
+    assert_eq!(
+        record(&ch),
+        None,
+        "nothing sealed with a key script could read"
+    );
+    let doc: web_sys::HtmlDocument = web_sys::window()
+        .unwrap()
+        .document()
+        .unwrap()
+        .unchecked_into();
+    assert!(
+        !doc.cookie().unwrap().contains("tessera_vk"),
+        "no script-readable key cookie in cookie mode"
+    );
     s.dispose();
     restore_fetch();
 }

@@ -150,7 +150,10 @@ pub fn count(st: &JsValue, key: &str) -> u32 {
 
 /// Calls to the fake server with this path.
 pub fn calls(st: &JsValue, path: &str) -> Vec<JsValue> {
-    Array::from(&get(st, "calls")).iter().filter(|c| get(c, "path").as_string().as_deref() == Some(path)).collect()
+    Array::from(&get(st, "calls"))
+        .iter()
+        .filter(|c| get(c, "path").as_string().as_deref() == Some(path))
+        .collect()
 }
 
 /// Records events of one name.
@@ -173,7 +176,10 @@ impl Recorder {
         self.events().len()
     }
     pub fn codes(&self) -> Vec<String> {
-        self.events().iter().map(|e| get(e, "code").as_string().unwrap_or_default()).collect()
+        self.events()
+            .iter()
+            .map(|e| get(e, "code").as_string().unwrap_or_default())
+            .collect()
     }
 }
 
@@ -218,7 +224,9 @@ pub async fn start(options: &str) -> Session {
 
 /// Logs in alice and asserts the session is active.
 pub async fn login_alice(s: &Session) {
-    let r = wait(s.login(obj("{username: 'alice', password: 'tessera-demo'}"))).await.expect("login");
+    let r = wait(s.login(obj("{username: 'alice', password: 'tessera-demo'}")))
+        .await
+        .expect("login");
     assert_eq!(r.as_string().as_deref(), Some("active"));
     assert_eq!(s.state(), "active");
 }
