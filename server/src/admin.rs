@@ -71,6 +71,63 @@ pub async fn user_passwd(
         .await?)
 }
 
+/// `user-del`: revokes every session of the user (reason `user_deleted`, which also
+/// destroys their vault keys), forgets its TOTP replay state and deletes the user record;
+/// returns how many sessions were revoked.
+///
+/// # Errors
+/// Unknown user ([`AdminError::NoSuchUser`]), store failure.
+pub async fn user_del(state: &AppState, username: &str) -> Result<usize, AdminError> {
+    let u = user(state, username).await?;
+    let now = state.now();
+    let revoked = state
+        .store()
+        .revoke_user_sessions(&u.id, "user_deleted", now)
+        .await?;
+    crate::totp::forget_steps(state.store().as_ref(), &u.id, now).await?;
+    if !state.store().delete_user(username).await? {
+        return Err(AdminError::NoSuchUser(username.to_string()));
+    }
+    Ok(revoked)
+}
+
+/// One line of `user-list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserLine {
+    /// Login name.
+    pub username: String,
+    /// Whether TOTP is enrolled.
+    pub totp: bool,
+    /// Sessions live now (not revoked, within the idle and absolute lifetimes).
+    pub live_sessions: usize,
+}
+
+/// `user-list`: every user with whether TOTP is enrolled and how many live sessions it
+/// holds; no hash, no secret.
+///
+/// # Errors
+/// Store failure.
+pub async fn user_list(state: &AppState) -> Result<Vec<UserLine>, AdminError> {
+    let now = state.now();
+    let idle = state.config().idle_timeout;
+    let mut out = Vec::new();
+    for u in state.store().list_users().await? {
+        let live_sessions = state
+            .store()
+            .list_sessions(&u.id)
+            .await?
+            .iter()
+            .filter(|s| s.liveness(now, idle) == crate::store::Liveness::Live)
+            .count();
+        out.push(UserLine {
+            username: u.username,
+            totp: u.totp,
+            live_sessions,
+        });
+    }
+    Ok(out)
+}
+
 /// `totp-enroll` / `totp-reset`: gives the user a fresh 160-bit TOTP secret (replacing
 /// any previous one) and returns its `otpauth://` URI.
 ///

@@ -247,6 +247,14 @@ pub enum Command {
         #[arg(long)]
         username: String,
     },
+    /// Delete a user: revoke all the user's sessions, forget its TOTP state, remove it.
+    UserDel {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+    },
+    /// List users: name, whether TOTP is enrolled, live sessions (no secrets).
+    UserList,
     /// Give a user a new TOTP secret; prints the `otpauth://` URI and a terminal QR code.
     TotpEnroll {
         /// Login name.

@@ -30,6 +30,8 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         }) => return keys_rotate(config).await,
         Some(
             other @ (Command::UserPasswd { .. }
+            | Command::UserDel { .. }
+            | Command::UserList
             | Command::TotpEnroll { .. }
             | Command::TotpReset { .. }
             | Command::Sessions { .. }
@@ -185,6 +187,22 @@ async fn admin(config: Config, command: Command) -> Result<(), Box<dyn std::erro
                 out,
                 "password of {username} changed; {n} session(s) revoked"
             )?;
+        }
+        Command::UserDel { username } => {
+            let n = admin::user_del(&state, &username).await?;
+            writeln!(out, "user {username} deleted; {n} session(s) revoked")?;
+        }
+        Command::UserList => {
+            writeln!(out, "{:<32} {:<5} LIVE_SESSIONS", "USERNAME", "TOTP")?;
+            for u in admin::user_list(&state).await? {
+                writeln!(
+                    out,
+                    "{:<32} {:<5} {}",
+                    u.username,
+                    if u.totp { "yes" } else { "no" },
+                    u.live_sessions
+                )?;
+            }
         }
         Command::TotpEnroll { username } | Command::TotpReset { username } => {
             let uri = admin::totp_set(&state, &username).await?;

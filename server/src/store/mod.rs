@@ -132,6 +132,27 @@ pub struct UserRecord {
     pub totp_secret: Option<String>,
 }
 
+/// A user as `user-list` shows it: the name, whether TOTP is enrolled, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    /// Stable user id (the JWT `sub`).
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// Whether a TOTP secret is enrolled.
+    pub totp: bool,
+}
+
+impl From<&UserRecord> for UserSummary {
+    fn from(u: &UserRecord) -> Self {
+        UserSummary {
+            id: u.id.clone(),
+            username: u.username.clone(),
+            totp: u.totp_secret.is_some(),
+        }
+    }
+}
+
 /// Something noteworthy that happened to a session (an anomaly signal, a revocation).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionEvent {
@@ -383,6 +404,11 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn upsert_user(&self, user: &UserRecord) -> StoreResult<()>;
     /// Finds a user by login name.
     async fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    /// Every user, by login name (`user-list`; an admin command, not a request path).
+    async fn list_users(&self) -> StoreResult<Vec<UserSummary>>;
+    /// Deletes a user record (not its sessions: revoke those first); `false` when there
+    /// was none.
+    async fn delete_user(&self, username: &str) -> StoreResult<bool>;
 
     /// Stores a new session with its first refresh token, then revokes (reason
     /// `session_limit`) the user's oldest live sessions beyond `limits.max_per_user`, as one
@@ -469,6 +495,9 @@ pub trait SessionStore: Send + Sync + 'static {
         reason: &str,
         now: i64,
     ) -> StoreResult<usize>;
+    /// How many sessions are live at `now` (not revoked, within their idle and absolute
+    /// lifetimes) in the whole store: the `tessera_live_sessions` gauge, read on scrape.
+    async fn count_live_sessions(&self, now: i64, idle: i64) -> StoreResult<u64>;
     /// Records the client's current user agent and network on the session, plus an event.
     async fn update_client(
         &self,

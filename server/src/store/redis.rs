@@ -8,7 +8,9 @@
 //! of JSON events (the newest [`MAX_EVENTS_PER_SESSION`]), `f:<family hash>` string `sid`
 //! (index from a token's family to its session), `us:<user_id>` sorted set of sids scored
 //! by creation time (capped at [`MAX_SESSIONS_PER_USER_LIMIT`] entries), `user:<name>`,
-//! `meta:<key>`, `eph:<key>`. Rotation and revocation are Lua scripts over the single
+//! `meta:<key>`, `eph:<key>`, and `live`: a sorted set of sids scored by the moment each
+//! stops being live (`min(expires_at, last_seen + idle)`), written after each create,
+//! rotation and revocation, read by the `tessera_live_sessions` gauge. Rotation and revocation are Lua scripts over the single
 //! session key, so each is atomic on the server (and Cluster-safe). Every session key,
 //! index and list expires a day after the absolute lifetime.
 
@@ -24,7 +26,7 @@ use super::{
     after_cursor, counts_as_live, listing_order, page_cursor, parse_cursor, position,
     RotateOutcome, RotateRequest, SessionEvent, SessionLimits, SessionPage, SessionRecord,
     SessionStore, StoreError, StoreResult, TokenPosition, TokenRef, TokenState, UserRecord,
-    MAX_EVENTS_PER_SESSION, MAX_SESSIONS_PER_USER_LIMIT,
+    UserSummary, MAX_EVENTS_PER_SESSION, MAX_SESSIONS_PER_USER_LIMIT,
 };
 use crate::secret::{b64, unb64};
 
@@ -496,6 +498,21 @@ impl RedisStore {
         self.user_pipe(pipe, s);
     }
 
+    /// The live-session index entry of `sid`, live until `until` (its own slot).
+    fn live_pipe(&self, pipe: &mut ::redis::Pipeline, sid: &str, until: i64) {
+        pipe.zadd(self.live_key(), sid, until).ignore();
+    }
+
+    fn live_key(&self) -> String {
+        format!("{}live", self.prefix)
+    }
+
+    /// Drops `sid` from the live-session index (after a revocation).
+    async fn not_live(&self, c: &mut Conn, sid: &str) -> StoreResult<()> {
+        let _: i64 = c.zrem(self.live_key(), sid).await.map_err(err)?;
+        Ok(())
+    }
+
     /// The family index (its own slot).
     fn family_pipe(&self, pipe: &mut ::redis::Pipeline, s: &SessionRecord, t: &TokenRef) {
         pipe.cmd("SET")
@@ -597,6 +614,11 @@ impl RedisStore {
     }
 }
 
+/// When a fresh session stops being live unless it is refreshed (live-session index score).
+fn live_until(s: &SessionRecord, idle: i64) -> i64 {
+    s.expires_at.min(s.last_seen.saturating_add(idle))
+}
+
 /// A record with only the listing keys filled (for ordering index entries).
 fn placeholder() -> SessionRecord {
     SessionRecord {
@@ -687,6 +709,65 @@ impl SessionStore for RedisStore {
             .transpose()
     }
 
+    async fn list_users(&self) -> StoreResult<Vec<UserSummary>> {
+        let pattern = format!("{}user:*", self.prefix);
+        let mut c = self.conn();
+        let keys: Vec<String> = if self.cluster {
+            // Cluster routes KEYS to every master and joins the answers (an admin command)
+            ::redis::cmd("KEYS")
+                .arg(&pattern)
+                .query_async(&mut c)
+                .await
+                .map_err(err)?
+        } else {
+            let mut keys = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, batch): (u64, Vec<String>) = ::redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut c)
+                    .await
+                    .map_err(err)?;
+                keys.extend(batch);
+                if next == 0 {
+                    break keys;
+                }
+                cursor = next;
+            }
+        };
+        let mut out = Vec::new();
+        for k in keys {
+            let v: Option<String> = c.get(&k).await.map_err(err)?;
+            if let Some(j) = v {
+                let u: UserRecord =
+                    serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                out.push(UserSummary::from(&u));
+            }
+        }
+        out.sort_by(|a, b| a.username.cmp(&b.username));
+        out.dedup_by(|a, b| a.username == b.username);
+        Ok(out)
+    }
+    async fn delete_user(&self, username: &str) -> StoreResult<bool> {
+        let mut c = self.conn();
+        let n: i64 = c.del(self.k("user", username)).await.map_err(err)?;
+        Ok(n == 1)
+    }
+    async fn count_live_sessions(&self, now: i64, _idle: i64) -> StoreResult<u64> {
+        let mut c = self.conn();
+        let key = self.live_key();
+        let _: i64 = c.zrembyscore(&key, "-inf", now).await.map_err(err)?;
+        let n: i64 = c
+            .zcount(&key, format!("({now}"), "+inf")
+            .await
+            .map_err(err)?;
+        Ok(n.max(0) as u64)
+    }
+
     async fn create_session(
         &self,
         s: &SessionRecord,
@@ -706,11 +787,15 @@ impl SessionStore for RedisStore {
             let mut p3 = ::redis::pipe();
             self.user_pipe(&mut p3, s);
             let () = p3.query_async(&mut c).await.map_err(err)?;
+            let mut p4 = ::redis::pipe();
+            self.live_pipe(&mut p4, &s.sid, live_until(s, limits.idle));
+            let () = p4.query_async(&mut c).await.map_err(err)?;
         } else {
             let mut pipe = ::redis::pipe();
             pipe.atomic();
             self.session_pipe(&mut pipe, s, token, limits.idle);
             self.index_pipe(&mut pipe, s, token);
+            self.live_pipe(&mut pipe, &s.sid, live_until(s, limits.idle));
             let () = pipe.query_async(&mut c).await.map_err(err)?;
         }
         // a client must never hold a token only the master knew (--redis-wait-replicas)
@@ -747,6 +832,7 @@ impl SessionStore for RedisStore {
                 self.session_pipe(&mut pipe, s, t, i64::MAX);
                 if !self.cluster {
                     self.index_pipe(&mut pipe, s, t);
+                    self.live_pipe(&mut pipe, &s.sid, s.expires_at);
                 }
             }
             let () = pipe.query_async(&mut c).await.map_err(err)?;
@@ -758,6 +844,9 @@ impl SessionStore for RedisStore {
                     let mut p3 = ::redis::pipe();
                     self.user_pipe(&mut p3, s);
                     let () = p3.query_async(&mut c).await.map_err(err)?;
+                    let mut p4 = ::redis::pipe();
+                    self.live_pipe(&mut p4, &s.sid, s.expires_at);
+                    let () = p4.query_async(&mut c).await.map_err(err)?;
                 }
             }
         }
@@ -880,6 +969,15 @@ impl SessionStore for RedisStore {
         if reply.first().map(String::as_str) != Some("grace") {
             self.replicated(&mut c).await?;
         }
+        // the live-session index follows (its own slot, so not inside the script)
+        match reply.first().map(String::as_str) {
+            Some("rotated") => {
+                let until = before.expires_at.min(req.now.saturating_add(req.idle));
+                let _: i64 = c.zadd(self.live_key(), &sid, until).await.map_err(err)?;
+            }
+            Some("reused" | "revoked" | "expired") => self.not_live(&mut c, &sid).await?,
+            _ => {}
+        }
         Ok(match reply.first().map(String::as_str) {
             Some("rotated") => {
                 let mut s = before;
@@ -923,6 +1021,7 @@ impl SessionStore for RedisStore {
         if n == 1 {
             self.replicated(&mut c).await?;
         }
+        self.not_live(&mut c, sid).await?;
         Ok(n == 1)
     }
     async fn revoke_user_sessions(
@@ -1036,7 +1135,13 @@ impl SessionStore for RedisStore {
         Ok(0) // vault keys and grace successors are their own keys with TTLs
     }
 
-    async fn purge_expired(&self, _now: i64, _retention: i64) -> StoreResult<usize> {
-        Ok(0) // every key carries a TTL
+    async fn purge_expired(&self, now: i64, _retention: i64) -> StoreResult<usize> {
+        // every key carries a TTL; only the live-session index needs trimming
+        let mut c = self.conn();
+        let _: i64 = c
+            .zrembyscore(self.live_key(), "-inf", now)
+            .await
+            .map_err(err)?;
+        Ok(0)
     }
 }

@@ -186,6 +186,16 @@ impl SessionStore for SealedStore {
         Ok(Some(u))
     }
 
+    async fn list_users(&self) -> StoreResult<Vec<UserSummary>> {
+        self.inner.list_users().await
+    }
+    async fn delete_user(&self, username: &str) -> StoreResult<bool> {
+        self.inner.delete_user(username).await
+    }
+    async fn count_live_sessions(&self, now: i64, idle: i64) -> StoreResult<u64> {
+        self.inner.count_live_sessions(now, idle).await
+    }
+
     async fn create_session(
         &self,
         session: &SessionRecord,
