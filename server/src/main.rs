@@ -147,6 +147,10 @@ async fn user_add(
     state
         .add_user(username, password, secret.as_deref())
         .await?;
+    if let (Some(_), Some(u)) = (&secret, &existing) {
+        // a new secret starts with a clean replay guard
+        tessera_server::totp::forget_steps(state.store().as_ref(), &u.id, state.now()).await?;
+    }
     // A password change ends every session of the user (ASVS 5.0 V7.4.3).
     let revoked = match existing {
         Some(u) => {

@@ -247,3 +247,83 @@ async fn user_list_and_user_del_from_the_command_line() {
     }
     assert_eq!(user_list(&url).len(), 3);
 }
+
+/// The `secret=` parameter of an `otpauth://` URI.
+fn uri_secret(uri: &str) -> String {
+    uri.split(['?', '&'])
+        .find_map(|p| p.strip_prefix("secret="))
+        .expect("secret parameter")
+        .to_string()
+}
+
+/// Signs `user` in (token mode) with `password` and the TOTP `code`: the MFA step's status.
+async fn mfa_login(c: &reqwest::Client, base: &str, user: &str, code: &str) -> (u16, String) {
+    let (s, body, _) = binary::post(
+        c,
+        format!("{base}auth/login"),
+        json!({"username": user, "password": "erin-password", "mode": "token"}),
+        None,
+    )
+    .await
+    .expect("request");
+    assert_eq!((s, &body["mfa_required"]), (200, &json!(true)), "{body}");
+    let token = body["mfa_token"].as_str().expect("mfa_token").to_string();
+    let (s, body, _) = binary::post(
+        c,
+        format!("{base}auth/mfa"),
+        json!({"mfa_token": token, "code": code}),
+        None,
+    )
+    .await
+    .expect("request");
+    (s, body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_totp_secret_starts_with_a_clean_replay_guard() {
+    use tessera_server::totp::Totp;
+    let db = common::TempDb::new("admin-totp");
+    let url = db.url();
+    let out = stdout(&run(
+        &url,
+        &["user-add", "--username", "erin", "--totp"],
+        "erin-password\n",
+    ));
+    let first = Totp::from_base32(&uri_secret(out.lines().nth(1).expect("uri"))).expect("totp");
+    let srv = binary::start(&url, &[]);
+    let c = reqwest::Client::new();
+    let t0 = common::wall_now();
+    let (s, body) = mfa_login(&c, &srv.url, "erin", &first.code_at(t0)).await;
+    assert_eq!(s, 200, "{body}");
+    // the same code again: the replay guard refuses it
+    let (s, _) = mfa_login(&c, &srv.url, "erin", &first.code_at(t0)).await;
+    assert_eq!(s, 401);
+
+    // totp-reset: the URI is the one totp-rs builds for the new secret ...
+    let out = stdout(&run(&url, &["totp-reset", "--username", "erin"], ""));
+    let uri = out.lines().next().expect("uri");
+    let second = Totp::from_base32(&uri_secret(uri)).expect("totp");
+    assert_eq!(
+        second.otpauth_uri("tessera", "erin").expect("uri").as_str(),
+        uri
+    );
+    // ... the old secret is dead, and the new secret's code for the step already used
+    // with the old one is accepted (the guard was reset with the secret)
+    let (s, _) = mfa_login(&c, &srv.url, "erin", &first.code_at(t0 + 30)).await;
+    assert_eq!(s, 401);
+    let (s, body) = mfa_login(&c, &srv.url, "erin", &second.code_at(t0)).await;
+    assert_eq!(s, 200, "a fresh secret's code at the same step: {body}");
+    let (s, _) = mfa_login(&c, &srv.url, "erin", &second.code_at(t0)).await;
+    assert_eq!(s, 401, "and the guard works again for the new secret");
+
+    // user-del forgets the guard too: a user re-created under the same name starts clean
+    stdout(&run(&url, &["user-del", "--username", "erin"], ""));
+    let out = stdout(&run(
+        &url,
+        &["user-add", "--username", "erin", "--totp"],
+        "erin-password\n",
+    ));
+    let third = Totp::from_base32(&uri_secret(out.lines().nth(1).expect("uri"))).expect("totp");
+    let (s, body) = mfa_login(&c, &srv.url, "erin", &third.code_at(t0)).await;
+    assert_eq!(s, 200, "{body}");
+}

@@ -433,10 +433,11 @@ pub struct SentinelSetup {
 impl SentinelSetup {
     /// `None` (with a loud line) when redis-server is missing and `CI` is unset.
     pub fn start(with_replica: bool) -> Option<Self> {
-        RedisServer::start()?; // availability check (and the CI rule); dropped at once
-                               // Ports come from `free_port()` and may be taken by a concurrent test before our
-                               // process binds them: then `wait_port` sees someone else's server. So a setup counts
-                               // only when our processes are alive and OUR sentinel names OUR master; else retry.
+        // availability check (and the CI rule); dropped at once
+        RedisServer::start()?;
+        // Ports come from `free_port()` and may be taken by a concurrent test before our
+        // process binds them: then `wait_port` sees someone else's server. So a setup counts
+        // only when our processes are alive and OUR sentinel names OUR master; else retry.
         for _ in 0..5 {
             let mut setup = Self::spawn_once(with_replica);
             if setup.is_healthy() {
