@@ -35,7 +35,7 @@ pub struct Config {
     #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
 
-    /// Session store: `sqlite://PATH`, `redis://HOST:PORT[/DB]`, `redis+sentinel://HOST:PORT[,…]/SERVICE[/DB]`, `redis+cluster://HOST:PORT[,…]`, or `memory://` (tests only).
+    /// Session store: `sqlite://PATH`, `redis[s]://[USER:PASS@]HOST:PORT[/DB]`, `redis[s]+sentinel://[USER:PASS@]HOST:PORT[,…]/SERVICE[/DB][?sentinel_username=U&sentinel_password=P]`, `redis[s]+cluster://[USER:PASS@]HOST:PORT[,…]`, or `memory://` (tests only). `rediss` = TLS to every node (trust: system roots or `SSL_CERT_FILE`).
     #[arg(long, env = "TESSERA_STORE", default_value = "sqlite://tessera.db")]
     pub store: String,
 

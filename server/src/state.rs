@@ -155,10 +155,7 @@ pub(crate) async fn load_keys(
 /// `--redis-wait-replicas N`: a Redis store whose session-changing writes wait for N replicas.
 async fn open_redis_waiting(config: &Config) -> Result<Arc<dyn SessionStore>, StartupError> {
     use crate::store::redis::{RedisStore, ReplicaWait};
-    if !(config.store.starts_with("redis://")
-        || config.store.starts_with("rediss://")
-        || config.store.starts_with("redis+sentinel://"))
-    {
+    if !crate::store::redis::is_redis_url(&config.store) || config.store.contains("+cluster://") {
         return Err(StartupError::Config(
             "--redis-wait-replicas needs a redis:// or redis+sentinel:// store".into(),
         ));

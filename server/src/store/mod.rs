@@ -540,7 +540,8 @@ pub trait SessionStore: Send + Sync + 'static {
 }
 
 /// Opens the store named by a `--store` URL: `memory://`, `sqlite://PATH`, `redis://…`,
-/// `rediss://…`, `redis+sentinel://HOST:PORT[,…]/SERVICE[/DB]`, `redis+cluster://HOST:PORT[,…]`.
+/// `rediss://…`, `redis[s]+sentinel://[USER:PASS@]HOST:PORT[,…]/SERVICE[/DB][?sentinel_password=…]`,
+/// `redis[s]+cluster://[USER:PASS@]HOST:PORT[,…]` (see [`redis`] for credentials and TLS).
 ///
 /// # Errors
 /// When the URL scheme is unknown or the backend cannot be opened.
@@ -549,17 +550,13 @@ pub async fn open(url: &str) -> StoreResult<std::sync::Arc<dyn SessionStore>> {
         Ok(std::sync::Arc::new(memory::MemoryStore::new()))
     } else if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path)?))
-    } else if url.starts_with("redis://")
-        || url.starts_with("rediss://")
-        || url.starts_with("redis+sentinel://")
-        || url.starts_with("redis+cluster://")
-    {
+    } else if redis::is_redis_url(url) {
         Ok(std::sync::Arc::new(
             redis::RedisStore::connect(url, "tessera:").await?,
         ))
     } else {
         Err(StoreError::Config(format!(
-            "unknown store URL scheme in {url:?} (use sqlite://PATH, redis://HOST:PORT, redis+sentinel://HOST:PORT/SERVICE, redis+cluster://HOST:PORT,… or memory://)"
+            "unknown store URL scheme in {url:?} (use sqlite://PATH, redis://HOST:PORT, redis[s]+sentinel://HOST:PORT/SERVICE, redis[s]+cluster://HOST:PORT,… or memory://)"
         )))
     }
 }

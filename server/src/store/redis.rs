@@ -2,6 +2,15 @@
 //! (`redis://`, `rediss://`), Sentinel (`redis+sentinel://HOST:PORT[,…]/SERVICE[/DB]`,
 //! follows failovers) and Cluster (`redis+cluster://HOST:PORT[,HOST:PORT…]`).
 //!
+//! Credentials and TLS reach every node connection. Sentinel:
+//! `redis[s]+sentinel://[USER:PASSWORD@]HOST:PORT[,…]/SERVICE[/DB][?sentinel_username=U&sentinel_password=P]`:
+//! the user info authenticates to the master and replicas the Sentinels name, the query's
+//! pair to the Sentinels themselves; `rediss+` speaks TLS to both. Cluster:
+//! `redis[s]+cluster://[USER:PASSWORD@]HOST:PORT[,…]`: the same credentials and TLS for
+//! every node, seeds and discovered ones alike. Percent-encode special characters in user
+//! names and passwords. TLS verifies the server certificate (host name or IP) against the
+//! system's roots, or the CA file named by `SSL_CERT_FILE`; there is no insecure mode.
+//!
 //! Layout (all keys under a prefix, default `tessera:`; `{…}` is a Cluster hash tag, so all
 //! keys of one session live in one slot): `s:{sid}` hash (the session, plus `cur` / `prev`:
 //! the hashes of the current token and its grace predecessor, and `fam`), `ev:{sid}` list
@@ -108,7 +117,7 @@ return 0
 
 /// A standalone/Sentinel connection or a Cluster connection.
 #[derive(Clone)]
-enum Conn {
+pub(crate) enum Conn {
     Single(ConnectionManager),
     Cluster(::redis::cluster_async::ClusterConnection),
 }
@@ -192,7 +201,7 @@ fn manager_config() -> ::redis::aio::ConnectionManagerConfig {
         .set_response_timeout(Duration::from_secs(3))
 }
 
-fn err(e: ::redis::RedisError) -> StoreError {
+pub(crate) fn err(e: ::redis::RedisError) -> StoreError {
     use ::redis::ErrorKind as K;
     let transient = e.is_io_error()
         || e.is_timeout()
@@ -282,16 +291,21 @@ impl RedisStore {
     /// # Errors
     /// When the URL is malformed or the server is unreachable.
     pub async fn connect(url: &str, prefix: &str) -> StoreResult<Self> {
-        if let Some(rest) = url.strip_prefix("redis+sentinel://") {
-            return Self::connect_sentinel(rest, prefix).await;
+        // rustls needs a process-wide crypto provider for rediss:// (an error only means
+        // one is installed already)
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        if let Some((tls, rest)) = multi_node(url, "sentinel") {
+            return Self::connect_sentinel(&MultiUrl::parse(rest, tls)?, prefix).await;
         }
-        if let Some(rest) = url.strip_prefix("redis+cluster://") {
-            let nodes: Vec<String> = rest
-                .trim_end_matches('/')
-                .split(',')
-                .filter(|h| !h.is_empty())
-                .map(|h| format!("redis://{h}"))
-                .collect();
+        if let Some((tls, rest)) = multi_node(url, "cluster") {
+            let u = MultiUrl::parse(rest, tls)?;
+            if !u.path.is_empty() {
+                return Err(StoreError::Config(
+                    "redis+cluster:// URLs name no service or database".into(),
+                ));
+            }
+            u.refuse_query(&[])?;
+            let nodes: Vec<String> = u.hosts.iter().map(|h| u.node_url(h, None)).collect();
             let client = ::redis::cluster::ClusterClientBuilder::new(nodes)
                 .connection_timeout(Duration::from_secs(2))
                 .response_timeout(Duration::from_secs(3))
@@ -321,16 +335,15 @@ impl RedisStore {
     /// `redis+sentinel://HOST:PORT[,HOST:PORT…]/SERVICE[/DB]`: asks the Sentinels for the
     /// current master of SERVICE, connects to it, and re-asks every second so that after a
     /// failover new commands go to the promoted master.
-    async fn connect_sentinel(rest: &str, prefix: &str) -> StoreResult<Self> {
+    async fn connect_sentinel(u: &MultiUrl<'_>, prefix: &str) -> StoreResult<Self> {
         use ::redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
-        let (hosts, path) = rest.split_once('/').ok_or_else(|| {
-            StoreError::Config(
-                "redis+sentinel:// URL needs /SERVICE after the sentinel hosts".into(),
-            )
-        })?;
-        let mut parts = path.split('/');
+        use ::redis::IntoConnectionInfo as _;
+        let mut parts = u.path.split('/');
         let service = parts.next().filter(|s| !s.is_empty()).ok_or_else(|| {
-            StoreError::Config("redis+sentinel:// URL needs a service (master) name".into())
+            StoreError::Config(
+                "redis+sentinel:// URL needs /SERVICE (the master name) after the sentinel hosts"
+                    .into(),
+            )
         })?;
         let db: i64 = match parts.next().filter(|s| !s.is_empty()) {
             Some(d) => d
@@ -338,13 +351,33 @@ impl RedisStore {
                 .map_err(|_| StoreError::Config(format!("bad database number {d:?}")))?,
             None => 0,
         };
-        let sentinels: Vec<String> = hosts.split(',').map(|h| format!("redis://{h}")).collect();
+        let query = u.refuse_query(&["sentinel_username", "sentinel_password"])?;
+        // the Sentinels: their own credentials (query), TLS as the scheme says
+        let sentinel_auth = match (
+            query.get("sentinel_username"),
+            query.get("sentinel_password"),
+        ) {
+            (None, None) => None,
+            (user, pass) => Some(format!(
+                "{}:{}",
+                user.copied().unwrap_or(""),
+                pass.copied().unwrap_or("")
+            )),
+        };
+        let sentinels: Vec<String> = u
+            .hosts
+            .iter()
+            .map(|h| u.url_with(sentinel_auth.as_deref(), h, None))
+            .collect();
+        // the master and replicas they name: the URL's credentials and database, same TLS
+        let node_auth = u
+            .node_url("127.0.0.1:1", Some(db))
+            .into_connection_info()
+            .map_err(err)?
+            .redis;
         let node = SentinelNodeConnectionInfo {
-            tls_mode: None,
-            redis_connection_info: Some(::redis::RedisConnectionInfo {
-                db,
-                ..Default::default()
-            }),
+            tls_mode: u.tls.then_some(::redis::TlsMode::Secure),
+            redis_connection_info: Some(node_auth),
         };
         let mut sc = SentinelClient::build(
             sentinels,
@@ -445,7 +478,7 @@ impl RedisStore {
         Ok(())
     }
 
-    fn conn(&self) -> Conn {
+    pub(crate) fn conn(&self) -> Conn {
         self.conn.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -611,6 +644,103 @@ impl RedisStore {
 
     async fn load(&self, sid: &str) -> StoreResult<Option<SessionRecord>> {
         Ok(self.load_with(sid, false).await?.0)
+    }
+}
+
+/// `redis+KIND://…` or `rediss+KIND://…`: (TLS, the rest after `://`).
+fn multi_node<'a>(url: &'a str, kind: &str) -> Option<(bool, &'a str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    match scheme.strip_suffix(kind)?.strip_suffix('+')? {
+        "redis" => Some((false, rest)),
+        "rediss" => Some((true, rest)),
+        _ => None,
+    }
+}
+
+/// Whether `url` names a Redis store (standalone, Sentinel or Cluster, with or without TLS).
+pub fn is_redis_url(url: &str) -> bool {
+    url.starts_with("redis://")
+        || url.starts_with("rediss://")
+        || multi_node(url, "sentinel").is_some()
+        || multi_node(url, "cluster").is_some()
+}
+
+/// The part after `://` of a several-host URL, split (values stay percent-encoded: the
+/// per-node `redis[s]://` URLs built from them are decoded by the redis crate).
+struct MultiUrl<'a> {
+    tls: bool,
+    userinfo: Option<&'a str>,
+    hosts: Vec<&'a str>,
+    /// After the hosts' `/`, without it (may be empty).
+    path: &'a str,
+    query: Option<&'a str>,
+}
+
+impl<'a> MultiUrl<'a> {
+    fn parse(rest: &'a str, tls: bool) -> StoreResult<Self> {
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (userinfo, hosts) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let hosts: Vec<&str> = hosts.split(',').filter(|h| !h.is_empty()).collect();
+        if hosts.is_empty() {
+            return Err(StoreError::Config(
+                "the Redis URL names no HOST:PORT".into(),
+            ));
+        }
+        Ok(MultiUrl {
+            tls,
+            userinfo,
+            hosts,
+            path: path.trim_end_matches('/'),
+            query,
+        })
+    }
+
+    /// `redis[s]://[AUTH@]HOST[/DB]`.
+    fn url_with(&self, auth: Option<&str>, host: &str, db: Option<i64>) -> String {
+        format!(
+            "{}://{}{host}{}",
+            if self.tls { "rediss" } else { "redis" },
+            auth.map(|a| format!("{a}@")).unwrap_or_default(),
+            db.map(|d| format!("/{d}")).unwrap_or_default()
+        )
+    }
+
+    /// A data node's URL with the URL's own credentials.
+    fn node_url(&self, host: &str, db: Option<i64>) -> String {
+        self.url_with(self.userinfo, host, db)
+    }
+
+    /// The query's parameters; any name outside `allowed` is a configuration error (a
+    /// misspelt option must not be ignored).
+    fn refuse_query(&self, allowed: &[&str]) -> StoreResult<HashMap<&'a str, &'a str>> {
+        let mut out = HashMap::new();
+        for pair in self
+            .query
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if !allowed.contains(&k) {
+                return Err(StoreError::Config(format!(
+                    "unknown Redis URL parameter {k:?} (known: {})",
+                    if allowed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        allowed.join(", ")
+                    }
+                )));
+            }
+            out.insert(k, v);
+        }
+        Ok(out)
     }
 }
 
