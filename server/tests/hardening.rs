@@ -1068,3 +1068,110 @@ async fn redis_and_memory_throttles_answer_alike() {
         [None, None, Some(1), None, None, None, Some(59), None, None]
     );
 }
+
+// ---- issue 9 gap: the grace predecessor is bound to the client that rotated -------------
+
+/// A cookie-bearing POST with no body, from `peer` with user agent `ua`.
+fn cookie_post(path: &str, token: &str, from: SocketAddr, ua: &str) -> Request<Body> {
+    let mut req = Request::post(path)
+        .header("user-agent", ua)
+        .header("x-tessera-csrf", "1")
+        .header("cookie", format!("__Host-tessera_rt={token}"))
+        .body(Body::empty())
+        .expect("request");
+    req.extensions_mut().insert(ConnectInfo(from));
+    req
+}
+
+#[tokio::test]
+async fn a_grace_predecessor_speaks_for_the_session_only_from_the_client_that_rotated() {
+    let h = Harness::new().await;
+    let home = peer(1);
+    // another network (the binding compares IPv4 /24, IPv6 /64)
+    let elsewhere = SocketAddr::from(([203, 0, 113, 7], 40000));
+    let login = h
+        .call(json_post(
+            "/auth/login",
+            &json!({"username": "alice", "password": "tessera-demo"}),
+            home,
+            &[],
+        ))
+        .await;
+    assert_eq!(login.status, StatusCode::OK);
+    let t0 = login.cookie_token().expect("cookie");
+    // a second session of alice elsewhere, which a stolen predecessor must not end
+    let other = h
+        .call(json_post(
+            "/auth/login",
+            &json!({"username": "alice", "password": "tessera-demo"}),
+            peer(3),
+            &[],
+        ))
+        .await
+        .cookie_token()
+        .expect("cookie");
+    let r = h.call(cookie_post("/auth/refresh", &t0, home, UA)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let t1 = r.cookie_token().expect("rotated");
+    // t0 is now the grace predecessor (within --refresh-grace)
+
+    // the vault key: not for the predecessor from another network or another user agent
+    h.call(cookie_post("/auth/vault-key", &t0, elsewhere, UA))
+        .await
+        .assert_problem(401, "refresh_invalid");
+    h.call(cookie_post("/auth/vault-key", &t0, home, "curl/8.0"))
+        .await
+        .assert_problem(401, "refresh_invalid");
+    // the rotating client whose answer was lost still gets it, and it is the session's key
+    let mine = h.call(cookie_post("/auth/vault-key", &t0, home, UA)).await;
+    assert_eq!(mine.status, StatusCode::OK);
+    let current = h.call(cookie_post("/auth/vault-key", &t1, home, UA)).await;
+    assert_eq!(mine.json()["key"], current.json()["key"]);
+
+    // logout-all with the predecessor from elsewhere is a replay: it ends that family
+    // only (refresh_reused), never every session of the user
+    h.call(cookie_post("/auth/logout-all", &t0, elsewhere, UA))
+        .await
+        .assert_problem(401, "refresh_reused");
+    h.refresh_cookie(&t1)
+        .await
+        .assert_problem(401, "session_revoked");
+    let r = h
+        .call(cookie_post("/auth/refresh", &other, peer(3), UA))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "alice's other session survives: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+}
+
+#[tokio::test]
+async fn logout_all_with_the_grace_predecessor_from_the_rotating_client_still_works() {
+    let h = Harness::new().await;
+    let home = peer(1);
+    let body = json!({"username": "alice", "password": "tessera-demo"});
+    let t0 = h
+        .call(json_post("/auth/login", &body, home, &[]))
+        .await
+        .cookie_token()
+        .expect("cookie");
+    let other = h
+        .call(json_post("/auth/login", &body, peer(3), &[]))
+        .await
+        .cookie_token()
+        .expect("cookie");
+    assert_eq!(
+        h.call(cookie_post("/auth/refresh", &t0, home, UA))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // the refresh answer was lost: the client still holds t0 and signs out everywhere
+    let r = h.call(cookie_post("/auth/logout-all", &t0, home, UA)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    h.call(cookie_post("/auth/refresh", &other, peer(3), UA))
+        .await
+        .assert_problem(401, "session_revoked");
+}

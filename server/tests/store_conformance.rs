@@ -285,7 +285,7 @@ mod suite {
         let (r, _) = rotate_req(&RefreshToken::generate(&key()), NOW);
         assert_eq!(s.rotate(&r).await.unwrap(), RotateOutcome::Unknown);
         assert!(s
-            .lookup_refresh(&r.presented, NOW, GRACE)
+            .lookup_refresh(&r.presented, NOW, GRACE, CLIENT)
             .await
             .unwrap()
             .is_none());
@@ -295,7 +295,7 @@ mod suite {
         let (_, t0) = new_session(s.as_ref(), "alice", NOW).await;
         let h = |t: &RefreshToken| t.to_ref();
         assert_eq!(
-            s.lookup_refresh(&h(&t0), NOW, GRACE)
+            s.lookup_refresh(&h(&t0), NOW, GRACE, CLIENT)
                 .await
                 .unwrap()
                 .map(|x| x.1),
@@ -306,21 +306,29 @@ mod suite {
         let (r2, t2) = rotate_req(&t1, NOW + 1);
         s.rotate(&r2).await.unwrap();
         assert_eq!(
-            s.lookup_refresh(&h(&t2), NOW + 1, GRACE)
+            s.lookup_refresh(&h(&t2), NOW + 1, GRACE, CLIENT)
                 .await
                 .unwrap()
                 .map(|x| x.1),
             Some(TokenPosition::Current)
         );
         assert_eq!(
-            s.lookup_refresh(&h(&t1), NOW + 1, GRACE)
+            s.lookup_refresh(&h(&t1), NOW + 1, GRACE, CLIENT)
                 .await
                 .unwrap()
                 .map(|x| x.1),
             Some(TokenPosition::GracePredecessor)
         );
+        // the predecessor from another client (user agent or network) is not in grace
         assert_eq!(
-            s.lookup_refresh(&h(&t0), NOW + 1, GRACE)
+            s.lookup_refresh(&h(&t1), NOW + 1, GRACE, "client-b")
+                .await
+                .unwrap()
+                .map(|x| x.1),
+            Some(TokenPosition::Superseded)
+        );
+        assert_eq!(
+            s.lookup_refresh(&h(&t0), NOW + 1, GRACE, CLIENT)
                 .await
                 .unwrap()
                 .map(|x| x.1),
@@ -401,7 +409,7 @@ mod suite {
             assert_eq!(n, 1);
             assert!(s.get_session(&old.sid).await.unwrap().is_none());
             assert!(s
-                .lookup_refresh(&t_old.to_ref(), NOW, GRACE)
+                .lookup_refresh(&t_old.to_ref(), NOW, GRACE, CLIENT)
                 .await
                 .unwrap()
                 .is_none());
@@ -514,7 +522,7 @@ mod suite {
         let now = NOW + 100;
         // the current token still works, and is the only current one
         assert_eq!(
-            s.lookup_refresh(&t.to_ref(), now, GRACE)
+            s.lookup_refresh(&t.to_ref(), now, GRACE, CLIENT)
                 .await
                 .unwrap()
                 .map(|x| x.1),
@@ -522,7 +530,7 @@ mod suite {
         );
         for o in &older {
             assert_eq!(
-                s.lookup_refresh(&o.to_ref(), now, GRACE)
+                s.lookup_refresh(&o.to_ref(), now, GRACE, CLIENT)
                     .await
                     .unwrap()
                     .map(|x| x.1),

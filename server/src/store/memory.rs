@@ -223,10 +223,15 @@ impl SessionStore for MemoryStore {
         token: &TokenRef,
         now: i64,
         grace: i64,
+        client: &str,
     ) -> StoreResult<Option<(SessionRecord, TokenPosition)>> {
         let g = self.lock();
-        Ok(g.find(token)
-            .map(|(s, t)| (s.clone(), position(s, t, &token.hash, now, grace))))
+        Ok(g.find(token).map(|(s, t)| {
+            (
+                s.clone(),
+                position_for(s, t, &token.hash, now, grace, client),
+            )
+        }))
     }
     async fn rotate(&self, req: &RotateRequest) -> StoreResult<RotateOutcome> {
         let mut g = self.lock();

@@ -348,6 +348,24 @@ pub(crate) fn position(
     }
 }
 
+/// [`position`] as seen from `client`: the grace predecessor presented by any client but
+/// the one that rotated is a superseded token (the same rule as [`decide`]).
+pub(crate) fn position_for(
+    s: &SessionRecord,
+    t: &TokenState,
+    presented: &str,
+    now: i64,
+    grace: i64,
+    client: &str,
+) -> TokenPosition {
+    match position(s, t, presented, now, grace) {
+        TokenPosition::GracePredecessor if t.prev_client.as_deref() != Some(client) => {
+            TokenPosition::Superseded
+        }
+        p => p,
+    }
+}
+
 pub(crate) fn decide(s: &SessionRecord, t: &TokenState, req: &RotateRequest) -> Decision {
     match s.liveness(req.now, req.idle) {
         Liveness::Revoked => return Decision::Revoked,
@@ -463,12 +481,17 @@ pub trait SessionStore: Send + Sync + 'static {
     /// How many refresh-token records the store holds for a session (for tests and
     /// metrics: at most the current token, the grace predecessor and the family index).
     async fn token_records(&self, sid: &str) -> StoreResult<usize>;
-    /// Finds the session a refresh token belongs to and where the token stands.
+    /// Finds the session a refresh token belongs to and where the token stands, as
+    /// presented by `client` ([`crate::secret::client_binding`]): like the rotation's grace
+    /// rule, the immediate predecessor counts as [`TokenPosition::GracePredecessor`] only
+    /// for the client that rotated; from any other client it is
+    /// [`TokenPosition::Superseded`].
     async fn lookup_refresh(
         &self,
         token: &TokenRef,
         now: i64,
         grace: i64,
+        client: &str,
     ) -> StoreResult<Option<(SessionRecord, TokenPosition)>>;
     /// [`lookup_refresh`](SessionStore::lookup_refresh) for a token as presented by a client;
     /// a malformed token, or one whose tag does not verify under `key`, finds nothing.
@@ -478,9 +501,10 @@ pub trait SessionStore: Send + Sync + 'static {
         token: &str,
         now: i64,
         grace: i64,
+        client: &str,
     ) -> StoreResult<Option<(SessionRecord, TokenPosition)>> {
         match crate::secret::RefreshToken::decode(token, key) {
-            Some(t) => self.lookup_refresh(&t.to_ref(), now, grace).await,
+            Some(t) => self.lookup_refresh(&t.to_ref(), now, grace, client).await,
             None => Ok(None),
         }
     }

@@ -32,7 +32,7 @@ use ::redis::AsyncCommands;
 use async_trait::async_trait;
 
 use super::{
-    after_cursor, counts_as_live, listing_order, page_cursor, parse_cursor, position,
+    after_cursor, counts_as_live, listing_order, page_cursor, parse_cursor, position_for,
     RotateOutcome, RotateRequest, SessionEvent, SessionLimits, SessionPage, SessionRecord,
     SessionStore, StoreError, StoreResult, TokenPosition, TokenRef, TokenState, UserRecord,
     UserSummary, MAX_EVENTS_PER_SESSION, MAX_SESSIONS_PER_USER_LIMIT,
@@ -1054,6 +1054,7 @@ impl SessionStore for RedisStore {
         token: &TokenRef,
         now: i64,
         grace: i64,
+        client: &str,
     ) -> StoreResult<Option<(SessionRecord, TokenPosition)>> {
         let mut c = self.conn();
         let Some(sid): Option<String> = c.get(self.k("f", &token.family)).await.map_err(err)?
@@ -1063,7 +1064,7 @@ impl SessionStore for RedisStore {
         let (Some(s), Some(t)) = self.load_with(&sid, true).await? else {
             return Ok(None);
         };
-        let p = position(&s, &t, &token.hash, now, grace);
+        let p = position_for(&s, &t, &token.hash, now, grace, client);
         Ok(Some((s, p)))
     }
     async fn rotate(&self, req: &RotateRequest) -> StoreResult<RotateOutcome> {

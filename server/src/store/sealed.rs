@@ -240,8 +240,9 @@ impl SessionStore for SealedStore {
         token: &TokenRef,
         now: i64,
         grace: i64,
+        client: &str,
     ) -> StoreResult<Option<(SessionRecord, TokenPosition)>> {
-        match self.inner.lookup_refresh(token, now, grace).await? {
+        match self.inner.lookup_refresh(token, now, grace, client).await? {
             Some((s, p)) => Ok(Some((self.open_session(s)?, p))),
             None => Ok(None),
         }

@@ -508,11 +508,13 @@ impl SessionStore for SqliteStore {
         token: &TokenRef,
         now: i64,
         grace: i64,
+        client: &str,
     ) -> StoreResult<Option<(SessionRecord, TokenPosition)>> {
         let token = token.clone();
+        let client = client.to_string();
         self.read(move |c| {
             Ok(find_by_family(c, &token.family)?.map(|(s, t)| {
-                let p = position(&s, &t, &token.hash, now, grace);
+                let p = position_for(&s, &t, &token.hash, now, grace, &client);
                 (s, p)
             }))
         })
