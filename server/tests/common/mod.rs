@@ -743,7 +743,7 @@ impl SentinelSetup {
         while Instant::now() < deadline {
             if !alive(&mut self.sentinel)
                 || !self.master.as_mut().is_some_and(alive)
-                || !self.replica.as_mut().map_or(true, alive)
+                || !self.replica.as_mut().is_none_or(alive)
             {
                 return false;
             }
