@@ -71,37 +71,81 @@ pub async fn user_passwd(
         .await?)
 }
 
-/// `totp-enroll` / `totp-reset`: gives the user a fresh 160-bit TOTP secret (replacing
-/// any previous one) and returns its `otpauth://` URI.
+/// `user-del`: revokes every session of the user (reason `user_deleted`, which also
+/// destroys their vault keys), forgets its TOTP replay state and deletes the user record;
+/// returns how many sessions were revoked.
 ///
 /// # Errors
-/// Unknown user, store failure.
-pub async fn totp_set(state: &AppState, username: &str) -> Result<String, AdminError> {
-    let mut u = user(state, username).await?;
-    let secret = crate::totp::base32_encode(&crate::secret::random_bytes()[..20]);
-    u.totp_secret = Some(secret.clone());
-    state.store().upsert_user(&u).await?;
-    Ok(otpauth_uri(&state.config().issuer, username, &secret))
+/// Unknown user ([`AdminError::NoSuchUser`]), store failure.
+pub async fn user_del(state: &AppState, username: &str) -> Result<usize, AdminError> {
+    let u = user(state, username).await?;
+    let now = state.now();
+    let revoked = state
+        .store()
+        .revoke_user_sessions(&u.id, "user_deleted", now)
+        .await?;
+    crate::totp::forget_steps(state.store().as_ref(), &u.id, now).await?;
+    if !state.store().delete_user(username).await? {
+        return Err(AdminError::NoSuchUser(username.to_string()));
+    }
+    Ok(revoked)
 }
 
-/// The `otpauth://` URI authenticator apps read (SHA-1, 6 digits, 30 s).
-pub fn otpauth_uri(issuer: &str, username: &str, secret: &str) -> String {
-    let enc = |s: &str| -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    };
-    format!(
-        "otpauth://totp/{}:{}?secret={secret}&issuer={}&algorithm=SHA1&digits=6&period=30",
-        enc(issuer),
-        enc(username),
-        enc(issuer)
-    )
+/// One line of `user-list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserLine {
+    /// Login name.
+    pub username: String,
+    /// Whether TOTP is enrolled.
+    pub totp: bool,
+    /// Sessions live now (not revoked, within the idle and absolute lifetimes).
+    pub live_sessions: usize,
+}
+
+/// `user-list`: every user with whether TOTP is enrolled and how many live sessions it
+/// holds; no hash, no secret.
+///
+/// # Errors
+/// Store failure.
+pub async fn user_list(state: &AppState) -> Result<Vec<UserLine>, AdminError> {
+    let now = state.now();
+    let idle = state.config().idle_timeout;
+    let mut out = Vec::new();
+    for u in state.store().list_users().await? {
+        let live_sessions = state
+            .store()
+            .list_sessions(&u.id)
+            .await?
+            .iter()
+            .filter(|s| s.liveness(now, idle) == crate::store::Liveness::Live)
+            .count();
+        out.push(UserLine {
+            username: u.username,
+            totp: u.totp,
+            live_sessions,
+        });
+    }
+    Ok(out)
+}
+
+/// `totp-enroll` / `totp-reset`: gives the user a fresh 160-bit TOTP secret (replacing
+/// any previous one), forgets the replay guard's last accepted step (the new secret's codes
+/// start from a clean slate), and returns the secret's `otpauth://` URI (built by
+/// `totp-rs`).
+///
+/// # Errors
+/// Unknown user, a name that cannot go into an `otpauth://` label, store failure.
+pub async fn totp_set(state: &AppState, username: &str) -> Result<String, AdminError> {
+    let mut u = user(state, username).await?;
+    let secret = crate::totp::new_secret();
+    // the URI (and its label check) before anything is written
+    let uri = crate::totp::Totp::from_base32(&secret)
+        .and_then(|t| t.otpauth_uri(&state.config().issuer, username))
+        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+    u.totp_secret = Some(secret);
+    state.store().upsert_user(&u).await?;
+    crate::totp::forget_steps(state.store().as_ref(), &u.id, state.now()).await?;
+    Ok(uri)
 }
 
 /// `uri` as a QR code drawn with Unicode half blocks (two modules per character row), for
@@ -144,14 +188,6 @@ pub fn password_from_stdin() -> Result<String, AdminError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn otpauth_uri_escapes_names() {
-        assert_eq!(
-            otpauth_uri("Tessera Co", "ann@x", "ABC"),
-            "otpauth://totp/Tessera%20Co:ann%40x?secret=ABC&issuer=Tessera%20Co&algorithm=SHA1&digits=6&period=30"
-        );
-    }
 
     #[test]
     fn qr_code_is_drawn_with_half_blocks() {

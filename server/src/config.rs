@@ -35,7 +35,7 @@ pub struct Config {
     #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
 
-    /// Session store: `sqlite://PATH`, `redis://HOST:PORT[/DB]`, `redis+sentinel://HOST:PORT[,…]/SERVICE[/DB]`, `redis+cluster://HOST:PORT[,…]`, or `memory://` (tests only).
+    /// Session store: `sqlite://PATH`, `redis[s]://[USER:PASS@]HOST:PORT[/DB]`, `redis[s]+sentinel://[USER:PASS@]HOST:PORT[,…]/SERVICE[/DB][?sentinel_username=U&sentinel_password=P]`, `redis[s]+cluster://[USER:PASS@]HOST:PORT[,…]`, or `memory://` (tests only). `rediss` = TLS to every node (trust: system roots or `SSL_CERT_FILE`).
     #[arg(long, env = "TESSERA_STORE", default_value = "sqlite://tessera.db")]
     pub store: String,
 
@@ -247,6 +247,14 @@ pub enum Command {
         #[arg(long)]
         username: String,
     },
+    /// Delete a user: revoke all the user's sessions, forget its TOTP state, remove it.
+    UserDel {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+    },
+    /// List users: name, whether TOTP is enrolled, live sessions (no secrets).
+    UserList,
     /// Give a user a new TOTP secret; prints the `otpauth://` URI and a terminal QR code.
     TotpEnroll {
         /// Login name.
@@ -297,51 +305,18 @@ pub enum KeysCommand {
 }
 
 impl Default for Config {
+    /// The defaults declared once, in the `#[arg(default_value…)]` attributes above: clap
+    /// parses an empty command line with every environment variable ignored (so a
+    /// `TESSERA_*` variable of the process never leaks into a default-built config).
     fn default() -> Self {
-        Config {
-            demo: false,
-            listen: "127.0.0.1:8080".into(),
-            store: "sqlite://tessera.db".into(),
-            access_ttl: 300,
-            idle_timeout: 1800,
-            absolute_timeout: 28800,
-            allowed_origins: Vec::new(),
-            www_dir: "www".into(),
-            pkg_dir: "pkg".into(),
-            issuer: "tessera".into(),
-            audience: "tessera".into(),
-            jwt_leeway: 5,
-            refresh_grace: 10,
-            mfa_ttl: 300,
-            account_limit: 10,
-            address_limit: 100,
-            rate_window: 300,
-            anomaly_policy: AnomalyPolicy::Record,
-            argon2_memory_kib: 19456,
-            argon2_iterations: 2,
-            argon2_parallelism: 1,
-            rotate_signing_key: false,
-            trust_proxy: false,
-            log: "info".into(),
-            trusted_proxies: Vec::new(),
-            clear_site_data: "storage".into(),
-            introspection_secret: None,
-            argon2_concurrency: 0,
-            argon2_queue: 32,
-            header_timeout: 10,
-            body_timeout: 10,
-            request_timeout: 30,
-            max_connections: 1024,
-            max_sessions_per_user: 50,
-            master_key_file: None,
-            redis_wait_replicas: 0,
-            redis_wait_ms: 500,
-            demo_public: false,
-            keys_reload_interval: 60,
-            log_format: crate::telemetry::LogFormat::Text,
-            metrics_listen: None,
-            shutdown_timeout: 10,
-            command: None,
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let matches = Config::command()
+            .mut_args(|a| a.env(None))
+            .try_get_matches_from(["tessera-server"]);
+        match matches.and_then(|m| Config::from_arg_matches(&m)) {
+            Ok(c) => c,
+            // the declared defaults always parse (a unit test holds them to it)
+            Err(e) => unreachable!("the declared defaults do not parse: {e}"),
         }
     }
 }
@@ -569,6 +544,51 @@ pub fn listen_is_loopback(listen: &str) -> bool {
 #[cfg(test)]
 mod ops_tests {
     use super::*;
+
+    #[test]
+    fn defaults_come_from_clap_and_ignore_the_environment() {
+        const CHILD: &str = "TESSERA_TEST_DEFAULTS_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            // the environment below is in effect for a real parse ...
+            let parsed = Config::try_parse_from(["tessera-server"]).expect("parse");
+            assert_eq!((parsed.store.as_str(), parsed.access_ttl), ("memory://", 7));
+            // ... and never for the defaults
+            let d = Config::default();
+            assert_eq!(d.store, "sqlite://tessera.db");
+            assert_eq!(d.access_ttl, 300);
+            return;
+        }
+        let d = Config::default();
+        assert_eq!(
+            (
+                d.listen.as_str(),
+                d.idle_timeout,
+                d.absolute_timeout,
+                d.refresh_grace
+            ),
+            ("127.0.0.1:8080", 1800, 28800, 10)
+        );
+        assert_eq!(d.log_format, crate::telemetry::LogFormat::Text);
+        assert!(d.command.is_none() && d.validate().is_ok());
+        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "config::ops_tests::defaults_come_from_clap_and_ignore_the_environment",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .env("TESSERA_STORE", "memory://")
+            .env("TESSERA_ACCESS_TTL", "7")
+            .output()
+            .expect("run the child test");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("1 passed"), "{text}");
+    }
 
     #[test]
     fn durations_accept_seconds_and_humantime() {

@@ -30,6 +30,8 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         }) => return keys_rotate(config).await,
         Some(
             other @ (Command::UserPasswd { .. }
+            | Command::UserDel { .. }
+            | Command::UserList
             | Command::TotpEnroll { .. }
             | Command::TotpReset { .. }
             | Command::Sessions { .. }
@@ -145,6 +147,10 @@ async fn user_add(
     state
         .add_user(username, password, secret.as_deref())
         .await?;
+    if let (Some(_), Some(u)) = (&secret, &existing) {
+        // a new secret starts with a clean replay guard
+        tessera_server::totp::forget_steps(state.store().as_ref(), &u.id, state.now()).await?;
+    }
     // A password change ends every session of the user (ASVS 5.0 V7.4.3).
     let revoked = match existing {
         Some(u) => {
@@ -185,6 +191,22 @@ async fn admin(config: Config, command: Command) -> Result<(), Box<dyn std::erro
                 out,
                 "password of {username} changed; {n} session(s) revoked"
             )?;
+        }
+        Command::UserDel { username } => {
+            let n = admin::user_del(&state, &username).await?;
+            writeln!(out, "user {username} deleted; {n} session(s) revoked")?;
+        }
+        Command::UserList => {
+            writeln!(out, "{:<32} {:<5} LIVE_SESSIONS", "USERNAME", "TOTP")?;
+            for u in admin::user_list(&state).await? {
+                writeln!(
+                    out,
+                    "{:<32} {:<5} {}",
+                    u.username,
+                    if u.totp { "yes" } else { "no" },
+                    u.live_sessions
+                )?;
+            }
         }
         Command::TotpEnroll { username } | Command::TotpReset { username } => {
             let uri = admin::totp_set(&state, &username).await?;

@@ -9,12 +9,14 @@
 //! | `tessera_rate_limited_total` | `route` | 429 `rate_limited` answers |
 //! | `tessera_store_operation_duration_seconds` | `op` | store latency (`rotate`, `ping`) |
 //! | `tessera_sessions_created_total` | – | sessions created by this instance (login and MFA) |
+//! | `tessera_live_sessions` | – | sessions live now in the whole store (not revoked, within the idle and absolute lifetimes): counted from the store at each scrape, so every instance reports the same shared number and logouts, revocations, reuse detections and expiry on any instance show at once |
 
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -74,6 +76,7 @@ pub struct Metrics {
     rate_limited: Family<RouteOnly, Counter>,
     store_ops: HistogramFamily<OpLabels>,
     sessions_created: Counter,
+    live_sessions: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -99,6 +102,7 @@ impl Metrics {
         let rate_limited = Family::<RouteOnly, Counter>::default();
         let store_ops: HistogramFamily<OpLabels> = Family::new_with_constructor(latency);
         let sessions_created = Counter::default();
+        let live_sessions = Gauge::default();
         registry.register(
             "http_requests",
             "HTTP requests answered, by route template, method and status",
@@ -134,7 +138,13 @@ impl Metrics {
             "Sessions created by this instance",
             sessions_created.clone(),
         );
+        registry.register(
+            "live_sessions",
+            "Sessions live now in the store (counted at each scrape)",
+            live_sessions.clone(),
+        );
         Metrics {
+            live_sessions,
             registry,
             requests,
             durations,
@@ -205,6 +215,11 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// Sets the live-session gauge (the scrape handler counts them in the store first).
+    pub fn set_live_sessions(&self, n: u64) {
+        self.live_sessions.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
     /// The OpenMetrics text exposition (Prometheus reads it).
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -225,7 +240,9 @@ mod tests {
         m.login("password", "session");
         m.refresh(&RotateOutcome::Reused { sid: "x".into() });
         m.store_op("rotate", Duration::from_micros(250));
+        m.set_live_sessions(7);
         let text = m.render();
+        assert!(text.contains("tessera_live_sessions 7"));
         assert!(text.contains(
             r#"tessera_http_requests_total{route="/auth/login",method="POST",status="429"} 1"#
         ));

@@ -180,7 +180,7 @@ pub async fn login(
         tracing::info!(user = %log_tag(&user.id), "password hash upgraded to the current parameters");
     }
     if let Caller::Session(old) | Caller::Superseded(old) =
-        identify(state, current_refresh, None).await?
+        identify(state, client, current_refresh, None).await?
     {
         revoke(state, &old.sid, "login", client).await?;
     }
@@ -359,7 +359,7 @@ pub async fn rotate(
         sealed_successor: state
             .master_key()
             .seal_successor(presented_token.secret(), successor.secret()),
-        client: client_binding(&client.user_agent, &network_of(&client.address)),
+        client: binding(client),
         now: state.now(),
         grace: state.config().refresh_grace,
         idle: state.config().idle_timeout,
@@ -397,6 +397,11 @@ pub async fn rotate(
     })
 }
 
+/// The client binding the grace rule compares: user agent and network.
+fn binding(client: &ClientAddr) -> String {
+    client_binding(&client.user_agent, &network_of(&client.address))
+}
+
 /// Who a logout-style request speaks for.
 #[derive(Debug, Clone)]
 pub enum Caller {
@@ -411,11 +416,15 @@ pub enum Caller {
 
 /// Identifies the caller: the refresh token (body or cookie) first, else a live bearer
 /// access token. A dead refresh token does not speak for the user; a bearer still may.
+/// The grace predecessor speaks for the session only from the client that rotated (same
+/// user agent and network, as the refresh grace rule): from anywhere else it is a
+/// superseded token ([`Caller::Superseded`]).
 ///
 /// # Errors
 /// Only when the store fails.
 pub async fn identify(
     state: &AppState,
+    client: &ClientAddr,
     refresh: Option<&str>,
     bearer: Option<&str>,
 ) -> ApiResult<Caller> {
@@ -423,7 +432,13 @@ pub async fn identify(
     if let Some(t) = refresh {
         if let Some((s, pos)) = state
             .store()
-            .lookup_presented(state.token_key(), t, now, state.config().refresh_grace)
+            .lookup_presented(
+                state.token_key(),
+                t,
+                now,
+                state.config().refresh_grace,
+                &binding(client),
+            )
             .await?
         {
             if s.liveness(now, state.config().idle_timeout) == Liveness::Live {
@@ -523,16 +538,28 @@ pub async fn change_password(
     Ok(revoked)
 }
 
-/// The vault key of the session the refresh cookie belongs to (current or grace token only).
+/// The vault key of the session the refresh cookie belongs to: the current token, or the
+/// grace predecessor from the client that rotated (any other client presenting the
+/// predecessor gets `refresh_invalid`).
 ///
 /// # Errors
 /// `refresh_invalid`, `session_revoked`, `session_expired`, or a store failure.
-pub async fn vault_key(state: &AppState, presented: Option<&str>) -> ApiResult<[u8; 32]> {
+pub async fn vault_key(
+    state: &AppState,
+    client: &ClientAddr,
+    presented: Option<&str>,
+) -> ApiResult<[u8; 32]> {
     let token = presented.ok_or(ApiError::RefreshInvalid)?;
     let now = state.now();
     let (s, pos) = state
         .store()
-        .lookup_presented(state.token_key(), token, now, state.config().refresh_grace)
+        .lookup_presented(
+            state.token_key(),
+            token,
+            now,
+            state.config().refresh_grace,
+            &binding(client),
+        )
         .await?
         .ok_or(ApiError::RefreshInvalid)?;
     match s.liveness(now, state.config().idle_timeout) {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::jwt::{KeySet, StoredKey};
+use crate::keyring::{KEYS_META, MAX_KEYS};
 use crate::master_key::MasterKey;
 use crate::password::PasswordHasher;
 use crate::policy::Policy;
@@ -75,9 +76,7 @@ pub const DEMO_PASSWORD: &str = "tessera-demo";
 /// Bob's TOTP secret (160 bits, base32, SHA-1, 6 digits, 30 s).
 pub const DEMO_TOTP_SECRET: &str = "4MEMZDELGP554FRQ6OH4LD7PAJIEUSHX";
 
-const KEYS_META: &str = "signing_keys";
 const TOKEN_KEY_META: &str = "refresh_token_key";
-const MAX_KEYS: usize = 3;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
@@ -155,10 +154,7 @@ pub(crate) async fn load_keys(
 /// `--redis-wait-replicas N`: a Redis store whose session-changing writes wait for N replicas.
 async fn open_redis_waiting(config: &Config) -> Result<Arc<dyn SessionStore>, StartupError> {
     use crate::store::redis::{RedisStore, ReplicaWait};
-    if !(config.store.starts_with("redis://")
-        || config.store.starts_with("rediss://")
-        || config.store.starts_with("redis+sentinel://"))
-    {
+    if !crate::store::redis::is_redis_url(&config.store) || config.store.contains("+cluster://") {
         return Err(StartupError::Config(
             "--redis-wait-replicas needs a redis:// or redis+sentinel:// store".into(),
         ));

@@ -168,6 +168,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The store key of the replay guard's last accepted step of `user_id`.
+fn steps_key(user_id: &str) -> String {
+    format!("totp-last:{user_id}")
+}
+
 /// The replay guard: atomically records `step` as the last accepted step of `user_id`
 /// and returns `true` only when it is later than every step accepted before. A code is
 /// thereby usable once, and an older code (even one never used) is refused after a newer
@@ -183,13 +188,20 @@ pub async fn accept_step(
 ) -> StoreResult<bool> {
     // After step + 2 the code is outside the ±1 window anyway, so the record may go then.
     store
-        .advance_counter(
-            &format!("totp-last:{user_id}"),
-            step,
-            (step + 2) * STEP,
-            now,
-        )
+        .advance_counter(&steps_key(user_id), step, (step + 2) * STEP, now)
         .await
+}
+
+/// Forgets the replay guard's last accepted step of `user_id` (after a TOTP reset or
+/// when the user is deleted): the new secret's codes start from a clean slate.
+///
+/// # Errors
+/// When the store fails.
+pub async fn forget_steps(store: &dyn SessionStore, user_id: &str, now: i64) -> StoreResult<()> {
+    store
+        .take_ephemeral(&steps_key(user_id), now)
+        .await
+        .map(|_| ())
 }
 
 #[cfg(test)]

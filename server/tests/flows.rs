@@ -4,18 +4,10 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{Harness, UA};
+use common::{bob_code, Harness, UA};
 use serde_json::{json, Value};
 use tessera_server::config::AnomalyPolicy;
-use tessera_server::totp;
 use tessera_server::Config;
-
-fn bob_code(at: i64) -> String {
-    totp::code_at(
-        &totp::base32_decode("4MEMZDELGP554FRQ6OH4LD7PAJIEUSHX").unwrap_or_default(),
-        at,
-    )
-}
 
 #[tokio::test]
 async fn full_cookie_flow_login_refresh_me_logout() {

@@ -10,63 +10,9 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
-use common::{Harness, Resp, UA};
+use common::{bob_code, bob_mfa_token, json_post, peer, wrong_code, Harness, Resp, UA};
 use serde_json::{json, Value};
 use tessera_server::Config;
-
-/// RFC 6238 code of the demo secret at `t` (computed here, independently of the server).
-fn bob_code(t: i64) -> String {
-    use hmac::{Hmac, Mac};
-    let secret = tessera_server::state::DEMO_TOTP_SECRET;
-    let mut bits = 0u64;
-    let mut n = 0;
-    let mut key = Vec::new();
-    for c in secret.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => continue,
-        };
-        bits = (bits << 5) | u64::from(v);
-        n += 5;
-        if n >= 8 {
-            n -= 8;
-            key.push((bits >> n) as u8);
-        }
-    }
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&key).expect("key");
-    mac.update(&((t / 30) as u64).to_be_bytes());
-    let h = mac.finalize().into_bytes();
-    let o = (h[19] & 0xf) as usize;
-    let bin = u32::from_be_bytes([h[o] & 0x7f, h[o + 1], h[o + 2], h[o + 3]]);
-    format!("{:06}", bin % 1_000_000)
-}
-
-/// A code that is not valid at `t` (nor in the ±1 step window).
-fn wrong_code(t: i64) -> String {
-    let valid: Vec<String> = [-30, 0, 30].iter().map(|d| bob_code(t + d)).collect();
-    (0..1_000_000)
-        .map(|i| format!("{i:06}"))
-        .find(|c| !valid.contains(c))
-        .unwrap_or_default()
-}
-
-fn json_post(path: &str, body: &Value, peer: SocketAddr, extra: &[(&str, &str)]) -> Request<Body> {
-    let mut b = Request::post(path)
-        .header("content-type", "application/json")
-        .header("user-agent", UA)
-        .header("x-tessera-csrf", "1");
-    for (k, v) in extra {
-        b = b.header(*k, *v);
-    }
-    let mut req = b.body(Body::from(body.to_string())).expect("request");
-    req.extensions_mut().insert(ConnectInfo(peer));
-    req
-}
-
-fn peer(i: u32) -> SocketAddr {
-    SocketAddr::from(([198, 51, (i >> 8) as u8, i as u8], 40000))
-}
 
 async fn parallel(h: &Arc<Harness>, reqs: Vec<Request<Body>>) -> Vec<Resp> {
     let mut tasks = Vec::new();
@@ -179,27 +125,6 @@ async fn ipv6_clients_are_throttled_per_64() {
     ))
     .await
     .assert_problem(401, "invalid_credentials");
-}
-
-async fn bob_mfa_token(h: &Harness, from: SocketAddr) -> String {
-    let r = h
-        .call(json_post(
-            "/auth/login",
-            &json!({"username": "bob", "password": "tessera-demo"}),
-            from,
-            &[],
-        ))
-        .await;
-    assert_eq!(
-        r.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
-    r.json()["mfa_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
 }
 
 #[tokio::test]
@@ -1142,4 +1067,111 @@ async fn redis_and_memory_throttles_answer_alike() {
         answers[0],
         [None, None, Some(1), None, None, None, Some(59), None, None]
     );
+}
+
+// ---- issue 9 gap: the grace predecessor is bound to the client that rotated -------------
+
+/// A cookie-bearing POST with no body, from `peer` with user agent `ua`.
+fn cookie_post(path: &str, token: &str, from: SocketAddr, ua: &str) -> Request<Body> {
+    let mut req = Request::post(path)
+        .header("user-agent", ua)
+        .header("x-tessera-csrf", "1")
+        .header("cookie", format!("__Host-tessera_rt={token}"))
+        .body(Body::empty())
+        .expect("request");
+    req.extensions_mut().insert(ConnectInfo(from));
+    req
+}
+
+#[tokio::test]
+async fn a_grace_predecessor_speaks_for_the_session_only_from_the_client_that_rotated() {
+    let h = Harness::new().await;
+    let home = peer(1);
+    // another network (the binding compares IPv4 /24, IPv6 /64)
+    let elsewhere = SocketAddr::from(([203, 0, 113, 7], 40000));
+    let login = h
+        .call(json_post(
+            "/auth/login",
+            &json!({"username": "alice", "password": "tessera-demo"}),
+            home,
+            &[],
+        ))
+        .await;
+    assert_eq!(login.status, StatusCode::OK);
+    let t0 = login.cookie_token().expect("cookie");
+    // a second session of alice elsewhere, which a stolen predecessor must not end
+    let other = h
+        .call(json_post(
+            "/auth/login",
+            &json!({"username": "alice", "password": "tessera-demo"}),
+            peer(3),
+            &[],
+        ))
+        .await
+        .cookie_token()
+        .expect("cookie");
+    let r = h.call(cookie_post("/auth/refresh", &t0, home, UA)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let t1 = r.cookie_token().expect("rotated");
+    // t0 is now the grace predecessor (within --refresh-grace)
+
+    // the vault key: not for the predecessor from another network or another user agent
+    h.call(cookie_post("/auth/vault-key", &t0, elsewhere, UA))
+        .await
+        .assert_problem(401, "refresh_invalid");
+    h.call(cookie_post("/auth/vault-key", &t0, home, "curl/8.0"))
+        .await
+        .assert_problem(401, "refresh_invalid");
+    // the rotating client whose answer was lost still gets it, and it is the session's key
+    let mine = h.call(cookie_post("/auth/vault-key", &t0, home, UA)).await;
+    assert_eq!(mine.status, StatusCode::OK);
+    let current = h.call(cookie_post("/auth/vault-key", &t1, home, UA)).await;
+    assert_eq!(mine.json()["key"], current.json()["key"]);
+
+    // logout-all with the predecessor from elsewhere is a replay: it ends that family
+    // only (refresh_reused), never every session of the user
+    h.call(cookie_post("/auth/logout-all", &t0, elsewhere, UA))
+        .await
+        .assert_problem(401, "refresh_reused");
+    h.refresh_cookie(&t1)
+        .await
+        .assert_problem(401, "session_revoked");
+    let r = h
+        .call(cookie_post("/auth/refresh", &other, peer(3), UA))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "alice's other session survives: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+}
+
+#[tokio::test]
+async fn logout_all_with_the_grace_predecessor_from_the_rotating_client_still_works() {
+    let h = Harness::new().await;
+    let home = peer(1);
+    let body = json!({"username": "alice", "password": "tessera-demo"});
+    let t0 = h
+        .call(json_post("/auth/login", &body, home, &[]))
+        .await
+        .cookie_token()
+        .expect("cookie");
+    let other = h
+        .call(json_post("/auth/login", &body, peer(3), &[]))
+        .await
+        .cookie_token()
+        .expect("cookie");
+    assert_eq!(
+        h.call(cookie_post("/auth/refresh", &t0, home, UA))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // the refresh answer was lost: the client still holds t0 and signs out everywhere
+    let r = h.call(cookie_post("/auth/logout-all", &t0, home, UA)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    h.call(cookie_post("/auth/refresh", &other, peer(3), UA))
+        .await
+        .assert_problem(401, "session_revoked");
 }

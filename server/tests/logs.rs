@@ -4,89 +4,11 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{Request, StatusCode};
-use common::{Harness, UA};
+use axum::http::StatusCode;
+use common::{bob_code, bob_mfa_token, json_post, peer, wrong_code, Harness};
 use serde_json::{json, Value};
-
-/// RFC 6238 code of the demo secret at `t` (computed here, independently of the server).
-fn bob_code(t: i64) -> String {
-    use hmac::{Hmac, Mac};
-    let secret = tessera_server::state::DEMO_TOTP_SECRET;
-    let mut bits = 0u64;
-    let mut n = 0;
-    let mut key = Vec::new();
-    for c in secret.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => continue,
-        };
-        bits = (bits << 5) | u64::from(v);
-        n += 5;
-        if n >= 8 {
-            n -= 8;
-            key.push((bits >> n) as u8);
-        }
-    }
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&key).expect("key");
-    mac.update(&((t / 30) as u64).to_be_bytes());
-    let h = mac.finalize().into_bytes();
-    let o = (h[19] & 0xf) as usize;
-    let bin = u32::from_be_bytes([h[o] & 0x7f, h[o + 1], h[o + 2], h[o + 3]]);
-    format!("{:06}", bin % 1_000_000)
-}
-
-/// A code that is not valid at `t` (nor in the ±1 step window).
-fn wrong_code(t: i64) -> String {
-    let valid: Vec<String> = [-30, 0, 30].iter().map(|d| bob_code(t + d)).collect();
-    (0..1_000_000)
-        .map(|i| format!("{i:06}"))
-        .find(|c| !valid.contains(c))
-        .unwrap_or_default()
-}
-
-fn json_post(path: &str, body: &Value, peer: SocketAddr, extra: &[(&str, &str)]) -> Request<Body> {
-    let mut b = Request::post(path)
-        .header("content-type", "application/json")
-        .header("user-agent", UA)
-        .header("x-tessera-csrf", "1");
-    for (k, v) in extra {
-        b = b.header(*k, *v);
-    }
-    let mut req = b.body(Body::from(body.to_string())).expect("request");
-    req.extensions_mut().insert(ConnectInfo(peer));
-    req
-}
-
-fn peer(i: u32) -> SocketAddr {
-    SocketAddr::from(([198, 51, (i >> 8) as u8, i as u8], 40000))
-}
-
-async fn bob_mfa_token(h: &Harness, from: SocketAddr) -> String {
-    let r = h
-        .call(json_post(
-            "/auth/login",
-            &json!({"username": "bob", "password": "tessera-demo"}),
-            from,
-            &[],
-        ))
-        .await;
-    assert_eq!(
-        r.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
-    r.json()["mfa_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
 
 // ---- 11: logs --------------------------------------------------------------------------------
 

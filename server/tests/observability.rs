@@ -208,3 +208,93 @@ fn binary_logs_json_with_request_ids_and_drains_on_sigterm() {
         "{err}"
     );
 }
+
+/// `tessera_live_sessions` as the scrape reports it.
+async fn live_sessions(h: &Harness) -> i64 {
+    let m = h.get("/metrics", None).await;
+    assert_eq!(m.status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&m.body).to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix("tessera_live_sessions "))
+        .unwrap_or_else(|| panic!("no live-sessions gauge in\n{text}"))
+        .trim()
+        .parse()
+        .expect("gauge value")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_sessions_gauge_follows_login_logout_revoke_reuse_and_expiry() {
+    let db = common::TempDb::new("live-gauge");
+    let redis = common::RedisServer::start();
+    let mut stores = vec!["memory://".to_string(), db.url()];
+    if let Some(r) = &redis {
+        stores.push(r.url());
+    }
+    for store in stores {
+        let cfg = Config {
+            store: store.clone(),
+            ..Config::for_tests()
+        };
+        let h = Harness::with_config(cfg).await;
+        assert_eq!(live_sessions(&h).await, 0, "{store}");
+        let mut logins = Vec::new();
+        for _ in 0..4 {
+            logins.push(h.login_alice().await);
+        }
+        assert_eq!(live_sessions(&h).await, 4, "{store}: four logins");
+
+        // logout (cookie)
+        let cookie = format!("__Host-tessera_rt={}", logins[0].1);
+        let r = h
+            .post(
+                "/auth/logout",
+                serde_json::Value::Null,
+                &[("cookie", &cookie)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{store}");
+        assert_eq!(live_sessions(&h).await, 3, "{store}: after logout");
+
+        // remote revoke of one session from another
+        let del = Request::delete(format!("/auth/sessions/{}", logins[1].2))
+            .header("authorization", format!("Bearer {}", logins[2].0))
+            .body(Body::empty())
+            .expect("request");
+        assert_eq!(h.call(del).await.status, StatusCode::NO_CONTENT, "{store}");
+        assert_eq!(live_sessions(&h).await, 2, "{store}: after revoke");
+
+        // rotation keeps the count; reuse of a superseded token ends that family
+        let t1 = h
+            .refresh_cookie(&logins[2].1)
+            .await
+            .cookie_token()
+            .expect("rotated");
+        assert_eq!(live_sessions(&h).await, 2, "{store}: after rotation");
+        let _t2 = h.refresh_cookie(&t1).await.cookie_token().expect("rotated");
+        h.refresh_cookie(&logins[2].1)
+            .await
+            .assert_problem(401, "refresh_reused");
+        assert_eq!(live_sessions(&h).await, 1, "{store}: after reuse");
+
+        // the last one: refreshed just now counts until the idle timeout, then not
+        let idle = h.state.config().idle_timeout;
+        let t = h
+            .refresh_cookie(&logins[3].1)
+            .await
+            .cookie_token()
+            .expect("rotated");
+        h.clock.advance(idle - 1);
+        assert_eq!(
+            live_sessions(&h).await,
+            1,
+            "{store}: just before idle expiry"
+        );
+        let t = h.refresh_cookie(&t).await.cookie_token().expect("rotated");
+        h.clock.advance(idle);
+        assert_eq!(live_sessions(&h).await, 0, "{store}: idle expiry");
+        h.refresh_cookie(&t)
+            .await
+            .assert_problem(401, "session_expired");
+        assert_eq!(live_sessions(&h).await, 0, "{store}");
+    }
+}

@@ -1,11 +1,14 @@
 //! Redis Sentinel failover with real processes: a master, a replica and a Sentinel.
 //!
-//! With `--redis-wait-replicas 1` every acknowledged rotation survives the master's death:
-//! 64 clients rotate concurrently, the master is killed (SIGKILL) mid-load, and after the
-//! store followed the promoted replica every client's last acknowledged token still works.
-//! Without the option the loss window is real, and the second test shows it deterministically:
-//! with the replica paused (SIGSTOP) the master acknowledges a rotation that a failover then
-//! erases, while the waiting store refuses to acknowledge it.
+//! With `--redis-wait-replicas 1` every acknowledged session write survives the master's
+//! death: 64 clients rotate concurrently while another client logs in and out in a loop,
+//! the master is killed (SIGKILL) mid-load, and after the store followed the promoted
+//! replica every client's last acknowledged token still works, every acknowledged login is
+//! there and every acknowledged logout still holds. Without the option the loss window is
+//! real, and the second test shows it deterministically: with the replica paused (SIGSTOP)
+//! the master acknowledges a rotation, a login and a logout that a failover then erases
+//! (the rotated token is taken for reuse, the session created is unknown, the logged-out
+//! session is live again), while the waiting store refuses to acknowledge any of them.
 
 mod common;
 
@@ -25,9 +28,13 @@ const NOW: i64 = 1_800_000_000;
 const CLIENTS: usize = 64;
 
 fn user() -> UserRecord {
+    named_user("u1")
+}
+
+fn named_user(id: &str) -> UserRecord {
     UserRecord {
-        id: "u1".into(),
-        username: "alice".into(),
+        id: id.into(),
+        username: format!("name-{id}"),
         password_hash: "x".into(),
         totp_secret: None,
     }
@@ -68,19 +75,38 @@ async fn connect(url: &str, wait: Option<ReplicaWait>) -> RedisStore {
 }
 
 async fn new_session(store: &RedisStore) -> (String, RefreshToken) {
-    let s = SessionRecord::new(random_token(), &user(), NOW, 3600, false);
+    try_new_session(store, &user()).await.expect("create")
+}
+
+/// A login: the new session's id and first token, or the store's refusal.
+async fn try_new_session(
+    store: &RedisStore,
+    user: &UserRecord,
+) -> Result<(String, RefreshToken), tessera_server::store::StoreError> {
+    let s = SessionRecord::new(random_token(), user, NOW, 3600, false);
     let t0 = RefreshToken::generate(&key());
     // room for every client of these tests: none may be revoked by the per-user limit
     let limits = SessionLimits {
         max_per_user: 100,
         idle: 3600,
     };
-    let revoked = store
-        .create_session(&s, &t0.to_ref(), &limits)
-        .await
-        .expect("create");
+    let revoked = store.create_session(&s, &t0.to_ref(), &limits).await?;
     assert!(revoked.is_empty(), "no session revoked by the limit");
-    (s.sid, t0)
+    Ok((s.sid, t0))
+}
+
+/// Reads a session through `store` once it answers again after the failover.
+async fn session_after_failover(store: &RedisStore, sid: &str) -> Option<SessionRecord> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match store.get_session(sid).await {
+            Ok(s) => return s,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("store never followed the failover: {e}"),
+        }
+    }
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -147,7 +173,38 @@ async fn with_wait_replicas_no_acknowledged_rotation_is_lost_in_a_failover() {
             }
         }));
     }
-    while acked.load(Ordering::Relaxed) < CLIENTS * 4 && !tasks.iter().all(|t| t.is_finished()) {
+    // one more client logs in and out in a loop (another user: the per-user limit stays
+    // out of the way); it keeps what was acknowledged and stops at its first error
+    let logouts = Arc::new(AtomicUsize::new(0));
+    let churn = {
+        let store = store.clone();
+        let logouts = logouts.clone();
+        tokio::spawn(async move {
+            let other = named_user("u2");
+            let mut logged_in: Vec<String> = Vec::new();
+            let mut logged_out: Vec<String> = Vec::new();
+            while let Ok((sid, _)) = try_new_session(&store, &other).await {
+                logged_in.push(sid);
+                if logged_in.len() > 2 {
+                    let sid = logged_in.remove(0);
+                    match store.revoke_session(&sid, "logout", NOW + 1).await {
+                        Ok(was_live) => {
+                            assert!(was_live);
+                            logged_out.push(sid);
+                            logouts.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // not acknowledged: its outcome is unknown, so it is not checked
+                        Err(_) => break,
+                    }
+                }
+            }
+            (logged_in, logged_out)
+        })
+    };
+    while (acked.load(Ordering::Relaxed) < CLIENTS * 4 || logouts.load(Ordering::Relaxed) < 16)
+        && !tasks.iter().all(|t| t.is_finished())
+        && !churn.is_finished()
+    {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     drop(setup.master.take()); // SIGKILL under load
@@ -173,9 +230,32 @@ async fn with_wait_replicas_no_acknowledged_rotation_is_lost_in_a_failover() {
             other => panic!("acknowledged rotation lost in the failover: {other:?}"),
         }
     }
+    let (logged_in, logged_out) = churn.await.expect("login/logout task");
+    assert!(
+        !logged_out.is_empty(),
+        "the churn client logged out before the failover"
+    );
+    for sid in &logged_in {
+        let s = session_after_failover(&check, sid).await;
+        assert!(
+            s.is_some_and(|s| s.revoked_at.is_none()),
+            "an acknowledged login was lost in the failover"
+        );
+    }
+    for sid in &logged_out {
+        let s = session_after_failover(&check, sid).await.expect("session");
+        assert_eq!(
+            s.revoke_reason.as_deref(),
+            Some("logout"),
+            "an acknowledged logout came undone in the failover"
+        );
+    }
     println!(
         "failover with --redis-wait-replicas 1: {total} acknowledged rotations by {CLIENTS} clients; \
-         after the failover {rotated} last tokens rotated, {grace} got their successor, 0 lost"
+         after the failover {rotated} last tokens rotated, {grace} got their successor, 0 lost; \
+         {} acknowledged logins and {} logouts all kept",
+        logged_in.len(),
+        logged_out.len()
     );
     assert_eq!(rotated + grace, CLIENTS);
 }
@@ -197,6 +277,8 @@ async fn without_wait_an_acknowledged_rotation_is_lost_when_the_replica_lagged()
     // both sessions are on the replica (created through the waiting store)
     let (sid_a, a0) = new_session(&waiting).await;
     let (sid_b, b0) = new_session(&waiting).await;
+    let (sid_d, _) = new_session(&waiting).await;
+    let (sid_f, _) = new_session(&waiting).await;
 
     // the replica lags: paused, and its link cut on the master (so nothing sent to it can
     // wait in a socket buffer); the plain store acknowledges, the waiting store refuses
@@ -220,6 +302,11 @@ async fn without_wait_an_acknowledged_rotation_is_lost_when_the_replica_lagged()
     let acknowledged = plain.rotate(&rotate_req(&a0, &a1)).await;
     let b1 = next(&b0);
     let refused = waiting.rotate(&rotate_req(&b0, &b1)).await;
+    // a login and a logout each way
+    let login_acked = try_new_session(&plain, &user()).await;
+    let login_refused = try_new_session(&waiting, &user()).await;
+    let logout_acked = plain.revoke_session(&sid_d, "logout", NOW + 1).await;
+    let logout_refused = waiting.revoke_session(&sid_f, "logout", NOW + 1).await;
     drop(setup.master.take());
     signal(replica_pid, "-CONT");
     assert!(
@@ -230,6 +317,13 @@ async fn without_wait_an_acknowledged_rotation_is_lost_when_the_replica_lagged()
         refused.is_err(),
         "with the option an unreplicated rotation is not acknowledged: {refused:?}"
     );
+    let (sid_c, _) = login_acked.expect("without the option the master acknowledges a login");
+    assert!(
+        matches!(logout_acked, Ok(true)),
+        "without the option the master acknowledges a logout: {logout_acked:?}"
+    );
+    assert!(login_refused.is_err(), "with the option: login refused");
+    assert!(logout_refused.is_err(), "with the option: logout refused");
 
     // after the failover: the rotation acknowledged without waiting is gone … (a1 is of
     // a0's family, which the promoted replica knows at generation 0: a1 looks like a
@@ -248,5 +342,19 @@ async fn without_wait_an_acknowledged_rotation_is_lost_when_the_replica_lagged()
     assert!(
         matches!(&kept, RotateOutcome::Rotated(s) if s.sid == sid_b),
         "the refused client's token still rotates: {kept:?}"
+    );
+    // the acknowledged login is gone, the acknowledged logout came undone
+    assert_eq!(
+        session_after_failover(&plain, &sid_c).await,
+        None,
+        "the session of the acknowledged login was lost"
+    );
+    let d = session_after_failover(&plain, &sid_d)
+        .await
+        .expect("session d");
+    assert_eq!(
+        (d.revoked_at, d.revoke_reason),
+        (None, None),
+        "the acknowledged logout was lost: the session is live again"
     );
 }

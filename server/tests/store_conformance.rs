@@ -110,6 +110,62 @@ mod suite {
         );
     }
 
+    pub async fn users_are_listed_without_secrets_and_deleted(s: Arc<dyn SessionStore>) {
+        assert!(s.list_users().await.unwrap().is_empty());
+        let mut bob = user("bob");
+        bob.totp_secret = Some("4MEMZDELGP554FRQ6OH4LD7PAJIEUSHX".into());
+        for u in [user("carol"), bob, user("alice")] {
+            s.upsert_user(&u).await.unwrap();
+        }
+        let list = s.list_users().await.unwrap();
+        let got: Vec<(&str, bool)> = list.iter().map(|u| (u.username.as_str(), u.totp)).collect();
+        assert_eq!(got, [("alice", false), ("bob", true), ("carol", false)]);
+        assert_eq!(list[1].id, "user-bob");
+        assert!(s.delete_user("bob").await.unwrap());
+        assert!(!s.delete_user("bob").await.unwrap(), "already gone");
+        assert_eq!(s.find_user("bob").await.unwrap(), None);
+        assert_eq!(s.list_users().await.unwrap().len(), 2);
+    }
+
+    pub async fn live_sessions_are_counted(s: Arc<dyn SessionStore>) {
+        assert_eq!(s.count_live_sessions(NOW, IDLE).await.unwrap(), 0);
+        let (a, ta) = new_session(s.as_ref(), "alice", NOW).await;
+        let (b, _) = new_session(s.as_ref(), "alice", NOW).await;
+        let (_c, tc) = new_session(s.as_ref(), "bob", NOW).await;
+        assert_eq!(s.count_live_sessions(NOW, IDLE).await.unwrap(), 3);
+        assert!(s.revoke_session(&b.sid, "logout", NOW + 1).await.unwrap());
+        assert_eq!(s.count_live_sessions(NOW + 1, IDLE).await.unwrap(), 2);
+        // a rotation keeps alice's session alive past the others' idle deadline
+        let (r, _) = rotate_req(&ta, NOW + IDLE - 1);
+        assert!(matches!(
+            s.rotate(&r).await.unwrap(),
+            RotateOutcome::Rotated(_)
+        ));
+        assert_eq!(
+            s.count_live_sessions(NOW + IDLE - 1, IDLE).await.unwrap(),
+            2
+        );
+        assert_eq!(s.count_live_sessions(NOW + IDLE, IDLE).await.unwrap(), 1);
+        // reuse (the predecessor from another client) ends a family
+        let (r, _) = rotate_from(&ta, NOW + IDLE + 1, "another-client");
+        assert!(matches!(
+            s.rotate(&r).await.unwrap(),
+            RotateOutcome::Reused { .. }
+        ));
+        assert_eq!(
+            s.count_live_sessions(NOW + IDLE + 1, IDLE).await.unwrap(),
+            0
+        );
+        // an expired session found by a rotation stays uncounted
+        let (r, _) = rotate_req(&tc, NOW + IDLE + 2);
+        assert_eq!(s.rotate(&r).await.unwrap(), RotateOutcome::Expired);
+        assert_eq!(
+            s.count_live_sessions(NOW + IDLE + 2, IDLE).await.unwrap(),
+            0
+        );
+        assert!(s.get_session(&a.sid).await.unwrap().is_some());
+    }
+
     pub async fn session_roundtrip_and_listing(s: Arc<dyn SessionStore>) {
         let (a, _) = new_session(s.as_ref(), "alice", NOW).await;
         let (b, _) = new_session(s.as_ref(), "alice", NOW + 1).await;
@@ -229,7 +285,7 @@ mod suite {
         let (r, _) = rotate_req(&RefreshToken::generate(&key()), NOW);
         assert_eq!(s.rotate(&r).await.unwrap(), RotateOutcome::Unknown);
         assert!(s
-            .lookup_refresh(&r.presented, NOW, GRACE)
+            .lookup_refresh(&r.presented, NOW, GRACE, CLIENT)
             .await
             .unwrap()
             .is_none());
@@ -239,7 +295,7 @@ mod suite {
         let (_, t0) = new_session(s.as_ref(), "alice", NOW).await;
         let h = |t: &RefreshToken| t.to_ref();
         assert_eq!(
-            s.lookup_refresh(&h(&t0), NOW, GRACE)
+            s.lookup_refresh(&h(&t0), NOW, GRACE, CLIENT)
                 .await
                 .unwrap()
                 .map(|x| x.1),
@@ -250,21 +306,29 @@ mod suite {
         let (r2, t2) = rotate_req(&t1, NOW + 1);
         s.rotate(&r2).await.unwrap();
         assert_eq!(
-            s.lookup_refresh(&h(&t2), NOW + 1, GRACE)
+            s.lookup_refresh(&h(&t2), NOW + 1, GRACE, CLIENT)
                 .await
                 .unwrap()
                 .map(|x| x.1),
             Some(TokenPosition::Current)
         );
         assert_eq!(
-            s.lookup_refresh(&h(&t1), NOW + 1, GRACE)
+            s.lookup_refresh(&h(&t1), NOW + 1, GRACE, CLIENT)
                 .await
                 .unwrap()
                 .map(|x| x.1),
             Some(TokenPosition::GracePredecessor)
         );
+        // the predecessor from another client (user agent or network) is not in grace
         assert_eq!(
-            s.lookup_refresh(&h(&t0), NOW + 1, GRACE)
+            s.lookup_refresh(&h(&t1), NOW + 1, GRACE, "client-b")
+                .await
+                .unwrap()
+                .map(|x| x.1),
+            Some(TokenPosition::Superseded)
+        );
+        assert_eq!(
+            s.lookup_refresh(&h(&t0), NOW + 1, GRACE, CLIENT)
                 .await
                 .unwrap()
                 .map(|x| x.1),
@@ -345,7 +409,7 @@ mod suite {
             assert_eq!(n, 1);
             assert!(s.get_session(&old.sid).await.unwrap().is_none());
             assert!(s
-                .lookup_refresh(&t_old.to_ref(), NOW, GRACE)
+                .lookup_refresh(&t_old.to_ref(), NOW, GRACE, CLIENT)
                 .await
                 .unwrap()
                 .is_none());
@@ -458,7 +522,7 @@ mod suite {
         let now = NOW + 100;
         // the current token still works, and is the only current one
         assert_eq!(
-            s.lookup_refresh(&t.to_ref(), now, GRACE)
+            s.lookup_refresh(&t.to_ref(), now, GRACE, CLIENT)
                 .await
                 .unwrap()
                 .map(|x| x.1),
@@ -466,7 +530,7 @@ mod suite {
         );
         for o in &older {
             assert_eq!(
-                s.lookup_refresh(&o.to_ref(), now, GRACE)
+                s.lookup_refresh(&o.to_ref(), now, GRACE, CLIENT)
                     .await
                     .unwrap()
                     .map(|x| x.1),
@@ -790,6 +854,8 @@ macro_rules! all_backends {
             per_user_limit_holds_under_64_parallel_logins,
             shred_destroys_expired_vault_keys_and_old_grace_successors,
             purge_deletes_only_long_dead_sessions,
+            users_are_listed_without_secrets_and_deleted,
+            live_sessions_are_counted,
         );)*
     };
 }

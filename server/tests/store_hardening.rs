@@ -9,13 +9,6 @@ use serde_json::json;
 use tessera_server::state::{StartupError, DEMO_TOTP_SECRET};
 use tessera_server::totp::{self, TotpError};
 
-fn bob_code(at: i64) -> String {
-    totp::code_at(
-        &totp::base32_decode(DEMO_TOTP_SECRET).unwrap_or_default(),
-        at,
-    )
-}
-
 async fn bob_mfa(h: &Harness, code: &str) -> common::Resp {
     let t = h.login("bob", "tessera-demo").await.json()["mfa_token"].clone();
     h.post("/auth/mfa", json!({"mfa_token": t, "code": code}), &[])
@@ -103,7 +96,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
-use common::{TempDb, UA};
+use common::{bob_code, TempDb, UA};
 use tessera_server::master_key::MasterKey;
 use tessera_server::secret::{b64, unb64};
 use tessera_server::{AppState, Config};

@@ -75,8 +75,19 @@ pub fn metrics_only(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The metrics exposition.
+/// The metrics exposition; the live-session gauge is counted in the store first (on a
+/// store failure it keeps its last value and the failure is logged).
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    let started = std::time::Instant::now();
+    match state
+        .store()
+        .count_live_sessions(state.now(), state.config().idle_timeout)
+        .await
+    {
+        Ok(n) => state.metrics().set_live_sessions(n),
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count live sessions"),
+    }
+    state.metrics().store_op("count_live", started.elapsed());
     let mut res = state.metrics().render().into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,

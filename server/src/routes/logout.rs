@@ -33,13 +33,14 @@ pub async fn logout(
     cred: RefreshCredential,
 ) -> Result<Response, ApiError> {
     let bearer = bearer.map(|b| b.0);
-    let revoked = match service::identify(&state, cred.token.as_deref(), bearer.as_deref()).await? {
-        Caller::Session(s) | Caller::Superseded(s) => {
-            service::revoke(&state, &s.sid, "logout", &client).await?;
-            true
-        }
-        Caller::Nobody => false,
-    };
+    let revoked =
+        match service::identify(&state, &client, cred.token.as_deref(), bearer.as_deref()).await? {
+            Caller::Session(s) | Caller::Superseded(s) => {
+                service::revoke(&state, &s.sid, "logout", &client).await?;
+                true
+            }
+            Caller::Nobody => false,
+        };
     Ok(logged_out(&state, cred.jar, revoked))
 }
 
@@ -53,7 +54,7 @@ pub async fn logout_all(
     cred: RefreshCredential,
 ) -> Result<Response, ApiError> {
     let bearer = bearer.map(|b| b.0);
-    match service::identify(&state, cred.token.as_deref(), bearer.as_deref()).await? {
+    match service::identify(&state, &client, cred.token.as_deref(), bearer.as_deref()).await? {
         Caller::Session(s) => {
             service::revoke_user(&state, &s.user_id, "logout_all", &client).await?;
             Ok(logged_out(&state, cred.jar, true))

@@ -126,6 +126,22 @@ impl SessionStore for MemoryStore {
     async fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
         Ok(self.lock().users.get(username).cloned())
     }
+    async fn list_users(&self) -> StoreResult<Vec<UserSummary>> {
+        let mut v: Vec<UserSummary> = self.lock().users.values().map(UserSummary::from).collect();
+        v.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(v)
+    }
+    async fn delete_user(&self, username: &str) -> StoreResult<bool> {
+        Ok(self.lock().users.remove(username).is_some())
+    }
+    async fn count_live_sessions(&self, now: i64, idle: i64) -> StoreResult<u64> {
+        Ok(self
+            .lock()
+            .sessions
+            .values()
+            .filter(|s| counts_as_live(s, now, idle))
+            .count() as u64)
+    }
 
     async fn create_session(
         &self,
@@ -207,10 +223,15 @@ impl SessionStore for MemoryStore {
         token: &TokenRef,
         now: i64,
         grace: i64,
+        client: &str,
     ) -> StoreResult<Option<(SessionRecord, TokenPosition)>> {
         let g = self.lock();
-        Ok(g.find(token)
-            .map(|(s, t)| (s.clone(), position(s, t, &token.hash, now, grace))))
+        Ok(g.find(token).map(|(s, t)| {
+            (
+                s.clone(),
+                position_for(s, t, &token.hash, now, grace, client),
+            )
+        }))
     }
     async fn rotate(&self, req: &RotateRequest) -> StoreResult<RotateOutcome> {
         let mut g = self.lock();

@@ -132,6 +132,27 @@ pub struct UserRecord {
     pub totp_secret: Option<String>,
 }
 
+/// A user as `user-list` shows it: the name, whether TOTP is enrolled, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    /// Stable user id (the JWT `sub`).
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// Whether a TOTP secret is enrolled.
+    pub totp: bool,
+}
+
+impl From<&UserRecord> for UserSummary {
+    fn from(u: &UserRecord) -> Self {
+        UserSummary {
+            id: u.id.clone(),
+            username: u.username.clone(),
+            totp: u.totp_secret.is_some(),
+        }
+    }
+}
+
 /// Something noteworthy that happened to a session (an anomaly signal, a revocation).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionEvent {
@@ -327,6 +348,24 @@ pub(crate) fn position(
     }
 }
 
+/// [`position`] as seen from `client`: the grace predecessor presented by any client but
+/// the one that rotated is a superseded token (the same rule as [`decide`]).
+pub(crate) fn position_for(
+    s: &SessionRecord,
+    t: &TokenState,
+    presented: &str,
+    now: i64,
+    grace: i64,
+    client: &str,
+) -> TokenPosition {
+    match position(s, t, presented, now, grace) {
+        TokenPosition::GracePredecessor if t.prev_client.as_deref() != Some(client) => {
+            TokenPosition::Superseded
+        }
+        p => p,
+    }
+}
+
 pub(crate) fn decide(s: &SessionRecord, t: &TokenState, req: &RotateRequest) -> Decision {
     match s.liveness(req.now, req.idle) {
         Liveness::Revoked => return Decision::Revoked,
@@ -383,6 +422,11 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn upsert_user(&self, user: &UserRecord) -> StoreResult<()>;
     /// Finds a user by login name.
     async fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    /// Every user, by login name (`user-list`; an admin command, not a request path).
+    async fn list_users(&self) -> StoreResult<Vec<UserSummary>>;
+    /// Deletes a user record (not its sessions: revoke those first); `false` when there
+    /// was none.
+    async fn delete_user(&self, username: &str) -> StoreResult<bool>;
 
     /// Stores a new session with its first refresh token, then revokes (reason
     /// `session_limit`) the user's oldest live sessions beyond `limits.max_per_user`, as one
@@ -437,12 +481,17 @@ pub trait SessionStore: Send + Sync + 'static {
     /// How many refresh-token records the store holds for a session (for tests and
     /// metrics: at most the current token, the grace predecessor and the family index).
     async fn token_records(&self, sid: &str) -> StoreResult<usize>;
-    /// Finds the session a refresh token belongs to and where the token stands.
+    /// Finds the session a refresh token belongs to and where the token stands, as
+    /// presented by `client` ([`crate::secret::client_binding`]): like the rotation's grace
+    /// rule, the immediate predecessor counts as [`TokenPosition::GracePredecessor`] only
+    /// for the client that rotated; from any other client it is
+    /// [`TokenPosition::Superseded`].
     async fn lookup_refresh(
         &self,
         token: &TokenRef,
         now: i64,
         grace: i64,
+        client: &str,
     ) -> StoreResult<Option<(SessionRecord, TokenPosition)>>;
     /// [`lookup_refresh`](SessionStore::lookup_refresh) for a token as presented by a client;
     /// a malformed token, or one whose tag does not verify under `key`, finds nothing.
@@ -452,9 +501,10 @@ pub trait SessionStore: Send + Sync + 'static {
         token: &str,
         now: i64,
         grace: i64,
+        client: &str,
     ) -> StoreResult<Option<(SessionRecord, TokenPosition)>> {
         match crate::secret::RefreshToken::decode(token, key) {
-            Some(t) => self.lookup_refresh(&t.to_ref(), now, grace).await,
+            Some(t) => self.lookup_refresh(&t.to_ref(), now, grace, client).await,
             None => Ok(None),
         }
     }
@@ -469,6 +519,9 @@ pub trait SessionStore: Send + Sync + 'static {
         reason: &str,
         now: i64,
     ) -> StoreResult<usize>;
+    /// How many sessions are live at `now` (not revoked, within their idle and absolute
+    /// lifetimes) in the whole store: the `tessera_live_sessions` gauge, read on scrape.
+    async fn count_live_sessions(&self, now: i64, idle: i64) -> StoreResult<u64>;
     /// Records the client's current user agent and network on the session, plus an event.
     async fn update_client(
         &self,
@@ -511,7 +564,8 @@ pub trait SessionStore: Send + Sync + 'static {
 }
 
 /// Opens the store named by a `--store` URL: `memory://`, `sqlite://PATH`, `redis://…`,
-/// `rediss://…`, `redis+sentinel://HOST:PORT[,…]/SERVICE[/DB]`, `redis+cluster://HOST:PORT[,…]`.
+/// `rediss://…`, `redis[s]+sentinel://[USER:PASS@]HOST:PORT[,…]/SERVICE[/DB][?sentinel_password=…]`,
+/// `redis[s]+cluster://[USER:PASS@]HOST:PORT[,…]` (see [`redis`] for credentials and TLS).
 ///
 /// # Errors
 /// When the URL scheme is unknown or the backend cannot be opened.
@@ -520,17 +574,13 @@ pub async fn open(url: &str) -> StoreResult<std::sync::Arc<dyn SessionStore>> {
         Ok(std::sync::Arc::new(memory::MemoryStore::new()))
     } else if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path)?))
-    } else if url.starts_with("redis://")
-        || url.starts_with("rediss://")
-        || url.starts_with("redis+sentinel://")
-        || url.starts_with("redis+cluster://")
-    {
+    } else if redis::is_redis_url(url) {
         Ok(std::sync::Arc::new(
             redis::RedisStore::connect(url, "tessera:").await?,
         ))
     } else {
         Err(StoreError::Config(format!(
-            "unknown store URL scheme in {url:?} (use sqlite://PATH, redis://HOST:PORT, redis+sentinel://HOST:PORT/SERVICE, redis+cluster://HOST:PORT,… or memory://)"
+            "unknown store URL scheme in {url:?} (use sqlite://PATH, redis://HOST:PORT, redis[s]+sentinel://HOST:PORT/SERVICE, redis[s]+cluster://HOST:PORT,… or memory://)"
         )))
     }
 }

@@ -2,13 +2,24 @@
 //! (`redis://`, `rediss://`), Sentinel (`redis+sentinel://HOST:PORT[,…]/SERVICE[/DB]`,
 //! follows failovers) and Cluster (`redis+cluster://HOST:PORT[,HOST:PORT…]`).
 //!
+//! Credentials and TLS reach every node connection. Sentinel:
+//! `redis[s]+sentinel://[USER:PASSWORD@]HOST:PORT[,…]/SERVICE[/DB][?sentinel_username=U&sentinel_password=P]`:
+//! the user info authenticates to the master and replicas the Sentinels name, the query's
+//! pair to the Sentinels themselves; `rediss+` speaks TLS to both. Cluster:
+//! `redis[s]+cluster://[USER:PASSWORD@]HOST:PORT[,…]`: the same credentials and TLS for
+//! every node, seeds and discovered ones alike. Percent-encode special characters in user
+//! names and passwords. TLS verifies the server certificate (host name or IP) against the
+//! system's roots, or the CA file named by `SSL_CERT_FILE`; there is no insecure mode.
+//!
 //! Layout (all keys under a prefix, default `tessera:`; `{…}` is a Cluster hash tag, so all
 //! keys of one session live in one slot): `s:{sid}` hash (the session, plus `cur` / `prev`:
 //! the hashes of the current token and its grace predecessor, and `fam`), `ev:{sid}` list
 //! of JSON events (the newest [`MAX_EVENTS_PER_SESSION`]), `f:<family hash>` string `sid`
 //! (index from a token's family to its session), `us:<user_id>` sorted set of sids scored
 //! by creation time (capped at [`MAX_SESSIONS_PER_USER_LIMIT`] entries), `user:<name>`,
-//! `meta:<key>`, `eph:<key>`. Rotation and revocation are Lua scripts over the single
+//! `meta:<key>`, `eph:<key>`, and `live`: a sorted set of sids scored by the moment each
+//! stops being live (`min(expires_at, last_seen + idle)`), written after each create,
+//! rotation and revocation, read by the `tessera_live_sessions` gauge. Rotation and revocation are Lua scripts over the single
 //! session key, so each is atomic on the server (and Cluster-safe). Every session key,
 //! index and list expires a day after the absolute lifetime.
 
@@ -21,10 +32,10 @@ use ::redis::AsyncCommands;
 use async_trait::async_trait;
 
 use super::{
-    after_cursor, counts_as_live, listing_order, page_cursor, parse_cursor, position,
+    after_cursor, counts_as_live, listing_order, page_cursor, parse_cursor, position_for,
     RotateOutcome, RotateRequest, SessionEvent, SessionLimits, SessionPage, SessionRecord,
     SessionStore, StoreError, StoreResult, TokenPosition, TokenRef, TokenState, UserRecord,
-    MAX_EVENTS_PER_SESSION, MAX_SESSIONS_PER_USER_LIMIT,
+    UserSummary, MAX_EVENTS_PER_SESSION, MAX_SESSIONS_PER_USER_LIMIT,
 };
 use crate::secret::{b64, unb64};
 
@@ -106,7 +117,7 @@ return 0
 
 /// A standalone/Sentinel connection or a Cluster connection.
 #[derive(Clone)]
-enum Conn {
+pub(crate) enum Conn {
     Single(ConnectionManager),
     Cluster(::redis::cluster_async::ClusterConnection),
 }
@@ -190,7 +201,7 @@ fn manager_config() -> ::redis::aio::ConnectionManagerConfig {
         .set_response_timeout(Duration::from_secs(3))
 }
 
-fn err(e: ::redis::RedisError) -> StoreError {
+pub(crate) fn err(e: ::redis::RedisError) -> StoreError {
     use ::redis::ErrorKind as K;
     let transient = e.is_io_error()
         || e.is_timeout()
@@ -280,16 +291,21 @@ impl RedisStore {
     /// # Errors
     /// When the URL is malformed or the server is unreachable.
     pub async fn connect(url: &str, prefix: &str) -> StoreResult<Self> {
-        if let Some(rest) = url.strip_prefix("redis+sentinel://") {
-            return Self::connect_sentinel(rest, prefix).await;
+        // rustls needs a process-wide crypto provider for rediss:// (an error only means
+        // one is installed already)
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        if let Some((tls, rest)) = multi_node(url, "sentinel") {
+            return Self::connect_sentinel(&MultiUrl::parse(rest, tls)?, prefix).await;
         }
-        if let Some(rest) = url.strip_prefix("redis+cluster://") {
-            let nodes: Vec<String> = rest
-                .trim_end_matches('/')
-                .split(',')
-                .filter(|h| !h.is_empty())
-                .map(|h| format!("redis://{h}"))
-                .collect();
+        if let Some((tls, rest)) = multi_node(url, "cluster") {
+            let u = MultiUrl::parse(rest, tls)?;
+            if !u.path.is_empty() {
+                return Err(StoreError::Config(
+                    "redis+cluster:// URLs name no service or database".into(),
+                ));
+            }
+            u.refuse_query(&[])?;
+            let nodes: Vec<String> = u.hosts.iter().map(|h| u.node_url(h, None)).collect();
             let client = ::redis::cluster::ClusterClientBuilder::new(nodes)
                 .connection_timeout(Duration::from_secs(2))
                 .response_timeout(Duration::from_secs(3))
@@ -319,16 +335,15 @@ impl RedisStore {
     /// `redis+sentinel://HOST:PORT[,HOST:PORT…]/SERVICE[/DB]`: asks the Sentinels for the
     /// current master of SERVICE, connects to it, and re-asks every second so that after a
     /// failover new commands go to the promoted master.
-    async fn connect_sentinel(rest: &str, prefix: &str) -> StoreResult<Self> {
+    async fn connect_sentinel(u: &MultiUrl<'_>, prefix: &str) -> StoreResult<Self> {
         use ::redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
-        let (hosts, path) = rest.split_once('/').ok_or_else(|| {
-            StoreError::Config(
-                "redis+sentinel:// URL needs /SERVICE after the sentinel hosts".into(),
-            )
-        })?;
-        let mut parts = path.split('/');
+        use ::redis::IntoConnectionInfo as _;
+        let mut parts = u.path.split('/');
         let service = parts.next().filter(|s| !s.is_empty()).ok_or_else(|| {
-            StoreError::Config("redis+sentinel:// URL needs a service (master) name".into())
+            StoreError::Config(
+                "redis+sentinel:// URL needs /SERVICE (the master name) after the sentinel hosts"
+                    .into(),
+            )
         })?;
         let db: i64 = match parts.next().filter(|s| !s.is_empty()) {
             Some(d) => d
@@ -336,13 +351,33 @@ impl RedisStore {
                 .map_err(|_| StoreError::Config(format!("bad database number {d:?}")))?,
             None => 0,
         };
-        let sentinels: Vec<String> = hosts.split(',').map(|h| format!("redis://{h}")).collect();
+        let query = u.refuse_query(&["sentinel_username", "sentinel_password"])?;
+        // the Sentinels: their own credentials (query), TLS as the scheme says
+        let sentinel_auth = match (
+            query.get("sentinel_username"),
+            query.get("sentinel_password"),
+        ) {
+            (None, None) => None,
+            (user, pass) => Some(format!(
+                "{}:{}",
+                user.copied().unwrap_or(""),
+                pass.copied().unwrap_or("")
+            )),
+        };
+        let sentinels: Vec<String> = u
+            .hosts
+            .iter()
+            .map(|h| u.url_with(sentinel_auth.as_deref(), h, None))
+            .collect();
+        // the master and replicas they name: the URL's credentials and database, same TLS
+        let node_auth = u
+            .node_url("127.0.0.1:1", Some(db))
+            .into_connection_info()
+            .map_err(err)?
+            .redis;
         let node = SentinelNodeConnectionInfo {
-            tls_mode: None,
-            redis_connection_info: Some(::redis::RedisConnectionInfo {
-                db,
-                ..Default::default()
-            }),
+            tls_mode: u.tls.then_some(::redis::TlsMode::Secure),
+            redis_connection_info: Some(node_auth),
         };
         let mut sc = SentinelClient::build(
             sentinels,
@@ -443,7 +478,7 @@ impl RedisStore {
         Ok(())
     }
 
-    fn conn(&self) -> Conn {
+    pub(crate) fn conn(&self) -> Conn {
         self.conn.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -494,6 +529,21 @@ impl RedisStore {
     fn index_pipe(&self, pipe: &mut ::redis::Pipeline, s: &SessionRecord, t: &TokenRef) {
         self.family_pipe(pipe, s, t);
         self.user_pipe(pipe, s);
+    }
+
+    /// The live-session index entry of `sid`, live until `until` (its own slot).
+    fn live_pipe(&self, pipe: &mut ::redis::Pipeline, sid: &str, until: i64) {
+        pipe.zadd(self.live_key(), sid, until).ignore();
+    }
+
+    fn live_key(&self) -> String {
+        format!("{}live", self.prefix)
+    }
+
+    /// Drops `sid` from the live-session index (after a revocation).
+    async fn not_live(&self, c: &mut Conn, sid: &str) -> StoreResult<()> {
+        let _: i64 = c.zrem(self.live_key(), sid).await.map_err(err)?;
+        Ok(())
     }
 
     /// The family index (its own slot).
@@ -597,6 +647,108 @@ impl RedisStore {
     }
 }
 
+/// `redis+KIND://…` or `rediss+KIND://…`: (TLS, the rest after `://`).
+fn multi_node<'a>(url: &'a str, kind: &str) -> Option<(bool, &'a str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    match scheme.strip_suffix(kind)?.strip_suffix('+')? {
+        "redis" => Some((false, rest)),
+        "rediss" => Some((true, rest)),
+        _ => None,
+    }
+}
+
+/// Whether `url` names a Redis store (standalone, Sentinel or Cluster, with or without TLS).
+pub fn is_redis_url(url: &str) -> bool {
+    url.starts_with("redis://")
+        || url.starts_with("rediss://")
+        || multi_node(url, "sentinel").is_some()
+        || multi_node(url, "cluster").is_some()
+}
+
+/// The part after `://` of a several-host URL, split (values stay percent-encoded: the
+/// per-node `redis[s]://` URLs built from them are decoded by the redis crate).
+struct MultiUrl<'a> {
+    tls: bool,
+    userinfo: Option<&'a str>,
+    hosts: Vec<&'a str>,
+    /// After the hosts' `/`, without it (may be empty).
+    path: &'a str,
+    query: Option<&'a str>,
+}
+
+impl<'a> MultiUrl<'a> {
+    fn parse(rest: &'a str, tls: bool) -> StoreResult<Self> {
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (userinfo, hosts) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let hosts: Vec<&str> = hosts.split(',').filter(|h| !h.is_empty()).collect();
+        if hosts.is_empty() {
+            return Err(StoreError::Config(
+                "the Redis URL names no HOST:PORT".into(),
+            ));
+        }
+        Ok(MultiUrl {
+            tls,
+            userinfo,
+            hosts,
+            path: path.trim_end_matches('/'),
+            query,
+        })
+    }
+
+    /// `redis[s]://[AUTH@]HOST[/DB]`.
+    fn url_with(&self, auth: Option<&str>, host: &str, db: Option<i64>) -> String {
+        format!(
+            "{}://{}{host}{}",
+            if self.tls { "rediss" } else { "redis" },
+            auth.map(|a| format!("{a}@")).unwrap_or_default(),
+            db.map(|d| format!("/{d}")).unwrap_or_default()
+        )
+    }
+
+    /// A data node's URL with the URL's own credentials.
+    fn node_url(&self, host: &str, db: Option<i64>) -> String {
+        self.url_with(self.userinfo, host, db)
+    }
+
+    /// The query's parameters; any name outside `allowed` is a configuration error (a
+    /// misspelt option must not be ignored).
+    fn refuse_query(&self, allowed: &[&str]) -> StoreResult<HashMap<&'a str, &'a str>> {
+        let mut out = HashMap::new();
+        for pair in self
+            .query
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if !allowed.contains(&k) {
+                return Err(StoreError::Config(format!(
+                    "unknown Redis URL parameter {k:?} (known: {})",
+                    if allowed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        allowed.join(", ")
+                    }
+                )));
+            }
+            out.insert(k, v);
+        }
+        Ok(out)
+    }
+}
+
+/// When a fresh session stops being live unless it is refreshed (live-session index score).
+fn live_until(s: &SessionRecord, idle: i64) -> i64 {
+    s.expires_at.min(s.last_seen.saturating_add(idle))
+}
+
 /// A record with only the listing keys filled (for ordering index entries).
 fn placeholder() -> SessionRecord {
     SessionRecord {
@@ -687,6 +839,65 @@ impl SessionStore for RedisStore {
             .transpose()
     }
 
+    async fn list_users(&self) -> StoreResult<Vec<UserSummary>> {
+        let pattern = format!("{}user:*", self.prefix);
+        let mut c = self.conn();
+        let keys: Vec<String> = if self.cluster {
+            // Cluster routes KEYS to every master and joins the answers (an admin command)
+            ::redis::cmd("KEYS")
+                .arg(&pattern)
+                .query_async(&mut c)
+                .await
+                .map_err(err)?
+        } else {
+            let mut keys = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, batch): (u64, Vec<String>) = ::redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut c)
+                    .await
+                    .map_err(err)?;
+                keys.extend(batch);
+                if next == 0 {
+                    break keys;
+                }
+                cursor = next;
+            }
+        };
+        let mut out = Vec::new();
+        for k in keys {
+            let v: Option<String> = c.get(&k).await.map_err(err)?;
+            if let Some(j) = v {
+                let u: UserRecord =
+                    serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                out.push(UserSummary::from(&u));
+            }
+        }
+        out.sort_by(|a, b| a.username.cmp(&b.username));
+        out.dedup_by(|a, b| a.username == b.username);
+        Ok(out)
+    }
+    async fn delete_user(&self, username: &str) -> StoreResult<bool> {
+        let mut c = self.conn();
+        let n: i64 = c.del(self.k("user", username)).await.map_err(err)?;
+        Ok(n == 1)
+    }
+    async fn count_live_sessions(&self, now: i64, _idle: i64) -> StoreResult<u64> {
+        let mut c = self.conn();
+        let key = self.live_key();
+        let _: i64 = c.zrembyscore(&key, "-inf", now).await.map_err(err)?;
+        let n: i64 = c
+            .zcount(&key, format!("({now}"), "+inf")
+            .await
+            .map_err(err)?;
+        Ok(n.max(0) as u64)
+    }
+
     async fn create_session(
         &self,
         s: &SessionRecord,
@@ -706,11 +917,15 @@ impl SessionStore for RedisStore {
             let mut p3 = ::redis::pipe();
             self.user_pipe(&mut p3, s);
             let () = p3.query_async(&mut c).await.map_err(err)?;
+            let mut p4 = ::redis::pipe();
+            self.live_pipe(&mut p4, &s.sid, live_until(s, limits.idle));
+            let () = p4.query_async(&mut c).await.map_err(err)?;
         } else {
             let mut pipe = ::redis::pipe();
             pipe.atomic();
             self.session_pipe(&mut pipe, s, token, limits.idle);
             self.index_pipe(&mut pipe, s, token);
+            self.live_pipe(&mut pipe, &s.sid, live_until(s, limits.idle));
             let () = pipe.query_async(&mut c).await.map_err(err)?;
         }
         // a client must never hold a token only the master knew (--redis-wait-replicas)
@@ -747,6 +962,7 @@ impl SessionStore for RedisStore {
                 self.session_pipe(&mut pipe, s, t, i64::MAX);
                 if !self.cluster {
                     self.index_pipe(&mut pipe, s, t);
+                    self.live_pipe(&mut pipe, &s.sid, s.expires_at);
                 }
             }
             let () = pipe.query_async(&mut c).await.map_err(err)?;
@@ -758,6 +974,9 @@ impl SessionStore for RedisStore {
                     let mut p3 = ::redis::pipe();
                     self.user_pipe(&mut p3, s);
                     let () = p3.query_async(&mut c).await.map_err(err)?;
+                    let mut p4 = ::redis::pipe();
+                    self.live_pipe(&mut p4, &s.sid, s.expires_at);
+                    let () = p4.query_async(&mut c).await.map_err(err)?;
                 }
             }
         }
@@ -835,6 +1054,7 @@ impl SessionStore for RedisStore {
         token: &TokenRef,
         now: i64,
         grace: i64,
+        client: &str,
     ) -> StoreResult<Option<(SessionRecord, TokenPosition)>> {
         let mut c = self.conn();
         let Some(sid): Option<String> = c.get(self.k("f", &token.family)).await.map_err(err)?
@@ -844,7 +1064,7 @@ impl SessionStore for RedisStore {
         let (Some(s), Some(t)) = self.load_with(&sid, true).await? else {
             return Ok(None);
         };
-        let p = position(&s, &t, &token.hash, now, grace);
+        let p = position_for(&s, &t, &token.hash, now, grace, client);
         Ok(Some((s, p)))
     }
     async fn rotate(&self, req: &RotateRequest) -> StoreResult<RotateOutcome> {
@@ -879,6 +1099,15 @@ impl SessionStore for RedisStore {
         // rotated, or revoked by reuse / expiry: the decision must survive a failover
         if reply.first().map(String::as_str) != Some("grace") {
             self.replicated(&mut c).await?;
+        }
+        // the live-session index follows (its own slot, so not inside the script)
+        match reply.first().map(String::as_str) {
+            Some("rotated") => {
+                let until = before.expires_at.min(req.now.saturating_add(req.idle));
+                let _: i64 = c.zadd(self.live_key(), &sid, until).await.map_err(err)?;
+            }
+            Some("reused" | "revoked" | "expired") => self.not_live(&mut c, &sid).await?,
+            _ => {}
         }
         Ok(match reply.first().map(String::as_str) {
             Some("rotated") => {
@@ -923,6 +1152,7 @@ impl SessionStore for RedisStore {
         if n == 1 {
             self.replicated(&mut c).await?;
         }
+        self.not_live(&mut c, sid).await?;
         Ok(n == 1)
     }
     async fn revoke_user_sessions(
@@ -1036,7 +1266,13 @@ impl SessionStore for RedisStore {
         Ok(0) // vault keys and grace successors are their own keys with TTLs
     }
 
-    async fn purge_expired(&self, _now: i64, _retention: i64) -> StoreResult<usize> {
-        Ok(0) // every key carries a TTL
+    async fn purge_expired(&self, now: i64, _retention: i64) -> StoreResult<usize> {
+        // every key carries a TTL; only the live-session index needs trimming
+        let mut c = self.conn();
+        let _: i64 = c
+            .zrembyscore(self.live_key(), "-inf", now)
+            .await
+            .map_err(err)?;
+        Ok(0)
     }
 }

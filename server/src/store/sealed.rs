@@ -186,6 +186,16 @@ impl SessionStore for SealedStore {
         Ok(Some(u))
     }
 
+    async fn list_users(&self) -> StoreResult<Vec<UserSummary>> {
+        self.inner.list_users().await
+    }
+    async fn delete_user(&self, username: &str) -> StoreResult<bool> {
+        self.inner.delete_user(username).await
+    }
+    async fn count_live_sessions(&self, now: i64, idle: i64) -> StoreResult<u64> {
+        self.inner.count_live_sessions(now, idle).await
+    }
+
     async fn create_session(
         &self,
         session: &SessionRecord,
@@ -230,8 +240,9 @@ impl SessionStore for SealedStore {
         token: &TokenRef,
         now: i64,
         grace: i64,
+        client: &str,
     ) -> StoreResult<Option<(SessionRecord, TokenPosition)>> {
-        match self.inner.lookup_refresh(token, now, grace).await? {
+        match self.inner.lookup_refresh(token, now, grace, client).await? {
             Some((s, p)) => Ok(Some((self.open_session(s)?, p))),
             None => Ok(None),
         }

@@ -374,6 +374,41 @@ impl SessionStore for SqliteStore {
         .await
     }
 
+    async fn list_users(&self) -> StoreResult<Vec<UserSummary>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT id, username, totp_secret IS NOT NULL FROM users ORDER BY username",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(UserSummary {
+                    id: r.get(0)?,
+                    username: r.get(1)?,
+                    totp: r.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+    async fn delete_user(&self, username: &str) -> StoreResult<bool> {
+        let username = username.to_string();
+        self.write(move |c| c.execute("DELETE FROM users WHERE username = ?1", [username]))
+            .await
+            .map(|n| n == 1)
+    }
+    async fn count_live_sessions(&self, now: i64, idle: i64) -> StoreResult<u64> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > ?1 \
+                 AND last_seen > ?1 - ?2",
+                params![now, idle],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .await
+        .map(|n| n.max(0) as u64)
+    }
+
     async fn create_session(
         &self,
         s: &SessionRecord,
@@ -473,11 +508,13 @@ impl SessionStore for SqliteStore {
         token: &TokenRef,
         now: i64,
         grace: i64,
+        client: &str,
     ) -> StoreResult<Option<(SessionRecord, TokenPosition)>> {
         let token = token.clone();
+        let client = client.to_string();
         self.read(move |c| {
             Ok(find_by_family(c, &token.family)?.map(|(s, t)| {
-                let p = position(&s, &t, &token.hash, now, grace);
+                let p = position_for(&s, &t, &token.hash, now, grace, &client);
                 (s, p)
             }))
         })

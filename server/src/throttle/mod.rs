@@ -17,7 +17,7 @@
 //!
 //! Backends: [`memory::MemoryThrottle`] (one process; memory and SQLite stores) and
 //! [`redis::RedisThrottle`] (a Lua script, so every instance sharing the Redis shares the
-//! counters).
+//! counters: standalone, Sentinel and Cluster alike).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -120,24 +120,18 @@ impl Throttle {
         }
     }
 
-    /// The backend for a `--store` URL: Redis (shared by all instances) for `redis://` and
-    /// `rediss://`, in-process otherwise.
+    /// The backend for a `--store` URL: Redis (shared by all instances) for every Redis
+    /// URL (standalone, Sentinel, Cluster), in-process otherwise.
     ///
     /// # Errors
     /// When the Redis URL cannot be used.
     pub async fn for_store(cfg: &Config) -> StoreResult<Self> {
         let url = cfg.store.as_str();
-        let backend: Arc<dyn ThrottleBackend> =
-            if url.starts_with("redis://") || url.starts_with("rediss://") {
-                Arc::new(redis::RedisThrottle::connect(url, "tessera:throttle:").await?)
-            } else {
-                if url.starts_with("redis+") {
-                    tracing::warn!(
-                        "login throttling counters are per instance with Sentinel/Cluster stores"
-                    );
-                }
-                Arc::new(memory::MemoryThrottle::default())
-            };
+        let backend: Arc<dyn ThrottleBackend> = if crate::store::redis::is_redis_url(url) {
+            Arc::new(redis::RedisThrottle::connect(url, "tessera:throttle:").await?)
+        } else {
+            Arc::new(memory::MemoryThrottle::default())
+        };
         Ok(Self::new(backend, cfg))
     }
 

@@ -1,11 +1,16 @@
 //! Throttle counters in Redis: one Lua script checks every counter of an attempt and
-//! increments them all, atomically, so several server instances share the limits.
+//! increments them all, atomically, so several server instances share the limits. The
+//! connection is a [`RedisStore`]'s, so standalone, Sentinel (following failovers) and
+//! Cluster work alike, with the same credentials and TLS; every counter key carries one
+//! Cluster hash tag (`{t}`), so one attempt's counters live in one slot and the script
+//! stays atomic there.
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
+
+use crate::store::redis::{err, RedisStore};
 
 use super::{Kind, Rule, ThrottleBackend, MAX_BACKOFF};
-use crate::store::{StoreError, StoreResult};
+use crate::store::StoreResult;
 
 /// KEYS: the counters (hashes s = window start, n = count, x = next allowed time).
 /// ARGV: now, max backoff, then per key: limit, window, kind (`h` hard, `b` backoff).
@@ -55,10 +60,9 @@ end
 return 0
 ";
 
-/// Counters in a standalone Redis (or Valkey).
-#[derive(Clone)]
+/// Counters in Redis or Valkey (standalone, Sentinel or Cluster).
 pub struct RedisThrottle {
-    conn: ConnectionManager,
+    store: RedisStore,
     prefix: String,
     reserve: redis::Script,
     refund: redis::Script,
@@ -72,20 +76,15 @@ impl std::fmt::Debug for RedisThrottle {
     }
 }
 
-fn err(e: redis::RedisError) -> StoreError {
-    StoreError::Redis(e.to_string())
-}
-
 impl RedisThrottle {
-    /// Connects to `url` (`redis://` or `rediss://`); keys start with `prefix`.
+    /// Connects to `url` (any Redis store URL, see [`crate::store::redis`]); keys start
+    /// with `prefix`.
     ///
     /// # Errors
     /// When the URL is invalid or Redis is unreachable.
     pub async fn connect(url: &str, prefix: &str) -> StoreResult<Self> {
-        let client = redis::Client::open(url).map_err(err)?;
-        let conn = ConnectionManager::new(client).await.map_err(err)?;
         Ok(RedisThrottle {
-            conn,
+            store: RedisStore::connect(url, prefix).await?,
             prefix: prefix.to_string(),
             reserve: redis::Script::new(RESERVE_LUA),
             refund: redis::Script::new(REFUND_LUA),
@@ -93,7 +92,7 @@ impl RedisThrottle {
     }
 
     fn key(&self, r: &Rule) -> String {
-        format!("{}{}", self.prefix, r.key)
+        format!("{}{{t}}:{}", self.prefix, r.key)
     }
 }
 
@@ -111,7 +110,7 @@ impl ThrottleBackend for RedisThrottle {
                     Kind::Backoff => "b",
                 });
         }
-        let mut c = self.conn.clone();
+        let mut c = self.store.conn();
         let retry: i64 = inv.invoke_async(&mut c).await.map_err(err)?;
         Ok((retry > 0).then_some(retry as u64))
     }
@@ -121,7 +120,7 @@ impl ThrottleBackend for RedisThrottle {
         for r in rules {
             inv.key(self.key(r));
         }
-        let mut c = self.conn.clone();
+        let mut c = self.store.conn();
         let _: i64 = inv.invoke_async(&mut c).await.map_err(err)?;
         Ok(())
     }

@@ -19,6 +19,11 @@ pub struct Instance {
 /// Unless `extra` sets them: no per-account limit, a hashing queue for 64 logins at once, room for 100 sessions per user (the
 /// tests log alice in 64 times), and with Redis one master key file shared by every instance of this test process.
 pub fn start(store: &str, extra: &[&str]) -> Instance {
+    start_with_env(store, extra, &[])
+}
+
+/// [`start`] with extra environment variables for the process.
+pub fn start_with_env(store: &str, extra: &[&str], env: &[(&str, &str)]) -> Instance {
     let mut defaults: Vec<String> = Vec::new();
     if !extra.contains(&"--account-limit") {
         // 64 logins of alice from one test: the per-account throttle would refuse them
@@ -55,6 +60,7 @@ pub fn start(store: &str, extra: &[&str]) -> Instance {
             ])
             .args(&defaults)
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

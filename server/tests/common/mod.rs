@@ -253,6 +253,89 @@ impl Harness {
     }
 }
 
+// ---- requests and TOTP codes shared by the hardening and log tests ----------------------
+
+/// RFC 6238 code of the demo secret at `t` (computed here, independently of the server).
+pub fn bob_code(t: i64) -> String {
+    use hmac::{Hmac, Mac};
+    let secret = tessera_server::state::DEMO_TOTP_SECRET;
+    let mut bits = 0u64;
+    let mut n = 0;
+    let mut key = Vec::new();
+    for c in secret.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => continue,
+        };
+        bits = (bits << 5) | u64::from(v);
+        n += 5;
+        if n >= 8 {
+            n -= 8;
+            key.push((bits >> n) as u8);
+        }
+    }
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&key).expect("key");
+    mac.update(&((t / 30) as u64).to_be_bytes());
+    let h = mac.finalize().into_bytes();
+    let o = (h[19] & 0xf) as usize;
+    let bin = u32::from_be_bytes([h[o] & 0x7f, h[o + 1], h[o + 2], h[o + 3]]);
+    format!("{:06}", bin % 1_000_000)
+}
+
+/// A code that is not valid at `t` (nor in the ±1 step window).
+pub fn wrong_code(t: i64) -> String {
+    let valid: Vec<String> = [-30, 0, 30].iter().map(|d| bob_code(t + d)).collect();
+    (0..1_000_000)
+        .map(|i| format!("{i:06}"))
+        .find(|c| !valid.contains(c))
+        .unwrap_or_default()
+}
+
+pub fn json_post(
+    path: &str,
+    body: &Value,
+    peer: SocketAddr,
+    extra: &[(&str, &str)],
+) -> Request<Body> {
+    let mut b = Request::post(path)
+        .header("content-type", "application/json")
+        .header("user-agent", UA)
+        .header("x-tessera-csrf", "1");
+    for (k, v) in extra {
+        b = b.header(*k, *v);
+    }
+    let mut req = b.body(Body::from(body.to_string())).expect("request");
+    req.extensions_mut().insert(ConnectInfo(peer));
+    req
+}
+
+pub fn peer(i: u32) -> SocketAddr {
+    SocketAddr::from(([198, 51, (i >> 8) as u8, i as u8], 40000))
+}
+
+/// Bob's password step from `from`: the `mfa_token` it hands out.
+pub async fn bob_mfa_token(h: &Harness, from: SocketAddr) -> String {
+    let r = h
+        .call(json_post(
+            "/auth/login",
+            &serde_json::json!({"username": "bob", "password": "tessera-demo"}),
+            from,
+            &[],
+        ))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    r.json()["mfa_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A fresh path for a SQLite file under the temp dir; removes the files on drop.
@@ -420,6 +503,207 @@ impl Drop for Proc {
     }
 }
 
+/// Test certificates made with the `openssl` command: a CA and a server certificate for
+/// `127.0.0.1` / `localhost` signed by it. Removed on drop.
+pub struct TlsFiles {
+    pub dir: std::path::PathBuf,
+    pub ca: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+impl TlsFiles {
+    /// `None` (with a loud line) when `openssl` is missing and `CI` is unset.
+    pub fn generate() -> Option<Self> {
+        let dir = std::env::temp_dir().join(format!(
+            "tessera-tls-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).expect("tls dir");
+        let run = |args: &[&str]| -> bool {
+            Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !run(&["version"]) {
+            if std::env::var_os("CI").is_some() {
+                panic!("openssl is not installed but CI is set: the TLS tests must run");
+            }
+            eprintln!("\n!!!!!!!! SKIPPING TLS TEST: openssl not found on PATH !!!!!!!!\n");
+            return None;
+        }
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .expect("ext");
+        for args in [
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                "ca.key",
+            ][..],
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=tessera-test-ca",
+            ][..],
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                "srv.key",
+            ][..],
+            &[
+                "req",
+                "-new",
+                "-key",
+                "srv.key",
+                "-out",
+                "srv.csr",
+                "-subj",
+                "/CN=localhost",
+            ][..],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "srv.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "srv.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+            ][..],
+        ] {
+            assert!(run(args), "openssl {args:?}");
+        }
+        Some(TlsFiles {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("srv.pem"),
+            key: dir.join("srv.key"),
+            dir,
+        })
+    }
+
+    /// redis-server / sentinel settings serving TLS only (`port 0`), replication over TLS.
+    fn server_args(&self) -> Vec<String> {
+        vec![
+            "--tls-cert-file".into(),
+            self.cert.display().to_string(),
+            "--tls-key-file".into(),
+            self.key.display().to_string(),
+            "--tls-ca-cert-file".into(),
+            self.ca.display().to_string(),
+            "--tls-auth-clients".into(),
+            "no".into(),
+            "--tls-replication".into(),
+            "yes".into(),
+        ]
+    }
+
+    /// `redis-cli` flags to reach such a server.
+    fn cli_args(&self) -> Vec<String> {
+        vec![
+            "--tls".into(),
+            "--cacert".into(),
+            self.ca.display().to_string(),
+        ]
+    }
+}
+
+impl Drop for TlsFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// How a Sentinel setup or a Cluster protects itself (default: not at all).
+#[derive(Clone, Default)]
+pub struct RedisSecurity {
+    /// `requirepass` and `masterauth` on every data node (Sentinel: also `auth-pass`).
+    pub password: Option<String>,
+    /// `requirepass` on the Sentinel itself.
+    pub sentinel_password: Option<String>,
+    /// TLS only, with these files.
+    pub tls: Option<Arc<TlsFiles>>,
+}
+
+impl RedisSecurity {
+    /// Data-node flags: the port (plain, or TLS with the plain one off), auth, TLS files.
+    fn node_args(&self, port: u16) -> Vec<String> {
+        let mut a: Vec<String> = match &self.tls {
+            Some(t) => {
+                let mut v = vec![
+                    "--port".into(),
+                    "0".into(),
+                    "--tls-port".into(),
+                    port.to_string(),
+                ];
+                v.extend(t.server_args());
+                v
+            }
+            None => vec!["--port".into(), port.to_string()],
+        };
+        if let Some(p) = &self.password {
+            a.extend([
+                "--requirepass".into(),
+                p.clone(),
+                "--masterauth".into(),
+                p.clone(),
+            ]);
+        }
+        a
+    }
+
+    /// `redis-cli` flags for a data node (`data`) or the Sentinel.
+    fn cli(&self, port: u16, data: bool) -> Vec<String> {
+        let mut a = vec![
+            "-p".to_string(),
+            port.to_string(),
+            "--no-auth-warning".into(),
+        ];
+        if let Some(t) = &self.tls {
+            a.extend(t.cli_args());
+        }
+        let pw = if data {
+            &self.password
+        } else {
+            &self.sentinel_password
+        };
+        if let Some(p) = pw {
+            a.extend(["-a".into(), p.clone()]);
+        }
+        a
+    }
+}
+
 /// A Redis master (optionally with one replica) watched by one real Sentinel.
 pub struct SentinelSetup {
     pub master: Option<Proc>,
@@ -427,18 +711,25 @@ pub struct SentinelSetup {
     pub replica: Option<Proc>,
     pub sentinel: Proc,
     pub sentinel_port: u16,
+    pub security: RedisSecurity,
     conf: std::path::PathBuf,
 }
 
 impl SentinelSetup {
     /// `None` (with a loud line) when redis-server is missing and `CI` is unset.
     pub fn start(with_replica: bool) -> Option<Self> {
-        RedisServer::start()?; // availability check (and the CI rule); dropped at once
+        Self::start_secured(with_replica, RedisSecurity::default())
+    }
+
+    /// [`SentinelSetup::start`] with passwords and/or TLS.
+    pub fn start_secured(with_replica: bool, security: RedisSecurity) -> Option<Self> {
+        // availability check (and the CI rule); dropped at once
+        RedisServer::start()?;
         // Ports come from `free_port()` and may be taken by a concurrent test before our
         // process binds them: then `wait_port` sees someone else's server. So a setup counts
         // only when our processes are alive and OUR sentinel names OUR master; else retry.
         for _ in 0..5 {
-            let mut setup = Self::spawn_once(with_replica);
+            let mut setup = Self::spawn_once(with_replica, &security);
             if setup.is_healthy() {
                 return Some(setup);
             }
@@ -452,7 +743,7 @@ impl SentinelSetup {
         while Instant::now() < deadline {
             if !alive(&mut self.sentinel)
                 || !self.master.as_mut().is_some_and(alive)
-                || !self.replica.as_mut().map_or(true, alive)
+                || !self.replica.as_mut().is_none_or(alive)
             {
                 return false;
             }
@@ -466,22 +757,18 @@ impl SentinelSetup {
 
     /// `SENTINEL get-master-addr-by-name mymaster` names our master's port.
     fn sentinel_knows_master(&self) -> bool {
-        use std::io::{Read, Write};
-        let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", self.sentinel_port)) else {
-            return false;
-        };
-        let _ = c.set_read_timeout(Some(Duration::from_secs(1)));
-        let cmd = "*3\r\n$8\r\nSENTINEL\r\n$23\r\nget-master-addr-by-name\r\n$8\r\nmymaster\r\n";
-        if c.write_all(cmd.as_bytes()).is_err() {
-            return false;
-        }
-        let mut buf = [0u8; 256];
-        let n = c.read(&mut buf).unwrap_or(0);
-        let reply = String::from_utf8_lossy(&buf[..n]);
-        reply.starts_with('*') && reply.contains(&format!("\r\n{}\r\n", self.master_port))
+        let out = Command::new("redis-cli")
+            .args(self.security.cli(self.sentinel_port, false))
+            .args(["SENTINEL", "get-master-addr-by-name", "mymaster"])
+            .output();
+        out.is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == self.master_port.to_string())
+        })
     }
 
-    fn spawn_once(with_replica: bool) -> Self {
+    fn spawn_once(with_replica: bool, sec: &RedisSecurity) -> Self {
         let spawn = |args: Vec<String>| -> Proc {
             Proc(
                 Command::new("redis-server")
@@ -495,19 +782,13 @@ impl SentinelSetup {
             )
         };
         let base = |port: u16| -> Vec<String> {
-            [
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+            let mut a = sec.node_args(port);
+            a.extend(
+                ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
+            a
         };
         let master_port = free_port();
         let mut margs = base(master_port);
@@ -531,14 +812,27 @@ impl SentinelSetup {
             "tessera-sentinel-{}-{sentinel_port}.conf",
             std::process::id()
         ));
-        std::fs::write(
-            &conf,
-            format!(
-                "port {sentinel_port}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {master_port} 1\n\
-                 sentinel down-after-milliseconds mymaster 500\nsentinel failover-timeout mymaster 3000\n"
+        let mut text = match &sec.tls {
+            Some(t) => format!(
+                "port 0\ntls-port {sentinel_port}\ntls-cert-file {}\ntls-key-file {}\n\
+                 tls-ca-cert-file {}\ntls-auth-clients no\ntls-replication yes\n",
+                t.cert.display(),
+                t.key.display(),
+                t.ca.display()
             ),
-        )
-        .expect("sentinel conf");
+            None => format!("port {sentinel_port}\n"),
+        };
+        text.push_str(&format!(
+            "bind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {master_port} 1\n\
+             sentinel down-after-milliseconds mymaster 500\nsentinel failover-timeout mymaster 3000\n"
+        ));
+        if let Some(p) = &sec.password {
+            text.push_str(&format!("sentinel auth-pass mymaster {p}\n"));
+        }
+        if let Some(p) = &sec.sentinel_password {
+            text.push_str(&format!("requirepass {p}\n"));
+        }
+        std::fs::write(&conf, text).expect("sentinel conf");
         let sentinel = spawn(vec![conf.display().to_string(), "--sentinel".into()]);
         assert!(wait_port(sentinel_port), "sentinel up");
         SentinelSetup {
@@ -547,12 +841,27 @@ impl SentinelSetup {
             replica,
             sentinel,
             sentinel_port,
+            security: sec.clone(),
             conf,
         }
     }
 
+    /// The store URL, with the data nodes' and the Sentinel's credentials and TLS.
     pub fn url(&self) -> String {
-        format!("redis+sentinel://127.0.0.1:{}/mymaster", self.sentinel_port)
+        let sec = &self.security;
+        format!(
+            "{}+sentinel://{}127.0.0.1:{}/mymaster{}",
+            if sec.tls.is_some() { "rediss" } else { "redis" },
+            sec.password
+                .as_ref()
+                .map(|p| format!(":{p}@"))
+                .unwrap_or_default(),
+            self.sentinel_port,
+            sec.sentinel_password
+                .as_ref()
+                .map(|p| format!("?sentinel_password={p}"))
+                .unwrap_or_default()
+        )
     }
 }
 
@@ -566,12 +875,18 @@ impl Drop for SentinelSetup {
 pub struct ClusterSetup {
     pub nodes: Vec<Proc>,
     pub ports: Vec<u16>,
+    pub security: RedisSecurity,
     dir: std::path::PathBuf,
 }
 
 impl ClusterSetup {
     /// `None` (with a loud line) when redis-server is missing and `CI` is unset.
     pub fn start() -> Option<Self> {
+        Self::start_secured(RedisSecurity::default())
+    }
+
+    /// [`ClusterSetup::start`] with a password and/or TLS on every node.
+    pub fn start_secured(sec: RedisSecurity) -> Option<Self> {
         RedisServer::start()?;
         let dir = std::env::temp_dir().join(format!(
             "tessera-cluster-{}-{}",
@@ -583,10 +898,14 @@ impl ClusterSetup {
         let mut ports = Vec::new();
         for _ in 0..3 {
             let port = free_port();
+            let mut tls_cluster: Vec<String> = Vec::new();
+            if sec.tls.is_some() {
+                tls_cluster.extend(["--tls-cluster".into(), "yes".into()]);
+            }
             let child = Command::new("redis-server")
+                .args(sec.node_args(port))
+                .args(&tls_cluster)
                 .args([
-                    "--port",
-                    &port.to_string(),
                     "--bind",
                     "127.0.0.1",
                     "--save",
@@ -609,7 +928,8 @@ impl ClusterSetup {
             assert!(wait_port(port), "cluster node up");
             ports.push(port);
         }
-        let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
+        let mut args: Vec<String> = sec.cli(ports[0], true);
+        args.extend(["--cluster".into(), "create".into()]);
         args.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
         args.extend([
             "--cluster-replicas".into(),
@@ -630,7 +950,8 @@ impl ClusterSetup {
         for p in &ports {
             loop {
                 let info = Command::new("redis-cli")
-                    .args(["-p", &p.to_string(), "cluster", "info"])
+                    .args(sec.cli(*p, true))
+                    .args(["cluster", "info"])
                     .output()
                     .expect("cluster info");
                 if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
@@ -640,7 +961,12 @@ impl ClusterSetup {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        Some(ClusterSetup { nodes, ports, dir })
+        Some(ClusterSetup {
+            nodes,
+            ports,
+            security: sec,
+            dir,
+        })
     }
 
     pub fn url(&self) -> String {
@@ -649,7 +975,16 @@ impl ClusterSetup {
             .iter()
             .map(|p| format!("127.0.0.1:{p}"))
             .collect();
-        format!("redis+cluster://{}", hosts.join(","))
+        let sec = &self.security;
+        format!(
+            "{}+cluster://{}{}",
+            if sec.tls.is_some() { "rediss" } else { "redis" },
+            sec.password
+                .as_ref()
+                .map(|p| format!(":{p}@"))
+                .unwrap_or_default(),
+            hosts.join(",")
+        )
     }
 }
 
