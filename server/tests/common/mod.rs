@@ -482,6 +482,20 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// A free port for a Redis Cluster node: at most 55535, since a node also listens on its port
+/// + 10000 (the cluster bus) and refuses to start above that; the bus port must be free too.
+/// (An ephemeral port from `free_port()` is above 55535 about one time in five: that made the
+/// cluster tests fail now and then.)
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        let bus_free = || std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok();
+        if port <= 55_535 && bus_free() {
+            return port;
+        }
+    }
+}
+
 fn wait_port(port: u16) -> bool {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
@@ -897,7 +911,7 @@ impl ClusterSetup {
         let mut nodes = Vec::new();
         let mut ports = Vec::new();
         for _ in 0..3 {
-            let port = free_port();
+            let port = free_cluster_port();
             let mut tls_cluster: Vec<String> = Vec::new();
             if sec.tls.is_some() {
                 tls_cluster.extend(["--tls-cluster".into(), "yes".into()]);
