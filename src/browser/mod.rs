@@ -329,6 +329,11 @@ impl Core {
         self.engine.refreshing()
     }
 
+    // The serial of the newest live token in the shared record (0: none).
+    pub fn seen(&self) -> f64 {
+        self.engine.shared_serial() as f64
+    }
+
     // Whether the resume is still undecided (no token, no answer, no failure yet).
     pub fn pending(&self) -> bool {
         self.engine.resume_pending()

@@ -298,7 +298,7 @@ var Driver = class {
   // what to retry when the vault key is back
   #tries = 0;
   #seen;
-  // the shared record at the last nudge
+  // the shared record's newest token serial at the last resume on a nudge
   #sealing;
   #warned;
   #base;
@@ -477,11 +477,12 @@ var Driver = class {
   // The storage-event fallback carries no payload, only "something changed": catch up from
   // the shared record, the sealed vault record, or (not signed in) the server's cookie.
   #nudged() {
-    const s = this.#feedShared();
+    this.#feedShared();
     this.#pump();
     if (this.#signedIn()) return;
-    if (this.#store) this.#restore();
-    else if (s !== this.#seen) this.#seen = s, this.#drive(RESUME, true);
+    if (this.#store) return void this.#restore();
+    const t = this.#c.seen();
+    if (t && t !== this.#seen) this.#seen = t, this.#drive(RESUME, true);
   }
   #post(path, body, bearer, ms) {
     return post(this.#base + path, body, bearer, ms);

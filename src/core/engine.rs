@@ -818,6 +818,18 @@ impl Engine {
         self.refresh.alone = alone;
     }
 
+    /// The serial of the newest live token the shared record names (0: none, or only tokens
+    /// of sessions ended by a later logout). A driver without a tab bus learns of another
+    /// tab's login through the record: it resumes from the cookie when this changes, and not
+    /// on every other write (claims, activity), which would start resumes that supersede one
+    /// another in every tab.
+    pub fn shared_serial(&self) -> u64 {
+        self.shared
+            .token
+            .filter(|t| t.stamp.epoch >= self.shared.epoch)
+            .map_or(0, |t| t.stamp.serial)
+    }
+
     /// `true` while a resume ([`Input::Resume`]) is undecided: no token yet, online, and
     /// neither a refresh answer nor a retryable failure so far (after one, the tab is
     /// anonymous for now and retries in the background).

@@ -31,7 +31,7 @@ export class Driver {
   #lt; // login timeout
   #retry; // what to retry when the vault key is back
   #tries = 0;
-  #seen; // the shared record at the last nudge
+  #seen; // the shared record's newest token serial at the last resume on a nudge
   #sealing;
   #warned;
   #base; #ch; #tokenMode; #kind; #plan; #t; #tk; #sk; #bk; #ls; #early; #waiters; #dead; #seq; #timer; #at; #store; #lock; #cleared; #remaining; #off; #bc; #wiping; #revoke; #tracker; // internal state (private: minified to short names)
@@ -213,12 +213,15 @@ export class Driver {
   // The storage-event fallback carries no payload, only "something changed": catch up from
   // the shared record, the sealed vault record, or (not signed in) the server's cookie.
   #nudged() {
-    const s = this.#feedShared();
+    this.#feedShared();
     this.#pump();
     if (this.#signedIn()) return;
-    if (this.#store) this.#restore();
-    // Once per change of the shared record: two tabs without a session never ping-pong.
-    else if (s !== this.#seen) (this.#seen = s), this.#drive(RESUME, true);
+    if (this.#store) return void this.#restore();
+    // Once per token the shared record names (another tab's login or refresh), never on its
+    // other writes (claims, activity): tabs without a session would re-resume each other's
+    // resumes forever, each new one superseding the last.
+    const t = this.#c.seen();
+    if (t && t !== this.#seen) (this.#seen = t), this.#drive(RESUME, true);
   }
 
   #post(path, body, bearer, ms) {
