@@ -296,10 +296,10 @@ var Driver = class {
   // the key id of the restored record's session
   /** @type {string | null | undefined} */
   #mfa;
-  /** @type {string | null} */
-  #user = null;
-  /** @type {number | null} */
-  #exp = null;
+  /** @type {string | null | undefined} */
+  #user;
+  /** @type {number | null | undefined} */
+  #exp;
   #gen = 0;
   // bumped by every wipe: a seal or key fetch started before it is dropped
   #seals = 0;
@@ -976,15 +976,13 @@ var Driver = class {
   #cleanup() {
     const p = this.#plan;
     const left = this.#remaining = [];
-    const out = this.#cleared = {
+    const out = this.#cleared = /** @type {import("tessera").Cleared} */
+    {
       memory: true,
       localStorage: wipeStorage("localStorage", p.localStorage, [this.#tk, this.#bk], [this.#sk, this.#rk], left),
-      sessionStorage: wipeStorage("sessionStorage", p.sessionStorage, [this.#tk], [], left),
-      cookies: p.cookies ? wipeCookies(document, location, left) : [],
-      indexedDB: [],
-      caches: [],
-      serviceWorkers: []
+      sessionStorage: wipeStorage("sessionStorage", p.sessionStorage, [this.#tk], [], left)
     };
+    out.cookies = p.cookies ? wipeCookies(document, location, left) : [];
     const which = (x) => x === true || Array.isArray(x) ? x : null;
     const later = (x, f, into) => which(x) && f(
       /** @type {string[] | true} */
@@ -992,20 +990,27 @@ var Driver = class {
       left
     ).then((n) => into.push(...n));
     this.#wiping = Promise.all([
-      later(p.indexedDB, wipeIndexedDb, out.indexedDB),
-      later(p.caches, wipeCaches, out.caches),
-      later(p.serviceWorkers === true, wipeWorkers, out.serviceWorkers)
+      later(p.indexedDB, wipeIndexedDb, out.indexedDB = []),
+      later(p.caches, wipeCaches, out.caches = []),
+      later(p.serviceWorkers === true, wipeWorkers, out.serviceWorkers = [])
     ]);
   }
   // ---- the public methods (the `Session` API, see types.rs) -------------------------------
   get state() {
     return this.#dead || STATES[this.#c.state()];
   }
+  // Both are set by the `login` event, which comes before any signed-in state.
   get user() {
-    return this.#signedIn() ? this.#user : null;
+    return this.#signedIn() ? (
+      /** @type {string | null} */
+      this.#user
+    ) : null;
   }
   get expiresAt() {
-    return this.#signedIn() ? this.#exp : null;
+    return this.#signedIn() ? (
+      /** @type {number | null} */
+      this.#exp
+    ) : null;
   }
   get idleDeadline() {
     const t = this.#signedIn() ? this.#c.stats()[3] : -1;
@@ -1143,8 +1148,8 @@ function lset(k, v) {
 
 // src/browser/js/session.js
 var reject = (code, message) => Promise.reject(error(code, message));
-function start(core, options) {
-  const o = options && typeof options === "object" ? options : {};
+function start(core, o) {
+  o = o && typeof o === "object" ? o : {};
   let d;
   try {
     if (typeof window !== "object" || typeof document !== "object" || typeof location !== "object")

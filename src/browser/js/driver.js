@@ -33,8 +33,8 @@ export class Driver {
   /** @type {string | null | undefined} */ #sid; // the server's id of the session whose token this tab obtained
   /** @type {string | null | undefined} */ #kid; // the key id of the restored record's session
   /** @type {string | null | undefined} */ #mfa;
-  /** @type {string | null} */ #user = null;
-  /** @type {number | null} */ #exp = null;
+  /** @type {string | null | undefined} */ #user;
+  /** @type {number | null | undefined} */ #exp;
   #gen = 0; // bumped by every wipe: a seal or key fetch started before it is dropped
   #seals = 0;
   #lid = 0; // the engine's id for the login request about to go out
@@ -719,24 +719,22 @@ export class Driver {
     const left = (this.#remaining = []);
     // The shared record (the logout epoch) is never removed, so never written back: a copy
     // written back could be older than what another tab stored meanwhile.
-    // Every list is there from the start (the asynchronous ones fill in).
-    const out = (this.#cleared = {
+    // A `Cleared` once its lists are added, right below and before anything reads it (in one
+    // literal it would cost package bytes).
+    const out = (this.#cleared = /** @type {import("tessera").Cleared} */ ({
       memory: true,
       localStorage: wipeStorage("localStorage", p.localStorage, [this.#tk, this.#bk], [this.#sk, this.#rk], left),
       sessionStorage: wipeStorage("sessionStorage", p.sessionStorage, [this.#tk], [], left),
-      cookies: p.cookies ? wipeCookies(document, location, left) : [],
-      indexedDB: [],
-      caches: [],
-      serviceWorkers: [],
-    });
+    }));
+    out.cookies = p.cookies ? wipeCookies(document, location, left) : [];
     /** @param {string[] | boolean | undefined} x */
     const which = (x) => (x === true || Array.isArray(x) ? x : null);
     /** @type {(x: string[] | boolean | undefined, f: (names: string[] | true, left: import("tessera").Remaining[]) => Promise<string[]>, into: string[]) => unknown} */
     const later = (x, f, into) => which(x) && f(/** @type {string[] | true} */ (x), left).then((n) => into.push(...n));
     this.#wiping = Promise.all([
-      later(p.indexedDB, wipeIndexedDb, out.indexedDB),
-      later(p.caches, wipeCaches, out.caches),
-      later(p.serviceWorkers === true, wipeWorkers, out.serviceWorkers),
+      later(p.indexedDB, wipeIndexedDb, (out.indexedDB = [])),
+      later(p.caches, wipeCaches, (out.caches = [])),
+      later(p.serviceWorkers === true, wipeWorkers, (out.serviceWorkers = [])),
     ]);
   }
 
@@ -746,12 +744,13 @@ export class Driver {
     return this.#dead || STATES[this.#c.state()];
   }
 
+  // Both are set by the `login` event, which comes before any signed-in state.
   get user() {
-    return this.#signedIn() ? this.#user : null;
+    return this.#signedIn() ? /** @type {string | null} */ (this.#user) : null;
   }
 
   get expiresAt() {
-    return this.#signedIn() ? this.#exp : null;
+    return this.#signedIn() ? /** @type {number | null} */ (this.#exp) : null;
   }
 
   get idleDeadline() {

@@ -22,12 +22,12 @@ export const reject = (code, message) => Promise.reject(error(code, message));
 
 /**
  * @param {import("./types").Core} core
- * @param {unknown} options what the page passed
+ * @param {import("tessera").SessionOptions | null | undefined} o as the page passed them (not an
+ *   object, from plain JS: none)
  * @returns {Promise<Driver>}
  */
-export function start(core, options) {
-  /** @type {import("tessera").SessionOptions} */
-  const o = options && typeof options === "object" ? options : {};
+export function start(core, o) {
+  o = o && typeof o === "object" ? o : {};
   /** @type {Driver} */
   let d;
   try {
