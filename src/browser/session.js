@@ -23,7 +23,11 @@ function post(url, body, bearer, ms) {
       b = JSON.parse(await r.text());
     } catch (_) {
     }
-    const ra = parseInt(r.headers.get("Retry-After"), 10);
+    const ra = parseInt(
+      /** @type {string} */
+      r.headers.get("Retry-After"),
+      10
+    );
     return { status: r.status, body: b, retryAfter: ra >= 0 ? ra * 1e3 : void 0 };
   });
 }
@@ -109,6 +113,11 @@ async function gcm(encrypt, key, iv, aad2, data) {
 var KINDS = ["pointermove", "pointerdown", "keydown", "wheel", "touchstart"];
 var OPTS = { passive: true, capture: true };
 var ActivityTracker = class {
+  /**
+   * @param {number} windowMs the throttle window
+   * @param {boolean} scroll whether `scroll` counts
+   * @param {() => void} onActive called at most once per window
+   */
   constructor(windowMs, scroll, onActive) {
     let last = -1e12, sent = -1e12;
     const h = (e) => {
@@ -134,7 +143,8 @@ function hasLocks() {
 }
 function lockRequest(name, waitMs, steal, cb) {
   if (!hasLocks()) return null;
-  let release, done = false, granted = false, timer = 0;
+  let release;
+  let done = false, granted = false, timer = 0;
   const held = new Promise((r) => {
     release = r;
   });
@@ -144,7 +154,10 @@ function lockRequest(name, waitMs, steal, cb) {
   else {
     ac = new AbortController();
     opts.signal = ac.signal;
-    timer = setTimeout(() => ac.abort(), waitMs);
+    timer = setTimeout(() => (
+      /** @type {AbortController} */
+      ac.abort()
+    ), waitMs);
   }
   navigator.locks.request(name, opts, () => {
     clearTimeout(timer);
@@ -173,7 +186,8 @@ async function wipeIndexedDb(names, left) {
   if (!idb) return [];
   if (names === true) {
     try {
-      names = (await idb.databases()).map((d) => d.name);
+      names = /** @type {string[]} */
+      (await idb.databases()).map((d) => d.name);
     } catch (_) {
       return [];
     }
@@ -261,72 +275,122 @@ function wipeCookies(doc, loc, left) {
 }
 
 // src/browser/js/driver.js
-var DISPOSE = Symbol.dispose || /* @__PURE__ */ Symbol.for("Symbol.dispose");
+var DISPOSE = (
+  /** @type {typeof Symbol.dispose} */
+  Symbol.dispose || /* @__PURE__ */ Symbol.for("Symbol.dispose")
+);
 var Driver = class {
   // Secrets and the engine (which holds the tokens) are private: no script reaches them
   // through the session object.
+  /** @type {import("./types").Core} */
   #c;
   // the engine
+  /** @type {VaultKey | null | undefined} */
   #key;
   // the vault key in use: { kid, k, server }
+  /** @type {string | null | undefined} */
   #sid;
   // the server's id of the session whose token this tab obtained
+  /** @type {string | null | undefined} */
   #kid;
   // the key id of the restored record's session
+  /** @type {string | null | undefined} */
   #mfa;
+  /** @type {string | null | undefined} */
   #user;
+  /** @type {number | null | undefined} */
   #exp;
   #gen = 0;
   // bumped by every wipe: a seal or key fetch started before it is dropped
   #seals = 0;
   #lid = 0;
   // the engine's id for the login request about to go out
+  /** @type {boolean | undefined} */
   #own;
   // set while the engine handles this tab's own login / refresh / restore
+  /** @type {Held | null | undefined} */
   #held;
   // the tab lock: its release, once granted
   #revokes = 0;
+  /** @type {Promise<unknown> | null | undefined} */
   #paying;
   // the owed revoke in flight
+  /** @type {Set<string>} */
   #origins;
   // apiOrigins
+  /** @type {string} */
   #rk;
   // the owed-revoke key
+  /** @type {number} */
   #lt;
   // login timeout
+  /** @type {(() => void) | null | undefined} */
   #retry;
   // what to retry when the vault key is back
   #tries = 0;
+  /** @type {number | undefined} */
   #seen;
   // the shared record's newest token serial at the last resume on a nudge
+  /** @type {Promise<unknown> | undefined} */
   #sealing;
+  /** @type {boolean | undefined} */
   #warned;
-  #base;
-  #ch;
-  #tokenMode;
-  #kind;
-  #plan;
-  #t;
-  #tk;
-  #sk;
-  #bk;
-  #ls;
-  #early;
-  #waiters;
-  #dead;
-  #seq;
-  #timer;
-  #at;
-  #store;
-  #lock;
-  #cleared;
-  #remaining;
-  #off;
-  #bc;
-  #wiping;
-  #revoke;
-  #tracker;
   // internal state (private: minified to short names)
+  /** @type {string} */
+  #base;
+  /** @type {string} */
+  #ch;
+  /** @type {boolean} */
+  #tokenMode;
+  /** @type {"local" | "session" | null} */
+  #kind;
+  /** @type {import("tessera").CleanupOptions} */
+  #plan;
+  /** @type {number} */
+  #t;
+  /** @type {string} */
+  #tk;
+  /** @type {string} */
+  #sk;
+  /** @type {string} */
+  #bk;
+  /** @type {Record<string, Set<(e: SessionEvent) => void | PromiseLike<unknown>>>} */
+  #ls;
+  /** @type {Array<[keyof SessionEvents, SessionEvent]> | null} */
+  #early;
+  /** @type {Array<() => void>} */
+  #waiters;
+  /** @type {false | import("tessera").SessionState} */
+  #dead;
+  // after `dispose()`: the state it had then
+  /** @type {number} */
+  #seq;
+  /** @type {ReturnType<typeof setTimeout> | number} */
+  #timer;
+  /** @type {number} */
+  #at;
+  /** @type {Storage | null} */
+  #store;
+  /** @type {(() => void) | null} */
+  #lock;
+  /** @type {import("tessera").Cleared | null} */
+  #cleared;
+  /** @type {import("tessera").Remaining[] | null} */
+  #remaining;
+  /** @type {Array<() => void>} */
+  #off;
+  /** @type {BroadcastChannel | undefined} */
+  #bc;
+  /** @type {Promise<unknown> | undefined} */
+  #wiping;
+  /** @type {Promise<unknown> | undefined} */
+  #revoke;
+  /** @type {ActivityTracker | undefined} */
+  #tracker;
+  /**
+   * @param {import("./types").Core} core
+   * @param {SessionOptions} o
+   */
   constructor(core, o) {
     this.#c = core;
     this.#base = String(o.baseUrl ?? "/auth").replace(/\/+$/, "");
@@ -357,11 +421,15 @@ var Driver = class {
     this.#store = this.#lock = this.#cleared = this.#remaining = null;
     this.#off = [];
   }
+  /** @param {SessionOptions} o */
   async init(o) {
     const solo = this.#alone(o);
     if (this.#kind) {
       try {
-        const s = globalThis[this.#kind + "Storage"];
+        const s = globalThis[
+          /** @type {"localStorage" | "sessionStorage"} */
+          this.#kind + "Storage"
+        ];
         s.setItem("tessera:probe", "1");
         s.removeItem("tessera:probe");
         this.#store = s;
@@ -381,7 +449,10 @@ var Driver = class {
       if (!this.#dead && !this.#signedIn() && this.#c.stats()[2] === sent && this.#revokes === revokes) await this.#adoptCookie();
     }
     await solo;
-    const early = this.#early;
+    const early = (
+      /** @type {Array<[keyof SessionEvents, SessionEvent]>} */
+      this.#early
+    );
     this.#early = null;
     this.startEvents = Object.freeze(early.map((x) => x[1]));
     if (early.length) setTimeout(() => early.forEach(([n, d]) => this.#emit(n, d)), 0);
@@ -389,7 +460,10 @@ var Driver = class {
   async #adoptCookie() {
     if (this.#tokenMode || offline() || this.#owed()) return;
     const id = this.#loginId();
-    const a = await this.#post("/refresh", null, null, this.#t).catch(() => ({}));
+    const a = await this.#post("/refresh", null, null, this.#t).catch(() => (
+      /** @type {Partial<Answer>} */
+      {}
+    ));
     if (a.status === 200 && tokensOk(a.body) && !this.#signedIn()) this.#loggedIn(a.body, id);
     else this.#drive(LOGIN_FAILED, 0, id);
   }
@@ -403,6 +477,10 @@ var Driver = class {
   // Every live tab holds the shared Web Lock `tessera:tab:<channel>` while it is shown
   // (released on dispose and `pagehide`, taken again on `pageshow`). Resolves to true when no
   // other tab held it: this one is alone. Without Web Locks (or with `webLocks: false`): false.
+  /**
+   * @param {SessionOptions} o
+   * @returns {Promise<boolean>}
+   */
   async #alone(o) {
     let q;
     try {
@@ -412,8 +490,13 @@ var Driver = class {
     } catch (_) {
     }
     const n = "tessera:tab:" + this.#ch;
-    return !!q && o.webLocks !== false && !q.held.concat(q.pending).some((l) => l.name === n);
+    return !!q && o.webLocks !== false && !/** @type {LockInfo[]} */
+    q.held.concat(
+      /** @type {LockInfo[]} */
+      q.pending
+    ).some((l) => l.name === n);
   }
+  /** @returns {Promise<void> | undefined} */
   #hold() {
     if (!hasLocks() || this.#held || this.#dead) return;
     const me = this.#held = {};
@@ -429,10 +512,20 @@ var Driver = class {
     this.#held = null;
     if (h && h.r) h.r();
   }
+  /** @param {SessionOptions} o */
   #install(o) {
     const listen = (t, k, f) => {
-      t.addEventListener(k, f, { passive: true });
-      this.#off.push(() => t.removeEventListener(k, f, { passive: true }));
+      t.addEventListener(
+        k,
+        /** @type {EventListener} */
+        f,
+        { passive: true }
+      );
+      this.#off.push(() => t.removeEventListener(
+        k,
+        /** @type {EventListener} */
+        f
+      ));
     };
     if (typeof BroadcastChannel === "function") {
       this.#bc = new BroadcastChannel(this.#ch);
@@ -471,6 +564,7 @@ var Driver = class {
     const sample = Math.max(16, Math.min(1e3, Number(o.activityThrottleMs) || 1e3));
     this.#tracker = new ActivityTracker(sample, o.scrollActivity === true, () => this.#drive(ACTIVITY));
   }
+  /** @param {unknown} data a message from another tab (untrusted) */
   #onBus(data) {
     this.#drive(BUS, typeof data === "string" && unb64(data) || new Uint8Array());
   }
@@ -484,11 +578,22 @@ var Driver = class {
     const t = this.#c.seen();
     if (t && t !== this.#seen) this.#seen = t, this.#drive(RESUME, true);
   }
+  /**
+   * @param {string} path
+   * @param {object | null} body
+   * @param {string | null | undefined} bearer
+   * @param {number} ms
+   */
   #post(path, body, bearer, ms) {
     return post(this.#base + path, body, bearer, ms);
   }
   // ---- the engine loop -------------------------------------------------------------------
   // `id`: the request an answer belongs to (the id of the effect that asked).
+  /**
+   * @param {number} kind an input kind (boundary.js)
+   * @param {unknown} [arg]
+   * @param {number} [id]
+   */
   #drive(kind, arg, id) {
     if (this.#dead) return;
     this.#c.handle(kind, id || 0, arg);
@@ -522,16 +627,21 @@ var Driver = class {
     if (!this.#dead) this.#c.handle(SHARED, 0, v === null ? null : unb64(v) || Uint8Array.of(0));
     return v;
   }
+  /** @param {import("./types").Effect} e */
   #perform(e) {
     switch (e[0]) {
       case FX_REFRESH: {
         const id = e[1];
         const body = this.#tokenMode ? { mode: "token", refresh_token: e[2] } : null;
         this.#post("/refresh", body, null, this.#t).then(
+          /** @returns {[kind: number, value?: unknown]} */
           (a) => a.status === 200 && tokensOk(a.body) ? [REFRESH_OK, a.body] : a.status === 401 ? [REFRESH_REJECTED, a.body && a.body.code] : [REFRESH_FAILED, a.status === 200 ? void 0 : a.retryAfter],
           () => [REFRESH_FAILED]
         ).then(([k, v]) => {
-          if (this.#own = k === REFRESH_OK) this.#answered(v);
+          if (this.#own = k === REFRESH_OK) this.#answered(
+            /** @type {Tokens} */
+            v
+          );
           this.#drive(k, v, id);
           this.#own = false;
           this.#wake();
@@ -598,11 +708,16 @@ var Driver = class {
     }
   }
   // The server's answer that produced this tab's token names the session.
+  /** @param {Tokens | undefined} b */
   #answered(b) {
     const s = b && b.session;
     if (s && typeof s.id === "string") this.#sid = s.id;
     if (s && typeof s.user === "string") this.#user = s.user;
   }
+  /**
+   * @param {Tokens} b
+   * @param {number} id
+   */
   #loggedIn(b, id) {
     this.#mfa = null;
     this.#key = this.#sid = this.#kid = null;
@@ -612,22 +727,36 @@ var Driver = class {
     this.#drive(LOGIN_OK, b, id);
     this.#own = false;
   }
+  /**
+   * (The values of `import("./types").EngineEvent`, which each name's branch reads.)
+   * @param {import("./types").EngineEvent[0]} name
+   * @param {import("./types").EngineEvent[1]} [v]
+   * @param {string} [user]
+   */
   #emitEngine(name, v, user) {
     const d = {};
     if (name === "idle-warning") {
-      d.deadline = v;
-      d.remainingMs = Math.max(0, v - Date.now());
+      d.deadline = /** @type {number} */
+      v;
+      d.remainingMs = Math.max(
+        0,
+        /** @type {number} */
+        v - Date.now()
+      );
     } else if (name === "logout") {
-      d.reason = v;
+      d.reason = /** @type {import("tessera").LogoutReason} */
+      v;
       d.cleared = this.#cleared;
       d.remaining = this.#remaining;
       this.#cleared = this.#remaining = null;
     } else if (name === "error") {
-      d.code = v;
+      d.code = /** @type {import("tessera").ErrorEventCode} */
+      v;
       d.message = words(v);
       if (v === "record_invalid") this.#sdel(this.#tk);
     } else if (name === "refresh" || name === "login") {
-      if (v !== void 0) d.expiresAt = this.#exp = v;
+      if (v !== void 0) d.expiresAt = this.#exp = /** @type {number} */
+      v;
       if (name === "login") {
         if (!this.#own) this.#key = this.#sid = this.#kid = this.#user = null;
         d.user = this.#user = user ?? this.#user ?? null;
@@ -636,12 +765,23 @@ var Driver = class {
     this.#emit(name, d);
     this.#wake();
   }
+  /**
+   * @param {keyof SessionEvents} name
+   * @param {EventDraft} d
+   */
   #emit(name, d) {
     d.type = name;
-    if (this.#early) return void this.#early.push([name, d]);
+    if (this.#early) return void this.#early.push([
+      name,
+      /** @type {SessionEvent} */
+      d
+    ]);
     for (const f of [...this.#ls[name] || []])
       try {
-        const r = f(d);
+        const r = f(
+          /** @type {SessionEvent} */
+          d
+        );
         if (r && typeof r.then === "function") r.then(null, reportError);
       } catch (x) {
         reportError(x);
@@ -652,6 +792,10 @@ var Driver = class {
     this.#waiters = [];
     w.forEach((f) => f());
   }
+  /**
+   * @param {number} ms
+   * @returns {Promise<void>}
+   */
   #next(ms) {
     return new Promise((r) => {
       this.#waiters.push(r);
@@ -664,6 +808,7 @@ var Driver = class {
     return s === 2 || s === 3;
   }
   // ---- storage ----------------------------------------------------------------------------
+  /** @param {any} e what the storage threw */
   #storageFailed(e) {
     this.#store = null;
     if (this.#warned) return;
@@ -674,6 +819,7 @@ var Driver = class {
     });
   }
   // The vault's storage; nothing is kept once it failed (the engine holds the token).
+  /** @param {string} k */
   #sget(k) {
     try {
       return this.#store ? this.#store.getItem(k) : null;
@@ -681,6 +827,10 @@ var Driver = class {
       this.#storageFailed(e);
     }
   }
+  /**
+   * @param {string} k
+   * @param {string} v
+   */
   #sset(k, v) {
     try {
       if (this.#store) this.#store.setItem(k, v);
@@ -689,6 +839,7 @@ var Driver = class {
       this.#storageFailed(e);
     }
   }
+  /** @param {string} k */
   #sdel(k) {
     try {
       if (this.#store) this.#store.removeItem(k);
@@ -718,13 +869,21 @@ var Driver = class {
   // and is part of the associated data: a record opens only with its own session's key.
   // The key for session `kid`: "gone" (the server refused: revoked, expired), "unavailable"
   // (5xx, 429, network, timeout: try again later), or `{kid, k, server}`.
+  /**
+   * @param {string} kid
+   * @param {boolean} create
+   * @returns {Promise<VaultKey | "gone" | "unavailable">}
+   */
   async #obtainKey(kid, create) {
     const c = this.#key;
     if (c && c.kid === kid) return c;
     const gen = this.#gen;
     let k;
     if (!this.#tokenMode) {
-      const a = await this.#post("/vault-key", null, null, this.#t).catch(() => ({}));
+      const a = await this.#post("/vault-key", null, null, this.#t).catch(() => (
+        /** @type {Partial<Answer>} */
+        {}
+      ));
       if (gone(a.status)) return "gone";
       k = a.status === 200 && a.body && typeof a.body.key === "string" && unb64(a.body.key);
       if (!k || k.length !== 32) return "unavailable";
@@ -733,6 +892,10 @@ var Driver = class {
     if (gen === this.#gen) this.#key = v;
     return v;
   }
+  /**
+   * @param {Bytes} bytes
+   * @returns {Promise<unknown>}
+   */
   async #seal(bytes) {
     const gen = this.#gen, n = ++this.#seals;
     const kid = kidOf(this.#sid) || this.#kid || "-";
@@ -752,6 +915,7 @@ var Driver = class {
   }
   // The vault key is unavailable for now: reported once per outage, `f` retried with backoff
   // (5 s doubling, at most 5 min) and at once when the browser comes back online.
+  /** @param {() => unknown} f */
   #unavailable(f) {
     if (!this.#tries++) this.#fail("vault_unavailable", false);
     this.#retry = () => {
@@ -760,10 +924,19 @@ var Driver = class {
     };
     this.#later(() => this.#retry && this.#retry(), Math.min(3e5, 5e3 * 2 ** this.#tries));
   }
+  /**
+   * @param {() => unknown} f
+   * @param {number} ms
+   */
   #later(f, ms) {
     const t = setTimeout(() => this.#dead || f(), ms);
     this.#off.push(() => clearTimeout(t));
   }
+  /**
+   * @param {import("tessera").ErrorEventCode} code
+   * @param {boolean} [wipe]
+   * @returns {false}
+   */
   #fail(code, wipe) {
     if (wipe) this.#sdel(this.#tk);
     this.#emit("error", { code, message: words(code) });
@@ -804,14 +977,19 @@ var Driver = class {
   #cleanup() {
     const p = this.#plan;
     const left = this.#remaining = [];
-    const out = this.#cleared = {
+    const out = this.#cleared = /** @type {import("tessera").Cleared} */
+    {
       memory: true,
       localStorage: wipeStorage("localStorage", p.localStorage, [this.#tk, this.#bk], [this.#sk, this.#rk], left),
       sessionStorage: wipeStorage("sessionStorage", p.sessionStorage, [this.#tk], [], left)
     };
     out.cookies = p.cookies ? wipeCookies(document, location, left) : [];
     const which = (x) => x === true || Array.isArray(x) ? x : null;
-    const later = (x, f, into) => which(x) && f(x, left).then((n) => into.push(...n));
+    const later = (x, f, into) => which(x) && f(
+      /** @type {string[] | true} */
+      x,
+      left
+    ).then((n) => into.push(...n));
     this.#wiping = Promise.all([
       later(p.indexedDB, wipeIndexedDb, out.indexedDB = []),
       later(p.caches, wipeCaches, out.caches = []),
@@ -822,11 +1000,18 @@ var Driver = class {
   get state() {
     return this.#dead || STATES[this.#c.state()];
   }
+  // Both are set by the `login` event, which comes before any signed-in state.
   get user() {
-    return this.#signedIn() ? this.#user : null;
+    return this.#signedIn() ? (
+      /** @type {string | null} */
+      this.#user
+    ) : null;
   }
   get expiresAt() {
-    return this.#signedIn() ? this.#exp : null;
+    return this.#signedIn() ? (
+      /** @type {number | null} */
+      this.#exp
+    ) : null;
   }
   get idleDeadline() {
     const t = this.#signedIn() ? this.#c.stats()[3] : -1;
@@ -836,9 +1021,11 @@ var Driver = class {
     const s = this.#dead ? [0, 0, 0] : this.#c.stats();
     return { busMalformed: s[0], sharedMalformed: s[1], refreshSent: s[2], persistent: !!this.#store };
   }
+  /** @param {{ username: string, password: string }} c */
   login(c) {
     return this.#auth("/login", { username: c && c.username, password: c && c.password });
   }
+  /** @param {string} code */
   verifyMfa(code) {
     if (!this.#mfa) return Promise.reject(error("mfa_not_pending"));
     return this.#auth("/mfa", { mfa_token: this.#mfa, code: String(code) });
@@ -846,6 +1033,11 @@ var Driver = class {
   #alive() {
     if (this.#dead) throw error("disposed");
   }
+  /**
+   * @param {string} path
+   * @param {Record<string, unknown>} body
+   * @returns {Promise<import("tessera").SessionState>}
+   */
   async #auth(path, body) {
     this.#alive();
     await this.#revoke;
@@ -876,6 +1068,7 @@ var Driver = class {
     }
     throw error(b.code || "http_error", b.detail || b.title, a.status);
   }
+  /** @param {{ everywhere?: boolean }} [o] */
   async logout(o) {
     this.#alive();
     this.#drive(LOGOUT, !!(o && o.everywhere));
@@ -884,6 +1077,10 @@ var Driver = class {
   }
   // Bearer only to `apiOrigins`; on a 401 from there (an invalid token, not another
   // challenge) one refresh through the engine and one retry, never more.
+  /**
+   * @param {RequestInfo | URL} input
+   * @param {RequestInit} [init]
+   */
   async fetch(input, init) {
     this.#alive();
     const base = new Request(input, init);
@@ -903,8 +1100,16 @@ var Driver = class {
       if (!this.#c.refreshing() || Date.now() >= end) return res;
     }
   }
+  /**
+   * @template {keyof SessionEvents} K
+   * @param {K} name
+   * @param {(e: SessionEvents[K]) => void} cb
+   */
   on(name, cb) {
-    const h = (d) => cb(d);
+    const h = (d) => cb(
+      /** @type {SessionEvents[K]} */
+      d
+    );
     (this.#ls[name] || (this.#ls[name] = /* @__PURE__ */ new Set())).add(h);
     return () => this.#ls[name] && this.#ls[name].delete(h);
   }

@@ -9,8 +9,14 @@ export const KINDS = ["pointermove", "pointerdown", "keydown", "wheel", "touchst
 export const OPTS = { passive: true, capture: true };
 
 export class ActivityTracker {
+  /**
+   * @param {number} windowMs the throttle window
+   * @param {boolean} scroll whether `scroll` counts
+   * @param {() => void} onActive called at most once per window
+   */
   constructor(windowMs, scroll, onActive) {
     let last = -1e12, sent = -1e12;
+    /** @param {Event} e */
     const h = (e) => {
       if (!e.isTrusted) return;
       last = e.timeStamp;

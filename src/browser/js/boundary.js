@@ -7,4 +7,5 @@ export const RESTORE = 0, RESUME = 1, LOGIN_OK = 2, MFA = 3, LOGIN_FAILED = 4, R
 export const FX_REFRESH = 0, FX_LOGOUT = 1, FX_LOCK = 2, FX_UNLOCK = 3, FX_BROADCAST = 4, FX_SHARED = 5,
   FX_STORE = 6, FX_WIPE = 7, FX_EMIT = 8, FX_LOGIN = 9;
 // Indexed by `Core::state`.
+/** @type {readonly import("tessera").SessionState[]} */
 export const STATES = ["anonymous", "mfa-required", "active", "idle-warning", "logged-out"];

@@ -7,11 +7,17 @@
 
 // IndexedDB databases, named or all. A deletion that other connections block is queued by
 // the browser, not done: it is reported in `left` as "blocked", not as deleted.
+/**
+ * @param {string[] | true} names
+ * @param {import("tessera").Remaining[]} left
+ * @returns {Promise<string[]>}
+ */
 export async function wipeIndexedDb(names, left) {
   const idb = globalThis.indexedDB;
   if (!idb) return [];
   if (names === true) {
-    try { names = (await idb.databases()).map((d) => d.name); } catch (_) { return []; }
+    // Every entry names its database (the DOM typings make the name optional).
+    try { names = /** @type {string[]} */ ((await idb.databases()).map((d) => d.name)); } catch (_) { return []; }
   }
   const out = [];
   for (const name of names) {
@@ -29,6 +35,11 @@ export async function wipeIndexedDb(names, left) {
   return out;
 }
 
+/**
+ * @param {string[] | true} names
+ * @param {import("tessera").Remaining[]} left
+ * @returns {Promise<string[]>}
+ */
 export async function wipeCaches(names, left) {
   const cs = globalThis.caches;
   if (!cs) return [];
@@ -43,6 +54,11 @@ export async function wipeCaches(names, left) {
 }
 
 // Every service worker registration of this origin, by scope.
+/**
+ * @param {unknown} _
+ * @param {import("tessera").Remaining[]} left
+ * @returns {Promise<string[]>}
+ */
 export async function wipeWorkers(_, left) {
   const out = [];
   try {
@@ -56,6 +72,14 @@ export async function wipeWorkers(_, left) {
 // Clears a web storage: everything but `keep` (`all`) or only the given SDK keys. Returns
 // "all" or the number of keys removed (re-read: only keys really gone count); 0 when the
 // store is unavailable.
+/**
+ * @param {"localStorage" | "sessionStorage"} name
+ * @param {boolean | undefined} all
+ * @param {string[]} keys
+ * @param {string[]} keep
+ * @param {import("tessera").Remaining[]} left
+ * @returns {"all" | number}
+ */
 export function wipeStorage(name, all, keys, keep, left) {
   try {
     const s = globalThis[name];
@@ -70,6 +94,7 @@ export function wipeStorage(name, all, keys, keep, left) {
 }
 
 // Every `path` a cookie visible at `pathname` could have been set with.
+/** @param {string} pathname */
 export function cookiePaths(pathname) {
   const out = ["/"];
   let acc = "";
@@ -79,6 +104,7 @@ export function cookiePaths(pathname) {
 
 // Every `domain` attribute a cookie visible on `host` could carry: none (host-only) and each
 // dotted suffix of the host name (with and without the leading dot). IPs only have themselves.
+/** @param {string} host */
 export function cookieDomains(host) {
   const out = [""];
   if (!host) return out;
@@ -89,12 +115,18 @@ export function cookieDomains(host) {
   }
 }
 
+/** @param {Document} doc */
 export const cookieNames = (doc) => doc.cookie.split(";").map((p) => p.split("=")[0].trim()).filter(Boolean);
 
 // Expires every cookie visible to `doc` on every path prefix × domain suffix of `loc`, each
 // also as a `Secure` and a `Secure; Partitioned` (CHIPS) cookie. Returns the names that are
 // gone after re-reading `doc.cookie`; names still visible go to `left`. (HttpOnly cookies are
 // invisible here; the server's logout expires those.)
+/**
+ * @param {Document} doc
+ * @param {Location} loc
+ * @param {import("tessera").Remaining[]} [left]
+ */
 export function wipeCookies(doc, loc, left) {
   const names = [...new Set(cookieNames(doc))];
   const paths = cookiePaths(loc.pathname), domains = cookieDomains(loc.hostname);

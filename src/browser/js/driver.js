@@ -7,35 +7,80 @@ import { ActivityTracker } from "./activity.js";
 import { hasLocks, lockRequest } from "./locks.js";
 import { wipeIndexedDb, wipeCaches, wipeWorkers, wipeStorage, wipeCookies } from "./cleanup.js";
 
-export const DISPOSE = Symbol.dispose || Symbol.for("Symbol.dispose");
+// Typed as the well-known symbol (which it is, where the engine has one) so that the class
+// implements `[Symbol.dispose]` of the package's `Session`.
+/** @type {typeof Symbol.dispose} */
+export const DISPOSE = /** @type {typeof Symbol.dispose} */ (Symbol.dispose || Symbol.for("Symbol.dispose"));
 
+/** @typedef {import("tessera").SessionOptions} SessionOptions */
+/** @typedef {import("tessera").SessionEvents} SessionEvents */
+/** @typedef {import("./types").SessionEvent} SessionEvent */
+/** @typedef {import("./types").EventDraft} EventDraft */
+/** @typedef {import("./types").Answer} Answer */
+/** @typedef {import("./types").Tokens} Tokens */
+/** @typedef {import("./types").Bytes} Bytes */
+/** A vault key: the session it seals for, its bytes, whether the server holds it. @typedef {{ kid: string, k: Bytes, server: boolean }} VaultKey */
+/** The tab lock: `r` releases it once granted. @typedef {{ r?: (v?: unknown) => void }} Held */
+
+/** @typedef {import("tessera").Session} Session */
+
+/** @implements {Session} */
 export class Driver {
   // Secrets and the engine (which holds the tokens) are private: no script reaches them
   // through the session object.
-  #c; // the engine
-  #key; // the vault key in use: { kid, k, server }
-  #sid; // the server's id of the session whose token this tab obtained
-  #kid; // the key id of the restored record's session
-  #mfa;
-  #user;
-  #exp;
+  /** @type {import("./types").Core} */ #c; // the engine
+  /** @type {VaultKey | null | undefined} */ #key; // the vault key in use: { kid, k, server }
+  /** @type {string | null | undefined} */ #sid; // the server's id of the session whose token this tab obtained
+  /** @type {string | null | undefined} */ #kid; // the key id of the restored record's session
+  /** @type {string | null | undefined} */ #mfa;
+  /** @type {string | null | undefined} */ #user;
+  /** @type {number | null | undefined} */ #exp;
   #gen = 0; // bumped by every wipe: a seal or key fetch started before it is dropped
   #seals = 0;
   #lid = 0; // the engine's id for the login request about to go out
-  #own; // set while the engine handles this tab's own login / refresh / restore
-  #held; // the tab lock: its release, once granted
+  /** @type {boolean | undefined} */ #own; // set while the engine handles this tab's own login / refresh / restore
+  /** @type {Held | null | undefined} */ #held; // the tab lock: its release, once granted
   #revokes = 0;
-  #paying; // the owed revoke in flight
-  #origins; // apiOrigins
-  #rk; // the owed-revoke key
-  #lt; // login timeout
-  #retry; // what to retry when the vault key is back
+  /** @type {Promise<unknown> | null | undefined} */ #paying; // the owed revoke in flight
+  /** @type {Set<string>} */ #origins; // apiOrigins
+  /** @type {string} */ #rk; // the owed-revoke key
+  /** @type {number} */ #lt; // login timeout
+  /** @type {(() => void) | null | undefined} */ #retry; // what to retry when the vault key is back
   #tries = 0;
-  #seen; // the shared record's newest token serial at the last resume on a nudge
-  #sealing;
-  #warned;
-  #base; #ch; #tokenMode; #kind; #plan; #t; #tk; #sk; #bk; #ls; #early; #waiters; #dead; #seq; #timer; #at; #store; #lock; #cleared; #remaining; #off; #bc; #wiping; #revoke; #tracker; // internal state (private: minified to short names)
+  /** @type {number | undefined} */ #seen; // the shared record's newest token serial at the last resume on a nudge
+  /** @type {Promise<unknown> | undefined} */ #sealing;
+  /** @type {boolean | undefined} */ #warned;
+  // internal state (private: minified to short names)
+  /** @type {string} */ #base;
+  /** @type {string} */ #ch;
+  /** @type {boolean} */ #tokenMode;
+  /** @type {"local" | "session" | null} */ #kind;
+  /** @type {import("tessera").CleanupOptions} */ #plan;
+  /** @type {number} */ #t;
+  /** @type {string} */ #tk;
+  /** @type {string} */ #sk;
+  /** @type {string} */ #bk;
+  /** @type {Record<string, Set<(e: SessionEvent) => void | PromiseLike<unknown>>>} */ #ls;
+  /** @type {Array<[keyof SessionEvents, SessionEvent]> | null} */ #early;
+  /** @type {Array<() => void>} */ #waiters;
+  /** @type {false | import("tessera").SessionState} */ #dead; // after `dispose()`: the state it had then
+  /** @type {number} */ #seq;
+  /** @type {ReturnType<typeof setTimeout> | number} */ #timer;
+  /** @type {number} */ #at;
+  /** @type {Storage | null} */ #store;
+  /** @type {(() => void) | null} */ #lock;
+  /** @type {import("tessera").Cleared | null} */ #cleared;
+  /** @type {import("tessera").Remaining[] | null} */ #remaining;
+  /** @type {Array<() => void>} */ #off;
+  /** @type {BroadcastChannel | undefined} */ #bc;
+  /** @type {Promise<unknown> | undefined} */ #wiping;
+  /** @type {Promise<unknown> | undefined} */ #revoke;
+  /** @type {ActivityTracker | undefined} */ #tracker;
 
+  /**
+   * @param {import("./types").Core} core
+   * @param {SessionOptions} o
+   */
   constructor(core, o) {
     this.#c = core;
     this.#base = String(o.baseUrl ?? "/auth").replace(/\/+$/, "");
@@ -43,10 +88,12 @@ export class Driver {
     this.#tokenMode = o.mode === "token";
     this.#kind = o.storage === "local" || o.storage === "session" ? o.storage : null;
     this.#plan = o.cleanup || {};
+    /** @type {(v: any, d: number) => number} */ // an option as passed (mod.rs checked it)
     const ms = (v, d) => (v > 0 ? +v : d);
     this.#t = ms(o.requestTimeoutMs, 5000);
     this.#lt = ms(o.loginTimeoutMs, 30000);
     // Origins that get the bearer (default: the page's and baseUrl's).
+    /** @param {string} u */
     const url = (u) => new URL(u, location.href).origin;
     try {
       this.#origins = new Set(Array.isArray(o.apiOrigins) ? o.apiOrigins.map(url) : [location.origin, url(this.#base)]);
@@ -59,6 +106,7 @@ export class Driver {
     this.#rk = "tessera:revoke:" + ch;
     this.#ls = {};
     this.#early = [];
+    /** @type {ReadonlyArray<SessionEvent>} */
     this.startEvents = [];
     this.#waiters = [];
     this.#dead = false;
@@ -68,11 +116,12 @@ export class Driver {
     this.#off = [];
   }
 
+  /** @param {SessionOptions} o */
   async init(o) {
     const solo = this.#alone(o);
     if (this.#kind) {
       try {
-        const s = globalThis[this.#kind + "Storage"];
+        const s = globalThis[/** @type {"localStorage" | "sessionStorage"} */ (this.#kind + "Storage")];
         s.setItem("tessera:probe", "1");
         s.removeItem("tessera:probe");
         this.#store = s;
@@ -103,7 +152,7 @@ export class Driver {
     }
     await solo; // this tab's lock is requested: other tabs starting now see it alive
     // Events raised while starting reach listeners added right after `await start()`.
-    const early = this.#early;
+    const early = /** @type {Array<[keyof SessionEvents, SessionEvent]>} */ (this.#early); // null only from here on
     this.#early = null;
     this.startEvents = Object.freeze(early.map((x) => x[1]));
     if (early.length) setTimeout(() => early.forEach(([n, d]) => this.#emit(n, d)), 0);
@@ -112,7 +161,7 @@ export class Driver {
   async #adoptCookie() {
     if (this.#tokenMode || offline() || this.#owed()) return;
     const id = this.#loginId();
-    const a = await this.#post("/refresh", null, null, this.#t).catch(() => ({}));
+    const a = await this.#post("/refresh", null, null, this.#t).catch(() => /** @type {Partial<Answer>} */ ({}));
     if (a.status === 200 && tokensOk(a.body) && !this.#signedIn()) this.#loggedIn(a.body, id);
     else this.#drive(LOGIN_FAILED, 0, id);
   }
@@ -128,6 +177,10 @@ export class Driver {
   // Every live tab holds the shared Web Lock `tessera:tab:<channel>` while it is shown
   // (released on dispose and `pagehide`, taken again on `pageshow`). Resolves to true when no
   // other tab held it: this one is alone. Without Web Locks (or with `webLocks: false`): false.
+  /**
+   * @param {SessionOptions} o
+   * @returns {Promise<boolean>}
+   */
   async #alone(o) {
     let q;
     try {
@@ -136,11 +189,14 @@ export class Driver {
       await this.#hold();
     } catch (_) {}
     const n = "tessera:tab:" + this.#ch;
-    return !!q && o.webLocks !== false && !q.held.concat(q.pending).some((l) => l.name === n);
+    // The DOM typings make the snapshot's lists optional; browsers always fill both.
+    return !!q && o.webLocks !== false && !/** @type {LockInfo[]} */ (q.held).concat(/** @type {LockInfo[]} */ (q.pending)).some((l) => l.name === n);
   }
 
+  /** @returns {Promise<void> | undefined} */
   #hold() {
     if (!hasLocks() || this.#held || this.#dead) return;
+    /** @type {Held} */
     const me = (this.#held = {});
     return new Promise((ok) => {
       navigator.locks
@@ -159,10 +215,13 @@ export class Driver {
     if (h && h.r) h.r();
   }
 
+  /** @param {SessionOptions} o */
   #install(o) {
+    /** @type {<K extends keyof (WindowEventMap & DocumentEventMap)>(t: EventTarget, k: K, f: (e: (WindowEventMap & DocumentEventMap)[K]) => void) => void} */
     const listen = (t, k, f) => {
-      t.addEventListener(k, f, { passive: true });
-      this.#off.push(() => t.removeEventListener(k, f, { passive: true }));
+      t.addEventListener(k, /** @type {EventListener} */ (f), { passive: true });
+      // Removal matches on `capture` only (false here, as when added).
+      this.#off.push(() => t.removeEventListener(k, /** @type {EventListener} */ (f)));
     };
     if (typeof BroadcastChannel === "function") {
       this.#bc = new BroadcastChannel(this.#ch);
@@ -205,6 +264,7 @@ export class Driver {
     this.#tracker = new ActivityTracker(sample, o.scrollActivity === true, () => this.#drive(ACTIVITY));
   }
 
+  /** @param {unknown} data a message from another tab (untrusted) */
   #onBus(data) {
     // Untrusted: anything but text is handed over as an empty (undecodable) message.
     this.#drive(BUS, (typeof data === "string" && unb64(data)) || new Uint8Array());
@@ -224,6 +284,12 @@ export class Driver {
     if (t && t !== this.#seen) (this.#seen = t), this.#drive(RESUME, true);
   }
 
+  /**
+   * @param {string} path
+   * @param {object | null} body
+   * @param {string | null | undefined} bearer
+   * @param {number} ms
+   */
   #post(path, body, bearer, ms) {
     return post(this.#base + path, body, bearer, ms);
   }
@@ -231,6 +297,11 @@ export class Driver {
   // ---- the engine loop -------------------------------------------------------------------
 
   // `id`: the request an answer belongs to (the id of the effect that asked).
+  /**
+   * @param {number} kind an input kind (boundary.js)
+   * @param {unknown} [arg]
+   * @param {number} [id]
+   */
   #drive(kind, arg, id) {
     if (this.#dead) return;
     this.#c.handle(kind, id || 0, arg);
@@ -269,6 +340,7 @@ export class Driver {
     return v;
   }
 
+  /** @param {import("./types").Effect} e */
   #perform(e) {
     switch (e[0]) {
       case FX_REFRESH: {
@@ -276,6 +348,7 @@ export class Driver {
         const body = this.#tokenMode ? { mode: "token", refresh_token: e[2] } : null;
         this.#post("/refresh", body, null, this.#t)
           .then(
+            /** @returns {[kind: number, value?: unknown]} */
             (a) =>
               a.status === 200 && tokensOk(a.body)
                 ? [REFRESH_OK, a.body]
@@ -286,7 +359,7 @@ export class Driver {
           )
           .then(([k, v]) => {
             // The answer names the session its token belongs to (a resume may begin one).
-            if ((this.#own = k === REFRESH_OK)) this.#answered(v);
+            if ((this.#own = k === REFRESH_OK)) this.#answered(/** @type {Tokens} */ (v));
             this.#drive(k, v, id);
             this.#own = false;
             this.#wake();
@@ -364,12 +437,17 @@ export class Driver {
   }
 
   // The server's answer that produced this tab's token names the session.
+  /** @param {Tokens | undefined} b */
   #answered(b) {
     const s = b && b.session;
     if (s && typeof s.id === "string") this.#sid = s.id;
     if (s && typeof s.user === "string") this.#user = s.user;
   }
 
+  /**
+   * @param {Tokens} b
+   * @param {number} id
+   */
   #loggedIn(b, id) {
     this.#mfa = null;
     this.#key = this.#sid = this.#kid = null; // a new session: never the previous one's key
@@ -380,22 +458,29 @@ export class Driver {
     this.#own = false;
   }
 
+  /**
+   * (The values of `import("./types").EngineEvent`, which each name's branch reads.)
+   * @param {import("./types").EngineEvent[0]} name
+   * @param {import("./types").EngineEvent[1]} [v]
+   * @param {string} [user]
+   */
   #emitEngine(name, v, user) {
+    /** @type {EventDraft} */
     const d = {};
     if (name === "idle-warning") {
-      d.deadline = v;
-      d.remainingMs = Math.max(0, v - Date.now());
+      d.deadline = /** @type {number} */ (v);
+      d.remainingMs = Math.max(0, /** @type {number} */ (v) - Date.now());
     } else if (name === "logout") {
-      d.reason = v;
+      d.reason = /** @type {import("tessera").LogoutReason} */ (v);
       d.cleared = this.#cleared;
       d.remaining = this.#remaining;
       this.#cleared = this.#remaining = null;
     } else if (name === "error") {
-      d.code = v;
+      d.code = /** @type {import("tessera").ErrorEventCode} */ (v);
       d.message = words(v);
       if (v === "record_invalid") this.#sdel(this.#tk);
     } else if (name === "refresh" || name === "login") {
-      if (v !== undefined) d.expiresAt = this.#exp = v;
+      if (v !== undefined) d.expiresAt = this.#exp = /** @type {number} */ (v);
       // Another tab's session adopted: its key is not ours to reuse.
       if (name === "login") {
         if (!this.#own) this.#key = this.#sid = this.#kid = this.#user = null;
@@ -406,12 +491,17 @@ export class Driver {
     this.#wake();
   }
 
+  /**
+   * @param {keyof SessionEvents} name
+   * @param {EventDraft} d
+   */
   #emit(name, d) {
     d.type = name;
-    if (this.#early) return void this.#early.push([name, d]);
+    // Complete now that it carries its type.
+    if (this.#early) return void this.#early.push([name, /** @type {SessionEvent} */ (d)]);
     for (const f of [...(this.#ls[name] || [])])
       try {
-        const r = f(d);
+        const r = f(/** @type {SessionEvent} */ (d));
         if (r && typeof r.then === "function") r.then(null, reportError);
       } catch (x) {
         reportError(x); // a throwing listener must not break the session, nor vanish
@@ -424,6 +514,10 @@ export class Driver {
     w.forEach((f) => f());
   }
 
+  /**
+   * @param {number} ms
+   * @returns {Promise<void>}
+   */
   #next(ms) {
     return new Promise((r) => {
       this.#waiters.push(r);
@@ -439,6 +533,7 @@ export class Driver {
 
   // ---- storage ----------------------------------------------------------------------------
 
+  /** @param {any} e what the storage threw */
   #storageFailed(e) {
     this.#store = null;
     if (this.#warned) return;
@@ -450,6 +545,7 @@ export class Driver {
   }
 
   // The vault's storage; nothing is kept once it failed (the engine holds the token).
+  /** @param {string} k */
   #sget(k) {
     try {
       return this.#store ? this.#store.getItem(k) : null;
@@ -458,6 +554,10 @@ export class Driver {
     }
   }
 
+  /**
+   * @param {string} k
+   * @param {string} v
+   */
   #sset(k, v) {
     try {
       if (this.#store) this.#store.setItem(k, v);
@@ -467,6 +567,7 @@ export class Driver {
     }
   }
 
+  /** @param {string} k */
   #sdel(k) {
     try {
       if (this.#store) this.#store.removeItem(k);
@@ -501,13 +602,18 @@ export class Driver {
 
   // The key for session `kid`: "gone" (the server refused: revoked, expired), "unavailable"
   // (5xx, 429, network, timeout: try again later), or `{kid, k, server}`.
+  /**
+   * @param {string} kid
+   * @param {boolean} create
+   * @returns {Promise<VaultKey | "gone" | "unavailable">}
+   */
   async #obtainKey(kid, create) {
     const c = this.#key;
     if (c && c.kid === kid) return c;
     const gen = this.#gen;
     let k;
     if (!this.#tokenMode) {
-      const a = await this.#post("/vault-key", null, null, this.#t).catch(() => ({}));
+      const a = await this.#post("/vault-key", null, null, this.#t).catch(() => /** @type {Partial<Answer>} */ ({}));
       if (gone(a.status)) return "gone";
       k = a.status === 200 && a.body && typeof a.body.key === "string" && unb64(a.body.key);
       if (!k || k.length !== 32) return "unavailable";
@@ -517,6 +623,10 @@ export class Driver {
     return v;
   }
 
+  /**
+   * @param {Bytes} bytes
+   * @returns {Promise<unknown>}
+   */
   async #seal(bytes) {
     const gen = this.#gen, n = ++this.#seals;
     const kid = kidOf(this.#sid) || this.#kid || "-";
@@ -538,6 +648,7 @@ export class Driver {
 
   // The vault key is unavailable for now: reported once per outage, `f` retried with backoff
   // (5 s doubling, at most 5 min) and at once when the browser comes back online.
+  /** @param {() => unknown} f */
   #unavailable(f) {
     if (!this.#tries++) this.#fail("vault_unavailable", false);
     this.#retry = () => {
@@ -547,11 +658,20 @@ export class Driver {
     this.#later(() => this.#retry && this.#retry(), Math.min(3e5, 5000 * 2 ** this.#tries));
   }
 
+  /**
+   * @param {() => unknown} f
+   * @param {number} ms
+   */
   #later(f, ms) {
     const t = setTimeout(() => this.#dead || f(), ms);
     this.#off.push(() => clearTimeout(t));
   }
 
+  /**
+   * @param {import("tessera").ErrorEventCode} code
+   * @param {boolean} [wipe]
+   * @returns {false}
+   */
   #fail(code, wipe) {
     if (wipe) this.#sdel(this.#tk);
     this.#emit("error", { code, message: words(code) });
@@ -598,17 +718,22 @@ export class Driver {
   // Everything listed as cleared was checked to be gone; `remaining` says what is not and why.
   #cleanup() {
     const p = this.#plan;
+    /** @type {import("tessera").Remaining[]} */
     const left = (this.#remaining = []);
     // The shared record (the logout epoch) is never removed, so never written back: a copy
     // written back could be older than what another tab stored meanwhile.
-    const out = (this.#cleared = {
+    // A `Cleared` once its lists are added, right below and before anything reads it (in one
+    // literal it would cost package bytes).
+    const out = (this.#cleared = /** @type {import("tessera").Cleared} */ ({
       memory: true,
       localStorage: wipeStorage("localStorage", p.localStorage, [this.#tk, this.#bk], [this.#sk, this.#rk], left),
       sessionStorage: wipeStorage("sessionStorage", p.sessionStorage, [this.#tk], [], left),
-    });
+    }));
     out.cookies = p.cookies ? wipeCookies(document, location, left) : [];
+    /** @param {string[] | boolean | undefined} x */
     const which = (x) => (x === true || Array.isArray(x) ? x : null);
-    const later = (x, f, into) => which(x) && f(x, left).then((n) => into.push(...n));
+    /** @type {(x: string[] | boolean | undefined, f: (names: string[] | true, left: import("tessera").Remaining[]) => Promise<string[]>, into: string[]) => unknown} */
+    const later = (x, f, into) => which(x) && f(/** @type {string[] | true} */ (x), left).then((n) => into.push(...n));
     this.#wiping = Promise.all([
       later(p.indexedDB, wipeIndexedDb, (out.indexedDB = [])),
       later(p.caches, wipeCaches, (out.caches = [])),
@@ -622,12 +747,13 @@ export class Driver {
     return this.#dead || STATES[this.#c.state()];
   }
 
+  // Both are set by the `login` event, which comes before any signed-in state.
   get user() {
-    return this.#signedIn() ? this.#user : null;
+    return this.#signedIn() ? /** @type {string | null} */ (this.#user) : null;
   }
 
   get expiresAt() {
-    return this.#signedIn() ? this.#exp : null;
+    return this.#signedIn() ? /** @type {number | null} */ (this.#exp) : null;
   }
 
   get idleDeadline() {
@@ -640,10 +766,12 @@ export class Driver {
     return { busMalformed: s[0], sharedMalformed: s[1], refreshSent: s[2], persistent: !!this.#store };
   }
 
+  /** @param {{ username: string, password: string }} c */
   login(c) {
     return this.#auth("/login", { username: c && c.username, password: c && c.password });
   }
 
+  /** @param {string} code */
   verifyMfa(code) {
     if (!this.#mfa) return Promise.reject(error("mfa_not_pending"));
     return this.#auth("/mfa", { mfa_token: this.#mfa, code: String(code) });
@@ -653,6 +781,11 @@ export class Driver {
     if (this.#dead) throw error("disposed");
   }
 
+  /**
+   * @param {string} path
+   * @param {Record<string, unknown>} body
+   * @returns {Promise<import("tessera").SessionState>}
+   */
   async #auth(path, body) {
     this.#alive();
     await this.#revoke; // a pending revoke's expired cookie must not land on the new session
@@ -663,7 +796,7 @@ export class Driver {
     const id = this.#loginId();
     try {
       a = await this.#post(path, body, null, this.#lt);
-    } catch (e) {
+    } catch (/** @type {any} */ e) {
       throw e && e.name === "TimeoutError"
         ? error("timeout")
         : error("network");
@@ -686,6 +819,7 @@ export class Driver {
     throw error(b.code || "http_error", b.detail || b.title, a.status);
   }
 
+  /** @param {{ everywhere?: boolean }} [o] */
   async logout(o) {
     this.#alive();
     this.#drive(LOGOUT, !!(o && o.everywhere));
@@ -695,9 +829,14 @@ export class Driver {
 
   // Bearer only to `apiOrigins`; on a 401 from there (an invalid token, not another
   // challenge) one refresh through the engine and one retry, never more.
+  /**
+   * @param {RequestInfo | URL} input
+   * @param {RequestInit} [init]
+   */
   async fetch(input, init) {
     this.#alive();
     const base = new Request(input, init);
+    /** @param {string | undefined} t */
     const send = (t) => {
       const r = base.clone();
       if (t) r.headers.set("Authorization", "Bearer " + t);
@@ -716,8 +855,14 @@ export class Driver {
     }
   }
 
+  /**
+   * @template {keyof SessionEvents} K
+   * @param {K} name
+   * @param {(e: SessionEvents[K]) => void} cb
+   */
   on(name, cb) {
-    const h = (d) => cb(d);
+    /** @param {SessionEvent} d */
+    const h = (d) => cb(/** @type {SessionEvents[K]} */ (d));
     (this.#ls[name] || (this.#ls[name] = new Set())).add(h);
     return () => this.#ls[name] && this.#ls[name].delete(h);
   }
@@ -752,6 +897,10 @@ export class Driver {
 }
 
 // localStorage set (or remove, without a value), never throwing; true when it worked.
+/**
+ * @param {string} k
+ * @param {string} [v]
+ */
 export function lset(k, v) {
   try {
     v === undefined ? localStorage.removeItem(k) : localStorage.setItem(k, v);

@@ -9,17 +9,28 @@ export function hasLocks() {
   return !!(globalThis.navigator && navigator.locks && navigator.locks.request);
 }
 
+/**
+ * @param {string} name
+ * @param {number} waitMs
+ * @param {boolean} steal
+ * @param {(code: 0 | 1 | 2) => void} cb
+ * @returns {(() => void) | null}
+ */
 export function lockRequest(name, waitMs, steal, cb) {
   if (!hasLocks()) return null;
-  let release, done = false, granted = false, timer = 0;
+  /** @type {(v?: unknown) => void} */
+  let release;
+  let done = false, granted = false, timer = 0;
   const held = new Promise((r) => { release = r; });
+  /** @type {LockOptions} */
   const opts = {};
+  /** @type {AbortController | null} */
   let ac = null;
   if (steal) opts.steal = true;
   else {
     ac = new AbortController();
     opts.signal = ac.signal;
-    timer = setTimeout(() => ac.abort(), waitMs);
+    timer = setTimeout(() => /** @type {AbortController} */ (ac).abort(), waitMs);
   }
   navigator.locks.request(name, opts, () => {
     clearTimeout(timer);

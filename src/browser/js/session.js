@@ -14,10 +14,21 @@ import { Driver } from "./driver.js";
 // its public methods below are the session's API. Outside a browser page it rejects before
 // anything is opened (no channel, listener or lock).
 // `Session.start` with invalid options (mod.rs): a rejection carrying the code.
+/**
+ * @param {import("tessera").SessionErrorCode} code
+ * @param {string} message
+ */
 export const reject = (code, message) => Promise.reject(error(code, message));
 
+/**
+ * @param {import("./types").Core} core
+ * @param {import("tessera").SessionOptions | null | undefined} o as the page passed them (not an
+ *   object, from plain JS: none)
+ * @returns {Promise<Driver>}
+ */
 export function start(core, o) {
   o = o && typeof o === "object" ? o : {};
+  /** @type {Driver} */
   let d;
   try {
     if (typeof window !== "object" || typeof document !== "object" || typeof location !== "object")

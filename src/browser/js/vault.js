@@ -5,10 +5,15 @@ export const KEY_COOKIE = "tessera_vk";
 
 // The key id of a session: its id, as record-safe characters (the id is no secret: every
 // access token carries it as its `sid` claim).
+/** @param {string | null | undefined} sid */
 export const kidOf = (sid) => sid && String(sid).replace(/[^\w-]/g, "").slice(-43);
 
 // The browser-session-lifetime vault key (token mode): a cookie without Expires (the browser
 // drops it at the end of the browsing session), never stored beside the records it seals.
+/**
+ * @param {boolean} create
+ * @returns {import("./types").Bytes | null}
+ */
 export function sessionKey(create) {
   const m = document.cookie.match(/(?:^|;\s*)tessera_vk=([A-Za-z0-9_-]{43})/);
   if (m) return unb64(m[1]);
@@ -27,11 +32,16 @@ export function sessionKey(create) {
 // costs marshalling code in the module and glue.
 
 // base64url without padding.
+/** @param {Uint8Array} bytes */
 export function b64(bytes) {
   return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
 // Strict base64url (trailing `=` tolerated, like vault.rs): the bytes, or null.
+/**
+ * @param {unknown} text
+ * @returns {import("./types").Bytes | null}
+ */
 export function unb64(text) {
   const t = String(text).replace(/=+$/, "");
   if (/[^\w-]/.test(t) || t.length % 4 === 1) return null;
@@ -39,6 +49,10 @@ export function unb64(text) {
 }
 
 // The associated data binding a record to its origin, storage key name and version.
+/**
+ * @param {string} origin
+ * @param {string} name
+ */
 export function aad(origin, name) {
   const out = [...new TextEncoder().encode("tessera-vault"), 1];
   for (const s of [origin, name]) {
@@ -50,6 +64,10 @@ export function aad(origin, name) {
 }
 
 // A record's framing: `[nonce, ciphertext ‖ tag]`, or the error code.
+/**
+ * @param {string} record
+ * @returns {[nonce: import("./types").Bytes, sealed: import("./types").Bytes] | "vault_encoding" | "vault_version" | "vault_truncated"}
+ */
 export function parse(record) {
   const b = unb64(record);
   if (!b) return "vault_encoding";
@@ -60,6 +78,13 @@ export function parse(record) {
 
 // AES-256-GCM through WebCrypto (native code: no cipher in the Wasm module). WebCrypto's
 // output layout (ciphertext ‖ 128-bit tag) is the aes-gcm crate's, so records interoperate.
+/**
+ * @param {boolean} encrypt
+ * @param {import("./types").Bytes} key 32 bytes
+ * @param {import("./types").Bytes} iv 12 bytes
+ * @param {import("./types").Bytes} aad
+ * @param {import("./types").Bytes} data
+ */
 export async function gcm(encrypt, key, iv, aad, data) {
   const s = crypto.subtle;
   const op = encrypt ? "encrypt" : "decrypt";

@@ -1,0 +1,103 @@
+// Types the performer's modules share (JSDoc `import("./types").X`): declarations only, no
+// code ships from here. The public API's types come from the package's own declarations
+// ("tessera": src/browser/types.rs), so the driver is checked against what users see.
+import type { Cleared, ErrorEventCode, LogoutReason, Remaining, SessionErrorCode, SessionEvents } from "tessera";
+import type * as B from "./boundary.js";
+
+/** Bytes over their own (never shared) buffer: what WebCrypto takes. */
+export type Bytes = Uint8Array<ArrayBuffer>;
+
+/** The Rust engine as the driver holds it: `Core` in src/browser/mod.rs (`impl Core`). */
+export interface Core {
+  /** Feeds one input (`boundary.js` input kind); `id`: the request an answer belongs to. */
+  handle(kind: number, id: number, arg?: unknown): void;
+  /** The next effect, or `undefined` when the queue is empty. */
+  poll(): Effect | undefined;
+  /** When the engine wants `TIMER` (wall-clock ms), or -1. */
+  deadline(): number;
+  /** The bearer token while signed in. */
+  token(): string | undefined;
+  /** The state, an index into `STATES`. */
+  state(): number;
+  /** `[busMalformed, sharedMalformed, refreshSent, idleDeadline (ms, or -1)]`. */
+  stats(): [number, number, number, number];
+  /** The serial of the newest live token the shared record names (0: none). */
+  seen(): number;
+  /** Whether the resume is still undecided. */
+  pending(): boolean;
+  /** Whether a refresh is wanted or under way. */
+  refreshing(): boolean;
+  /** Max-merges a shared record into the stored one (null: absent or undecodable). */
+  merge(stored: Bytes | null, fresh: Bytes): Bytes;
+  /** Frees the engine (wasm-bindgen). */
+  free(): void;
+}
+
+/** An effect of `Core::poll`: its `FX_*` kind, then its arguments (a request's id first). */
+export type Effect =
+  | [kind: typeof B.FX_REFRESH, id: number, refreshToken: string | undefined]
+  | [kind: typeof B.FX_LOGOUT, id: number, everywhere: boolean, accessToken: string | undefined, refreshToken: string | undefined]
+  | [kind: typeof B.FX_LOCK, id: number, waitMs: number, steal: boolean]
+  | [kind: typeof B.FX_UNLOCK]
+  | [kind: typeof B.FX_BROADCAST, message: Bytes]
+  | [kind: typeof B.FX_SHARED, record: Bytes]
+  | [kind: typeof B.FX_STORE, record: Bytes]
+  | [kind: typeof B.FX_WIPE]
+  | [kind: typeof B.FX_EMIT, ...event: EngineEvent]
+  | [kind: typeof B.FX_LOGIN, id: number];
+
+/** An event the engine emits: its name and values (`Effect::Emit` in mod.rs). */
+export type EngineEvent =
+  | [name: "idle-warning", deadline: number]
+  | [name: "logout", reason: LogoutReason]
+  | [name: "error", code: ErrorEventCode]
+  | [name: "login", expiresAt: number, user: string | undefined]
+  | [name: "refresh", expiresAt: number]
+  | [name: "active"]
+  | [name: "idle"];
+
+/** Any event's payload, as listeners receive it. */
+export type SessionEvent = SessionEvents[keyof SessionEvents];
+
+/** A payload being built (`#emitEngine`): the fields of the events' payloads, each optional. */
+export interface EventDraft {
+  type?: keyof SessionEvents;
+  expiresAt?: number;
+  user?: string | null;
+  deadline?: number;
+  remainingMs?: number;
+  reason?: LogoutReason;
+  cleared?: Cleared | null;
+  remaining?: Remaining[] | null;
+  code?: ErrorEventCode;
+  message?: string;
+}
+
+/** The server's JSON answer as the performer reads it (parsed, untrusted: checked before use
+ *  where the engine or the vault depends on it). */
+export interface Body {
+  access_token?: unknown;
+  expires_in?: unknown;
+  /** The session the token belongs to. */
+  session?: { id?: unknown; user?: unknown };
+  mfa_required?: unknown;
+  mfa_token?: string;
+  /** The vault key (base64url). */
+  key?: unknown;
+  /** A problem's stable code. */
+  code?: SessionErrorCode;
+  detail?: string;
+  title?: string;
+}
+
+/** A body carrying tokens (`tokensOk`). */
+export type Tokens = Body & { access_token: string; expires_in: number };
+
+/** An answer of tessera-server (`post` in transport.js). */
+export interface Answer {
+  status: number;
+  /** Parsed JSON, or null. */
+  body: Body | null;
+  /** `Retry-After` in ms. */
+  retryAfter: number | undefined;
+}
