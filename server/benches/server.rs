@@ -178,10 +178,12 @@ impl Server {
         spawn_and_read_addr(cmd, "tessera-server (built by cargo bench)")
     }
 
-    /// This bench binary re-run as the stateless axum verifier (see [`stateless_verifier`]).
-    fn stateless(keys_json: &str) -> Server {
+    /// This bench binary re-run as the stateless axum verifier (see [`stateless_verifier`]),
+    /// verifying with `verifier` (`keyset` or `jsonwebtoken`).
+    fn stateless(keys_json: &str, verifier: &str) -> Server {
         let mut cmd = Command::new(std::env::current_exe().expect("bench binary path"));
         cmd.env(ROLE_ENV, "stateless-verifier")
+            .env("TESSERA_BENCH_VERIFIER", verifier)
             .env("TESSERA_BENCH_KEYS", keys_json);
         spawn_and_read_addr(cmd, "stateless verifier")
     }
@@ -244,6 +246,9 @@ const ROLE_ENV: &str = "TESSERA_BENCH_ROLE";
 
 struct Stateless {
     keys: KeySet,
+    /// `Some`: verify with `jsonwebtoken::decode` (the common axum idiom) instead of
+    /// tessera's `KeySet::verify`.
+    jwt: Option<(jsonwebtoken::DecodingKey, jsonwebtoken::Validation)>,
     secret: [u8; 32],
 }
 
@@ -288,7 +293,14 @@ async fn stateless_introspect(
         return StatusCode::BAD_REQUEST.into_response();
     };
     let now = tessera_server::clock::Clock::now(&tessera_server::clock::SystemClock);
-    let claims = v.keys.verify(&req.token, now).ok();
+    let claims = match &v.jwt {
+        None => v.keys.verify(&req.token, now).ok(),
+        Some((key, validation)) => {
+            jsonwebtoken::decode::<AccessClaims>(&req.token, key, validation)
+                .ok()
+                .map(|d| d.claims)
+        }
+    };
     axum::Json(Active {
         active: claims.is_some(),
         token_type: claims.as_ref().map(|_| "Bearer"),
@@ -304,8 +316,21 @@ fn stateless_verifier() {
     let keys: Vec<StoredKey> =
         serde_json::from_str(&std::env::var("TESSERA_BENCH_KEYS").expect("TESSERA_BENCH_KEYS"))
             .expect("keys json");
+    let keys = KeySet::new(keys, "tessera", "tessera", 5).expect("keyset");
+    let jwt =
+        (std::env::var("TESSERA_BENCH_VERIFIER").as_deref() == Ok("jsonwebtoken")).then(|| {
+            let x = tessera_server::secret::b64(&keys.signing_public_key());
+            let key = jsonwebtoken::DecodingKey::from_ed_components(&x).expect("ed key");
+            let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+            v.set_issuer(&["tessera"]);
+            v.set_audience(&["tessera"]);
+            v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            v.leeway = 5;
+            (key, v)
+        });
     let state = Arc::new(Stateless {
-        keys: KeySet::new(keys, "tessera", "tessera", 5).expect("keyset"),
+        keys,
+        jwt,
         secret: sha2::Sha256::digest(BENCH_SECRET.as_bytes()).into(),
     });
     let app = axum::Router::new()
@@ -705,11 +730,13 @@ async fn introspection_comparison(
     secs: u64,
     rounds: usize,
 ) {
-    let stateless = Server::stateless(keys_json);
+    let stateless = Server::stateless(keys_json, "keyset");
+    let stateless_jwt = Server::stateless(keys_json, "jsonwebtoken");
     let node = Server::node_peer(ks);
     let mut targets: Vec<(&str, &Server)> = vec![
         ("tessera-server", tessera),
         ("stateless axum verifier", &stateless),
+        ("stateless axum+jsonwebtoken", &stateless_jwt),
     ];
     if let Some(n) = &node {
         targets.push(("node express + jose", n));
@@ -721,6 +748,7 @@ async fn introspection_comparison(
     println!("introspection side by side: {rounds} rounds, {secs} s each, order rotated per round");
     let (mut vs_node, mut vs_stateless, mut wall_vs_stateless) =
         (Vec::new(), Vec::new(), Vec::new());
+    let mut vs_jwt = Vec::new();
     for round in 0..rounds {
         let mut per_cpu = std::collections::HashMap::new();
         let mut per_wall = std::collections::HashMap::new();
@@ -740,13 +768,17 @@ async fn introspection_comparison(
         let t = per_cpu["tessera-server"];
         let s = per_cpu["stateless axum verifier"];
         let ws = per_wall["tessera-server"] / per_wall["stateless axum verifier"];
+        let sj = per_cpu["stateless axum+jsonwebtoken"];
         vs_stateless.push(t / s);
         wall_vs_stateless.push(ws);
+        vs_jwt.push(t / sj);
         let mut line = format!(
-            "  round {}: tessera / stateless per CPU-s {:.0} % (req/s {:.0} %)",
+            "  round {}: tessera / stateless per CPU-s {:.0} % (req/s {:.0} %); / stateless+jsonwebtoken {:.0} % (req/s {:.0} %)",
             round + 1,
             100.0 * t / s,
-            100.0 * ws
+            100.0 * ws,
+            100.0 * t / sj,
+            100.0 * per_wall["tessera-server"] / per_wall["stateless axum+jsonwebtoken"]
         );
         if let Some(nd) = per_cpu.get("node express + jose") {
             vs_node.push(t / nd);
@@ -759,9 +791,10 @@ async fn introspection_comparison(
         println!("{line}");
     }
     print!(
-        "introspection median of {rounds}: tessera = {:.0} % of the stateless axum verifier per CPU-s (goal >= 90 %, floor 80 %; {:.0} % in req/s)",
+        "introspection median of {rounds}: tessera = {:.0} % of the stateless axum verifier per CPU-s (goal >= 90 %, floor 80 %; {:.0} % in req/s), {:.0} % of the stateless axum + jsonwebtoken verifier",
         100.0 * median(vs_stateless),
-        100.0 * median(wall_vs_stateless)
+        100.0 * median(wall_vs_stateless),
+        100.0 * median(vs_jwt)
     );
     if vs_node.is_empty() {
         println!("; Node peer SKIPPED");
