@@ -533,9 +533,11 @@ var Driver = class {
     } else this.#fail("bus_unavailable");
     listen(window, "storage", (e) => {
       if (e.key === this.#sk || e.key === null) {
-        this.#feedShared();
-        this.#pump();
-      } else if (!this.#bc && (e.key === this.#bk || e.key === this.#tk) && e.newValue) this.#nudged();
+        if (this.#bc) {
+          this.#feedShared();
+          this.#pump();
+        } else this.#nudged(true);
+      } else if (!this.#bc && (e.key === this.#bk || e.key === this.#tk) && e.newValue) this.#nudged(false);
     });
     listen(window, "online", () => {
       this.#drive(ONLINE, true);
@@ -570,11 +572,12 @@ var Driver = class {
   }
   // The storage-event fallback carries no payload, only "something changed": catch up from
   // the shared record, the sealed vault record, or (not signed in) the server's cookie.
-  #nudged() {
+  /** @param {boolean} shared the nudge is a write of the shared record (not of the vault record) */
+  #nudged(shared) {
     this.#feedShared();
     this.#pump();
     if (this.#signedIn()) return;
-    if (this.#store) return void this.#restore();
+    if (this.#store) return void (shared || this.#restore());
     const t = this.#c.seen();
     if (t && t !== this.#seen) this.#seen = t, this.#drive(RESUME, true);
   }

@@ -13,10 +13,13 @@ function built() {
   return { js: readFileSync(path.join(pkg, "tessera.js"), "utf8"), wasm: readFileSync(path.join(pkg, "tessera_bg.wasm")) };
 }
 
+/** `name` as a whole identifier in the glue (`$1` does not match inside `$10`). */
+const token = (name) => new RegExp(`(?<![\\w$])${name.replace(/[$]/g, "\\$")}(?![\\w$])`, "g");
+
 /** The function imports whose names appear exactly once in the glue (so a text swap is exact). */
 function swappable({ js, wasm }) {
   const section = readImportSection(wasm);
-  const fns = section.imports.filter((i) => i.desc[0] === 0 && js.split(i.name).length === 2);
+  const fns = section.imports.filter((i) => i.desc[0] === 0 && (js.match(token(i.name)) || []).length === 1);
   return { section, fns };
 }
 
@@ -24,7 +27,9 @@ test("packaging: the shipped module and glue link in Node and verify against the
   const pair = built();
   const { section, fns } = swappable(pair);
   assert.ok(section.imports.length > 10, `imports: ${section.imports.length}`);
-  assert.ok(fns.length > 10, "the shipped import names are short and unique in the glue");
+  // Enough names that occur once in the glue for the swap test below (23 imports, 7 of them
+  // unique in today's glue: esbuild reuses the short names for its own identifiers).
+  assert.ok(fns.length >= 2, `import names unique in the glue: ${fns.length}`);
   await verifyRenaming(pair, pair);
 });
 
@@ -44,7 +49,10 @@ test("packaging: swapping two import names in the glue only is refused", async (
     }
   }
   assert.ok(a && b, "two function imports of one signature exist");
-  const js = pair.js.replace(a.name, "\u0000").replace(b.name, a.name).replace("\u0000", b.name);
+  const js = pair.js
+    .replace(token(a.name), () => "\u0000")
+    .replace(token(b.name), () => a.name)
+    .replace("\u0000", () => b.name);
   await assert.rejects(verifyRenaming(pair, { js, wasm: pair.wasm }), /different function/);
 });
 

@@ -228,10 +228,14 @@ export class Driver {
       this.#bc.onmessage = (e) => this.#onBus(e.data);
     } else this.#fail("bus_unavailable");
     listen(window, "storage", (e) => {
+      // Without a tab bus the shared record is how a login elsewhere becomes known (its
+      // write may come after the bus nudge): both lead to `#nudged`.
       if (e.key === this.#sk || e.key === null) {
-        this.#feedShared();
-        this.#pump();
-      } else if (!this.#bc && (e.key === this.#bk || e.key === this.#tk) && e.newValue) this.#nudged();
+        if (this.#bc) {
+          this.#feedShared();
+          this.#pump();
+        } else this.#nudged(true);
+      } else if (!this.#bc && (e.key === this.#bk || e.key === this.#tk) && e.newValue) this.#nudged(false);
     });
     listen(window, "online", () => {
       this.#drive(ONLINE, true);
@@ -272,11 +276,12 @@ export class Driver {
 
   // The storage-event fallback carries no payload, only "something changed": catch up from
   // the shared record, the sealed vault record, or (not signed in) the server's cookie.
-  #nudged() {
+  /** @param {boolean} shared the nudge is a write of the shared record (not of the vault record) */
+  #nudged(shared) {
     this.#feedShared();
     this.#pump();
     if (this.#signedIn()) return;
-    if (this.#store) return void this.#restore();
+    if (this.#store) return void (shared || this.#restore());
     // Once per token the shared record names (another tab's login or refresh), never on its
     // other writes (claims, activity): tabs without a session would re-resume each other's
     // resumes forever, each new one superseding the last.

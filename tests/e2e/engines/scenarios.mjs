@@ -239,8 +239,11 @@ export const SCENARIOS = [
         // now and then; the server answers it from its grace window with the same successor,
         // so no tab loses the session. Tracked as a TODO (README, browser support), asserted
         // as no worse than that: never more than two requests for one expiry, all answered.
+        // Without BroadcastChannel too, each tab renews its own token: at most one request
+        // per tab for one expiry.
         const doubled = bursts.filter((n) => n > 1).length;
-        assert.ok(bursts.every((n) => n <= 2), `requests per expiry: ${bursts.join(", ")}`);
+        const most = env.without.includes("bc") ? TABS : 2;
+        assert.ok(bursts.every((n) => n <= most), `requests per expiry: ${bursts.join(", ")}`);
         if (doubled) env.t.todo(`bus-only coordination: ${doubled} of ${bursts.length} expiries refreshed twice`);
       } else {
         for (const [i, gap] of gaps.entries()) {
@@ -248,9 +251,14 @@ export const SCENARIOS = [
         }
       }
       assert.deepEqual(seen.map((r) => r.status).filter((s) => s !== 200), [], "every refresh succeeded");
+      // Without BroadcastChannel no token travels between tabs (the storage fallback carries
+      // a bare nudge, never a token): each tab renews its own token from the cookie when it
+      // nears expiry (README, Known limits), so it sees its own refreshes, not every one.
+      const noBus = env.without.includes("bc");
       for (const [i, t] of tabs.entries()) {
         const got = (await eventsOf(t, "refresh")).length;
-        assert.ok(got >= seen.length - 1, `tab ${i} saw ${got} of ${seen.length} refresh events`);
+        if (noBus) assert.ok(got >= 1, `tab ${i} renewed its token (${got} refresh events)`);
+        else assert.ok(got >= seen.length - 1, `tab ${i} saw ${got} of ${seen.length} refresh events`);
         assert.equal(await stateOf(t), "active", `tab ${i} active`);
         assert.equal((await fetchMe(t)).status, 200, `tab ${i} calls the API with the current token`);
       }
