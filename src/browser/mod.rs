@@ -66,9 +66,10 @@ extern "C" {
 extern "C" {
     #[wasm_bindgen(js_name = hasLocks)]
     fn has_locks() -> bool;
-    /// A rejected promise with an `Error` carrying `code` (and the message).
+    /// A rejected promise with an `Error` of code `invalid_options`, its message
+    /// `"<option>: <problem>"`.
     #[wasm_bindgen(js_name = reject)]
-    fn reject(code: &str, message: &str) -> Promise;
+    fn reject(option: &str, problem: &str) -> Promise;
 }
 
 #[wasm_bindgen(module = "/src/browser/session.js")]
@@ -101,52 +102,28 @@ fn get(obj: &JsValue, key: &str) -> JsValue {
     Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
-/// An option's value: `Some(None)` for `0`/`null` (limit disabled), `Some(Some(ms))` for a
-/// positive number, `None` when absent. `Err` for anything else (negative, NaN, not a
-/// number): the option is invalid.
-fn opt_ms(o: &JsValue, key: &str) -> Result<Option<Option<u64>>, ()> {
-    let v = get(o, key);
-    if v.is_undefined() {
-        return Ok(None);
-    }
-    if v.is_null() {
-        return Ok(Some(None));
-    }
-    match v.as_f64() {
-        Some(n) if n.is_finite() && n > 0.0 => Ok(Some(Some(n as u64))),
-        Some(n) if n == 0.0 => Ok(Some(None)),
-        _ => Err(()),
-    }
-}
-
 /// The engine configuration from the `Session.start` options, checked in one place
-/// ([`Config::resolve`]): an invalid or contradictory option is an [`InvalidConfig`] naming it.
+/// ([`Config::resolve_given`]): an invalid or contradictory option is an [`InvalidConfig`]
+/// naming it. An option is absent (`undefined`), `null` or `0` (off, or zero), or a finite
+/// number of milliseconds `>= 0`; anything else (negative, NaN, not a number) is invalid.
 fn config_from(o: &JsValue) -> Result<Config, InvalidConfig> {
     let mut c = Config::default();
-    let mut given: Vec<Setting> = Vec::new();
-    let bad = |setting| InvalidConfig { setting, problem: "must be a number of milliseconds >= 0" };
-    for (setting, field) in [(Setting::IdleTimeout, &mut c.idle_timeout), (Setting::AbsoluteLifetime, &mut c.absolute_lifetime)] {
-        if let Some(v) = opt_ms(o, setting.option()).map_err(|_| bad(setting))? {
-            *field = v;
-            given.push(setting);
+    let mut given = 0;
+    for setting in Setting::ALL {
+        let v = get(o, setting.option());
+        if v.is_undefined() {
+            continue;
         }
-    }
-    for (setting, field) in [
-        (Setting::IdleWarning, &mut c.idle_warning),
-        (Setting::RefreshLead, &mut c.refresh_lead),
-        (Setting::RefreshJitter, &mut c.refresh_jitter),
-        (Setting::ActivityThrottle, &mut c.activity_throttle),
-        (Setting::RequestTimeout, &mut c.request_timeout),
-        (Setting::LockWait, &mut c.lock_wait),
-        (Setting::JoinWait, &mut c.join_wait),
-    ] {
-        if let Some(v) = opt_ms(o, setting.option()).map_err(|_| bad(setting))? {
-            *field = v.unwrap_or(0);
-            given.push(setting);
-        }
+        let ms = match v.as_f64() {
+            None if v.is_null() => 0.0,
+            Some(n) if n >= 0.0 && n.is_finite() => n,
+            _ => return Err(InvalidConfig { setting, problem: "must be a number >= 0" }),
+        };
+        c.set(setting, ms as u64);
+        given |= setting.bit();
     }
     c.web_locks = has_locks() && get(o, "webLocks").as_bool() != Some(false);
-    c.resolve(&given)
+    c.resolve_given(given)
 }
 
 /// Parses a login / MFA / refresh answer body into engine tokens (`expires_in` in seconds).
@@ -360,10 +337,7 @@ fn new_core(options: &JsValue) -> Result<Core, InvalidConfig> {
 
 /// `Session.start` rejects with code `invalid_options`, the message naming the option.
 fn invalid_options(e: InvalidConfig) -> Promise {
-    let mut message = String::from(e.setting.option());
-    message.push_str(": ");
-    message.push_str(e.problem);
-    reject("invalid_options", &message)
+    reject(e.setting.option(), e.problem)
 }
 
 /// A session seen from Rust (the browser tests): the same JS driver that `Session.start`

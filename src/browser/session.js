@@ -29,8 +29,9 @@ const DISPOSE = Symbol.dispose || Symbol.for("Symbol.dispose");
 // `Session.start` (in Rust, which creates the engine `core`) resolves to the driver itself:
 // its public methods below are the session's API. Outside a browser page it rejects before
 // anything is opened (no channel, listener or lock).
-// `Session.start` with invalid options (mod.rs): a rejection carrying the code.
-export const reject = (code, message) => Promise.reject(error(code, message));
+// `Session.start` with invalid options (mod.rs): a rejection carrying the code, the message
+// naming the option.
+export const reject = (option, problem) => Promise.reject(error("invalid_options", option + ": " + problem));
 
 export function start(core, o) {
   o = o && typeof o === "object" ? o : {};
