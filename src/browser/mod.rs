@@ -26,8 +26,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::core::{
-    merge_shared, Config, Effect, Engine, Event, Input, InvalidConfig, LogoutReason, RequestId, SessionState, Setting,
-    Tokens,
+    merge_shared, Config, Effect, Engine, Event, Input, InvalidConfig, LogoutReason, Millis, RequestId, SessionState,
+    Setting, Tokens,
 };
 
 mod types;
@@ -66,6 +66,9 @@ extern "C" {
 extern "C" {
     #[wasm_bindgen(js_name = hasLocks)]
     fn has_locks() -> bool;
+    /// One effect as the array `Core::poll` returns.
+    #[wasm_bindgen(js_name = fx)]
+    fn fx(kind: u8, id: u32, n: f64, flag: bool, s: Option<&str>, t: Option<&str>, bytes: &[u8]) -> JsValue;
     /// A rejected promise with an `Error` of code `invalid_options`, its message
     /// `"<option>: <problem>"`.
     #[wasm_bindgen(js_name = reject)]
@@ -165,10 +168,6 @@ fn arr(items: &[JsValue]) -> JsValue {
     a.into()
 }
 
-fn opt_str(v: Option<String>) -> JsValue {
-    v.map_or(JsValue::UNDEFINED, |s| JsValue::from_str(&s))
-}
-
 /// The engine of one session, as the JS driver sees it. Exported to JS under the name
 /// `Session` only to carry the public static `Session.start`: its instances stay inside the
 /// driver, and the object `start` resolves to is the driver (`session.js`), whose methods are
@@ -241,47 +240,59 @@ impl Core {
         self.engine.handle(now(), input);
     }
 
-    // The next effect as `[kind, ...args]` (a request's id first), or `undefined` when the
-    // queue is empty.
+    // The next effect as `[kind, id, number, flag, text, text2, bytes]` (made by `fx` in
+    // `session.js`; which slots a kind uses is written there), or `undefined` when the queue is
+    // empty. Flat arguments cross without a JS value each.
     pub fn poll(&mut self) -> JsValue {
         let Some(effect) = self.engine.poll_effect() else { return JsValue::UNDEFINED };
-        let s = |v: &str| JsValue::from_str(v);
-        // The effect kind: a number (`session.js` names them), cheaper than its name; a
-        // request's id first.
-        let k = |n: u8| JsValue::from(n);
-        let id = |id: RequestId| JsValue::from(id.0);
-        match effect {
-            Effect::SendRefresh { id: i, refresh_token } => arr(&[k(0), id(i), opt_str(refresh_token)]),
-            Effect::SendLogout { id: i, everywhere, access_token, refresh_token } => arr(&[
-                k(1),
-                id(i),
-                JsValue::from_bool(everywhere),
-                opt_str(access_token),
-                opt_str(refresh_token),
-            ]),
+        let (mut id, mut n, mut flag, mut s, mut t, mut b): (RequestId, Millis, bool, Option<&str>, Option<&str>, &[u8]) =
+            (RequestId(0), 0, false, None, None, &[]);
+        // The effect kind: a number (`session.js` names them), cheaper than its name.
+        let k = match &effect {
+            Effect::SendRefresh { id: i, refresh_token } => {
+                (id, s) = (*i, refresh_token.as_deref());
+                0
+            }
+            Effect::SendLogout { id: i, everywhere, access_token, refresh_token } => {
+                (id, flag, s, t) = (*i, *everywhere, access_token.as_deref(), refresh_token.as_deref());
+                1
+            }
             Effect::AcquireLock { id: i, wait, steal } => {
-                arr(&[k(2), id(i), JsValue::from(wait as f64), JsValue::from_bool(steal)])
+                (id, n, flag) = (*i, *wait, *steal);
+                2
             }
-            Effect::ReleaseLock => arr(&[k(3)]),
-            Effect::Broadcast(bytes) => arr(&[k(4), u8a(&bytes)]),
-            Effect::PersistShared(bytes) => arr(&[k(5), u8a(&bytes)]),
-            Effect::StoreToken(bytes) => arr(&[k(6), u8a(&bytes)]),
-            Effect::Wipe => arr(&[k(7)]),
-            Effect::SendLogin { id: i } => arr(&[k(9), id(i)]),
+            Effect::ReleaseLock => 3,
+            Effect::Broadcast(bytes) => {
+                b = bytes;
+                4
+            }
+            Effect::PersistShared(bytes) => {
+                b = bytes;
+                5
+            }
+            Effect::StoreToken(bytes) => {
+                b = bytes;
+                6
+            }
+            Effect::Wipe => 7,
+            Effect::SendLogin { id: i } => {
+                id = *i;
+                9
+            }
             Effect::Emit(event) => {
-                let name = s(event.name());
+                // The event's name, its time (deadline, expiry) and its text (reason, code, user).
+                s = Some(event.name());
                 match event {
-                    Event::IdleWarning { deadline } => arr(&[k(8), name, JsValue::from(deadline as f64)]),
-                    Event::Logout { reason } => arr(&[k(8), name, s(reason.as_str())]),
-                    Event::Error { code } => arr(&[k(8), name, s(code.as_str())]),
-                    Event::Login { user, expires_at } => {
-                        arr(&[k(8), name, JsValue::from(expires_at as f64), opt_str(user)])
-                    }
-                    Event::Refresh { expires_at } => arr(&[k(8), name, JsValue::from(expires_at as f64)]),
-                    _ => arr(&[k(8), name]),
+                    Event::IdleWarning { deadline: at } | Event::Refresh { expires_at: at } => n = *at,
+                    Event::Login { user, expires_at } => (n, t) = (*expires_at, user.as_deref()),
+                    Event::Logout { reason } => t = Some(reason.as_str()),
+                    Event::Error { code } => t = Some(code.as_str()),
+                    Event::Active | Event::Idle => {}
                 }
+                8
             }
-        }
+        };
+        fx(k, id.0, n as f64, flag, s, t, b)
     }
 
     // The state as an index into `STATES` in `session.js` (a number crosses for free).

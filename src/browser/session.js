@@ -316,11 +316,14 @@ class Driver {
     return v;
   }
 
+  // e: [kind, id, n, flag, s, t, bytes] (`fx`); per kind: refresh (id, s: refresh token),
+  // logout (id, flag: everywhere, s: bearer, t: refresh token), lock (id, n: wait, flag:
+  // steal), broadcast / shared / store (bytes), emit (s: name, n: time, t: text), login (id).
   #perform(e) {
     switch (e[0]) { // the effect kinds of `Core::poll` (mod.rs)
       case 0: { // refresh
         const id = e[1];
-        const body = this.#tokenMode ? { mode: "token", refresh_token: e[2] } : null;
+        const body = this.#tokenMode ? { mode: "token", refresh_token: e[4] } : null;
         this.#post("/refresh", body, null, this.#t)
           .then(
             (a) =>
@@ -346,10 +349,10 @@ class Driver {
         // goes on at once; only `logout()` and a next sign-in wait for the answer. One that
         // does not arrive (offline, 5xx) is owed: retried with the cookie when back online.
         this.#revokes++;
-        const id = e[1], all = e[2];
-        const body = e[4] ? { refresh_token: e[4] } : null;
+        const id = e[1], all = e[3];
+        const body = e[5] ? { refresh_token: e[5] } : null;
         // Its Clear-Site-Data may have erased the shared record: the engine writes it back.
-        this.#revoke = this.#post(all ? "/logout-all" : "/logout", body, e[3], 5000)
+        this.#revoke = this.#post(all ? "/logout-all" : "/logout", body, e[4], 5000)
           .then((a) => a.status < 500 && a.status !== 429, () => false)
           .then((ok) => {
             if (!ok && !this.#tokenMode) lset(this.#rk, all ? "all" : "one");
@@ -378,20 +381,20 @@ class Driver {
         this.#lock = null;
         break;
       case 4: // broadcast
-        if (this.#bc) this.#bc.postMessage(b64(e[1]));
+        if (this.#bc) this.#bc.postMessage(b64(e[6]));
         // Without BroadcastChannel: a bare nudge, never the message (it may carry a token).
         else lset(this.#bk, ++this.#seq + "|" + Date.now()) && lset(this.#bk);
         break;
       case 5: // shared
         try {
           const s = localStorage.getItem(this.#sk);
-          localStorage.setItem(this.#sk, b64(this.#c.merge(s === null ? null : unb64(s), e[1])));
+          localStorage.setItem(this.#sk, b64(this.#c.merge(s === null ? null : unb64(s), e[6])));
         } catch (_) {}
         break;
       case 6: // store
         // Never pauses the effects behind it: a logout right after goes out at once, and the
         // wipe's generation drops this seal if it finishes later.
-        if (this.#store) this.#sealing = this.#seal(e[1]);
+        if (this.#store) this.#sealing = this.#seal(e[6]);
         break;
       case 7: // wipe
         this.#gen++;
@@ -402,7 +405,7 @@ class Driver {
         this.#cleanup();
         break;
       case 8: // emit
-        this.#emitEngine(e[1], e[2], e[3]);
+        this.#emitEngine(e[4], e[2], e[5]);
         break;
       case 9: // login: the id of the login request about to go out (`#loginId`)
         this.#lid = e[1];
@@ -427,11 +430,12 @@ class Driver {
     this.#own = false;
   }
 
-  #emitEngine(name, v, user) {
+  // n: the event's time (deadline, expiry); v: its text (reason, code, user).
+  #emitEngine(name, n, v) {
     const d = {};
     if (name === "idle-warning") {
-      d.deadline = v;
-      d.remainingMs = Math.max(0, v - Date.now());
+      d.deadline = n;
+      d.remainingMs = Math.max(0, n - Date.now());
     } else if (name === "logout") {
       d.reason = v;
       d.cleared = this.#cleared;
@@ -442,11 +446,11 @@ class Driver {
       d.message = words(v);
       if (v === "record_invalid") this.#sdel(this.#tk);
     } else if (name === "refresh" || name === "login") {
-      if (v !== undefined) d.expiresAt = this.#exp = v;
+      d.expiresAt = this.#exp = n;
       // Another tab's session adopted: its key is not ours to reuse.
       if (name === "login") {
         if (!this.#own) this.#key = this.#sid = this.#kid = this.#user = null;
-        d.user = this.#user = user ?? this.#user ?? null;
+        d.user = this.#user = v ?? this.#user ?? null;
       }
     }
     this.#emit(name, d);
@@ -634,7 +638,7 @@ class Driver {
     if (this.#signedIn()) this.#kid = kid;
     // The record belonged to a session that ended while no tab was open: the engine wiped
     // it. Say so, with what was cleared.
-    if (this.#cleared) this.#emitEngine("logout", "expired");
+    if (this.#cleared) this.#emitEngine("logout", 0, "expired");
   }
 
   // ---- logout cleanup ----------------------------------------------------------------------
@@ -853,6 +857,9 @@ class ActivityTracker {
 // lockRequest(name, waitMs, steal, cb): cb(1) when granted, cb(0) when the bounded wait ran
 // out or the request failed, cb(2) when a held lock was stolen by another tab. Returns a
 // function that releases the lock (or cancels the pending request); null without Web Locks.
+// One effect of `Core::poll` (mod.rs) as an array; the bytes are copied out of Wasm memory.
+export const fx = (k, id, n, f, s, t, b) => [k, id, n, f, s, t, b.slice()];
+
 export function hasLocks() {
   return !!(globalThis.navigator && navigator.locks && navigator.locks.request);
 }
