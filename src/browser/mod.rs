@@ -69,6 +69,9 @@ extern "C" {
     /// One effect as the array `Core::poll` returns.
     #[wasm_bindgen(js_name = fx)]
     fn fx(kind: u8, id: u32, n: f64, flag: bool, s: Option<&str>, t: Option<&str>, bytes: &[u8]) -> JsValue;
+    /// `[a, b, c, d]`.
+    #[wasm_bindgen(js_name = list)]
+    fn list(a: f64, b: f64, c: f64, d: f64) -> JsValue;
     /// A rejected promise with an `Error` of code `invalid_options`, its message
     /// `"<option>: <problem>"`.
     #[wasm_bindgen(js_name = reject)]
@@ -147,26 +150,10 @@ fn tokens_from(body: &JsValue) -> Option<Tokens> {
     })
 }
 
-/// The bytes of a `Uint8Array`, `None` for anything else.
-fn opt_bytes(v: &JsValue) -> Option<Vec<u8>> {
-    v.dyn_ref::<Uint8Array>().map(Uint8Array::to_vec)
-}
-
-fn bytes_of(v: &JsValue) -> Vec<u8> {
-    opt_bytes(v).unwrap_or_default()
-}
-
 fn u8a(bytes: &[u8]) -> JsValue {
     Uint8Array::from(bytes).into()
 }
 
-fn arr(items: &[JsValue]) -> JsValue {
-    let a = Array::new();
-    for i in items {
-        a.push(i);
-    }
-    a.into()
-}
 
 /// The engine of one session, as the JS driver sees it. Exported to JS under the name
 /// `Session` only to carry the public static `Session.start`: its instances stay inside the
@@ -195,10 +182,10 @@ impl Core {
     // answer belongs to (0 for inputs that answer nothing). Untrusted payloads (bus text,
     // stored records, server bodies) are decoded here; anything malformed becomes an input the
     // engine rejects and counts, never a panic.
-    pub fn handle(&mut self, kind: u8, id: u32, arg: JsValue) {
+    pub fn handle(&mut self, kind: u8, id: u32, arg: JsValue, bytes: Option<Vec<u8>>) {
         let id = RequestId(id);
         let input = match kind {
-            0 => Input::Restore(bytes_of(&arg)),
+            0 => Input::Restore(bytes.unwrap_or_default()),
             1 => {
                 // `true`: no other tab of this origin is alive, nobody could answer a join.
                 self.engine.set_alone(arg.is_truthy());
@@ -222,8 +209,8 @@ impl Core {
             8 => Input::AccessRejected { access_token: arg.as_string().unwrap_or_default() },
             // Bus messages and the shared record travel as base64url text; the driver decodes
             // it (garbage becomes an empty or one-byte array, which the engine rejects).
-            9 => Input::Bus(bytes_of(&arg)),
-            10 => Input::Shared(opt_bytes(&arg)),
+            9 => Input::Bus(bytes.unwrap_or_default()),
+            10 => Input::Shared(bytes),
             11 => Input::LockGranted { id },
             12 => Input::LockUnavailable { id },
             13 => Input::LockLost { id },
@@ -331,13 +318,13 @@ impl Core {
     pub fn stats(&self) -> JsValue {
         let s = self.engine.stats();
         let idle = self.engine.idle_deadline().map_or(-1.0, |t| t as f64);
-        arr(&[s.bus_malformed.into(), s.shared_malformed.into(), s.refresh_sent.into(), idle.into()])
+        list(s.bus_malformed.into(), s.shared_malformed.into(), s.refresh_sent.into(), idle)
     }
 
     // Max-merges a shared record (bytes) into the stored one (bytes, or null when absent or
     // undecodable); returns the bytes to store.
-    pub fn merge(&self, stored: JsValue, new: JsValue) -> JsValue {
-        u8a(&merge_shared(opt_bytes(&stored).as_deref(), &bytes_of(&new), now()))
+    pub fn merge(&self, stored: Option<Vec<u8>>, new: Vec<u8>) -> JsValue {
+        u8a(&merge_shared(stored.as_deref(), &new, now()))
     }
 }
 

@@ -280,7 +280,8 @@ class Driver {
   // `id`: the request an answer belongs to (the id of the effect that asked).
   #drive(kind, arg, id) {
     if (this.#dead) return;
-    this.#c.handle(kind, id || 0, arg);
+    // Bytes (bus message, token record, shared record) cross as bytes, anything else as a value.
+    this.#c.handle(kind, id || 0, arg, arg instanceof Uint8Array ? arg : null);
     this.#pump();
   }
 
@@ -312,7 +313,7 @@ class Driver {
       return; // storage broken: nothing to read (never report "absent")
     }
     // Absent: null; garbage: a byte the engine rejects (and counts).
-    if (!this.#dead) this.#c.handle(SHARED, 0, v === null ? null : unb64(v) || Uint8Array.of(0));
+    if (!this.#dead) this.#c.handle(SHARED, 0, null, v === null ? null : unb64(v) || Uint8Array.of(0));
     return v;
   }
 
@@ -859,6 +860,8 @@ class ActivityTracker {
 // function that releases the lock (or cancels the pending request); null without Web Locks.
 // One effect of `Core::poll` (mod.rs) as an array; the bytes are copied out of Wasm memory.
 export const fx = (k, id, n, f, s, t, b) => [k, id, n, f, s, t, b.slice()];
+// `Core::stats` (mod.rs): numbers as an array.
+export const list = (...a) => a;
 
 export function hasLocks() {
   return !!(globalThis.navigator && navigator.locks && navigator.locks.request);
