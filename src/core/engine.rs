@@ -41,7 +41,6 @@
 //!   works and the key is absent.
 //! * [`Effect::PersistShared`]: store `merge_shared(stored, bytes)` (never a blind overwrite).
 //! * [`Effect::Wipe`] must not delete the shared record key (it carries the logout epoch).
-use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -518,7 +517,9 @@ pub struct Engine {
     pub(crate) logout_id: Option<RequestId>,
     next_id: u32,
     pub(crate) stats: Stats,
-    pub(crate) effects: VecDeque<Effect>,
+    /// Effects not yet polled, oldest first (a few at a time: a `Vec` is smaller in Wasm than
+    /// a `VecDeque`).
+    pub(crate) effects: Vec<Effect>,
 }
 
 impl Engine {
@@ -540,7 +541,7 @@ impl Engine {
             logout_id: None,
             next_id: 0,
             stats: Stats::default(),
-            effects: VecDeque::new(),
+            effects: Vec::new(),
         }
     }
 
@@ -592,7 +593,7 @@ impl Engine {
                     sent: Some(now),
                     stale: false,
                 };
-                self.effects.push_back(Effect::SendLogin { id });
+                self.effects.push(Effect::SendLogin { id });
             }
             Input::LoginSucceeded { id, tokens } => {
                 if self.login_answer(id) {
@@ -706,7 +707,7 @@ impl Engine {
 
     /// The next effect to perform, in order; drain until `None` after every `handle`.
     pub fn poll_effect(&mut self) -> Option<Effect> {
-        self.effects.pop_front()
+        (!self.effects.is_empty()).then(|| self.effects.remove(0))
     }
 
     /// The session state (JS names via [`SessionState::as_str`]).
@@ -995,7 +996,7 @@ impl Engine {
                 reason: self.shared.reason,
                 ..Shared::default()
             };
-            self.effects.push_back(Effect::PersistShared(s.encode()));
+            self.effects.push(Effect::PersistShared(s.encode()));
         }
     }
 
@@ -1016,7 +1017,7 @@ impl Engine {
                     self.persist_shared();
                 } else if self.held.is_none() {
                     // A record of a session that ended (logged out, idle, expired): drop it.
-                    self.effects.push_back(Effect::Wipe);
+                    self.effects.push(Effect::Wipe);
                 }
             }
             Err(_) => self.emit(Event::Error {
@@ -1158,12 +1159,12 @@ impl Engine {
     }
 
     pub(crate) fn emit(&mut self, e: Event) {
-        self.effects.push_back(Effect::Emit(e));
+        self.effects.push(Effect::Emit(e));
     }
 
     pub(crate) fn persist_shared(&mut self) {
         self.effects
-            .push_back(Effect::PersistShared(self.shared.encode()));
+            .push(Effect::PersistShared(self.shared.encode()));
     }
 
     pub(crate) fn store_token(&mut self) {
@@ -1174,12 +1175,12 @@ impl Engine {
                 h.user.as_deref(),
                 &h.meta,
             );
-            self.effects.push_back(Effect::StoreToken(rec));
+            self.effects.push(Effect::StoreToken(rec));
         }
     }
 
     pub(crate) fn broadcast(&mut self, m: &Msg) {
-        self.effects.push_back(Effect::Broadcast(m.encode()));
+        self.effects.push(Effect::Broadcast(m.encode()));
     }
 
     pub(crate) fn broadcast_token(&mut self) {
@@ -1190,7 +1191,7 @@ impl Engine {
                 h.refresh_token.as_deref(),
                 h.user.as_deref(),
             );
-            self.effects.push_back(Effect::Broadcast(m));
+            self.effects.push(Effect::Broadcast(m));
         }
     }
 
@@ -1198,7 +1199,7 @@ impl Engine {
         self.refresh.lock_id = None;
         if self.refresh.lock_held {
             self.refresh.lock_held = false;
-            self.effects.push_back(Effect::ReleaseLock);
+            self.effects.push(Effect::ReleaseLock);
         }
     }
 }

@@ -367,7 +367,7 @@ impl Engine {
             self.refresh.phase = Phase::Locking;
             let id = self.new_id();
             self.refresh.lock_id = Some(id);
-            self.effects.push_back(Effect::AcquireLock {
+            self.effects.push(Effect::AcquireLock {
                 id,
                 wait: self.cfg.lock_wait,
                 steal: false,
@@ -404,7 +404,7 @@ impl Engine {
             ..Shared::default()
         };
         self.shared.merge(&s);
-        self.effects.push_back(Effect::PersistShared(s.encode()));
+        self.effects.push(Effect::PersistShared(s.encode()));
         if !self.cfg.web_locks {
             self.broadcast(&Msg::Claim(claim));
         }
@@ -480,7 +480,7 @@ impl Engine {
         let refresh_token = self.held.as_ref().and_then(|h| h.refresh_token.clone());
         let id = self.new_id();
         self.effects
-            .push_back(Effect::SendRefresh { id, refresh_token });
+            .push(Effect::SendRefresh { id, refresh_token });
         let presented = self.held.as_ref().map(|h| h.meta.stamp);
         let req = Pending {
             id,
@@ -730,7 +730,7 @@ impl Engine {
         self.stats.lock_steals = self.stats.lock_steals.saturating_add(1);
         let id = self.new_id();
         self.refresh.lock_id = Some(id);
-        self.effects.push_back(Effect::AcquireLock {
+        self.effects.push(Effect::AcquireLock {
             id,
             wait: self.cfg.lock_wait,
             steal: true,
