@@ -499,6 +499,12 @@ pub(crate) struct LoginGate {
     pub(crate) stale: bool,
 }
 
+/// Counts one more (saturating). One out-of-line function for every counter in [`Stats`].
+#[inline(never)]
+pub(crate) fn bump(n: &mut u32) {
+    *n = n.saturating_add(1);
+}
+
 /// One tab's session engine. See the [module docs](self) for the driver contract.
 pub struct Engine {
     pub(crate) cfg: Config,
@@ -552,7 +558,7 @@ impl Engine {
     }
 
     pub(crate) fn superseded(&mut self) {
-        self.stats.superseded = self.stats.superseded.saturating_add(1);
+        bump(&mut self.stats.superseded);
     }
 
     pub(crate) fn implausible(&mut self, n: u32) {
@@ -625,14 +631,12 @@ impl Engine {
             Input::AccessRejected { access_token } => self.on_access_rejected(&access_token),
             Input::Bus(bytes) => match Msg::decode(&bytes) {
                 Ok(msg) => self.on_msg(now, msg),
-                Err(_) => self.stats.bus_malformed = self.stats.bus_malformed.saturating_add(1),
+                Err(_) => bump(&mut self.stats.bus_malformed),
             },
             Input::Shared(None) => self.on_shared_missing(now),
             Input::Shared(Some(bytes)) => match Shared::decode(&bytes) {
                 Ok(s) => self.observe_shared(now, s),
-                Err(_) => {
-                    self.stats.shared_malformed = self.stats.shared_malformed.saturating_add(1)
-                }
+                Err(_) => bump(&mut self.stats.shared_malformed),
             },
             Input::LockGranted { id } => self.on_lock_granted(now, id),
             Input::LockUnavailable { id } => self.on_lock_unavailable(now, id),
@@ -1031,7 +1035,7 @@ impl Engine {
         self.login.id = None;
         if stale {
             self.login.sent = None;
-            self.stats.stale_answers = self.stats.stale_answers.saturating_add(1);
+            bump(&mut self.stats.stale_answers);
             if self.held.is_none() {
                 self.state = SessionState::Anonymous;
             }
@@ -1085,7 +1089,7 @@ impl Engine {
     pub(crate) fn adopt(&mut self, now: Millis, h: Held) -> bool {
         let stamp = h.meta.stamp;
         if stamp.epoch < self.shared.epoch {
-            self.stats.stale_answers = self.stats.stale_answers.saturating_add(1);
+            bump(&mut self.stats.stale_answers);
             return false;
         }
         if self.epoch_implausible(stamp.epoch) {
@@ -1110,7 +1114,7 @@ impl Engine {
         if !was_signed_in && self.session_over(now, &stamp) {
             // A session whose idle deadline or absolute lifetime already passed (restored from
             // the vault, resumed, or announced by a tab about to log out) is not joined.
-            self.stats.stale_answers = self.stats.stale_answers.saturating_add(1);
+            bump(&mut self.stats.stale_answers);
             return false;
         }
         if new_session {
