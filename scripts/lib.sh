@@ -14,7 +14,15 @@ build_pkg() {
   # The JS performer wasm-bindgen imports is the bundle of src/browser/js/: never stale.
   node scripts/bundle-js.mjs --check || return 1
   rm -rf pkg  # wasm-pack does not clean between targets (docs/toolchain.md)
-  wasm-pack --quiet build --release --target web --out-dir pkg --mode no-install
-  node scripts/package.mjs pkg  # package.json, bundled + minified JS, bundler/ and react/ entries
+  # The shipped module only (both targets; tests and native builds are untouched): panic
+  # locations without file paths, `Debug` compiled out. A panic is a trap there and nothing
+  # formats, so nothing is lost (bench/size.md: -78 B brotli). `-Z` flags on the pinned stable
+  # compiler need RUSTC_BOOTSTRAP=1, set for these two commands only. RUSTFLAGS replaces the
+  # target rustflags of .cargo/config.toml, so its stack size is repeated here.
+  local flags="-C link-arg=-zstack-size=65536 -Zlocation-detail=none -Zfmt-debug=none"
+  RUSTC_BOOTSTRAP=1 RUSTFLAGS="$flags" wasm-pack --quiet build --release --target web --out-dir pkg --mode no-install
+  # package.json, bundled + minified JS, bundler/ and react/ entries (its bundler build inherits
+  # the flags)
+  RUSTC_BOOTSTRAP=1 RUSTFLAGS="$flags" node scripts/package.mjs pkg
   node bench/size.mjs pkg
 }

@@ -45,9 +45,9 @@ pub mod vault;
 
 #[cfg(target_arch = "wasm32")]
 mod browser;
-#[cfg(target_arch = "wasm32")]
-pub use browser::Session;
 /// Test hook: the cookie wipe run against a given document (see the browser tests).
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub use browser::wipe_cookies_in as __wipe_cookies_in;
+#[cfg(target_arch = "wasm32")]
+pub use browser::Session;

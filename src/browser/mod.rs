@@ -27,8 +27,8 @@ use wasm_bindgen::JsCast;
 
 use crate::boundary::{effect, input};
 use crate::core::{
-    merge_shared, Config, Effect, Engine, Event, Input, InvalidConfig, LogoutReason, RequestId, SessionState, Setting,
-    Tokens,
+    merge_shared, Config, Effect, Engine, Event, Input, InvalidConfig, LogoutReason, Millis,
+    RequestId, SessionState, Setting, Tokens,
 };
 
 mod types;
@@ -67,9 +67,24 @@ extern "C" {
 extern "C" {
     #[wasm_bindgen(js_name = hasLocks)]
     fn has_locks() -> bool;
-    /// A rejected promise with an `Error` carrying `code` (and the message).
+    /// One effect as the array `Core::poll` returns.
+    #[wasm_bindgen(js_name = fx)]
+    fn fx(
+        kind: u8,
+        id: u32,
+        n: f64,
+        flag: bool,
+        s: Option<&str>,
+        t: Option<&str>,
+        bytes: &[u8],
+    ) -> JsValue;
+    /// `[a, b, c, d]`.
+    #[wasm_bindgen(js_name = list)]
+    fn list(a: f64, b: f64, c: f64, d: f64) -> JsValue;
+    /// A rejected promise with an `Error` of code `invalid_options`, its message
+    /// `"<option>: <problem>"`.
     #[wasm_bindgen(js_name = reject)]
-    fn reject(code: &str, message: &str) -> Promise;
+    fn reject(option: &str, problem: &str) -> Promise;
 }
 
 #[wasm_bindgen(module = "/src/browser/session.js")]
@@ -102,52 +117,33 @@ fn get(obj: &JsValue, key: &str) -> JsValue {
     Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
-/// An option's value: `Some(None)` for `0`/`null` (limit disabled), `Some(Some(ms))` for a
-/// positive number, `None` when absent. `Err` for anything else (negative, NaN, not a
-/// number): the option is invalid.
-fn opt_ms(o: &JsValue, key: &str) -> Result<Option<Option<u64>>, ()> {
-    let v = get(o, key);
-    if v.is_undefined() {
-        return Ok(None);
-    }
-    if v.is_null() {
-        return Ok(Some(None));
-    }
-    match v.as_f64() {
-        Some(n) if n.is_finite() && n > 0.0 => Ok(Some(Some(n as u64))),
-        Some(n) if n == 0.0 => Ok(Some(None)),
-        _ => Err(()),
-    }
-}
-
 /// The engine configuration from the `Session.start` options, checked in one place
-/// ([`Config::resolve`]): an invalid or contradictory option is an [`InvalidConfig`] naming it.
+/// ([`Config::resolve_given`]): an invalid or contradictory option is an [`InvalidConfig`]
+/// naming it. An option is absent (`undefined`), `null` or `0` (off, or zero), or a finite
+/// number of milliseconds `>= 0`; anything else (negative, NaN, not a number) is invalid.
 fn config_from(o: &JsValue) -> Result<Config, InvalidConfig> {
     let mut c = Config::default();
-    let mut given: Vec<Setting> = Vec::new();
-    let bad = |setting| InvalidConfig { setting, problem: "must be a number of milliseconds >= 0" };
-    for (setting, field) in [(Setting::IdleTimeout, &mut c.idle_timeout), (Setting::AbsoluteLifetime, &mut c.absolute_lifetime)] {
-        if let Some(v) = opt_ms(o, setting.option()).map_err(|_| bad(setting))? {
-            *field = v;
-            given.push(setting);
+    let mut given = 0;
+    for setting in Setting::ALL {
+        let v = get(o, setting.option());
+        if v.is_undefined() {
+            continue;
         }
-    }
-    for (setting, field) in [
-        (Setting::IdleWarning, &mut c.idle_warning),
-        (Setting::RefreshLead, &mut c.refresh_lead),
-        (Setting::RefreshJitter, &mut c.refresh_jitter),
-        (Setting::ActivityThrottle, &mut c.activity_throttle),
-        (Setting::RequestTimeout, &mut c.request_timeout),
-        (Setting::LockWait, &mut c.lock_wait),
-        (Setting::JoinWait, &mut c.join_wait),
-    ] {
-        if let Some(v) = opt_ms(o, setting.option()).map_err(|_| bad(setting))? {
-            *field = v.unwrap_or(0);
-            given.push(setting);
-        }
+        let ms = match v.as_f64() {
+            None if v.is_null() => 0.0,
+            Some(n) if n >= 0.0 && n.is_finite() => n,
+            _ => {
+                return Err(InvalidConfig {
+                    setting,
+                    problem: "must be a number >= 0",
+                })
+            }
+        };
+        c.set(setting, ms as u64);
+        given |= setting.bit();
     }
     c.web_locks = has_locks() && get(o, "webLocks").as_bool() != Some(false);
-    c.resolve(&given)
+    c.resolve_given(given)
 }
 
 /// Parses a login / MFA / refresh answer body into engine tokens (`expires_in` in seconds).
@@ -168,29 +164,8 @@ fn tokens_from(body: &JsValue) -> Option<Tokens> {
     })
 }
 
-/// The bytes of a `Uint8Array`, `None` for anything else.
-fn opt_bytes(v: &JsValue) -> Option<Vec<u8>> {
-    v.dyn_ref::<Uint8Array>().map(Uint8Array::to_vec)
-}
-
-fn bytes_of(v: &JsValue) -> Vec<u8> {
-    opt_bytes(v).unwrap_or_default()
-}
-
 fn u8a(bytes: &[u8]) -> JsValue {
     Uint8Array::from(bytes).into()
-}
-
-fn arr(items: &[JsValue]) -> JsValue {
-    let a = Array::new();
-    for i in items {
-        a.push(i);
-    }
-    a.into()
-}
-
-fn opt_str(v: Option<String>) -> JsValue {
-    v.map_or(JsValue::UNDEFINED, |s| JsValue::from_str(&s))
 }
 
 /// The engine of one session, as the JS driver sees it. Exported to JS under the name
@@ -220,10 +195,10 @@ impl Core {
     // answer belongs to (0 for inputs that answer nothing). Untrusted payloads (bus text,
     // stored records, server bodies) are decoded here; anything malformed becomes an input the
     // engine rejects and counts, never a panic.
-    pub fn handle(&mut self, kind: u8, id: u32, arg: JsValue) {
+    pub fn handle(&mut self, kind: u8, id: u32, arg: JsValue, bytes: Option<Vec<u8>>) {
         let id = RequestId(id);
         let input = match kind {
-            input::RESTORE => Input::Restore(bytes_of(&arg)),
+            input::RESTORE => Input::Restore(bytes.unwrap_or_default()),
             input::RESUME => {
                 // `true`: no other tab of this origin is alive, nobody could answer a join.
                 self.engine.set_alone(arg.is_truthy());
@@ -237,25 +212,40 @@ impl Core {
             input::LOGIN_FAILED => Input::LoginFailed { id },
             input::REFRESH_OK => match tokens_from(&arg) {
                 Some(tokens) => Input::RefreshSucceeded { id, tokens },
-                None => Input::RefreshFailed { id, retry_after: None },
+                None => Input::RefreshFailed {
+                    id,
+                    retry_after: None,
+                },
             },
-            input::REFRESH_REJECTED => match arg.as_string().as_deref().and_then(LogoutReason::from_code) {
-                Some(reason) => Input::RefreshRejected { id, reason },
-                None => Input::RefreshFailed { id, retry_after: None },
+            input::REFRESH_REJECTED => {
+                match arg.as_string().as_deref().and_then(LogoutReason::from_code) {
+                    Some(reason) => Input::RefreshRejected { id, reason },
+                    None => Input::RefreshFailed {
+                        id,
+                        retry_after: None,
+                    },
+                }
+            }
+            input::REFRESH_FAILED => Input::RefreshFailed {
+                id,
+                retry_after: arg.as_f64().filter(|v| *v >= 0.0).map(|v| v as u64),
             },
-            input::REFRESH_FAILED => Input::RefreshFailed { id, retry_after: arg.as_f64().filter(|v| *v >= 0.0).map(|v| v as u64) },
-            input::ACCESS_REJECTED => Input::AccessRejected { access_token: arg.as_string().unwrap_or_default() },
+            input::ACCESS_REJECTED => Input::AccessRejected {
+                access_token: arg.as_string().unwrap_or_default(),
+            },
             // Bus messages and the shared record travel as base64url text; the driver decodes
             // it (garbage becomes an empty or one-byte array, which the engine rejects).
-            input::BUS => Input::Bus(bytes_of(&arg)),
-            input::SHARED => Input::Shared(opt_bytes(&arg)),
+            input::BUS => Input::Bus(bytes.unwrap_or_default()),
+            input::SHARED => Input::Shared(bytes),
             input::LOCK_GRANTED => Input::LockGranted { id },
             input::LOCK_UNAVAILABLE => Input::LockUnavailable { id },
             input::LOCK_LOST => Input::LockLost { id },
             input::TIMER => Input::Timer,
             input::ACTIVITY => Input::Activity,
             input::STAY => Input::StayActive,
-            input::LOGOUT => Input::Logout { everywhere: arg.is_truthy() },
+            input::LOGOUT => Input::Logout {
+                everywhere: arg.is_truthy(),
+            },
             input::VISIBLE => Input::Visibility(arg.is_truthy()),
             input::ONLINE => Input::Online(arg.is_truthy()),
             input::LOGIN_STARTED => Input::LoginStarted,
@@ -265,58 +255,98 @@ impl Core {
         self.engine.handle(now(), input);
     }
 
-    // The next effect as `[kind, ...args]` (a request's id first), or `undefined` when the
-    // queue is empty.
+    // The next effect as `[kind, id, number, flag, text, text2, bytes]` (made by `fx` in
+    // `session.js`; which slots a kind uses is written there), or `undefined` when the queue is
+    // empty. Flat arguments cross without a JS value each.
     pub fn poll(&mut self) -> JsValue {
-        let Some(effect) = self.engine.poll_effect() else { return JsValue::UNDEFINED };
-        let s = |v: &str| JsValue::from_str(v);
-        // The effect kind: a `boundary::effect` number, cheaper than its name; a request's id
-        // first.
-        let k = |n: u8| JsValue::from(n);
-        let id = |id: RequestId| JsValue::from(id.0);
-        match effect {
-            Effect::SendRefresh { id: i, refresh_token } => arr(&[k(effect::REFRESH), id(i), opt_str(refresh_token)]),
-            Effect::SendLogout { id: i, everywhere, access_token, refresh_token } => arr(&[
-                k(effect::LOGOUT),
-                id(i),
-                JsValue::from_bool(everywhere),
-                opt_str(access_token),
-                opt_str(refresh_token),
-            ]),
+        let Some(effect) = self.engine.poll_effect() else {
+            return JsValue::UNDEFINED;
+        };
+        let (mut id, mut n, mut flag, mut s, mut t, mut b): (
+            RequestId,
+            Millis,
+            bool,
+            Option<&str>,
+            Option<&str>,
+            &[u8],
+        ) = (RequestId(0), 0, false, None, None, &[]);
+        // The effect kind: a `boundary::effect` number, cheaper than its name.
+        let k = match &effect {
+            Effect::SendRefresh {
+                id: i,
+                refresh_token,
+            } => {
+                (id, s) = (*i, refresh_token.as_deref());
+                effect::REFRESH
+            }
+            Effect::SendLogout {
+                id: i,
+                everywhere,
+                access_token,
+                refresh_token,
+            } => {
+                (id, flag, s, t) = (
+                    *i,
+                    *everywhere,
+                    access_token.as_deref(),
+                    refresh_token.as_deref(),
+                );
+                effect::LOGOUT
+            }
             Effect::AcquireLock { id: i, wait, steal } => {
-                arr(&[k(effect::LOCK), id(i), JsValue::from(wait as f64), JsValue::from_bool(steal)])
+                (id, n, flag) = (*i, *wait, *steal);
+                effect::LOCK
             }
-            Effect::ReleaseLock => arr(&[k(effect::UNLOCK)]),
-            Effect::Broadcast(bytes) => arr(&[k(effect::BROADCAST), u8a(&bytes)]),
-            Effect::PersistShared(bytes) => arr(&[k(effect::SHARED), u8a(&bytes)]),
-            Effect::StoreToken(bytes) => arr(&[k(effect::STORE), u8a(&bytes)]),
-            Effect::Wipe => arr(&[k(effect::WIPE)]),
-            Effect::SendLogin { id: i } => arr(&[k(effect::LOGIN), id(i)]),
+            Effect::ReleaseLock => effect::UNLOCK,
+            Effect::Broadcast(bytes) => {
+                b = bytes;
+                effect::BROADCAST
+            }
+            Effect::PersistShared(bytes) => {
+                b = bytes;
+                effect::SHARED
+            }
+            Effect::StoreToken(bytes) => {
+                b = bytes;
+                effect::STORE
+            }
+            Effect::Wipe => effect::WIPE,
+            Effect::SendLogin { id: i } => {
+                id = *i;
+                effect::LOGIN
+            }
             Effect::Emit(event) => {
-                let name = s(event.name());
+                // The event's name, its time (deadline, expiry) and its text (reason, code, user).
+                s = Some(event.name());
                 match event {
-                    Event::IdleWarning { deadline } => arr(&[k(effect::EMIT), name, JsValue::from(deadline as f64)]),
-                    Event::Logout { reason } => arr(&[k(effect::EMIT), name, s(reason.as_str())]),
-                    Event::Error { code } => arr(&[k(effect::EMIT), name, s(code.as_str())]),
-                    Event::Login { user, expires_at } => {
-                        arr(&[k(effect::EMIT), name, JsValue::from(expires_at as f64), opt_str(user)])
+                    Event::IdleWarning { deadline: at } | Event::Refresh { expires_at: at } => {
+                        n = *at
                     }
-                    Event::Refresh { expires_at } => arr(&[k(effect::EMIT), name, JsValue::from(expires_at as f64)]),
-                    _ => arr(&[k(effect::EMIT), name]),
+                    Event::Login { user, expires_at } => (n, t) = (*expires_at, user.as_deref()),
+                    Event::Logout { reason } => t = Some(reason.as_str()),
+                    Event::Error { code } => t = Some(code.as_str()),
+                    Event::Active | Event::Idle => {}
                 }
+                effect::EMIT
             }
-        }
+        };
+        fx(k, id.0, n as f64, flag, s, t, b)
     }
 
     // The state as an index into `SessionState::ALL` (`STATES` in the performer's boundary.js).
     pub fn state(&self) -> u8 {
         let state = self.engine.state();
-        SessionState::ALL.iter().position(|s| *s == state).unwrap_or(0) as u8
+        SessionState::ALL
+            .iter()
+            .position(|s| *s == state)
+            .unwrap_or(0) as u8
     }
 
     // The bearer token while signed in (a JS string made in place, no owned copy).
     pub fn token(&self) -> JsValue {
-        self.engine.access_token().map_or(JsValue::UNDEFINED, JsValue::from_str)
+        self.engine
+            .access_token()
+            .map_or(JsValue::UNDEFINED, JsValue::from_str)
     }
 
     // When the engine wants `Timer` (wall-clock ms), or -1.
@@ -344,27 +374,31 @@ impl Core {
     pub fn stats(&self) -> JsValue {
         let s = self.engine.stats();
         let idle = self.engine.idle_deadline().map_or(-1.0, |t| t as f64);
-        arr(&[s.bus_malformed.into(), s.shared_malformed.into(), s.refresh_sent.into(), idle.into()])
+        list(
+            s.bus_malformed.into(),
+            s.shared_malformed.into(),
+            s.refresh_sent.into(),
+            idle,
+        )
     }
 
     // Max-merges a shared record (bytes) into the stored one (bytes, or null when absent or
     // undecodable); returns the bytes to store.
-    pub fn merge(&self, stored: JsValue, new: JsValue) -> JsValue {
-        u8a(&merge_shared(opt_bytes(&stored).as_deref(), &bytes_of(&new), now()))
+    pub fn merge(&self, stored: Option<Vec<u8>>, new: Vec<u8>) -> JsValue {
+        u8a(&merge_shared(stored.as_deref(), &new, now()))
     }
 }
 
 fn new_core(options: &JsValue) -> Result<Core, InvalidConfig> {
     let config = config_from(options)?;
-    Ok(Core { engine: Engine::new(config, random_u64(), random_u64(), now()) })
+    Ok(Core {
+        engine: Engine::new(config, random_u64(), random_u64(), now()),
+    })
 }
 
 /// `Session.start` rejects with code `invalid_options`, the message naming the option.
 fn invalid_options(e: InvalidConfig) -> Promise {
-    let mut message = String::from(e.setting.option());
-    message.push_str(": ");
-    message.push_str(e.problem);
-    reject("invalid_options", &message)
+    reject(e.setting.option(), e.problem)
 }
 
 /// A session seen from Rust (the browser tests): the same JS driver that `Session.start`
@@ -384,7 +418,9 @@ impl Session {
             Err(e) => invalid_options(e),
         };
         let driver = wasm_bindgen_futures::JsFuture::from(started).await?;
-        Ok(Session { driver: driver.unchecked_into() })
+        Ok(Session {
+            driver: driver.unchecked_into(),
+        })
     }
 
     /// The state name: `"anonymous" | "mfa-required" | "active" | "idle-warning" | "logged-out"`.

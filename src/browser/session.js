@@ -234,11 +234,11 @@ async function wipeWorkers(_, left) {
 function wipeStorage(name, all, keys, keep, left) {
   try {
     const s = globalThis[name];
-    const list = all ? Object.keys(s).filter((k) => !keep.includes(k)) : keys.filter((k) => s.getItem(k) !== null);
-    for (const k of list) s.removeItem(k);
-    const stuck = list.filter((k) => s.getItem(k) !== null);
+    const list2 = all ? Object.keys(s).filter((k) => !keep.includes(k)) : keys.filter((k) => s.getItem(k) !== null);
+    for (const k of list2) s.removeItem(k);
+    const stuck = list2.filter((k) => s.getItem(k) !== null);
     for (const k of stuck) left.push({ kind: name, name: k, why: "error" });
-    return all && !stuck.length ? "all" : list.length - stuck.length;
+    return all && !stuck.length ? "all" : list2.length - stuck.length;
   } catch (_) {
     return 0;
   }
@@ -599,7 +599,7 @@ var Driver = class {
    */
   #drive(kind, arg, id) {
     if (this.#dead) return;
-    this.#c.handle(kind, id || 0, arg);
+    this.#c.handle(kind, id || 0, arg, arg instanceof Uint8Array ? arg : null);
     this.#pump();
   }
   #pump() {
@@ -627,15 +627,18 @@ var Driver = class {
       if (!this.#kind) this.#storageFailed(e);
       return;
     }
-    if (!this.#dead) this.#c.handle(SHARED, 0, v === null ? null : unb64(v) || Uint8Array.of(0));
+    if (!this.#dead) this.#c.handle(SHARED, 0, null, v === null ? null : unb64(v) || Uint8Array.of(0));
     return v;
   }
+  // e: [kind, id, n, flag, s, t, bytes] (`fx`); per kind: refresh (id, s: refresh token),
+  // logout (id, flag: everywhere, s: bearer, t: refresh token), lock (id, n: wait, flag:
+  // steal), broadcast / shared / store (bytes), emit (s: name, n: time, t: text), login (id).
   /** @param {import("./types").Effect} e */
   #perform(e) {
     switch (e[0]) {
       case FX_REFRESH: {
         const id = e[1];
-        const body = this.#tokenMode ? { mode: "token", refresh_token: e[2] } : null;
+        const body = this.#tokenMode ? { mode: "token", refresh_token: e[4] } : null;
         this.#post("/refresh", body, null, this.#t).then(
           /** @returns {[kind: number, value?: unknown]} */
           (a) => a.status === 200 && tokensOk(a.body) ? [REFRESH_OK, a.body] : a.status === 401 ? [REFRESH_REJECTED, a.body && a.body.code] : [REFRESH_FAILED, a.status === 200 ? void 0 : a.retryAfter],
@@ -653,9 +656,9 @@ var Driver = class {
       }
       case FX_LOGOUT: {
         this.#revokes++;
-        const id = e[1], all = e[2];
-        const body = e[4] ? { refresh_token: e[4] } : null;
-        this.#revoke = this.#post(all ? "/logout-all" : "/logout", body, e[3], 5e3).then((a) => a.status < 500 && a.status !== 429, () => false).then((ok) => {
+        const id = e[1], all = e[3];
+        const body = e[5] ? { refresh_token: e[5] } : null;
+        this.#revoke = this.#post(all ? "/logout-all" : "/logout", body, e[4], 5e3).then((a) => a.status < 500 && a.status !== 429, () => false).then((ok) => {
           if (!ok && !this.#tokenMode) lset(this.#rk, all ? "all" : "one");
           this.#feedShared();
           this.#drive(LOGOUT_DONE, 0, id);
@@ -682,18 +685,18 @@ var Driver = class {
         this.#lock = null;
         break;
       case FX_BROADCAST:
-        if (this.#bc) this.#bc.postMessage(b64(e[1]));
+        if (this.#bc) this.#bc.postMessage(b64(e[6]));
         else lset(this.#bk, ++this.#seq + "|" + Date.now()) && lset(this.#bk);
         break;
       case FX_SHARED:
         try {
           const s = localStorage.getItem(this.#sk);
-          localStorage.setItem(this.#sk, b64(this.#c.merge(s === null ? null : unb64(s), e[1])));
+          localStorage.setItem(this.#sk, b64(this.#c.merge(s === null ? null : unb64(s), e[6])));
         } catch (_) {
         }
         break;
       case FX_STORE:
-        if (this.#store) this.#sealing = this.#seal(e[1]);
+        if (this.#store) this.#sealing = this.#seal(e[6]);
         break;
       case FX_WIPE:
         this.#gen++;
@@ -703,7 +706,12 @@ var Driver = class {
         this.#cleanup();
         break;
       case FX_EMIT:
-        this.#emitEngine(e[1], e[2], e[3]);
+        this.#emitEngine(
+          /** @type {keyof SessionEvents} */
+          e[4],
+          e[2],
+          e[5]
+        );
         break;
       case FX_LOGIN:
         this.#lid = e[1];
@@ -731,21 +739,16 @@ var Driver = class {
     this.#own = false;
   }
   /**
-   * (The values of `import("./types").EngineEvent`, which each name's branch reads.)
-   * @param {import("./types").EngineEvent[0]} name
-   * @param {import("./types").EngineEvent[1]} [v]
-   * @param {string} [user]
+   * n: the event's time (deadline, expiry); v: its text (reason, code, user).
+   * @param {keyof SessionEvents} name
+   * @param {number} n
+   * @param {string} [v]
    */
-  #emitEngine(name, v, user) {
+  #emitEngine(name, n, v) {
     const d = {};
     if (name === "idle-warning") {
-      d.deadline = /** @type {number} */
-      v;
-      d.remainingMs = Math.max(
-        0,
-        /** @type {number} */
-        v - Date.now()
-      );
+      d.deadline = n;
+      d.remainingMs = Math.max(0, n - Date.now());
     } else if (name === "logout") {
       d.reason = /** @type {import("tessera").LogoutReason} */
       v;
@@ -755,14 +758,13 @@ var Driver = class {
     } else if (name === "error") {
       d.code = /** @type {import("tessera").ErrorEventCode} */
       v;
-      d.message = words(v);
+      d.message = words(String(v));
       if (v === "record_invalid") this.#sdel(this.#tk);
     } else if (name === "refresh" || name === "login") {
-      if (v !== void 0) d.expiresAt = this.#exp = /** @type {number} */
-      v;
+      d.expiresAt = this.#exp = n;
       if (name === "login") {
         if (!this.#own) this.#key = this.#sid = this.#kid = this.#user = null;
-        d.user = this.#user = user ?? this.#user ?? null;
+        d.user = this.#user = v ?? this.#user ?? null;
       }
     }
     this.#emit(name, d);
@@ -970,7 +972,7 @@ var Driver = class {
     this.#drive(RESTORE, plain);
     this.#own = false;
     if (this.#signedIn()) this.#kid = kid;
-    if (this.#cleared) this.#emitEngine("logout", "expired");
+    if (this.#cleared) this.#emitEngine("logout", 0, "expired");
   }
   // ---- logout cleanup ----------------------------------------------------------------------
   // Synchronous, so the `logout` event follows at once: tokens, web storage and cookies are
@@ -1151,7 +1153,9 @@ function lset(k, v) {
 }
 
 // src/browser/js/session.js
-var reject = (code, message) => Promise.reject(error(code, message));
+var reject = (option, problem) => Promise.reject(error("invalid_options", option + ": " + problem));
+var fx = (k, id, n, f, s, t, b) => [k, id, n, f, s, t, b.slice()];
+var list = (...a) => a;
 function start(core, o) {
   o = o && typeof o === "object" ? o : {};
   let d;
@@ -1172,7 +1176,9 @@ function start(core, o) {
   );
 }
 export {
+  fx,
   hasLocks,
+  list,
   reject,
   start,
   wipeCookies

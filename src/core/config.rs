@@ -137,6 +137,20 @@ pub enum Setting {
 }
 
 impl Setting {
+    /// Every setting, in a fixed order (the bit of each in [`Config::resolve_given`]'s mask is
+    /// its index here).
+    pub const ALL: [Setting; 9] = [
+        Setting::IdleTimeout,
+        Setting::IdleWarning,
+        Setting::AbsoluteLifetime,
+        Setting::RefreshLead,
+        Setting::RefreshJitter,
+        Setting::LockWait,
+        Setting::RequestTimeout,
+        Setting::ActivityThrottle,
+        Setting::JoinWait,
+    ];
+
     /// The option's name in `Session.start({...})`.
     pub fn option(self) -> &'static str {
         match self {
@@ -150,6 +164,11 @@ impl Setting {
             Setting::ActivityThrottle => "activityThrottleMs",
             Setting::JoinWait => "joinWaitMs",
         }
+    }
+
+    /// Its bit in a mask of explicit settings: `1 << ` its index in [`Setting::ALL`].
+    pub fn bit(self) -> u16 {
+        1 << self as u16
     }
 }
 
@@ -176,6 +195,23 @@ impl Config {
         }
     }
 
+    /// Sets `setting` to `ms` milliseconds, as the JavaScript option does: for the settings
+    /// that can be turned off (`idleTimeoutMs`, `absoluteTimeoutMs`), `0` turns them off.
+    pub fn set(&mut self, setting: Setting, ms: Millis) {
+        let on = Some(ms).filter(|&v| v > 0);
+        match setting {
+            Setting::IdleTimeout => self.idle_timeout = on,
+            Setting::IdleWarning => self.idle_warning = ms,
+            Setting::AbsoluteLifetime => self.absolute_lifetime = on,
+            Setting::RefreshLead => self.refresh_lead = ms,
+            Setting::RefreshJitter => self.refresh_jitter = ms,
+            Setting::LockWait => self.lock_wait = ms,
+            Setting::RequestTimeout => self.request_timeout = ms,
+            Setting::ActivityThrottle => self.activity_throttle = ms,
+            Setting::JoinWait => self.join_wait = ms,
+        }
+    }
+
     /// The one place a configuration is checked. `explicit` lists the settings the
     /// application gave; the others are defaults, and those that depend on another setting
     /// follow it: the idle warning is at most a quarter of the idle timeout, the activity
@@ -197,9 +233,17 @@ impl Config {
     /// let bad = Config { lock_wait: 5_000, ..Config::default() };
     /// assert_eq!(bad.resolve(&[Setting::LockWait]).unwrap_err().setting, Setting::LockWait);
     /// ```
-    pub fn resolve(mut self, explicit: &[Setting]) -> Result<Config, InvalidConfig> {
-        let given = |s: Setting| explicit.contains(&s);
+    pub fn resolve(self, explicit: &[Setting]) -> Result<Config, InvalidConfig> {
+        self.resolve_given(explicit.iter().fold(0, |m, s| m | s.bit()))
+    }
+
+    /// [`Config::resolve`] with the explicit settings as a mask of [`Setting::bit`]s.
+    ///
+    /// # Errors
+    /// As [`Config::resolve`].
+    pub fn resolve_given(mut self, given: u16) -> Result<Config, InvalidConfig> {
         let err = |setting, problem| Err(InvalidConfig { setting, problem });
+        let given = |s: Setting| given & s.bit() != 0;
         for (setting, v) in [
             (Setting::RefreshLead, self.refresh_lead),
             (Setting::RequestTimeout, self.request_timeout),
@@ -207,13 +251,13 @@ impl Config {
             (Setting::ActivityThrottle, self.activity_throttle),
         ] {
             if v == 0 {
-                return err(setting, "must be greater than 0");
+                return err(setting, "must be > 0");
             }
         }
         if let Some(timeout) = self.idle_timeout {
             if given(Setting::IdleWarning) {
                 if self.idle_warning >= timeout {
-                    return err(Setting::IdleWarning, "must be shorter than idleTimeoutMs");
+                    return err(Setting::IdleWarning, "must be < idleTimeoutMs");
                 }
             } else {
                 self.idle_warning = self.idle_warning.min(timeout / 4);
@@ -228,7 +272,7 @@ impl Config {
                 if self.activity_throttle > window / 2 {
                     return err(
                         Setting::ActivityThrottle,
-                        "must be at most half of idleWarningMs (or of a quarter of idleTimeoutMs)",
+                        "must be <= idleWarningMs / 2 (or idleTimeoutMs / 8)",
                     );
                 }
             } else {
@@ -237,12 +281,53 @@ impl Config {
         }
         if self.lock_wait <= self.request_timeout {
             if given(Setting::LockWait) {
-                return err(Setting::LockWait, "must be longer than requestTimeoutMs");
+                return err(Setting::LockWait, "must be > requestTimeoutMs");
             }
             self.lock_wait = self
                 .request_timeout
                 .saturating_add(self.request_timeout / 2);
         }
         Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_has_its_bit_and_its_field() {
+        let mut seen = 0u16;
+        for (i, s) in Setting::ALL.into_iter().enumerate() {
+            assert_eq!(s.bit(), 1 << i, "{s:?}");
+            seen |= s.bit();
+            // `set` reaches the setting's own field and no other.
+            let mut c = Config::default();
+            c.set(s, 12_345);
+            let d = Config::default();
+            let fields = |c: &Config| {
+                [
+                    c.idle_timeout.unwrap_or(0),
+                    c.idle_warning,
+                    c.absolute_lifetime.unwrap_or(0),
+                    c.refresh_lead,
+                    c.refresh_jitter,
+                    c.lock_wait,
+                    c.request_timeout,
+                    c.activity_throttle,
+                    c.join_wait,
+                ]
+            };
+            let (a, b) = (fields(&c), fields(&d));
+            for j in 0..9 {
+                assert_eq!(a[j] == 12_345, i == j, "{s:?} field {j}");
+                assert_eq!(a[j] != b[j], i == j, "{s:?} field {j}");
+            }
+        }
+        assert_eq!(seen, 0x1ff);
+        let mut c = Config::default();
+        c.set(Setting::IdleTimeout, 0);
+        c.set(Setting::AbsoluteLifetime, 0);
+        assert_eq!((c.idle_timeout, c.absolute_lifetime), (None, None));
     }
 }

@@ -41,7 +41,6 @@
 //!   works and the key is absent.
 //! * [`Effect::PersistShared`]: store `merge_shared(stored, bytes)` (never a blind overwrite).
 //! * [`Effect::Wipe`] must not delete the shared record key (it carries the logout epoch).
-use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -319,7 +318,11 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 3] = [ErrorCode::RefreshRetry, ErrorCode::RecordInvalid, ErrorCode::SessionMismatch];
+    pub const ALL: [ErrorCode; 3] = [
+        ErrorCode::RefreshRetry,
+        ErrorCode::RecordInvalid,
+        ErrorCode::SessionMismatch,
+    ];
 
     /// The stable code string.
     pub fn as_str(self) -> &'static str {
@@ -503,6 +506,12 @@ pub(crate) struct LoginGate {
     pub(crate) stale: bool,
 }
 
+/// Counts one more (saturating). One out-of-line function for every counter in [`Stats`].
+#[inline(never)]
+pub(crate) fn bump(n: &mut u32) {
+    *n = n.saturating_add(1);
+}
+
 /// One tab's session engine. See the [module docs](self) for the driver contract.
 pub struct Engine {
     pub(crate) cfg: Config,
@@ -521,7 +530,9 @@ pub struct Engine {
     pub(crate) logout_id: Option<RequestId>,
     next_id: u32,
     pub(crate) stats: Stats,
-    pub(crate) effects: VecDeque<Effect>,
+    /// Effects not yet polled, oldest first (a few at a time: a `Vec` is smaller in Wasm than
+    /// a `VecDeque`).
+    pub(crate) effects: Vec<Effect>,
 }
 
 impl Engine {
@@ -543,7 +554,7 @@ impl Engine {
             logout_id: None,
             next_id: 0,
             stats: Stats::default(),
-            effects: VecDeque::new(),
+            effects: Vec::new(),
         }
     }
 
@@ -554,7 +565,7 @@ impl Engine {
     }
 
     pub(crate) fn superseded(&mut self) {
-        self.stats.superseded = self.stats.superseded.saturating_add(1);
+        bump(&mut self.stats.superseded);
     }
 
     pub(crate) fn implausible(&mut self, n: u32) {
@@ -595,7 +606,7 @@ impl Engine {
                     sent: Some(now),
                     stale: false,
                 };
-                self.effects.push_back(Effect::SendLogin { id });
+                self.effects.push(Effect::SendLogin { id });
             }
             Input::LoginSucceeded { id, tokens } => {
                 if self.login_answer(id) {
@@ -627,14 +638,12 @@ impl Engine {
             Input::AccessRejected { access_token } => self.on_access_rejected(&access_token),
             Input::Bus(bytes) => match Msg::decode(&bytes) {
                 Ok(msg) => self.on_msg(now, msg),
-                Err(_) => self.stats.bus_malformed = self.stats.bus_malformed.saturating_add(1),
+                Err(_) => bump(&mut self.stats.bus_malformed),
             },
             Input::Shared(None) => self.on_shared_missing(now),
             Input::Shared(Some(bytes)) => match Shared::decode(&bytes) {
                 Ok(s) => self.observe_shared(now, s),
-                Err(_) => {
-                    self.stats.shared_malformed = self.stats.shared_malformed.saturating_add(1)
-                }
+                Err(_) => bump(&mut self.stats.shared_malformed),
             },
             Input::LockGranted { id } => self.on_lock_granted(now, id),
             Input::LockUnavailable { id } => self.on_lock_unavailable(now, id),
@@ -709,7 +718,7 @@ impl Engine {
 
     /// The next effect to perform, in order; drain until `None` after every `handle`.
     pub fn poll_effect(&mut self) -> Option<Effect> {
-        self.effects.pop_front()
+        (!self.effects.is_empty()).then(|| self.effects.remove(0))
     }
 
     /// The session state (JS names via [`SessionState::as_str`]).
@@ -1010,7 +1019,7 @@ impl Engine {
                 reason: self.shared.reason,
                 ..Shared::default()
             };
-            self.effects.push_back(Effect::PersistShared(s.encode()));
+            self.effects.push(Effect::PersistShared(s.encode()));
         }
     }
 
@@ -1031,7 +1040,7 @@ impl Engine {
                     self.persist_shared();
                 } else if self.held.is_none() {
                     // A record of a session that ended (logged out, idle, expired): drop it.
-                    self.effects.push_back(Effect::Wipe);
+                    self.effects.push(Effect::Wipe);
                 }
             }
             Err(_) => self.emit(Event::Error {
@@ -1045,7 +1054,7 @@ impl Engine {
         self.login.id = None;
         if stale {
             self.login.sent = None;
-            self.stats.stale_answers = self.stats.stale_answers.saturating_add(1);
+            bump(&mut self.stats.stale_answers);
             if self.held.is_none() {
                 self.state = SessionState::Anonymous;
             }
@@ -1099,7 +1108,7 @@ impl Engine {
     pub(crate) fn adopt(&mut self, now: Millis, h: Held) -> bool {
         let stamp = h.meta.stamp;
         if stamp.epoch < self.shared.epoch {
-            self.stats.stale_answers = self.stats.stale_answers.saturating_add(1);
+            bump(&mut self.stats.stale_answers);
             return false;
         }
         if self.epoch_implausible(stamp.epoch) {
@@ -1124,7 +1133,7 @@ impl Engine {
         if !was_signed_in && self.session_over(now, &stamp) {
             // A session whose idle deadline or absolute lifetime already passed (restored from
             // the vault, resumed, or announced by a tab about to log out) is not joined.
-            self.stats.stale_answers = self.stats.stale_answers.saturating_add(1);
+            bump(&mut self.stats.stale_answers);
             return false;
         }
         if new_session {
@@ -1173,12 +1182,12 @@ impl Engine {
     }
 
     pub(crate) fn emit(&mut self, e: Event) {
-        self.effects.push_back(Effect::Emit(e));
+        self.effects.push(Effect::Emit(e));
     }
 
     pub(crate) fn persist_shared(&mut self) {
         self.effects
-            .push_back(Effect::PersistShared(self.shared.encode()));
+            .push(Effect::PersistShared(self.shared.encode()));
     }
 
     pub(crate) fn store_token(&mut self) {
@@ -1189,12 +1198,12 @@ impl Engine {
                 h.user.as_deref(),
                 &h.meta,
             );
-            self.effects.push_back(Effect::StoreToken(rec));
+            self.effects.push(Effect::StoreToken(rec));
         }
     }
 
     pub(crate) fn broadcast(&mut self, m: &Msg) {
-        self.effects.push_back(Effect::Broadcast(m.encode()));
+        self.effects.push(Effect::Broadcast(m.encode()));
     }
 
     pub(crate) fn broadcast_token(&mut self) {
@@ -1205,7 +1214,7 @@ impl Engine {
                 h.refresh_token.as_deref(),
                 h.user.as_deref(),
             );
-            self.effects.push_back(Effect::Broadcast(m));
+            self.effects.push(Effect::Broadcast(m));
         }
     }
 
@@ -1213,7 +1222,7 @@ impl Engine {
         self.refresh.lock_id = None;
         if self.refresh.lock_held {
             self.refresh.lock_held = false;
-            self.effects.push_back(Effect::ReleaseLock);
+            self.effects.push(Effect::ReleaseLock);
         }
     }
 }

@@ -31,7 +31,7 @@ impl Engine {
             };
             let id = self.new_id();
             self.logout_id = Some(id);
-            self.effects.push_back(Effect::SendLogout {
+            self.effects.push(Effect::SendLogout {
                 id,
                 everywhere,
                 access_token,
@@ -52,13 +52,13 @@ impl Engine {
         self.broadcast(&Msg::Logout { epoch, reason });
         let id = self.new_id();
         self.logout_id = Some(id);
-        self.effects.push_back(Effect::SendLogout {
+        self.effects.push(Effect::SendLogout {
             id,
             everywhere: false,
             access_token: None,
             refresh_token: None,
         });
-        self.effects.push_back(Effect::Wipe);
+        self.effects.push(Effect::Wipe);
     }
 
     /// Another tab ended the session (or site data was cleared): drop everything here.
@@ -86,7 +86,7 @@ impl Engine {
         self.refresh.reset();
         self.idle.reset();
         self.state = SessionState::LoggedOut;
-        self.effects.push_back(Effect::Wipe);
+        self.effects.push(Effect::Wipe);
     }
 
     /// A logout epoch seen on the bus or in the shared record.

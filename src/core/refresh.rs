@@ -18,7 +18,7 @@
 //! * A definitive rejection ends the session in every tab with the server's reason, unless a
 //!   newer token appeared meanwhile (then the rejection concerned a superseded token).
 use super::engine::{
-    Asks, Effect, Engine, ErrorCode, Event, Held, Jitter, Pending, Phase, RequestId, Tokens,
+    bump, Asks, Effect, Engine, ErrorCode, Event, Held, Jitter, Pending, Phase, RequestId, Tokens,
     MAX_RETRY_AFTER, MIN_REFRESH_GAP,
 };
 use super::wire::shared::session_tag;
@@ -367,7 +367,7 @@ impl Engine {
             self.refresh.phase = Phase::Locking;
             let id = self.new_id();
             self.refresh.lock_id = Some(id);
-            self.effects.push_back(Effect::AcquireLock {
+            self.effects.push(Effect::AcquireLock {
                 id,
                 wait: self.cfg.lock_wait,
                 steal: false,
@@ -404,7 +404,7 @@ impl Engine {
             ..Shared::default()
         };
         self.shared.merge(&s);
-        self.effects.push_back(Effect::PersistShared(s.encode()));
+        self.effects.push(Effect::PersistShared(s.encode()));
         if !self.cfg.web_locks {
             self.broadcast(&Msg::Claim(claim));
         }
@@ -479,8 +479,7 @@ impl Engine {
         }
         let refresh_token = self.held.as_ref().and_then(|h| h.refresh_token.clone());
         let id = self.new_id();
-        self.effects
-            .push_back(Effect::SendRefresh { id, refresh_token });
+        self.effects.push(Effect::SendRefresh { id, refresh_token });
         let presented = self.held.as_ref().map(|h| h.meta.stamp);
         let req = Pending {
             id,
@@ -493,7 +492,7 @@ impl Engine {
         self.refresh.phase = Phase::InFlight { since: now, req };
         self.refresh.last_req = Some(req);
         self.refresh.forced = false;
-        self.stats.refresh_sent = self.stats.refresh_sent.saturating_add(1);
+        bump(&mut self.stats.refresh_sent);
     }
 
     /// The request an answer belongs to. After a timeout the engine may have moved on (backoff,
@@ -519,7 +518,7 @@ impl Engine {
     }
 
     fn stale(&mut self) {
-        self.stats.stale_answers = self.stats.stale_answers.saturating_add(1);
+        bump(&mut self.stats.stale_answers);
     }
 
     /// The request an answer with `id` belongs to: the pending one, or none (superseded).
@@ -573,7 +572,7 @@ impl Engine {
             // Alice's refresh answered after Bob logged in (or the reverse): these tokens are
             // not the session this tab refreshed. Refused, reported; the other session's
             // token reaches this tab over the bus.
-            self.stats.foreign_session = self.stats.foreign_session.saturating_add(1);
+            bump(&mut self.stats.foreign_session);
             self.release_lock();
             self.refresh.resuming = false;
             self.emit(Event::Error {
@@ -727,10 +726,10 @@ impl Engine {
             return;
         }
         // The holder died or sleeps: take the lock (the re-check under the lock still applies).
-        self.stats.lock_steals = self.stats.lock_steals.saturating_add(1);
+        bump(&mut self.stats.lock_steals);
         let id = self.new_id();
         self.refresh.lock_id = Some(id);
-        self.effects.push_back(Effect::AcquireLock {
+        self.effects.push(Effect::AcquireLock {
             id,
             wait: self.cfg.lock_wait,
             steal: true,

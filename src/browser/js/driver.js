@@ -309,7 +309,8 @@ export class Driver {
    */
   #drive(kind, arg, id) {
     if (this.#dead) return;
-    this.#c.handle(kind, id || 0, arg);
+    // Bytes (bus message, token record, shared record) cross as bytes, anything else as a value.
+    this.#c.handle(kind, id || 0, arg, arg instanceof Uint8Array ? arg : null);
     this.#pump();
   }
 
@@ -341,16 +342,19 @@ export class Driver {
       return; // storage broken: nothing to read (never report "absent")
     }
     // Absent: null; garbage: a byte the engine rejects (and counts).
-    if (!this.#dead) this.#c.handle(SHARED, 0, v === null ? null : unb64(v) || Uint8Array.of(0));
+    if (!this.#dead) this.#c.handle(SHARED, 0, null, v === null ? null : unb64(v) || Uint8Array.of(0));
     return v;
   }
 
+  // e: [kind, id, n, flag, s, t, bytes] (`fx`); per kind: refresh (id, s: refresh token),
+  // logout (id, flag: everywhere, s: bearer, t: refresh token), lock (id, n: wait, flag:
+  // steal), broadcast / shared / store (bytes), emit (s: name, n: time, t: text), login (id).
   /** @param {import("./types").Effect} e */
   #perform(e) {
     switch (e[0]) {
       case FX_REFRESH: {
         const id = e[1];
-        const body = this.#tokenMode ? { mode: "token", refresh_token: e[2] } : null;
+        const body = this.#tokenMode ? { mode: "token", refresh_token: e[4] } : null;
         this.#post("/refresh", body, null, this.#t)
           .then(
             /** @returns {[kind: number, value?: unknown]} */
@@ -377,10 +381,10 @@ export class Driver {
         // goes on at once; only `logout()` and a next sign-in wait for the answer. One that
         // does not arrive (offline, 5xx) is owed: retried with the cookie when back online.
         this.#revokes++;
-        const id = e[1], all = e[2];
-        const body = e[4] ? { refresh_token: e[4] } : null;
+        const id = e[1], all = e[3];
+        const body = e[5] ? { refresh_token: e[5] } : null;
         // Its Clear-Site-Data may have erased the shared record: the engine writes it back.
-        this.#revoke = this.#post(all ? "/logout-all" : "/logout", body, e[3], 5000)
+        this.#revoke = this.#post(all ? "/logout-all" : "/logout", body, e[4], 5000)
           .then((a) => a.status < 500 && a.status !== 429, () => false)
           .then((ok) => {
             if (!ok && !this.#tokenMode) lset(this.#rk, all ? "all" : "one");
@@ -409,20 +413,20 @@ export class Driver {
         this.#lock = null;
         break;
       case FX_BROADCAST:
-        if (this.#bc) this.#bc.postMessage(b64(e[1]));
+        if (this.#bc) this.#bc.postMessage(b64(e[6]));
         // Without BroadcastChannel: a bare nudge, never the message (it may carry a token).
         else lset(this.#bk, ++this.#seq + "|" + Date.now()) && lset(this.#bk);
         break;
       case FX_SHARED:
         try {
           const s = localStorage.getItem(this.#sk);
-          localStorage.setItem(this.#sk, b64(this.#c.merge(s === null ? null : unb64(s), e[1])));
+          localStorage.setItem(this.#sk, b64(this.#c.merge(s === null ? null : unb64(s), e[6])));
         } catch (_) {}
         break;
       case FX_STORE:
         // Never pauses the effects behind it: a logout right after goes out at once, and the
         // wipe's generation drops this seal if it finishes later.
-        if (this.#store) this.#sealing = this.#seal(e[1]);
+        if (this.#store) this.#sealing = this.#seal(e[6]);
         break;
       case FX_WIPE:
         this.#gen++;
@@ -433,7 +437,7 @@ export class Driver {
         this.#cleanup();
         break;
       case FX_EMIT:
-        this.#emitEngine(e[1], e[2], e[3]);
+        this.#emitEngine(/** @type {keyof SessionEvents} */ (e[4]), e[2], e[5]);
         break;
       case FX_LOGIN:
         this.#lid = e[1];
@@ -464,17 +468,17 @@ export class Driver {
   }
 
   /**
-   * (The values of `import("./types").EngineEvent`, which each name's branch reads.)
-   * @param {import("./types").EngineEvent[0]} name
-   * @param {import("./types").EngineEvent[1]} [v]
-   * @param {string} [user]
+   * n: the event's time (deadline, expiry); v: its text (reason, code, user).
+   * @param {keyof SessionEvents} name
+   * @param {number} n
+   * @param {string} [v]
    */
-  #emitEngine(name, v, user) {
+  #emitEngine(name, n, v) {
     /** @type {EventDraft} */
     const d = {};
     if (name === "idle-warning") {
-      d.deadline = /** @type {number} */ (v);
-      d.remainingMs = Math.max(0, /** @type {number} */ (v) - Date.now());
+      d.deadline = n;
+      d.remainingMs = Math.max(0, n - Date.now());
     } else if (name === "logout") {
       d.reason = /** @type {import("tessera").LogoutReason} */ (v);
       d.cleared = this.#cleared;
@@ -482,14 +486,14 @@ export class Driver {
       this.#cleared = this.#remaining = null;
     } else if (name === "error") {
       d.code = /** @type {import("tessera").ErrorEventCode} */ (v);
-      d.message = words(v);
+      d.message = words(String(v));
       if (v === "record_invalid") this.#sdel(this.#tk);
     } else if (name === "refresh" || name === "login") {
-      if (v !== undefined) d.expiresAt = this.#exp = /** @type {number} */ (v);
+      d.expiresAt = this.#exp = n;
       // Another tab's session adopted: its key is not ours to reuse.
       if (name === "login") {
         if (!this.#own) this.#key = this.#sid = this.#kid = this.#user = null;
-        d.user = this.#user = user ?? this.#user ?? null;
+        d.user = this.#user = v ?? this.#user ?? null;
       }
     }
     this.#emit(name, d);
@@ -712,7 +716,7 @@ export class Driver {
     if (this.#signedIn()) this.#kid = kid;
     // The record belonged to a session that ended while no tab was open: the engine wiped
     // it. Say so, with what was cleared.
-    if (this.#cleared) this.#emitEngine("logout", "expired");
+    if (this.#cleared) this.#emitEngine("logout", 0, "expired");
   }
 
   // ---- logout cleanup ----------------------------------------------------------------------

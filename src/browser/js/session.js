@@ -13,12 +13,23 @@ import { Driver } from "./driver.js";
 // `Session.start` (in Rust, which creates the engine `core`) resolves to the driver itself:
 // its public methods below are the session's API. Outside a browser page it rejects before
 // anything is opened (no channel, listener or lock).
-// `Session.start` with invalid options (mod.rs): a rejection carrying the code.
+// `Session.start` with invalid options (mod.rs): a rejection carrying the code, the message
+// naming the option.
 /**
- * @param {import("tessera").SessionErrorCode} code
- * @param {string} message
+ * @param {string} option
+ * @param {string} problem
  */
-export const reject = (code, message) => Promise.reject(error(code, message));
+export const reject = (option, problem) => Promise.reject(error("invalid_options", option + ": " + problem));
+
+// One effect of `Core::poll` (mod.rs) as an array; the bytes are copied out of Wasm memory.
+/**
+ * @param {number} k @param {number} id @param {number} n @param {boolean} f
+ * @param {string | undefined} s @param {string | undefined} t @param {Uint8Array} b
+ */
+export const fx = (k, id, n, f, s, t, b) => [k, id, n, f, s, t, b.slice()];
+// `Core::stats` (mod.rs): numbers as an array.
+/** @param {number[]} a */
+export const list = (...a) => a;
 
 /**
  * @param {import("./types").Core} core

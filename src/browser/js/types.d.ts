@@ -10,7 +10,7 @@ export type Bytes = Uint8Array<ArrayBuffer>;
 /** The Rust engine as the driver holds it: `Core` in src/browser/mod.rs (`impl Core`). */
 export interface Core {
   /** Feeds one input (`boundary.js` input kind); `id`: the request an answer belongs to. */
-  handle(kind: number, id: number, arg?: unknown): void;
+  handle(kind: number, id: number, arg: unknown, bytes: Uint8Array | null): void;
   /** The next effect, or `undefined` when the queue is empty. */
   poll(): Effect | undefined;
   /** When the engine wants `TIMER` (wall-clock ms), or -1. */
@@ -28,33 +28,22 @@ export interface Core {
   /** Whether a refresh is wanted or under way. */
   refreshing(): boolean;
   /** Max-merges a shared record into the stored one (null: absent or undecodable). */
-  merge(stored: Bytes | null, fresh: Bytes): Bytes;
+  merge(stored: Uint8Array | null, fresh: Uint8Array): Bytes;
   /** Frees the engine (wasm-bindgen). */
   free(): void;
 }
 
-/** An effect of `Core::poll`: its `FX_*` kind, then its arguments (a request's id first). */
-export type Effect =
-  | [kind: typeof B.FX_REFRESH, id: number, refreshToken: string | undefined]
-  | [kind: typeof B.FX_LOGOUT, id: number, everywhere: boolean, accessToken: string | undefined, refreshToken: string | undefined]
-  | [kind: typeof B.FX_LOCK, id: number, waitMs: number, steal: boolean]
-  | [kind: typeof B.FX_UNLOCK]
-  | [kind: typeof B.FX_BROADCAST, message: Bytes]
-  | [kind: typeof B.FX_SHARED, record: Bytes]
-  | [kind: typeof B.FX_STORE, record: Bytes]
-  | [kind: typeof B.FX_WIPE]
-  | [kind: typeof B.FX_EMIT, ...event: EngineEvent]
-  | [kind: typeof B.FX_LOGIN, id: number];
-
-/** An event the engine emits: its name and values (`Effect::Emit` in mod.rs). */
-export type EngineEvent =
-  | [name: "idle-warning", deadline: number]
-  | [name: "logout", reason: LogoutReason]
-  | [name: "error", code: ErrorEventCode]
-  | [name: "login", expiresAt: number, user: string | undefined]
-  | [name: "refresh", expiresAt: number]
-  | [name: "active"]
-  | [name: "idle"];
+/** An effect of `Core::poll`, flat (`fx` in session.js): `[kind, id, n, flag, s, t, bytes]`;
+ *  which slots a kind uses is written at `#perform` in driver.js. */
+export type Effect = [
+  kind: (typeof B)[keyof typeof B & `FX_${string}`],
+  id: number,
+  n: number,
+  flag: boolean,
+  s: string | undefined,
+  t: string | undefined,
+  bytes: Bytes,
+];
 
 /** Any event's payload, as listeners receive it. */
 export type SessionEvent = SessionEvents[keyof SessionEvents];

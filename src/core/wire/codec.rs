@@ -91,6 +91,39 @@ impl Writer {
     }
 }
 
+/// Strict UTF-8 decoding: accepts exactly what `core::str::from_utf8` accepts (no overlong
+/// forms, no surrogates, nothing above U+10FFFF; a test holds it to core's validator). Written
+/// out because core's validator and its lookup table cost ~1.3 KB of the Wasm module, and
+/// decoding char by char needs neither (nor `unsafe`).
+pub(crate) fn utf8(b: &[u8]) -> Option<String> {
+    let mut s = String::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&lead) = b.get(i) {
+        // Continuation bytes to follow, the smallest code point that needs them, the lead's bits.
+        let (n, min, mut c) = match lead {
+            0x00..=0x7f => (0, 0, u32::from(lead)),
+            0xc0..=0xdf => (1, 0x80, u32::from(lead & 0x1f)),
+            0xe0..=0xef => (2, 0x800, u32::from(lead & 0x0f)),
+            0xf0..=0xf7 => (3, 0x1_0000, u32::from(lead & 0x07)),
+            _ => return None,
+        };
+        for k in 1..=n {
+            let next = *b.get(i + k)?;
+            if next & 0xc0 != 0x80 {
+                return None;
+            }
+            c = c << 6 | u32::from(next & 0x3f);
+        }
+        if c < min {
+            return None;
+        }
+        // `from_u32` refuses surrogates and values above U+10FFFF.
+        s.push(char::from_u32(c)?);
+        i += n + 1;
+    }
+    Some(s)
+}
+
 /// Reads fields from a byte slice; every read is bounds-checked.
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
@@ -157,14 +190,14 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn str(&mut self) -> Result<String, DecodeError> {
         let len = self.u64()?;
-        let rest = self.bytes.len() - self.pos;
-        if len > rest as u64 {
-            return Err(DecodeError::Truncated);
-        }
-        let end = self.pos + len as usize;
-        let s = core::str::from_utf8(&self.bytes[self.pos..end]).map_err(|_| DecodeError::Utf8)?;
-        self.pos = end;
-        Ok(String::from(s))
+        let rest = self.bytes.get(self.pos..).unwrap_or_default();
+        let field = usize::try_from(len)
+            .ok()
+            .and_then(|n| rest.get(..n))
+            .ok_or(DecodeError::Truncated)?;
+        let s = utf8(field).ok_or(DecodeError::Utf8)?;
+        self.pos += field.len();
+        Ok(s)
     }
 
     pub(crate) fn opt_str(&mut self) -> Result<Option<String>, DecodeError> {
@@ -216,6 +249,38 @@ mod tests {
         ];
         let (mut r, _) = Reader::open(&bytes, 1).unwrap();
         assert_eq!(r.u64(), Err(DecodeError::Range));
+    }
+
+    /// The hand-written decoder accepts exactly what core's validator accepts, and yields the
+    /// same text: every 1- and 2-byte input, and every lead byte with continuation candidates at
+    /// the edges of each range for 3- and 4-byte inputs.
+    #[test]
+    fn utf8_agrees_with_core() {
+        let check = |b: &[u8]| {
+            let core = core::str::from_utf8(b).ok();
+            assert_eq!(utf8(b).as_deref(), core, "{b:02x?}");
+        };
+        for a in 0..=255u8 {
+            check(&[a]);
+            for b in 0..=255u8 {
+                check(&[a, b]);
+            }
+        }
+        let edges = [
+            0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc2, 0xe0, 0xf4, 0xff,
+        ];
+        for a in 0xc0..=255u8 {
+            for &b in &edges {
+                for &c in &edges {
+                    check(&[a, b, c]);
+                    for &d in &edges {
+                        check(&[a, b, c, d]);
+                        check(&[b'x', a, b, c, d, b'y']);
+                    }
+                }
+            }
+        }
+        check("tessera: jürgen 東京 🦀".as_bytes());
     }
 
     #[test]
