@@ -509,7 +509,7 @@ fn short_idle(resolve: bool) -> SessionState {
         b.handle(t, Input::Shared(storage.clone()));
         b.handle(t, Input::Timer);
         drain(&mut b);
-        if (t - T0) % 1_000 == 0 {
+        if (t - T0).is_multiple_of(1_000) {
             a.handle(t, Input::Activity);
         }
         a.handle(t, Input::Timer);

@@ -12,7 +12,8 @@
 //!    - a stateless axum verifier (this bench binary re-run as a child process: the same
 //!      `KeySet::verify`, the same bearer-secret check, JSON body and response, no store),
 //!    - the Node express + jose peer `bench/server-peer/peer.mjs` (EdDSA, typ, iss, aud,
-//!      exp; install it once with `npm ci --prefix bench/server-peer`);
+//!      exp; install it once with `npm ci --prefix bench/server-peer`),
+//!
 //!    each reported as req/s and requests per server CPU-second (user + system time of the
 //!    server process from `/proc/<pid>/stat`, before and after);
 //! 3. refresh rotations per second with SQLite, with Redis, and with two tessera-server

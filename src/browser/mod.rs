@@ -477,6 +477,6 @@ impl Session {
 
     /// The JavaScript session object itself (what `Session.start` resolves to in JS).
     pub fn as_js(&self) -> JsValue {
-        self.driver.clone().into()
+        self.driver.clone()
     }
 }

@@ -483,9 +483,9 @@ fn free_port() -> u16 {
 }
 
 /// A free port for a Redis Cluster node: at most 55535, since a node also listens on its port
-/// + 10000 (the cluster bus) and refuses to start above that; the bus port must be free too.
-/// (An ephemeral port from `free_port()` is above 55535 about one time in five: that made the
-/// cluster tests fail now and then.)
+/// plus 10000 (the cluster bus) and refuses to start above that; the bus port must be free
+/// too. An ephemeral port from `free_port()` is above 55535 about one time in five: that made
+/// the cluster tests fail now and then.
 fn free_cluster_port() -> u16 {
     loop {
         let port = free_port();
