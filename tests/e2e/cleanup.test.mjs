@@ -80,6 +80,9 @@ test("logout removes cookies on several paths, Web Storage, IndexedDB and Cache 
   // The tab that logged out reports what it removed, and the page shows it.
   const logout = await waitForEvent(a, "logout");
   assert.ok(logout.detail?.cleared, "logout event carries a `cleared` report");
+  // The page renders its report after its own asynchronous re-check (IndexedDB, caches):
+  // wait for that line rather than reading the list while it is still empty.
+  await a.locator('[data-testid="cleared-check"]').waitFor({ timeout: 10_000 });
   const shown = await a.locator("#cleared-list").innerText();
   assert.match(shown, /Checked: no cookies/, `the page's own check found nothing left:\n${shown}`);
   assert.deepEqual(a.errors, []);
