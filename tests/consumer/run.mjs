@@ -62,14 +62,13 @@ function spawnTimed(label, cmd, args, opts) {
   });
 }
 
-function freePort() {
+/** A free port, held (listening) until `release()`: nothing else started meanwhile (the
+ *  tessera-server binding port 0) can be handed the same port by the kernel. */
+function reservePort() {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
+    s.listen(0, "127.0.0.1", () => resolve({ port: s.address().port, release: () => new Promise((r) => s.close(() => r())) }));
   });
 }
 
@@ -95,7 +94,9 @@ async function startNext(port, env) {
   for (const end = Date.now() + 60_000; ; await new Promise((r) => setTimeout(r, 250))) {
     if (proc.exitCode !== null) throw new Error(`next start exited (${proc.exitCode}):\n${logs.join("")}`);
     try {
-      await fetch(url, { method: "HEAD" });
+      const r = await fetch(url, { method: "HEAD" });
+      // Only Next's own answer counts (another server on the port would answer too).
+      if (!/next/i.test(r.headers.get("x-powered-by") ?? "")) throw new Error(`not Next.js: ${r.headers.get("server")}`);
       break;
     } catch {
       if (Date.now() > end) throw new Error(`next start did not answer within 60 s:\n${logs.join("")}`);
@@ -138,7 +139,11 @@ before(async () => {
   // The Next.js app is its own origin that forwards /auth and /api to the server (whose URL
   // its build bakes in): the server starts first and allows that origin. `next build` runs
   // beside the Vite and webpack builds.
-  const nextPort = await freePort();
+  // The port stays reserved until `next start`: released early, the kernel handed it to the
+  // tessera-server started next now and then, and `next start` found it taken while the
+  // readiness probe got the server's answer.
+  const reserved = await reservePort();
+  const nextPort = reserved.port;
   server = await startServer({ wwwDir: DIST, args: ["--allowed-origins", `http://127.0.0.1:${nextPort}`] });
   const env = { ...process.env, NEXT_TELEMETRY_DISABLED: "1", TESSERA_SERVER_URL: server.origin };
   const nextBuilt = spawnTimed("next build", process.execPath, [path.join(NEXT, "node_modules/next/dist/bin/next"), "build"], { cwd: NEXT, env });
@@ -157,6 +162,7 @@ before(async () => {
   timed("webpack build (production)", () => sh(process.execPath, [path.join(HERE, "webpack/build.mjs")], { stdio: "inherit" }));
 
   await nextBuilt;
+  await reserved.release();
   next = await startNext(nextPort, env);
   browser = await launchBrowser();
 });
