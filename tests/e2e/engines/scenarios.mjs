@@ -248,7 +248,8 @@ export const SCENARIOS = [
         const doubled = bursts.filter((n) => n > 1).length;
         const most = env.without.includes("bc") ? TABS : 2;
         assert.ok(bursts.every((n) => n <= most), `requests per expiry: ${bursts.join(", ")}`);
-        if (doubled) env.t.todo(`bus-only coordination: ${doubled} of ${bursts.length} expiries refreshed twice`);
+        // Reported, not marked TODO: a TODO test's failing assertions would not count.
+        if (doubled) env.t.diagnostic(`bus-only coordination: ${doubled} of ${bursts.length} expiries refreshed twice`);
       } else {
         for (const [i, gap] of gaps.entries()) {
           assert.ok(gap > period / 2, `refresh ${i + 1} came ${gap} ms after the previous one (two tabs refreshed for one expiry)`);
@@ -257,12 +258,12 @@ export const SCENARIOS = [
       assert.deepEqual(seen.map((r) => r.status).filter((s) => s !== 200), [], "every refresh succeeded");
       // Without BroadcastChannel no token travels between tabs (the storage fallback carries
       // a bare nudge, never a token): each tab renews its own token from the cookie when it
-      // nears expiry (README, Known limits), so it sees its own refreshes, not every one.
+      // nears its own expiry (README, Known limits), so within this window a tab sees its own
+      // refreshes, if any, not every one; it must stay active with a token the API accepts.
       const noBus = env.without.includes("bc");
       for (const [i, t] of tabs.entries()) {
         const got = (await eventsOf(t, "refresh")).length;
-        if (noBus) assert.ok(got >= 1, `tab ${i} renewed its token (${got} refresh events)`);
-        else assert.ok(got >= seen.length - 1, `tab ${i} saw ${got} of ${seen.length} refresh events`);
+        if (!noBus) assert.ok(got >= seen.length - 1, `tab ${i} saw ${got} of ${seen.length} refresh events`);
         assert.equal(await stateOf(t), "active", `tab ${i} active`);
         assert.equal((await fetchMe(t)).status, 200, `tab ${i} calls the API with the current token`);
       }
