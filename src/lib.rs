@@ -16,7 +16,7 @@
 //! One consequence: a release-profile build of the Wasm *tests* (`wasm-pack test --release`)
 //! does not link (the test harness brings `std`'s panic handler too); test in debug.
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 // `vec!`/`format!` for every module (unused in some cfgs, hence the allow).
@@ -36,11 +36,12 @@ fn panic(_: &::core::panic::PanicInfo<'_>) -> ! {
 pub mod boundary;
 pub mod core;
 
-/// The Wasm heap allocator: talc, in place of the standard library's dlmalloc (smaller module;
-/// single-threaded Wasm, so no lock is needed).
+#[allow(unsafe_code)]
+pub mod heap;
+/// The Wasm heap allocator ([`heap`]), in place of the standard library's dlmalloc.
 #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 #[global_allocator]
-static ALLOC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+static ALLOC: heap::WasmHeap = heap::WasmHeap::new();
 pub mod vault;
 
 #[cfg(target_arch = "wasm32")]
