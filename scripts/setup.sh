@@ -7,7 +7,7 @@
 #   Debian:   chromium, chromium-driver, redis-server   (apt-get)
 #             firefox-esr; webkit2gtk-driver (WebKitWebDriver + WebKitGTK's MiniBrowser) and
 #             xvfb (WebKitGTK needs a display); openssl (the HTTPS front of the WebKit e2e runs)
-#   rustup:   the toolchain pinned in rust-toolchain.toml and its wasm32 target
+#   rustup:   the toolchain pinned in rust-toolchain.toml, its wasm32 target and rust-src
 #   cargo:    wasm-pack 0.15.1, wasm-bindgen-cli at the exact version in Cargo.lock,
 #             geckodriver 0.37.1 (Firefox's WebDriver, for wasm-pack and the e2e tests)
 #   npm:      the dev tooling in package.json (binaryen for wasm-opt, esbuild, typescript,
@@ -51,6 +51,11 @@ command -v rustup >/dev/null 2>&1 || die "rustup is not on PATH (the Rust toolch
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
   say "adding rustup target wasm32-unknown-unknown"
   rustup target add wasm32-unknown-unknown >/dev/null || die "rustup target add wasm32-unknown-unknown"
+fi
+# The package build rebuilds `core`/`alloc` for the module from the toolchain's sources.
+if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
+  say "adding rustup component rust-src"
+  rustup component add rust-src >/dev/null || die "rustup component add rust-src"
 fi
 
 # ---- cargo-installed tools ----------------------------------------------------------------
