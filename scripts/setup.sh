@@ -53,7 +53,8 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknow
   rustup target add wasm32-unknown-unknown >/dev/null || die "rustup target add wasm32-unknown-unknown"
 fi
 # The package build rebuilds `core`/`alloc` for the module from the toolchain's sources.
-if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
+components="$(rustup component list --installed 2>/dev/null || true)"  # read whole: grep -q would close the pipe early
+if ! grep -q '^rust-src' <<<"$components"; then
   say "adding rustup component rust-src"
   rustup component add rust-src >/dev/null || die "rustup component add rust-src"
 fi
