@@ -48,7 +48,8 @@ fi
 
 # ---- Rust toolchain + wasm32 target -------------------------------------------------------
 command -v rustup >/dev/null 2>&1 || die "rustup is not on PATH (the Rust toolchain is required)"
-if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+targets="$(rustup target list --installed 2>/dev/null || true)"  # read whole: grep -q would close the pipe early
+if ! grep -qx wasm32-unknown-unknown <<<"$targets"; then
   say "adding rustup target wasm32-unknown-unknown"
   rustup target add wasm32-unknown-unknown >/dev/null || die "rustup target add wasm32-unknown-unknown"
 fi
