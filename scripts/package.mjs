@@ -19,7 +19,8 @@
 //                                   `tessera/bundler`, for bundlers with ES-module Wasm
 //                                   integration (webpack asyncWebAssembly, vite-plugin-wasm):
 //                                   initialises itself on import.
-//   react/ vue/ svelte/             framework bindings (src/react, src/vue, src/svelte), subpath
+//   react/ vue/ svelte/ bindings/   framework bindings (src/react, src/vue, src/svelte; their shared
+//                                   event list and types in src/bindings), subpath
 //                                   exports; each framework an optional peer dependency.
 //   package.json, README.md,        from scripts/package/ (package.template.json gets the version
 //   LICENSE-MIT, LICENSE-APACHE     from wasm-pack's manifest or Cargo.toml; the rest is copied).
@@ -258,6 +259,9 @@ async function main() {
     mkdirSync(to, { recursive: true });
     for (const f of ["index.js", "index.d.ts"]) cpSync(path.join(ROOT, "src", fw, f), path.join(to, f));
   }
+  // What the bindings share (their event list and types), imported by each as ../bindings/events.js.
+  rmSync(path.join(pkg, "bindings"), { recursive: true, force: true });
+  cpSync(path.join(ROOT, "src", "bindings"), path.join(pkg, "bindings"), { recursive: true });
 
   for (const f of ["README.md", "LICENSE-MIT", "LICENSE-APACHE"]) cpSync(path.join(TEMPLATES, f), path.join(pkg, f));
   // The guides the README links to (docs/*.md), so its links work inside node_modules too.

@@ -233,3 +233,48 @@ fn event_names_of_the_dts_are_the_engines() {
     let dts = read("src/browser/types.rs");
     assert_eq!(ts_keys(&dts, "SessionEvents"), set(&EVENT_NAMES));
 }
+
+/// The string literals of the JS array `const <name> = Object.freeze([...])`, in order.
+fn js_string_array(js: &str, name: &str) -> Vec<String> {
+    let start = js
+        .find(&format!("const {name} = "))
+        .unwrap_or_else(|| panic!("no `const {name}`"));
+    let body = &js[start..];
+    let body = &body[body.find('[').expect("an array") + 1..body.find(']').expect("its end")];
+    body.split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_framework_bindings_share_the_engines_events_and_states() {
+    // One list and one set of types for `tessera/react`, `tessera/vue` and `tessera/svelte`.
+    let js = read("src/bindings/events.js");
+    let events = js_string_array(&js, "SESSION_EVENTS");
+    assert_eq!(
+        events.iter().cloned().collect::<BTreeSet<_>>(),
+        set(&EVENT_NAMES)
+    );
+    assert_eq!(events.len(), EVENT_NAMES.len(), "no event listed twice");
+    let dts = read("src/bindings/events.d.ts");
+    assert_eq!(ts_union(&dts, "SessionEventName"), set(&EVENT_NAMES));
+    assert_eq!(
+        ts_union(&dts, "SessionStateName"),
+        names(&SessionState::ALL, |s| s.as_str())
+    );
+    for entry in ["react", "vue", "svelte"] {
+        let js = read(&format!("src/{entry}/index.js"));
+        assert!(
+            js.contains("from \"../bindings/events.js\"") && !js.contains("Object.freeze([\""),
+            "src/{entry}/index.js takes the shared list and keeps no copy"
+        );
+        let dts = read(&format!("src/{entry}/index.d.ts"));
+        assert!(
+            dts.contains("from \"../bindings/events.js\"")
+                && !dts.contains("type SessionEventName ="),
+            "src/{entry}/index.d.ts takes the shared types and keeps no copy"
+        );
+    }
+}

@@ -1,35 +1,12 @@
 // Types for `tessera/react`. The hook works with any object shaped like a Tessera `Session`
 // (from `tessera` or `tessera/bundler`), so it does not depend on either entry's types.
 
-/** The states a session reports, plus `"starting"` before the hook's session exists. */
-export type SessionStateName = "anonymous" | "mfa-required" | "active" | "idle-warning" | "logged-out";
+import type { SessionLike, SessionEvent, SessionStateName } from "../bindings/events.js";
+export type { SessionLike, SessionEvent, SessionStateName, SessionEventName } from "../bindings/events.js";
+export { SESSION_EVENTS } from "../bindings/events.js";
+
+/** The session's states, plus `"starting"` before its session exists. */
 export type HookStateName = SessionStateName | "starting";
-
-/** Names of the events a session emits. */
-export type SessionEventName = "login" | "refresh" | "idle-warning" | "active" | "idle" | "logout" | "error";
-
-/** Every event the SDK emits, in a stable order. */
-export declare const SESSION_EVENTS: readonly SessionEventName[];
-
-/** The part of a Tessera `Session` the hook uses. */
-export interface SessionLike {
-  readonly state: string;
-  /** Events raised while the session started; the hook's first `lastEvent` is the last one. */
-  readonly startEvents?: ReadonlyArray<{ type: string }>;
-  on(event: SessionEventName, listener: (detail: any) => void): (() => void) | void;
-  login(credentials: { username: string; password: string }): Promise<unknown>;
-  verifyMfa(code: string): Promise<unknown>;
-  logout(options?: { everywhere?: boolean }): Promise<unknown>;
-  stayActive(): void;
-  fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
-  dispose(): void;
-}
-
-/** The latest event seen by the hook. */
-export interface SessionEvent {
-  type: SessionEventName;
-  detail: any;
-}
 
 export interface UseSessionResult<S extends SessionLike = SessionLike> {
   /** The session, or `null` while a factory is still starting it. */

@@ -20,6 +20,7 @@
 // than the session's; events raised while the session started (`session.startEvents`) are
 // the hook's first `lastEvent`.
 import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from "react";
+import { SESSION_EVENTS } from "../bindings/events.js";
 
 // Types: ./index.d.ts (what `import("./index.js")` resolves to for the type checker).
 /** @typedef {import("./index.js").SessionLike} SessionLike */
@@ -30,8 +31,8 @@ import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from "
 /** @typedef {{ subscribe(f: () => void): () => void, get(): Snapshot, changed?: () => void }} Store */
 /** @typedef {"login" | "verifyMfa" | "logout" | "stayActive" | "fetch"} MethodName */
 
-/** Every event the SDK emits (the package's public contract, `SessionEvents`). @type {readonly SessionEventName[]} */
-export const SESSION_EVENTS = Object.freeze(["login", "refresh", "idle-warning", "active", "idle", "logout", "error"]);
+/** Every event the SDK emits (one list for every binding). */
+export { SESSION_EVENTS };
 
 /**
  * @param {unknown} value

@@ -2,33 +2,12 @@
 // (from `tessera` or `tessera/bundler`), so it does not depend on either entry's types.
 import type { Readable } from "svelte/store";
 
-/** The states a session reports, plus `"starting"` before the store's session exists. */
-export type SessionStateName = "anonymous" | "mfa-required" | "active" | "idle-warning" | "logged-out";
+import type { SessionLike, SessionEvent, SessionStateName } from "../bindings/events.js";
+export type { SessionLike, SessionEvent, SessionStateName, SessionEventName } from "../bindings/events.js";
+export { SESSION_EVENTS } from "../bindings/events.js";
+
+/** The session's states, plus `"starting"` before its session exists. */
 export type StoreStateName = SessionStateName | "starting";
-
-/** Names of the events a session emits. */
-export type SessionEventName = "login" | "refresh" | "idle-warning" | "active" | "idle" | "logout" | "error";
-
-/** Every event the SDK emits, in a stable order. */
-export declare const SESSION_EVENTS: readonly SessionEventName[];
-
-/** The part of a Tessera `Session` the store uses. */
-export interface SessionLike {
-  readonly state: string;
-  on(event: SessionEventName, listener: (detail: any) => void): (() => void) | void;
-  login(credentials: { username: string; password: string }): Promise<unknown>;
-  verifyMfa(code: string): Promise<unknown>;
-  logout(options?: { everywhere?: boolean }): Promise<unknown>;
-  stayActive(): void;
-  fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
-  dispose(): void;
-}
-
-/** The latest event seen. */
-export interface SessionEvent {
-  type: SessionEventName;
-  detail: any;
-}
 
 /** The store's value. */
 export interface SessionSnapshot<S extends SessionLike = SessionLike> {

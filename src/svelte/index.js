@@ -18,6 +18,7 @@
 // one leaves (a component using `$session` subscribes on mount and leaves on destroy). Given
 // a session, it only subscribes; you keep ownership.
 import { readable } from "svelte/store";
+import { SESSION_EVENTS } from "../bindings/events.js";
 
 // Types: ./index.d.ts (what `import("./index.js")` resolves to for the type checker).
 /** @typedef {import("./index.js").SessionLike} SessionLike */
@@ -26,8 +27,8 @@ import { readable } from "svelte/store";
 /** @typedef {import("./index.js").StoreStateName} StoreStateName */
 /** @typedef {"login" | "verifyMfa" | "logout" | "stayActive" | "fetch"} MethodName */
 
-/** Every event the SDK emits (the same list as `tessera/react` and `tessera/vue`). @type {readonly SessionEventName[]} */
-export const SESSION_EVENTS = Object.freeze(["login", "refresh", "idle-warning", "active", "idle", "logout", "error"]);
+/** Every event the SDK emits (one list for every binding). */
+export { SESSION_EVENTS };
 
 /**
  * @param {SessionLike | null} session

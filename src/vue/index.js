@@ -15,6 +15,7 @@
 // when the calling scope (the component, or an `effectScope`) is disposed. Pass a session
 // and it only subscribes; you keep ownership. Either way the subscriptions end with the scope.
 import { getCurrentScope, onScopeDispose, shallowRef } from "vue";
+import { SESSION_EVENTS } from "../bindings/events.js";
 
 // Types: ./index.d.ts (what `import("./index.js")` resolves to for the type checker).
 /** @typedef {import("./index.js").SessionLike} SessionLike */
@@ -23,8 +24,8 @@ import { getCurrentScope, onScopeDispose, shallowRef } from "vue";
 /** @typedef {import("./index.js").ComposableStateName} ComposableStateName */
 /** @typedef {"login" | "verifyMfa" | "logout" | "stayActive" | "fetch"} MethodName */
 
-/** Every event the SDK emits (the same list as `tessera/react` and `tessera/svelte`). @type {readonly SessionEventName[]} */
-export const SESSION_EVENTS = Object.freeze(["login", "refresh", "idle-warning", "active", "idle", "logout", "error"]);
+/** Every event the SDK emits (one list for every binding). */
+export { SESSION_EVENTS };
 
 /**
  * @param {SessionLike | null} session
