@@ -1348,3 +1348,61 @@ fn a_tab_alone_resumes_without_the_join_wait_and_knows_when_the_resume_settled()
     drain(&mut c);
     assert!(!c.resume_pending());
 }
+
+/// Drives `e` (no Web Locks) through timers until it sends a refresh, feeding it only the
+/// shared records `store` holds; returns the time it sent.
+fn until_it_refreshes(e: &mut Engine, store: &mut Vec<u8>, mut now: Millis) -> Millis {
+    for _ in 0..20 {
+        e.handle(now, Input::Shared(Some(store.clone())));
+        e.handle(now, Input::Timer);
+        let fx = drain(e);
+        if let Some(p) = last_persist(&fx) {
+            *store = merge(Some(store), &p);
+        }
+        if sends_refresh(&fx) {
+            return now;
+        }
+        now = e.next_deadline().unwrap_or(now + 100).max(now + 1);
+    }
+    panic!("no refresh sent");
+}
+
+#[test]
+fn a_resuming_tab_keeps_its_own_answer_when_the_newer_token_it_saw_cannot_reach_it() {
+    // Seen in Chromium without BroadcastChannel or Web Locks, under load: two tabs resumed
+    // from the cookie at once and both refreshed (the server answered the second within its
+    // grace window). The tab whose answer came second had meanwhile read the first one's token
+    // in the shared record, dropped its own answer as older, asked the bus for the newer
+    // token — which no bus could bring — and stayed anonymous.
+    let c = Config {
+        web_locks: false,
+        ..cfg()
+    };
+    let (_a, _bus, shared) = signed_in(1, c.clone());
+    // Tab ids order the stamps: the tab answered first has the larger one.
+    let (mut first, mut second) = (Engine::new(c.clone(), 9, 3, T0), Engine::new(c, 4, 5, T0));
+    let now = T0 + 1_000;
+    for e in [&mut first, &mut second] {
+        e.set_alone(true);
+        e.handle(now, Input::Shared(Some(shared.clone())));
+        e.handle(now, Input::Resume);
+        drain(e);
+    }
+    // Each saw only its own claim before its settle time (the other's write came late).
+    let (mut s1, mut s2) = (shared.clone(), shared.clone());
+    let t1 = until_it_refreshes(&mut first, &mut s1, now);
+    let t2 = until_it_refreshes(&mut second, &mut s2, now);
+    let issued = Tokens {
+        session: Some("s1".into()),
+        ..tokens("a1")
+    };
+    first.handle(t1 + 20, refresh_ok(&first, issued.clone()));
+    let stored = merge(Some(&s2), &last_persist(&drain(&mut first)).unwrap());
+    assert_eq!(first.state(), SessionState::Active);
+    // The second tab reads the first one's token in the record, then its own answer arrives.
+    second.handle(t2 + 30, Input::Shared(Some(stored)));
+    second.handle(t2 + 40, refresh_ok(&second, issued));
+    drain(&mut second);
+    assert_eq!(second.state(), SessionState::Active);
+    assert_eq!(second.access_token(), Some("a1"));
+}

@@ -591,7 +591,15 @@ impl Engine {
             serial,
             tab: self.tab,
         };
-        let seen_newer = self.shared.token.is_some_and(|s| s.stamp >= stamp);
+        // A newer token of the session is known (another tab refreshed too): drop this answer
+        // and take that one — unless this tab holds nothing and that token is of the very
+        // server session this answer is for. Such a tab is resuming, and the newer token may
+        // never reach it (without BroadcastChannel tokens do not travel between tabs); its own
+        // answer is as good, and waiting would leave it anonymous until the next refresh.
+        let seen_newer = self
+            .shared
+            .token
+            .is_some_and(|s| s.stamp >= stamp && (self.held.is_some() || got == 0 || s.sid != got));
         if epoch < self.shared.epoch || seen_newer {
             self.stale();
             self.release_lock();
