@@ -23,7 +23,7 @@ use serde::Deserialize;
 use crate::error::ApiError;
 use crate::jwt::AccessClaims;
 use crate::state::AppState;
-use crate::store::{Liveness, SessionRecord};
+use crate::store::{Liveness, SessionRecord, SessionStatus};
 
 /// Name of the refresh-token cookie.
 pub const REFRESH_COOKIE: &str = "__Host-tessera_rt";
@@ -208,6 +208,42 @@ impl AuthSession {
         Ok(
             (session.liveness(now, state.config().idle_timeout) == Liveness::Live)
                 .then_some(AuthSession { claims, session }),
+        )
+    }
+}
+
+/// A verified access token whose session is live, checked with the store's liveness-only
+/// read ([`SessionStore::session_status`](crate::store::SessionStore::session_status)): what
+/// introspection needs, without loading (and decrypting) the session's secrets.
+#[derive(Debug, Clone)]
+pub struct LiveToken {
+    /// The token's claims.
+    pub claims: AccessClaims,
+    /// Its session's status (live at the time of the check).
+    pub status: SessionStatus,
+}
+
+impl LiveToken {
+    /// Verifies `token` and checks that its session is live; `Ok(None)` when the token is
+    /// not valid or the session is revoked, expired or unknown.
+    ///
+    /// # Errors
+    /// Only when the store fails.
+    pub async fn verify(state: &AppState, token: &str) -> Result<Option<Self>, ApiError> {
+        let now = state.now();
+        let claims = match state.verify_access(token, now).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "bearer rejected");
+                return Ok(None);
+            }
+        };
+        let Some(status) = state.store().session_status(&claims.sid).await? else {
+            return Ok(None);
+        };
+        Ok(
+            (status.liveness(now, state.config().idle_timeout) == Liveness::Live)
+                .then_some(LiveToken { claims, status }),
         )
     }
 }

@@ -39,31 +39,87 @@ pub struct AccessClaims {
     pub nbf: Option<i64>,
 }
 
-/// Deserializes any JSON object and fails on a repeated member name (RFC 8725 §3.1 /
-/// RFC 7515 §4: duplicate members must be rejected, not resolved last-one-wins).
-struct UniqueMembers;
+/// A JSON member name, borrowed from the input when it has no escapes.
+struct MemberName<'de>(std::borrow::Cow<'de, str>);
 
-impl<'de> Deserialize<'de> for UniqueMembers {
+impl<'de> Deserialize<'de> for MemberName<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
-            type Value = UniqueMembers;
+            type Value = MemberName<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(MemberName(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(MemberName(std::borrow::Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The claims of a token, parsed in one pass that also fails on any repeated member name,
+/// known or not (RFC 8725 §3.1 / RFC 7515 §4: duplicate members must be rejected, not
+/// resolved last-one-wins). Unknown members are skipped; `exp`, `iat` must be integers.
+struct UniqueClaims(AccessClaims);
+
+impl<'de> Deserialize<'de> for UniqueClaims {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UniqueClaims;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<UniqueMembers, A::Error> {
+            ) -> Result<UniqueClaims, A::Error> {
+                use serde::de::Error as _;
                 let mut seen: Vec<std::borrow::Cow<'de, str>> = Vec::with_capacity(12);
-                while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                let (mut iss, mut aud, mut sub, mut sid, mut jti, mut username) =
+                    (None, None, None, None, None, None);
+                let (mut iat, mut exp, mut nbf) = (None, None, None);
+                while let Some(MemberName(k)) = map.next_key()? {
                     if seen.contains(&k) {
-                        return Err(serde::de::Error::custom("duplicate member"));
+                        return Err(A::Error::custom("duplicate member"));
+                    }
+                    match &*k {
+                        "iss" => iss = Some(map.next_value::<String>()?),
+                        "aud" => aud = Some(map.next_value::<String>()?),
+                        "sub" => sub = Some(map.next_value::<String>()?),
+                        "sid" => sid = Some(map.next_value::<String>()?),
+                        "jti" => jti = Some(map.next_value::<String>()?),
+                        "username" => username = Some(map.next_value::<String>()?),
+                        "iat" => iat = Some(map.next_value::<i64>()?),
+                        "exp" => exp = Some(map.next_value::<i64>()?),
+                        "nbf" => nbf = map.next_value::<Option<i64>>()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
                     }
                     seen.push(k);
-                    map.next_value::<serde::de::IgnoredAny>()?;
                 }
-                Ok(UniqueMembers)
+                fn req<T, E: serde::de::Error>(v: Option<T>, name: &'static str) -> Result<T, E> {
+                    v.ok_or_else(|| E::missing_field(name))
+                }
+                Ok(UniqueClaims(AccessClaims {
+                    iss: req(iss, "iss")?,
+                    aud: req(aud, "aud")?,
+                    sub: req(sub, "sub")?,
+                    sid: req(sid, "sid")?,
+                    iat: req(iat, "iat")?,
+                    exp: req(exp, "exp")?,
+                    jti: req(jti, "jti")?,
+                    username: req(username, "username")?,
+                    nbf,
+                }))
             }
         }
         d.deserialize_map(V)
@@ -274,8 +330,7 @@ impl KeySet {
             .verify_strict(signing_input, &Signature::from_bytes(&sig))
             .map_err(|_| TokenError::Invalid)?;
         let raw = unb64(c64).ok_or(TokenError::Invalid)?;
-        serde_json::from_slice::<UniqueMembers>(&raw).map_err(|_| TokenError::Invalid)?;
-        let c: AccessClaims = serde_json::from_slice(&raw).map_err(|_| TokenError::Invalid)?;
+        let UniqueClaims(c) = serde_json::from_slice(&raw).map_err(|_| TokenError::Invalid)?;
         if c.iss != self.issuer || c.aud != self.audience {
             return Err(TokenError::Invalid);
         }

@@ -27,15 +27,15 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
-    route: String,
-    method: String,
+    route: Label,
+    method: Label,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    route: String,
-    method: String,
+    route: Label,
+    method: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -51,13 +51,17 @@ struct OutcomeLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteOnly {
-    route: String,
+    route: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpLabels {
     op: &'static str,
 }
+
+/// A label value: borrowed for the usual (static) route templates and methods, so
+/// recording a request allocates nothing once its label set exists.
+pub type Label = std::borrow::Cow<'static, str>;
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
@@ -157,27 +161,31 @@ impl Metrics {
     }
 
     /// Records one answered request.
-    pub fn request(&self, route: &str, method: &str, status: u16, took: Duration) {
+    pub fn request(
+        &self,
+        route: impl Into<Label>,
+        method: impl Into<Label>,
+        status: u16,
+        took: Duration,
+    ) {
+        let (route, method) = (route.into(), method.into());
         self.requests
             .get_or_create(&HttpLabels {
-                route: route.to_string(),
-                method: method.to_string(),
+                route: route.clone(),
+                method: method.clone(),
                 status,
             })
             .inc();
-        self.durations
-            .get_or_create(&RouteLabels {
-                route: route.to_string(),
-                method: method.to_string(),
-            })
-            .observe(took.as_secs_f64());
         if status == 429 {
             self.rate_limited
                 .get_or_create(&RouteOnly {
-                    route: route.to_string(),
+                    route: route.clone(),
                 })
                 .inc();
         }
+        self.durations
+            .get_or_create(&RouteLabels { route, method })
+            .observe(took.as_secs_f64());
     }
 
     /// Records a login step (`password` or `mfa`) and its outcome.

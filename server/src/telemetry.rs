@@ -6,17 +6,20 @@
 //! response header, and as the `instance` of a problem+json body
 //! (`urn:tessera:request:<id>`), so a user's error report finds the server's log lines.
 
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderName, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
 use tower_http::request_id::{MakeRequestId, RequestId, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+use crate::metrics::Label;
 use crate::state::AppState;
 
 /// The request-id header.
@@ -58,9 +61,14 @@ pub struct NewRequestId;
 
 impl MakeRequestId for NewRequestId {
     fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let bytes: [u8; 16] = rand::random();
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        HeaderValue::from_str(&hex).ok().map(RequestId::new)
+        let mut hex = [0u8; 32];
+        for (i, b) in bytes.iter().enumerate() {
+            hex[2 * i] = HEX[usize::from(b >> 4)];
+            hex[2 * i + 1] = HEX[usize::from(b & 0x0f)];
+        }
+        HeaderValue::from_bytes(&hex).ok().map(RequestId::new)
     }
 }
 
@@ -82,32 +90,58 @@ async fn drop_unacceptable_request_id(mut req: Request, next: Next) -> Response 
     next.run(req).await
 }
 
-fn request_id_of(req: &Request) -> String {
-    req.headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string()
+/// The route template as a metrics label: interned (route templates are a small fixed
+/// set), so a request's labels borrow instead of allocating. At most `MAX_INTERNED`
+/// distinct templates are kept; any beyond (there are none today) are copied.
+fn route_label(path: Option<&MatchedPath>) -> Label {
+    const MAX_INTERNED: usize = 128;
+    static ROUTES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let Some(path) = path.map(MatchedPath::as_str) else {
+        return Label::Borrowed("other");
+    };
+    let mut set = ROUTES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(&r) = set.get(path) {
+        return Label::Borrowed(r);
+    }
+    if set.len() >= MAX_INTERNED {
+        return Label::Owned(path.to_owned());
+    }
+    let r: &'static str = Box::leak(path.to_owned().into_boxed_str());
+    set.insert(r);
+    Label::Borrowed(r)
+}
+
+fn method_label(m: &Method) -> Label {
+    Label::Borrowed(match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        _ => return Label::Owned(m.as_str().to_owned()),
+    })
 }
 
 /// Per-request bookkeeping: metrics by route template, login outcomes, the response's
 /// `x-request-id`, and the problem body's `instance`.
 async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let id = request_id_of(&req);
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "other".to_string());
-    let method = req.method().as_str().to_string();
+    // the id as set by the request-id layer (a cheap clone of the header value)
+    let id = req.headers().get(&REQUEST_ID).cloned();
+    let route = route_label(req.extensions().get::<MatchedPath>());
+    let method = method_label(req.method());
     let res = next.run(req).await;
     let status = res.status().as_u16();
     let is_problem = res
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    let login_step = match route.as_str() {
+    let login_step = match &*route {
         "/auth/login" => Some("password"),
         "/auth/mfa" => Some("mfa"),
         _ => None,
@@ -136,7 +170,10 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
             (true, Some(obj)) => {
                 obj.insert(
                     "instance".into(),
-                    serde_json::Value::String(format!("urn:tessera:request:{id}")),
+                    serde_json::Value::String(format!(
+                        "urn:tessera:request:{}",
+                        id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-")
+                    )),
                 );
                 parts.headers.remove(header::CONTENT_LENGTH);
                 Body::from(serde_json::to_vec(&json).unwrap_or_default())
@@ -147,12 +184,12 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
     } else {
         res
     };
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Some(v) = id {
         res.headers_mut().insert(REQUEST_ID, v);
     }
     state
         .metrics()
-        .request(&route, &method, status, started.elapsed());
+        .request(route, method, status, started.elapsed());
     res
 }
 

@@ -327,3 +327,63 @@ async fn a_new_totp_secret_starts_with_a_clean_replay_guard() {
     let (s, body) = mfa_login(&c, &srv.url, "erin", &third.code_at(t0)).await;
     assert_eq!(s, 200, "{body}");
 }
+
+/// Introspection reads only the session's liveness from the store on every call (no vault
+/// key, no cache): a revocation written by another process on the same SQLite file — the
+/// admin CLI's `user-passwd` and `sessions revoke` — is reported `active: false` at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_reports_revocations_made_by_another_process_at_once() {
+    const SECRET: &str = "introspection-secret-for-admin-tests-0123456789";
+    let db = common::TempDb::new("admin-introspect");
+    let url = db.url();
+    stdout(&run(&url, &["migrate"], ""));
+    let srv = binary::start_with_env(&url, &[], &[("TESSERA_INTROSPECTION_SECRET", SECRET)]);
+    let c = reqwest::Client::new();
+    let login = || async {
+        let (s, body, _) = binary::post(
+            &c,
+            format!("{}auth/login", srv.url),
+            json!({"username": "alice", "password": "tessera-demo", "mode": "token"}),
+            None,
+        )
+        .await
+        .expect("login");
+        assert_eq!(s, 200, "{body}");
+        body["access_token"].as_str().expect("at").to_string()
+    };
+    let active = |at: String| {
+        let c = c.clone();
+        let url = format!("{}auth/introspect", srv.url);
+        async move {
+            let r = c
+                .post(url)
+                .bearer_auth(SECRET)
+                .json(&json!({ "token": at }))
+                .send()
+                .await
+                .expect("introspect");
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.expect("json")["active"].clone()
+        }
+    };
+
+    let at = login().await;
+    assert_eq!(active(at.clone()).await, true);
+    let out = stdout(&run(
+        &url,
+        &["user-passwd", "--username", "alice"],
+        "another-password\n",
+    ));
+    assert!(out.contains("session(s) revoked"), "{out}");
+    assert_eq!(active(at).await, false, "after user-passwd");
+    stdout(&run(
+        &url,
+        &["user-passwd", "--username", "alice"],
+        "tessera-demo\n",
+    ));
+
+    let at = login().await;
+    assert_eq!(active(at.clone()).await, true);
+    stdout(&run(&url, &["sessions", "revoke", "--user", "alice"], ""));
+    assert_eq!(active(at).await, false, "after sessions revoke");
+}

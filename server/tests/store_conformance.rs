@@ -9,7 +9,7 @@ use tessera_server::master_key::MasterKey;
 use tessera_server::secret::{random_token, RefreshToken, TokenKey};
 use tessera_server::store::{
     Liveness, RotateOutcome, RotateRequest, SessionEvent, SessionLimits, SessionRecord,
-    SessionStore, TokenPosition, UserRecord, MAX_EVENTS_PER_SESSION,
+    SessionStatus, SessionStore, TokenPosition, UserRecord, MAX_EVENTS_PER_SESSION,
 };
 
 const NOW: i64 = 1_800_000_000;
@@ -373,6 +373,69 @@ mod suite {
                 .and_then(|x| x.revoked_at),
             None
         );
+    }
+
+    /// `session_status` (the introspection read) agrees with `get_session` and sees every
+    /// change of liveness at once: refresh, idle and absolute expiry, revocation of one
+    /// session, of all of a user's, and by the rotation that finds it expired.
+    pub async fn session_status_follows_every_liveness_change(s: Arc<dyn SessionStore>) {
+        let status = |sid: String| {
+            let s = s.clone();
+            async move {
+                let st = s.session_status(&sid).await.unwrap();
+                let full = s.get_session(&sid).await.unwrap();
+                assert_eq!(
+                    st,
+                    full.as_ref().map(SessionStatus::from),
+                    "agrees with get_session"
+                );
+                st
+            }
+        };
+        assert_eq!(status("missing".into()).await, None);
+
+        let mfa = SessionRecord::new(random_token(), &user("carol"), NOW, 3600, true);
+        let t = RefreshToken::generate(&key());
+        s.create_session(&mfa, &t.to_ref(), &NO_LIMIT)
+            .await
+            .expect("create");
+        let st = status(mfa.sid.clone()).await.expect("status");
+        assert!(st.mfa && !st.revoked);
+        assert_eq!((st.last_seen, st.expires_at), (NOW, NOW + 3600));
+        assert_eq!(st.liveness(NOW, IDLE), Liveness::Live);
+        assert_eq!(st.liveness(NOW + IDLE, IDLE), Liveness::Expired, "idle");
+
+        // a refresh moves last_seen
+        let (r, _) = rotate_req(&t, NOW + 100);
+        assert!(matches!(
+            s.rotate(&r).await.unwrap(),
+            RotateOutcome::Rotated(_)
+        ));
+        let st = status(mfa.sid.clone()).await.expect("status");
+        assert_eq!(st.last_seen, NOW + 100);
+        assert_eq!(st.liveness(NOW + IDLE + 50, IDLE), Liveness::Live);
+        assert_eq!(st.liveness(NOW + 3600, IDLE), Liveness::Expired, "absolute");
+
+        // revocations
+        let (a, _) = new_session(s.as_ref(), "alice", NOW).await;
+        let (b, _) = new_session(s.as_ref(), "alice", NOW).await;
+        let (c, tc) = new_session(s.as_ref(), "bob", NOW).await;
+        assert!(!status(a.sid.clone()).await.expect("a").mfa);
+        assert!(s.revoke_session(&a.sid, "logout", NOW).await.unwrap());
+        let st = status(a.sid.clone()).await.expect("kept");
+        assert_eq!(st.liveness(NOW, IDLE), Liveness::Revoked);
+        assert_eq!(
+            status(b.sid.clone()).await.expect("b").liveness(NOW, IDLE),
+            Liveness::Live
+        );
+        s.revoke_user_sessions("user-alice", "logout_all", NOW)
+            .await
+            .unwrap();
+        assert!(status(b.sid.clone()).await.expect("b").revoked);
+        let (r, _) = rotate_req(&tc, NOW + IDLE);
+        assert_eq!(s.rotate(&r).await.unwrap(), RotateOutcome::Expired);
+        assert!(status(c.sid.clone()).await.expect("c").revoked);
+        assert!(!status(mfa.sid.clone()).await.expect("carol").revoked);
     }
 
     pub async fn client_updates_and_events_are_listed(s: Arc<dyn SessionStore>) {
@@ -856,11 +919,47 @@ macro_rules! all_backends {
             purge_deletes_only_long_dead_sessions,
             users_are_listed_without_secrets_and_deleted,
             live_sessions_are_counted,
+            session_status_follows_every_liveness_change,
         );)*
     };
 }
 
 all_backends!(memory, sqlite, redis, sentinel, cluster);
+
+/// The sealing layer every server wraps its backend in (over SQLite).
+async fn sealed() -> Option<(Arc<dyn SessionStore>, Guard)> {
+    let (inner, guard) = sqlite().await?;
+    Some((
+        Arc::new(tessera_server::store::sealed::SealedStore::new(
+            inner,
+            master(),
+        )),
+        guard,
+    ))
+}
+
+conformance!(sealed: session_status_follows_every_liveness_change, revoke_destroys_vault_key_and_counts);
+
+/// The introspection read opens nothing: under a master key that cannot open the session's
+/// vault key, `get_session` fails (sealed) while `session_status` still answers.
+#[tokio::test]
+async fn sealed_session_status_decrypts_nothing() {
+    use tessera_server::store::sealed::SealedStore;
+    let inner: Arc<dyn SessionStore> = Arc::new(tessera_server::store::memory::MemoryStore::new());
+    let writer = SealedStore::new(inner.clone(), master());
+    let (sess, _) = new_session(&writer, "alice", NOW).await;
+    let stranger = SealedStore::new(inner, MasterKey::from_bytes([3; 32]));
+    assert!(
+        stranger.get_session(&sess.sid).await.is_err(),
+        "the vault key does not open"
+    );
+    let st = stranger
+        .session_status(&sess.sid)
+        .await
+        .expect("no decryption involved")
+        .expect("status");
+    assert_eq!(st.liveness(NOW, IDLE), Liveness::Live);
+}
 
 #[tokio::test]
 async fn sqlite_restart_keeps_sessions_and_migrations_are_idempotent() {

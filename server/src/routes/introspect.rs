@@ -1,13 +1,14 @@
 //! `POST /auth/introspect` (RFC 7662 shape).
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::extract::{FromRequestParts, State};
+use axum::http::header;
+use axum::http::request::Parts;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::extract::{AuthSession, Bearer, JsonBody};
+use crate::extract::{Bearer, JsonBody, LiveToken};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -57,13 +58,31 @@ pub(crate) fn form_token(body: &[u8]) -> Option<String> {
         .map(|t| t.replace('+', " "))
 }
 
+/// Whether the request body is form-encoded (read from the parts; the handler needs no copy
+/// of the whole header map for it).
+pub struct FormEncoded(pub bool);
+
+impl<S: Send + Sync> FromRequestParts<S> for FormEncoded {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(FormEncoded(
+            parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded")),
+        ))
+    }
+}
+
 /// `POST /auth/introspect` — accepts JSON `{token}` or form-encoded `token=`. The caller
 /// must present the resource-server secret as `Authorization: Bearer <secret>` (RFC 7662
 /// §2.1); without a configured secret every call is 401.
 pub async fn introspect(
     State(state): State<AppState>,
     bearer: Option<Bearer>,
-    headers: HeaderMap,
+    FormEncoded(is_form): FormEncoded,
     body: Bytes,
 ) -> Result<Json<Introspection>, ApiError> {
     if !state
@@ -73,16 +92,12 @@ pub async fn introspect(
         tracing::warn!("introspection refused: missing or wrong resource-server secret");
         return Err(ApiError::Unauthorized);
     }
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     let token = if is_form {
         form_token(&body).ok_or_else(|| ApiError::InvalidRequest("token is required".into()))?
     } else {
         JsonBody::<IntrospectRequest>::parse(&body)?.0.token
     };
-    let token = AuthSession::verify(&state, &token)
+    let token = LiveToken::verify(&state, &token)
         .await?
         .map(|a| ActiveToken {
             sub: a.claims.sub,
@@ -94,7 +109,7 @@ pub async fn introspect(
             aud: a.claims.aud,
             jti: a.claims.jti,
             token_type: "Bearer",
-            mfa: a.session.mfa,
+            mfa: a.status.mfa,
         });
     Ok(Json(Introspection {
         active: token.is_some(),

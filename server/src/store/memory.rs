@@ -176,6 +176,9 @@ impl SessionStore for MemoryStore {
     async fn get_session(&self, sid: &str) -> StoreResult<Option<SessionRecord>> {
         Ok(self.lock().sessions.get(sid).cloned())
     }
+    async fn session_status(&self, sid: &str) -> StoreResult<Option<SessionStatus>> {
+        Ok(self.lock().sessions.get(sid).map(SessionStatus::from))
+    }
     async fn list_sessions_page(
         &self,
         user_id: &str,

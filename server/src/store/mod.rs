@@ -240,12 +240,46 @@ impl SessionRecord {
 
     /// Liveness at `now` with idle timeout `idle` seconds.
     pub fn liveness(&self, now: i64, idle: i64) -> Liveness {
-        if self.revoked_at.is_some() {
+        SessionStatus::from(self).liveness(now, idle)
+    }
+}
+
+/// What decides whether a session is live, and nothing secret: the result of
+/// [`SessionStore::session_status`], the read introspection and bearer checks make per
+/// request (no vault key, no grace successor, no client details, nothing to decrypt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionStatus {
+    /// Last refresh (drives the idle timeout).
+    pub last_seen: i64,
+    /// Absolute expiry.
+    pub expires_at: i64,
+    /// Whether the session was revoked (logout, reuse, remote revoke, password change, …).
+    pub revoked: bool,
+    /// Whether the session was established with a second factor.
+    pub mfa: bool,
+}
+
+impl SessionStatus {
+    /// Liveness at `now` with idle timeout `idle` seconds (the one definition;
+    /// [`SessionRecord::liveness`] uses it too).
+    pub fn liveness(&self, now: i64, idle: i64) -> Liveness {
+        if self.revoked {
             Liveness::Revoked
         } else if now >= self.expires_at || now >= self.last_seen + idle {
             Liveness::Expired
         } else {
             Liveness::Live
+        }
+    }
+}
+
+impl From<&SessionRecord> for SessionStatus {
+    fn from(s: &SessionRecord) -> Self {
+        SessionStatus {
+            last_seen: s.last_seen,
+            expires_at: s.expires_at,
+            revoked: s.revoked_at.is_some(),
+            mfa: s.mfa,
         }
     }
 }
@@ -452,6 +486,11 @@ pub trait SessionStore: Send + Sync + 'static {
     }
     /// Loads a session (without events).
     async fn get_session(&self, sid: &str) -> StoreResult<Option<SessionRecord>>;
+    /// Only what decides a session's liveness (and its `mfa` flag), read as cheaply as the
+    /// backend allows: no vault key, no grace successor, nothing to decrypt. It must reflect
+    /// every write [`get_session`](SessionStore::get_session) would (a revocation is seen
+    /// by the next call). Introspection and bearer checks call it once per request.
+    async fn session_status(&self, sid: &str) -> StoreResult<Option<SessionStatus>>;
     /// One page of a user's sessions (newest first, with their events): at most `limit`,
     /// after `cursor` (the `next` of the previous page; `None` for the first).
     ///

@@ -34,8 +34,8 @@ use async_trait::async_trait;
 use super::{
     after_cursor, counts_as_live, listing_order, page_cursor, parse_cursor, position_for,
     RotateOutcome, RotateRequest, SessionEvent, SessionLimits, SessionPage, SessionRecord,
-    SessionStore, StoreError, StoreResult, TokenPosition, TokenRef, TokenState, UserRecord,
-    UserSummary, MAX_EVENTS_PER_SESSION, MAX_SESSIONS_PER_USER_LIMIT,
+    SessionStatus, SessionStore, StoreError, StoreResult, TokenPosition, TokenRef, TokenState,
+    UserRecord, UserSummary, MAX_EVENTS_PER_SESSION, MAX_SESSIONS_PER_USER_LIMIT,
 };
 use crate::secret::{b64, unb64};
 
@@ -984,6 +984,36 @@ impl SessionStore for RedisStore {
     }
     async fn get_session(&self, sid: &str) -> StoreResult<Option<SessionRecord>> {
         self.load(sid).await
+    }
+    async fn session_status(&self, sid: &str) -> StoreResult<Option<SessionStatus>> {
+        // one HMGET of four fields of the session hash; the vault key and grace successor
+        // (their own keys) are not read
+        let mut c = self.conn();
+        let vals: Vec<Option<String>> = ::redis::cmd("HMGET")
+            .arg(self.sk("s", sid))
+            .arg("last_seen")
+            .arg("expires_at")
+            .arg("revoked_at")
+            .arg("mfa")
+            .query_async(&mut c)
+            .await
+            .map_err(err)?;
+        let [last_seen, expires_at, revoked_at, mfa] = <[Option<String>; 4]>::try_from(vals)
+            .map_err(|_| StoreError::Corrupt("HMGET answer".into()))?;
+        if last_seen.is_none() && expires_at.is_none() && revoked_at.is_none() && mfa.is_none() {
+            return Ok(None);
+        }
+        let num = |v: Option<String>, k: &str| {
+            v.and_then(|v| v.parse().ok())
+                .ok_or_else(|| StoreError::Corrupt(format!("session field {k}")))
+        };
+        Ok(Some(SessionStatus {
+            last_seen: num(last_seen, "last_seen")?,
+            expires_at: num(expires_at, "expires_at")?,
+            // any non-empty value counts (fails closed on a malformed one)
+            revoked: revoked_at.is_some_and(|v| !v.is_empty()),
+            mfa: mfa.as_deref() == Some("1"),
+        }))
     }
     async fn list_sessions_page(
         &self,

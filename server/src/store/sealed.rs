@@ -220,6 +220,10 @@ impl SessionStore for SealedStore {
             .map(|s| self.open_session(s))
             .transpose()
     }
+    async fn session_status(&self, sid: &str) -> StoreResult<Option<SessionStatus>> {
+        // nothing sealed is read: the vault key stays in the backend, unopened
+        self.inner.session_status(sid).await
+    }
     async fn list_sessions_page(
         &self,
         user_id: &str,

@@ -440,6 +440,25 @@ impl SessionStore for SqliteStore {
         let sid = sid.to_string();
         self.read(move |c| load_session(c, &sid)).await
     }
+    async fn session_status(&self, sid: &str) -> StoreResult<Option<SessionStatus>> {
+        let sid = sid.to_string();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT last_seen, expires_at, revoked_at IS NOT NULL, mfa \
+                 FROM sessions WHERE sid = ?1",
+            )?
+            .query_row([&sid], |r| {
+                Ok(SessionStatus {
+                    last_seen: r.get(0)?,
+                    expires_at: r.get(1)?,
+                    revoked: r.get(2)?,
+                    mfa: r.get::<_, i64>(3)? != 0,
+                })
+            })
+            .optional()
+        })
+        .await
+    }
     async fn list_sessions_page(
         &self,
         user_id: &str,
