@@ -471,6 +471,26 @@ fn binary_rejects_bad_store_url_cleanly() {
 }
 
 #[test]
+fn a_store_url_password_never_reaches_the_error_output() {
+    // A mistyped scheme, and a Redis server that cannot be reached: the error names the
+    // problem, never the credentials in the URL.
+    for url in [
+        "postgres://admin:s3cret-pw@db.internal/tessera",
+        "redis://admin:s3cret-pw@127.0.0.1:1/",
+        "redis+sentinel://admin:s3cret-pw@127.0.0.1:1/mymaster",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tessera-server"))
+            .args(["--store", url, "--listen", "127.0.0.1:0"])
+            .output()
+            .expect("run");
+        assert!(!out.status.success());
+        let all = [out.stdout, out.stderr].concat();
+        let text = String::from_utf8_lossy(&all);
+        assert!(!text.contains("s3cret-pw"), "{url}: {text}");
+    }
+}
+
+#[test]
 fn every_documented_store_scheme_is_accepted_by_the_binary() {
     // Each scheme parses and reaches its backend (which then fails to connect: port 1 is closed).
     for url in [

@@ -618,8 +618,10 @@ pub async fn open(url: &str) -> StoreResult<std::sync::Arc<dyn SessionStore>> {
             redis::RedisStore::connect(url, "tessera:").await?,
         ))
     } else {
+        // Only the scheme is named: the rest of a URL may carry a password.
+        let scheme = url.split_once("://").map_or("(none)", |(scheme, _)| scheme);
         Err(StoreError::Config(format!(
-            "unknown store URL scheme in {url:?} (use sqlite://PATH, redis://HOST:PORT, redis[s]+sentinel://HOST:PORT/SERVICE, redis[s]+cluster://HOST:PORT,… or memory://)"
+            "unknown store URL scheme {scheme:?} (use sqlite://PATH, redis://HOST:PORT, redis[s]+sentinel://HOST:PORT/SERVICE, redis[s]+cluster://HOST:PORT,… or memory://)"
         )))
     }
 }
