@@ -5,7 +5,7 @@
 #   1. native   `cargo test --workspace`: the sans-IO engine and its multi-tab simulator,
 #               the vault, and the server (router tests, real HTTP on loopback, SQLite,
 #               and a real redis-server that the store tests start themselves)
-#   2. browser  `wasm-pack test --headless --chrome`: the SDK in headless Chromium
+#   2. browser  `wasm-pack test --headless --chrome`: the SDK in headless Chromium (tests/web/)
 #      browser-firefox  the same browser tests in headless Firefox ESR (geckodriver)
 #   3. e2e      Playwright (playwright-core + /usr/bin/chromium) against the demo server,
 #               including the engine-agnostic multi-tab scenarios (tests/e2e/engines.test.mjs)
@@ -33,6 +33,9 @@ run() { # run NAME CMD...
 
 run lint bash scripts/lint.sh
 run native cargo test --workspace --locked
+# The browser tests are one binary (tests/web/: the runner bundles it and starts the browser
+# once); the page runs every test of it in turn, longer than the runner's default 20 s budget.
+export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-240}"
 run browser wasm-pack test --headless --chrome --mode no-install
 run browser-firefox wasm-pack test --headless --firefox --mode no-install
 run package build_pkg
