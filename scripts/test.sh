@@ -9,7 +9,8 @@
 #   2. browser  `wasm-pack test --headless --chrome`: the SDK in headless Chromium (tests/web/)
 #      browser-firefox  the same browser tests in headless Firefox ESR (geckodriver)
 #   3. e2e      Playwright (playwright-core + /usr/bin/chromium) against the demo server,
-#               including the engine-agnostic multi-tab scenarios (tests/e2e/engines.test.mjs)
+#               including the engine-agnostic multi-tab scenarios (tests/e2e/engines-*.test.mjs),
+#               test files side by side
 #      e2e-firefox / e2e-webkit  those scenarios again in Firefox ESR and WebKitGTK, through
 #               WebDriver (selenium-webdriver; WebKitGTK on an Xvfb display, behind HTTPS)
 #   4. consumer the npm package installed from `npm pack` into a Vite app, in Chromium
@@ -57,9 +58,14 @@ run browser-firefox wasm-pack test --headless --firefox --mode no-install
 run package build_pkg
 run server-binary cargo build --locked -p tessera-server
 if ls tests/e2e/*.test.mjs >/dev/null 2>&1; then
-  run e2e node --test --test-concurrency=1 tests/e2e/
-  run e2e-firefox env TESSERA_E2E_ENGINE=firefox node --test --test-concurrency=1 tests/e2e/engines.test.mjs
-  run e2e-webkit env TESSERA_E2E_ENGINE=webkit node --test --test-concurrency=1 tests/e2e/engines.test.mjs
+  # Test files side by side: each has its own server(s) on free ports, its own browser with a
+  # new profile, and spends most of its time waiting on the SDK's timers (token expiry, idle
+  # timeout), not on the CPU. The multi-tab scenarios are split over engines-{1,2,3}.test.mjs
+  # (tests/e2e/engines/suite.mjs) for the same reason. WebKitGTK, the heaviest engine (and
+  # slowest WebDriver), runs two parts at a time.
+  run e2e node --test --test-concurrency=3 tests/e2e/
+  run e2e-firefox env TESSERA_E2E_ENGINE=firefox node --test --test-concurrency=3 tests/e2e/engines-*.test.mjs
+  run e2e-webkit env TESSERA_E2E_ENGINE=webkit node --test --test-concurrency=2 tests/e2e/engines-*.test.mjs
 else
   failed+=("e2e (no tests/e2e/*.test.mjs found)")
 fi
