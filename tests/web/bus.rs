@@ -1,14 +1,10 @@
 //! The cross-tab bus with real BroadcastChannels: two `Session`s on one channel name in one
 //! page are two endpoints of real cross-context messaging. Garbage on the channel is
 //! ignored and counted, never a panic.
-#![cfg(target_arch = "wasm32")]
-mod web_support;
 
+use crate::support::*;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
-use web_support::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 fn opts(ch: &str) -> String {
     let mut o = String::from("{ resume: false, channel: '");

@@ -2,14 +2,10 @@
 //! counts as activity; `navigator.onLine` is read at start; every SDK request has a timeout;
 //! degradation is reported; `dispose()` ends the object (fetch throws, `Symbol.dispose`);
 //! listener exceptions reach `reportError` and nothing becomes an unhandled rejection.
-#![cfg(target_arch = "wasm32")]
-mod web_support;
 
+use crate::support::*;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
-use web_support::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 fn opts(ch: &str, extra: &str) -> String {
     let mut o = String::from("{ ");

@@ -1,13 +1,9 @@
 //! Storage that fails (quota exceeded, disabled, `SecurityError` on access) falls back to
 //! memory with an `error` event; the session keeps working in this tab.
-#![cfg(target_arch = "wasm32")]
-mod web_support;
 
+use crate::support::*;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
-use web_support::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 fn opts(ch: &str) -> String {
     let mut o = String::from("{ resume: false, storage: 'local', channel: '");

@@ -1,16 +1,13 @@
 //! Logout cleanup in a real browser: cookies on several paths, IndexedDB databases, Cache
 //! Storage entries and web storage are gone after logout, and the `logout` event says so.
-#![cfg(target_arch = "wasm32")]
-mod web_support;
 
+use crate::support::*;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
-use web_support::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 #[wasm_bindgen_test]
 async fn cookies_idb_caches_and_storage_are_wiped() {
+    empty_cookie_jar();
     let _st = server("{}");
     let mut o = String::from(
         "{ resume: false, storage: 'local', cleanup: { localStorage: true, sessionStorage: true, cookies: true,
@@ -119,6 +116,7 @@ async fn default_cleanup_removes_only_the_sdk_records() {
 /// deep path (a same-origin frame: `history.pushState` does not move Chrome's cookie URL).
 #[wasm_bindgen_test]
 async fn cookies_on_every_path_prefix_and_domain_are_expired() {
+    empty_cookie_jar();
     let frame = eval(
         "new Promise((res) => { const f = document.createElement('iframe');
            f.src = '/deep/er/page'; f.onload = () => res(f.contentWindow); document.body.appendChild(f); })",

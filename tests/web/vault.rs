@@ -1,15 +1,11 @@
 //! The sealed vault in a real browser: a persisted session is restored; every tamper case
 //! (flipped bit in ciphertext, nonce, tag or associated data; truncation; wrong version;
 //! garbage) is wiped and reported as an `error` event, never used.
-#![cfg(target_arch = "wasm32")]
-mod web_support;
 
+use crate::support::*;
 use tessera::vault::{base64url_decode, base64url_encode};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
-use web_support::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 fn opts(ch: &str, storage: &str) -> String {
     let mut o = String::from("{ resume: false, storage: '");

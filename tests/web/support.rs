@@ -238,3 +238,21 @@ pub fn channel(name: &str) -> String {
     c.push_str(&(js_sys::Math::random() * 1e9).floor().to_string());
     c
 }
+
+/// For a test that counts cookies: starts it from an empty jar. Every module's tests share
+/// one page (tests/web/main.rs), and an earlier test may leave a cookie of its own (token
+/// mode's script-readable `tessera_vk` key cookie, say). Expires every cookie the page sees
+/// on `/` and asserts that none is left.
+pub fn empty_cookie_jar() {
+    eval(
+        "for (const c of document.cookie.split(';')) {
+           const name = c.split('=')[0].trim();
+           if (name) document.cookie = name + '=; path=/; max-age=0';
+         }",
+    );
+    assert_eq!(
+        eval("document.cookie").as_string().as_deref(),
+        Some(""),
+        "a cookie left by an earlier test"
+    );
+}

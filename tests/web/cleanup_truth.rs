@@ -1,14 +1,10 @@
 //! Cleanup reports the truth (issue 12, item 4): partitioned (CHIPS) cookies are expired too;
 //! `cleared` lists only what is gone after re-reading; an IndexedDB deletion blocked by an
 //! open connection is reported in `remaining` as blocked, not as deleted.
-#![cfg(target_arch = "wasm32")]
-mod web_support;
 
+use crate::support::*;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
-use web_support::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 fn opts(ch: &str, cleanup: &str) -> String {
     let mut o = String::from("{ resume: false, cleanup: ");
@@ -21,6 +17,7 @@ fn opts(ch: &str, cleanup: &str) -> String {
 
 #[wasm_bindgen_test]
 async fn partitioned_cookies_are_expired_and_cleared_lists_only_what_is_gone() {
+    empty_cookie_jar();
     let _st = server("{}");
     eval(
         "document.cookie = 'chips=1; Path=/; Secure; SameSite=None; Partitioned';

@@ -1,12 +1,8 @@
 //! Idle tracking with short timeouts in a real page: the warning, "stay signed in",
 //! activity shared between tabs, and the idle logout.
-#![cfg(target_arch = "wasm32")]
-mod web_support;
 
+use crate::support::*;
 use wasm_bindgen_test::*;
-use web_support::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 fn opts(ch: &str) -> String {
     let mut o = String::from(

@@ -2,14 +2,10 @@
 //! before a pending seal or key fetch finishes; an offline logout's revoke is kept and sent
 //! when back online; a start-up wipe of an ended session says so; a cookie session created
 //! after the last (delivered) logout is resumed.
-#![cfg(target_arch = "wasm32")]
-mod web_support;
 
+use crate::support::*;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
-use web_support::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 fn opts(ch: &str, extra: &str) -> String {
     let mut o = String::from("{ ");

@@ -2,13 +2,9 @@
 //! `tessera:tab:<channel>` Web Lock) resumes from the cookie at once instead of waiting
 //! `joinWaitMs` for an answer nobody could give; a tab with a live peer joins it over the bus;
 //! and `start()` resolves only once the resume is settled (restored, or definitively anonymous).
-#![cfg(target_arch = "wasm32")]
-mod web_support;
 
+use crate::support::*;
 use wasm_bindgen_test::*;
-use web_support::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 fn opts(extra: &str, ch: &str) -> String {
     let mut o = String::from("{ ");

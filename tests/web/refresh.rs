@@ -1,14 +1,10 @@
 //! Silent refresh across tabs: with several sessions on one channel (real BroadcastChannel,
 //! real Web Locks), one expiry causes exactly one refresh request, and every session ends
 //! up with the new token.
-#![cfg(target_arch = "wasm32")]
-mod web_support;
 
+use crate::support::*;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
-use web_support::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 fn opts(ch: &str, locks: bool) -> String {
     let mut o =

@@ -2,14 +2,10 @@
 //! (default: the page's and `baseUrl`'s origin); a 401 from anywhere else, or with another
 //! challenge than `invalid_token`, refreshes nothing; the storage-event fallback of the bus
 //! writes no payload; no secret is reachable through the session object.
-#![cfg(target_arch = "wasm32")]
-mod web_support;
 
+use crate::support::*;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
-use web_support::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 fn opts(ch: &str, extra: &str) -> String {
     let mut o = String::from("{ resume: false, ");

@@ -3,14 +3,10 @@
 //! never reused for another session; 401/403 from the key endpoint means the record is gone,
 //! 5xx/429/network that the key is only unavailable (the record is kept, the tab resumes from
 //! the cookie, the SDK retries); cookie mode never seals with a script-readable key.
-#![cfg(target_arch = "wasm32")]
-mod web_support;
 
+use crate::support::*;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
-use web_support::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 fn opts(ch: &str, extra: &str) -> String {
     let mut o = String::from("{ storage: 'local', ");

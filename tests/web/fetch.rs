@@ -1,13 +1,9 @@
 //! Authenticated fetch: bearer added, one refresh + one retry on 401, never a loop;
 //! auth requests carry the CSRF header and credentials; an abort signal passes through.
-#![cfg(target_arch = "wasm32")]
-mod web_support;
 
+use crate::support::*;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
-use web_support::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 fn opts(ch: &str) -> String {
     let mut o = String::from("{ resume: false, channel: '");
