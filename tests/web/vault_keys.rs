@@ -62,6 +62,9 @@ async fn login_logout_login_then_reload_stays_signed_in() {
 
 #[wasm_bindgen_test]
 async fn an_unavailable_key_keeps_the_record_and_resumes_from_the_cookie() {
+    // Asserts below that no `tessera_vk` cookie exists: start from a jar no other test
+    // filled (token-mode tests in this binary leave theirs, and the run order is not fixed).
+    empty_cookie_jar();
     let st = server("{ sessions: true }");
     let ch = channel("vk-503");
     let s = start(&opts(&ch, "resume: false,")).await;
@@ -132,6 +135,9 @@ async fn a_network_failure_of_the_key_endpoint_does_not_wipe() {
 
 #[wasm_bindgen_test]
 async fn cookie_mode_does_not_persist_without_the_server_key() {
+    // Asserts below that no `tessera_vk` cookie exists: start from a jar no other test
+    // filled (token-mode tests in this binary leave theirs, and the run order is not fixed).
+    empty_cookie_jar();
     let st = server("{ sessions: true, keyStatus: 429 }");
     let ch = channel("vk-nokey");
     let s = start(&opts(&ch, "resume: false,")).await;
