@@ -178,6 +178,18 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Bearer {
     }
 }
 
+/// The claims of `token` when it verifies at `now`; a refused bearer is logged (debug) and
+/// gives `None`. Both [`AuthSession`] and [`LiveToken`] start here.
+async fn verified_claims(state: &AppState, token: &str, now: i64) -> Option<AccessClaims> {
+    match state.verify_access(token, now).await {
+        Ok(claims) => Some(claims),
+        Err(e) => {
+            tracing::debug!(error = %e, "bearer rejected");
+            None
+        }
+    }
+}
+
 /// A verified access token whose session is live.
 #[derive(Debug, Clone)]
 pub struct AuthSession {
@@ -195,12 +207,8 @@ impl AuthSession {
     /// Only when the store fails.
     pub async fn verify(state: &AppState, token: &str) -> Result<Option<Self>, ApiError> {
         let now = state.now();
-        let claims = match state.verify_access(token, now).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(error = %e, "bearer rejected");
-                return Ok(None);
-            }
+        let Some(claims) = verified_claims(state, token, now).await else {
+            return Ok(None);
         };
         let Some(session) = state.store().get_session(&claims.sid).await? else {
             return Ok(None);
@@ -231,12 +239,8 @@ impl LiveToken {
     /// Only when the store fails.
     pub async fn verify(state: &AppState, token: &str) -> Result<Option<Self>, ApiError> {
         let now = state.now();
-        let claims = match state.verify_access(token, now).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(error = %e, "bearer rejected");
-                return Ok(None);
-            }
+        let Some(claims) = verified_claims(state, token, now).await else {
+            return Ok(None);
         };
         let Some(status) = state.store().session_status(&claims.sid).await? else {
             return Ok(None);
