@@ -21,7 +21,7 @@ build_pkg() {
   # target rustflags of .cargo/config.toml, so its stack size is repeated here.
   # `core` and `alloc` are rebuilt from rust-src for the module (CARGO_UNSTABLE_BUILD_STD) with
   # `-Cpanic=immediate-abort`: a panic anywhere, the standard library's included, is a bare trap,
-  # so no panic message or location is left in the data segment (bench/size.md: -545 B brotli).
+  # so no panic message or location is left in the data segment (bench/size.md: -542 B brotli).
   local flags="-C link-arg=-zstack-size=65536 -Zlocation-detail=none -Zfmt-debug=none -Zunstable-options -Cpanic=immediate-abort"
   local std="core,alloc"
   RUSTC_BOOTSTRAP=1 CARGO_UNSTABLE_BUILD_STD=$std RUSTFLAGS="$flags" wasm-pack --quiet build --release --target web --out-dir pkg --mode no-install
