@@ -1406,3 +1406,127 @@ fn a_resuming_tab_keeps_its_own_answer_when_the_newer_token_it_saw_cannot_reach_
     assert_eq!(second.state(), SessionState::Active);
     assert_eq!(second.access_token(), Some("a1"));
 }
+
+/// A tab without Web Locks and without a bus, signed in with a token of `ttl` at T0, that
+/// then read in the shared record a newer token another tab obtained at `T0 + newer_at`
+/// (whose bus message cannot reach it). Returns the engine and the record.
+fn behind_without_a_bus(ttl: Millis, newer_at: Millis) -> (Engine, Vec<u8>) {
+    let c = Config {
+        web_locks: false,
+        refresh_lead: 1_500,
+        ..cfg()
+    };
+    let mut e = Engine::new(c, 2, 9, T0);
+    e.handle(T0, Input::Shared(None));
+    login(
+        &mut e,
+        T0,
+        Tokens {
+            expires_in_ms: ttl,
+            ..tokens("a0")
+        },
+    );
+    let mut store = last_persist(&drain(&mut e)).unwrap();
+    let mut newer = e.token_meta().unwrap();
+    newer.stamp.serial += 1;
+    newer.stamp.tab = 1;
+    newer.issued_at = T0 + newer_at;
+    newer.expires_at = T0 + newer_at + ttl;
+    let rec = Shared {
+        token: Some(newer),
+        ..Shared::default()
+    };
+    store = merge(Some(&store), &rec.encode());
+    e.handle(T0 + newer_at + 10, Input::Shared(Some(store.clone())));
+    drain(&mut e);
+    (e, store)
+}
+
+#[test]
+fn a_401_for_a_token_that_ran_out_behind_a_silent_bus_refreshes_at_once() {
+    // Seen in WebKitGTK without BroadcastChannel or Web Locks (4 tabs, 4 s tokens): another
+    // tab had refreshed, this tab's own token ran out, and its API call got 401 back. The 401
+    // proves the token is dead; asking a bus that never answers three times over before
+    // refreshing from the cookie — or waiting for the newer token's own due time, which only
+    // one of the tabs refreshes at — left the call failing.
+    let ttl = 4_000;
+    let (mut e, mut store) = behind_without_a_bus(ttl, 3_900);
+    let at = T0 + ttl + 100;
+    e.handle(at, Input::Shared(Some(store.clone())));
+    e.handle(
+        at,
+        Input::AccessRejected {
+            access_token: "a0".into(),
+        },
+    );
+    drain(&mut e);
+    assert!(e.refreshing(), "the 401 forced a refresh");
+    let sent = until_it_refreshes(&mut e, &mut store, at);
+    let c = Config::default();
+    assert!(
+        sent - at <= c.join_wait * 4 + c.claim_settle,
+        "refresh sent {} ms after the 401",
+        sent - at
+    );
+}
+
+#[test]
+fn a_401_once_a_forced_token_is_due_forces_again() {
+    // A token that a forced refresh produced is not forced again by a 401 (the 401 is about
+    // permissions) — but only while it is fresh: once it is due for its own refresh, a 401
+    // is its expiry, and the call must wait for the new token, not return the 401.
+    let ttl = 4_000;
+    let (mut e, _bus, _shared) = signed_in(
+        2,
+        Config {
+            refresh_lead: 1_500,
+            ..cfg()
+        },
+    );
+    let at = T0 + 2_500;
+    e.handle(
+        at,
+        Input::AccessRejected {
+            access_token: "a0".into(),
+        },
+    );
+    drain(&mut e);
+    e.handle(at, Input::Timer);
+    drain(&mut e);
+    e.handle(at + 1, lock_granted(&e));
+    assert!(sends_refresh(&drain(&mut e)));
+    e.handle(
+        at + 20,
+        refresh_ok(
+            &e,
+            Tokens {
+                expires_in_ms: ttl,
+                ..tokens("a1")
+            },
+        ),
+    );
+    drain(&mut e);
+    assert_eq!(e.access_token(), Some("a1"));
+    // Fresh: a 401 is about something else.
+    e.handle(
+        at + 100,
+        Input::AccessRejected {
+            access_token: "a1".into(),
+        },
+    );
+    drain(&mut e);
+    assert!(!e.refreshing(), "a fresh forced token is not forced again");
+    // Past its expiry (its scheduled refresh did not happen: a throttled background tab).
+    let late = at + 20 + ttl + 50;
+    e.handle(
+        late,
+        Input::AccessRejected {
+            access_token: "a1".into(),
+        },
+    );
+    drain(&mut e);
+    assert!(
+        e.refreshing(),
+        "a 401 for a forced token that ran out forces a refresh"
+    );
+}

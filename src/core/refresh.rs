@@ -160,10 +160,14 @@ impl Engine {
                 // refresh.
                 return false;
             }
-            if now >= h.meta.planned_expiry() && self.refresh.asks.attempt >= 3 {
-                // Cookie mode, our token ran out and asking the other tabs for the newest one
-                // failed repeatedly (its holder is gone): refresh ourselves — the cookie is the
-                // newest refresh token, so this is simply its refresh, a little early.
+            // Cookie mode, our token ran out and asking the other tabs for the newest one
+            // failed repeatedly (its holder is gone, or there is no bus): refresh ourselves —
+            // the cookie is the newest refresh token, so this is simply its refresh, a little
+            // early. After a 401 (the server says our token is dead, a call waits) one
+            // unanswered ask is enough.
+            let patience = if self.refresh.forced { 1 } else { 3 };
+            let dead = self.refresh.forced || now >= h.meta.planned_expiry();
+            if dead && self.refresh.asks.attempt >= patience {
                 return true;
             }
         }
@@ -311,11 +315,13 @@ impl Engine {
     fn wants_token(&self, now: Millis) -> bool {
         let Some(t) = self.target() else { return false };
         match &self.held {
-            // Behind within our session: only once our token ran out. A newer session
-            // (a login elsewhere) supersedes ours at once.
+            // Behind within our session: only once our token ran out (or a 401 said so). A
+            // newer session (a login elsewhere) supersedes ours at once.
             Some(h) => {
                 t.stamp > h.meta.stamp
-                    && (now >= h.meta.planned_expiry() || t.stamp.session != h.meta.stamp.session)
+                    && (now >= h.meta.planned_expiry()
+                        || self.refresh.forced
+                        || t.stamp.session != h.meta.stamp.session)
             }
             None => {
                 !self.refresh.resuming
