@@ -123,6 +123,8 @@ let sawLogout = false; // this page saw the session end (so logged-out shows the
 let lastLogout = null;
 let clearedShown = ""; // the report last rendered, to re-render when the SDK adds to it
 let stillVisible = false; // the last check found site data left (an async removal not done)
+let checking = false; // a check of what the page still sees is running
+let rechecks = 0; // checks left before the page stops re-checking what is still visible
 let whoamiTried = false; // asked /api/me for the user's name in this sign-in
 
 /** @returns {SessionState | "loading"} */
@@ -172,9 +174,21 @@ function onStateChange(previous, s) {
  */
 function refreshCleared(e) {
   const now = JSON.stringify([e.cleared, e.remaining]);
-  if (now === clearedShown && !stillVisible) return;
+  if (checking || (now === clearedShown && !stillVisible)) return;
   clearedShown = now;
-  renderCleared(e).then((still) => (stillVisible = still.length > 0));
+  checking = true;
+  renderCleared(e)
+    .then(
+      (still) => (stillVisible = still.length > 0),
+      () => (stillVisible = true),
+    )
+    .finally(() => {
+      checking = false;
+      // Removals finish in the background (the SDK's, the browser's Clear-Site-Data): look
+      // again shortly while something is still visible, for a while.
+      if (stillVisible && rechecks-- > 0) setTimeout(render, 250);
+      else if (JSON.stringify([e.cleared, e.remaining]) !== clearedShown) render();
+    });
 }
 
 /**
@@ -225,6 +239,7 @@ function onSdkEvent(e) {
       wantLogin = false;
       lastLogout = e;
       clearedShown = "";
+      rechecks = 40;
       announce(`Signed out (${e.reason}).`);
       render();
       focusClearedTitle();

@@ -12,7 +12,27 @@ export const DEMO_DATA_NAME = "tessera-demo";
  * @property {string[]} sessionStorage
  * @property {string[]} indexedDb
  * @property {string[]} caches
+ * @property {string[]} unanswered the stores that did not answer in time (IndexedDB, caches)
  */
+
+/** How long a storage query may take before the inventory says it did not answer. */
+const QUERY_MS = 1_000;
+
+/**
+ * `p`'s value, or `null` when it has not settled within `ms`: a browser busy clearing site
+ * data (the logout answer's `Clear-Site-Data`) can leave a query pending for good — seen in
+ * Chromium: `indexedDB.databases()` never answered, and the page's check never showed.
+ * @template T
+ * @param {Promise<T>} p
+ * @param {number} ms
+ * @returns {Promise<T | null>}
+ */
+function within(p, ms) {
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let timer;
+  const late = new Promise((resolve) => (timer = setTimeout(() => resolve(null), ms)));
+  return /** @type {Promise<T | null>} */ (Promise.race([p, late])).finally(() => clearTimeout(timer));
+}
 
 /** Every path prefix of this page's path, on each of which a cookie is visible here: "/", "/a", "/a/b"… */
 export function cookiePaths() {
@@ -69,16 +89,22 @@ export async function inventory() {
     .map((c) => c.trim().split("=")[0])
     .filter(Boolean);
   /** @type {string[]} */
+  const unanswered = [];
+  /** @type {string[]} */
   let indexedDb = [];
   try {
-    indexedDb = (await indexedDB.databases()).flatMap((d) => (d.name ? [d.name] : []));
+    const dbs = await within(indexedDB.databases(), QUERY_MS);
+    if (dbs) indexedDb = dbs.flatMap((d) => (d.name ? [d.name] : []));
+    else unanswered.push("IndexedDB");
   } catch {
     // indexedDB.databases() is missing in some browsers: report nothing rather than guess.
   }
   /** @type {string[]} */
   let cacheNames = [];
   try {
-    cacheNames = await caches.keys();
+    const names = await within(caches.keys(), QUERY_MS);
+    if (names) cacheNames = names;
+    else unanswered.push("Cache Storage");
   } catch {
     // Cache Storage needs a secure context.
   }
@@ -88,5 +114,6 @@ export async function inventory() {
     sessionStorage: Object.keys(sessionStorage),
     indexedDb,
     caches: cacheNames,
+    unanswered,
   };
 }

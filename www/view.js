@@ -183,6 +183,7 @@ export async function renderCleared(e) {
     ...left.sessionStorage.map((k) => `sessionStorage ${k}`),
     ...left.indexedDb.filter((n) => n === DEMO_DATA_NAME).map((n) => `IndexedDB ${n}`),
     ...left.caches.filter((n) => n === DEMO_DATA_NAME).map((n) => `cache ${n}`),
+    ...left.unanswered.map((store) => `${store} (did not answer yet)`),
   ];
   const items = lines.map((text) => {
     const li = document.createElement("li");
