@@ -37,7 +37,8 @@ run lint bash scripts/lint.sh
 # cargo-nextest runs the test binaries side by side (cargo test runs them one after the other),
 # each test in its own process, six at a time: most server tests wait on real processes
 # (redis-server, Sentinel failovers, a Cluster, slow-client timeouts), not on the CPU. Every
-# test runs (--no-fail-fast, no retries). Doc tests are not nextest's: `cargo test --doc`.
+# test runs (--no-fail-fast, no retries); the long ones start first (.config/nextest.toml).
+# Doc tests are not nextest's: `cargo test --doc`.
 # Without cargo-nextest, `cargo test --workspace` runs the same tests one binary at a time.
 native_tests() {
   if cargo nextest --version >/dev/null 2>&1; then
