@@ -21,14 +21,14 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
+use js_sys::{Array, Function, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::boundary::{effect, input};
 use crate::core::{
-    merge_shared, Config, Effect, Engine, Event, Input, InvalidConfig, LogoutReason, Millis,
-    RequestId, SessionState, Setting, Tokens,
+    merge_shared, wire::codec::utf8, Config, Effect, Engine, Event, Input, InvalidConfig,
+    LogoutReason, Millis, RequestId, SessionState, Setting, Tokens,
 };
 
 mod types;
@@ -67,6 +67,14 @@ extern "C" {
 extern "C" {
     #[wasm_bindgen(js_name = hasLocks)]
     fn has_locks() -> bool;
+    /// The option `name` of the `Session.start` options as a number: -1 absent (`undefined`,
+    /// the options not an object, or the read threw), 0 for `null`, the number when it is
+    /// finite and `>= 0`, -3 for `false`, -2 for anything else. No JS value crosses into Rust.
+    #[wasm_bindgen(js_name = opt)]
+    fn opt(options: &JsValue, name: &str) -> f64;
+    /// 32 bits from `crypto.getRandomValues` (0 where it is missing).
+    #[wasm_bindgen(js_name = rnd)]
+    fn rnd() -> u32;
     /// One effect as the array `Core::poll` returns.
     #[wasm_bindgen(js_name = fx)]
     fn fx(
@@ -105,16 +113,7 @@ fn now() -> u64 {
 }
 
 fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    let _ = getrandom::fill(&mut b);
-    u64::from_le_bytes(b)
-}
-
-fn get(obj: &JsValue, key: &str) -> JsValue {
-    if !obj.is_object() {
-        return JsValue::UNDEFINED;
-    }
-    Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+    u64::from(rnd()) << 32 | u64::from(rnd())
 }
 
 /// The engine configuration from the `Session.start` options, checked in one place
@@ -125,42 +124,44 @@ fn config_from(o: &JsValue) -> Result<Config, InvalidConfig> {
     let mut c = Config::default();
     let mut given = 0;
     for setting in Setting::ALL {
-        let v = get(o, setting.option());
-        if v.is_undefined() {
+        let ms = opt(o, setting.option());
+        if ms == -1.0 {
             continue;
         }
-        let ms = match v.as_f64() {
-            None if v.is_null() => 0.0,
-            Some(n) if n >= 0.0 && n.is_finite() => n,
-            _ => {
-                return Err(InvalidConfig {
-                    setting,
-                    problem: "must be a number >= 0",
-                })
-            }
-        };
+        if ms < 0.0 {
+            return Err(InvalidConfig {
+                setting,
+                problem: "must be a number >= 0",
+            });
+        }
         c.set(setting, ms as u64);
         given |= setting.bit();
     }
-    c.web_locks = has_locks() && get(o, "webLocks").as_bool() != Some(false);
+    c.web_locks = has_locks() && opt(o, "webLocks") != -3.0;
     c.resolve_given(given)
 }
 
-/// Parses a login / MFA / refresh answer body into engine tokens (`expires_in` in seconds).
-fn tokens_from(body: &JsValue) -> Option<Tokens> {
-    let access_token = get(body, "access_token").as_string()?;
-    let secs = get(body, "expires_in").as_f64()?;
+/// A text the driver sent as UTF-8 bytes (absent when it was not a string).
+fn text(b: Option<Vec<u8>>) -> Option<String> {
+    utf8(&b?)
+}
+
+/// A login / MFA / refresh answer as the driver sends it (`expires_in` in seconds, NaN when
+/// not a number; the access token, refresh token, session id and user as texts) into engine
+/// tokens.
+fn tokens_from(secs: f64, t: [Option<Vec<u8>>; 4]) -> Option<Tokens> {
+    let [access, refresh, session, user] = t;
+    let access_token = text(access)?;
     // Rejects NaN and negatives alike.
     if secs.is_nan() || secs < 0.0 {
         return None;
     }
-    let session = get(body, "session");
     Some(Tokens {
         access_token,
         expires_in_ms: (secs * 1000.0).min(1e15) as u64,
-        refresh_token: get(body, "refresh_token").as_string(),
-        session: get(&session, "id").as_string(),
-        user: get(&session, "user").as_string(),
+        refresh_token: text(refresh),
+        session: text(session),
+        user: text(user),
     })
 }
 
@@ -192,25 +193,40 @@ impl Core {
     }
 
     // Feeds one input (a `boundary::input` kind); `id` is the request an
-    // answer belongs to (0 for inputs that answer nothing). Untrusted payloads (bus text,
+    // answer belongs to (0 for inputs that answer nothing). No JS value crosses: `n` is the
+    // input's number (a flag: `> 0`; a `Retry-After`; `expires_in`; NaN when absent), `a` its
+    // bytes or its text as UTF-8 (`#drive` in driver.js), and a tokens answer brings its
+    // refresh token, session id and user as `b`, `c`, `d`. Untrusted payloads (bus bytes,
     // stored records, server bodies) are decoded here; anything malformed becomes an input the
     // engine rejects and counts, never a panic.
-    pub fn handle(&mut self, kind: u8, id: u32, arg: JsValue, bytes: Option<Vec<u8>>) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn handle(
+        &mut self,
+        kind: u8,
+        id: u32,
+        n: f64,
+        a: Option<Vec<u8>>,
+        b: Option<Vec<u8>>,
+        c: Option<Vec<u8>>,
+        d: Option<Vec<u8>>,
+    ) {
         let id = RequestId(id);
+        let flag = n > 0.0;
+        let bytes = a;
         let input = match kind {
             input::RESTORE => Input::Restore(bytes.unwrap_or_default()),
             input::RESUME => {
                 // `true`: no other tab of this origin is alive, nobody could answer a join.
-                self.engine.set_alone(arg.is_truthy());
+                self.engine.set_alone(flag);
                 Input::Resume
             }
-            input::LOGIN_OK => match tokens_from(&arg) {
+            input::LOGIN_OK => match tokens_from(n, [bytes, b, c, d]) {
                 Some(tokens) => Input::LoginSucceeded { id, tokens },
                 None => Input::LoginFailed { id },
             },
             input::MFA => Input::MfaRequired { id },
             input::LOGIN_FAILED => Input::LoginFailed { id },
-            input::REFRESH_OK => match tokens_from(&arg) {
+            input::REFRESH_OK => match tokens_from(n, [bytes, b, c, d]) {
                 Some(tokens) => Input::RefreshSucceeded { id, tokens },
                 None => Input::RefreshFailed {
                     id,
@@ -218,7 +234,7 @@ impl Core {
                 },
             },
             input::REFRESH_REJECTED => {
-                match arg.as_string().as_deref().and_then(LogoutReason::from_code) {
+                match text(bytes).as_deref().and_then(LogoutReason::from_code) {
                     Some(reason) => Input::RefreshRejected { id, reason },
                     None => Input::RefreshFailed {
                         id,
@@ -228,10 +244,10 @@ impl Core {
             }
             input::REFRESH_FAILED => Input::RefreshFailed {
                 id,
-                retry_after: arg.as_f64().filter(|v| *v >= 0.0).map(|v| v as u64),
+                retry_after: (n >= 0.0).then_some(n as u64),
             },
             input::ACCESS_REJECTED => Input::AccessRejected {
-                access_token: arg.as_string().unwrap_or_default(),
+                access_token: text(bytes).unwrap_or_default(),
             },
             // Bus messages and the shared record travel as base64url text; the driver decodes
             // it (garbage becomes an empty or one-byte array, which the engine rejects).
@@ -243,11 +259,9 @@ impl Core {
             input::TIMER => Input::Timer,
             input::ACTIVITY => Input::Activity,
             input::STAY => Input::StayActive,
-            input::LOGOUT => Input::Logout {
-                everywhere: arg.is_truthy(),
-            },
-            input::VISIBLE => Input::Visibility(arg.is_truthy()),
-            input::ONLINE => Input::Online(arg.is_truthy()),
+            input::LOGOUT => Input::Logout { everywhere: flag },
+            input::VISIBLE => Input::Visibility(flag),
+            input::ONLINE => Input::Online(flag),
             input::LOGIN_STARTED => Input::LoginStarted,
             input::LOGOUT_DONE => Input::LogoutAnswered { id },
             _ => return,

@@ -86,10 +86,15 @@ function unb64(text) {
   if (/[^\w-]/.test(t) || t.length % 4 === 1) return null;
   return Uint8Array.from(atob(t.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
 }
+var utf8 = (s) => typeof s === "string" ? new TextEncoder().encode(s) : null;
 function aad(origin, name) {
-  const out = [...new TextEncoder().encode("tessera-vault"), 1];
+  const out = [.../** @type {Uint8Array} */
+  utf8("tessera-vault"), 1];
   for (const s of [origin, name]) {
-    const b = new TextEncoder().encode(s);
+    const b = (
+      /** @type {Uint8Array} */
+      utf8(s)
+    );
     const n = Math.min(b.length, 65535);
     out.push(n >> 8, n & 255, ...b);
   }
@@ -592,14 +597,26 @@ var Driver = class {
   }
   // ---- the engine loop -------------------------------------------------------------------
   // `id`: the request an answer belongs to (the id of the effect that asked).
+  // No JS value crosses into Wasm (`Core::handle`): bytes (bus message, token record) as
+  // bytes, a text (problem code, refused token) as UTF-8, a flag or number as a number, a
+  // tokens answer (an object) as `expires_in` and its four texts.
   /**
    * @param {number} kind an input kind (boundary.js)
-   * @param {unknown} [arg]
+   * @param {any} [arg]
    * @param {number} [id]
    */
   #drive(kind, arg, id) {
     if (this.#dead) return;
-    this.#c.handle(kind, id || 0, arg, arg instanceof Uint8Array ? arg : null);
+    const o = arg && typeof arg === "object" && !(arg instanceof Uint8Array) && arg, s = o && o.session;
+    this.#c.handle(
+      kind,
+      id || 0,
+      o ? typeof o.expires_in === "number" ? o.expires_in : NaN : +arg,
+      o ? utf8(o.access_token) : arg instanceof Uint8Array ? arg : utf8(arg),
+      o && utf8(o.refresh_token),
+      s && utf8(s.id),
+      s && utf8(s.user)
+    );
     this.#pump();
   }
   #pump() {
@@ -627,7 +644,7 @@ var Driver = class {
       if (!this.#kind) this.#storageFailed(e);
       return;
     }
-    if (!this.#dead) this.#c.handle(SHARED, 0, null, v === null ? null : unb64(v) || Uint8Array.of(0));
+    if (!this.#dead) this.#c.handle(SHARED, 0, 0, v === null ? null : unb64(v) || Uint8Array.of(0));
     return v;
   }
   // e: [kind, id, n, flag, s, t, bytes] (`fx`); per kind: refresh (id, s: refresh token),
@@ -1155,6 +1172,21 @@ function lset(k, v) {
 // src/browser/js/session.js
 var reject = (option, problem) => Promise.reject(error("invalid_options", option + ": " + problem));
 var fx = (k, id, n, f, s, t, b) => [k, id, n, f, s, t, b.slice()];
+var opt = (o, k) => {
+  try {
+    const v = o && typeof o === "object" ? o[k] : void 0;
+    return v === void 0 ? -1 : v === null ? 0 : v === false ? -3 : typeof v === "number" && v >= 0 && v < 1 / 0 ? v : -2;
+  } catch {
+    return -1;
+  }
+};
+var rnd = () => {
+  try {
+    return crypto.getRandomValues(new Uint32Array(1))[0];
+  } catch {
+    return 0;
+  }
+};
 var list = (...a) => a;
 function start(core, o) {
   o = o && typeof o === "object" ? o : {};
@@ -1179,7 +1211,9 @@ export {
   fx,
   hasLocks,
   list,
+  opt,
   reject,
+  rnd,
   start,
   wipeCookies
 };

@@ -2,7 +2,7 @@
 
 import { RESTORE, RESUME, LOGIN_OK, MFA, LOGIN_FAILED, REFRESH_OK, REFRESH_REJECTED, REFRESH_FAILED, ACCESS_REJECTED, BUS, SHARED, LOCK_GRANTED, LOCK_UNAVAILABLE, LOCK_LOST, TIMER, ACTIVITY, STAY, LOGOUT, VISIBLE, ONLINE, LOGIN_STARTED, LOGOUT_DONE, FX_REFRESH, FX_LOGOUT, FX_LOCK, FX_UNLOCK, FX_BROADCAST, FX_SHARED, FX_STORE, FX_WIPE, FX_EMIT, FX_LOGIN, STATES } from "./boundary.js";
 import { words, error, tokensOk, gone, bearerRejected, offline, post } from "./transport.js";
-import { kidOf, sessionKey, b64, unb64, aad, parse, gcm } from "./vault.js";
+import { kidOf, sessionKey, b64, unb64, aad, parse, gcm, utf8 } from "./vault.js";
 import { ActivityTracker } from "./activity.js";
 import { hasLocks, lockRequest } from "./locks.js";
 import { wipeIndexedDb, wipeCaches, wipeWorkers, wipeStorage, wipeCookies } from "./cleanup.js";
@@ -302,15 +302,27 @@ export class Driver {
   // ---- the engine loop -------------------------------------------------------------------
 
   // `id`: the request an answer belongs to (the id of the effect that asked).
+  // No JS value crosses into Wasm (`Core::handle`): bytes (bus message, token record) as
+  // bytes, a text (problem code, refused token) as UTF-8, a flag or number as a number, a
+  // tokens answer (an object) as `expires_in` and its four texts.
   /**
    * @param {number} kind an input kind (boundary.js)
-   * @param {unknown} [arg]
+   * @param {any} [arg]
    * @param {number} [id]
    */
   #drive(kind, arg, id) {
     if (this.#dead) return;
-    // Bytes (bus message, token record, shared record) cross as bytes, anything else as a value.
-    this.#c.handle(kind, id || 0, arg, arg instanceof Uint8Array ? arg : null);
+    const o = arg && typeof arg === "object" && !(arg instanceof Uint8Array) && arg,
+      s = o && o.session;
+    this.#c.handle(
+      kind,
+      id || 0,
+      o ? (typeof o.expires_in === "number" ? o.expires_in : NaN) : +arg,
+      o ? utf8(o.access_token) : arg instanceof Uint8Array ? arg : utf8(arg),
+      o && utf8(o.refresh_token),
+      s && utf8(s.id),
+      s && utf8(s.user)
+    );
     this.#pump();
   }
 
@@ -342,7 +354,7 @@ export class Driver {
       return; // storage broken: nothing to read (never report "absent")
     }
     // Absent: null; garbage: a byte the engine rejects (and counts).
-    if (!this.#dead) this.#c.handle(SHARED, 0, null, v === null ? null : unb64(v) || Uint8Array.of(0));
+    if (!this.#dead) this.#c.handle(SHARED, 0, 0, v === null ? null : unb64(v) || Uint8Array.of(0));
     return v;
   }
 

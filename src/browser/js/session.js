@@ -27,6 +27,29 @@ export const reject = (option, problem) => Promise.reject(error("invalid_options
  * @param {string | undefined} s @param {string | undefined} t @param {Uint8Array} b
  */
 export const fx = (k, id, n, f, s, t, b) => [k, id, n, f, s, t, b.slice()];
+// A `Session.start` option as `config_from` (mod.rs) reads it: -1 absent (or the options not
+// an object, or the read threw), 0 for null, a finite number >= 0 as itself, -3 for `false`,
+// -2 for anything else.
+/**
+ * @param {any} o
+ * @param {string} k
+ */
+export const opt = (o, k) => {
+  try {
+    const v = o && typeof o === "object" ? o[k] : void 0;
+    return v === void 0 ? -1 : v === null ? 0 : v === false ? -3 : typeof v === "number" && v >= 0 && v < 1 / 0 ? v : -2;
+  } catch {
+    return -1;
+  }
+};
+// 32 random bits for the engine's seeds (`random_u64` in mod.rs); 0 without WebCrypto.
+export const rnd = () => {
+  try {
+    return crypto.getRandomValues(new Uint32Array(1))[0];
+  } catch {
+    return 0;
+  }
+};
 // `Core::stats` (mod.rs): numbers as an array.
 /** @param {number[]} a */
 export const list = (...a) => a;
