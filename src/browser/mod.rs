@@ -147,11 +147,14 @@ fn text(b: Option<Vec<u8>>) -> Option<String> {
 }
 
 /// A login / MFA / refresh answer as the driver sends it (`expires_in` in seconds, NaN when
-/// not a number; the access token, refresh token, session id and user as texts) into engine
-/// tokens.
-fn tokens_from(secs: f64, t: [Option<Vec<u8>>; 4]) -> Option<Tokens> {
-    let [access, refresh, session, user] = t;
-    let access_token = text(access)?;
+/// not a number; the access token, refresh token, session id and user as one byte array:
+/// each as UTF-8 followed by `0xff`, an absent one as `0xfe`, which is no UTF-8 either) into
+/// engine tokens.
+fn tokens_from(secs: f64, bytes: Option<Vec<u8>>) -> Option<Tokens> {
+    let bytes = bytes?;
+    let mut texts = bytes.split(|b| *b == 0xff).map(utf8);
+    let mut next = || texts.next().flatten();
+    let access_token = next()?;
     // Rejects NaN and negatives alike.
     if secs.is_nan() || secs < 0.0 {
         return None;
@@ -159,9 +162,9 @@ fn tokens_from(secs: f64, t: [Option<Vec<u8>>; 4]) -> Option<Tokens> {
     Some(Tokens {
         access_token,
         expires_in_ms: (secs * 1000.0).min(1e15) as u64,
-        refresh_token: text(refresh),
-        session: text(session),
-        user: text(user),
+        refresh_token: next(),
+        session: next(),
+        user: next(),
     })
 }
 
@@ -194,25 +197,14 @@ impl Core {
 
     // Feeds one input (a `boundary::input` kind); `id` is the request an
     // answer belongs to (0 for inputs that answer nothing). No JS value crosses: `n` is the
-    // input's number (a flag: `> 0`; a `Retry-After`; `expires_in`; NaN when absent), `a` its
-    // bytes or its text as UTF-8 (`#drive` in driver.js), and a tokens answer brings its
-    // refresh token, session id and user as `b`, `c`, `d`. Untrusted payloads (bus bytes,
-    // stored records, server bodies) are decoded here; anything malformed becomes an input the
-    // engine rejects and counts, never a panic.
-    #[allow(clippy::too_many_arguments)]
-    pub fn handle(
-        &mut self,
-        kind: u8,
-        id: u32,
-        n: f64,
-        a: Option<Vec<u8>>,
-        b: Option<Vec<u8>>,
-        c: Option<Vec<u8>>,
-        d: Option<Vec<u8>>,
-    ) {
+    // input's number (a flag: `> 0`; a `Retry-After`; `expires_in`; NaN when absent), `bytes`
+    // its bytes, its text as UTF-8, or a tokens answer's four texts (`#drive` in driver.js,
+    // `tokens_from`). Untrusted payloads (bus bytes, stored records, server bodies) are
+    // decoded here; anything malformed becomes an input the engine rejects and counts, never
+    // a panic.
+    pub fn handle(&mut self, kind: u8, id: u32, n: f64, bytes: Option<Vec<u8>>) {
         let id = RequestId(id);
         let flag = n > 0.0;
-        let bytes = a;
         let input = match kind {
             input::RESTORE => Input::Restore(bytes.unwrap_or_default()),
             input::RESUME => {
@@ -220,13 +212,13 @@ impl Core {
                 self.engine.set_alone(flag);
                 Input::Resume
             }
-            input::LOGIN_OK => match tokens_from(n, [bytes, b, c, d]) {
+            input::LOGIN_OK => match tokens_from(n, bytes) {
                 Some(tokens) => Input::LoginSucceeded { id, tokens },
                 None => Input::LoginFailed { id },
             },
             input::MFA => Input::MfaRequired { id },
             input::LOGIN_FAILED => Input::LoginFailed { id },
-            input::REFRESH_OK => match tokens_from(n, [bytes, b, c, d]) {
+            input::REFRESH_OK => match tokens_from(n, bytes) {
                 Some(tokens) => Input::RefreshSucceeded { id, tokens },
                 None => Input::RefreshFailed {
                     id,

@@ -304,7 +304,8 @@ export class Driver {
   // `id`: the request an answer belongs to (the id of the effect that asked).
   // No JS value crosses into Wasm (`Core::handle`): bytes (bus message, token record) as
   // bytes, a text (problem code, refused token) as UTF-8, a flag or number as a number, a
-  // tokens answer (an object) as `expires_in` and its four texts.
+  // tokens answer (an object) as `expires_in` and its four texts in one array, each followed
+  // by 0xff, an absent one as 0xfe (neither byte occurs in UTF-8; `tokens_from` in mod.rs).
   /**
    * @param {number} kind an input kind (boundary.js)
    * @param {any} [arg]
@@ -312,16 +313,15 @@ export class Driver {
    */
   #drive(kind, arg, id) {
     if (this.#dead) return;
-    const o = arg && typeof arg === "object" && !(arg instanceof Uint8Array) && arg,
-      s = o && o.session;
+    const o = arg && typeof arg === "object" && !(arg instanceof Uint8Array) && arg;
+    /** @type {number[]} */
+    const texts = [];
+    if (o) for (const t of [o.access_token, o.refresh_token, o.session?.id, o.session?.user]) texts.push(...(utf8(t) || [254]), 255);
     this.#c.handle(
       kind,
       id || 0,
       o ? (typeof o.expires_in === "number" ? o.expires_in : NaN) : +arg,
-      o ? utf8(o.access_token) : arg instanceof Uint8Array ? arg : utf8(arg),
-      o && utf8(o.refresh_token),
-      s && utf8(s.id),
-      s && utf8(s.user)
+      o ? Uint8Array.from(texts) : arg instanceof Uint8Array ? arg : utf8(arg)
     );
     this.#pump();
   }

@@ -10,16 +10,8 @@ export type Bytes = Uint8Array<ArrayBuffer>;
 /** The Rust engine as the driver holds it: `Core` in src/browser/mod.rs (`impl Core`). */
 export interface Core {
   /** Feeds one input (`boundary.js` input kind); `id`: the request an answer belongs to; `n`
-   *  its number, `a` its bytes or text (UTF-8), `b`, `c`, `d` a tokens answer's other texts. */
-  handle(
-    kind: number,
-    id: number,
-    n: number,
-    a?: Uint8Array | null,
-    b?: Uint8Array | null,
-    c?: Uint8Array | null,
-    d?: Uint8Array | null
-  ): void;
+   *  its number; `bytes` its bytes or text (UTF-8; a tokens answer's four, `#drive`). */
+  handle(kind: number, id: number, n: number, bytes?: Uint8Array | null): void;
   /** The next effect, or `undefined` when the queue is empty. */
   poll(): Effect | undefined;
   /** When the engine wants `TIMER` (wall-clock ms), or -1. */
