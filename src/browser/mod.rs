@@ -86,9 +86,6 @@ extern "C" {
         t: Option<&str>,
         bytes: &[u8],
     ) -> JsValue;
-    /// `[a, b, c, d]`.
-    #[wasm_bindgen(js_name = list)]
-    fn list(a: f64, b: f64, c: f64, d: f64) -> JsValue;
     /// A rejected promise with an `Error` of code `invalid_options`, its message
     /// `"<option>: <problem>"`.
     #[wasm_bindgen(js_name = reject)]
@@ -339,15 +336,6 @@ impl Core {
         fx(k, id.0, n as f64, flag, s, t, b)
     }
 
-    // The state as an index into `SessionState::ALL` (`STATES` in the performer's boundary.js).
-    pub fn state(&self) -> u8 {
-        let state = self.engine.state();
-        SessionState::ALL
-            .iter()
-            .position(|s| *s == state)
-            .unwrap_or(0) as u8
-    }
-
     // The bearer token while signed in (a JS string made in place, no owned copy).
     pub fn token(&self) -> JsValue {
         self.engine
@@ -355,37 +343,31 @@ impl Core {
             .map_or(JsValue::UNDEFINED, JsValue::from_str)
     }
 
-    // When the engine wants `Timer` (wall-clock ms), or -1.
-    pub fn deadline(&self) -> f64 {
-        self.engine.next_deadline().map_or(-1.0, |t| t as f64)
-    }
-
-    // Whether a refresh is wanted or under way (after a 401: whether it forced one).
-    pub fn refreshing(&self) -> bool {
-        self.engine.refreshing()
-    }
-
-    // The serial of the newest live token in the shared record (0: none).
-    pub fn seen(&self) -> f64 {
-        self.engine.shared_serial() as f64
-    }
-
-    // Whether the resume is still undecided (no token, no answer, no failure yet).
-    pub fn pending(&self) -> bool {
-        self.engine.resume_pending()
-    }
-
-    // `[busMalformed, sharedMalformed, refreshSent, idleDeadline]` (the idle deadline in
-    // wall-clock ms while signed in with an idle timeout, else -1).
-    pub fn stats(&self) -> JsValue {
-        let s = self.engine.stats();
-        let idle = self.engine.idle_deadline().map_or(-1.0, |t| t as f64);
-        list(
-            s.bus_malformed.into(),
-            s.shared_malformed.into(),
-            s.refresh_sent.into(),
-            idle,
-        )
+    // One number about the engine, by `what` (one export for all of them: each export costs
+    // a shim in the module and a method in the glue): 0 when it wants `Timer` (wall-clock ms,
+    // or -1); 1 whether the resume is still undecided (no token, no answer, no failure yet);
+    // 2 whether a refresh is wanted or under way (after a 401: whether it forced one); 3 the
+    // serial of the newest live token in the shared record (0: none); 4 the state, an index
+    // into `SessionState::ALL` (`STATES` in the performer's boundary.js); 5, 6, 7 the counters
+    // busMalformed, sharedMalformed, refreshSent; 8 the idle deadline (wall-clock ms while
+    // signed in with an idle timeout, else -1). `num` in the performer's types.d.ts too.
+    pub fn num(&self, what: u8) -> f64 {
+        let e = &self.engine;
+        let ms = |t: Option<Millis>| t.map_or(-1.0, |t| t as f64);
+        match what {
+            0 => ms(e.next_deadline()),
+            1 => e.resume_pending().into(),
+            2 => e.refreshing().into(),
+            3 => e.shared_serial() as f64,
+            4 => SessionState::ALL
+                .iter()
+                .position(|s| *s == e.state())
+                .unwrap_or(0) as f64,
+            5 => e.stats().bus_malformed.into(),
+            6 => e.stats().shared_malformed.into(),
+            7 => e.stats().refresh_sent.into(),
+            _ => ms(e.idle_deadline()),
+        }
     }
 
     // Max-merges a shared record (bytes) into the stored one (bytes, or null when absent or

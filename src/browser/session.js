@@ -239,11 +239,11 @@ async function wipeWorkers(_, left) {
 function wipeStorage(name, all, keys, keep, left) {
   try {
     const s = globalThis[name];
-    const list2 = all ? Object.keys(s).filter((k) => !keep.includes(k)) : keys.filter((k) => s.getItem(k) !== null);
-    for (const k of list2) s.removeItem(k);
-    const stuck = list2.filter((k) => s.getItem(k) !== null);
+    const list = all ? Object.keys(s).filter((k) => !keep.includes(k)) : keys.filter((k) => s.getItem(k) !== null);
+    for (const k of list) s.removeItem(k);
+    const stuck = list.filter((k) => s.getItem(k) !== null);
     for (const k of stuck) left.push({ kind: name, name: k, why: "error" });
-    return all && !stuck.length ? "all" : list2.length - stuck.length;
+    return all && !stuck.length ? "all" : list.length - stuck.length;
   } catch (_) {
     return 0;
   }
@@ -448,10 +448,10 @@ var Driver = class {
     await this.#settleRevoke();
     const intact = this.#kind ? await this.#restore() !== false : true;
     if (o.resume !== false && intact && !this.#signedIn()) {
-      const sent = this.#c.stats()[2], revokes = this.#revokes;
+      const sent = this.#c.num(7), revokes = this.#revokes;
       this.#drive(RESUME, await solo);
-      for (const end = Date.now() + 3e4; !this.#dead && this.#c.pending() && Date.now() < end; ) await this.#next(100);
-      if (!this.#dead && !this.#signedIn() && this.#c.stats()[2] === sent && this.#revokes === revokes) await this.#adoptCookie();
+      for (const end = Date.now() + 3e4; !this.#dead && this.#c.num(1) && Date.now() < end; ) await this.#next(100);
+      if (!this.#dead && !this.#signedIn() && this.#c.num(7) === sent && this.#revokes === revokes) await this.#adoptCookie();
     }
     await solo;
     const early = (
@@ -583,7 +583,7 @@ var Driver = class {
     this.#pump();
     if (this.#signedIn()) return;
     if (this.#store) return void (shared || this.#restore());
-    const t = this.#c.seen();
+    const t = this.#c.num(3);
     if (t && t !== this.#seen) this.#seen = t, this.#drive(RESUME, true);
   }
   /**
@@ -625,7 +625,7 @@ var Driver = class {
   }
   #rearm() {
     if (this.#dead) return;
-    const t = this.#c.deadline();
+    const t = this.#c.num(0);
     if (t === this.#at) return;
     clearTimeout(this.#timer);
     this.#at = t;
@@ -826,7 +826,7 @@ var Driver = class {
   }
   #signedIn() {
     if (this.#dead) return false;
-    const s = this.#c.state();
+    const s = this.#c.num(4);
     return s === 2 || s === 3;
   }
   // ---- storage ----------------------------------------------------------------------------
@@ -1020,7 +1020,7 @@ var Driver = class {
   }
   // ---- the public methods (the `Session` API, see types.rs) -------------------------------
   get state() {
-    return this.#dead || STATES[this.#c.state()];
+    return this.#dead || STATES[this.#c.num(4)];
   }
   // Both are set by the `login` event, which comes before any signed-in state.
   get user() {
@@ -1036,12 +1036,12 @@ var Driver = class {
     ) : null;
   }
   get idleDeadline() {
-    const t = this.#signedIn() ? this.#c.stats()[3] : -1;
+    const t = this.#signedIn() ? this.#c.num(8) : -1;
     return t >= 0 ? t : null;
   }
   get stats() {
-    const s = this.#dead ? [0, 0, 0] : this.#c.stats();
-    return { busMalformed: s[0], sharedMalformed: s[1], refreshSent: s[2], persistent: !!this.#store };
+    const s = (i) => this.#dead ? 0 : this.#c.num(i);
+    return { busMalformed: s(5), sharedMalformed: s(6), refreshSent: s(7), persistent: !!this.#store };
   }
   /** @param {{ username: string, password: string }} c */
   login(c) {
@@ -1119,7 +1119,7 @@ var Driver = class {
       this.#alive();
       const n = this.#c.token();
       if (n !== t) return n ? send(n) : res;
-      if (!this.#c.refreshing() || Date.now() >= end) return res;
+      if (!this.#c.num(2) || Date.now() >= end) return res;
     }
   }
   /**
@@ -1187,7 +1187,6 @@ var rnd = () => {
     return 0;
   }
 };
-var list = (...a) => a;
 function start(core, o) {
   o = o && typeof o === "object" ? o : {};
   let d;
@@ -1210,7 +1209,6 @@ function start(core, o) {
 export {
   fx,
   hasLocks,
-  list,
   opt,
   reject,
   rnd,

@@ -139,16 +139,16 @@ export class Driver {
     // unavailable for now is kept: the tab resumes from the cookie or the other tabs.
     const intact = this.#kind ? (await this.#restore()) !== false : true;
     if (o.resume !== false && intact && !this.#signedIn()) {
-      const sent = this.#c.stats()[2], revokes = this.#revokes;
+      const sent = this.#c.num(7), revokes = this.#revokes;
       // Alone, the engine skips the join wait: no other tab could answer.
       this.#drive(RESUME, await solo);
       // Settle before resolving: until the resume is decided (another tab's token, or the
       // refresh's answer or retryable failure), at most 30 s.
-      for (const end = Date.now() + 30000; !this.#dead && this.#c.pending() && Date.now() < end; ) await this.#next(100);
+      for (const end = Date.now() + 30000; !this.#dead && this.#c.num(1) && Date.now() < end; ) await this.#next(100);
       // The engine declines to resume after a logout. When that logout reached the server
       // (no revoke is owed), a cookie present now belongs to a session created since (a
       // server-rendered login, an SSO redirect): adopt it like a login.
-      if (!this.#dead && !this.#signedIn() && this.#c.stats()[2] === sent && this.#revokes === revokes) await this.#adoptCookie();
+      if (!this.#dead && !this.#signedIn() && this.#c.num(7) === sent && this.#revokes === revokes) await this.#adoptCookie();
     }
     await solo; // this tab's lock is requested: other tabs starting now see it alive
     // Events raised while starting reach listeners added right after `await start()`.
@@ -285,7 +285,7 @@ export class Driver {
     // Once per token the shared record names (another tab's login or refresh), never on its
     // other writes (claims, activity): tabs without a session would re-resume each other's
     // resumes forever, each new one superseding the last.
-    const t = this.#c.seen();
+    const t = this.#c.num(3);
     if (t && t !== this.#seen) (this.#seen = t), this.#drive(RESUME, true);
   }
 
@@ -333,7 +333,7 @@ export class Driver {
 
   #rearm() {
     if (this.#dead) return;
-    const t = this.#c.deadline();
+    const t = this.#c.num(0);
     if (t === this.#at) return;
     clearTimeout(this.#timer);
     this.#at = t;
@@ -548,7 +548,7 @@ export class Driver {
 
   #signedIn() {
     if (this.#dead) return false;
-    const s = this.#c.state();
+    const s = this.#c.num(4);
     return s === 2 || s === 3; // active, idle-warning
   }
 
@@ -765,7 +765,7 @@ export class Driver {
   // ---- the public methods (the `Session` API, see types.rs) -------------------------------
 
   get state() {
-    return this.#dead || STATES[this.#c.state()];
+    return this.#dead || STATES[this.#c.num(4)];
   }
 
   // Both are set by the `login` event, which comes before any signed-in state.
@@ -778,13 +778,14 @@ export class Driver {
   }
 
   get idleDeadline() {
-    const t = this.#signedIn() ? this.#c.stats()[3] : -1;
+    const t = this.#signedIn() ? this.#c.num(8) : -1;
     return t >= 0 ? t : null;
   }
 
   get stats() {
-    const s = this.#dead ? [0, 0, 0] : this.#c.stats();
-    return { busMalformed: s[0], sharedMalformed: s[1], refreshSent: s[2], persistent: !!this.#store };
+    /** @param {number} i */
+    const s = (i) => (this.#dead ? 0 : this.#c.num(i));
+    return { busMalformed: s(5), sharedMalformed: s(6), refreshSent: s(7), persistent: !!this.#store };
   }
 
   /** @param {{ username: string, password: string }} c */
@@ -872,7 +873,7 @@ export class Driver {
       const n = this.#c.token();
       if (n !== t) return n ? send(n) : res;
       // The 401 forced no refresh (an older token, or one a forced refresh just produced).
-      if (!this.#c.refreshing() || Date.now() >= end) return res;
+      if (!this.#c.num(2) || Date.now() >= end) return res;
     }
   }
 

@@ -50,9 +50,6 @@ export const rnd = () => {
     return 0;
   }
 };
-// `Core::stats` (mod.rs): numbers as an array.
-/** @param {number[]} a */
-export const list = (...a) => a;
 
 /**
  * @param {import("./types").Core} core
