@@ -7,8 +7,11 @@
 // This is the entry module: `scripts/bundle-js.mjs` bundles it with the modules in
 // `src/browser/js/` into `src/browser/session.js`, the one file wasm-bindgen imports.
 
-import { error } from "./transport.js";
+// driver.js first: its first import, boundary.js, then opens the bundle, and the boundary's
+// numeric constants come before any function, where the minifier inlines them (a function
+// declared above them could run before they are set, so it keeps them as variables there).
 import { Driver } from "./driver.js";
+import { error } from "./transport.js";
 
 // `Session.start` (in Rust, which creates the engine `core`) resolves to the driver itself:
 // its public methods below are the session's API. Outside a browser page it rejects before
