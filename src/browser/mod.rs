@@ -16,8 +16,8 @@
 //!   import shim plus marshalling code (`bench/size.mjs` prints the figures, `bench/size.md`
 //!   records what each cut saved).
 //!
-//! The activity hot path never enters Wasm per event: passive listeners store a timestamp
-//! and call in at most once per sample window (`ActivityTracker` in `session.js`).
+//! The activity hot path never enters Wasm per event: passive listeners compare timestamps
+//! and call in at most once per sample window (`activity` in `src/browser/js/activity.js`).
 use alloc::string::String;
 use alloc::vec::Vec;
 

@@ -117,30 +117,15 @@ async function gcm(encrypt, key, iv, aad2, data) {
 // src/browser/js/activity.js
 var KINDS = ["pointermove", "pointerdown", "keydown", "wheel", "touchstart"];
 var OPTS = { passive: true, capture: true };
-var ActivityTracker = class {
-  /**
-   * @param {number} windowMs the throttle window
-   * @param {boolean} scroll whether `scroll` counts
-   * @param {() => void} onActive called at most once per window
-   */
-  constructor(windowMs, scroll, onActive) {
-    let last = -1e12, sent = -1e12;
-    const h = (e) => {
-      if (!e.isTrusted) return;
-      last = e.timeStamp;
-      if (last - sent >= windowMs) {
-        sent = last;
-        onActive();
-      }
-    };
-    this.h = h;
-    this.kinds = scroll ? KINDS.concat("scroll") : KINDS;
-    for (const k of this.kinds) document.addEventListener(k, h, OPTS);
-  }
-  stop() {
-    for (const k of this.kinds) document.removeEventListener(k, this.h, OPTS);
-  }
-};
+function activity(windowMs, onActive) {
+  let sent = -1e12;
+  return (e) => {
+    if (e.isTrusted && e.timeStamp - sent >= windowMs) {
+      sent = e.timeStamp;
+      onActive();
+    }
+  };
+}
 
 // src/browser/js/locks.js
 function hasLocks() {
@@ -390,8 +375,6 @@ var Driver = class {
   #wiping;
   /** @type {Promise<unknown> | undefined} */
   #revoke;
-  /** @type {ActivityTracker | undefined} */
-  #tracker;
   /**
    * @param {import("./types").Core} core
    * @param {SessionOptions} o
@@ -519,17 +502,18 @@ var Driver = class {
   }
   /** @param {SessionOptions} o */
   #install(o) {
-    const listen = (t, k, f) => {
+    const listen = (t, k, f, opts = { passive: true }) => {
       t.addEventListener(
         k,
         /** @type {EventListener} */
         f,
-        { passive: true }
+        opts
       );
       this.#off.push(() => t.removeEventListener(
         k,
         /** @type {EventListener} */
-        f
+        f,
+        opts
       ));
     };
     if (typeof BroadcastChannel === "function") {
@@ -569,7 +553,15 @@ var Driver = class {
     });
     listen(document, "visibilitychange", () => document.hidden ? this.#drive(VISIBLE, false) : wake());
     const sample = Math.max(16, Math.min(1e3, Number(o.activityThrottleMs) || 1e3));
-    this.#tracker = new ActivityTracker(sample, o.scrollActivity === true, () => this.#drive(ACTIVITY));
+    const input = activity(sample, () => this.#drive(ACTIVITY));
+    for (const k of o.scrollActivity === true ? [...KINDS, "scroll"] : KINDS)
+      listen(
+        document,
+        /** @type {"keydown"} */
+        k,
+        input,
+        OPTS
+      );
   }
   /** @param {unknown} data a message from another tab (untrusted) */
   #onBus(data) {
@@ -1146,7 +1138,6 @@ var Driver = class {
     if (this.#lock) this.#lock();
     this.#unhold();
     if (this.#bc) this.#bc.close();
-    if (this.#tracker) this.#tracker.stop();
     this.#off.forEach((f) => f());
     this.#off = [];
     this.#ls = {};

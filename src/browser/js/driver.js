@@ -3,7 +3,7 @@
 import { RESTORE, RESUME, LOGIN_OK, MFA, LOGIN_FAILED, REFRESH_OK, REFRESH_REJECTED, REFRESH_FAILED, ACCESS_REJECTED, BUS, SHARED, LOCK_GRANTED, LOCK_UNAVAILABLE, LOCK_LOST, TIMER, ACTIVITY, STAY, LOGOUT, VISIBLE, ONLINE, LOGIN_STARTED, LOGOUT_DONE, FX_REFRESH, FX_LOGOUT, FX_LOCK, FX_UNLOCK, FX_BROADCAST, FX_SHARED, FX_STORE, FX_WIPE, FX_EMIT, FX_LOGIN, STATES } from "./boundary.js";
 import { words, error, tokensOk, gone, bearerRejected, offline, post } from "./transport.js";
 import { kidOf, sessionKey, b64, unb64, aad, parse, gcm, utf8 } from "./vault.js";
-import { ActivityTracker } from "./activity.js";
+import { KINDS, OPTS, activity } from "./activity.js";
 import { hasLocks, lockRequest } from "./locks.js";
 import { wipeIndexedDb, wipeCaches, wipeWorkers, wipeStorage, wipeCookies } from "./cleanup.js";
 
@@ -75,7 +75,6 @@ export class Driver {
   /** @type {BroadcastChannel | undefined} */ #bc;
   /** @type {Promise<unknown> | undefined} */ #wiping;
   /** @type {Promise<unknown> | undefined} */ #revoke;
-  /** @type {ActivityTracker | undefined} */ #tracker;
 
   /**
    * @param {import("./types").Core} core
@@ -217,11 +216,11 @@ export class Driver {
 
   /** @param {SessionOptions} o */
   #install(o) {
-    /** @type {<K extends keyof (WindowEventMap & DocumentEventMap)>(t: EventTarget, k: K, f: (e: (WindowEventMap & DocumentEventMap)[K]) => void) => void} */
-    const listen = (t, k, f) => {
-      t.addEventListener(k, /** @type {EventListener} */ (f), { passive: true });
-      // Removal matches on `capture` only (false here, as when added).
-      this.#off.push(() => t.removeEventListener(k, /** @type {EventListener} */ (f)));
+    /** @type {<K extends keyof (WindowEventMap & DocumentEventMap)>(t: EventTarget, k: K, f: (e: (WindowEventMap & DocumentEventMap)[K]) => void, opts?: AddEventListenerOptions) => void} */
+    const listen = (t, k, f, opts = { passive: true }) => {
+      t.addEventListener(k, /** @type {EventListener} */ (f), opts);
+      // Removal matches on `capture`: the same options as when added.
+      this.#off.push(() => t.removeEventListener(k, /** @type {EventListener} */ (f), opts));
     };
     if (typeof BroadcastChannel === "function") {
       this.#bc = new BroadcastChannel(this.#ch);
@@ -265,7 +264,9 @@ export class Driver {
     listen(document, "visibilitychange", () => (document.hidden ? this.#drive(VISIBLE, false) : wake()));
     // Activity crosses into Wasm at most once per sample window (≤ 1 s).
     const sample = Math.max(16, Math.min(1000, Number(o.activityThrottleMs) || 1000));
-    this.#tracker = new ActivityTracker(sample, o.scrollActivity === true, () => this.#drive(ACTIVITY));
+    const input = activity(sample, () => this.#drive(ACTIVITY));
+    for (const k of o.scrollActivity === true ? [...KINDS, "scroll"] : KINDS)
+      listen(document, /** @type {"keydown"} */ (k), input, OPTS);
   }
 
   /** @param {unknown} data a message from another tab (untrusted) */
@@ -901,7 +902,6 @@ export class Driver {
     if (this.#lock) this.#lock();
     this.#unhold();
     if (this.#bc) this.#bc.close();
-    if (this.#tracker) this.#tracker.stop();
     this.#off.forEach((f) => f());
     this.#off = [];
     this.#ls = {};
