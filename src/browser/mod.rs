@@ -149,8 +149,13 @@ fn text(b: Option<Vec<u8>>) -> Option<String> {
 /// engine tokens.
 fn tokens_from(secs: f64, bytes: Option<Vec<u8>>) -> Option<Tokens> {
     let bytes = bytes?;
-    let mut texts = bytes.split(|b| *b == 0xff).map(utf8);
-    let mut next = || texts.next().flatten();
+    let mut rest = &bytes[..];
+    let mut next = || {
+        let end = rest.iter().position(|b| *b == 0xff)?;
+        let text = utf8(rest.get(..end)?);
+        rest = rest.get(end + 1..)?;
+        text
+    };
     let access_token = next()?;
     // Rejects NaN and negatives alike.
     if secs.is_nan() || secs < 0.0 {
