@@ -25,7 +25,12 @@ const result = await build({
   banner: { js: banner },
   logLevel: "error",
 });
-const text = result.outputFiles[0].text;
+// esbuild turns the modules' top-level `const`s into `var`s when it bundles; the numeric
+// constants (the boundary's input / effect kinds, other UPPER_CASE numbers) go back to `const`,
+// so that the package build, which minifies this file, inlines them as numbers instead of
+// shipping a variable each (bench/size.md). A constant that something assigns to would fail
+// that build ("Cannot assign to ... because it is a constant"), never ship changed.
+const text = result.outputFiles[0].text.replace(/^var ([A-Z][A-Z0-9_]*) = (\d+);$/gm, "const $1 = $2;");
 
 if (process.argv.includes("--check")) {
   let now = "";

@@ -16,19 +16,19 @@
 //!   import shim plus marshalling code (`bench/size.mjs` prints the figures, `bench/size.md`
 //!   records what each cut saved).
 //!
-//! The activity hot path never enters Wasm per event: passive listeners store a timestamp
-//! and call in at most once per sample window (`ActivityTracker` in `session.js`).
+//! The activity hot path never enters Wasm per event: passive listeners compare timestamps
+//! and call in at most once per sample window (`activity` in `src/browser/js/activity.js`).
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
+use js_sys::{Array, Function, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::boundary::{effect, input};
 use crate::core::{
-    merge_shared, Config, Effect, Engine, Event, Input, InvalidConfig, LogoutReason, Millis,
-    RequestId, SessionState, Setting, Tokens,
+    merge_shared, wire::codec::utf8, Config, Effect, Engine, Event, Input, InvalidConfig,
+    LogoutReason, Millis, RequestId, SessionState, Setting, Tokens,
 };
 
 mod types;
@@ -67,6 +67,14 @@ extern "C" {
 extern "C" {
     #[wasm_bindgen(js_name = hasLocks)]
     fn has_locks() -> bool;
+    /// The option `name` of the `Session.start` options as a number: -1 absent (`undefined`,
+    /// the options not an object, or the read threw), 0 for `null`, the number when it is
+    /// finite and `>= 0`, -3 for `false`, -2 for anything else. No JS value crosses into Rust.
+    #[wasm_bindgen(js_name = opt)]
+    fn opt(options: &JsValue, name: &str) -> f64;
+    /// 32 bits from `crypto.getRandomValues` (0 where it is missing).
+    #[wasm_bindgen(js_name = rnd)]
+    fn rnd() -> u32;
     /// One effect as the array `Core::poll` returns.
     #[wasm_bindgen(js_name = fx)]
     fn fx(
@@ -78,9 +86,6 @@ extern "C" {
         t: Option<&str>,
         bytes: &[u8],
     ) -> JsValue;
-    /// `[a, b, c, d]`.
-    #[wasm_bindgen(js_name = list)]
-    fn list(a: f64, b: f64, c: f64, d: f64) -> JsValue;
     /// A rejected promise with an `Error` of code `invalid_options`, its message
     /// `"<option>: <problem>"`.
     #[wasm_bindgen(js_name = reject)]
@@ -105,16 +110,7 @@ fn now() -> u64 {
 }
 
 fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    let _ = getrandom::fill(&mut b);
-    u64::from_le_bytes(b)
-}
-
-fn get(obj: &JsValue, key: &str) -> JsValue {
-    if !obj.is_object() {
-        return JsValue::UNDEFINED;
-    }
-    Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+    u64::from(rnd()) << 32 | u64::from(rnd())
 }
 
 /// The engine configuration from the `Session.start` options, checked in one place
@@ -125,42 +121,52 @@ fn config_from(o: &JsValue) -> Result<Config, InvalidConfig> {
     let mut c = Config::default();
     let mut given = 0;
     for setting in Setting::ALL {
-        let v = get(o, setting.option());
-        if v.is_undefined() {
+        let ms = opt(o, setting.option());
+        if ms == -1.0 {
             continue;
         }
-        let ms = match v.as_f64() {
-            None if v.is_null() => 0.0,
-            Some(n) if n >= 0.0 && n.is_finite() => n,
-            _ => {
-                return Err(InvalidConfig {
-                    setting,
-                    problem: "must be a number >= 0",
-                })
-            }
-        };
+        if ms < 0.0 {
+            return Err(InvalidConfig {
+                setting,
+                problem: "must be a number >= 0",
+            });
+        }
         c.set(setting, ms as u64);
         given |= setting.bit();
     }
-    c.web_locks = has_locks() && get(o, "webLocks").as_bool() != Some(false);
+    c.web_locks = has_locks() && opt(o, "webLocks") != -3.0;
     c.resolve_given(given)
 }
 
-/// Parses a login / MFA / refresh answer body into engine tokens (`expires_in` in seconds).
-fn tokens_from(body: &JsValue) -> Option<Tokens> {
-    let access_token = get(body, "access_token").as_string()?;
-    let secs = get(body, "expires_in").as_f64()?;
+/// A text the driver sent as UTF-8 bytes (absent when it was not a string).
+fn text(b: Option<Vec<u8>>) -> Option<String> {
+    utf8(&b?)
+}
+
+/// A login / MFA / refresh answer as the driver sends it (`expires_in` in seconds, NaN when
+/// not a number; the access token, refresh token, session id and user as one byte array:
+/// each as UTF-8 followed by `0xff`, an absent one as `0xfe`, which is no UTF-8 either) into
+/// engine tokens.
+fn tokens_from(secs: f64, bytes: Option<Vec<u8>>) -> Option<Tokens> {
+    let bytes = bytes?;
+    let mut rest = &bytes[..];
+    let mut next = || {
+        let end = rest.iter().position(|b| *b == 0xff)?;
+        let text = utf8(rest.get(..end)?);
+        rest = rest.get(end + 1..)?;
+        text
+    };
+    let access_token = next()?;
     // Rejects NaN and negatives alike.
     if secs.is_nan() || secs < 0.0 {
         return None;
     }
-    let session = get(body, "session");
     Some(Tokens {
         access_token,
         expires_in_ms: (secs * 1000.0).min(1e15) as u64,
-        refresh_token: get(body, "refresh_token").as_string(),
-        session: get(&session, "id").as_string(),
-        user: get(&session, "user").as_string(),
+        refresh_token: next(),
+        session: next(),
+        user: next(),
     })
 }
 
@@ -192,25 +198,29 @@ impl Core {
     }
 
     // Feeds one input (a `boundary::input` kind); `id` is the request an
-    // answer belongs to (0 for inputs that answer nothing). Untrusted payloads (bus text,
-    // stored records, server bodies) are decoded here; anything malformed becomes an input the
-    // engine rejects and counts, never a panic.
-    pub fn handle(&mut self, kind: u8, id: u32, arg: JsValue, bytes: Option<Vec<u8>>) {
+    // answer belongs to (0 for inputs that answer nothing). No JS value crosses: `n` is the
+    // input's number (a flag: `> 0`; a `Retry-After`; `expires_in`; NaN when absent), `bytes`
+    // its bytes, its text as UTF-8, or a tokens answer's four texts (`#drive` in driver.js,
+    // `tokens_from`). Untrusted payloads (bus bytes, stored records, server bodies) are
+    // decoded here; anything malformed becomes an input the engine rejects and counts, never
+    // a panic.
+    pub fn handle(&mut self, kind: u8, id: u32, n: f64, bytes: Option<Vec<u8>>) {
         let id = RequestId(id);
+        let flag = n > 0.0;
         let input = match kind {
             input::RESTORE => Input::Restore(bytes.unwrap_or_default()),
             input::RESUME => {
                 // `true`: no other tab of this origin is alive, nobody could answer a join.
-                self.engine.set_alone(arg.is_truthy());
+                self.engine.set_alone(flag);
                 Input::Resume
             }
-            input::LOGIN_OK => match tokens_from(&arg) {
+            input::LOGIN_OK => match tokens_from(n, bytes) {
                 Some(tokens) => Input::LoginSucceeded { id, tokens },
                 None => Input::LoginFailed { id },
             },
             input::MFA => Input::MfaRequired { id },
             input::LOGIN_FAILED => Input::LoginFailed { id },
-            input::REFRESH_OK => match tokens_from(&arg) {
+            input::REFRESH_OK => match tokens_from(n, bytes) {
                 Some(tokens) => Input::RefreshSucceeded { id, tokens },
                 None => Input::RefreshFailed {
                     id,
@@ -218,7 +228,7 @@ impl Core {
                 },
             },
             input::REFRESH_REJECTED => {
-                match arg.as_string().as_deref().and_then(LogoutReason::from_code) {
+                match text(bytes).as_deref().and_then(LogoutReason::from_code) {
                     Some(reason) => Input::RefreshRejected { id, reason },
                     None => Input::RefreshFailed {
                         id,
@@ -228,10 +238,10 @@ impl Core {
             }
             input::REFRESH_FAILED => Input::RefreshFailed {
                 id,
-                retry_after: arg.as_f64().filter(|v| *v >= 0.0).map(|v| v as u64),
+                retry_after: (n >= 0.0).then_some(n as u64),
             },
             input::ACCESS_REJECTED => Input::AccessRejected {
-                access_token: arg.as_string().unwrap_or_default(),
+                access_token: text(bytes).unwrap_or_default(),
             },
             // Bus messages and the shared record travel as base64url text; the driver decodes
             // it (garbage becomes an empty or one-byte array, which the engine rejects).
@@ -243,11 +253,9 @@ impl Core {
             input::TIMER => Input::Timer,
             input::ACTIVITY => Input::Activity,
             input::STAY => Input::StayActive,
-            input::LOGOUT => Input::Logout {
-                everywhere: arg.is_truthy(),
-            },
-            input::VISIBLE => Input::Visibility(arg.is_truthy()),
-            input::ONLINE => Input::Online(arg.is_truthy()),
+            input::LOGOUT => Input::Logout { everywhere: flag },
+            input::VISIBLE => Input::Visibility(flag),
+            input::ONLINE => Input::Online(flag),
             input::LOGIN_STARTED => Input::LoginStarted,
             input::LOGOUT_DONE => Input::LogoutAnswered { id },
             _ => return,
@@ -333,15 +341,6 @@ impl Core {
         fx(k, id.0, n as f64, flag, s, t, b)
     }
 
-    // The state as an index into `SessionState::ALL` (`STATES` in the performer's boundary.js).
-    pub fn state(&self) -> u8 {
-        let state = self.engine.state();
-        SessionState::ALL
-            .iter()
-            .position(|s| *s == state)
-            .unwrap_or(0) as u8
-    }
-
     // The bearer token while signed in (a JS string made in place, no owned copy).
     pub fn token(&self) -> JsValue {
         self.engine
@@ -349,37 +348,31 @@ impl Core {
             .map_or(JsValue::UNDEFINED, JsValue::from_str)
     }
 
-    // When the engine wants `Timer` (wall-clock ms), or -1.
-    pub fn deadline(&self) -> f64 {
-        self.engine.next_deadline().map_or(-1.0, |t| t as f64)
-    }
-
-    // Whether a refresh is wanted or under way (after a 401: whether it forced one).
-    pub fn refreshing(&self) -> bool {
-        self.engine.refreshing()
-    }
-
-    // The serial of the newest live token in the shared record (0: none).
-    pub fn seen(&self) -> f64 {
-        self.engine.shared_serial() as f64
-    }
-
-    // Whether the resume is still undecided (no token, no answer, no failure yet).
-    pub fn pending(&self) -> bool {
-        self.engine.resume_pending()
-    }
-
-    // `[busMalformed, sharedMalformed, refreshSent, idleDeadline]` (the idle deadline in
-    // wall-clock ms while signed in with an idle timeout, else -1).
-    pub fn stats(&self) -> JsValue {
-        let s = self.engine.stats();
-        let idle = self.engine.idle_deadline().map_or(-1.0, |t| t as f64);
-        list(
-            s.bus_malformed.into(),
-            s.shared_malformed.into(),
-            s.refresh_sent.into(),
-            idle,
-        )
+    // One number about the engine, by `what` (one export for all of them: each export costs
+    // a shim in the module and a method in the glue): 0 when it wants `Timer` (wall-clock ms,
+    // or -1); 1 whether the resume is still undecided (no token, no answer, no failure yet);
+    // 2 whether a refresh is wanted or under way (after a 401: whether it forced one); 3 the
+    // serial of the newest live token in the shared record (0: none); 4 the state, an index
+    // into `SessionState::ALL` (`STATES` in the performer's boundary.js); 5, 6, 7 the counters
+    // busMalformed, sharedMalformed, refreshSent; 8 the idle deadline (wall-clock ms while
+    // signed in with an idle timeout, else -1). `num` in the performer's types.d.ts too.
+    pub fn num(&self, what: u8) -> f64 {
+        let e = &self.engine;
+        let ms = |t: Option<Millis>| t.map_or(-1.0, |t| t as f64);
+        match what {
+            0 => ms(e.next_deadline()),
+            1 => e.resume_pending().into(),
+            2 => e.refreshing().into(),
+            3 => e.shared_serial() as f64,
+            4 => SessionState::ALL
+                .iter()
+                .position(|s| *s == e.state())
+                .unwrap_or(0) as f64,
+            5 => e.stats().bus_malformed.into(),
+            6 => e.stats().shared_malformed.into(),
+            7 => e.stats().refresh_sent.into(),
+            _ => ms(e.idle_deadline()),
+        }
     }
 
     // Max-merges a shared record (bytes) into the stored one (bytes, or null when absent or

@@ -512,6 +512,38 @@ pub(crate) fn bump(n: &mut u32) {
     *n = n.saturating_add(1);
 }
 
+/// `x * 2^k`, saturating (`x.saturating_mul(1 << k)`; `k` below 64): without the 128-bit
+/// multiply (`__multi3`) that a saturating `u64` multiply costs in Wasm.
+pub(crate) fn mul_pow2(x: u64, k: u32) -> u64 {
+    if x.leading_zeros() >= k {
+        x << k
+    } else {
+        u64::MAX
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn mul_pow2_is_a_saturating_multiply() {
+    let xs = [
+        0,
+        1,
+        2,
+        3,
+        250,
+        5_000,
+        30_000,
+        u64::MAX >> 31,
+        u64::MAX >> 30,
+        u64::MAX / 3,
+    ];
+    for x in xs.into_iter().chain([u64::MAX - 1, u64::MAX]) {
+        for k in 0..64 {
+            assert_eq!(mul_pow2(x, k), x.saturating_mul(1 << k), "{x} * 2^{k}");
+        }
+    }
+}
+
 /// One tab's session engine. See the [module docs](self) for the driver contract.
 pub struct Engine {
     pub(crate) cfg: Config,
@@ -577,7 +609,7 @@ impl Engine {
     pub(crate) fn claim_span(&self) -> Millis {
         self.cfg
             .claim_settle
-            .saturating_add(self.cfg.request_timeout.saturating_mul(2))
+            .saturating_add(mul_pow2(self.cfg.request_timeout, 1))
             .saturating_add(self.cfg.backoff_cap.max(MAX_RETRY_AFTER))
             .saturating_add(super::wire::shared::CLOCK_TOLERANCE)
     }

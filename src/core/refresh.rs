@@ -18,8 +18,8 @@
 //! * A definitive rejection ends the session in every tab with the server's reason, unless a
 //!   newer token appeared meanwhile (then the rejection concerned a superseded token).
 use super::engine::{
-    bump, Asks, Effect, Engine, ErrorCode, Event, Held, Jitter, Pending, Phase, RequestId, Tokens,
-    MAX_RETRY_AFTER, MIN_REFRESH_GAP,
+    bump, mul_pow2, Asks, Effect, Engine, ErrorCode, Event, Held, Jitter, Pending, Phase,
+    RequestId, Tokens, MAX_RETRY_AFTER, MIN_REFRESH_GAP,
 };
 use super::wire::shared::session_tag;
 use super::wire::{Claim, LogoutReason, Msg, Shared, Stamp, TokenMeta};
@@ -281,17 +281,18 @@ impl Engine {
     }
 
     fn lost_after(&self) -> Millis {
-        self.cfg
+        let span = self
+            .cfg
             .lock_wait
             .saturating_add(self.cfg.request_timeout)
-            .saturating_add(self.cfg.backoff_cap)
-            .saturating_mul(2)
+            .saturating_add(self.cfg.backoff_cap);
+        mul_pow2(span, 1)
     }
 
     /// The pause before asking again.
     fn ask_every(&self) -> Millis {
-        let base = self.cfg.join_wait.saturating_mul(4).max(1);
-        base.saturating_mul(1 << self.refresh.asks.attempt.min(5))
+        let base = mul_pow2(self.cfg.join_wait, 2).max(1);
+        mul_pow2(base, self.refresh.asks.attempt.min(5))
     }
 
     /// Whether to answer a [`Msg::TokenRequest`]: only with a live, newest-known token; the tab
@@ -702,10 +703,7 @@ impl Engine {
         let retry_after = retry_after.map(|r| r.min(MAX_RETRY_AFTER));
         let serial = req.serial;
         self.refresh.attempt = self.refresh.attempt.saturating_add(1);
-        let exp = self
-            .cfg
-            .backoff_base
-            .saturating_mul(1u64 << (self.refresh.attempt - 1).min(30))
+        let exp = mul_pow2(self.cfg.backoff_base, (self.refresh.attempt - 1).min(30))
             .min(self.cfg.backoff_cap);
         let delay = (exp / 2 + self.rng.upto(exp / 2)).max(retry_after.unwrap_or(0));
         let until = now.saturating_add(delay);

@@ -136,7 +136,8 @@ export function wipeCookies(doc, loc, left) {
       if (flags || !/^__(Secure|Host)-/.test(name))
         for (const p of paths)
           for (const d of domains)
-            doc.cookie = name + "=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=" + p + (d ? "; Domain=" + d : "") + flags;
+            // `Max-Age=0` expires it (RFC 6265 §5.2.2; every engine the SDK supports).
+            doc.cookie = name + "=; Max-Age=0; Path=" + p + (d ? "; Domain=" + d : "") + flags;
   const still = cookieNames(doc);
   for (const name of names)
     if (still.includes(name) && left) left.push({ kind: "cookies", name, why: "unreachable" });

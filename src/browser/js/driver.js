@@ -2,8 +2,8 @@
 
 import { RESTORE, RESUME, LOGIN_OK, MFA, LOGIN_FAILED, REFRESH_OK, REFRESH_REJECTED, REFRESH_FAILED, ACCESS_REJECTED, BUS, SHARED, LOCK_GRANTED, LOCK_UNAVAILABLE, LOCK_LOST, TIMER, ACTIVITY, STAY, LOGOUT, VISIBLE, ONLINE, LOGIN_STARTED, LOGOUT_DONE, FX_REFRESH, FX_LOGOUT, FX_LOCK, FX_UNLOCK, FX_BROADCAST, FX_SHARED, FX_STORE, FX_WIPE, FX_EMIT, FX_LOGIN, STATES } from "./boundary.js";
 import { words, error, tokensOk, gone, bearerRejected, offline, post } from "./transport.js";
-import { kidOf, sessionKey, b64, unb64, aad, parse, gcm } from "./vault.js";
-import { ActivityTracker } from "./activity.js";
+import { kidOf, sessionKey, b64, unb64, aad, parse, gcm, utf8 } from "./vault.js";
+import { KINDS, OPTS, activity } from "./activity.js";
 import { hasLocks, lockRequest } from "./locks.js";
 import { wipeIndexedDb, wipeCaches, wipeWorkers, wipeStorage, wipeCookies } from "./cleanup.js";
 
@@ -75,7 +75,6 @@ export class Driver {
   /** @type {BroadcastChannel | undefined} */ #bc;
   /** @type {Promise<unknown> | undefined} */ #wiping;
   /** @type {Promise<unknown> | undefined} */ #revoke;
-  /** @type {ActivityTracker | undefined} */ #tracker;
 
   /**
    * @param {import("./types").Core} core
@@ -139,16 +138,16 @@ export class Driver {
     // unavailable for now is kept: the tab resumes from the cookie or the other tabs.
     const intact = this.#kind ? (await this.#restore()) !== false : true;
     if (o.resume !== false && intact && !this.#signedIn()) {
-      const sent = this.#c.stats()[2], revokes = this.#revokes;
+      const sent = this.#c.num(7), revokes = this.#revokes;
       // Alone, the engine skips the join wait: no other tab could answer.
       this.#drive(RESUME, await solo);
       // Settle before resolving: until the resume is decided (another tab's token, or the
       // refresh's answer or retryable failure), at most 30 s.
-      for (const end = Date.now() + 30000; !this.#dead && this.#c.pending() && Date.now() < end; ) await this.#next(100);
+      for (const end = Date.now() + 30000; !this.#dead && this.#c.num(1) && Date.now() < end; ) await this.#next(100);
       // The engine declines to resume after a logout. When that logout reached the server
       // (no revoke is owed), a cookie present now belongs to a session created since (a
       // server-rendered login, an SSO redirect): adopt it like a login.
-      if (!this.#dead && !this.#signedIn() && this.#c.stats()[2] === sent && this.#revokes === revokes) await this.#adoptCookie();
+      if (!this.#dead && !this.#signedIn() && this.#c.num(7) === sent && this.#revokes === revokes) await this.#adoptCookie();
     }
     await solo; // this tab's lock is requested: other tabs starting now see it alive
     // Events raised while starting reach listeners added right after `await start()`.
@@ -217,11 +216,11 @@ export class Driver {
 
   /** @param {SessionOptions} o */
   #install(o) {
-    /** @type {<K extends keyof (WindowEventMap & DocumentEventMap)>(t: EventTarget, k: K, f: (e: (WindowEventMap & DocumentEventMap)[K]) => void) => void} */
-    const listen = (t, k, f) => {
-      t.addEventListener(k, /** @type {EventListener} */ (f), { passive: true });
-      // Removal matches on `capture` only (false here, as when added).
-      this.#off.push(() => t.removeEventListener(k, /** @type {EventListener} */ (f)));
+    /** @type {<K extends keyof (WindowEventMap & DocumentEventMap)>(t: EventTarget, k: K, f: (e: (WindowEventMap & DocumentEventMap)[K]) => void, opts?: AddEventListenerOptions) => void} */
+    const listen = (t, k, f, opts = { passive: true }) => {
+      t.addEventListener(k, /** @type {EventListener} */ (f), opts);
+      // Removal matches on `capture`: the same options as when added.
+      this.#off.push(() => t.removeEventListener(k, /** @type {EventListener} */ (f), opts));
     };
     if (typeof BroadcastChannel === "function") {
       this.#bc = new BroadcastChannel(this.#ch);
@@ -265,7 +264,9 @@ export class Driver {
     listen(document, "visibilitychange", () => (document.hidden ? this.#drive(VISIBLE, false) : wake()));
     // Activity crosses into Wasm at most once per sample window (≤ 1 s).
     const sample = Math.max(16, Math.min(1000, Number(o.activityThrottleMs) || 1000));
-    this.#tracker = new ActivityTracker(sample, o.scrollActivity === true, () => this.#drive(ACTIVITY));
+    const input = activity(sample, () => this.#drive(ACTIVITY));
+    for (const k of o.scrollActivity === true ? [...KINDS, "scroll"] : KINDS)
+      listen(document, /** @type {"keydown"} */ (k), input, OPTS);
   }
 
   /** @param {unknown} data a message from another tab (untrusted) */
@@ -285,7 +286,7 @@ export class Driver {
     // Once per token the shared record names (another tab's login or refresh), never on its
     // other writes (claims, activity): tabs without a session would re-resume each other's
     // resumes forever, each new one superseding the last.
-    const t = this.#c.seen();
+    const t = this.#c.num(3);
     if (t && t !== this.#seen) (this.#seen = t), this.#drive(RESUME, true);
   }
 
@@ -302,15 +303,27 @@ export class Driver {
   // ---- the engine loop -------------------------------------------------------------------
 
   // `id`: the request an answer belongs to (the id of the effect that asked).
+  // No JS value crosses into Wasm (`Core::handle`): bytes (bus message, token record) as
+  // bytes, a text (problem code, refused token) as UTF-8, a flag or number as a number, a
+  // tokens answer (an object) as `expires_in` and its four texts in one array, each followed
+  // by 0xff, an absent one as 0xfe (neither byte occurs in UTF-8; `tokens_from` in mod.rs).
   /**
    * @param {number} kind an input kind (boundary.js)
-   * @param {unknown} [arg]
+   * @param {any} [arg]
    * @param {number} [id]
    */
   #drive(kind, arg, id) {
     if (this.#dead) return;
-    // Bytes (bus message, token record, shared record) cross as bytes, anything else as a value.
-    this.#c.handle(kind, id || 0, arg, arg instanceof Uint8Array ? arg : null);
+    const o = arg && typeof arg === "object" && !(arg instanceof Uint8Array) && arg;
+    /** @type {number[]} */
+    const texts = [];
+    if (o) for (const t of [o.access_token, o.refresh_token, o.session?.id, o.session?.user]) texts.push(...(utf8(t) || [254]), 255);
+    this.#c.handle(
+      kind,
+      id || 0,
+      o ? (typeof o.expires_in === "number" ? o.expires_in : NaN) : +arg,
+      o ? Uint8Array.from(texts) : arg instanceof Uint8Array ? arg : utf8(arg)
+    );
     this.#pump();
   }
 
@@ -321,7 +334,7 @@ export class Driver {
 
   #rearm() {
     if (this.#dead) return;
-    const t = this.#c.deadline();
+    const t = this.#c.num(0);
     if (t === this.#at) return;
     clearTimeout(this.#timer);
     this.#at = t;
@@ -342,7 +355,7 @@ export class Driver {
       return; // storage broken: nothing to read (never report "absent")
     }
     // Absent: null; garbage: a byte the engine rejects (and counts).
-    if (!this.#dead) this.#c.handle(SHARED, 0, null, v === null ? null : unb64(v) || Uint8Array.of(0));
+    if (!this.#dead) this.#c.handle(SHARED, 0, 0, v === null ? null : unb64(v) || Uint8Array.of(0));
     return v;
   }
 
@@ -536,7 +549,7 @@ export class Driver {
 
   #signedIn() {
     if (this.#dead) return false;
-    const s = this.#c.state();
+    const s = this.#c.num(4);
     return s === 2 || s === 3; // active, idle-warning
   }
 
@@ -753,7 +766,7 @@ export class Driver {
   // ---- the public methods (the `Session` API, see types.rs) -------------------------------
 
   get state() {
-    return this.#dead || STATES[this.#c.state()];
+    return this.#dead || STATES[this.#c.num(4)];
   }
 
   // Both are set by the `login` event, which comes before any signed-in state.
@@ -766,13 +779,14 @@ export class Driver {
   }
 
   get idleDeadline() {
-    const t = this.#signedIn() ? this.#c.stats()[3] : -1;
+    const t = this.#signedIn() ? this.#c.num(8) : -1;
     return t >= 0 ? t : null;
   }
 
   get stats() {
-    const s = this.#dead ? [0, 0, 0] : this.#c.stats();
-    return { busMalformed: s[0], sharedMalformed: s[1], refreshSent: s[2], persistent: !!this.#store };
+    /** @param {number} i */
+    const s = (i) => (this.#dead ? 0 : this.#c.num(i));
+    return { busMalformed: s(5), sharedMalformed: s(6), refreshSent: s(7), persistent: !!this.#store };
   }
 
   /** @param {{ username: string, password: string }} c */
@@ -860,7 +874,7 @@ export class Driver {
       const n = this.#c.token();
       if (n !== t) return n ? send(n) : res;
       // The 401 forced no refresh (an older token, or one a forced refresh just produced).
-      if (!this.#c.refreshing() || Date.now() >= end) return res;
+      if (!this.#c.num(2) || Date.now() >= end) return res;
     }
   }
 
@@ -888,7 +902,6 @@ export class Driver {
     if (this.#lock) this.#lock();
     this.#unhold();
     if (this.#bc) this.#bc.close();
-    if (this.#tracker) this.#tracker.stop();
     this.#off.forEach((f) => f());
     this.#off = [];
     this.#ls = {};

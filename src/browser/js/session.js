@@ -7,8 +7,11 @@
 // This is the entry module: `scripts/bundle-js.mjs` bundles it with the modules in
 // `src/browser/js/` into `src/browser/session.js`, the one file wasm-bindgen imports.
 
-import { error } from "./transport.js";
+// driver.js first: its first import, boundary.js, then opens the bundle, and the boundary's
+// numeric constants come before any function, where the minifier inlines them (a function
+// declared above them could run before they are set, so it keeps them as variables there).
 import { Driver } from "./driver.js";
+import { error } from "./transport.js";
 
 // `Session.start` (in Rust, which creates the engine `core`) resolves to the driver itself:
 // its public methods below are the session's API. Outside a browser page it rejects before
@@ -27,9 +30,29 @@ export const reject = (option, problem) => Promise.reject(error("invalid_options
  * @param {string | undefined} s @param {string | undefined} t @param {Uint8Array} b
  */
 export const fx = (k, id, n, f, s, t, b) => [k, id, n, f, s, t, b.slice()];
-// `Core::stats` (mod.rs): numbers as an array.
-/** @param {number[]} a */
-export const list = (...a) => a;
+// A `Session.start` option as `config_from` (mod.rs) reads it: -1 absent (or the options not
+// an object, or the read threw), 0 for null, a finite number >= 0 as itself, -3 for `false`,
+// -2 for anything else.
+/**
+ * @param {any} o
+ * @param {string} k
+ */
+export const opt = (o, k) => {
+  try {
+    const v = o && typeof o === "object" ? o[k] : void 0;
+    return v === void 0 ? -1 : v === null ? 0 : v === false ? -3 : typeof v === "number" && v >= 0 && v < 1 / 0 ? v : -2;
+  } catch {
+    return -1;
+  }
+};
+// 32 random bits for the engine's seeds (`random_u64` in mod.rs); 0 without WebCrypto.
+export const rnd = () => {
+  try {
+    return crypto.getRandomValues(new Uint32Array(1))[0];
+  } catch {
+    return 0;
+  }
+};
 
 /**
  * @param {import("./types").Core} core

@@ -9,24 +9,19 @@ export type Bytes = Uint8Array<ArrayBuffer>;
 
 /** The Rust engine as the driver holds it: `Core` in src/browser/mod.rs (`impl Core`). */
 export interface Core {
-  /** Feeds one input (`boundary.js` input kind); `id`: the request an answer belongs to. */
-  handle(kind: number, id: number, arg: unknown, bytes: Uint8Array | null): void;
+  /** Feeds one input (`boundary.js` input kind); `id`: the request an answer belongs to; `n`
+   *  its number; `bytes` its bytes or text (UTF-8; a tokens answer's four, `#drive`). */
+  handle(kind: number, id: number, n: number, bytes?: Uint8Array | null): void;
   /** The next effect, or `undefined` when the queue is empty. */
   poll(): Effect | undefined;
-  /** When the engine wants `TIMER` (wall-clock ms), or -1. */
-  deadline(): number;
+  /** One number about the engine (`Core::num` in mod.rs): 0 when it wants `TIMER` (wall-clock
+   *  ms, or -1), 1 whether the resume is undecided (0/1), 2 whether a refresh is wanted or
+   *  under way (0/1), 3 the newest live token serial in the shared record (0: none), 4 the
+   *  state (an index into `STATES`), 5 busMalformed, 6 sharedMalformed, 7 refreshSent, 8 the
+   *  idle deadline (ms, or -1). */
+  num(what: number): number;
   /** The bearer token while signed in. */
   token(): string | undefined;
-  /** The state, an index into `STATES`. */
-  state(): number;
-  /** `[busMalformed, sharedMalformed, refreshSent, idleDeadline (ms, or -1)]`. */
-  stats(): [number, number, number, number];
-  /** The serial of the newest live token the shared record names (0: none). */
-  seen(): number;
-  /** Whether the resume is still undecided. */
-  pending(): boolean;
-  /** Whether a refresh is wanted or under way. */
-  refreshing(): boolean;
   /** Max-merges a shared record into the stored one (null: absent or undecodable). */
   merge(stored: Uint8Array | null, fresh: Uint8Array): Bytes;
   /** Frees the engine (wasm-bindgen). */

@@ -48,15 +48,19 @@ export function unb64(text) {
   return Uint8Array.from(atob(t.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
 }
 
+// A string as UTF-8 bytes; anything else as null (what the engine takes as "no text").
+/** @param {unknown} s */
+export const utf8 = (s) => (typeof s === "string" ? new TextEncoder().encode(s) : null);
+
 // The associated data binding a record to its origin, storage key name and version.
 /**
  * @param {string} origin
  * @param {string} name
  */
 export function aad(origin, name) {
-  const out = [...new TextEncoder().encode("tessera-vault"), 1];
+  const out = [.../** @type {Uint8Array} */ (utf8("tessera-vault")), 1];
   for (const s of [origin, name]) {
-    const b = new TextEncoder().encode(s);
+    const b = /** @type {Uint8Array} */ (utf8(s));
     const n = Math.min(b.length, 65535);
     out.push(n >> 8, n & 255, ...b);
   }
