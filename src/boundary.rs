@@ -106,6 +106,31 @@ kinds! {
     }
 }
 
+kinds! {
+    /// What `Core::num` reports (`boundary.js`: `const NUM_NAME = n`): one export for every
+    /// number the performer reads from the engine.
+    num, NUMS, "NUM_" {
+        /// When the engine wants `Timer` (wall-clock ms), or -1.
+        DEADLINE = 0,
+        /// 1 while the resume is undecided (no token, no answer, no failure yet).
+        PENDING = 1,
+        /// 1 while a refresh is wanted or under way (after a 401: whether it forced one).
+        REFRESHING = 2,
+        /// The serial of the newest live token in the shared record (0: none).
+        SEEN = 3,
+        /// The state, an index into `STATES` (`SessionState::ALL`).
+        STATE = 4,
+        /// Malformed bus messages seen.
+        BUS_MALFORMED = 5,
+        /// Malformed shared records seen.
+        SHARED_MALFORMED = 6,
+        /// Refresh requests sent.
+        REFRESH_SENT = 7,
+        /// The idle deadline (wall-clock ms) while signed in with an idle timeout, else -1.
+        IDLE_DEADLINE = 8,
+    }
+}
+
 /// The event names the engine emits (`Event::name`), as the `.d.ts` declares them.
 pub const EVENT_NAMES: [&str; 7] = [
     "login",

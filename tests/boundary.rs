@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use tessera::boundary::{EFFECTS, EVENT_NAMES, INPUTS, JS_ERROR_EVENT_CODES};
+use tessera::boundary::{EFFECTS, EVENT_NAMES, INPUTS, JS_ERROR_EVENT_CODES, NUMS};
 use tessera::core::{ErrorCode, Event, LogoutReason, SessionState};
 
 fn read(path: &str) -> String {
@@ -143,6 +143,28 @@ fn effect_kinds_of_the_performer_are_the_declared_ones_and_each_is_performed() {
                 "a numbered effect case: {t}"
             );
         }
+    }
+}
+
+#[test]
+fn the_numbers_the_performer_reads_are_the_declared_ones_by_name() {
+    assert_eq!(
+        js_consts(&read("src/browser/js/boundary.js"), "NUM_DEADLINE"),
+        owned(NUMS)
+    );
+    assert_eq!(
+        NUMS.iter().map(|(_, v)| v).collect::<BTreeSet<_>>().len(),
+        NUMS.len()
+    );
+    // `num(…)` always by name: a bare number could drift from the declaration unseen.
+    let js = performer();
+    for (i, _) in js.match_indices(".num(") {
+        let arg = js[i + ".num(".len()..].trim_start();
+        assert!(
+            !arg.starts_with(|c: char| c.is_ascii_digit()),
+            "a numbered `num` call: {}",
+            &js[i..(i + 30).min(js.len())]
+        );
     }
 }
 

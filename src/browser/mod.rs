@@ -25,7 +25,7 @@ use js_sys::{Array, Function, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::boundary::{effect, input};
+use crate::boundary::{effect, input, num};
 use crate::core::{
     merge_shared, wire::codec::utf8, Config, Effect, Engine, Event, Input, InvalidConfig,
     LogoutReason, Millis, RequestId, SessionState, Setting, Tokens,
@@ -348,30 +348,25 @@ impl Core {
             .map_or(JsValue::UNDEFINED, JsValue::from_str)
     }
 
-    // One number about the engine, by `what` (one export for all of them: each export costs
-    // a shim in the module and a method in the glue): 0 when it wants `Timer` (wall-clock ms,
-    // or -1); 1 whether the resume is still undecided (no token, no answer, no failure yet);
-    // 2 whether a refresh is wanted or under way (after a 401: whether it forced one); 3 the
-    // serial of the newest live token in the shared record (0: none); 4 the state, an index
-    // into `SessionState::ALL` (`STATES` in the performer's boundary.js); 5, 6, 7 the counters
-    // busMalformed, sharedMalformed, refreshSent; 8 the idle deadline (wall-clock ms while
-    // signed in with an idle timeout, else -1). `num` in the performer's types.d.ts too.
+    // One number about the engine, by `what` (a `boundary::num` selector; one export for all
+    // of them: each export costs a shim in the module and a method in the glue).
     pub fn num(&self, what: u8) -> f64 {
         let e = &self.engine;
         let ms = |t: Option<Millis>| t.map_or(-1.0, |t| t as f64);
         match what {
-            0 => ms(e.next_deadline()),
-            1 => e.resume_pending().into(),
-            2 => e.refreshing().into(),
-            3 => e.shared_serial() as f64,
-            4 => SessionState::ALL
+            num::DEADLINE => ms(e.next_deadline()),
+            num::PENDING => e.resume_pending().into(),
+            num::REFRESHING => e.refreshing().into(),
+            num::SEEN => e.shared_serial() as f64,
+            num::STATE => SessionState::ALL
                 .iter()
                 .position(|s| *s == e.state())
                 .unwrap_or(0) as f64,
-            5 => e.stats().bus_malformed.into(),
-            6 => e.stats().shared_malformed.into(),
-            7 => e.stats().refresh_sent.into(),
-            _ => ms(e.idle_deadline()),
+            num::BUS_MALFORMED => e.stats().bus_malformed.into(),
+            num::SHARED_MALFORMED => e.stats().shared_malformed.into(),
+            num::REFRESH_SENT => e.stats().refresh_sent.into(),
+            num::IDLE_DEADLINE => ms(e.idle_deadline()),
+            _ => -1.0,
         }
     }
 

@@ -34,6 +34,15 @@ const FX_STORE = 6;
 const FX_WIPE = 7;
 const FX_EMIT = 8;
 const FX_LOGIN = 9;
+const NUM_DEADLINE = 0;
+const NUM_PENDING = 1;
+const NUM_REFRESHING = 2;
+const NUM_SEEN = 3;
+const NUM_STATE = 4;
+const NUM_BUS_MALFORMED = 5;
+const NUM_SHARED_MALFORMED = 6;
+const NUM_REFRESH_SENT = 7;
+const NUM_IDLE_DEADLINE = 8;
 var STATES = ["anonymous", "mfa-required", "active", "idle-warning", "logged-out"];
 
 // src/browser/js/transport.js
@@ -431,10 +440,10 @@ var Driver = class {
     await this.#settleRevoke();
     const intact = this.#kind ? await this.#restore() !== false : true;
     if (o.resume !== false && intact && !this.#signedIn()) {
-      const sent = this.#c.num(7), revokes = this.#revokes;
+      const sent = this.#c.num(NUM_REFRESH_SENT), revokes = this.#revokes;
       this.#drive(RESUME, await solo);
-      for (const end = Date.now() + 3e4; !this.#dead && this.#c.num(1) && Date.now() < end; ) await this.#next(100);
-      if (!this.#dead && !this.#signedIn() && this.#c.num(7) === sent && this.#revokes === revokes) await this.#adoptCookie();
+      for (const end = Date.now() + 3e4; !this.#dead && this.#c.num(NUM_PENDING) && Date.now() < end; ) await this.#next(100);
+      if (!this.#dead && !this.#signedIn() && this.#c.num(NUM_REFRESH_SENT) === sent && this.#revokes === revokes) await this.#adoptCookie();
     }
     await solo;
     const early = (
@@ -575,7 +584,7 @@ var Driver = class {
     this.#pump();
     if (this.#signedIn()) return;
     if (this.#store) return void (shared || this.#restore());
-    const t = this.#c.num(3);
+    const t = this.#c.num(NUM_SEEN);
     if (t && t !== this.#seen) this.#seen = t, this.#drive(RESUME, true);
   }
   /**
@@ -602,7 +611,10 @@ var Driver = class {
     if (this.#dead) return;
     const o = arg && typeof arg === "object" && !(arg instanceof Uint8Array) && arg;
     const texts = [];
-    if (o) for (const t of [o.access_token, o.refresh_token, o.session?.id, o.session?.user]) texts.push(...utf8(t) || [254], 255);
+    if (o) for (const t of [o.access_token, o.refresh_token, o.session?.id, o.session?.user]) {
+      for (const b of utf8(t) || [254]) texts.push(b);
+      texts.push(255);
+    }
     this.#c.handle(
       kind,
       id || 0,
@@ -617,7 +629,7 @@ var Driver = class {
   }
   #rearm() {
     if (this.#dead) return;
-    const t = this.#c.num(0);
+    const t = this.#c.num(NUM_DEADLINE);
     if (t === this.#at) return;
     clearTimeout(this.#timer);
     this.#at = t;
@@ -818,7 +830,7 @@ var Driver = class {
   }
   #signedIn() {
     if (this.#dead) return false;
-    const s = this.#c.num(4);
+    const s = this.#c.num(NUM_STATE);
     return s === 2 || s === 3;
   }
   // ---- storage ----------------------------------------------------------------------------
@@ -1012,7 +1024,7 @@ var Driver = class {
   }
   // ---- the public methods (the `Session` API, see types.rs) -------------------------------
   get state() {
-    return this.#dead || STATES[this.#c.num(4)];
+    return this.#dead || STATES[this.#c.num(NUM_STATE)];
   }
   // Both are set by the `login` event, which comes before any signed-in state.
   get user() {
@@ -1028,12 +1040,12 @@ var Driver = class {
     ) : null;
   }
   get idleDeadline() {
-    const t = this.#signedIn() ? this.#c.num(8) : -1;
+    const t = this.#signedIn() ? this.#c.num(NUM_IDLE_DEADLINE) : -1;
     return t >= 0 ? t : null;
   }
   get stats() {
     const s = (i) => this.#dead ? 0 : this.#c.num(i);
-    return { busMalformed: s(5), sharedMalformed: s(6), refreshSent: s(7), persistent: !!this.#store };
+    return { busMalformed: s(NUM_BUS_MALFORMED), sharedMalformed: s(NUM_SHARED_MALFORMED), refreshSent: s(NUM_REFRESH_SENT), persistent: !!this.#store };
   }
   /** @param {{ username: string, password: string }} c */
   login(c) {
@@ -1111,7 +1123,7 @@ var Driver = class {
       this.#alive();
       const n = this.#c.token();
       if (n !== t) return n ? send(n) : res;
-      if (!this.#c.num(2) || Date.now() >= end) return res;
+      if (!this.#c.num(NUM_REFRESHING) || Date.now() >= end) return res;
     }
   }
   /**

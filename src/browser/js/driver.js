@@ -1,6 +1,6 @@
 // The driver: feeds the engine its inputs, drains its effects in order and performs them.
 
-import { RESTORE, RESUME, LOGIN_OK, MFA, LOGIN_FAILED, REFRESH_OK, REFRESH_REJECTED, REFRESH_FAILED, ACCESS_REJECTED, BUS, SHARED, LOCK_GRANTED, LOCK_UNAVAILABLE, LOCK_LOST, TIMER, ACTIVITY, STAY, LOGOUT, VISIBLE, ONLINE, LOGIN_STARTED, LOGOUT_DONE, FX_REFRESH, FX_LOGOUT, FX_LOCK, FX_UNLOCK, FX_BROADCAST, FX_SHARED, FX_STORE, FX_WIPE, FX_EMIT, FX_LOGIN, STATES } from "./boundary.js";
+import { RESTORE, RESUME, LOGIN_OK, MFA, LOGIN_FAILED, REFRESH_OK, REFRESH_REJECTED, REFRESH_FAILED, ACCESS_REJECTED, BUS, SHARED, LOCK_GRANTED, LOCK_UNAVAILABLE, LOCK_LOST, TIMER, ACTIVITY, STAY, LOGOUT, VISIBLE, ONLINE, LOGIN_STARTED, LOGOUT_DONE, FX_REFRESH, FX_LOGOUT, FX_LOCK, FX_UNLOCK, FX_BROADCAST, FX_SHARED, FX_STORE, FX_WIPE, FX_EMIT, FX_LOGIN, NUM_DEADLINE, NUM_PENDING, NUM_REFRESHING, NUM_SEEN, NUM_STATE, NUM_BUS_MALFORMED, NUM_SHARED_MALFORMED, NUM_REFRESH_SENT, NUM_IDLE_DEADLINE, STATES } from "./boundary.js";
 import { words, error, tokensOk, gone, bearerRejected, offline, post } from "./transport.js";
 import { kidOf, sessionKey, b64, unb64, aad, parse, gcm, utf8 } from "./vault.js";
 import { KINDS, OPTS, activity } from "./activity.js";
@@ -138,16 +138,16 @@ export class Driver {
     // unavailable for now is kept: the tab resumes from the cookie or the other tabs.
     const intact = this.#kind ? (await this.#restore()) !== false : true;
     if (o.resume !== false && intact && !this.#signedIn()) {
-      const sent = this.#c.num(7), revokes = this.#revokes;
+      const sent = this.#c.num(NUM_REFRESH_SENT), revokes = this.#revokes;
       // Alone, the engine skips the join wait: no other tab could answer.
       this.#drive(RESUME, await solo);
       // Settle before resolving: until the resume is decided (another tab's token, or the
       // refresh's answer or retryable failure), at most 30 s.
-      for (const end = Date.now() + 30000; !this.#dead && this.#c.num(1) && Date.now() < end; ) await this.#next(100);
+      for (const end = Date.now() + 30000; !this.#dead && this.#c.num(NUM_PENDING) && Date.now() < end; ) await this.#next(100);
       // The engine declines to resume after a logout. When that logout reached the server
       // (no revoke is owed), a cookie present now belongs to a session created since (a
       // server-rendered login, an SSO redirect): adopt it like a login.
-      if (!this.#dead && !this.#signedIn() && this.#c.num(7) === sent && this.#revokes === revokes) await this.#adoptCookie();
+      if (!this.#dead && !this.#signedIn() && this.#c.num(NUM_REFRESH_SENT) === sent && this.#revokes === revokes) await this.#adoptCookie();
     }
     await solo; // this tab's lock is requested: other tabs starting now see it alive
     // Events raised while starting reach listeners added right after `await start()`.
@@ -286,7 +286,7 @@ export class Driver {
     // Once per token the shared record names (another tab's login or refresh), never on its
     // other writes (claims, activity): tabs without a session would re-resume each other's
     // resumes forever, each new one superseding the last.
-    const t = this.#c.num(3);
+    const t = this.#c.num(NUM_SEEN);
     if (t && t !== this.#seen) (this.#seen = t), this.#drive(RESUME, true);
   }
 
@@ -317,7 +317,11 @@ export class Driver {
     const o = arg && typeof arg === "object" && !(arg instanceof Uint8Array) && arg;
     /** @type {number[]} */
     const texts = [];
-    if (o) for (const t of [o.access_token, o.refresh_token, o.session?.id, o.session?.user]) texts.push(...(utf8(t) || [254]), 255);
+    // A loop, not a spread: a spread of a huge text (a hostile answer) would overflow the stack.
+    if (o) for (const t of [o.access_token, o.refresh_token, o.session?.id, o.session?.user]) {
+      for (const b of utf8(t) || [254]) texts.push(b);
+      texts.push(255);
+    }
     this.#c.handle(
       kind,
       id || 0,
@@ -334,7 +338,7 @@ export class Driver {
 
   #rearm() {
     if (this.#dead) return;
-    const t = this.#c.num(0);
+    const t = this.#c.num(NUM_DEADLINE);
     if (t === this.#at) return;
     clearTimeout(this.#timer);
     this.#at = t;
@@ -549,7 +553,7 @@ export class Driver {
 
   #signedIn() {
     if (this.#dead) return false;
-    const s = this.#c.num(4);
+    const s = this.#c.num(NUM_STATE);
     return s === 2 || s === 3; // active, idle-warning
   }
 
@@ -766,7 +770,7 @@ export class Driver {
   // ---- the public methods (the `Session` API, see types.rs) -------------------------------
 
   get state() {
-    return this.#dead || STATES[this.#c.num(4)];
+    return this.#dead || STATES[this.#c.num(NUM_STATE)];
   }
 
   // Both are set by the `login` event, which comes before any signed-in state.
@@ -779,14 +783,14 @@ export class Driver {
   }
 
   get idleDeadline() {
-    const t = this.#signedIn() ? this.#c.num(8) : -1;
+    const t = this.#signedIn() ? this.#c.num(NUM_IDLE_DEADLINE) : -1;
     return t >= 0 ? t : null;
   }
 
   get stats() {
     /** @param {number} i */
     const s = (i) => (this.#dead ? 0 : this.#c.num(i));
-    return { busMalformed: s(5), sharedMalformed: s(6), refreshSent: s(7), persistent: !!this.#store };
+    return { busMalformed: s(NUM_BUS_MALFORMED), sharedMalformed: s(NUM_SHARED_MALFORMED), refreshSent: s(NUM_REFRESH_SENT), persistent: !!this.#store };
   }
 
   /** @param {{ username: string, password: string }} c */
@@ -874,7 +878,7 @@ export class Driver {
       const n = this.#c.token();
       if (n !== t) return n ? send(n) : res;
       // The 401 forced no refresh (an older token, or one a forced refresh just produced).
-      if (!this.#c.num(2) || Date.now() >= end) return res;
+      if (!this.#c.num(NUM_REFRESHING) || Date.now() >= end) return res;
     }
   }
 
