@@ -11,7 +11,8 @@
 // default options, nothing else: no demo UI rendered between the steps), and where its time
 // goes, from the page's own clock: the module and Wasm downloads (Resource Timing), the Wasm
 // compile + instantiate, the Web Locks query and tab lock, and the resume's POST
-// /auth/refresh (wrapped in the page by an init script that only records times).
+// /auth/refresh (wrapped in the page by an init script that only records times). And both
+// pages again with preload hints in <head> (what an app can do), each against the other.
 
 // Both are served by the real tessera-server from one temp www dir (a copy of www/ plus the
 // oidc-client-ts module and its one dependency), so both go over the same loopback HTTP.
@@ -33,7 +34,7 @@ const t1 = performance.now();
 const mgr = new oidc.UserManager({ authority: location.origin, client_id: "bench", redirect_uri: location.href });
 const user = await mgr.getUser();
 const t2 = performance.now();
-window.result = { importMs: t1 - t0, getUserMs: t2 - t0, user: user ? "yes" : "none" };
+window.result = { importMs: t1 - t0, getUserMs: t2 - t0, user: user ? "yes" : "none", nav: t1 };
 </script></body></html>`;
 
 const MIN_PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tessera start</title></head><body>
@@ -46,8 +47,12 @@ const t2 = performance.now();
 const s = await m.Session.start({ baseUrl: "/auth" });
 const t3 = performance.now();
 await new Promise((ok) => setTimeout(ok, 0));
-window.result = { t0, imported: t1 - t0, initialised: t2 - t0, started: t3 - t0, state: s.state, task: performance.now() - t0 };
+window.result = { t0, imported: t1 - t0, initialised: t2 - t0, started: t3 - t0, state: s.state, task: performance.now() - t0, nav: t3 };
 </script></body></html>`;
+
+const PRELOAD_TESSERA =
+  '<link rel="modulepreload" href="/pkg/tessera.js"><link rel="preload" href="/pkg/tessera_bg.wasm" as="fetch" type="application/wasm" crossorigin>';
+const PRELOAD_OIDC = '<link rel="modulepreload" href="/vendor/oidc-client-ts.js"><link rel="modulepreload" href="/vendor/jwt-decode.js">';
 
 // Records (first) times of what the SDK waits on while starting; changes nothing else.
 function probe() {
@@ -113,6 +118,11 @@ async function main() {
   cpSync(path.join(ROOT, "node_modules/jwt-decode/build/esm/index.js"), path.join(www, "vendor/jwt-decode.js"));
   writeFileSync(path.join(www, "oidc.html"), OIDC_PAGE);
   writeFileSync(path.join(www, "start.html"), MIN_PAGE);
+  // The same two pages with preload hints in <head>, as an app can add them: the module (and
+  // the Wasm) start downloading while the page is parsed, not one after the other.
+  const head = (links) => (page) => page.replace("</head>", links + "</head>");
+  writeFileSync(path.join(www, "start-preload.html"), head(PRELOAD_TESSERA)(MIN_PAGE));
+  writeFileSync(path.join(www, "oidc-preload.html"), head(PRELOAD_OIDC)(OIDC_PAGE));
 
   const server = await startServer({ wwwDir: www });
   const browser = await launchBrowser();
@@ -132,6 +142,9 @@ async function main() {
     });
     const oidc = { importMs: [], getUserMs: [] };
     const minimal = { imported: [], initialised: [], started: [], restored: 0, phases: {} };
+    // From navigation start (performance.now() at the end): preloads begin before the page's
+    // script runs, so the times from its `import` would hide them.
+    const preloaded = { started: [], restored: 0, oidc: [], plain: [], plainOidc: [] };
     await ctx.addInitScript(probe);
     for (let run = 0; run < RUNS + 1; run++) {
       // Alternate so neither side always runs on a warmer browser.
@@ -164,6 +177,16 @@ async function main() {
         return { ...r, at };
       });
       await mp.close();
+      const simple = async (file) => {
+        const p = await ctx.newPage();
+        await p.goto(new URL(file, server.url).href);
+        await p.waitForFunction(() => window.result, null, { timeout: 60_000 });
+        const x = await p.evaluate(() => window.result);
+        await p.close();
+        return x;
+      };
+      const pre = await simple("start-preload.html");
+      const oPre = await simple("oidc-preload.html");
       const o = await ctx.newPage();
       await o.goto(new URL("oidc.html", server.url).href);
       await o.waitForFunction(() => window.result);
@@ -182,6 +205,11 @@ async function main() {
       minimal.started.push(mr.started);
       if (mr.state === "active") minimal.restored += 1;
       for (const [k, v] of mr.at) (minimal.phases[k] ||= []).push(v);
+      preloaded.started.push(pre.nav);
+      if (pre.state === "active") preloaded.restored += 1;
+      preloaded.oidc.push(oPre.nav);
+      preloaded.plain.push(mr.nav);
+      preloaded.plainOidc.push(r.nav);
       oidc.importMs.push(r.importMs);
       oidc.getUserMs.push(r.getUserMs);
     }
@@ -204,6 +232,14 @@ async function main() {
     const o = show("oidc-client-ts: import (ESM, with jwt-decode)", oidc.importMs);
     show("oidc-client-ts: import + UserManager.getUser()", oidc.getUserMs);
     console.log(`  ratio tessera import->started / oidc-client-ts import (p50): demo page ${(t.p50 / o.p50).toFixed(2)}, minimal page ${(mt.p50 / o.p50).toFixed(2)} (goal: <= 1)`);
+    console.log(`from navigation start (performance.now() when done), without and with preload hints in <head>`);
+    console.log(`(modulepreload of the modules; the Wasm as a fetch preload):`);
+    const np = show("tessera: minimal page, restored session", preloaded.plain);
+    const pt = show("tessera: minimal page + preload hints", preloaded.started);
+    console.log(`  sessions restored with hints: ${preloaded.restored}/${RUNS}`);
+    const op = show("oidc-client-ts: import done", preloaded.plainOidc);
+    const po = show("oidc-client-ts: import done, + modulepreload", preloaded.oidc);
+    console.log(`  ratios (p50): without hints ${(np.p50 / op.p50).toFixed(2)}, with hints on both ${(pt.p50 / po.p50).toFixed(2)}`);
   } finally {
     await browser.close();
     await server.close();
