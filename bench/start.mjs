@@ -7,6 +7,13 @@
 //
 //   node bench/start.mjs [--runs 15]
 //
+// Also measured in the same runs: a minimal app page (import, init(), Session.start() with
+// default options, nothing else: no demo UI rendered between the steps), and where its time
+// goes, from the page's own clock: the module and Wasm downloads (Resource Timing), the Wasm
+// compile + instantiate, the Web Locks query and tab lock, and the resume's POST
+// /auth/refresh (wrapped in the page by an init script that only records times). And both
+// pages again with preload hints in <head> (what an app can do), each against the other.
+
 // Both are served by the real tessera-server from one temp www dir (a copy of www/ plus the
 // oidc-client-ts module and its one dependency), so both go over the same loopback HTTP.
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -27,8 +34,70 @@ const t1 = performance.now();
 const mgr = new oidc.UserManager({ authority: location.origin, client_id: "bench", redirect_uri: location.href });
 const user = await mgr.getUser();
 const t2 = performance.now();
-window.result = { importMs: t1 - t0, getUserMs: t2 - t0, user: user ? "yes" : "none" };
+window.result = { importMs: t1 - t0, getUserMs: t2 - t0, user: user ? "yes" : "none", nav: t1 };
 </script></body></html>`;
+
+const MIN_PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tessera start</title></head><body>
+<script type="module">
+const t0 = performance.now();
+const m = await import("/pkg/tessera.js");
+const t1 = performance.now();
+await m.default();
+const t2 = performance.now();
+const s = await m.Session.start({ baseUrl: "/auth" });
+const t3 = performance.now();
+await new Promise((ok) => setTimeout(ok, 0));
+window.result = { t0, imported: t1 - t0, initialised: t2 - t0, started: t3 - t0, state: s.state, task: performance.now() - t0, nav: t3 };
+</script></body></html>`;
+
+const PRELOAD_TESSERA =
+  '<link rel="modulepreload" href="/pkg/tessera.js"><link rel="preload" href="/pkg/tessera_bg.wasm" as="fetch" type="application/wasm" crossorigin>';
+const PRELOAD_OIDC = '<link rel="modulepreload" href="/vendor/oidc-client-ts.js"><link rel="modulepreload" href="/vendor/jwt-decode.js">';
+
+// Records (first) times of what the SDK waits on while starting; changes nothing else.
+function probe() {
+  const at = (window.__t = {});
+  const mark = (k) => { if (!(k in at)) at[k] = performance.now(); };
+  const L = navigator.locks;
+  if (L) {
+    const query = L.query.bind(L);
+    L.query = (...a) => (mark("locks.query sent"), query(...a).then((r) => (mark("locks.query answered"), r)));
+    const request = L.request.bind(L);
+    L.request = (name, o, cb) => {
+      const f = typeof o === "function" ? o : cb;
+      const kind = String(name).split(":")[1];
+      mark(`lock ${kind} requested`);
+      const g = (l) => (mark(`lock ${kind} granted`), f(l));
+      return typeof o === "function" ? request(name, g) : request(name, o, g);
+    };
+  }
+  const fetch0 = window.fetch;
+  window.fetch = function (input, init) {
+    const path = new URL(input instanceof Request ? input.url : String(input), location.href).pathname;
+    mark(`fetch ${path} called`);
+    return fetch0.call(this, input, init).then((r) => (mark(`fetch ${path} resolved`), r));
+  };
+  const text0 = Response.prototype.text;
+  Response.prototype.text = function () {
+    const path = new URL(this.url, location.href).pathname;
+    mark(`body of ${path} read`);
+    return text0.call(this).then((t) => (mark(`body of ${path} in`), t));
+  };
+  const set0 = Storage.prototype.getItem;
+  Storage.prototype.getItem = function (k) {
+    mark("first Web Storage read");
+    const v = set0.call(this, k);
+    mark("first Web Storage read done");
+    return v;
+  };
+  for (const k of ["instantiateStreaming", "instantiate"]) {
+    const f = WebAssembly[k];
+    WebAssembly[k] = function (...a) {
+      mark(`WebAssembly.${k} called`);
+      return f.apply(this, a).then((r) => (mark(`WebAssembly.${k} done`), r));
+    };
+  }
+}
 
 function stats(values) {
   const s = [...values].sort((a, b) => a - b);
@@ -48,6 +117,12 @@ async function main() {
   cpSync(path.join(ROOT, "node_modules/oidc-client-ts/dist/esm/oidc-client-ts.js"), path.join(www, "vendor/oidc-client-ts.js"));
   cpSync(path.join(ROOT, "node_modules/jwt-decode/build/esm/index.js"), path.join(www, "vendor/jwt-decode.js"));
   writeFileSync(path.join(www, "oidc.html"), OIDC_PAGE);
+  writeFileSync(path.join(www, "start.html"), MIN_PAGE);
+  // The same two pages with preload hints in <head>, as an app can add them: the module (and
+  // the Wasm) start downloading while the page is parsed, not one after the other.
+  const head = (links) => (page) => page.replace("</head>", links + "</head>");
+  writeFileSync(path.join(www, "start-preload.html"), head(PRELOAD_TESSERA)(MIN_PAGE));
+  writeFileSync(path.join(www, "oidc-preload.html"), head(PRELOAD_OIDC)(OIDC_PAGE));
 
   const server = await startServer({ wwwDir: www });
   const browser = await launchBrowser();
@@ -66,6 +141,11 @@ async function main() {
       }
     });
     const oidc = { importMs: [], getUserMs: [] };
+    const minimal = { imported: [], initialised: [], started: [], restored: 0, phases: {} };
+    // From navigation start (performance.now() at the end): preloads begin before the page's
+    // script runs, so the times from its `import` would hide them.
+    const preloaded = { started: [], restored: 0, oidc: [], plain: [], plainOidc: [] };
+    await ctx.addInitScript(probe);
     for (let run = 0; run < RUNS + 1; run++) {
       // Alternate so neither side always runs on a warmer browser.
       const readMarks = async (query) => {
@@ -80,6 +160,33 @@ async function main() {
       const marks = await readMarks("");
       // The same with joinWaitMs=0: no wait for another tab's token before the cookie refresh.
       const noJoin = await readMarks("?join=0");
+      const mp = await ctx.newPage();
+      await mp.goto(new URL("start.html", server.url).href);
+      await mp.waitForFunction(() => window.result, null, { timeout: 60_000 });
+      const mr = await mp.evaluate(() => {
+        const r = window.result;
+        const at = Object.entries(window.__t).map(([k, v]) => [k, v - r.t0]);
+        at.push(["Session.start() resolved", r.started], ["the next task ran", r.task]);
+        for (const e of performance.getEntriesByType("resource")) {
+          const name = new URL(e.name).pathname.split("/").pop();
+          if (["tessera.js", "tessera_bg.wasm", "refresh"].includes(name)) {
+            at.push([`${name}: request sent (Resource Timing)`, e.requestStart - r.t0]);
+            at.push([`${name}: response end (Resource Timing)`, e.responseEnd - r.t0]);
+          }
+        }
+        return { ...r, at };
+      });
+      await mp.close();
+      const simple = async (file) => {
+        const p = await ctx.newPage();
+        await p.goto(new URL(file, server.url).href);
+        await p.waitForFunction(() => window.result, null, { timeout: 60_000 });
+        const x = await p.evaluate(() => window.result);
+        await p.close();
+        return x;
+      };
+      const pre = await simple("start-preload.html");
+      const oPre = await simple("oidc-preload.html");
       const o = await ctx.newPage();
       await o.goto(new URL("oidc.html", server.url).href);
       await o.waitForFunction(() => window.result);
@@ -93,6 +200,16 @@ async function main() {
       tessera.startedNoJoin.push(noJoin["tessera:started"] - noJoin["tessera:import-start"]);
       if (noJoin.state === "active") tessera.restoredNoJoin += 1;
       if (marks.state === "active") tessera.restored += 1;
+      minimal.imported.push(mr.imported);
+      minimal.initialised.push(mr.initialised);
+      minimal.started.push(mr.started);
+      if (mr.state === "active") minimal.restored += 1;
+      for (const [k, v] of mr.at) (minimal.phases[k] ||= []).push(v);
+      preloaded.started.push(pre.nav);
+      if (pre.state === "active") preloaded.restored += 1;
+      preloaded.oidc.push(oPre.nav);
+      preloaded.plain.push(mr.nav);
+      preloaded.plainOidc.push(r.nav);
       oidc.importMs.push(r.importMs);
       oidc.getUserMs.push(r.getUserMs);
     }
@@ -105,9 +222,24 @@ async function main() {
     if (tessera.refreshMs.length) show("  of which POST /auth/refresh request->response", tessera.refreshMs);
     show("tessera: same with joinWaitMs=0 (no wait for tabs)", tessera.startedNoJoin);
     console.log(`  sessions restored with joinWaitMs=0: ${tessera.restoredNoJoin}/${RUNS}`);
+    console.log(`minimal page (import, init(), Session.start() with default options, nothing else):`);
+    show("tessera: import of /pkg/tessera.js", minimal.imported);
+    show("tessera: + init() (wasm compile + instantiate)", minimal.initialised);
+    const mt = show("tessera: + Session.start() -> session state", minimal.started);
+    console.log(`  sessions restored: ${minimal.restored}/${RUNS}; where the time goes (ms from the import, p50, in time order):`);
+    const order = Object.entries(minimal.phases).map(([k, v]) => [k, stats(v).p50, v.length]).sort((a, b) => a[1] - b[1]);
+    for (const [k, p50, n] of order) console.log(`    ${p50.toFixed(1).padStart(7)}  ${k}${n < RUNS ? ` (${n}/${RUNS} runs)` : ""}`);
     const o = show("oidc-client-ts: import (ESM, with jwt-decode)", oidc.importMs);
     show("oidc-client-ts: import + UserManager.getUser()", oidc.getUserMs);
-    console.log(`  ratio tessera import->started / oidc-client-ts import (p50): ${(t.p50 / o.p50).toFixed(2)} (goal: <= 1)`);
+    console.log(`  ratio tessera import->started / oidc-client-ts import (p50): demo page ${(t.p50 / o.p50).toFixed(2)}, minimal page ${(mt.p50 / o.p50).toFixed(2)} (goal: <= 1)`);
+    console.log(`from navigation start (performance.now() when done), without and with preload hints in <head>`);
+    console.log(`(modulepreload of the modules; the Wasm as a fetch preload):`);
+    const np = show("tessera: minimal page, restored session", preloaded.plain);
+    const pt = show("tessera: minimal page + preload hints", preloaded.started);
+    console.log(`  sessions restored with hints: ${preloaded.restored}/${RUNS}`);
+    const op = show("oidc-client-ts: import done", preloaded.plainOidc);
+    const po = show("oidc-client-ts: import done, + modulepreload", preloaded.oidc);
+    console.log(`  ratios (p50): without hints ${(np.p50 / op.p50).toFixed(2)}, with hints on both ${(pt.p50 / po.p50).toFixed(2)}`);
   } finally {
     await browser.close();
     await server.close();
