@@ -23,7 +23,10 @@
 //!
 //! Bounded: each load phase runs for `PHASE_SECS` seconds or `MAX_REQUESTS` requests.
 //! Environment knobs: `TESSERA_BENCH_SECS` (default 5), `TESSERA_BENCH_SESSIONS` (100000),
-//! `TESSERA_BENCH_ROUNDS` (3), `TESSERA_BENCH_ONLY=introspect` (only phases 1 and 2).
+//! `TESSERA_BENCH_ROUNDS` (3), `TESSERA_BENCH_ONLY=introspect` (only phases 1 and 2),
+//! `TESSERA_BENCH_SERVER_BIN` (the tessera-server binary to measure; default: the one cargo
+//! built), `TESSERA_BENCH_BASELINE_BIN` (a second tessera-server binary, e.g. `main`'s, run
+//! on the same store and measured in the same rounds of phase 2: an A/B in one run).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -162,8 +165,15 @@ fn spawn_and_read_addr(mut cmd: Command, what: &str) -> Server {
 
 impl Server {
     fn start(store: &str) -> Server {
+        let bin = std::env::var_os("TESSERA_BENCH_SERVER_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_tessera-server").into());
+        Server::start_bin(store, &bin)
+    }
+
+    /// [`start`](Self::start) with an explicit tessera-server binary.
+    fn start_bin(store: &str, bin: &std::ffi::OsStr) -> Server {
         let key = bench_master_key().0;
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera-server"));
+        let mut cmd = Command::new(bin);
         cmd.args(["--listen", "127.0.0.1:0", "--store", store, "--log", "warn"])
             .env("TESSERA_INTROSPECTION_SECRET", BENCH_SECRET)
             .arg("--master-key-file")
@@ -176,7 +186,7 @@ impl Server {
                 "--absolute-timeout",
                 "86400",
             ]);
-        spawn_and_read_addr(cmd, "tessera-server (built by cargo bench)")
+        spawn_and_read_addr(cmd, "tessera-server")
     }
 
     /// This bench binary re-run as the stateless axum verifier (see [`stateless_verifier`]),
@@ -725,6 +735,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Phase 2: tessera-server, the stateless axum verifier and the Node peer, side by side.
 async fn introspection_comparison(
     tessera: &Server,
+    baseline: Option<&Server>,
     ks: &KeySet,
     keys_json: &str,
     tokens: Arc<Vec<String>>,
@@ -742,6 +753,9 @@ async fn introspection_comparison(
     if let Some(n) = &node {
         targets.push(("node express + jose", n));
     }
+    if let Some(b) = baseline {
+        targets.push(("tessera baseline", b));
+    }
     // warm-up: one short pass each (page cache, JIT, connection setup)
     for (_, srv) in &targets {
         let _ = introspection_load(srv.addr, tokens.clone(), 1).await;
@@ -750,6 +764,8 @@ async fn introspection_comparison(
     let (mut vs_node, mut vs_stateless, mut wall_vs_stateless) =
         (Vec::new(), Vec::new(), Vec::new());
     let mut vs_jwt = Vec::new();
+    let (mut vs_baseline, mut baseline_vs_stateless, mut baseline_vs_node) =
+        (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let mut per_cpu = std::collections::HashMap::new();
         let mut per_wall = std::collections::HashMap::new();
@@ -789,6 +805,20 @@ async fn introspection_comparison(
                 per_wall["tessera-server"] / per_wall["node express + jose"]
             );
         }
+        if let Some(b) = per_cpu.get("tessera baseline") {
+            vs_baseline.push(t / b);
+            baseline_vs_stateless.push(b / s);
+            line += &format!(
+                "; tessera / baseline per CPU-s {:.0} % (baseline / stateless {:.0} %",
+                100.0 * t / b,
+                100.0 * b / s
+            );
+            if let Some(nd) = per_cpu.get("node express + jose") {
+                baseline_vs_node.push(b / nd);
+                line += &format!(", baseline / node {:.2}x", b / nd);
+            }
+            line += ")";
+        }
         println!("{line}");
     }
     print!(
@@ -804,6 +834,18 @@ async fn introspection_comparison(
             "; tessera = {:.2}x the Node express + jose peer per CPU-s (goal >= 6x, floor 5x)",
             median(vs_node)
         );
+    }
+    if !vs_baseline.is_empty() {
+        print!(
+            "baseline median of {rounds}: tessera = {:.0} % of the baseline tessera-server per CPU-s; baseline = {:.0} % of the stateless verifier",
+            100.0 * median(vs_baseline),
+            100.0 * median(baseline_vs_stateless)
+        );
+        if baseline_vs_node.is_empty() {
+            println!();
+        } else {
+            println!(", {:.2}x the Node peer", median(baseline_vs_node));
+        }
     }
 }
 
@@ -860,7 +902,17 @@ fn main() {
             100.0 * raw_cpu / per_req
         );
 
-        introspection_comparison(&server, &ks, &keys_json, tokens.clone(), secs, rounds).await;
+        // A/B: a second tessera-server binary on the same store, in the same rounds
+        let baseline = std::env::var_os("TESSERA_BENCH_BASELINE_BIN").map(|bin| {
+            println!("baseline tessera-server: {}", bin.to_string_lossy());
+            Server::start_bin(&url, &bin)
+        });
+        introspection_comparison(&server, baseline.as_ref(), &ks, &keys_json, tokens.clone(), secs, rounds).await;
+        println!("{:<34} {:>9.1} MiB (VmHWM after the introspection phases, {n_sessions} live sessions)", "tessera-server peak RSS", server.peak_rss_kib() as f64 / 1024.0);
+        if let Some(b) = &baseline {
+            println!("{:<34} {:>9.1} MiB", "baseline peak RSS", b.peak_rss_kib() as f64 / 1024.0);
+        }
+        drop(baseline);
         if only_introspect {
             return;
         }

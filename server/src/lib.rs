@@ -121,6 +121,8 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             csrf::guard,
         ));
+    // Every layer below is applied once, as one stack: each `Router::layer` call wraps every
+    // route in another boxed service, cloned and called (with a boxed future) per request.
     let auth = Router::new()
         .merge(guarded)
         .route("/auth/session", get(routes::sessions::current_session))
@@ -128,20 +130,22 @@ pub fn app(state: AppState) -> Router {
         .route("/auth/introspect", post(routes::introspect::introspect))
         .route("/api/me", get(routes::me::me))
         // OWASP: responses carrying tokens must never be cached.
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::PRAGMA,
-            HeaderValue::from_static("no-cache"),
-        ));
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::PRAGMA,
+                    HeaderValue::from_static("no-cache"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                )),
+        );
 
     let mut router = Router::new()
         .merge(auth)
         .route("/.well-known/jwks.json", get(routes::keys::jwks))
-        .merge(routes::health::router(cfg.metrics_listen.is_none()))
-        .layer(DefaultBodyLimit::max(64 * 1024));
+        .merge(routes::health::router(cfg.metrics_listen.is_none()));
 
     if cfg.demo {
         let pkg = ServeDir::new(&cfg.pkg_dir);
@@ -151,43 +155,45 @@ pub fn app(state: AppState) -> Router {
         router = router.fallback(routes::not_found);
     }
 
-    let mut router = router
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ));
-
     let origins: Vec<HeaderValue> = cfg
         .origins()
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
-    if !origins.is_empty() {
-        router = router.layer(
-            CorsLayer::new()
-                .allow_origin(AllowOrigin::list(origins))
-                .allow_credentials(true)
-                .allow_methods([Method::GET, Method::POST, Method::DELETE])
-                .allow_headers([
-                    header::CONTENT_TYPE,
-                    header::AUTHORIZATION,
-                    HeaderName::from_static(routes::CSRF_HEADER),
-                ])
-                .max_age(std::time::Duration::from_secs(600)),
-        );
-    }
-    let router = router
+    let cors = (!origins.is_empty()).then(|| {
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_credentials(true)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                HeaderName::from_static(routes::CSRF_HEADER),
+            ])
+            .max_age(std::time::Duration::from_secs(600))
+    });
+    // outermost first
+    let stack = tower::ServiceBuilder::new()
+        // request id, tracing span, metrics (issue 10): outside the timeouts, so a timed-out
+        // request is still logged and counted
+        .layer(telemetry::RequestIdLayer)
+        .layer(telemetry::trace_layer())
+        .layer(telemetry::TrackLayer(state.clone()))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+            cfg.body_timeout.max(1),
+        )))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(cfg.request_timeout.max(1)),
         ))
-        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
-            cfg.body_timeout.max(1),
-        )));
-    // request id, tracing span, metrics (issue 10): outside the timeouts, so a timed-out
-    // request is still logged and counted
-    telemetry::layer(router, &state).with_state(state)
+        .option_layer(cors)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(DefaultBodyLimit::max(64 * 1024));
+    router.layer(stack).with_state(state)
 }

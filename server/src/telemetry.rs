@@ -7,17 +7,19 @@
 //! (`urn:tessera:request:<id>`), so a user's error report finds the server's log lines.
 
 use std::collections::HashSet;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method};
-use axum::middleware::Next;
 use axum::response::Response;
-use axum::Router;
-use tower_http::request_id::{MakeRequestId, RequestId, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::request_id::{MakeRequestId, RequestId};
+use tower_http::trace::DefaultOnResponse;
 
 use crate::metrics::Label;
 use crate::state::AppState;
@@ -81,13 +83,50 @@ pub fn acceptable_request_id(v: &HeaderValue) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
 }
 
-async fn drop_unacceptable_request_id(mut req: Request, next: Next) -> Response {
-    if let Some(v) = req.headers().get(&REQUEST_ID) {
-        if !acceptable_request_id(v) {
-            req.headers_mut().remove(&REQUEST_ID);
-        }
+/// One layer that gives every request its `x-request-id`: an incoming id is kept when
+/// [`acceptable_request_id`], otherwise dropped and replaced by a [`NewRequestId`] (a
+/// plain service wrapper: it runs on every request, so no boxing and no extra future).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestIdLayer;
+
+impl<S> tower::Layer<S> for RequestIdLayer {
+    type Service = SetRequestId<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SetRequestId(inner)
     }
-    next.run(req).await
+}
+
+/// The service of [`RequestIdLayer`].
+#[derive(Debug, Clone, Copy)]
+pub struct SetRequestId<S>(S);
+
+impl<S, B> tower::Service<axum::http::Request<B>> for SetRequestId<S>
+where
+    S: tower::Service<axum::http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: axum::http::Request<B>) -> Self::Future {
+        let keep = req
+            .headers()
+            .get(&REQUEST_ID)
+            .is_some_and(acceptable_request_id);
+        if !keep {
+            if let Some(id) = NewRequestId.make_request_id(&req) {
+                // `insert` replaces every incoming value
+                req.headers_mut()
+                    .insert(REQUEST_ID, id.header_value().clone());
+            }
+        }
+        self.0.call(req)
+    }
 }
 
 /// The route template as a metrics label: interned (route templates are a small fixed
@@ -127,15 +166,63 @@ fn method_label(m: &Method) -> Label {
     })
 }
 
+/// The per-request bookkeeping of [`track`] as a layer (a plain service wrapper, one boxed
+/// future per request; `axum::middleware::from_fn` would box the inner service and its
+/// future again on every request).
+#[derive(Clone)]
+pub struct TrackLayer(pub AppState);
+
+impl<S> tower::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Track {
+            inner,
+            state: self.0.clone(),
+        }
+    }
+}
+
+/// The service of [`TrackLayer`].
+#[derive(Clone)]
+pub struct Track<S> {
+    inner: S,
+    state: AppState,
+}
+
+impl<S> tower::Service<Request> for Track<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // the ready service goes with the request; a clone stays for the next call
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(track(self.state.clone(), req, inner))
+    }
+}
+
 /// Per-request bookkeeping: metrics by route template, login outcomes, the response's
 /// `x-request-id`, and the problem body's `instance`.
-async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn track<S>(state: AppState, req: Request, mut inner: S) -> Result<Response, Infallible>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
     let started = Instant::now();
     // the id as set by the request-id layer (a cheap clone of the header value)
     let id = req.headers().get(&REQUEST_ID).cloned();
     let route = route_label(req.extensions().get::<MatchedPath>());
     let method = method_label(req.method());
-    let res = next.run(req).await;
+    let res = inner.call(req).await?;
     let status = res.status().as_u16();
     let is_problem = res
         .headers()
@@ -190,34 +277,38 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
     state
         .metrics()
         .request(route, method, status, started.elapsed());
-    res
+    Ok(res)
 }
 
-/// Wraps the finished routes with the request-id, tracing and metrics layers (outermost
-/// last): untrusted ids dropped → id set → span opened → metrics and `instance`.
-pub fn layer(router: Router<AppState>, state: &AppState) -> Router<AppState> {
-    router
-        .layer(axum::middleware::from_fn_with_state(state.clone(), track))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &axum::http::Request<Body>| {
-                    let id = req
-                        .headers()
-                        .get(&REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    tracing::info_span!(
-                        "request",
-                        request_id = %id,
-                        method = %req.method(),
-                        path = %req.uri().path(),
-                    )
-                })
-                // one access-log line per request, inside its span (so with its request id)
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-        )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, NewRequestId))
-        .layer(axum::middleware::from_fn(drop_unacceptable_request_id))
+/// The span each request runs in (with its id, method and path).
+fn request_span(req: &axum::http::Request<Body>) -> tracing::Span {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    )
+}
+
+/// The tracing layer: a span per request and one access-log line per request, inside its
+/// span (so with its request id).
+pub type TraceLayer = tower_http::trace::TraceLayer<
+    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
+    fn(&axum::http::Request<Body>) -> tracing::Span,
+    tower_http::trace::DefaultOnRequest,
+    DefaultOnResponse,
+>;
+
+/// See [`TraceLayer`].
+pub fn trace_layer() -> TraceLayer {
+    tower_http::trace::TraceLayer::new_for_http()
+        .make_span_with(request_span as fn(&axum::http::Request<Body>) -> tracing::Span)
+        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
 }
 
 #[cfg(test)]
