@@ -109,7 +109,7 @@ function esbuild() {
  */
 function bundleWebEntry(pkg) {
   const entry = path.join(pkg, `${NAME}.js`);
-  writeFileSync(entry, shortenGlueMessages(readFileSync(entry, "utf8")));
+  writeFileSync(entry, dedupeSnippetKeys(shortenGlueMessages(readFileSync(entry, "utf8"))));
   const out = esbuild().buildSync({ entryPoints: [entry], bundle: true, minify: true, format: "esm", platform: "browser", write: false,
     // The glue's own bookkeeping on `Session` objects (never read outside this file; the
     // class's instances stay inside the driver): short names.
@@ -117,6 +117,24 @@ function bundleWebEntry(pkg) {
   });
   writeFileSync(entry, out.outputFiles[0].contents);
   rmSync(path.join(pkg, "snippets"), { recursive: true, force: true });
+}
+
+/**
+ * wasm-bindgen imports the driver's module once per `extern` block the Wasm module calls into
+ * directly (`import * as importN from "<snippet>"`, and `"<snippet>": importN` in the import
+ * object): the same module under the same key twice. The later keys are dropped (the object
+ * literal kept the last one, the same module namespace), so the key occurs once in the glue and
+ * `shortenImports` shortens it in both files (bench/size.md). A key whose value is not a
+ * namespace import of that very module fails the build.
+ */
+function dedupeSnippetKeys(js) {
+  const seen = new Set();
+  return js.replace(/^\s*("\.\/snippets\/[^"\n]+"): (import\d+),\n/gm, (line, key, id) => {
+    if (!js.includes(`import * as ${id} from ${key}`)) fail(`glue import object: ${key} is not the module ${id}`);
+    if (seen.has(key)) return "";
+    seen.add(key);
+    return line;
+  });
 }
 
 /**
