@@ -36,7 +36,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
-import { shortenExports, shortenImports } from "./package/wasm-imports.mjs";
+import { readImportSection, shortenExports, shortenImports } from "./package/wasm-imports.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const TEMPLATES = path.join(ROOT, "scripts", "package");
@@ -109,7 +109,8 @@ function esbuild() {
  */
 function bundleWebEntry(pkg) {
   const entry = path.join(pkg, `${NAME}.js`);
-  writeFileSync(entry, shortenGlueMessages(readFileSync(entry, "utf8")));
+  const wasm = readFileSync(path.join(pkg, `${NAME}_bg.wasm`));
+  writeFileSync(entry, snippetImports(shortenGlueMessages(readFileSync(entry, "utf8")), wasm));
   const out = esbuild().buildSync({ entryPoints: [entry], bundle: true, minify: true, format: "esm", platform: "browser", write: false,
     // The glue's own bookkeeping on `Session` objects (never read outside this file; the
     // class's instances stay inside the driver): short names.
@@ -117,6 +118,35 @@ function bundleWebEntry(pkg) {
   });
   writeFileSync(entry, out.outputFiles[0].contents);
   rmSync(path.join(pkg, "snippets"), { recursive: true, force: true });
+}
+
+/**
+ * wasm-bindgen imports the driver's module once per `extern` block the Wasm module calls into
+ * directly (`import * as importN from "<snippet>"`, and `"<snippet>": importN` in the import
+ * object): the same module under the same key twice, and a namespace object that esbuild
+ * builds with its `__export` helper (every export of the driver as a getter). The import
+ * object instead gets one key per module with exactly the functions the Wasm module imports
+ * from it (read from its import section): the same functions, the key once in the glue (so
+ * `shortenImports` shortens it in both files), no namespace object (bench/size.md). A key
+ * whose value is not a namespace import of that very module fails the build.
+ */
+function snippetImports(js, wasm) {
+  const section = readImportSection(wasm);
+  const seen = new Set();
+  const imports = [];
+  js = js.replace(/^\s*("\.\/snippets\/[^"\n]+"): (import\d+),\n/gm, (line, key, id) => {
+    if (!js.includes(`import * as ${id} from ${key}`)) fail(`glue import object: ${key} is not the module ${id}`);
+    if (seen.has(key)) return "";
+    seen.add(key);
+    const names = [...new Set((section?.imports ?? []).filter((i) => JSON.stringify(i.module) === key).map((i) => i.name))];
+    for (const n of names) if (!/^[A-Za-z_$][\w$]*$/.test(n)) fail(`snippet import ${n} is not a plain name`);
+    const local = (n) => `__wbg_snippet_${seen.size}_${n}`;
+    imports.push(`import { ${names.map((n) => `${n} as ${local(n)}`).join(", ")} } from ${key};`);
+    return line.replace(`: ${id},`, `: { ${names.map((n) => `${n}: ${local(n)}`).join(", ")} },`);
+  });
+  js = js.replace(/^import \* as import\d+ from "\.\/snippets\/[^"\n]+"\n/gm, "");
+  if (/import \* as import\d+/.test(js)) fail("glue: a namespace import of a snippet is left");
+  return imports.join("\n") + "\n" + js;
 }
 
 /**

@@ -28,7 +28,7 @@ use wasm_bindgen::JsCast;
 use crate::boundary::{effect, input, num};
 use crate::core::{
     merge_shared, wire::codec::utf8, Config, Effect, Engine, Event, Input, InvalidConfig,
-    LogoutReason, Millis, RequestId, SessionState, Setting, Tokens,
+    LogoutReason, Millis, RequestId, Setting, Tokens,
 };
 
 mod types;
@@ -358,10 +358,7 @@ impl Core {
             num::PENDING => e.resume_pending().into(),
             num::REFRESHING => e.refreshing().into(),
             num::SEEN => e.shared_serial() as f64,
-            num::STATE => SessionState::ALL
-                .iter()
-                .position(|s| *s == e.state())
-                .unwrap_or(0) as f64,
+            num::STATE => (e.state() as u8).into(),
             num::BUS_MALFORMED => e.stats().bus_malformed.into(),
             num::SHARED_MALFORMED => e.stats().shared_malformed.into(),
             num::REFRESH_SENT => e.stats().refresh_sent.into(),

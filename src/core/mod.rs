@@ -74,7 +74,8 @@ pub enum SessionState {
 }
 
 impl SessionState {
-    /// Every state, in the order of their numbers across the Wasm boundary (`Core::state`).
+    /// Every state, in the order of their numbers across the Wasm boundary (`Core::num`): the
+    /// declaration order, so a state's number is `state as u8` (held by a test).
     pub const ALL: [SessionState; 5] = [
         SessionState::Anonymous,
         SessionState::MfaRequired,
@@ -98,6 +99,13 @@ impl SessionState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_number_is_its_place_in_all() {
+        for (i, s) in SessionState::ALL.into_iter().enumerate() {
+            assert_eq!(s as usize, i, "{s:?}");
+        }
+    }
 
     #[test]
     fn state_names_match_the_public_contract() {
