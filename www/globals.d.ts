@@ -28,6 +28,8 @@ export interface DemoHook {
   startedState?: string;
   /** Why the page could not start. */
   error?: string;
+  /** When (`Date.now()`) the page last saw trusted pointer or key input; 0 before any. */
+  lastInput: number;
 }
 
 /** `window.tesseraDemo`: the page's helpers. */

@@ -101,8 +101,13 @@ const tabId = Math.random().toString(36).slice(2, 6).toUpperCase();
 // ---- test hook ------------------------------------------------------------------------------
 
 /** @type {Window["tessera"]} */
-const hook = { session: null, events: [], ready: false, config, tabId };
+const hook = { session: null, events: [], ready: false, config, tabId, lastInput: 0 };
 window.tessera = hook;
+// When the user last did something here, as the page saw it (tests measure idleness from it;
+// the SDK keeps its own, throttled record).
+for (const kind of ["pointermove", "pointerdown", "keydown"]) {
+  addEventListener(kind, (e) => e.isTrusted && (hook.lastInput = Date.now()), { capture: true, passive: true });
+}
 window.tesseraDemo = { totp, base32Decode, plant, inventory, cookiePaths };
 
 // ---- page state -------------------------------------------------------------------------------
