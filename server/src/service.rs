@@ -339,8 +339,9 @@ pub async fn anomaly_check(
     Ok(())
 }
 
-/// Rotates the presented refresh token (RFC 9700 reuse detection, grace for the immediate
-/// predecessor), then applies the anomaly policy.
+/// Rotates the presented refresh token (RFC 9700 reuse detection; grace for a token the same
+/// client superseded within the window, see [`crate::store::MAX_GRACE_CHAIN`]), then applies
+/// the anomaly policy.
 ///
 /// # Errors
 /// `refresh_invalid`, `refresh_reused`, `session_revoked`, `session_expired`, or a store failure.
@@ -371,12 +372,20 @@ pub async fn rotate(
     state.metrics().refresh(&outcome);
     let (s, token) = match outcome {
         RotateOutcome::Rotated(s) => (s, successor.encode()),
-        RotateOutcome::Grace { session, sealed } => {
-            tracing::info!(sid = %log_tag(&session.sid), "refresh within grace: re-sending successor");
-            let secret = state
-                .master_key()
-                .open_successor(presented_token.secret(), &sealed)
-                .ok_or_else(|| ApiError::internal("grace successor does not open"))?;
+        RotateOutcome::Grace { session, chain } => {
+            tracing::info!(
+                sid = %log_tag(&session.sid),
+                behind = chain.len(),
+                "refresh within grace: re-sending the current token"
+            );
+            // each sealed successor opens with the secret the previous one yielded
+            let mut secret = *presented_token.secret();
+            for sealed in &chain {
+                secret = state
+                    .master_key()
+                    .open_successor(&secret, sealed)
+                    .ok_or_else(|| ApiError::internal("grace successor does not open"))?;
+            }
             (session, presented_token.with_secret(key, secret).encode())
         }
         RotateOutcome::Reused { sid } => {

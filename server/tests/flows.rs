@@ -195,8 +195,10 @@ async fn replayed_refresh_token_revokes_family() {
     let t1 = h.refresh_cookie(&t0).await.cookie_token().expect("t1");
     h.clock.advance(5);
     let t2 = h.refresh_cookie(&t1).await.cookie_token().expect("t2");
-    h.clock.advance(5);
-    // an attacker replays t0 (two generations old): the whole family ends
+    h.clock.advance(6);
+    // an attacker replays t0 (two generations old, superseded 11 s ago: past the 10 s grace
+    // window; within it only the client that superseded it is answered, see
+    // tabs_refreshing_at_once_out_of_order_all_end_on_the_current_token): the family ends
     let replay = h.refresh_cookie(&t0).await;
     replay.assert_problem(401, "refresh_reused");
     assert_eq!(replay.cookie_token().as_deref(), Some(""), "cookie cleared");
@@ -222,6 +224,47 @@ async fn lost_response_predecessor_within_grace_gets_same_successor() {
     );
     // the family is intact: t1 rotates normally
     assert_eq!(h.refresh_cookie(&t1).await.status, StatusCode::OK);
+}
+
+/// Three tabs without Web Locks or BroadcastChannel refresh with one cookie at once; their
+/// requests reach the server out of order: A's t0 -> t1, B's t1 -> t2 (B already had t1),
+/// then C's t0, sent before either answer. Seen in Chromium: the late t0 counted as reuse and
+/// revoked the session. Now every tab ends on the current token and the session lives.
+#[tokio::test]
+async fn tabs_refreshing_at_once_out_of_order_all_end_on_the_current_token() {
+    let h = Harness::new().await;
+    let (_, t0, sid) = h.login_alice().await;
+    let a = h.refresh_cookie(&t0).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let t1 = a.cookie_token().expect("t1");
+    h.clock.advance(1);
+    let b = h.refresh_cookie(&t1).await;
+    assert_eq!(b.status, StatusCode::OK);
+    let t2 = b.cookie_token().expect("t2");
+    h.clock.advance(1);
+    let c = h.refresh_cookie(&t0).await;
+    assert_eq!(
+        c.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&c.body)
+    );
+    assert_eq!(
+        c.cookie_token().as_deref(),
+        Some(t2.as_str()),
+        "the current token"
+    );
+    let at = c.json()["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(h.introspect(&at).await["active"], true);
+    assert_eq!(h.introspect(&at).await["sid"], sid.as_str());
+    // the family goes on from t2
+    let d = h.refresh_cookie(&t2).await;
+    assert_eq!(d.status, StatusCode::OK);
+    let t3 = d.cookie_token().expect("t3");
+    assert_ne!(t3, t2);
 }
 
 #[tokio::test]

@@ -37,10 +37,11 @@ async fn metrics_count_routes_logins_refresh_outcomes_and_rate_limits() {
     let r = h.refresh_cookie(&t0).await;
     assert_eq!(r.status, StatusCode::OK);
     let t1 = r.cookie_token().expect("rotated");
-    // t0 is now the predecessor (grace), then reuse of something older ends the family
+    // t0 is now the predecessor (grace), then its replay after the window ends the family
     assert_eq!(h.refresh_cookie(&t0).await.status, StatusCode::OK);
     let t2 = h.refresh_cookie(&t1).await.cookie_token().expect("rotated");
     assert!(!t2.is_empty());
+    h.clock.advance(11); // past t0's grace window
     h.refresh_cookie(&t0)
         .await
         .assert_problem(401, "refresh_reused");
@@ -263,7 +264,7 @@ async fn the_live_sessions_gauge_follows_login_logout_revoke_reuse_and_expiry() 
         assert_eq!(h.call(del).await.status, StatusCode::NO_CONTENT, "{store}");
         assert_eq!(live_sessions(&h).await, 2, "{store}: after revoke");
 
-        // rotation keeps the count; reuse of a superseded token ends that family
+        // rotation keeps the count; reuse of a superseded token (after its window) ends that family
         let t1 = h
             .refresh_cookie(&logins[2].1)
             .await
@@ -271,6 +272,7 @@ async fn the_live_sessions_gauge_follows_login_logout_revoke_reuse_and_expiry() 
             .expect("rotated");
         assert_eq!(live_sessions(&h).await, 2, "{store}: after rotation");
         let _t2 = h.refresh_cookie(&t1).await.cookie_token().expect("rotated");
+        h.clock.advance(11); // past the superseded token's grace window
         h.refresh_cookie(&logins[2].1)
             .await
             .assert_problem(401, "refresh_reused");

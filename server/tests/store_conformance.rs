@@ -10,6 +10,7 @@ use tessera_server::secret::{random_token, RefreshToken, TokenKey};
 use tessera_server::store::{
     Liveness, RotateOutcome, RotateRequest, SessionEvent, SessionLimits, SessionRecord,
     SessionStatus, SessionStore, TokenPosition, UserRecord, MAX_EVENTS_PER_SESSION,
+    MAX_GRACE_CHAIN,
 };
 
 const NOW: i64 = 1_800_000_000;
@@ -75,10 +76,18 @@ fn rotate_from(presented: &RefreshToken, now: i64, client: &str) -> (RotateReque
     )
 }
 
-fn open_grace(presented: &RefreshToken, sealed: &[u8]) -> RefreshToken {
-    let secret = master()
-        .open_successor(presented.secret(), sealed)
-        .expect("the grace successor opens with the predecessor");
+/// Follows a grace answer's chain of sealed successors from `presented` to the current token.
+fn open_grace(presented: &RefreshToken, chain: &[Vec<u8>]) -> RefreshToken {
+    assert!(
+        !chain.is_empty(),
+        "a grace answer carries at least one sealed successor"
+    );
+    let mut secret = *presented.secret();
+    for sealed in chain {
+        secret = master()
+            .open_successor(&secret, sealed)
+            .expect("each sealed successor opens with the secret before it");
+    }
     presented.with_secret(&key(), secret)
 }
 
@@ -192,7 +201,7 @@ mod suite {
         // immediate predecessor inside the grace window: the already-issued successor
         let (again, _) = rotate_req(&t0, NOW + 5 + GRACE);
         match s.rotate(&again).await.unwrap() {
-            RotateOutcome::Grace { sealed, .. } => assert_eq!(open_grace(&t0, &sealed), t1),
+            RotateOutcome::Grace { chain, .. } => assert_eq!(open_grace(&t0, &chain), t1),
             other => panic!("expected grace, got {other:?}"),
         }
         let (r2, t2) = rotate_req(&t1, NOW + 20);
@@ -200,7 +209,8 @@ mod suite {
             s.rotate(&r2).await.unwrap(),
             RotateOutcome::Rotated(_)
         ));
-        // t0 is now two generations old: reuse, the family dies
+        // t0 is now two generations old and past its window (superseded at NOW + 5): reuse,
+        // the family dies
         let (old, _) = rotate_req(&t0, NOW + 21);
         assert_eq!(
             s.rotate(&old).await.unwrap(),
@@ -327,12 +337,132 @@ mod suite {
                 .map(|x| x.1),
             Some(TokenPosition::Superseded)
         );
+        // t0, two generations old but superseded by this client within the window, is in
+        // grace too; past its window (superseded at NOW) it is superseded
         assert_eq!(
             s.lookup_refresh(&h(&t0), NOW + 1, GRACE, CLIENT)
                 .await
                 .unwrap()
                 .map(|x| x.1),
+            Some(TokenPosition::GracePredecessor)
+        );
+        assert_eq!(
+            s.lookup_refresh(&h(&t0), NOW + 1, GRACE, "client-b")
+                .await
+                .unwrap()
+                .map(|x| x.1),
             Some(TokenPosition::Superseded)
+        );
+        assert_eq!(
+            s.lookup_refresh(&h(&t0), NOW + GRACE + 1, GRACE, CLIENT)
+                .await
+                .unwrap()
+                .map(|x| x.1),
+            Some(TokenPosition::Superseded)
+        );
+    }
+
+    /// Tabs without a lock refresh with one cookie at once and their requests arrive out of
+    /// order: tab A rotates t0 -> t1, tab B (which already saw t1) t1 -> t2, then tab C's
+    /// request, sent with t0 before either answer, arrives. Seen in Chromium without Web Locks
+    /// and BroadcastChannel: "refresh token reuse: family revoked". Within the window, from
+    /// the client that superseded it, t0 gets the current token (t2), like the immediate
+    /// predecessor gets it.
+    pub async fn a_token_superseded_twice_within_the_window_gets_the_current_one(
+        s: Arc<dyn SessionStore>,
+    ) {
+        let (sess, t0) = new_session(s.as_ref(), "alice", NOW).await;
+        let (r1, t1) = rotate_from(&t0, NOW, "client-a");
+        assert!(matches!(
+            s.rotate(&r1).await.unwrap(),
+            RotateOutcome::Rotated(_)
+        ));
+        let (r2, t2) = rotate_from(&t1, NOW + 1, "client-a");
+        assert!(matches!(
+            s.rotate(&r2).await.unwrap(),
+            RotateOutcome::Rotated(_)
+        ));
+        let (late, _) = rotate_from(&t0, NOW + 2, "client-a");
+        match s.rotate(&late).await.unwrap() {
+            RotateOutcome::Grace { chain, session } => {
+                assert_eq!(chain.len(), 2, "t0 -> t1 -> t2");
+                assert_eq!(open_grace(&t0, &chain), t2, "the current token");
+                assert_eq!(session.sid, sess.sid);
+            }
+            other => panic!("expected grace, got {other:?}"),
+        }
+        // nothing changed: t1 is still the grace predecessor, t2 still rotates
+        let (again, _) = rotate_from(&t1, NOW + 3, "client-a");
+        match s.rotate(&again).await.unwrap() {
+            RotateOutcome::Grace { chain, .. } => assert_eq!(open_grace(&t1, &chain), t2),
+            other => panic!("expected grace, got {other:?}"),
+        }
+        let (r3, _) = rotate_from(&t2, NOW + 4, "client-a");
+        assert!(matches!(
+            s.rotate(&r3).await.unwrap(),
+            RotateOutcome::Rotated(_)
+        ));
+        let live = s.get_session(&sess.sid).await.unwrap().expect("session");
+        assert_eq!(live.revoked_at, None);
+        assert_eq!(
+            live.generation, 3,
+            "the late request created no family member"
+        );
+    }
+
+    /// The older tokens' grace has the same limits as the predecessor's: the client that
+    /// superseded the token, its own window, and at most `MAX_GRACE_CHAIN` of them.
+    pub async fn older_grace_holds_the_client_the_window_and_the_bound(s: Arc<dyn SessionStore>) {
+        // another client presenting t0 (superseded twice, within the window): theft
+        let (a, t0) = new_session(s.as_ref(), "alice", NOW).await;
+        let (r1, t1) = rotate_from(&t0, NOW, "client-a");
+        s.rotate(&r1).await.unwrap();
+        let (r2, _) = rotate_from(&t1, NOW + 1, "client-a");
+        s.rotate(&r2).await.unwrap();
+        let (stolen, _) = rotate_from(&t0, NOW + 2, "client-b");
+        assert_eq!(
+            s.rotate(&stolen).await.unwrap(),
+            RotateOutcome::Reused { sid: a.sid.clone() }
+        );
+
+        // t0's window ends GRACE seconds after it was superseded, whatever came after it
+        let (b, t0) = new_session(s.as_ref(), "alice", NOW).await;
+        let (r1, t1) = rotate_from(&t0, NOW, "client-a");
+        s.rotate(&r1).await.unwrap();
+        let (r2, _) = rotate_from(&t1, NOW + GRACE, "client-a");
+        s.rotate(&r2).await.unwrap();
+        let (late, _) = rotate_from(&t0, NOW + GRACE + 1, "client-a");
+        assert_eq!(
+            s.rotate(&late).await.unwrap(),
+            RotateOutcome::Reused { sid: b.sid.clone() }
+        );
+
+        // bounded: the predecessor and MAX_GRACE_CHAIN older tokens, no more
+        let (c, first) = new_session(s.as_ref(), "alice", NOW).await;
+        let mut chain = vec![first];
+        for _ in 0..MAX_GRACE_CHAIN + 2 {
+            let (r, next) = rotate_from(chain.last().expect("token"), NOW, "client-a");
+            assert!(matches!(
+                s.rotate(&r).await.unwrap(),
+                RotateOutcome::Rotated(_)
+            ));
+            chain.push(next);
+        }
+        let current = chain.last().expect("current").clone();
+        let (oldest_kept, _) = rotate_from(&chain[1], NOW + 1, "client-a");
+        match s.rotate(&oldest_kept).await.unwrap() {
+            RotateOutcome::Grace { chain: sealed, .. } => {
+                assert_eq!(sealed.len(), MAX_GRACE_CHAIN + 1);
+                assert_eq!(open_grace(&chain[1], &sealed), current);
+            }
+            other => panic!("expected grace, got {other:?}"),
+        }
+        let records = s.token_records(&c.sid).await.unwrap();
+        assert!(records <= 3 + MAX_GRACE_CHAIN, "{records} token records");
+        let (too_old, _) = rotate_from(&chain[0], NOW + 1, "client-a");
+        assert_eq!(
+            s.rotate(&too_old).await.unwrap(),
+            RotateOutcome::Reused { sid: c.sid.clone() }
         );
     }
 
@@ -555,7 +685,7 @@ mod suite {
     }
 
     /// Issue 9 item 5: reuse detection no longer needs one stored hash per rotation.
-    pub async fn ten_thousand_rotations_leave_at_most_three_token_records(
+    pub async fn ten_thousand_rotations_leave_a_bounded_number_of_token_records(
         s: Arc<dyn SessionStore>,
     ) {
         let (sess, t0) = new_session(s.as_ref(), "alice", NOW).await;
@@ -574,8 +704,9 @@ mod suite {
             t = next;
         }
         let records = s.token_records(&sess.sid).await.unwrap();
+        // current, predecessor, family index; the older grace entries of the last second
         assert!(
-            records <= 3,
+            records <= 3 + MAX_GRACE_CHAIN,
             "{records} token records after 10,000 rotations"
         );
         assert!(
@@ -771,7 +902,7 @@ mod suite {
         // the same client inside the window: the successor again
         let (same, _) = rotate_from(&t0, NOW + 1, "client-a");
         match s.rotate(&same).await.unwrap() {
-            RotateOutcome::Grace { sealed, .. } => assert_eq!(open_grace(&t0, &sealed), t1),
+            RotateOutcome::Grace { chain, .. } => assert_eq!(open_grace(&t0, &chain), t1),
             other => panic!("expected grace, got {other:?}"),
         }
         // the predecessor replayed from another agent/network inside the window: theft
@@ -909,7 +1040,9 @@ macro_rules! all_backends {
             client_updates_and_events_are_listed,
             ephemeral_values_expire_and_are_taken_once,
             advance_counter_only_moves_forward,
-            ten_thousand_rotations_leave_at_most_three_token_records,
+            ten_thousand_rotations_leave_a_bounded_number_of_token_records,
+            a_token_superseded_twice_within_the_window_gets_the_current_one,
+            older_grace_holds_the_client_the_window_and_the_bound,
             per_user_limit_revokes_the_oldest_live_sessions,
             events_per_session_are_capped,
             paged_listing_returns_every_session_once_newest_first,
@@ -938,7 +1071,7 @@ async fn sealed() -> Option<(Arc<dyn SessionStore>, Guard)> {
     ))
 }
 
-conformance!(sealed: session_status_follows_every_liveness_change, revoke_destroys_vault_key_and_counts);
+conformance!(sealed: session_status_follows_every_liveness_change, revoke_destroys_vault_key_and_counts, a_token_superseded_twice_within_the_window_gets_the_current_one);
 
 /// The introspection read opens nothing: under a master key that cannot open the session's
 /// vault key, `get_session` fails (sealed) while `session_status` still answers.

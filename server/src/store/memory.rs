@@ -13,7 +13,7 @@ struct Inner {
     users: HashMap<String, UserRecord>,
     sessions: HashMap<String, SessionRecord>,
     events: HashMap<String, Vec<SessionEvent>>,
-    /// sid → the two token hashes it keeps
+    /// sid → the token hashes it keeps
     tokens: HashMap<String, TokenState>,
     /// family hash → sid
     families: HashMap<String, String>,
@@ -27,8 +27,7 @@ impl Inner {
             s.sid.clone(),
             TokenState {
                 cur: t.hash.clone(),
-                prev: None,
-                prev_client: None,
+                ..TokenState::default()
             },
         );
         self.families.insert(t.family.clone(), s.sid.clone());
@@ -217,7 +216,7 @@ impl SessionStore for MemoryStore {
         let hashes = g
             .tokens
             .get(sid)
-            .map_or(0, |t| 1 + t.prev.is_some() as usize);
+            .map_or(0, |t| 1 + t.prev.is_some() as usize + t.older.len());
         let families = g.families.values().filter(|x| *x == sid).count();
         Ok(hashes + families)
     }
@@ -242,6 +241,7 @@ impl SessionStore for MemoryStore {
             return Ok(RotateOutcome::Unknown);
         };
         let decision = decide(s, t, req);
+        let older = t.older_after_rotation(s, req.now, req.grace);
         let sid = s.sid.clone();
         let Some(s) = g.sessions.get_mut(&sid) else {
             return Ok(RotateOutcome::Unknown);
@@ -256,9 +256,9 @@ impl SessionStore for MemoryStore {
                 revoke(s, "refresh_reused", req.now);
                 Ok(RotateOutcome::Reused { sid })
             }
-            Decision::Grace(sealed) => Ok(RotateOutcome::Grace {
+            Decision::Grace(chain) => Ok(RotateOutcome::Grace {
                 session: s.clone(),
-                sealed,
+                chain,
             }),
             Decision::Rotate => {
                 s.generation += 1;
@@ -272,6 +272,7 @@ impl SessionStore for MemoryStore {
                         cur: req.new_hash.clone(),
                         prev: Some(req.presented.hash.clone()),
                         prev_client: Some(req.client.clone()),
+                        older,
                     },
                 );
                 Ok(RotateOutcome::Rotated(out))
@@ -379,6 +380,7 @@ impl SessionStore for MemoryStore {
 
     async fn shred(&self, now: i64, idle: i64, grace: i64) -> StoreResult<usize> {
         let mut g = self.lock();
+        let g = &mut *g;
         let mut n = 0;
         for s in g.sessions.values_mut() {
             let mut changed = false;
@@ -389,6 +391,11 @@ impl SessionStore for MemoryStore {
             if s.prev_sealed.is_some() && s.prev_rotated_at.is_none_or(|at| now - at > grace) {
                 s.prev_sealed = None;
                 changed = true;
+            }
+            if let Some(t) = g.tokens.get_mut(&s.sid) {
+                let before = t.older.len();
+                t.older.retain(|e| now - e.at <= grace);
+                changed |= t.older.len() != before;
             }
             n += changed as usize;
         }

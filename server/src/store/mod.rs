@@ -4,14 +4,17 @@
 //! Sentinel or Cluster).
 //!
 //! Every backend implements refresh rotation as one atomic step ([`SessionStore::rotate`]),
-//! with the same decision rule (`decide` in this module): the current token rotates; the immediate
-//! predecessor within the grace window gets the already-issued successor back (sealed so that
-//! only the predecessor's holder can open it); anything older revokes the whole family.
+//! with the same decision rule (`decide` in this module): the current token rotates; a token
+//! the same client superseded within the grace window (the immediate predecessor, or up to
+//! [`MAX_GRACE_CHAIN`] older ones: tabs refreshing at once whose requests arrive out of
+//! order) gets the current token back (sealed so that only the superseded token's holder can
+//! open it); anything else revokes the whole family.
 //! One conformance suite (`tests/store_conformance.rs`) runs against all three.
 //!
 //! Growth is bounded: a refresh token names its family ([`crate::secret::RefreshToken`]), so
-//! a session keeps only two token hashes (the current one and the grace predecessor) however
-//! often it rotates, and any other token of the family is recognised as reuse. A user has at
+//! a session keeps only the current token's hash, the grace predecessor's and, while their
+//! window lasts, at most [`MAX_GRACE_CHAIN`] older ones, however often it rotates; any other
+//! token of the family is recognised as reuse. A user has at
 //! most [`SessionLimits::max_per_user`] live sessions (a new one revokes the oldest), a
 //! session keeps at most [`MAX_EVENTS_PER_SESSION`] events, and listings page
 //! ([`SessionStore::list_sessions_page`]).
@@ -309,13 +312,16 @@ pub struct RotateRequest {
 pub enum RotateOutcome {
     /// The presented token was current; the successor is now current. Carries the updated session.
     Rotated(SessionRecord),
-    /// The presented token is the immediate predecessor within the grace window: nothing
-    /// changed; the caller opens `sealed` with the presented token to re-send the successor.
+    /// The presented token was superseded within the grace window by the same client (the
+    /// immediate predecessor, or an older one: see [`GraceEntry`]): nothing changed; the
+    /// caller opens `chain` with the presented token to re-send the current one.
     Grace {
         /// The session.
         session: SessionRecord,
-        /// The current token's secret sealed for the presented one's holder.
-        sealed: Vec<u8>,
+        /// The sealed successors from the presented token to the current one, oldest first:
+        /// the first opens with the presented token's secret, each next one with the secret
+        /// the previous one yields; the last yields the current token's secret.
+        chain: Vec<Vec<u8>>,
     },
     /// A superseded token outside the grace rule: the family (session) is now revoked.
     Reused {
@@ -335,7 +341,8 @@ pub enum RotateOutcome {
 pub enum TokenPosition {
     /// The current token.
     Current,
-    /// The immediate predecessor within the grace window.
+    /// A token superseded within the grace window (the immediate predecessor or an older
+    /// one the store still keeps, see [`GraceEntry`]).
     GracePredecessor,
     /// Any older token.
     Superseded,
@@ -345,14 +352,78 @@ pub enum TokenPosition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Decision {
     Rotate,
-    Grace(Vec<u8>),
+    Grace(Vec<Vec<u8>>),
     Reuse,
     Revoked,
     Expired,
 }
 
-/// The two token hashes a session keeps.
+/// How many tokens older than the immediate predecessor a session keeps for the grace rule
+/// (each only while its window lasts).
+///
+/// Why older ones at all: tabs that cannot coordinate (no Web Locks, no BroadcastChannel)
+/// may refresh with the same cookie at once, and their requests reach the server in any
+/// order. Tab A rotates t0 → t1, tab B (which already saw t1) rotates t1 → t2, and only then
+/// does tab C's request, sent with t0 before either answer, arrive: t0 is two generations
+/// old, yet it is the same client's lost race, not a replay. Within the window, from the
+/// client that superseded it, it gets the current token like the immediate predecessor does.
+pub const MAX_GRACE_CHAIN: usize = 8;
+
+/// A token superseded before the immediate predecessor, kept for the grace rule while its
+/// window lasts (at most [`MAX_GRACE_CHAIN`] per session, newest first).
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraceEntry {
+    /// Hash of the superseded token.
+    pub hash: String,
+    /// [`crate::secret::client_binding`] of the request that presented it (and rotated).
+    pub client: String,
+    /// When it was superseded (Unix seconds).
+    pub at: i64,
+    /// Its successor's secret sealed for its holder (as `prev_sealed`).
+    pub sealed: Vec<u8>,
+}
+
+impl GraceEntry {
+    /// The entries as one text, the format Redis keeps and its rotation script reads: one
+    /// line per entry, `hash client at sealed` (sealed in base64url); hashes and client
+    /// bindings are base64url, so they hold no blank.
+    pub fn encode_all(entries: &[GraceEntry]) -> String {
+        let lines: Vec<String> = entries
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} {} {}",
+                    e.hash,
+                    e.client,
+                    e.at,
+                    crate::secret::b64(&e.sealed)
+                )
+            })
+            .collect();
+        lines.join("\n")
+    }
+
+    /// Reads [`encode_all`](Self::encode_all)'s text; a malformed line is left out (it
+    /// can only make a presented token count as superseded).
+    pub fn decode_all(text: &str) -> Vec<GraceEntry> {
+        text.lines()
+            .filter_map(|line| {
+                let mut f = line.split(' ');
+                let (hash, client, at, sealed) = (f.next()?, f.next()?, f.next()?, f.next()?);
+                Some(GraceEntry {
+                    hash: hash.to_string(),
+                    client: client.to_string(),
+                    at: at.parse().ok()?,
+                    sealed: crate::secret::unb64(sealed)?,
+                })
+            })
+            .take(MAX_GRACE_CHAIN)
+            .collect()
+    }
+}
+
+/// The token hashes a session keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct TokenState {
     /// Hash of the current token.
     pub cur: String,
@@ -360,30 +431,78 @@ pub(crate) struct TokenState {
     pub prev: Option<String>,
     /// [`crate::secret::client_binding`] of the request that rotated to the current token.
     pub prev_client: Option<String>,
+    /// Older superseded tokens still in their grace window, newest first.
+    pub older: Vec<GraceEntry>,
 }
 
-pub(crate) fn position(
-    s: &SessionRecord,
-    t: &TokenState,
-    presented: &str,
-    now: i64,
-    grace: i64,
-) -> TokenPosition {
-    if presented == t.cur {
-        TokenPosition::Current
-    } else if t.prev.as_deref() == Some(presented)
-        && s.prev_sealed.is_some()
-        && s.prev_rotated_at.is_some_and(|at| now - at <= grace)
-    {
-        TokenPosition::GracePredecessor
-    } else {
-        // a token of this family that is neither: an older one (reuse)
-        TokenPosition::Superseded
+impl TokenState {
+    /// The grace entries after rotating away from the current token at `now`: the
+    /// immediate predecessor joins the older ones while its window lasts; entries past
+    /// theirs leave; at most [`MAX_GRACE_CHAIN`].
+    pub(crate) fn older_after_rotation(
+        &self,
+        s: &SessionRecord,
+        now: i64,
+        grace: i64,
+    ) -> Vec<GraceEntry> {
+        let prev = match (
+            &self.prev,
+            &self.prev_client,
+            &s.prev_sealed,
+            s.prev_rotated_at,
+        ) {
+            (Some(hash), Some(client), Some(sealed), Some(at)) => Some(GraceEntry {
+                hash: hash.clone(),
+                client: client.clone(),
+                at,
+                sealed: sealed.clone(),
+            }),
+            _ => None,
+        };
+        prev.into_iter()
+            .chain(self.older.iter().cloned())
+            .filter(|e| now - e.at <= grace)
+            .take(MAX_GRACE_CHAIN)
+            .collect()
     }
 }
 
-/// [`position`] as seen from `client`: the grace predecessor presented by any client but
-/// the one that rotated is a superseded token (the same rule as [`decide`]).
+/// The grace rule: a token superseded within the window, the immediate predecessor or an
+/// older one still kept. Returns the client that superseded it and the sealed chain from it
+/// to the current token (oldest first); `None` when the token is not in grace.
+fn grace_chain<'a>(
+    s: &'a SessionRecord,
+    t: &'a TokenState,
+    presented: &str,
+    now: i64,
+    grace: i64,
+) -> Option<(&'a str, Vec<Vec<u8>>)> {
+    let last = s.prev_sealed.as_ref()?;
+    if s.prev_rotated_at.is_none_or(|at| now - at > grace) {
+        return None;
+    }
+    if t.prev.as_deref() == Some(presented) {
+        return Some((
+            t.prev_client.as_deref().unwrap_or_default(),
+            vec![last.clone()],
+        ));
+    }
+    let k = t.older.iter().position(|e| e.hash == presented)?;
+    let e = &t.older[k];
+    if now - e.at > grace {
+        return None;
+    }
+    let mut chain: Vec<Vec<u8>> = t.older[..=k]
+        .iter()
+        .rev()
+        .map(|e| e.sealed.clone())
+        .collect();
+    chain.push(last.clone());
+    Some((e.client.as_str(), chain))
+}
+
+/// Where `presented` stands as seen from `client`: a token in grace presented by any client
+/// but the one that superseded it is a superseded token (the same rule as [`decide`]).
 pub(crate) fn position_for(
     s: &SessionRecord,
     t: &TokenState,
@@ -392,11 +511,12 @@ pub(crate) fn position_for(
     grace: i64,
     client: &str,
 ) -> TokenPosition {
-    match position(s, t, presented, now, grace) {
-        TokenPosition::GracePredecessor if t.prev_client.as_deref() != Some(client) => {
-            TokenPosition::Superseded
-        }
-        p => p,
+    if presented == t.cur {
+        return TokenPosition::Current;
+    }
+    match grace_chain(s, t, presented, now, grace) {
+        Some((by, _)) if by == client => TokenPosition::GracePredecessor,
+        _ => TokenPosition::Superseded,
     }
 }
 
@@ -406,20 +526,15 @@ pub(crate) fn decide(s: &SessionRecord, t: &TokenState, req: &RotateRequest) -> 
         Liveness::Expired => return Decision::Expired,
         Liveness::Live => {}
     }
-    match position(s, t, &req.presented.hash, req.now, req.grace) {
-        TokenPosition::Current => Decision::Rotate,
-        // grace only for the client that rotated (same user agent and network): the
-        // predecessor replayed from elsewhere in the window is theft, not a lost response
-        TokenPosition::GracePredecessor
-            if t.prev_client.as_deref() == Some(req.client.as_str()) =>
-        {
-            match &s.prev_sealed {
-                Some(sealed) => Decision::Grace(sealed.clone()),
-                None => Decision::Reuse,
-            }
-        }
-        TokenPosition::GracePredecessor => Decision::Reuse,
-        TokenPosition::Superseded => Decision::Reuse,
+    if req.presented.hash == t.cur {
+        return Decision::Rotate;
+    }
+    match grace_chain(s, t, &req.presented.hash, req.now, req.grace) {
+        // grace only for the client that superseded the token (same user agent and
+        // network): the token replayed from elsewhere in the window is theft, not a lost
+        // response
+        Some((by, chain)) if by == req.client => Decision::Grace(chain),
+        _ => Decision::Reuse,
     }
 }
 
@@ -518,7 +633,8 @@ pub trait SessionStore: Send + Sync + 'static {
         }
     }
     /// How many refresh-token records the store holds for a session (for tests and
-    /// metrics: at most the current token, the grace predecessor and the family index).
+    /// metrics: at most the current token, the grace predecessor, the family index and,
+    /// within the grace window, [`MAX_GRACE_CHAIN`] older tokens).
     async fn token_records(&self, sid: &str) -> StoreResult<usize>;
     /// Finds the session a refresh token belongs to and where the token stands, as
     /// presented by `client` ([`crate::secret::client_binding`]): like the rotation's grace
@@ -623,5 +739,38 @@ pub async fn open(url: &str) -> StoreResult<std::sync::Arc<dyn SessionStore>> {
         Err(StoreError::Config(format!(
             "unknown store URL scheme {scheme:?} (use sqlite://PATH, redis://HOST:PORT, redis[s]+sentinel://HOST:PORT/SERVICE, redis[s]+cluster://HOST:PORT,… or memory://)"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: u8) -> GraceEntry {
+        GraceEntry {
+            hash: format!("h{n}"),
+            client: "c".into(),
+            at: 1_800_000_000 + i64::from(n),
+            sealed: vec![n; 60],
+        }
+    }
+
+    #[test]
+    fn grace_entries_round_trip_and_malformed_lines_are_left_out() {
+        let all: Vec<GraceEntry> = (0..3).map(entry).collect();
+        let text = GraceEntry::encode_all(&all);
+        assert_eq!(GraceEntry::decode_all(&text), all);
+        let damaged = format!("{text}\nonly two\nh9 c notanumber AAAA\nh9 c 5 !!!\n\n");
+        assert_eq!(
+            GraceEntry::decode_all(&damaged),
+            all,
+            "bad lines dropped, no panic"
+        );
+        let many: Vec<GraceEntry> = (0..20).map(entry).collect();
+        assert_eq!(
+            GraceEntry::decode_all(&GraceEntry::encode_all(&many)).len(),
+            MAX_GRACE_CHAIN,
+            "never more than the bound, whatever the store holds"
+        );
     }
 }

@@ -33,9 +33,10 @@ use async_trait::async_trait;
 
 use super::{
     after_cursor, counts_as_live, listing_order, page_cursor, parse_cursor, position_for,
-    RotateOutcome, RotateRequest, SessionEvent, SessionLimits, SessionPage, SessionRecord,
-    SessionStatus, SessionStore, StoreError, StoreResult, TokenPosition, TokenRef, TokenState,
-    UserRecord, UserSummary, MAX_EVENTS_PER_SESSION, MAX_SESSIONS_PER_USER_LIMIT,
+    GraceEntry, RotateOutcome, RotateRequest, SessionEvent, SessionLimits, SessionPage,
+    SessionRecord, SessionStatus, SessionStore, StoreError, StoreResult, TokenPosition, TokenRef,
+    TokenState, UserRecord, UserSummary, MAX_EVENTS_PER_SESSION, MAX_GRACE_CHAIN,
+    MAX_SESSIONS_PER_USER_LIMIT,
 };
 use crate::secret::{b64, unb64};
 
@@ -50,8 +51,9 @@ pub(crate) fn unpack_ephemeral(v: Option<String>, now: i64) -> Option<String> {
     (exp.parse::<i64>().ok()? > now).then(|| value.to_string())
 }
 
-// KEYS: session hash, grace successor (g:{sid}), vault key (v:{sid}).
-// ARGV: now, grace, idle, presented hash, new hash, sealed successor, client.
+// KEYS: session hash, grace successor (g:{sid}), vault key (v:{sid}), older grace entries
+// (o:{sid}: `GraceEntry::encode_all`'s lines, newest first, living as long as the window).
+// ARGV: now, grace, idle, presented hash, new hash, sealed successor, client, max older entries.
 const ROTATE_LUA: &str = r#"
 local sk = KEYS[1]
 local now = tonumber(ARGV[1]); local grace = tonumber(ARGV[2]); local idle = tonumber(ARGV[3])
@@ -61,10 +63,22 @@ if f[1] and f[1] ~= '' then return {'revoked'} end
 local exp = tonumber(f[2]); local last = tonumber(f[3]); local gen = tonumber(f[4])
 if now >= exp or now >= last + idle then
   redis.call('HSET', sk, 'revoked_at', ARGV[1], 'reason', 'expired')
-  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
   return {'expired'}
 end
+local last_sealed = redis.call('GET', KEYS[2])
+local prev_live = f[5] and f[5] ~= '' and now - tonumber(f[5]) <= grace
 if ARGV[4] == f[7] then
+  -- the predecessor joins the older grace entries while its window lasts
+  local older = {}
+  if f[8] and f[6] and last_sealed and prev_live then
+    older[1] = f[8] .. ' ' .. f[6] .. ' ' .. f[5] .. ' ' .. last_sealed
+    for line in string.gmatch(redis.call('GET', KEYS[4]) or '', '[^\n]+') do
+      local at = tonumber(string.match(line, '^%S+ %S+ (%-?%d+) %S+$') or '')
+      if #older >= tonumber(ARGV[8]) then break end
+      if at and now - at <= grace then older[#older + 1] = line end
+    end
+  end
   local g = tostring(gen + 1)
   redis.call('HSET', sk, 'gen', g, 'prev_at', ARGV[1], 'last_seen', ARGV[1], 'prev', f[7], 'cur', ARGV[5], 'pcl', ARGV[7])
   if grace > 0 then
@@ -72,16 +86,37 @@ if ARGV[4] == f[7] then
   else
     redis.call('DEL', KEYS[2])
   end
+  if grace > 0 and #older > 0 then
+    redis.call('SET', KEYS[4], table.concat(older, '\n'), 'EX', grace)
+  else
+    redis.call('DEL', KEYS[4])
+  end
   local vttl = math.min(exp - now, idle)
   if vttl > 0 then redis.call('EXPIRE', KEYS[3], vttl) end
   return {'rotated', g}
 end
-if f[8] and ARGV[4] == f[8] and f[5] and f[5] ~= '' and now - tonumber(f[5]) <= grace and f[6] == ARGV[7] then
-  local sealed = redis.call('GET', KEYS[2])
-  if sealed then return {'grace', sealed} end
+if last_sealed and prev_live then
+  if f[8] and ARGV[4] == f[8] then
+    if f[6] == ARGV[7] then return {'grace', last_sealed} end
+  else
+    -- an older token superseded within the window: the chain of sealed successors from it
+    local seals = {}
+    for h, cl, at, sealed in string.gmatch(redis.call('GET', KEYS[4]) or '', '(%S+) (%S+) (%-?%d+) (%S+)') do
+      seals[#seals + 1] = sealed
+      if h == ARGV[4] then
+        if cl == ARGV[7] and now - tonumber(at) <= grace then
+          local out = {'grace'}
+          for i = #seals, 1, -1 do out[#out + 1] = seals[i] end
+          out[#out + 1] = last_sealed
+          return out
+        end
+        break
+      end
+    end
+  end
 end
 redis.call('HSET', sk, 'revoked_at', ARGV[1], 'reason', 'refresh_reused')
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 return {'reused'}
 "#;
 
@@ -614,8 +649,13 @@ impl RedisStore {
         pipe.add_command(cmd);
         pipe.cmd("GET").arg(self.sk("v", sid));
         pipe.cmd("GET").arg(self.sk("g", sid));
-        let (vals, vault, grace): (Vec<Option<String>>, Option<String>, Option<String>) =
-            pipe.query_async(&mut c).await.map_err(err)?;
+        pipe.cmd("GET").arg(self.sk("o", sid));
+        let (vals, vault, grace, older): (
+            Vec<Option<String>>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        ) = pipe.query_async(&mut c).await.map_err(err)?;
         let mut m = HashMap::new();
         for (k, v) in FIELDS.iter().zip(vals.iter()) {
             if let Some(v) = v {
@@ -630,6 +670,9 @@ impl RedisStore {
                     cur,
                     prev: vals.get(FIELDS.len() + 1).cloned().flatten(),
                     prev_client: vals.get(FIELDS.len() + 2).cloned().flatten(),
+                    older: older
+                        .as_deref()
+                        .map_or_else(Vec::new, GraceEntry::decode_all),
                 })
         } else {
             None
@@ -1072,6 +1115,8 @@ impl SessionStore for RedisStore {
             .iter()
             .filter(|k| *k == "cur" || *k == "prev" || k.starts_with("tok:"))
             .count();
+        let older: Option<String> = c.get(self.sk("o", sid)).await.map_err(err)?;
+        let hashes = hashes + older.map_or(0, |o| o.lines().count());
         let fam: Option<String> = c.hget(self.sk("s", sid), "fam").await.map_err(err)?;
         let index = match fam {
             Some(f) => c.exists::<_, i64>(self.k("f", &f)).await.map_err(err)? as usize,
@@ -1116,6 +1161,7 @@ impl SessionStore for RedisStore {
             .key(self.sk("s", &sid))
             .key(self.sk("g", &sid))
             .key(self.sk("v", &sid))
+            .key(self.sk("o", &sid))
             .arg(req.now)
             .arg(req.grace)
             .arg(req.idle)
@@ -1123,6 +1169,7 @@ impl SessionStore for RedisStore {
             .arg(&req.new_hash)
             .arg(b64(&req.sealed_successor))
             .arg(&req.client)
+            .arg(MAX_GRACE_CHAIN)
             .invoke_async(&mut c)
             .await
             .map_err(err)?;
@@ -1152,13 +1199,15 @@ impl SessionStore for RedisStore {
                 RotateOutcome::Rotated(s)
             }
             Some("grace") => {
-                let sealed = reply
-                    .get(1)
-                    .and_then(|v| unb64(v))
+                let chain = reply[1..]
+                    .iter()
+                    .map(|v| unb64(v))
+                    .collect::<Option<Vec<_>>>()
+                    .filter(|c| !c.is_empty())
                     .ok_or_else(|| StoreError::Corrupt("sealed successor".into()))?;
                 RotateOutcome::Grace {
                     session: before,
-                    sealed,
+                    chain,
                 }
             }
             Some("reused") => RotateOutcome::Reused { sid },

@@ -254,9 +254,9 @@ impl SessionStore for SealedStore {
     async fn rotate(&self, req: &RotateRequest) -> StoreResult<RotateOutcome> {
         Ok(match self.inner.rotate(req).await? {
             RotateOutcome::Rotated(s) => RotateOutcome::Rotated(self.open_session(s)?),
-            RotateOutcome::Grace { session, sealed } => RotateOutcome::Grace {
+            RotateOutcome::Grace { session, chain } => RotateOutcome::Grace {
                 session: self.open_session(session)?,
-                sealed,
+                chain,
             },
             other => other,
         })

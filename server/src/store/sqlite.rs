@@ -53,6 +53,9 @@ const MIGRATIONS: &[&str] = &[
     // (`session_status`) answered from one index: one B-tree descent and no table row
     // (the sid index alone needs a second descent into the table for the four columns)
     "CREATE INDEX sessions_status ON sessions(sid, last_seen, expires_at, revoked_at, mfa);",
+    // v5: the grace rule also answers older tokens the same client superseded within the
+    // window (`GraceEntry::encode_all`; cleared with `prev_sealed`)
+    "ALTER TABLE sessions ADD COLUMN prev_chain TEXT;",
 ];
 
 const SESSION_COLS: &str = "sid, user_id, username, created_at, last_seen, expires_at, mfa, \
@@ -149,13 +152,14 @@ fn insert_session(c: &Connection, s: &SessionRecord, t: &TokenRef) -> rusqlite::
     Ok(())
 }
 
-/// The session a token's family names, with its two token hashes.
+/// The session a token's family names, with its token hashes.
 fn find_by_family(
     c: &Connection,
     family: &str,
 ) -> rusqlite::Result<Option<(SessionRecord, TokenState)>> {
     c.prepare_cached(&format!(
-        "SELECT {SESSION_COLS}, token_hash, prev_hash, prev_client FROM sessions WHERE family = ?1"
+        "SELECT {SESSION_COLS}, token_hash, prev_hash, prev_client, prev_chain FROM sessions \
+         WHERE family = ?1"
     ))?
     .query_row([family], |r| {
         let s = row_to_session(r)?;
@@ -163,6 +167,9 @@ fn find_by_family(
             cur: r.get::<_, Option<String>>(15)?.unwrap_or_default(),
             prev: r.get(16)?,
             prev_client: r.get(17)?,
+            older: r
+                .get::<_, Option<String>>(18)?
+                .map_or_else(Vec::new, |c| GraceEntry::decode_all(&c)),
         };
         Ok((s, t))
     })
@@ -524,6 +531,7 @@ impl SessionStore for SqliteStore {
         self.read(move |c| {
             c.query_row(
                 "SELECT (family IS NOT NULL) + (token_hash IS NOT NULL) + (prev_hash IS NOT NULL) \
+                 + COALESCE(length(prev_chain) - length(replace(prev_chain, char(10), '')) + 1, 0) \
                  FROM sessions WHERE sid = ?1",
                 [sid],
                 |r| r.get::<_, i64>(0),
@@ -568,16 +576,18 @@ impl SessionStore for SqliteStore {
                     revoke(&tx, &sid, "refresh_reused", req.now)?;
                     RotateOutcome::Reused { sid }
                 }
-                Decision::Grace(sealed) => RotateOutcome::Grace { session: s, sealed },
+                Decision::Grace(chain) => RotateOutcome::Grace { session: s, chain },
                 Decision::Rotate => {
+                    let older = t.older_after_rotation(&s, req.now, req.grace);
+                    let older = (!older.is_empty()).then(|| GraceEntry::encode_all(&older));
                     s.generation += 1;
                     s.prev_rotated_at = Some(req.now);
                     s.prev_sealed = Some(req.sealed_successor.clone());
                     s.last_seen = req.now;
                     tx.prepare_cached(
                         "UPDATE sessions SET generation = ?2, prev_rotated_at = ?3, prev_sealed = ?4, \
-                         last_seen = ?3, prev_hash = token_hash, token_hash = ?5, prev_client = ?6 \
-                         WHERE sid = ?1",
+                         last_seen = ?3, prev_hash = token_hash, token_hash = ?5, prev_client = ?6, \
+                         prev_chain = ?7 WHERE sid = ?1",
                     )?
                     .execute(params![
                         sid,
@@ -585,7 +595,8 @@ impl SessionStore for SqliteStore {
                         req.now,
                         req.sealed_successor,
                         req.new_hash,
-                        req.client
+                        req.client,
+                        older
                     ])?;
                     RotateOutcome::Rotated(s)
                 }
@@ -738,7 +749,7 @@ impl SessionStore for SqliteStore {
                 [now],
             )?;
             n += tx.execute(
-                "UPDATE sessions SET prev_sealed = NULL \
+                "UPDATE sessions SET prev_sealed = NULL, prev_chain = NULL \
                  WHERE prev_sealed IS NOT NULL AND prev_rotated_at < ?1",
                 [now - grace],
             )?;
