@@ -1,4 +1,4 @@
-//! One named test per defect reproduced in issue 11. Each runs its scenario twice: as shipped
+//! One named test per defect reproduced in the engine before its re-layering. Each runs its scenario twice: as shipped
 //! (the defect must be gone) and with the one safeguard that fixes it switched off
 //! (`core::Faults`, test-only feature) — there the old behaviour must come back, which shows
 //! the test can fail and what the safeguard prevents.

@@ -1,4 +1,4 @@
-//! Multi-tab simulation of the session engine (issue 3).
+//! Multi-tab simulation of the session engine.
 //!
 //! N tabs (1–32) of one origin share a virtual clock, a bus that delays, reorders, duplicates
 //! and drops messages, `localStorage` (the shared record, reliable storage events, a vault), a
@@ -7,7 +7,7 @@
 //! rule of tessera-server (the immediate predecessor, within a short window, gets the
 //! already-issued successor). Tabs open, close, crash, sleep (alone or the whole laptop), go
 //! offline, and their users act. Each seed is one random schedule; after every step the
-//! properties of issue 3 are checked:
+//! protocol properties listed here are checked:
 //!
 //! 1. one expiry ⇒ one refresh request per refresh token; a second presentation only after
 //!    the first answer was lost or its tab died/slept, answered by the grace rule (10 s, the server's default);

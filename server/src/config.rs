@@ -128,7 +128,7 @@ pub struct Config {
     #[arg(long, env = "TESSERA_LOG", default_value = "info")]
     pub log: String,
 
-    // ---- HTTP hardening (issue 9, HTTP half) -------------------------------------------
+    // ---- HTTP hardening --------------------------------------------------------------
     /// Comma-separated CIDRs (or addresses) of reverse proxies whose `X-Forwarded-For` is
     /// believed: read right to left, the first hop that is not one of them is the client.
     /// Empty: the TCP peer is the client and `X-Forwarded-For` is ignored.
@@ -186,7 +186,7 @@ pub struct Config {
     pub master_key_file: Option<PathBuf>,
     // ---- end storage and secrets ----------------------------------------------------------
 
-    // --- operations (issue 10) ---
+    // --- operations ---
     /// Redis: session-changing writes wait until this many replicas acknowledged them
     /// (Redis `WAIT`); 0 = do not wait (an acknowledged write can be lost in a failover).
     #[arg(long, env = "TESSERA_REDIS_WAIT_REPLICAS", default_value_t = 0)]
@@ -240,7 +240,7 @@ pub enum Command {
         #[arg(long)]
         totp: bool,
     },
-    // --- operations (issue 10) ---
+    // --- operations ---
     /// Set a user's password (first line of stdin) and revoke all the user's sessions.
     UserPasswd {
         /// Login name.

@@ -173,7 +173,7 @@ pub fn app(state: AppState) -> Router {
     });
     // outermost first
     let stack = tower::ServiceBuilder::new()
-        // request id, tracing span, metrics (issue 10): outside the timeouts, so a timed-out
+        // request id, tracing span, metrics: outside the timeouts, so a timed-out
         // request is still logged and counted
         .layer(telemetry::RequestIdLayer)
         .layer(telemetry::trace_layer())

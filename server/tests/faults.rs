@@ -42,8 +42,8 @@ async fn get(c: &reqwest::Client, url: String) -> (u16, Value) {
 async fn sigkill_under_load_on_sqlite_loses_no_acknowledged_rotation() {
     let db = common::TempDb::new("kill9");
     // a client whose last rotation committed but whose answer died with the process
-    // presents the predecessor after the restart: the grace window (at most 30 s since
-    // issue 9) covers the restart
+    // presents the predecessor after the restart: the grace window (at most 30 s)
+    // covers the restart
     let extra = ["--refresh-grace", "30"];
     let a = binary::start(&db.url(), &extra);
     let c = client();

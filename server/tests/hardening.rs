@@ -1,4 +1,4 @@
-//! Issue 9 (HTTP half): each finding reproduced as an attack through the router (or a real
+//! The HTTP hardening: each attack finding reproduced as an attack through the router (or a real
 //! socket), with the fix's claim as the assertion. Concurrency claims use 64 requests in
 //! flight at once on a multi-threaded runtime.
 
@@ -1069,7 +1069,7 @@ async fn redis_and_memory_throttles_answer_alike() {
     );
 }
 
-// ---- issue 9 gap: the grace predecessor is bound to the client that rotated -------------
+// ---- the grace predecessor is bound to the client that rotated -------------
 
 /// A cookie-bearing POST with no body, from `peer` with user agent `ua`.
 fn cookie_post(path: &str, token: &str, from: SocketAddr, ua: &str) -> Request<Body> {

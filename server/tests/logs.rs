@@ -1,4 +1,4 @@
-//! Issue 9, finding 11: auth events carry the client network and user agent, and no log
+//! Logs: auth events carry the client network and user agent, and no log
 //! line ever holds a token, password, TOTP code or key. Its own test binary, so the
 //! captured subscriber sees this test's events only.
 

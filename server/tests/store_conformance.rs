@@ -684,7 +684,7 @@ mod suite {
         assert_eq!(won, 1);
     }
 
-    /// Issue 9 item 5: reuse detection no longer needs one stored hash per rotation.
+    /// Bounded growth: reuse detection no longer needs one stored hash per rotation.
     pub async fn ten_thousand_rotations_leave_a_bounded_number_of_token_records(
         s: Arc<dyn SessionStore>,
     ) {
@@ -891,7 +891,7 @@ mod suite {
         }
     }
 
-    /// Issue 9 item 6: grace only for the user agent and network that rotated.
+    /// Secrets at rest: grace only for the user agent and network that rotated.
     pub async fn grace_is_granted_only_to_the_rotating_client(s: Arc<dyn SessionStore>) {
         let (sess, t0) = new_session(s.as_ref(), "alice", NOW).await;
         let (r1, t1) = rotate_from(&t0, NOW, "client-a");
@@ -917,7 +917,7 @@ mod suite {
         assert_eq!(s.rotate(&cur).await.unwrap(), RotateOutcome::Revoked);
     }
 
-    /// Issue 9 item 6: housekeeping destroys vault keys of expired sessions and grace
+    /// Secrets at rest: housekeeping destroys vault keys of expired sessions and grace
     /// successors past the window (Redis: the values are keys with TTLs instead).
     pub async fn shred_destroys_expired_vault_keys_and_old_grace_successors(
         s: Arc<dyn SessionStore>,

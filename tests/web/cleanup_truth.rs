@@ -1,4 +1,4 @@
-//! Cleanup reports the truth (issue 12, item 4): partitioned (CHIPS) cookies are expired too;
+//! Cleanup reports the truth: partitioned (CHIPS) cookies are expired too;
 //! `cleared` lists only what is gone after re-reading; an IndexedDB deletion blocked by an
 //! open connection is reported in `remaining` as blocked, not as deleted.
 

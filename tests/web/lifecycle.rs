@@ -1,4 +1,4 @@
-//! The browser's and the object's lifecycle (issue 12, items 5 and 6): only trusted input
+//! The browser's and the object's lifecycle: only trusted input
 //! counts as activity; `navigator.onLine` is read at start; every SDK request has a timeout;
 //! degradation is reported; `dispose()` ends the object (fetch throws, `Symbol.dispose`);
 //! listener exceptions reach `reportError` and nothing becomes an unhandled rejection.

@@ -1,4 +1,4 @@
-//! Logout never waits and owes nothing (issue 12, items 3 and 5): other tabs hear of it
+//! Logout never waits and owes nothing: other tabs hear of it
 //! before a pending seal or key fetch finishes; an offline logout's revoke is kept and sent
 //! when back online; a start-up wipe of an ended session says so; a cookie session created
 //! after the last (delivered) logout is resumed.

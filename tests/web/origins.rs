@@ -1,4 +1,4 @@
-//! Tokens only where they belong (issue 12, item 1): the bearer goes to `apiOrigins` only
+//! Tokens only where they belong: the bearer goes to `apiOrigins` only
 //! (default: the page's and `baseUrl`'s origin); a 401 from anywhere else, or with another
 //! challenge than `invalid_token`, refreshes nothing; the storage-event fallback of the bus
 //! writes no payload; no secret is reachable through the session object.

@@ -1,4 +1,4 @@
-//! The vault key belongs to one session (issue 12, item 2), against a fake server that, like
+//! The vault key belongs to one session, against a fake server that, like
 //! the real one, hands out a different key per session and destroys it at logout: a key is
 //! never reused for another session; 401/403 from the key endpoint means the record is gone,
 //! 5xx/429/network that the key is only unavailable (the record is kept, the tab resumes from

@@ -30,7 +30,7 @@ pub fn start_with_env(store: &str, extra: &[&str], env: &[(&str, &str)]) -> Inst
         defaults.extend(["--account-limit".into(), "100000".into()]);
     }
     if !extra.contains(&"--argon2-queue") {
-        // 64 logins at once: issue 9's hashing queue (32) would shed half of them
+        // 64 logins at once: the hashing queue (32) would shed half of them
         defaults.extend(["--argon2-queue".into(), "128".into()]);
     }
     if !extra.contains(&"--max-sessions-per-user") {
