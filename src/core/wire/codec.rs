@@ -47,10 +47,9 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) fn new(version: u8, tag: u8) -> Writer {
-        let mut buf = Vec::with_capacity(32);
-        buf.push(version);
-        buf.push(tag);
-        Writer { buf }
+        Writer {
+            buf: vec![version, tag],
+        }
     }
 
     #[inline(never)]
