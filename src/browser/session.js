@@ -721,9 +721,8 @@ var Driver = class {
         break;
       case FX_WIPE:
         this.#gen++;
-        this.#key = this.#sid = this.#kid = this.#retry = null;
+        this.#key = this.#sid = this.#kid = this.#retry = this.#mfa = this.#user = this.#exp = null;
         this.#tries = 0;
-        this.#mfa = this.#user = this.#exp = null;
         this.#cleanup();
         break;
       case FX_EMIT:
@@ -751,9 +750,7 @@ var Driver = class {
    * @param {number} id
    */
   #loggedIn(b, id) {
-    this.#mfa = null;
-    this.#key = this.#sid = this.#kid = null;
-    this.#user = null;
+    this.#mfa = this.#key = this.#sid = this.#kid = this.#user = null;
     this.#answered(b);
     this.#own = true;
     this.#drive(LOGIN_OK, b, id);

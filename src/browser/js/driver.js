@@ -447,10 +447,9 @@ export class Driver {
         break;
       case FX_WIPE:
         this.#gen++;
-        this.#key = this.#sid = this.#kid = this.#retry = null;
-    this.#tries = 0;
         // Web storage copies go in the cleanup (and are counted).
-        this.#mfa = this.#user = this.#exp = null;
+        this.#key = this.#sid = this.#kid = this.#retry = this.#mfa = this.#user = this.#exp = null;
+        this.#tries = 0;
         this.#cleanup();
         break;
       case FX_EMIT:
@@ -475,9 +474,8 @@ export class Driver {
    * @param {number} id
    */
   #loggedIn(b, id) {
-    this.#mfa = null;
-    this.#key = this.#sid = this.#kid = null; // a new session: never the previous one's key
-    this.#user = null;
+    // A new session: never the previous one's key.
+    this.#mfa = this.#key = this.#sid = this.#kid = this.#user = null;
     this.#answered(b);
     this.#own = true;
     this.#drive(LOGIN_OK, b, id);
