@@ -131,6 +131,14 @@ kinds! {
     }
 }
 
+/// The `Session.start` options Rust reads by number (`opt` and `reject` in `session.js`, whose
+/// `OPTIONS` in `boundary.js` lists the names by number): the settings, a setting's number
+/// being `setting as u8`, its place in [`Setting::ALL`], then `webLocks`, this number. The
+/// names cross as numbers: no option name is in the module, nor passed as text.
+///
+/// [`Setting::ALL`]: crate::core::Setting::ALL
+pub const WEB_LOCKS_OPTION: u8 = 9;
+
 /// The event names the engine emits (`Event::name`), as the `.d.ts` declares them.
 pub const EVENT_NAMES: [&str; 7] = [
     "login",

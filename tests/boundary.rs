@@ -7,8 +7,10 @@
 
 use std::collections::BTreeSet;
 
-use tessera::boundary::{EFFECTS, EVENT_NAMES, INPUTS, JS_ERROR_EVENT_CODES, NUMS};
-use tessera::core::{ErrorCode, Event, LogoutReason, SessionState};
+use tessera::boundary::{
+    EFFECTS, EVENT_NAMES, INPUTS, JS_ERROR_EVENT_CODES, NUMS, WEB_LOCKS_OPTION,
+};
+use tessera::core::{ErrorCode, Event, LogoutReason, SessionState, Setting};
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/").to_owned() + path)
@@ -179,6 +181,36 @@ fn state_names_of_the_performer_follow_the_engine_states_in_order() {
     assert_eq!(js_states, rust);
     let dts = read("src/browser/types.rs");
     assert_eq!(ts_union(&dts, "SessionState"), set(&rust));
+}
+
+#[test]
+fn option_names_of_the_performer_follow_the_settings_in_order() {
+    let js = read("src/browser/js/boundary.js");
+    let start = js
+        .find("const OPTIONS = [")
+        .expect("OPTIONS in boundary.js");
+    let list = &js[start..];
+    let list = &list[..list.find(']').unwrap()];
+    let js_options: Vec<&str> = list.split('"').skip(1).step_by(2).collect();
+    let mut rust: Vec<&str> = Setting::ALL.iter().map(|s| s.option()).collect();
+    for (i, s) in Setting::ALL.into_iter().enumerate() {
+        assert_eq!(
+            s as usize, i,
+            "{s:?}: its number is its place in Setting::ALL"
+        );
+    }
+    assert_eq!(usize::from(WEB_LOCKS_OPTION), rust.len());
+    rust.push("webLocks");
+    assert_eq!(js_options, rust);
+    // Each is an option of the `.d.ts`.
+    let dts = read("src/browser/types.rs");
+    let declared = ts_keys(&dts, "SessionOptions");
+    for o in rust {
+        assert!(
+            declared.contains(&format!("{o}?")),
+            "{o} is not an option of SessionOptions"
+        );
+    }
 }
 
 #[test]

@@ -25,7 +25,7 @@ use js_sys::{Array, Function, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::boundary::{effect, input, num};
+use crate::boundary::{effect, input, num, WEB_LOCKS_OPTION};
 use crate::core::{
     merge_shared, wire::codec::utf8, Config, Effect, Engine, Event, Input, InvalidConfig,
     LogoutReason, Millis, RequestId, Setting, Tokens,
@@ -67,11 +67,12 @@ extern "C" {
 extern "C" {
     #[wasm_bindgen(js_name = hasLocks)]
     fn has_locks() -> bool;
-    /// The option `name` of the `Session.start` options as a number: -1 absent (`undefined`,
-    /// the options not an object, or the read threw), 0 for `null`, the number when it is
-    /// finite and `>= 0`, -3 for `false`, -2 for anything else. No JS value crosses into Rust.
+    /// The option numbered `name` (`boundary::WEB_LOCKS_OPTION`) of the `Session.start` options
+    /// as a number: -1 absent (`undefined`, the options not an object, or the read threw), 0
+    /// for `null`, the number when it is finite and `>= 0`, -3 for `false`, -2 for anything
+    /// else. No JS value crosses into Rust.
     #[wasm_bindgen(js_name = opt)]
-    fn opt(options: &JsValue, name: &str) -> f64;
+    fn opt(options: &JsValue, name: u8) -> f64;
     /// 32 bits from `crypto.getRandomValues` (0 where it is missing).
     #[wasm_bindgen(js_name = rnd)]
     fn rnd() -> u32;
@@ -87,9 +88,9 @@ extern "C" {
         bytes: &[u8],
     ) -> JsValue;
     /// A rejected promise with an `Error` of code `invalid_options`, its message
-    /// `"<option>: <problem>"`.
+    /// `"<option>: <problem>"` (the option by number, as for `opt`).
     #[wasm_bindgen(js_name = reject)]
-    fn reject(option: &str, problem: &str) -> Promise;
+    fn reject(option: u8, problem: &str) -> Promise;
 }
 
 #[wasm_bindgen(module = "/src/browser/session.js")]
@@ -121,7 +122,7 @@ fn config_from(o: &JsValue) -> Result<Config, InvalidConfig> {
     let mut c = Config::default();
     let mut given = 0;
     for setting in Setting::ALL {
-        let ms = opt(o, setting.option());
+        let ms = opt(o, setting as u8);
         if ms == -1.0 {
             continue;
         }
@@ -134,7 +135,7 @@ fn config_from(o: &JsValue) -> Result<Config, InvalidConfig> {
         c.set(setting, ms as u64);
         given |= setting.bit();
     }
-    c.web_locks = has_locks() && opt(o, "webLocks") != -3.0;
+    c.web_locks = has_locks() && opt(o, WEB_LOCKS_OPTION) != -3.0;
     c.resolve_given(given)
 }
 
@@ -383,7 +384,7 @@ fn new_core(options: &JsValue) -> Result<Core, InvalidConfig> {
 
 /// `Session.start` rejects with code `invalid_options`, the message naming the option.
 fn invalid_options(e: InvalidConfig) -> Promise {
-    reject(e.setting.option(), e.problem)
+    reject(e.setting as u8, e.problem)
 }
 
 /// A session seen from Rust (the browser tests): the same JS driver that `Session.start`

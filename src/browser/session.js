@@ -44,6 +44,18 @@ const NUM_SHARED_MALFORMED = 6;
 const NUM_REFRESH_SENT = 7;
 const NUM_IDLE_DEADLINE = 8;
 var STATES = ["anonymous", "mfa-required", "active", "idle-warning", "logged-out"];
+var OPTIONS = [
+  "idleTimeoutMs",
+  "idleWarningMs",
+  "absoluteTimeoutMs",
+  "refreshLeadMs",
+  "refreshJitterMs",
+  "lockWaitMs",
+  "requestTimeoutMs",
+  "activityThrottleMs",
+  "joinWaitMs",
+  "webLocks"
+];
 
 // src/browser/js/transport.js
 var words = (code) => String(code).replace(/_/g, " ");
@@ -1170,11 +1182,11 @@ function lset(k, v) {
 }
 
 // src/browser/js/session.js
-var reject = (option, problem) => Promise.reject(error("invalid_options", option + ": " + problem));
+var reject = (option, problem) => Promise.reject(error("invalid_options", OPTIONS[option] + ": " + problem));
 var fx = (k, id, n, f, s, t, b) => [k, id, n, f, s, t, b.slice()];
 var opt = (o, k) => {
   try {
-    const v = o && typeof o === "object" ? o[k] : void 0;
+    const v = o && typeof o === "object" ? o[OPTIONS[k]] : void 0;
     return v === void 0 ? -1 : v === null ? 0 : v === false ? -3 : typeof v === "number" && v >= 0 && v < 1 / 0 ? v : -2;
   } catch {
     return -1;
