@@ -99,7 +99,7 @@ kinds! {
         STORE = 6,
         /// `[WIPE]`.
         WIPE = 7,
-        /// `[EMIT, event name, ...payload]`.
+        /// `[EMIT, event number (`Event::number`), ...payload]`.
         EMIT = 8,
         /// `[LOGIN, id]`: the id of the login request about to go out.
         LOGIN = 9,
@@ -139,7 +139,8 @@ kinds! {
 /// [`Setting::ALL`]: crate::core::Setting::ALL
 pub const WEB_LOCKS_OPTION: u8 = 9;
 
-/// The event names the engine emits (`Event::name`), as the `.d.ts` declares them.
+/// The event names the engine emits (`Event::name`), as the `.d.ts` declares them, in the
+/// order of their numbers (`Event::number`; `boundary.js`: `EVENTS`).
 pub const EVENT_NAMES: [&str; 7] = [
     "login",
     "refresh",

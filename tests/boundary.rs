@@ -284,6 +284,13 @@ fn event_names_of_the_dts_are_the_engines() {
         },
     ];
     assert_eq!(names(&all, |e| e.name()), set(&EVENT_NAMES));
+    // An event crosses as its number: the place of its name in EVENT_NAMES and in the
+    // performer's EVENTS.
+    for e in &all {
+        assert_eq!(EVENT_NAMES[usize::from(e.number())], e.name(), "{e:?}");
+    }
+    let js = read("src/browser/js/boundary.js");
+    assert_eq!(js_string_array(&js, "EVENTS"), EVENT_NAMES);
     let dts = read("src/browser/types.rs");
     assert_eq!(ts_keys(&dts, "SessionEvents"), set(&EVENT_NAMES));
 }

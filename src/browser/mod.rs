@@ -325,8 +325,9 @@ impl Core {
                 effect::LOGIN
             }
             Effect::Emit(event) => {
-                // The event's name, its time (deadline, expiry) and its text (reason, code, user).
-                s = Some(event.name());
+                // The event's number (`Event::number`), its time (deadline, expiry) and its text
+                // (reason, code, user).
+                id = RequestId(event.number().into());
                 match event {
                     Event::IdleWarning { deadline: at } | Event::Refresh { expires_at: at } => {
                         n = *at

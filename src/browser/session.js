@@ -56,6 +56,7 @@ var OPTIONS = [
   "joinWaitMs",
   "webLocks"
 ];
+var EVENTS = ["login", "refresh", "idle-warning", "active", "idle", "logout", "error"];
 
 // src/browser/js/transport.js
 var words = (code) => String(code).replace(/_/g, " ");
@@ -665,7 +666,8 @@ var Driver = class {
   }
   // e: [kind, id, n, flag, s, t, bytes] (`fx`); per kind: refresh (id, s: refresh token),
   // logout (id, flag: everywhere, s: bearer, t: refresh token), lock (id, n: wait, flag:
-  // steal), broadcast / shared / store (bytes), emit (s: name, n: time, t: text), login (id).
+  // steal), broadcast / shared / store (bytes), emit (id: the event's number in `EVENTS`, n:
+  // time, t: text), login (id).
   /** @param {import("./types").Effect} e */
   #perform(e) {
     switch (e[0]) {
@@ -738,12 +740,7 @@ var Driver = class {
         this.#cleanup();
         break;
       case FX_EMIT:
-        this.#emitEngine(
-          /** @type {keyof SessionEvents} */
-          e[4],
-          e[2],
-          e[5]
-        );
+        this.#emitEngine(EVENTS[e[1]], e[2], e[5]);
         break;
       case FX_LOGIN:
         this.#lid = e[1];

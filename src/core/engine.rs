@@ -289,6 +289,21 @@ pub enum Event {
 }
 
 impl Event {
+    /// The event's number across the Wasm boundary: the place of its name in
+    /// `boundary::EVENT_NAMES` (held by `tests/boundary.rs`). The performer names it
+    /// (`EVENTS` in `boundary.js`): no name crosses as text.
+    pub fn number(&self) -> u8 {
+        match self {
+            Event::Login { .. } => 0,
+            Event::Refresh { .. } => 1,
+            Event::IdleWarning { .. } => 2,
+            Event::Active => 3,
+            Event::Idle => 4,
+            Event::Logout { .. } => 5,
+            Event::Error { .. } => 6,
+        }
+    }
+
     /// The JavaScript event name.
     pub fn name(&self) -> &'static str {
         match self {
