@@ -8,7 +8,8 @@
 use std::collections::BTreeSet;
 
 use tessera::boundary::{
-    EFFECTS, EVENT_NAMES, INPUTS, JS_ERROR_EVENT_CODES, NUMS, WEB_LOCKS_OPTION,
+    code_number, reason_number, EFFECTS, EVENT_NAMES, INPUTS, JS_ERROR_EVENT_CODES, NUMS,
+    WEB_LOCKS_OPTION,
 };
 use tessera::core::{ErrorCode, Event, LogoutReason, SessionState, Setting};
 
@@ -211,6 +212,22 @@ fn option_names_of_the_performer_follow_the_settings_in_order() {
             "{o} is not an option of SessionOptions"
         );
     }
+}
+
+#[test]
+fn event_texts_of_the_performer_follow_the_engines_reasons_and_codes_in_order() {
+    let js = read("src/browser/js/boundary.js");
+    let texts = js_string_array(&js, "TEXTS");
+    for (i, r) in LogoutReason::ALL.into_iter().enumerate() {
+        assert_eq!(usize::from(reason_number(r)), i, "{r:?}");
+        assert_eq!(texts[i], r.as_str());
+    }
+    let n = LogoutReason::ALL.len();
+    for (i, c) in ErrorCode::ALL.into_iter().enumerate() {
+        assert_eq!(usize::from(code_number(c)), n + i, "{c:?}");
+        assert_eq!(texts[n + i], c.as_str());
+    }
+    assert_eq!(texts.len(), n + ErrorCode::ALL.len());
 }
 
 #[test]

@@ -25,7 +25,7 @@ use js_sys::{Array, Function, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::boundary::{effect, input, num, WEB_LOCKS_OPTION};
+use crate::boundary::{code_number, effect, input, num, reason_number, WEB_LOCKS_OPTION};
 use crate::core::{
     merge_shared, wire::codec::utf8, Config, Effect, Engine, Event, Input, InvalidConfig,
     LogoutReason, Millis, RequestId, Setting, Tokens,
@@ -325,16 +325,16 @@ impl Core {
                 effect::LOGIN
             }
             Effect::Emit(event) => {
-                // The event's number (`Event::number`), its time (deadline, expiry) and its text
-                // (reason, code, user).
+                // The event's number (`Event::number`), its time (deadline, expiry) or its text's
+                // number (reason, code: `flag` set), and its text (user).
                 id = RequestId(event.number().into());
                 match event {
                     Event::IdleWarning { deadline: at } | Event::Refresh { expires_at: at } => {
                         n = *at
                     }
                     Event::Login { user, expires_at } => (n, t) = (*expires_at, user.as_deref()),
-                    Event::Logout { reason } => t = Some(reason.as_str()),
-                    Event::Error { code } => t = Some(code.as_str()),
+                    Event::Logout { reason } => (n, flag) = (reason_number(*reason).into(), true),
+                    Event::Error { code } => (n, flag) = (code_number(*code).into(), true),
                     Event::Active | Event::Idle => {}
                 }
                 effect::EMIT

@@ -57,6 +57,19 @@ var OPTIONS = [
   "webLocks"
 ];
 var EVENTS = ["login", "refresh", "idle-warning", "active", "idle", "logout", "error"];
+var TEXTS = [
+  "user",
+  "everywhere",
+  "idle",
+  "expired",
+  "revoked",
+  "reused",
+  "cleared",
+  "lost",
+  "refresh_retry",
+  "record_invalid",
+  "session_mismatch"
+];
 
 // src/browser/js/transport.js
 var words = (code) => String(code).replace(/_/g, " ");
@@ -667,7 +680,7 @@ var Driver = class {
   // e: [kind, id, n, flag, s, t, bytes] (`fx`); per kind: refresh (id, s: refresh token),
   // logout (id, flag: everywhere, s: bearer, t: refresh token), lock (id, n: wait, flag:
   // steal), broadcast / shared / store (bytes), emit (id: the event's number in `EVENTS`, n:
-  // time, t: text), login (id).
+  // time, or with the flag its text's number in `TEXTS`, t: text), login (id).
   /** @param {import("./types").Effect} e */
   #perform(e) {
     switch (e[0]) {
@@ -740,7 +753,7 @@ var Driver = class {
         this.#cleanup();
         break;
       case FX_EMIT:
-        this.#emitEngine(EVENTS[e[1]], e[2], e[5]);
+        this.#emitEngine(EVENTS[e[1]], e[2], e[3] ? TEXTS[e[2]] : e[5]);
         break;
       case FX_LOGIN:
         this.#lid = e[1];
