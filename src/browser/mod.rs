@@ -370,8 +370,9 @@ impl Core {
     }
 
     // Max-merges a shared record (bytes) into the stored one (bytes, or null when absent or
-    // undecodable); returns the bytes to store.
-    pub fn merge(&self, stored: Option<Vec<u8>>, new: Vec<u8>) -> JsValue {
+    // undecodable); returns the bytes to store. Static (the driver calls it on the class,
+    // `constructor.merge`): it reads no engine, and a static method's shim borrows none.
+    pub fn merge(stored: Option<Vec<u8>>, new: Vec<u8>) -> JsValue {
         u8a(&merge_shared(stored.as_deref(), &new, now()))
     }
 }

@@ -438,7 +438,7 @@ export class Driver {
       case FX_SHARED:
         try {
           const s = localStorage.getItem(this.#sk);
-          localStorage.setItem(this.#sk, b64(this.#c.merge(s === null ? null : unb64(s), e[6])));
+          localStorage.setItem(this.#sk, b64(this.#c.constructor.merge(s === null ? null : unb64(s), e[6])));
         } catch (_) {}
         break;
       case FX_STORE:
