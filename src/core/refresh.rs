@@ -26,6 +26,7 @@ use super::wire::{Claim, LogoutReason, Msg, Shared, Stamp, TokenMeta};
 use super::{Millis, SessionState};
 
 impl Engine {
+    #[inline(never)]
     pub(crate) fn on_resume(&mut self, now: Millis) {
         if self.held.is_some() || !matches!(self.refresh.phase, Phase::Idle) {
             return;
@@ -179,6 +180,7 @@ impl Engine {
         self.target().is_some_and(|t| now >= self.due(&t))
     }
 
+    #[inline(never)]
     pub(crate) fn tick_refresh(&mut self, now: Millis) {
         if let Some(t) = self.target() {
             self.ensure_jitter(&t);
@@ -417,6 +419,7 @@ impl Engine {
         }
     }
 
+    #[inline(never)]
     pub(crate) fn on_lock_granted(&mut self, now: Millis, id: RequestId) {
         let current = self.refresh.lock_id == Some(id);
         if !current {
@@ -468,6 +471,7 @@ impl Engine {
         self.held.as_ref().map_or(0, |h| h.meta.sid)
     }
 
+    #[inline(never)]
     fn send_refresh(&mut self, now: Millis, serial: Option<u64>) {
         let serial = serial.unwrap_or_else(|| self.max_serial().saturating_add(1));
         let epoch = match &self.held {
@@ -561,6 +565,7 @@ impl Engine {
         expected != 0 && expected != got
     }
 
+    #[inline(never)]
     pub(crate) fn on_refresh_ok(&mut self, now: Millis, id: RequestId, t: Tokens) {
         let Some(req) = self.answered(id) else {
             return;
@@ -643,6 +648,7 @@ impl Engine {
         self.release_lock();
     }
 
+    #[inline(never)]
     pub(crate) fn on_refresh_rejected(&mut self, now: Millis, id: RequestId, reason: LogoutReason) {
         let Some(req) = self.answered(id) else {
             return;
@@ -679,6 +685,7 @@ impl Engine {
     }
 
     /// `id`: the failed request (`None`: the request in flight timed out here).
+    #[inline(never)]
     pub(crate) fn on_refresh_failed(
         &mut self,
         now: Millis,
@@ -725,6 +732,7 @@ impl Engine {
         });
     }
 
+    #[inline(never)]
     pub(crate) fn on_lock_unavailable(&mut self, now: Millis, id: RequestId) {
         if self.refresh.lock_id != Some(id) {
             self.superseded();
@@ -748,6 +756,7 @@ impl Engine {
         });
     }
 
+    #[inline(never)]
     pub(crate) fn on_lock_lost(&mut self, _now: Millis, id: RequestId) {
         if self.refresh.lock_id != Some(id) {
             self.superseded();
