@@ -362,7 +362,10 @@ pub struct Awaiting {
     pub logout: Option<RequestId>,
 }
 
-/// Counters for diagnostics and tests.
+/// Counters for diagnostics and tests. The shipped Wasm module (a release build) counts only
+/// the three the JavaScript API reports (`bus_malformed`, `shared_malformed`,
+/// `refresh_sent`); the others stay 0 there (native and debug builds count them all: see
+/// `DIAGNOSTICS` in this module). No decision reads a counter.
 #[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
 pub struct Stats {
     /// Bus messages that failed to decode (ignored).
@@ -527,6 +530,20 @@ pub(crate) fn bump(n: &mut u32) {
     *n = n.saturating_add(1);
 }
 
+/// Whether the diagnostic counters of [`Stats`] that the JavaScript API does not expose
+/// (everything but `bus_malformed`, `shared_malformed` and `refresh_sent`) are counted: in
+/// native builds (the tests and the simulator read them) and in debug Wasm builds (the browser
+/// tests), not in the shipped module, where nothing could read them (bench/size.md row 44).
+pub(crate) const DIAGNOSTICS: bool = cfg!(any(not(target_arch = "wasm32"), debug_assertions));
+
+/// [`bump`] for a counter only diagnostics read (see [`DIAGNOSTICS`]).
+#[inline(always)]
+pub(crate) fn diag(n: &mut u32) {
+    if DIAGNOSTICS {
+        bump(n);
+    }
+}
+
 /// `x * 2^k`, saturating (`x.saturating_mul(1 << k)`; `k` below 64): without the 128-bit
 /// multiply (`__multi3`) that a saturating `u64` multiply costs in Wasm.
 pub(crate) fn mul_pow2(x: u64, k: u32) -> u64 {
@@ -612,11 +629,13 @@ impl Engine {
     }
 
     pub(crate) fn superseded(&mut self) {
-        bump(&mut self.stats.superseded);
+        diag(&mut self.stats.superseded);
     }
 
     pub(crate) fn implausible(&mut self, n: u32) {
-        self.stats.implausible = self.stats.implausible.saturating_add(n);
+        if DIAGNOSTICS {
+            self.stats.implausible = self.stats.implausible.saturating_add(n);
+        }
     }
 
     /// The longest claim another tab can legitimately hold: settle, then a request, then the
@@ -1114,7 +1133,7 @@ impl Engine {
         self.login.id = None;
         if stale {
             self.login.sent = None;
-            bump(&mut self.stats.stale_answers);
+            diag(&mut self.stats.stale_answers);
             if self.held.is_none() {
                 self.state = SessionState::Anonymous;
             }
@@ -1168,7 +1187,7 @@ impl Engine {
     pub(crate) fn adopt(&mut self, now: Millis, h: Held) -> bool {
         let stamp = h.meta.stamp;
         if stamp.epoch < self.shared.epoch {
-            bump(&mut self.stats.stale_answers);
+            diag(&mut self.stats.stale_answers);
             return false;
         }
         if self.epoch_implausible(stamp.epoch) {
@@ -1193,7 +1212,7 @@ impl Engine {
         if !was_signed_in && self.session_over(now, &stamp) {
             // A session whose idle deadline or absolute lifetime already passed (restored from
             // the vault, resumed, or announced by a tab about to log out) is not joined.
-            bump(&mut self.stats.stale_answers);
+            diag(&mut self.stats.stale_answers);
             return false;
         }
         if new_session {

@@ -18,7 +18,7 @@
 //! * A definitive rejection ends the session in every tab with the server's reason, unless a
 //!   newer token appeared meanwhile (then the rejection concerned a superseded token).
 use super::engine::{
-    bump, mul_pow2, Asks, Effect, Engine, ErrorCode, Event, Held, Jitter, Pending, Phase,
+    bump, diag, mul_pow2, Asks, Effect, Engine, ErrorCode, Event, Held, Jitter, Pending, Phase,
     RequestId, Tokens, MAX_RETRY_AFTER, MIN_REFRESH_GAP,
 };
 use super::wire::shared::session_tag;
@@ -529,7 +529,7 @@ impl Engine {
     }
 
     fn stale(&mut self) {
-        bump(&mut self.stats.stale_answers);
+        diag(&mut self.stats.stale_answers);
     }
 
     /// The request an answer with `id` belongs to: the pending one, or none (superseded).
@@ -584,7 +584,7 @@ impl Engine {
             // Alice's refresh answered after Bob logged in (or the reverse): these tokens are
             // not the session this tab refreshed. Refused, reported; the other session's
             // token reaches this tab over the bus.
-            bump(&mut self.stats.foreign_session);
+            diag(&mut self.stats.foreign_session);
             self.release_lock();
             self.refresh.resuming = false;
             self.emit(Event::Error {
@@ -746,7 +746,7 @@ impl Engine {
             return;
         }
         // The holder died or sleeps: take the lock (the re-check under the lock still applies).
-        bump(&mut self.stats.lock_steals);
+        diag(&mut self.stats.lock_steals);
         let id = self.new_id();
         self.refresh.lock_id = Some(id);
         self.effects.push(Effect::AcquireLock {
