@@ -372,8 +372,10 @@ impl Core {
     // Max-merges a shared record (bytes) into the stored one (bytes, or null when absent or
     // undecodable); returns the bytes to store. Static (the driver calls it on the class,
     // `constructor.merge`): it reads no engine, and a static method's shim borrows none.
-    pub fn merge(stored: Option<Vec<u8>>, new: Vec<u8>) -> JsValue {
-        u8a(&merge_shared(stored.as_deref(), &new, now()))
+    // `new` is optional only for the module's size: as `Option` it takes the same conversion
+    // as `stored` and `handle`'s bytes (the driver always passes it; none merges nothing).
+    pub fn merge(stored: Option<Vec<u8>>, new: Option<Vec<u8>>) -> JsValue {
+        u8a(&merge_shared(stored.as_deref(), &new.unwrap_or_default(), now()))
     }
 }
 
