@@ -375,7 +375,11 @@ impl Core {
     // `new` is optional only for the module's size: as `Option` it takes the same conversion
     // as `stored` and `handle`'s bytes (the driver always passes it; none merges nothing).
     pub fn merge(stored: Option<Vec<u8>>, new: Option<Vec<u8>>) -> JsValue {
-        u8a(&merge_shared(stored.as_deref(), &new.unwrap_or_default(), now()))
+        u8a(&merge_shared(
+            stored.as_deref(),
+            &new.unwrap_or_default(),
+            now(),
+        ))
     }
 }
 
