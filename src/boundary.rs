@@ -16,6 +16,8 @@
 //! [`LogoutReason::ALL`]: crate::core::LogoutReason::ALL
 //! [`ErrorCode::ALL`]: crate::core::ErrorCode::ALL
 
+use crate::core::{ErrorCode, LogoutReason};
+
 /// Declares numbered kinds once: a module of `u8` constants and a table of `(name, number)`
 /// pairs with the same names (the JS side uses the same names, with its prefix).
 macro_rules! kinds {
@@ -99,7 +101,7 @@ kinds! {
         STORE = 6,
         /// `[WIPE]`.
         WIPE = 7,
-        /// `[EMIT, event name, ...payload]`.
+        /// `[EMIT, event number (`Event::number`), ...payload]`.
         EMIT = 8,
         /// `[LOGIN, id]`: the id of the login request about to go out.
         LOGIN = 9,
@@ -131,7 +133,29 @@ kinds! {
     }
 }
 
-/// The event names the engine emits (`Event::name`), as the `.d.ts` declares them.
+/// The `Session.start` options Rust reads by number (`opt` and `reject` in `session.js`, whose
+/// `OPTIONS` in `boundary.js` lists the names by number): the settings, a setting's number
+/// being `setting as u8`, its place in [`Setting::ALL`], then `webLocks`, this number. The
+/// names cross as numbers: no option name is in the module, nor passed as text.
+///
+/// [`Setting::ALL`]: crate::core::Setting::ALL
+pub const WEB_LOCKS_OPTION: u8 = 9;
+
+/// The text of a `logout` event (its reason) as it crosses (`Core::poll`'s number slot, the flag
+/// set): the reason's place in [`LogoutReason::ALL`]. The performer names it (`TEXTS` in
+/// `boundary.js`: the reasons, then the error codes).
+pub fn reason_number(r: LogoutReason) -> u8 {
+    r as u8
+}
+
+/// The text of an `error` event (its code) as it crosses, as [`reason_number`]: the code's
+/// place in [`ErrorCode::ALL`] after every reason.
+pub fn code_number(c: ErrorCode) -> u8 {
+    LogoutReason::ALL.len() as u8 + c as u8
+}
+
+/// The event names the engine emits (`Event::name`), as the `.d.ts` declares them, in the
+/// order of their numbers (`Event::number`; `boundary.js`: `EVENTS`).
 pub const EVENT_NAMES: [&str; 7] = [
     "login",
     "refresh",

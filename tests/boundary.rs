@@ -7,8 +7,11 @@
 
 use std::collections::BTreeSet;
 
-use tessera::boundary::{EFFECTS, EVENT_NAMES, INPUTS, JS_ERROR_EVENT_CODES, NUMS};
-use tessera::core::{ErrorCode, Event, LogoutReason, SessionState};
+use tessera::boundary::{
+    code_number, reason_number, EFFECTS, EVENT_NAMES, INPUTS, JS_ERROR_EVENT_CODES, NUMS,
+    WEB_LOCKS_OPTION,
+};
+use tessera::core::{ErrorCode, Event, LogoutReason, SessionState, Setting};
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/").to_owned() + path)
@@ -182,6 +185,52 @@ fn state_names_of_the_performer_follow_the_engine_states_in_order() {
 }
 
 #[test]
+fn option_names_of_the_performer_follow_the_settings_in_order() {
+    let js = read("src/browser/js/boundary.js");
+    let start = js
+        .find("const OPTIONS = [")
+        .expect("OPTIONS in boundary.js");
+    let list = &js[start..];
+    let list = &list[..list.find(']').unwrap()];
+    let js_options: Vec<&str> = list.split('"').skip(1).step_by(2).collect();
+    let mut rust: Vec<&str> = Setting::ALL.iter().map(|s| s.option()).collect();
+    for (i, s) in Setting::ALL.into_iter().enumerate() {
+        assert_eq!(
+            s as usize, i,
+            "{s:?}: its number is its place in Setting::ALL"
+        );
+    }
+    assert_eq!(usize::from(WEB_LOCKS_OPTION), rust.len());
+    rust.push("webLocks");
+    assert_eq!(js_options, rust);
+    // Each is an option of the `.d.ts`.
+    let dts = read("src/browser/types.rs");
+    let declared = ts_keys(&dts, "SessionOptions");
+    for o in rust {
+        assert!(
+            declared.contains(&format!("{o}?")),
+            "{o} is not an option of SessionOptions"
+        );
+    }
+}
+
+#[test]
+fn event_texts_of_the_performer_follow_the_engines_reasons_and_codes_in_order() {
+    let js = read("src/browser/js/boundary.js");
+    let texts = js_string_array(&js, "TEXTS");
+    for (i, r) in LogoutReason::ALL.into_iter().enumerate() {
+        assert_eq!(usize::from(reason_number(r)), i, "{r:?}");
+        assert_eq!(texts[i], r.as_str());
+    }
+    let n = LogoutReason::ALL.len();
+    for (i, c) in ErrorCode::ALL.into_iter().enumerate() {
+        assert_eq!(usize::from(code_number(c)), n + i, "{c:?}");
+        assert_eq!(texts[n + i], c.as_str());
+    }
+    assert_eq!(texts.len(), n + ErrorCode::ALL.len());
+}
+
+#[test]
 fn logout_reasons_of_the_dts_are_the_engines() {
     let dts = read("src/browser/types.rs");
     assert_eq!(
@@ -252,6 +301,13 @@ fn event_names_of_the_dts_are_the_engines() {
         },
     ];
     assert_eq!(names(&all, |e| e.name()), set(&EVENT_NAMES));
+    // An event crosses as its number: the place of its name in EVENT_NAMES and in the
+    // performer's EVENTS.
+    for e in &all {
+        assert_eq!(EVENT_NAMES[usize::from(e.number())], e.name(), "{e:?}");
+    }
+    let js = read("src/browser/js/boundary.js");
+    assert_eq!(js_string_array(&js, "EVENTS"), EVENT_NAMES);
     let dts = read("src/browser/types.rs");
     assert_eq!(ts_keys(&dts, "SessionEvents"), set(&EVENT_NAMES));
 }

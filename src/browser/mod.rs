@@ -25,7 +25,7 @@ use js_sys::{Array, Function, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::boundary::{effect, input, num};
+use crate::boundary::{code_number, effect, input, num, reason_number, WEB_LOCKS_OPTION};
 use crate::core::{
     merge_shared, wire::codec::utf8, Config, Effect, Engine, Event, Input, InvalidConfig,
     LogoutReason, Millis, RequestId, Setting, Tokens,
@@ -67,11 +67,12 @@ extern "C" {
 extern "C" {
     #[wasm_bindgen(js_name = hasLocks)]
     fn has_locks() -> bool;
-    /// The option `name` of the `Session.start` options as a number: -1 absent (`undefined`,
-    /// the options not an object, or the read threw), 0 for `null`, the number when it is
-    /// finite and `>= 0`, -3 for `false`, -2 for anything else. No JS value crosses into Rust.
+    /// The option numbered `name` (`boundary::WEB_LOCKS_OPTION`) of the `Session.start` options
+    /// as a number: -1 absent (`undefined`, the options not an object, or the read threw), 0
+    /// for `null`, the number when it is finite and `>= 0`, -3 for `false`, -2 for anything
+    /// else. No JS value crosses into Rust.
     #[wasm_bindgen(js_name = opt)]
-    fn opt(options: &JsValue, name: &str) -> f64;
+    fn opt(options: &JsValue, name: u8) -> f64;
     /// 32 bits from `crypto.getRandomValues` (0 where it is missing).
     #[wasm_bindgen(js_name = rnd)]
     fn rnd() -> u32;
@@ -87,9 +88,9 @@ extern "C" {
         bytes: &[u8],
     ) -> JsValue;
     /// A rejected promise with an `Error` of code `invalid_options`, its message
-    /// `"<option>: <problem>"`.
+    /// `"<option>: <problem>"` (the option by number, as for `opt`).
     #[wasm_bindgen(js_name = reject)]
-    fn reject(option: &str, problem: &str) -> Promise;
+    fn reject(option: u8, problem: &str) -> Promise;
 }
 
 #[wasm_bindgen(module = "/src/browser/session.js")]
@@ -121,7 +122,7 @@ fn config_from(o: &JsValue) -> Result<Config, InvalidConfig> {
     let mut c = Config::default();
     let mut given = 0;
     for setting in Setting::ALL {
-        let ms = opt(o, setting.option());
+        let ms = opt(o, setting as u8);
         if ms == -1.0 {
             continue;
         }
@@ -134,7 +135,7 @@ fn config_from(o: &JsValue) -> Result<Config, InvalidConfig> {
         c.set(setting, ms as u64);
         given |= setting.bit();
     }
-    c.web_locks = has_locks() && opt(o, "webLocks") != -3.0;
+    c.web_locks = has_locks() && opt(o, WEB_LOCKS_OPTION) != -3.0;
     c.resolve_given(given)
 }
 
@@ -324,15 +325,16 @@ impl Core {
                 effect::LOGIN
             }
             Effect::Emit(event) => {
-                // The event's name, its time (deadline, expiry) and its text (reason, code, user).
-                s = Some(event.name());
+                // The event's number (`Event::number`), its time (deadline, expiry) or its text's
+                // number (reason, code: `flag` set), and its text (user).
+                id = RequestId(event.number().into());
                 match event {
                     Event::IdleWarning { deadline: at } | Event::Refresh { expires_at: at } => {
                         n = *at
                     }
                     Event::Login { user, expires_at } => (n, t) = (*expires_at, user.as_deref()),
-                    Event::Logout { reason } => t = Some(reason.as_str()),
-                    Event::Error { code } => t = Some(code.as_str()),
+                    Event::Logout { reason } => (n, flag) = (reason_number(*reason).into(), true),
+                    Event::Error { code } => (n, flag) = (code_number(*code).into(), true),
                     Event::Active | Event::Idle => {}
                 }
                 effect::EMIT
@@ -368,9 +370,16 @@ impl Core {
     }
 
     // Max-merges a shared record (bytes) into the stored one (bytes, or null when absent or
-    // undecodable); returns the bytes to store.
-    pub fn merge(&self, stored: Option<Vec<u8>>, new: Vec<u8>) -> JsValue {
-        u8a(&merge_shared(stored.as_deref(), &new, now()))
+    // undecodable); returns the bytes to store. Static (the driver calls it on the class,
+    // `constructor.merge`): it reads no engine, and a static method's shim borrows none.
+    // `new` is optional only for the module's size: as `Option` it takes the same conversion
+    // as `stored` and `handle`'s bytes (the driver always passes it; none merges nothing).
+    pub fn merge(stored: Option<Vec<u8>>, new: Option<Vec<u8>>) -> JsValue {
+        u8a(&merge_shared(
+            stored.as_deref(),
+            &new.unwrap_or_default(),
+            now(),
+        ))
     }
 }
 
@@ -383,7 +392,7 @@ fn new_core(options: &JsValue) -> Result<Core, InvalidConfig> {
 
 /// `Session.start` rejects with code `invalid_options`, the message naming the option.
 fn invalid_options(e: InvalidConfig) -> Promise {
-    reject(e.setting.option(), e.problem)
+    reject(e.setting as u8, e.problem)
 }
 
 /// A session seen from Rust (the browser tests): the same JS driver that `Session.start`

@@ -44,6 +44,32 @@ const NUM_SHARED_MALFORMED = 6;
 const NUM_REFRESH_SENT = 7;
 const NUM_IDLE_DEADLINE = 8;
 var STATES = ["anonymous", "mfa-required", "active", "idle-warning", "logged-out"];
+var OPTIONS = [
+  "idleTimeoutMs",
+  "idleWarningMs",
+  "absoluteTimeoutMs",
+  "refreshLeadMs",
+  "refreshJitterMs",
+  "lockWaitMs",
+  "requestTimeoutMs",
+  "activityThrottleMs",
+  "joinWaitMs",
+  "webLocks"
+];
+var EVENTS = ["login", "refresh", "idle-warning", "active", "idle", "logout", "error"];
+var TEXTS = [
+  "user",
+  "everywhere",
+  "idle",
+  "expired",
+  "revoked",
+  "reused",
+  "cleared",
+  "lost",
+  "refresh_retry",
+  "record_invalid",
+  "session_mismatch"
+];
 
 // src/browser/js/transport.js
 var words = (code) => String(code).replace(/_/g, " ");
@@ -653,7 +679,8 @@ var Driver = class {
   }
   // e: [kind, id, n, flag, s, t, bytes] (`fx`); per kind: refresh (id, s: refresh token),
   // logout (id, flag: everywhere, s: bearer, t: refresh token), lock (id, n: wait, flag:
-  // steal), broadcast / shared / store (bytes), emit (s: name, n: time, t: text), login (id).
+  // steal), broadcast / shared / store (bytes), emit (id: the event's number in `EVENTS`, n:
+  // time, or with the flag its text's number in `TEXTS`, t: text), login (id).
   /** @param {import("./types").Effect} e */
   #perform(e) {
     switch (e[0]) {
@@ -712,7 +739,7 @@ var Driver = class {
       case FX_SHARED:
         try {
           const s = localStorage.getItem(this.#sk);
-          localStorage.setItem(this.#sk, b64(this.#c.merge(s === null ? null : unb64(s), e[6])));
+          localStorage.setItem(this.#sk, b64(this.#c.constructor.merge(s === null ? null : unb64(s), e[6])));
         } catch (_) {
         }
         break;
@@ -721,18 +748,12 @@ var Driver = class {
         break;
       case FX_WIPE:
         this.#gen++;
-        this.#key = this.#sid = this.#kid = this.#retry = null;
+        this.#key = this.#sid = this.#kid = this.#retry = this.#mfa = this.#user = this.#exp = null;
         this.#tries = 0;
-        this.#mfa = this.#user = this.#exp = null;
         this.#cleanup();
         break;
       case FX_EMIT:
-        this.#emitEngine(
-          /** @type {keyof SessionEvents} */
-          e[4],
-          e[2],
-          e[5]
-        );
+        this.#emitEngine(EVENTS[e[1]], e[2], e[3] ? TEXTS[e[2]] : e[5]);
         break;
       case FX_LOGIN:
         this.#lid = e[1];
@@ -751,9 +772,7 @@ var Driver = class {
    * @param {number} id
    */
   #loggedIn(b, id) {
-    this.#mfa = null;
-    this.#key = this.#sid = this.#kid = null;
-    this.#user = null;
+    this.#mfa = this.#key = this.#sid = this.#kid = this.#user = null;
     this.#answered(b);
     this.#own = true;
     this.#drive(LOGIN_OK, b, id);
@@ -1173,11 +1192,11 @@ function lset(k, v) {
 }
 
 // src/browser/js/session.js
-var reject = (option, problem) => Promise.reject(error("invalid_options", option + ": " + problem));
+var reject = (option, problem) => Promise.reject(error("invalid_options", OPTIONS[option] + ": " + problem));
 var fx = (k, id, n, f, s, t, b) => [k, id, n, f, s, t, b.slice()];
 var opt = (o, k) => {
   try {
-    const v = o && typeof o === "object" ? o[k] : void 0;
+    const v = o && typeof o === "object" ? o[OPTIONS[k]] : void 0;
     return v === void 0 ? -1 : v === null ? 0 : v === false ? -3 : typeof v === "number" && v >= 0 && v < 1 / 0 ? v : -2;
   } catch {
     return -1;

@@ -13,6 +13,7 @@ use super::{Millis, SessionState};
 
 impl Engine {
     /// Local activity (`force`: "stay signed in", always published at once).
+    #[inline(never)]
     pub(crate) fn on_activity(&mut self, now: Millis, force: bool) {
         let Some(stamp) = self.held.as_ref().map(|h| h.meta.stamp) else {
             return;
@@ -45,6 +46,7 @@ impl Engine {
     }
 
     /// Trailing publish of throttled activity.
+    #[inline(never)]
     pub(crate) fn tick_activity(&mut self, now: Millis) {
         if self.idle.dirty && now >= self.idle.sent.saturating_add(self.cfg.activity_throttle) {
             if self.held.is_some() {
@@ -74,6 +76,7 @@ impl Engine {
     /// `fresh`: the shared record was just re-read, so the origin-wide last activity is
     /// current; warnings and the idle logout wait for such an input (the engine asks for a
     /// timer right away when one is overdue).
+    #[inline(never)]
     pub(crate) fn tick_idle(&mut self, now: Millis, fresh: bool) {
         let (started, last) = match &self.held {
             Some(h) => (

@@ -16,6 +16,7 @@ impl Engine {
     /// broadcast FIRST (the other tabs' wipe never needs the server), then the optional server
     /// revoke (its effect carries the credentials it presents, taken before the wipe), then the
     /// local wipe and the event. `send`: `Some(everywhere)` to revoke server-side.
+    #[inline(never)]
     pub(crate) fn logout_local(&mut self, _now: Millis, reason: LogoutReason, send: Option<bool>) {
         let held = self.held.take();
         let session_epoch = self.shared.token.map_or(0, |t| t.stamp.epoch);
@@ -81,6 +82,7 @@ impl Engine {
     }
 
     /// The session ended here: one reset of the parts (the lock released first).
+    #[inline(never)]
     fn end_here(&mut self) {
         self.release_lock();
         self.refresh.reset();
@@ -90,6 +92,7 @@ impl Engine {
     }
 
     /// A logout epoch seen on the bus or in the shared record.
+    #[inline(never)]
     pub(crate) fn observe_epoch(&mut self, now: Millis, epoch: u64, reason: Option<LogoutReason>) {
         if self.epoch_implausible(epoch) {
             self.implausible(1);

@@ -18,7 +18,7 @@
 //! * A definitive rejection ends the session in every tab with the server's reason, unless a
 //!   newer token appeared meanwhile (then the rejection concerned a superseded token).
 use super::engine::{
-    bump, mul_pow2, Asks, Effect, Engine, ErrorCode, Event, Held, Jitter, Pending, Phase,
+    bump, diag, mul_pow2, Asks, Effect, Engine, ErrorCode, Event, Held, Jitter, Pending, Phase,
     RequestId, Tokens, MAX_RETRY_AFTER, MIN_REFRESH_GAP,
 };
 use super::wire::shared::session_tag;
@@ -26,6 +26,7 @@ use super::wire::{Claim, LogoutReason, Msg, Shared, Stamp, TokenMeta};
 use super::{Millis, SessionState};
 
 impl Engine {
+    #[inline(never)]
     pub(crate) fn on_resume(&mut self, now: Millis) {
         if self.held.is_some() || !matches!(self.refresh.phase, Phase::Idle) {
             return;
@@ -179,6 +180,7 @@ impl Engine {
         self.target().is_some_and(|t| now >= self.due(&t))
     }
 
+    #[inline(never)]
     pub(crate) fn tick_refresh(&mut self, now: Millis) {
         if let Some(t) = self.target() {
             self.ensure_jitter(&t);
@@ -417,6 +419,7 @@ impl Engine {
         }
     }
 
+    #[inline(never)]
     pub(crate) fn on_lock_granted(&mut self, now: Millis, id: RequestId) {
         let current = self.refresh.lock_id == Some(id);
         if !current {
@@ -468,6 +471,7 @@ impl Engine {
         self.held.as_ref().map_or(0, |h| h.meta.sid)
     }
 
+    #[inline(never)]
     fn send_refresh(&mut self, now: Millis, serial: Option<u64>) {
         let serial = serial.unwrap_or_else(|| self.max_serial().saturating_add(1));
         let epoch = match &self.held {
@@ -525,7 +529,7 @@ impl Engine {
     }
 
     fn stale(&mut self) {
-        bump(&mut self.stats.stale_answers);
+        diag(&mut self.stats.stale_answers);
     }
 
     /// The request an answer with `id` belongs to: the pending one, or none (superseded).
@@ -561,6 +565,7 @@ impl Engine {
         expected != 0 && expected != got
     }
 
+    #[inline(never)]
     pub(crate) fn on_refresh_ok(&mut self, now: Millis, id: RequestId, t: Tokens) {
         let Some(req) = self.answered(id) else {
             return;
@@ -579,7 +584,7 @@ impl Engine {
             // Alice's refresh answered after Bob logged in (or the reverse): these tokens are
             // not the session this tab refreshed. Refused, reported; the other session's
             // token reaches this tab over the bus.
-            bump(&mut self.stats.foreign_session);
+            diag(&mut self.stats.foreign_session);
             self.release_lock();
             self.refresh.resuming = false;
             self.emit(Event::Error {
@@ -643,6 +648,7 @@ impl Engine {
         self.release_lock();
     }
 
+    #[inline(never)]
     pub(crate) fn on_refresh_rejected(&mut self, now: Millis, id: RequestId, reason: LogoutReason) {
         let Some(req) = self.answered(id) else {
             return;
@@ -679,6 +685,7 @@ impl Engine {
     }
 
     /// `id`: the failed request (`None`: the request in flight timed out here).
+    #[inline(never)]
     pub(crate) fn on_refresh_failed(
         &mut self,
         now: Millis,
@@ -725,6 +732,7 @@ impl Engine {
         });
     }
 
+    #[inline(never)]
     pub(crate) fn on_lock_unavailable(&mut self, now: Millis, id: RequestId) {
         if self.refresh.lock_id != Some(id) {
             self.superseded();
@@ -738,7 +746,7 @@ impl Engine {
             return;
         }
         // The holder died or sleeps: take the lock (the re-check under the lock still applies).
-        bump(&mut self.stats.lock_steals);
+        diag(&mut self.stats.lock_steals);
         let id = self.new_id();
         self.refresh.lock_id = Some(id);
         self.effects.push(Effect::AcquireLock {
@@ -748,6 +756,7 @@ impl Engine {
         });
     }
 
+    #[inline(never)]
     pub(crate) fn on_lock_lost(&mut self, _now: Millis, id: RequestId) {
         if self.refresh.lock_id != Some(id) {
             self.superseded();

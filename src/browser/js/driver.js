@@ -1,6 +1,6 @@
 // The driver: feeds the engine its inputs, drains its effects in order and performs them.
 
-import { RESTORE, RESUME, LOGIN_OK, MFA, LOGIN_FAILED, REFRESH_OK, REFRESH_REJECTED, REFRESH_FAILED, ACCESS_REJECTED, BUS, SHARED, LOCK_GRANTED, LOCK_UNAVAILABLE, LOCK_LOST, TIMER, ACTIVITY, STAY, LOGOUT, VISIBLE, ONLINE, LOGIN_STARTED, LOGOUT_DONE, FX_REFRESH, FX_LOGOUT, FX_LOCK, FX_UNLOCK, FX_BROADCAST, FX_SHARED, FX_STORE, FX_WIPE, FX_EMIT, FX_LOGIN, NUM_DEADLINE, NUM_PENDING, NUM_REFRESHING, NUM_SEEN, NUM_STATE, NUM_BUS_MALFORMED, NUM_SHARED_MALFORMED, NUM_REFRESH_SENT, NUM_IDLE_DEADLINE, STATES } from "./boundary.js";
+import { RESTORE, RESUME, LOGIN_OK, MFA, LOGIN_FAILED, REFRESH_OK, REFRESH_REJECTED, REFRESH_FAILED, ACCESS_REJECTED, BUS, SHARED, LOCK_GRANTED, LOCK_UNAVAILABLE, LOCK_LOST, TIMER, ACTIVITY, STAY, LOGOUT, VISIBLE, ONLINE, LOGIN_STARTED, LOGOUT_DONE, FX_REFRESH, FX_LOGOUT, FX_LOCK, FX_UNLOCK, FX_BROADCAST, FX_SHARED, FX_STORE, FX_WIPE, FX_EMIT, FX_LOGIN, NUM_DEADLINE, NUM_PENDING, NUM_REFRESHING, NUM_SEEN, NUM_STATE, NUM_BUS_MALFORMED, NUM_SHARED_MALFORMED, NUM_REFRESH_SENT, NUM_IDLE_DEADLINE, STATES, EVENTS, TEXTS } from "./boundary.js";
 import { words, error, tokensOk, gone, bearerRejected, offline, post } from "./transport.js";
 import { kidOf, sessionKey, b64, unb64, aad, parse, gcm, utf8 } from "./vault.js";
 import { KINDS, OPTS, activity } from "./activity.js";
@@ -365,7 +365,8 @@ export class Driver {
 
   // e: [kind, id, n, flag, s, t, bytes] (`fx`); per kind: refresh (id, s: refresh token),
   // logout (id, flag: everywhere, s: bearer, t: refresh token), lock (id, n: wait, flag:
-  // steal), broadcast / shared / store (bytes), emit (s: name, n: time, t: text), login (id).
+  // steal), broadcast / shared / store (bytes), emit (id: the event's number in `EVENTS`, n:
+  // time, or with the flag its text's number in `TEXTS`, t: text), login (id).
   /** @param {import("./types").Effect} e */
   #perform(e) {
     switch (e[0]) {
@@ -437,7 +438,7 @@ export class Driver {
       case FX_SHARED:
         try {
           const s = localStorage.getItem(this.#sk);
-          localStorage.setItem(this.#sk, b64(this.#c.merge(s === null ? null : unb64(s), e[6])));
+          localStorage.setItem(this.#sk, b64(this.#c.constructor.merge(s === null ? null : unb64(s), e[6])));
         } catch (_) {}
         break;
       case FX_STORE:
@@ -447,14 +448,13 @@ export class Driver {
         break;
       case FX_WIPE:
         this.#gen++;
-        this.#key = this.#sid = this.#kid = this.#retry = null;
-    this.#tries = 0;
         // Web storage copies go in the cleanup (and are counted).
-        this.#mfa = this.#user = this.#exp = null;
+        this.#key = this.#sid = this.#kid = this.#retry = this.#mfa = this.#user = this.#exp = null;
+        this.#tries = 0;
         this.#cleanup();
         break;
       case FX_EMIT:
-        this.#emitEngine(/** @type {keyof SessionEvents} */ (e[4]), e[2], e[5]);
+        this.#emitEngine(EVENTS[e[1]], e[2], e[3] ? TEXTS[e[2]] : e[5]);
         break;
       case FX_LOGIN:
         this.#lid = e[1];
@@ -475,9 +475,8 @@ export class Driver {
    * @param {number} id
    */
   #loggedIn(b, id) {
-    this.#mfa = null;
-    this.#key = this.#sid = this.#kid = null; // a new session: never the previous one's key
-    this.#user = null;
+    // A new session: never the previous one's key.
+    this.#mfa = this.#key = this.#sid = this.#kid = this.#user = null;
     this.#answered(b);
     this.#own = true;
     this.#drive(LOGIN_OK, b, id);

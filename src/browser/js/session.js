@@ -12,17 +12,18 @@
 // declared above them could run before they are set, so it keeps them as variables there).
 import { Driver } from "./driver.js";
 import { error } from "./transport.js";
+import { OPTIONS } from "./boundary.js";
 
 // `Session.start` (in Rust, which creates the engine `core`) resolves to the driver itself:
 // its public methods below are the session's API. Outside a browser page it rejects before
 // anything is opened (no channel, listener or lock).
 // `Session.start` with invalid options (mod.rs): a rejection carrying the code, the message
-// naming the option.
+// naming the option (given by its number in `OPTIONS`).
 /**
- * @param {string} option
+ * @param {number} option
  * @param {string} problem
  */
-export const reject = (option, problem) => Promise.reject(error("invalid_options", option + ": " + problem));
+export const reject = (option, problem) => Promise.reject(error("invalid_options", OPTIONS[option] + ": " + problem));
 
 // One effect of `Core::poll` (mod.rs) as an array; the bytes are copied out of Wasm memory.
 /**
@@ -30,16 +31,16 @@ export const reject = (option, problem) => Promise.reject(error("invalid_options
  * @param {string | undefined} s @param {string | undefined} t @param {Uint8Array} b
  */
 export const fx = (k, id, n, f, s, t, b) => [k, id, n, f, s, t, b.slice()];
-// A `Session.start` option as `config_from` (mod.rs) reads it: -1 absent (or the options not
-// an object, or the read threw), 0 for null, a finite number >= 0 as itself, -3 for `false`,
-// -2 for anything else.
+// A `Session.start` option (by its number in `OPTIONS`) as `config_from` (mod.rs) reads it: -1
+// absent (or the options not an object, or the read threw), 0 for null, a finite number >= 0 as
+// itself, -3 for `false`, -2 for anything else.
 /**
  * @param {any} o
- * @param {string} k
+ * @param {number} k
  */
 export const opt = (o, k) => {
   try {
-    const v = o && typeof o === "object" ? o[k] : void 0;
+    const v = o && typeof o === "object" ? o[OPTIONS[k]] : void 0;
     return v === void 0 ? -1 : v === null ? 0 : v === false ? -3 : typeof v === "number" && v >= 0 && v < 1 / 0 ? v : -2;
   } catch {
     return -1;

@@ -22,10 +22,11 @@ export interface Core {
   num(what: number): number;
   /** The bearer token while signed in. */
   token(): string | undefined;
-  /** Max-merges a shared record into the stored one (null: absent or undecodable). */
-  merge(stored: Uint8Array | null, fresh: Uint8Array): Bytes;
   /** Frees the engine (wasm-bindgen). */
   free(): void;
+  /** The class (`Session`), whose static `merge` max-merges a shared record into the stored one
+   *  (null: absent or undecodable): it reads no engine. */
+  constructor: { merge(stored: Uint8Array | null, fresh: Uint8Array): Bytes };
 }
 
 /** An effect of `Core::poll`, flat (`fx` in session.js): `[kind, id, n, flag, s, t, bytes]`;

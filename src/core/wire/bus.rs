@@ -116,21 +116,27 @@ impl Msg {
         let (mut r, tag) = Reader::open(bytes, BUS_VERSION)?;
         let msg = match tag {
             TAG_TOKEN => Msg::Token {
-                meta: read_meta(&mut r)?,
-                access_token: r.str()?,
-                refresh_token: r.opt_str()?,
-                user: r.opt_str()?,
+                meta: read_meta(&mut r),
+                access_token: r.str(),
+                refresh_token: r.opt_str(),
+                user: r.opt_str(),
             },
-            TAG_ACTIVITY => Msg::Activity(read_activity(&mut r)?),
+            TAG_ACTIVITY => Msg::Activity(read_activity(&mut r)),
             TAG_LOGOUT => Msg::Logout {
-                epoch: r.counter()?,
-                reason: LogoutReason::from_u64(r.u64()?).ok_or(DecodeError::Range)?,
+                epoch: r.counter(),
+                reason: LogoutReason::from_u64(r.u64()).unwrap_or_else(|| {
+                    r.fail(DecodeError::Range);
+                    LogoutReason::User
+                }),
             },
             TAG_TOKEN_REQUEST => Msg::TokenRequest {
-                tab: r.u64()?,
-                attempt: u32::try_from(r.u64()?).map_err(|_| DecodeError::Range)?,
+                tab: r.u64(),
+                attempt: u32::try_from(r.u64()).unwrap_or_else(|_| {
+                    r.fail(DecodeError::Range);
+                    0
+                }),
             },
-            TAG_CLAIM => Msg::Claim(read_claim(&mut r)?),
+            TAG_CLAIM => Msg::Claim(read_claim(&mut r)),
             _ => return Err(DecodeError::Tag),
         };
         r.end()?;
@@ -244,9 +250,46 @@ mod tests {
         for m in samples() {
             let bytes = m.encode();
             for cut in 0..bytes.len() {
-                assert!(Msg::decode(&bytes[..cut]).is_err());
+                assert_eq!(
+                    Msg::decode(&bytes[..cut]),
+                    Err(DecodeError::Truncated),
+                    "{m:?} cut at {cut}"
+                );
             }
         }
+    }
+
+    /// The reader goes on after a failed read (no branch per field, `codec::Reader`), but the
+    /// error is the first one, as when every read returned at once.
+    #[test]
+    fn the_first_failed_read_is_the_error() {
+        // An unknown reason, then trailing bytes: the reason's range error.
+        let mut m = Writer::new(BUS_VERSION, TAG_LOGOUT).u64(1).u64(42).finish();
+        m.extend_from_slice(&[1, 2, 3]);
+        assert_eq!(Msg::decode(&m), Err(DecodeError::Range));
+        // An epoch beyond `MAX_COUNTER`, then a missing reason: the counter's range error.
+        let m = Writer::new(BUS_VERSION, TAG_LOGOUT).u64(u64::MAX).finish();
+        assert_eq!(Msg::decode(&m), Err(DecodeError::Range));
+        // A bad access token, then the message cut off: the UTF-8 error.
+        let meta = match &samples()[0] {
+            Msg::Token { meta, .. } => *meta,
+            _ => unreachable!(),
+        };
+        let mut w = Writer::new(BUS_VERSION, TAG_TOKEN);
+        write_meta(&mut w, &meta).u64(2);
+        let mut m = w.finish();
+        m.extend_from_slice(&[0xc3, 0x28]);
+        assert_eq!(Msg::decode(&m), Err(DecodeError::Utf8));
+        // An attempt beyond `u32`, then trailing bytes: its range error.
+        let mut m = Writer::new(BUS_VERSION, TAG_TOKEN_REQUEST)
+            .u64(1)
+            .u64(1 << 40)
+            .finish();
+        m.push(0);
+        assert_eq!(Msg::decode(&m), Err(DecodeError::Range));
+        // A truncated varint is truncated, whatever a later read would say.
+        let m = [BUS_VERSION, TAG_ACTIVITY, 0x80];
+        assert_eq!(Msg::decode(&m), Err(DecodeError::Truncated));
     }
 
     #[test]

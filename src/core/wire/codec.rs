@@ -47,23 +47,29 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) fn new(version: u8, tag: u8) -> Writer {
-        let mut buf = Vec::with_capacity(32);
-        buf.push(version);
-        buf.push(tag);
-        Writer { buf }
+        Writer {
+            buf: vec![version, tag],
+        }
     }
 
     #[inline(never)]
     pub(crate) fn u64(&mut self, mut v: u64) -> &mut Self {
+        // Into a buffer on the stack, then appended at once: `Vec::push` would be the module's
+        // only `push` of bytes (bench/size.md row 45).
+        let mut tmp = [0u8; 10];
+        let mut n = 0;
         loop {
             let byte = (v & 0x7f) as u8;
             v >>= 7;
             if v == 0 {
-                self.buf.push(byte);
-                return self;
+                tmp[n] = byte;
+                break;
             }
-            self.buf.push(byte | 0x80);
+            tmp[n] = byte | 0x80;
+            n += 1;
         }
+        self.buf.extend_from_slice(&tmp[..=n]);
+        self
     }
 
     pub(crate) fn opt_u64(&mut self, v: Option<u64>) -> &mut Self {
@@ -92,11 +98,12 @@ impl Writer {
 }
 
 /// Strict UTF-8 decoding: accepts exactly what `core::str::from_utf8` accepts (no overlong
-/// forms, no surrogates, nothing above U+10FFFF; a test holds it to core's validator). Written
-/// out because core's validator and its lookup table cost ~1.3 KB of the Wasm module, and
-/// decoding char by char needs neither (nor `unsafe`).
+/// forms, no surrogates, nothing above U+10FFFF; a test holds it to core's validator, and every
+/// debug build checks each call against it). Written out because core's validator and its
+/// lookup table cost ~1.3 KB of the Wasm module. It only validates, and copies the bytes once
+/// they passed: decoding into `char`s and encoding them again into a `String` cost ~160 B
+/// more (bench/size.md row 33), which is the one reason for the `unsafe` below.
 pub(crate) fn utf8(b: &[u8]) -> Option<String> {
-    let mut s = String::with_capacity(b.len());
     let mut i = 0;
     while let Some(&lead) = b.get(i) {
         // Continuation bytes to follow, the smallest code point that needs them, the lead's bits.
@@ -107,27 +114,36 @@ pub(crate) fn utf8(b: &[u8]) -> Option<String> {
             0xf0..=0xf7 => (3, 0x1_0000, u32::from(lead & 0x07)),
             _ => return None,
         };
-        for k in 1..=n {
+        // Not `1..=n`: an inclusive range's iterator state costs ~90 B of Wasm here.
+        for k in 1..n + 1 {
             let next = *b.get(i + k)?;
             if next & 0xc0 != 0x80 {
                 return None;
             }
             c = c << 6 | u32::from(next & 0x3f);
         }
-        if c < min {
+        if c < min || (0xd800..=0xdfff).contains(&c) || c > 0x10_ffff {
             return None;
         }
-        // `from_u32` refuses surrogates and values above U+10FFFF.
-        s.push(char::from_u32(c)?);
         i += n + 1;
     }
-    Some(s)
+    debug_assert!(core::str::from_utf8(b).is_ok(), "{b:02x?}");
+    // SAFETY: every sequence of `b` was checked above: a lead byte with its continuation bytes,
+    // neither overlong nor a surrogate nor above U+10FFFF. That is UTF-8 (RFC 3629 §3).
+    #[allow(unsafe_code)]
+    Some(unsafe { String::from_utf8_unchecked(b.to_vec()) })
 }
 
-/// Reads fields from a byte slice; every read is bounds-checked.
+/// Reads fields from a byte slice; every read is bounds-checked. A failed read records its
+/// error and yields a placeholder (0, `false`, an empty text); the reads after it go on but
+/// change nothing, and [`Reader::end`] returns the first error. So a decoder reads its fields
+/// one after the other without a branch per field (each `?` on a `Result` costs ~25 B of Wasm
+/// at every call site: bench/size.md row 34) and fails exactly where, and as, it did with `?`:
+/// every read before the first failure is the same.
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    err: Option<DecodeError>,
 }
 
 impl<'a> Reader<'a> {
@@ -137,27 +153,58 @@ impl<'a> Reader<'a> {
             [] => Err(DecodeError::Truncated),
             [v, ..] if *v != version => Err(DecodeError::Version),
             [_] => Err(DecodeError::Truncated),
-            [_, tag, ..] => Ok((Reader { bytes, pos: 2 }, *tag)),
+            [_, tag, ..] => Ok((
+                Reader {
+                    bytes,
+                    pos: 2,
+                    err: None,
+                },
+                *tag,
+            )),
         }
     }
 
+    /// Records `e` unless an earlier read failed already (the first error is the one).
     #[inline(never)]
-    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
+    pub(crate) fn fail(&mut self, e: DecodeError) {
+        self.err = self.err.or(Some(e));
+    }
+
+    /// A varint; 0 when it fails.
+    #[inline(never)]
+    pub(crate) fn u64(&mut self) -> u64 {
         let mut out: u64 = 0;
         let mut shift = 0u32;
         loop {
-            let byte = *self.bytes.get(self.pos).ok_or(DecodeError::Truncated)?;
+            let Some(&byte) = self.bytes.get(self.pos) else {
+                self.fail(DecodeError::Truncated);
+                return 0;
+            };
             self.pos += 1;
             if shift == 63 && byte > 1 {
-                return Err(DecodeError::Range);
+                break;
             }
             out |= u64::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
-                return Ok(out);
+                return out;
             }
             shift += 7;
             if shift > 63 {
-                return Err(DecodeError::Range);
+                break;
+            }
+        }
+        self.fail(DecodeError::Range);
+        0
+    }
+
+    /// A varint of at most `max`; 0 when it fails.
+    #[inline(never)]
+    fn at_most(&mut self, max: u64) -> u64 {
+        match self.u64() {
+            v if v <= max => v,
+            _ => {
+                self.fail(DecodeError::Range);
+                0
             }
         }
     }
@@ -165,55 +212,44 @@ impl<'a> Reader<'a> {
     /// A counter (logout epoch, serial): at most [`MAX_COUNTER`]. A larger value is
     /// implausible (no browser logs out or refreshes 2^53 times) and would let a forged record
     /// push a counter to where `+ 1` saturates and stops ordering anything.
-    pub(crate) fn counter(&mut self) -> Result<u64, DecodeError> {
-        match self.u64()? {
-            v if v <= MAX_COUNTER => Ok(v),
-            _ => Err(DecodeError::Range),
-        }
+    pub(crate) fn counter(&mut self) -> u64 {
+        self.at_most(MAX_COUNTER)
     }
 
-    pub(crate) fn flag(&mut self) -> Result<bool, DecodeError> {
-        match self.u64()? {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(DecodeError::Range),
-        }
+    /// A 0/1 flag; `false` when it fails.
+    pub(crate) fn flag(&mut self) -> bool {
+        self.at_most(1) == 1
     }
 
-    pub(crate) fn opt_u64(&mut self) -> Result<Option<u64>, DecodeError> {
-        if self.flag()? {
-            Ok(Some(self.u64()?))
-        } else {
-            Ok(None)
-        }
+    pub(crate) fn opt_u64(&mut self) -> Option<u64> {
+        self.flag().then(|| self.u64())
     }
 
-    pub(crate) fn str(&mut self) -> Result<String, DecodeError> {
-        let len = self.u64()?;
+    /// A length-prefixed UTF-8 text; empty when it fails.
+    pub(crate) fn str(&mut self) -> String {
+        let len = self.u64();
         let rest = self.bytes.get(self.pos..).unwrap_or_default();
-        let field = usize::try_from(len)
-            .ok()
-            .and_then(|n| rest.get(..n))
-            .ok_or(DecodeError::Truncated)?;
-        let s = utf8(field).ok_or(DecodeError::Utf8)?;
+        let Some(field) = usize::try_from(len).ok().and_then(|n| rest.get(..n)) else {
+            self.fail(DecodeError::Truncated);
+            return String::new();
+        };
         self.pos += field.len();
-        Ok(s)
+        utf8(field).unwrap_or_else(|| {
+            self.fail(DecodeError::Utf8);
+            String::new()
+        })
     }
 
-    pub(crate) fn opt_str(&mut self) -> Result<Option<String>, DecodeError> {
-        if self.flag()? {
-            Ok(Some(self.str()?))
-        } else {
-            Ok(None)
-        }
+    pub(crate) fn opt_str(&mut self) -> Option<String> {
+        self.flag().then(|| self.str())
     }
 
-    /// Fails when bytes are left over.
+    /// The first error of any read, else fails when bytes are left over.
     pub(crate) fn end(&self) -> Result<(), DecodeError> {
-        if self.pos == self.bytes.len() {
-            Ok(())
-        } else {
-            Err(DecodeError::Trailing)
+        match self.err {
+            Some(e) => Err(e),
+            None if self.pos == self.bytes.len() => Ok(()),
+            None => Err(DecodeError::Trailing),
         }
     }
 }
@@ -237,7 +273,7 @@ mod tests {
             let bytes = Writer::new(1, 9).u64(v).finish();
             let (mut r, tag) = Reader::open(&bytes, 1).unwrap();
             assert_eq!(tag, 9);
-            assert_eq!(r.u64().unwrap(), v);
+            assert_eq!(r.u64(), v);
             r.end().unwrap();
         }
     }
@@ -248,7 +284,8 @@ mod tests {
             1u8, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
         ];
         let (mut r, _) = Reader::open(&bytes, 1).unwrap();
-        assert_eq!(r.u64(), Err(DecodeError::Range));
+        assert_eq!(r.u64(), 0);
+        assert_eq!(r.end(), Err(DecodeError::Range));
     }
 
     /// The hand-written decoder accepts exactly what core's validator accepts, and yields the
@@ -284,9 +321,26 @@ mod tests {
     }
 
     #[test]
+    fn reads_after_a_failure_yield_placeholders_and_keep_the_first_error() {
+        // A flag of 2 (range), a text cut short (truncated), a varint.
+        let bytes = [1u8, 0, 2, 5, b'a', 7];
+        let (mut r, _) = Reader::open(&bytes, 1).unwrap();
+        assert!(!r.flag());
+        assert_eq!(r.str(), "");
+        assert_eq!(r.opt_u64(), None);
+        assert_eq!(r.end(), Err(DecodeError::Range));
+        let (mut r, _) = Reader::open(&bytes[..3], 1).unwrap();
+        assert_eq!(r.u64(), 2);
+        assert_eq!(r.end(), Ok(()));
+        assert_eq!(r.counter(), 0);
+        assert_eq!(r.end(), Err(DecodeError::Truncated));
+    }
+
+    #[test]
     fn string_length_beyond_input_is_truncated_not_a_panic() {
         let bytes = [1u8, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, b'a'];
         let (mut r, _) = Reader::open(&bytes, 1).unwrap();
-        assert_eq!(r.str(), Err(DecodeError::Truncated));
+        assert_eq!(r.str(), "");
+        assert_eq!(r.end(), Err(DecodeError::Truncated));
     }
 }

@@ -275,26 +275,17 @@ impl Shared {
         if tag != 0 {
             return Err(DecodeError::Tag);
         }
-        let epoch = r.counter()?;
-        let reason = match r.opt_u64()? {
-            None => None,
-            Some(v) => Some(LogoutReason::from_u64(v).ok_or(DecodeError::Range)?),
-        };
-        let token = if r.flag()? {
-            Some(read_meta(&mut r)?)
-        } else {
-            None
-        };
-        let claim = if r.flag()? {
-            Some(read_claim(&mut r)?)
-        } else {
-            None
-        };
-        let activity = if r.flag()? {
-            Some(read_activity(&mut r)?)
-        } else {
-            None
-        };
+        let epoch = r.counter();
+        let reason = r.opt_u64().and_then(|v| {
+            let reason = LogoutReason::from_u64(v);
+            if reason.is_none() {
+                r.fail(DecodeError::Range);
+            }
+            reason
+        });
+        let token = r.flag().then(|| read_meta(&mut r));
+        let claim = r.flag().then(|| read_claim(&mut r));
+        let activity = r.flag().then(|| read_activity(&mut r));
         r.end()?;
         Ok(Shared {
             epoch,
@@ -368,10 +359,10 @@ impl TokenRecord {
         if tag != 0 {
             return Err(DecodeError::Tag);
         }
-        let access_token = r.str()?;
-        let refresh_token = r.opt_str()?;
-        let user = r.opt_str()?;
-        let meta = read_meta(&mut r)?;
+        let access_token = r.str();
+        let refresh_token = r.opt_str();
+        let user = r.opt_str();
+        let meta = read_meta(&mut r);
         r.end()?;
         Ok(TokenRecord {
             access_token,
@@ -404,27 +395,27 @@ pub(crate) fn write_meta<'w>(w: &'w mut Writer, m: &TokenMeta) -> &'w mut Writer
         .u64(m.sid)
 }
 
-pub(crate) fn read_meta(r: &mut Reader<'_>) -> Result<TokenMeta, DecodeError> {
+pub(crate) fn read_meta(r: &mut Reader<'_>) -> TokenMeta {
     let stamp = Stamp {
-        epoch: r.counter()?,
-        session: r.u64()?,
-        serial: r.counter()?,
-        tab: r.u64()?,
+        epoch: r.counter(),
+        session: r.u64(),
+        serial: r.counter(),
+        tab: r.u64(),
     };
-    Ok(TokenMeta {
+    TokenMeta {
         stamp,
-        issued_at: r.u64()?,
-        expires_at: r.u64()?,
-        sid: r.u64()?,
-    })
+        issued_at: r.u64(),
+        expires_at: r.u64(),
+        sid: r.u64(),
+    }
 }
 
-pub(crate) fn read_activity(r: &mut Reader<'_>) -> Result<Activity, DecodeError> {
-    Ok(Activity {
-        epoch: r.counter()?,
-        session: r.u64()?,
-        at: r.u64()?,
-    })
+pub(crate) fn read_activity(r: &mut Reader<'_>) -> Activity {
+    Activity {
+        epoch: r.counter(),
+        session: r.u64(),
+        at: r.u64(),
+    }
 }
 
 pub(crate) fn write_claim<'w>(w: &'w mut Writer, c: &Claim) -> &'w mut Writer {
@@ -435,14 +426,14 @@ pub(crate) fn write_claim<'w>(w: &'w mut Writer, c: &Claim) -> &'w mut Writer {
         .u64(c.base)
 }
 
-pub(crate) fn read_claim(r: &mut Reader<'_>) -> Result<Claim, DecodeError> {
-    Ok(Claim {
-        serial: r.counter()?,
-        tab: r.u64()?,
-        at: r.u64()?,
-        until: r.u64()?,
-        base: r.u64()?,
-    })
+pub(crate) fn read_claim(r: &mut Reader<'_>) -> Claim {
+    Claim {
+        serial: r.counter(),
+        tab: r.u64(),
+        at: r.u64(),
+        until: r.u64(),
+        base: r.u64(),
+    }
 }
 
 #[cfg(test)]
