@@ -134,7 +134,7 @@ export class Driver {
     this.#drive(ONLINE, !offline());
     await this.#settleRevoke();
     // A persisted record that fails to open was wiped: the user signs in again rather than
-    // being resumed silently from the refresh cookie (issue 6). One whose key is only
+    // being resumed silently from the refresh cookie. One whose key is only
     // unavailable for now is kept: the tab resumes from the cookie or the other tabs.
     const intact = this.#kind ? (await this.#restore()) !== false : true;
     if (o.resume !== false && intact && !this.#signedIn()) {
