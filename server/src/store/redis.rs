@@ -649,13 +649,15 @@ impl RedisStore {
         pipe.add_command(cmd);
         pipe.cmd("GET").arg(self.sk("v", sid));
         pipe.cmd("GET").arg(self.sk("g", sid));
-        pipe.cmd("GET").arg(self.sk("o", sid));
-        let (vals, vault, grace, older): (
-            Vec<Option<String>>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        ) = pipe.query_async(&mut c).await.map_err(err)?;
+        type Loaded = (Vec<Option<String>>, Option<String>, Option<String>);
+        let ((vals, vault, grace), older): (Loaded, Option<String>) = if tokens {
+            // the older grace entries matter only next to the token hashes
+            pipe.cmd("GET").arg(self.sk("o", sid));
+            let (v, k, g, o) = pipe.query_async(&mut c).await.map_err(err)?;
+            ((v, k, g), o)
+        } else {
+            (pipe.query_async(&mut c).await.map_err(err)?, None)
+        };
         let mut m = HashMap::new();
         for (k, v) in FIELDS.iter().zip(vals.iter()) {
             if let Some(v) = v {
