@@ -467,42 +467,38 @@ impl TokenState {
     }
 }
 
-/// The grace rule: a token superseded within the window, the immediate predecessor or an
-/// older one still kept. Returns the client that superseded it and the sealed chain from it
-/// to the current token (oldest first); `None` when the token is not in grace.
+/// The grace rule, the one place it is decided: a token superseded within the window (the
+/// immediate predecessor, or an older one still kept) and presented by the client that
+/// superseded it (same user agent and network: from elsewhere in the window it is theft, not
+/// a lost response). Returns the sealed chain from it to the current token, oldest first;
+/// `None` when the token is not in grace for `client`.
 fn grace_chain<'a>(
     s: &'a SessionRecord,
     t: &'a TokenState,
     presented: &str,
     now: i64,
     grace: i64,
-) -> Option<(&'a str, Vec<Vec<u8>>)> {
-    let last = s.prev_sealed.as_ref()?;
+    client: &str,
+) -> Option<Vec<&'a [u8]>> {
+    let last = s.prev_sealed.as_deref()?;
     if s.prev_rotated_at.is_none_or(|at| now - at > grace) {
         return None;
     }
     if t.prev.as_deref() == Some(presented) {
-        return Some((
-            t.prev_client.as_deref().unwrap_or_default(),
-            vec![last.clone()],
-        ));
+        return (t.prev_client.as_deref() == Some(client)).then(|| vec![last]);
     }
     let k = t.older.iter().position(|e| e.hash == presented)?;
     let e = &t.older[k];
-    if now - e.at > grace {
+    if now - e.at > grace || e.client != client {
         return None;
     }
-    let mut chain: Vec<Vec<u8>> = t.older[..=k]
-        .iter()
-        .rev()
-        .map(|e| e.sealed.clone())
-        .collect();
-    chain.push(last.clone());
-    Some((e.client.as_str(), chain))
+    let mut chain: Vec<&[u8]> = t.older[..=k].iter().rev().map(|e| &e.sealed[..]).collect();
+    chain.push(last);
+    Some(chain)
 }
 
-/// Where `presented` stands as seen from `client`: a token in grace presented by any client
-/// but the one that superseded it is a superseded token (the same rule as [`decide`]).
+/// Where `presented` stands as seen from `client` (the rule of [`grace_chain`], as
+/// [`decide`] applies it).
 pub(crate) fn position_for(
     s: &SessionRecord,
     t: &TokenState,
@@ -512,11 +508,11 @@ pub(crate) fn position_for(
     client: &str,
 ) -> TokenPosition {
     if presented == t.cur {
-        return TokenPosition::Current;
-    }
-    match grace_chain(s, t, presented, now, grace) {
-        Some((by, _)) if by == client => TokenPosition::GracePredecessor,
-        _ => TokenPosition::Superseded,
+        TokenPosition::Current
+    } else if grace_chain(s, t, presented, now, grace, client).is_some() {
+        TokenPosition::GracePredecessor
+    } else {
+        TokenPosition::Superseded
     }
 }
 
@@ -529,12 +525,9 @@ pub(crate) fn decide(s: &SessionRecord, t: &TokenState, req: &RotateRequest) -> 
     if req.presented.hash == t.cur {
         return Decision::Rotate;
     }
-    match grace_chain(s, t, &req.presented.hash, req.now, req.grace) {
-        // grace only for the client that superseded the token (same user agent and
-        // network): the token replayed from elsewhere in the window is theft, not a lost
-        // response
-        Some((by, chain)) if by == req.client => Decision::Grace(chain),
-        _ => Decision::Reuse,
+    match grace_chain(s, t, &req.presented.hash, req.now, req.grace, &req.client) {
+        Some(chain) => Decision::Grace(chain.into_iter().map(<[u8]>::to_vec).collect()),
+        None => Decision::Reuse,
     }
 }
 
