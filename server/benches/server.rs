@@ -424,6 +424,7 @@ fn mint(ks: &KeySet, sid: &str, now: i64) -> String {
         jti: random_token(),
         username: "bench".into(),
         nbf: None,
+        cnf: None,
     })
     .expect("sign")
 }
