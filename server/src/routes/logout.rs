@@ -26,13 +26,16 @@ fn logged_out(state: &AppState, jar: CookieJar, revoked: bool) -> Response {
 }
 
 /// `POST /auth/logout` — always 204 (idempotent), revoking the session if one is identified.
+/// A refused DPoP proof counts as none: a DPoP-bound refresh token without a proof from its
+/// key ends its session (the binding rule), which is what a logout asks for anyway.
 pub async fn logout(
     State(state): State<AppState>,
     client: ClientAddr,
     access: Option<AccessToken>,
-    DpopProof(proof): DpopProof,
+    proof: Result<DpopProof, ApiError>,
     cred: RefreshCredential,
 ) -> Result<Response, ApiError> {
+    let proof = proof.ok().and_then(|DpopProof(p)| p);
     let who = service::identify(
         &state,
         &client,
@@ -40,12 +43,15 @@ pub async fn logout(
         access.as_ref(),
         proof.as_ref(),
     );
-    let revoked = match who.await? {
-        Caller::Session(s) | Caller::Superseded(s) => {
+    let revoked = match who.await {
+        Ok(Caller::Session(s) | Caller::Superseded(s)) => {
             service::revoke(&state, &s.sid, "logout", &client).await?;
             true
         }
-        Caller::Nobody => false,
+        Ok(Caller::Nobody) => false,
+        // the binding rule revoked the session
+        Err(ApiError::InvalidDpopProof(_)) => true,
+        Err(e) => return Err(e),
     };
     Ok(logged_out(&state, cred.jar, revoked))
 }

@@ -444,14 +444,20 @@ mod tests {
         }
         // past their expiry: the next insert beyond the threshold sweeps them all
         for i in 0..25_000 {
-            assert!(s.use_once(&format!("new{i}"), 1_000, 200).await.expect("store"));
+            assert!(s
+                .use_once(&format!("new{i}"), 1_000, 200)
+                .await
+                .expect("store"));
         }
         let (len, sweep_at) = {
             let g = s.lock();
             (g.ephemeral.len(), g.sweep_at)
         };
         assert!(len <= 25_000, "expired marks swept ({len} left)");
-        assert!(sweep_at >= len, "the next sweep waits for the map to grow ({sweep_at})");
+        assert!(
+            sweep_at >= len,
+            "the next sweep waits for the map to grow ({sweep_at})"
+        );
         // live marks still refuse a second use; expired ones are free again
         assert!(!s.use_once("new7", 1_000, 300).await.expect("store"));
         assert!(s.use_once("old7", 1_000, 300).await.expect("store"));
