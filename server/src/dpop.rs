@@ -427,7 +427,7 @@ impl Checker {
             return Err(ProofError::Htm);
         }
         self.check_htu(&claims.htu, host, path)?;
-        if (iat - now).abs() > self.window {
+        if iat.abs_diff(now) > self.window.unsigned_abs() {
             return Err(ProofError::Iat);
         }
         if !self.nonce_ok(claims.nonce.as_deref(), now) {
@@ -634,6 +634,41 @@ mod tests {
             c.check_htu("http://127.0.0.1:9000/api/me", None, "/api/me"),
             Err(ProofError::Htu)
         );
+    }
+
+    #[test]
+    fn extreme_iat_values_are_refused_not_overflowed() {
+        let c = checker(&[]);
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let x = URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
+        let header = format!(
+            r#"{{"typ":"dpop+jwt","alg":"EdDSA","jwk":{{"kty":"OKP","crv":"Ed25519","x":"{x}"}}}}"#
+        );
+        for iat in [
+            "-1e300",
+            "1e300",
+            "-9223372036854775808",
+            "18446744073709551615",
+            "1.5",
+        ] {
+            let claims =
+                format!(r#"{{"jti":"j","htm":"GET","htu":"http://h.test/p","iat":{iat}}}"#);
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(&header),
+                URL_SAFE_NO_PAD.encode(&claims)
+            );
+            use ed25519_dalek::Signer as _;
+            let sig = URL_SAFE_NO_PAD.encode(key.sign(input.as_bytes()).to_bytes());
+            let r = c.check(
+                &format!("{input}.{sig}"),
+                "GET",
+                Some("h.test"),
+                "/p",
+                1_000_000,
+            );
+            assert_eq!(r.err(), Some(ProofError::Iat), "iat {iat}");
+        }
     }
 
     #[test]

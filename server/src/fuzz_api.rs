@@ -202,3 +202,42 @@ fn sqlite_row(data: &[u8]) {
         }
     });
 }
+
+/// DPoP proofs: [`crate::dpop::Checker::check`] on the input as a proof; and, when the input
+/// is a JSON object, a proof with it as claims (and one with it as header) signed by a fixed
+/// Ed25519 key. A proof that passes must name that key.
+pub fn dpop_proofs(data: &[u8]) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
+    let checker = crate::dpop::Checker::for_resource(
+        vec!["https://api.fuzz".into()],
+        crate::dpop::DpopMode::Optional,
+        60,
+    );
+    let check = |proof: &str| checker.check(proof, "GET", Some("api.fuzz"), "/r", NOW);
+    let _ = check(&String::from_utf8_lossy(data));
+    if serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(data).is_err() {
+        return;
+    }
+    let key = ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]);
+    let x = URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
+    let header = format!(
+        r#"{{"typ":"dpop+jwt","alg":"EdDSA","jwk":{{"kty":"OKP","crv":"Ed25519","x":"{x}"}}}}"#
+    );
+    let claims = format!(r#"{{"jti":"f","htm":"GET","htu":"https://api.fuzz/r","iat":{NOW}}}"#);
+    for (h, c) in [(header.as_bytes(), data), (data, claims.as_bytes())] {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(h),
+            URL_SAFE_NO_PAD.encode(c)
+        );
+        let sig = URL_SAFE_NO_PAD.encode(key.sign(input.as_bytes()).to_bytes());
+        if let Ok(p) = check(&format!("{input}.{sig}")) {
+            let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+            let expected =
+                URL_SAFE_NO_PAD.encode(<sha2::Sha256 as sha2::Digest>::digest(canonical));
+            assert_eq!(p.jkt, expected, "a passing proof names another key");
+        }
+    }
+}

@@ -41,3 +41,8 @@ fn fuzz_corpus_json_bodies_never_panics() {
 fn fuzz_corpus_store_records_never_panics() {
     replay("store_records", tessera_server::fuzz_api::store_records);
 }
+
+#[test]
+fn fuzz_corpus_dpop_proofs_never_panics() {
+    replay("dpop_proofs", tessera_server::fuzz_api::dpop_proofs);
+}
