@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes tessera-server's parsers with cargo-fuzz (libFuzzer).
 #   bash scripts/fuzz.sh [SECONDS] [TARGET...]     (default: 600 s, every target)
-# Targets: jwt headers json_bodies store_records. FUZZ_JOBS=N runs at most N targets at a
+# Targets: jwt headers json_bodies store_records dpop_proofs. FUZZ_JOBS=N runs at most N targets at a
 # time (default: all at once; FUZZ_JOBS=1 runs them one after another, for small or shared
 # machines). Works on stable Rust through RUSTC_BOOTSTRAP=1 (cargo-fuzz passes -Z flags; no
 # nightly toolchain is needed). Sanitizer: FUZZ_SANITIZER=address (default) or none.
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../server/fuzz"
 secs="${1:-600}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(jwt headers json_bodies store_records)
+[ ${#targets[@]} -gt 0 ] || targets=(jwt headers json_bodies store_records dpop_proofs)
 jobs="${FUZZ_JOBS:-${#targets[@]}}"
 san="${FUZZ_SANITIZER:-address}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
