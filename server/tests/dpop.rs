@@ -117,37 +117,158 @@ async fn a_login_with_a_proof_binds_the_session_to_the_key_for_both_algorithms()
     assert!(h.introspect(&at).await.get("cnf").is_none());
 }
 
-/// One proof forged per check of RFC 9449 §4.3; each must be refused with
-/// `invalid_dpop_proof` before any credential is looked at, and the untouched proof passes.
-#[tokio::test]
-async fn each_check_of_rfc_9449_section_4_3_refuses_a_proof_forged_to_fail_it() {
-    // the app's origin configured, as in production: htu must name it, scheme included
-    let mut cfg = Config::for_tests();
-    cfg.allowed_origins = vec![ORIGIN.into()];
-    let h = Harness::with_config(cfg).await;
-    let key = Key::es256();
-    let other = Key::es256();
-    let now = h.clock.now_secs();
-    let good_claims = || key.claims("POST", "/auth/login", now);
-    let with = |f: &dyn Fn(&mut serde_json::Map<String, Value>)| {
-        let mut c = good_claims();
+/// Proofs forged to fail one check of RFC 9449 §4.3 each, sent to `/auth/login` of a server
+/// whose app origin is configured (as in production: `htu` must name it, scheme included).
+struct Forge {
+    h: Harness,
+    key: Key,
+    now: i64,
+}
+
+impl Forge {
+    async fn new() -> Self {
+        let mut cfg = Config::for_tests();
+        cfg.allowed_origins = vec![ORIGIN.into()];
+        let h = Harness::with_config(cfg).await;
+        let now = h.clock.now_secs();
+        Forge {
+            h,
+            key: Key::es256(),
+            now,
+        }
+    }
+
+    fn claims_with(&self, f: impl FnOnce(&mut serde_json::Map<String, Value>)) -> Value {
+        let mut c = self.key.claims("POST", "/auth/login", self.now);
         f(c.as_object_mut().expect("object"));
         c
-    };
-    let header_with = |f: &dyn Fn(&mut serde_json::Map<String, Value>)| {
-        let mut hd = key.header();
+    }
+
+    fn header_with(&self, f: impl FnOnce(&mut serde_json::Map<String, Value>)) -> Value {
+        let mut hd = self.key.header();
         f(hd.as_object_mut().expect("object"));
         hd
-    };
-    let mut private_jwk = key.jwk();
-    private_jwk["d"] = json!(b64(&[1; 32]));
-    let valid = key.jws(&key.header(), &good_claims());
+    }
+
+    /// A proof with these claims, signed by the key, with its header.
+    fn signed_claims(&self, f: impl FnOnce(&mut serde_json::Map<String, Value>)) -> String {
+        self.key.jws(&self.key.header(), &self.claims_with(f))
+    }
+
+    /// A proof with this header and valid claims, signed by the key.
+    fn signed_header(&self, f: impl FnOnce(&mut serde_json::Map<String, Value>)) -> String {
+        self.key
+            .jws(&self.header_with(f), &self.claims_with(|_| {}))
+    }
+
+    fn valid(&self) -> String {
+        self.signed_claims(|_| {})
+    }
+
+    /// Asserts each proof is refused with `invalid_dpop_proof` and no session, then that an
+    /// untouched proof passes (so the refusals are the check's, not the setup's).
+    async fn assert_refused(&self, cases: Vec<(&str, String)>) {
+        for (what, proof) in &cases {
+            let r = login_with(&self.h, &[("dpop", proof)]).await;
+            assert_eq!(
+                r.status,
+                StatusCode::BAD_REQUEST,
+                "{what}: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+            r.assert_problem(400, "invalid_dpop_proof");
+            assert!(r.cookie_token().is_none(), "{what}: no session");
+        }
+        let r = login_with(&self.h, &[("dpop", &self.valid())]).await;
+        assert_eq!(r.status, StatusCode::OK, "the control proof passes");
+    }
+}
+
+#[tokio::test]
+async fn rfc_9449_4_3_checks_1_and_2_one_header_holding_one_well_formed_jwt() {
+    let f = Forge::new().await;
+    let valid = f.valid();
+    let two_parts = valid.rsplit_once('.').expect("jws").0.to_string();
+    f.assert_refused(vec![
+        ("two parts", two_parts),
+        ("not a JWT at all", "garbage".into()),
+        ("four parts", format!("{valid}.x")),
+    ])
+    .await;
+    let r = login_with(&f.h, &[("dpop", &valid), ("dpop", &f.valid())]).await;
+    r.assert_problem(400, "invalid_dpop_proof");
+}
+
+#[tokio::test]
+async fn rfc_9449_4_3_check_3_required_claims_present_and_typed() {
+    let f = Forge::new().await;
+    let mut cases = Vec::new();
+    for claim in ["jti", "htm", "htu", "iat"] {
+        cases.push((
+            "a claim missing",
+            f.signed_claims(|c| {
+                c.remove(claim);
+            }),
+        ));
+    }
+    cases.push((
+        "iat not a number",
+        f.signed_claims(|c| {
+            c.insert("iat".into(), json!("now"));
+        }),
+    ));
+    cases.push((
+        "jti empty",
+        f.signed_claims(|c| {
+            c.insert("jti".into(), json!(""));
+        }),
+    ));
+    cases.push((
+        "htm not a string",
+        f.signed_claims(|c| {
+            c.insert("htm".into(), json!(1));
+        }),
+    ));
+    f.assert_refused(cases).await;
+}
+
+#[tokio::test]
+async fn rfc_9449_4_3_check_4_typ_is_dpop_jwt() {
+    let f = Forge::new().await;
+    f.assert_refused(vec![
+        (
+            "typ JWT",
+            f.signed_header(|h| {
+                h.insert("typ".into(), json!("JWT"));
+            }),
+        ),
+        (
+            "typ at+jwt",
+            f.signed_header(|h| {
+                h.insert("typ".into(), json!("at+jwt"));
+            }),
+        ),
+        (
+            "typ missing",
+            f.signed_header(|h| {
+                h.remove("typ");
+            }),
+        ),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn rfc_9449_4_3_check_5_alg_is_asymmetric_allowed_and_the_keys() {
+    let f = Forge::new().await;
     let unsigned = {
-        let hd = json!({"typ": "dpop+jwt", "alg": "none", "jwk": key.jwk()});
+        let hd = f.header_with(|h| {
+            h.insert("alg".into(), json!("none"));
+        });
         format!(
             "{}.{}.",
             b64(hd.to_string().as_bytes()),
-            b64(good_claims().to_string().as_bytes())
+            b64(f.claims_with(|_| {}).to_string().as_bytes())
         )
     };
     let hmac_signed = {
@@ -157,13 +278,42 @@ async fn each_check_of_rfc_9449_section_4_3_refuses_a_proof_forged_to_fail_it() 
         let input = format!(
             "{}.{}",
             b64(hd.to_string().as_bytes()),
-            b64(good_claims().to_string().as_bytes())
+            b64(f.claims_with(|_| {}).to_string().as_bytes())
         );
         let mut mac = hmac::Hmac::<Sha256>::new_from_slice(b"secret").expect("key");
         mac.update(input.as_bytes());
         format!("{input}.{}", b64(&mac.finalize().into_bytes()))
     };
-    let two_parts = valid.rsplit_once('.').expect("jws").0.to_string();
+    f.assert_refused(vec![
+        ("alg none", unsigned),
+        ("alg HS256 with a symmetric jwk", hmac_signed),
+        (
+            "alg RS256",
+            f.signed_header(|h| {
+                h.insert("alg".into(), json!("RS256"));
+            }),
+        ),
+        (
+            "alg EdDSA with a P-256 key",
+            f.signed_header(|h| {
+                h.insert("alg".into(), json!("EdDSA"));
+            }),
+        ),
+        (
+            "alg missing",
+            f.signed_header(|h| {
+                h.remove("alg");
+            }),
+        ),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn rfc_9449_4_3_check_6_signature_verifies_with_the_jwk() {
+    let f = Forge::new().await;
+    let other = Key::es256();
+    let valid = f.valid();
     // one bit of the signature flipped (not its last base64 character, which also carries
     // padding bits)
     let altered = {
@@ -172,199 +322,157 @@ async fn each_check_of_rfc_9449_section_4_3_refuses_a_proof_forged_to_fail_it() 
         sig[10] ^= 0x01;
         format!("{input}.{}", b64(&sig))
     };
-    let cases: Vec<(&str, String)> = vec![
-        ("(1) not a single well-formed JWT", two_parts),
-        ("(1) not a JWT at all", "garbage".into()),
+    f.assert_refused(vec![
         (
-            "(3) typ is not dpop+jwt",
-            key.jws(
-                &header_with(&|hd| {
-                    hd.insert("typ".into(), json!("JWT"));
-                }),
-                &good_claims(),
-            ),
+            "signed by another key than the jwk",
+            other.jws(&f.key.header(), &f.claims_with(|_| {})),
         ),
-        (
-            "(3) typ missing",
-            key.jws(
-                &header_with(&|hd| {
-                    hd.remove("typ");
-                }),
-                &good_claims(),
-            ),
-        ),
-        ("(4) alg none", unsigned),
-        ("(4) alg HS256 (symmetric)", hmac_signed),
-        (
-            "(4) alg not the key's (EdDSA with a P-256 key)",
-            key.jws(
-                &header_with(&|hd| {
-                    hd.insert("alg".into(), json!("EdDSA"));
-                }),
-                &good_claims(),
-            ),
-        ),
-        (
-            "(4) alg RS256",
-            key.jws(
-                &header_with(&|hd| {
-                    hd.insert("alg".into(), json!("RS256"));
-                }),
-                &good_claims(),
-            ),
-        ),
-        (
-            "(5) signature by another key than the jwk",
-            other.jws(&key.header(), &good_claims()),
-        ),
-        ("(5) signature bytes altered", altered),
-        (
-            "(6) jwk holds a private key",
-            key.jws(
-                &header_with(&|hd| {
-                    hd.insert("jwk".into(), private_jwk.clone());
-                }),
-                &good_claims(),
-            ),
-        ),
-        (
-            "(6) jwk missing",
-            key.jws(
-                &header_with(&|hd| {
-                    hd.remove("jwk");
-                }),
-                &good_claims(),
-            ),
-        ),
-        (
-            "(2) jti missing",
-            key.jws(
-                &key.header(),
-                &with(&|c| {
-                    c.remove("jti");
-                }),
-            ),
-        ),
-        (
-            "(2) htm missing",
-            key.jws(
-                &key.header(),
-                &with(&|c| {
-                    c.remove("htm");
-                }),
-            ),
-        ),
-        (
-            "(2) htu missing",
-            key.jws(
-                &key.header(),
-                &with(&|c| {
-                    c.remove("htu");
-                }),
-            ),
-        ),
-        (
-            "(2) iat missing",
-            key.jws(
-                &key.header(),
-                &with(&|c| {
-                    c.remove("iat");
-                }),
-            ),
-        ),
-        (
-            "(2) iat not a number",
-            key.jws(
-                &key.header(),
-                &with(&|c| {
-                    c.insert("iat".into(), json!("now"));
-                }),
-            ),
-        ),
-        (
-            "(7) htm is not the request's method",
-            key.jws(
-                &key.header(),
-                &with(&|c| {
-                    c.insert("htm".into(), json!("GET"));
-                }),
-            ),
-        ),
-        (
-            "(8) htu names another route",
-            key.jws(
-                &key.header(),
-                &with(&|c| {
-                    c.insert("htu".into(), json!(format!("{ORIGIN}/auth/refresh")));
-                }),
-            ),
-        ),
-        (
-            "(8) htu names another host",
-            key.jws(
-                &key.header(),
-                &with(&|c| {
-                    c.insert("htu".into(), json!("http://evil.example:8080/auth/login"));
-                }),
-            ),
-        ),
-        (
-            "(8) htu names another scheme",
-            key.jws(
-                &key.header(),
-                &with(&|c| {
-                    c.insert("htu".into(), json!("https://127.0.0.1:8080/auth/login"));
-                }),
-            ),
-        ),
-        (
-            "(11) iat too old",
-            key.jws(
-                &key.header(),
-                &with(&|c| {
-                    c.insert("iat".into(), json!(now - 61));
-                }),
-            ),
-        ),
-        (
-            "(11) iat in the future",
-            key.jws(
-                &key.header(),
-                &with(&|c| {
-                    c.insert("iat".into(), json!(now + 61));
-                }),
-            ),
-        ),
-    ];
-    for (what, proof) in &cases {
-        let r = login_with(&h, &[("dpop", proof)]).await;
-        assert_eq!(
-            r.status,
-            StatusCode::BAD_REQUEST,
-            "{what}: {}",
-            String::from_utf8_lossy(&r.body)
-        );
-        r.assert_problem(400, "invalid_dpop_proof");
-        assert!(r.cookie_token().is_none(), "{what}: no session");
-    }
-    // two DPoP headers
-    let r = login_with(&h, &[("dpop", &valid), ("dpop", &valid)]).await;
-    r.assert_problem(400, "invalid_dpop_proof");
-
-    // the query and fragment of htu are ignored (§4.3 (8)), and the untouched proof passes
-    let q = key.jws(
-        &key.header(),
-        &with(&|c| {
-            c.insert("htu".into(), json!(format!("{ORIGIN}/auth/login?x=1#f")));
+        ("a signature bit flipped", altered),
+        ("the signature of other claims", {
+            let (_, sig) = valid.rsplit_once('.').expect("jws");
+            let other_claims = f.signed_claims(|c| {
+                c.insert("jti".into(), json!("another"));
+            });
+            let input = other_claims.rsplit_once('.').expect("jws").0.to_string();
+            format!("{input}.{sig}")
         }),
-    );
-    assert_eq!(login_with(&h, &[("dpop", &q)]).await.status, StatusCode::OK);
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn rfc_9449_4_3_check_7_jwk_is_a_public_key() {
+    let f = Forge::new().await;
+    let mut private = f.key.jwk();
+    private["d"] = json!(b64(&[1; 32]));
+    f.assert_refused(vec![
+        (
+            "jwk with a private part",
+            f.signed_header(|h| {
+                h.insert("jwk".into(), private);
+            }),
+        ),
+        (
+            "jwk missing",
+            f.signed_header(|h| {
+                h.remove("jwk");
+            }),
+        ),
+        (
+            "jwk of another curve",
+            f.signed_header(|h| {
+                h["jwk"]["crv"] = json!("P-384");
+            }),
+        ),
+        (
+            "jwk symmetric",
+            f.signed_header(|h| {
+                h.insert("jwk".into(), json!({"kty": "oct", "k": "AAAA"}));
+            }),
+        ),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn rfc_9449_4_3_check_8_htm_is_the_request_method() {
+    let f = Forge::new().await;
+    f.assert_refused(vec![
+        (
+            "GET for a POST",
+            f.signed_claims(|c| {
+                c.insert("htm".into(), json!("GET"));
+            }),
+        ),
+        (
+            "lower case",
+            f.signed_claims(|c| {
+                c.insert("htm".into(), json!("post"));
+            }),
+        ),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn rfc_9449_4_3_check_9_htu_is_the_request_url_without_query_and_fragment() {
+    let f = Forge::new().await;
+    let htu = |v: String| {
+        move |c: &mut serde_json::Map<String, Value>| {
+            c.insert("htu".into(), json!(v));
+        }
+    };
+    f.assert_refused(vec![
+        (
+            "another route",
+            f.signed_claims(htu(format!("{ORIGIN}/auth/refresh"))),
+        ),
+        (
+            "another host",
+            f.signed_claims(htu("http://evil.example:8080/auth/login".into())),
+        ),
+        (
+            "another scheme",
+            f.signed_claims(htu("https://127.0.0.1:8080/auth/login".into())),
+        ),
+        (
+            "another port",
+            f.signed_claims(htu("http://127.0.0.1:8081/auth/login".into())),
+        ),
+        ("relative", f.signed_claims(htu("/auth/login".into()))),
+    ])
+    .await;
+    // query and fragment ignored, normalisation applied
+    for ok in [
+        format!("{ORIGIN}/auth/login?x=1#f"),
+        "http://127.0.0.1:8080/auth/./login".into(),
+    ] {
+        let p = f.signed_claims(htu(ok.clone()));
+        assert_eq!(
+            login_with(&f.h, &[("dpop", &p)]).await.status,
+            StatusCode::OK,
+            "{ok}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rfc_9449_4_3_check_11_iat_is_within_the_window() {
+    let f = Forge::new().await;
+    let now = f.now;
+    f.assert_refused(vec![
+        (
+            "61 s old",
+            f.signed_claims(|c| {
+                c.insert("iat".into(), json!(now - 61));
+            }),
+        ),
+        (
+            "61 s ahead",
+            f.signed_claims(|c| {
+                c.insert("iat".into(), json!(now + 61));
+            }),
+        ),
+    ])
+    .await;
+    let edge = f.signed_claims(|c| {
+        c.insert("iat".into(), json!(now - 60));
+    });
     assert_eq!(
-        login_with(&h, &[("dpop", &valid)]).await.status,
+        login_with(&f.h, &[("dpop", &edge)]).await.status,
         StatusCode::OK
     );
-    // (12) the same proof again: its jti was seen
-    let r = login_with(&h, &[("dpop", &valid)]).await;
+}
+
+#[tokio::test]
+async fn rfc_9449_11_1_jti_is_used_once() {
+    let f = Forge::new().await;
+    let p = f.valid();
+    assert_eq!(
+        login_with(&f.h, &[("dpop", &p)]).await.status,
+        StatusCode::OK
+    );
+    let r = login_with(&f.h, &[("dpop", &p)]).await;
     r.assert_problem(400, "invalid_dpop_proof");
     assert!(
         r.json()["detail"]
@@ -374,7 +482,25 @@ async fn each_check_of_rfc_9449_section_4_3_refuses_a_proof_forged_to_fail_it() 
         "{}",
         r.json()
     );
+    // the same jti from another key is another proof
+    let other = Key::es256();
+    let jti = serde_json::from_slice::<Value>(
+        &URL_SAFE_NO_PAD
+            .decode(p.split('.').nth(1).expect("claims"))
+            .expect("b64"),
+    )
+    .expect("json")["jti"]
+        .clone();
+    let mut c = other.claims("POST", "/auth/login", f.now);
+    c["jti"] = jti;
+    let q = other.jws(&other.header(), &c);
+    assert_eq!(
+        login_with(&f.h, &[("dpop", &q)]).await.status,
+        StatusCode::OK
+    );
 }
+
+// Checks 10 (nonce) and 12 (ath, the bound key) are the nonce and resource tests below.
 
 #[tokio::test]
 async fn a_stolen_bound_refresh_cookie_is_useless_without_the_key_and_ends_the_session() {
@@ -458,7 +584,8 @@ async fn an_unbound_session_refreshed_with_a_proof_is_bound_from_then_on() {
 }
 
 #[tokio::test]
-async fn resource_access_needs_the_dpop_scheme_and_a_proof_of_the_bound_key_with_ath() {
+async fn rfc_9449_4_3_check_12_resource_access_needs_the_dpop_scheme_and_a_proof_of_the_bound_key_with_ath(
+) {
     let h = Harness::new().await;
     let key = Key::es256();
     let other = Key::es256();
@@ -524,7 +651,8 @@ async fn resource_access_needs_the_dpop_scheme_and_a_proof_of_the_bound_key_with
 }
 
 #[tokio::test]
-async fn with_nonces_on_a_proof_without_the_current_nonce_is_asked_to_retry_with_it() {
+async fn rfc_9449_4_3_check_10_with_nonces_on_a_proof_without_the_current_nonce_is_asked_to_retry_with_it(
+) {
     let mut cfg = Config::for_tests();
     cfg.dpop_nonce = true;
     let h = Harness::with_config(cfg.clone()).await;
