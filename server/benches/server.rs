@@ -847,33 +847,25 @@ async fn dpop_comparison(
         }
         b.body(()).expect("request").into_parts().0
     };
+    // each request carries its own proof (single use), as a browser sends them
+    let dpop_reqs = |key: &Key, tokens: &[String]| -> Vec<_> {
+        tokens
+            .iter()
+            .cycle()
+            .take(n)
+            .map(|t| {
+                let proof = key.proof_for("GET", htu, now, serde_json::json!({"ath": ath(t)}));
+                parts(&format!("DPoP {t}"), Some(proof))
+            })
+            .collect()
+    };
     let t0 = Instant::now();
-    let es_reqs: Vec<_> = bound
-        .iter()
-        .cycle()
-        .take(n)
-        .map(|t| {
-            parts(
-                &format!("DPoP {t}"),
-                Some(es.proof_for("GET", htu, now, serde_json::json!({"ath": ath(t)}))),
-            )
-        })
-        .collect();
+    let es_reqs = dpop_reqs(&es, &bound);
     let es_sign_us = t0.elapsed().as_secs_f64() * 1e6 / n as f64;
     let ed_bound: Vec<String> = pick()
         .map(|sid| mint_bound(ks, sid, now, Some(&ed.jkt())))
         .collect();
-    let ed_reqs: Vec<_> = ed_bound
-        .iter()
-        .cycle()
-        .take(n)
-        .map(|t| {
-            parts(
-                &format!("DPoP {t}"),
-                Some(ed.proof_for("GET", htu, now, serde_json::json!({"ath": ath(t)}))),
-            )
-        })
-        .collect();
+    let ed_reqs = dpop_reqs(&ed, &ed_bound);
     let bearer_reqs: Vec<_> = bearer
         .iter()
         .cycle()

@@ -382,15 +382,8 @@ impl Checker {
         path: &str,
         now: i64,
     ) -> Result<Proof, ProofError> {
-        if proof.len() > MAX_PROOF_LEN {
-            return Err(ProofError::Malformed);
-        }
-        let mut parts = proof.split('.');
-        let (Some(h64), Some(c64), Some(s64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(ProofError::Malformed);
-        };
+        let (h64, c64, s64) =
+            crate::jwt::compact_parts(proof, MAX_PROOF_LEN).ok_or(ProofError::Malformed)?;
         let header: ProofHeader = URL_SAFE_NO_PAD
             .decode(h64)
             .ok()

@@ -147,6 +147,19 @@ impl<'de> Deserialize<'de> for UniqueClaims {
     }
 }
 
+/// The three base64url parts of a compact JWS (header, payload, signature) no longer than
+/// `max_len` bytes; `None` for anything else.
+pub fn compact_parts(token: &str, max_len: usize) -> Option<(&str, &str, &str)> {
+    if token.len() > max_len {
+        return None;
+    }
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(h), Some(c), Some(s), None) => Some((h, c, s)),
+        _ => None,
+    }
+}
+
 /// A persisted signing key (the 32-byte Ed25519 seed).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredKey {
@@ -378,15 +391,7 @@ impl KeySet {
     /// # Errors
     /// A [`TokenError`] naming the first failed check.
     pub fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
-        if token.len() > 4096 {
-            return Err(TokenError::Invalid);
-        }
-        let mut parts = token.split('.');
-        let (Some(h64), Some(c64), Some(s64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Invalid);
-        };
+        let (h64, c64, s64) = compact_parts(token, 4096).ok_or(TokenError::Invalid)?;
         let header: JoseHeader = unb64(h64)
             .and_then(|h| serde_json::from_slice(&h).ok())
             .ok_or(TokenError::Invalid)?;

@@ -29,19 +29,7 @@ async fn login_with(h: &Harness, headers: &[(&str, &str)]) -> Resp {
 /// alice signs in with a proof from `key`: (access token, refresh token, session id).
 async fn bound_login(h: &Harness, key: &Key) -> (String, String, String) {
     let p = key.proof("POST", "/auth/login", h.clock.now_secs(), json!({}));
-    let r = login_with(h, &[("dpop", &p)]).await;
-    assert_eq!(
-        r.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
-    let j = r.json();
-    (
-        j["access_token"].as_str().expect("token").to_string(),
-        r.cookie_token().expect("cookie"),
-        j["session"]["id"].as_str().expect("sid").to_string(),
-    )
+    h.login_alice_with(&[("dpop", &p)]).await
 }
 
 async fn refresh_with(h: &Harness, rt: &str, proof: Option<&str>) -> Resp {
@@ -119,6 +107,13 @@ async fn a_login_with_a_proof_binds_the_session_to_the_key_for_both_algorithms()
 
 /// Proofs forged to fail one check of RFC 9449 §4.3 each, sent to `/auth/login` of a server
 /// whose app origin is configured (as in production: `htu` must name it, scheme included).
+fn set(m: &mut serde_json::Map<String, Value>, name: &str, value: Option<Value>) {
+    match value {
+        Some(v) => m.insert(name.into(), v),
+        None => m.remove(name),
+    };
+}
+
 struct Forge {
     h: Harness,
     key: Key,
@@ -165,6 +160,16 @@ impl Forge {
         self.signed_claims(|_| {})
     }
 
+    /// A proof whose header member `name` is `value` (`None`: absent).
+    fn header_member(&self, name: &str, value: Option<Value>) -> String {
+        self.signed_header(|h| set(h, name, value))
+    }
+
+    /// A proof whose claim `name` is `value` (`None`: absent).
+    fn claim(&self, name: &str, value: Option<Value>) -> String {
+        self.signed_claims(|c| set(c, name, value))
+    }
+
     /// Asserts each proof is refused with `invalid_dpop_proof` and no session, then that an
     /// untouched proof passes (so the refusals are the check's, not the setup's).
     async fn assert_refused(&self, cases: Vec<(&str, String)>) {
@@ -204,31 +209,11 @@ async fn rfc_9449_4_3_check_3_required_claims_present_and_typed() {
     let f = Forge::new().await;
     let mut cases = Vec::new();
     for claim in ["jti", "htm", "htu", "iat"] {
-        cases.push((
-            "a claim missing",
-            f.signed_claims(|c| {
-                c.remove(claim);
-            }),
-        ));
+        cases.push(("a claim missing", f.claim(claim, None)));
     }
-    cases.push((
-        "iat not a number",
-        f.signed_claims(|c| {
-            c.insert("iat".into(), json!("now"));
-        }),
-    ));
-    cases.push((
-        "jti empty",
-        f.signed_claims(|c| {
-            c.insert("jti".into(), json!(""));
-        }),
-    ));
-    cases.push((
-        "htm not a string",
-        f.signed_claims(|c| {
-            c.insert("htm".into(), json!(1));
-        }),
-    ));
+    cases.push(("iat not a number", f.claim("iat", Some(json!("now")))));
+    cases.push(("jti empty", f.claim("jti", Some(json!("")))));
+    cases.push(("htm not a string", f.claim("htm", Some(json!(1)))));
     f.assert_refused(cases).await;
 }
 
@@ -236,24 +221,9 @@ async fn rfc_9449_4_3_check_3_required_claims_present_and_typed() {
 async fn rfc_9449_4_3_check_4_typ_is_dpop_jwt() {
     let f = Forge::new().await;
     f.assert_refused(vec![
-        (
-            "typ JWT",
-            f.signed_header(|h| {
-                h.insert("typ".into(), json!("JWT"));
-            }),
-        ),
-        (
-            "typ at+jwt",
-            f.signed_header(|h| {
-                h.insert("typ".into(), json!("at+jwt"));
-            }),
-        ),
-        (
-            "typ missing",
-            f.signed_header(|h| {
-                h.remove("typ");
-            }),
-        ),
+        ("typ JWT", f.header_member("typ", Some(json!("JWT")))),
+        ("typ at+jwt", f.header_member("typ", Some(json!("at+jwt")))),
+        ("typ missing", f.header_member("typ", None)),
     ])
     .await;
 }
@@ -287,24 +257,12 @@ async fn rfc_9449_4_3_check_5_alg_is_asymmetric_allowed_and_the_keys() {
     f.assert_refused(vec![
         ("alg none", unsigned),
         ("alg HS256 with a symmetric jwk", hmac_signed),
-        (
-            "alg RS256",
-            f.signed_header(|h| {
-                h.insert("alg".into(), json!("RS256"));
-            }),
-        ),
+        ("alg RS256", f.header_member("alg", Some(json!("RS256")))),
         (
             "alg EdDSA with a P-256 key",
-            f.signed_header(|h| {
-                h.insert("alg".into(), json!("EdDSA"));
-            }),
+            f.header_member("alg", Some(json!("EdDSA"))),
         ),
-        (
-            "alg missing",
-            f.signed_header(|h| {
-                h.remove("alg");
-            }),
-        ),
+        ("alg missing", f.header_member("alg", None)),
     ])
     .await;
 }
@@ -330,9 +288,7 @@ async fn rfc_9449_4_3_check_6_signature_verifies_with_the_jwk() {
         ("a signature bit flipped", altered),
         ("the signature of other claims", {
             let (_, sig) = valid.rsplit_once('.').expect("jws");
-            let other_claims = f.signed_claims(|c| {
-                c.insert("jti".into(), json!("another"));
-            });
+            let other_claims = f.claim("jti", Some(json!("another")));
             let input = other_claims.rsplit_once('.').expect("jws").0.to_string();
             format!("{input}.{sig}")
         }),
@@ -352,12 +308,7 @@ async fn rfc_9449_4_3_check_7_jwk_is_a_public_key() {
                 h.insert("jwk".into(), private);
             }),
         ),
-        (
-            "jwk missing",
-            f.signed_header(|h| {
-                h.remove("jwk");
-            }),
-        ),
+        ("jwk missing", f.header_member("jwk", None)),
         (
             "jwk of another curve",
             f.signed_header(|h| {
@@ -366,9 +317,7 @@ async fn rfc_9449_4_3_check_7_jwk_is_a_public_key() {
         ),
         (
             "jwk symmetric",
-            f.signed_header(|h| {
-                h.insert("jwk".into(), json!({"kty": "oct", "k": "AAAA"}));
-            }),
+            f.header_member("jwk", Some(json!({"kty": "oct", "k": "AAAA"}))),
         ),
     ])
     .await;
@@ -378,18 +327,8 @@ async fn rfc_9449_4_3_check_7_jwk_is_a_public_key() {
 async fn rfc_9449_4_3_check_8_htm_is_the_request_method() {
     let f = Forge::new().await;
     f.assert_refused(vec![
-        (
-            "GET for a POST",
-            f.signed_claims(|c| {
-                c.insert("htm".into(), json!("GET"));
-            }),
-        ),
-        (
-            "lower case",
-            f.signed_claims(|c| {
-                c.insert("htm".into(), json!("post"));
-            }),
-        ),
+        ("GET for a POST", f.claim("htm", Some(json!("GET")))),
+        ("lower case", f.claim("htm", Some(json!("post")))),
     ])
     .await;
 }
@@ -441,23 +380,11 @@ async fn rfc_9449_4_3_check_11_iat_is_within_the_window() {
     let f = Forge::new().await;
     let now = f.now;
     f.assert_refused(vec![
-        (
-            "61 s old",
-            f.signed_claims(|c| {
-                c.insert("iat".into(), json!(now - 61));
-            }),
-        ),
-        (
-            "61 s ahead",
-            f.signed_claims(|c| {
-                c.insert("iat".into(), json!(now + 61));
-            }),
-        ),
+        ("61 s old", f.claim("iat", Some(json!(now - 61)))),
+        ("61 s ahead", f.claim("iat", Some(json!(now + 61)))),
     ])
     .await;
-    let edge = f.signed_claims(|c| {
-        c.insert("iat".into(), json!(now - 60));
-    });
+    let edge = f.claim("iat", Some(json!(now - 60)));
     assert_eq!(
         login_with(&f.h, &[("dpop", &edge)]).await.status,
         StatusCode::OK

@@ -25,6 +25,18 @@ fn logged_out(state: &AppState, jar: CookieJar, revoked: bool) -> Response {
     res
 }
 
+/// Who the request speaks for ([`service::identify`]).
+async fn caller(
+    state: &AppState,
+    client: &ClientAddr,
+    cred: &RefreshCredential,
+    access: Option<AccessToken>,
+    proof: Option<crate::dpop::Proof>,
+) -> Result<Caller, ApiError> {
+    let refresh = cred.token.as_deref();
+    service::identify(state, client, refresh, access.as_ref(), proof.as_ref()).await
+}
+
 /// `POST /auth/logout` — always 204 (idempotent), revoking the session if one is identified.
 /// A refused DPoP proof counts as none: a DPoP-bound refresh token without a proof from its
 /// key ends its session (the binding rule), which is what a logout asks for anyway.
@@ -36,14 +48,7 @@ pub async fn logout(
     cred: RefreshCredential,
 ) -> Result<Response, ApiError> {
     let proof = proof.ok().and_then(|DpopProof(p)| p);
-    let who = service::identify(
-        &state,
-        &client,
-        cred.token.as_deref(),
-        access.as_ref(),
-        proof.as_ref(),
-    );
-    let revoked = match who.await {
+    let revoked = match caller(&state, &client, &cred, access, proof).await {
         Ok(Caller::Session(s) | Caller::Superseded(s)) => {
             service::revoke(&state, &s.sid, "logout", &client).await?;
             true
@@ -66,14 +71,7 @@ pub async fn logout_all(
     DpopProof(proof): DpopProof,
     cred: RefreshCredential,
 ) -> Result<Response, ApiError> {
-    let who = service::identify(
-        &state,
-        &client,
-        cred.token.as_deref(),
-        access.as_ref(),
-        proof.as_ref(),
-    );
-    match who.await? {
+    match caller(&state, &client, &cred, access, proof).await? {
         Caller::Session(s) => {
             service::revoke_user(&state, &s.user_id, "logout_all", &client).await?;
             Ok(logged_out(&state, cred.jar, true))

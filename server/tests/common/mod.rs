@@ -213,7 +213,18 @@ impl Harness {
 
     /// alice logged in, cookie mode: (access token, refresh token, session id).
     pub async fn login_alice(&self) -> (String, String, String) {
-        let r = self.login("alice", "tessera-demo").await;
+        self.login_alice_with(&[]).await
+    }
+
+    /// [`Harness::login_alice`] with extra request headers (e.g. a DPoP proof).
+    pub async fn login_alice_with(&self, extra: &[(&str, &str)]) -> (String, String, String) {
+        let r = self
+            .post(
+                "/auth/login",
+                serde_json::json!({"username": "alice", "password": "tessera-demo"}),
+                extra,
+            )
+            .await;
         assert_eq!(
             r.status,
             StatusCode::OK,
