@@ -19,11 +19,16 @@
 //! 3. refresh rotations per second with SQLite, with Redis, and with two tessera-server
 //!    instances on one Redis (each client alternates between them), each client rotating
 //!    its own sessions in token mode, then checks zero lost or duplicated family members;
-//! 4. the server process's peak resident memory (VmHWM) with the 100,000 live sessions.
+//! 4. the server process's peak resident memory (VmHWM) with the 100,000 live sessions;
+//! 5. DPoP on and off side by side: `POST /auth/introspect` of DPoP-bound tokens (`cnf`)
+//!    against bearer tokens, alternating rounds; and the resource-server verifier
+//!    (`tessera_server::verifier`, in-process, every core) with bearer tokens, with DPoP
+//!    tokens and ES256 proofs (as browsers sign them) and with EdDSA proofs.
 //!
 //! Bounded: each load phase runs for `PHASE_SECS` seconds or `MAX_REQUESTS` requests.
 //! Environment knobs: `TESSERA_BENCH_SECS` (default 5), `TESSERA_BENCH_SESSIONS` (100000),
-//! `TESSERA_BENCH_ROUNDS` (3), `TESSERA_BENCH_ONLY=introspect` (only phases 1 and 2),
+//! `TESSERA_BENCH_ROUNDS` (3), `TESSERA_BENCH_ONLY=introspect` (only phases 1 and 2) or
+//! `=dpop` (only phase 5),
 //! `TESSERA_BENCH_SERVER_BIN` (the tessera-server binary to measure; default: the one cargo
 //! built), `TESSERA_BENCH_BASELINE_BIN` (a second tessera-server binary, e.g. `main`'s, run
 //! on the same store and measured in the same rounds of phase 2: an A/B in one run).
@@ -414,6 +419,11 @@ async fn keyset(store: &dyn SessionStore) -> KeySet {
 }
 
 fn mint(ks: &KeySet, sid: &str, now: i64) -> String {
+    mint_bound(ks, sid, now, None)
+}
+
+/// An access token for `sid`, bound to the DPoP key `jkt` when given.
+fn mint_bound(ks: &KeySet, sid: &str, now: i64, jkt: Option<&str>) -> String {
     ks.sign(&AccessClaims {
         iss: "tessera".into(),
         aud: "tessera".into(),
@@ -424,6 +434,7 @@ fn mint(ks: &KeySet, sid: &str, now: i64) -> String {
         jti: random_token(),
         username: "bench".into(),
         nbf: None,
+        cnf: jkt.map(|j| tessera_server::jwt::Confirmation { jkt: j.into() }),
     })
     .expect("sign")
 }
@@ -715,6 +726,182 @@ fn loadavg() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
+/// The resource-server verifier over `reqs` (each used once: DPoP proofs are single-use),
+/// on every core until they run out or `secs` pass: (verifies per second, CPU us each).
+async fn verifier_rate(
+    v: &tessera_server::verifier::Verifier,
+    reqs: Vec<axum::http::request::Parts>,
+    secs: u64,
+) -> (f64, f64) {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut chunks: Vec<Vec<_>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, p) in reqs.into_iter().enumerate() {
+        chunks[i % threads].push(p);
+    }
+    let cpu0 = proc_cpu_us("self");
+    let t0 = Instant::now();
+    let tasks: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            let v = v.clone();
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                for p in chunk {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    assert!(
+                        v.verify_parts(&p).await.is_ok(),
+                        "the verifier refused a valid request"
+                    );
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap_or(0);
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = proc_cpu_us("self").saturating_sub(cpu0) as f64;
+    (total as f64 / wall, cpu / total.max(1) as f64)
+}
+
+/// Phase 5: DPoP on and off, side by side.
+async fn dpop_comparison(
+    server: &Server,
+    ks: &KeySet,
+    sessions: &[(String, String)],
+    secs: u64,
+    rounds: usize,
+) {
+    use common::dpop::{ath, Key};
+    let now = tessera_server::clock::Clock::now(&tessera_server::clock::SystemClock);
+    let es = Key::es256();
+    let ed = Key::ed25519();
+    let step = (sessions.len() / 20_000).max(1);
+    let pick = || sessions.iter().step_by(step).map(|(sid, _)| sid.as_str());
+    let bearer: Arc<Vec<String>> = Arc::new(pick().map(|sid| mint(ks, sid, now)).collect());
+    let bound: Arc<Vec<String>> = Arc::new(
+        pick()
+            .map(|sid| mint_bound(ks, sid, now, Some(&es.jkt())))
+            .collect(),
+    );
+
+    // introspection of bound and bearer tokens, alternating rounds
+    let (mut b_rates, mut d_rates) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        // the order flips every round
+        for bound_round in [round % 2 == 1, round % 2 == 0] {
+            let tokens = if bound_round {
+                bound.clone()
+            } else {
+                bearer.clone()
+            };
+            let (r, cpu) = introspect_phase(server, tokens, secs).await;
+            let per_cpu_s = r.ok as f64 / cpu.max(1e-9);
+            println!(
+                "  round {} introspection, {:<20} {:>8.0} req/s  {:>8.0} req/CPU-s  p50 {} us  errors {}",
+                round + 1,
+                if bound_round { "DPoP-bound tokens" } else { "bearer tokens" },
+                r.ok as f64 / r.secs,
+                per_cpu_s,
+                r.p50_us,
+                r.errors
+            );
+            if bound_round {
+                d_rates.push(per_cpu_s)
+            } else {
+                b_rates.push(per_cpu_s)
+            }
+        }
+    }
+    let (b, d) = (median(b_rates), median(d_rates));
+    println!(
+        "{:<34} {:>9.0} req/CPU-s bound vs {:.0} bearer: {:.0} % (medians)",
+        "introspection, DPoP on/off",
+        d,
+        b,
+        100.0 * d / b
+    );
+
+    // the resource-server verifier, in-process
+    let v = tessera_server::verifier::Verifier::from_jwks_url(format!(
+        "http://{}/.well-known/jwks.json",
+        server.addr
+    ))
+    .origin("http://api.bench");
+    let htu = "http://api.bench/api/data";
+    let n = 20_000;
+    let parts = |auth: &str, proof: Option<String>| {
+        let mut b = axum::http::Request::get("/api/data")
+            .header("host", "api.bench")
+            .header("authorization", auth);
+        if let Some(p) = proof {
+            b = b.header("dpop", p);
+        }
+        b.body(()).expect("request").into_parts().0
+    };
+    let t0 = Instant::now();
+    let es_reqs: Vec<_> = bound
+        .iter()
+        .cycle()
+        .take(n)
+        .map(|t| {
+            parts(
+                &format!("DPoP {t}"),
+                Some(es.proof_for("GET", htu, now, serde_json::json!({"ath": ath(t)}))),
+            )
+        })
+        .collect();
+    let es_sign_us = t0.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let ed_bound: Vec<String> = pick()
+        .map(|sid| mint_bound(ks, sid, now, Some(&ed.jkt())))
+        .collect();
+    let ed_reqs: Vec<_> = ed_bound
+        .iter()
+        .cycle()
+        .take(n)
+        .map(|t| {
+            parts(
+                &format!("DPoP {t}"),
+                Some(ed.proof_for("GET", htu, now, serde_json::json!({"ath": ath(t)}))),
+            )
+        })
+        .collect();
+    let bearer_reqs: Vec<_> = bearer
+        .iter()
+        .cycle()
+        .take(n)
+        .map(|t| parts(&format!("Bearer {t}"), None))
+        .collect();
+    println!("  ({n} requests per variant; building an ES256 proof here (ring, one thread): {es_sign_us:.1} us each)");
+    let (br, bc) = verifier_rate(&v, bearer_reqs, secs).await;
+    let (er, ec) = verifier_rate(&v, es_reqs, secs).await;
+    let (dr, dc) = verifier_rate(&v, ed_reqs, secs).await;
+    println!(
+        "{:<34} {:>9.0} verifies/s  ({bc:.1} us CPU each)",
+        "verifier, bearer token", br
+    );
+    println!(
+        "{:<34} {:>9.0} verifies/s  ({ec:.1} us CPU each: {:.0} % of bearer per CPU-s)",
+        "verifier, DPoP + ES256 proof",
+        er,
+        100.0 * bc / ec
+    );
+    println!(
+        "{:<34} {:>9.0} verifies/s  ({dc:.1} us CPU each: {:.0} % of bearer per CPU-s)",
+        "verifier, DPoP + EdDSA proof",
+        dr,
+        100.0 * bc / dc
+    );
+}
+
 /// One introspection phase against `server`: (load result, server CPU seconds).
 async fn introspect_phase(
     server: &Server,
@@ -857,7 +1044,9 @@ fn main() {
     let secs = env_num("TESSERA_BENCH_SECS", 5);
     let n_sessions = env_num("TESSERA_BENCH_SESSIONS", 100_000) as usize;
     let rounds = env_num("TESSERA_BENCH_ROUNDS", 3).max(1) as usize;
-    let only_introspect = std::env::var("TESSERA_BENCH_ONLY").as_deref() == Ok("introspect");
+    let only = std::env::var("TESSERA_BENCH_ONLY").unwrap_or_default();
+    let only_introspect = only == "introspect";
+    let only_dpop = only == "dpop";
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -880,6 +1069,10 @@ fn main() {
         let tokens: Arc<Vec<String>> =
             Arc::new(sessions.iter().step_by((n_sessions / 20_000).max(1)).map(|(sid, _)| mint(&ks, sid, now)).collect());
 
+        if only_dpop {
+            dpop_comparison(&server, &ks, &sessions, secs, rounds).await;
+            return;
+        }
         let (raw, raw_cpu, full, full_cpu) = raw_verify_rate(&ks, &tokens[0], 1.0);
         println!(
             "{:<34} {:>9.0} verifies/s  ({raw_cpu:.1} us CPU each; ed25519-dalek, all cores, in-process, best of 3)",
@@ -916,6 +1109,7 @@ fn main() {
         if only_introspect {
             return;
         }
+        dpop_comparison(&server, &ks, &sessions, secs, rounds).await;
 
         let rot_sessions: Vec<_> = sessions.iter().take(CLIENTS * 16).cloned().collect();
         let cpu0 = server.cpu_us();

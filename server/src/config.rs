@@ -220,6 +220,24 @@ pub struct Config {
     #[arg(long, env = "TESSERA_SHUTDOWN_TIMEOUT", value_parser = parse_secs_u64, default_value_t = 10)]
     pub shutdown_timeout: u64,
 
+    // --- DPoP (RFC 9449) ---
+    /// Sender-constrained tokens: `off` ignores `DPoP` headers; `optional` binds a session
+    /// (refresh token and access tokens) to the key of a valid proof sent at login, MFA or
+    /// refresh; `required` refuses login, MFA and refresh without one.
+    #[arg(long, env = "TESSERA_DPOP", value_enum, default_value_t = crate::dpop::DpopMode::Optional)]
+    pub dpop: crate::dpop::DpopMode,
+
+    /// DPoP: require server nonces (`DPoP-Nonce` header on every response; a proof without
+    /// a current one gets `use_dpop_nonce`). Nonces change every 5 minutes, the previous one
+    /// stays valid; instances sharing a master key share them.
+    #[arg(long, env = "TESSERA_DPOP_NONCE", value_parser = BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub dpop_nonce: bool,
+
+    /// DPoP: how far a proof's `iat` may be from the server's clock, in seconds (1 to 300);
+    /// also how long a proof's `jti` is remembered against replay.
+    #[arg(long, env = "TESSERA_DPOP_IAT_WINDOW", value_parser = parse_secs, default_value_t = 60)]
+    pub dpop_iat_window: i64,
+
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -379,6 +397,9 @@ impl Config {
         }
         if self.redis_wait_replicas > 0 && !(1..=60_000).contains(&self.redis_wait_ms) {
             return Err("--redis-wait-ms must be between 1 and 60000".into());
+        }
+        if !(1..=300).contains(&self.dpop_iat_window) {
+            return Err("--dpop-iat-window must be between 1 and 300 seconds".into());
         }
         if self.keys_reload_interval == 0 {
             return Err("--keys-reload-interval must be positive".into());

@@ -61,6 +61,18 @@ pub enum ApiError {
     /// No such route or resource (`not_found`, 404).
     #[error("not found")]
     NotFound,
+    /// A DPoP proof sent to an auth route was refused (`invalid_dpop_proof`, 400; RFC 9449 §5).
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(crate::dpop::ProofError),
+    /// The DPoP proof lacks the server's current nonce (`use_dpop_nonce`, 400; the nonce is
+    /// in the `DPoP-Nonce` header; RFC 9449 §8).
+    #[error("DPoP nonce required")]
+    UseDpopNonce,
+    /// A protected resource refused the access token or its DPoP proof: 401 with
+    /// `WWW-Authenticate: DPoP error="…"` (RFC 9449 §7.1), code `invalid_token`,
+    /// `invalid_dpop_proof` or `use_dpop_nonce`.
+    #[error("access refused: {0:?}")]
+    DpopRefused(crate::dpop::AccessRefusal),
     /// The store failed (`internal`, 500); the source is logged.
     #[error("store failure")]
     Store(#[from] crate::store::StoreError),
@@ -116,6 +128,11 @@ impl ApiError {
             ApiError::Unauthorized => (S::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             ApiError::ForbiddenOrigin => (S::FORBIDDEN, "forbidden_origin", "Forbidden origin"),
             ApiError::NotFound => (S::NOT_FOUND, "not_found", "Not found"),
+            ApiError::InvalidDpopProof(_) => {
+                (S::BAD_REQUEST, "invalid_dpop_proof", "Invalid DPoP proof")
+            }
+            ApiError::UseDpopNonce => (S::BAD_REQUEST, "use_dpop_nonce", "DPoP nonce required"),
+            ApiError::DpopRefused(r) => (S::UNAUTHORIZED, r.code(), "Unauthorized"),
             ApiError::Store(crate::store::StoreError::Unavailable(_)) => (
                 S::SERVICE_UNAVAILABLE,
                 "store_unavailable",
@@ -171,6 +188,16 @@ impl ApiError {
                     .into()
             }
             ApiError::NotFound => "No such resource.".into(),
+            ApiError::InvalidDpopProof(e) => format!("The DPoP proof was refused: {e}."),
+            ApiError::UseDpopNonce => {
+                "Send a DPoP proof carrying the nonce of the DPoP-Nonce header.".into()
+            }
+            ApiError::DpopRefused(crate::dpop::AccessRefusal::InvalidToken) => {
+                "A DPoP-bound token needs the DPoP scheme and a proof; a bearer token the Bearer scheme.".into()
+            }
+            ApiError::DpopRefused(crate::dpop::AccessRefusal::Proof(e)) => {
+                format!("The DPoP proof was refused: {e}.")
+            }
             ApiError::Store(crate::store::StoreError::Unavailable(_)) => {
                 "The session store cannot be reached; retry shortly.".into()
             }
@@ -208,11 +235,32 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let ApiError::DpopRefused(r) = &self {
+            let challenge = format!(
+                "DPoP error=\"{}\", algs=\"{}\"",
+                r.code(),
+                crate::dpop::ALGS
+            );
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                h.insert(header::WWW_AUTHENTICATE, v);
+            }
+        }
         if let Some(secs) = self.retry_after() {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 h.insert(header::RETRY_AFTER, v);
             }
         }
         res
+    }
+}
+
+impl From<crate::dpop::ProofError> for ApiError {
+    /// A refused proof at an auth route: a missing nonce asks for one, anything else is
+    /// `invalid_dpop_proof`.
+    fn from(e: crate::dpop::ProofError) -> Self {
+        match e {
+            crate::dpop::ProofError::Nonce => ApiError::UseDpopNonce,
+            e => ApiError::InvalidDpopProof(e),
+        }
     }
 }

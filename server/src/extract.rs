@@ -178,6 +178,86 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Bearer {
     }
 }
 
+/// An access token as presented in `Authorization`: `Bearer <token>`, or `DPoP <token>` for
+/// a DPoP-bound one (RFC 9449 §7.1). Which scheme is right is decided with the token's
+/// claims ([`crate::dpop::require_access_binding`]).
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    /// The token.
+    pub token: String,
+    /// Whether the `DPoP` scheme was used.
+    pub dpop: bool,
+}
+
+impl AccessToken {
+    /// The access token in `headers`, if any.
+    pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
+        let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+        let (scheme, token) = v.split_once(' ')?;
+        let token = token.trim();
+        let dpop = if scheme.eq_ignore_ascii_case("dpop") {
+            true
+        } else if scheme.eq_ignore_ascii_case("bearer") {
+            false
+        } else {
+            return None;
+        };
+        (!token.is_empty()).then(|| AccessToken {
+            token: token.to_string(),
+            dpop,
+        })
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for AccessToken {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(AccessToken::from_headers(&parts.headers))
+    }
+}
+
+/// The request's DPoP proof, checked ([`crate::dpop::verify_request`]: every check of
+/// RFC 9449 §4.3 but the credential-specific ones, and the `jti` replay cache). `None`
+/// without a `DPoP` header or with `--dpop off`. Rejection (auth routes):
+/// `invalid_dpop_proof`, or `use_dpop_nonce` when only the nonce is missing.
+#[derive(Debug, Clone)]
+pub struct DpopProof(pub Option<crate::dpop::Proof>);
+
+impl DpopProof {
+    async fn check(
+        parts: &Parts,
+        state: &AppState,
+    ) -> Result<Result<Option<crate::dpop::Proof>, crate::dpop::ProofError>, ApiError> {
+        crate::dpop::verify_request(
+            state.dpop(),
+            state.store().as_ref(),
+            &parts.headers,
+            parts.method.as_str(),
+            parts.uri.path(),
+            state.now(),
+        )
+        .await
+    }
+}
+
+impl FromRequestParts<AppState> for DpopProof {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match DpopProof::check(parts, state).await? {
+            Ok(p) => Ok(DpopProof(p)),
+            Err(e) => {
+                tracing::debug!(error = %e, "DPoP proof refused");
+                Err(e.into())
+            }
+        }
+    }
+}
+
 /// The claims of `token` when it verifies at `now`; a refused bearer is logged (debug) and
 /// gives `None`. Both [`AuthSession`] and [`LiveToken`] start here.
 async fn verified_claims(state: &AppState, token: &str, now: i64) -> Option<AccessClaims> {
@@ -255,14 +335,33 @@ impl LiveToken {
 impl FromRequestParts<AppState> for AuthSession {
     type Rejection = ApiError;
 
+    /// `Authorization: Bearer` for a bearer token; `Authorization: DPoP` plus a proof from
+    /// the bound key (with `ath`) for a DPoP-bound one. Refusals of the binding rule are 401
+    /// with a `WWW-Authenticate: DPoP` challenge ([`ApiError::DpopRefused`]).
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Bearer(token) = Bearer::from_headers(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        AuthSession::verify(state, &token)
+        let access = AccessToken::from_headers(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        let auth = AuthSession::verify(state, &access.token)
             .await?
-            .ok_or(ApiError::Unauthorized)
+            .ok_or(ApiError::Unauthorized)?;
+        let refused = crate::dpop::AccessRefusal::Proof;
+        let proof = match auth.claims.jkt() {
+            // only a bound token's request has its proof checked (and its jti spent)
+            Some(_) if access.dpop => DpopProof::check(parts, state)
+                .await?
+                .map_err(|e| ApiError::DpopRefused(refused(e)))?,
+            _ => None,
+        };
+        crate::dpop::require_access_binding(
+            &access.token,
+            auth.claims.jkt(),
+            access.dpop,
+            proof.as_ref(),
+        )
+        .map_err(ApiError::DpopRefused)?;
+        Ok(auth)
     }
 }
 

@@ -37,6 +37,25 @@ pub struct AccessClaims {
     /// refused until then (RFC 7519 §4.1.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+    /// Confirmation (RFC 7800 / RFC 9449 §6): the thumbprint of the DPoP key the token is
+    /// bound to; absent for a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim of a DPoP-bound token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Confirmation {
+    /// RFC 7638 SHA-256 thumbprint (base64url) of the DPoP public key.
+    pub jkt: String,
+}
+
+impl AccessClaims {
+    /// The thumbprint of the key the token is bound to, if any.
+    pub fn jkt(&self) -> Option<&str> {
+        self.cnf.as_ref().map(|c| c.jkt.as_str())
+    }
 }
 
 /// A JSON member name, borrowed from the input when it has no escapes.
@@ -85,7 +104,7 @@ impl<'de> Deserialize<'de> for UniqueClaims {
                 let mut seen: Vec<std::borrow::Cow<'de, str>> = Vec::with_capacity(12);
                 let (mut iss, mut aud, mut sub, mut sid, mut jti, mut username) =
                     (None, None, None, None, None, None);
-                let (mut iat, mut exp, mut nbf) = (None, None, None);
+                let (mut iat, mut exp, mut nbf, mut cnf) = (None, None, None, None);
                 while let Some(MemberName(k)) = map.next_key()? {
                     if seen.contains(&k) {
                         return Err(A::Error::custom("duplicate member"));
@@ -100,6 +119,7 @@ impl<'de> Deserialize<'de> for UniqueClaims {
                         "iat" => iat = Some(map.next_value::<i64>()?),
                         "exp" => exp = Some(map.next_value::<i64>()?),
                         "nbf" => nbf = map.next_value::<Option<i64>>()?,
+                        "cnf" => cnf = Some(map.next_value::<Confirmation>()?),
                         _ => {
                             map.next_value::<serde::de::IgnoredAny>()?;
                         }
@@ -119,6 +139,7 @@ impl<'de> Deserialize<'de> for UniqueClaims {
                     jti: req(jti, "jti")?,
                     username: req(username, "username")?,
                     nbf,
+                    cnf,
                 }))
             }
         }
@@ -155,7 +176,8 @@ struct LoadedKey {
     kid: String,
     created_at: i64,
     public: [u8; 32],
-    encoding: EncodingKey,
+    /// `None` for a key known only by its public half (a JWKS, [`KeySet::from_jwks`]).
+    encoding: Option<EncodingKey>,
     verifying: VerifyingKey,
 }
 
@@ -242,7 +264,7 @@ impl KeySet {
                 kid: k.kid,
                 created_at: k.created_at,
                 public,
-                encoding,
+                encoding: Some(encoding),
                 verifying,
             });
         }
@@ -255,6 +277,64 @@ impl KeySet {
             audience: audience.into(),
             leeway,
         })
+    }
+
+    /// A verify-only set from a JWK Set document (`/.well-known/jwks.json`): its `OKP`
+    /// `Ed25519` keys with a `kid` (others are skipped); for resource servers
+    /// ([`crate::verifier`]).
+    ///
+    /// # Errors
+    /// When the document is not a JWK Set or holds no usable key.
+    pub fn from_jwks(
+        jwks: &[u8],
+        issuer: &str,
+        audience: &str,
+        leeway: i64,
+    ) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        struct Jwks {
+            keys: Vec<serde_json::Map<String, serde_json::Value>>,
+        }
+        let doc: Jwks = serde_json::from_slice(jwks).map_err(|e| format!("not a JWK Set: {e}"))?;
+        let text = |k: &serde_json::Map<String, serde_json::Value>, m: &str| {
+            k.get(m).and_then(|v| v.as_str()).map(str::to_string)
+        };
+        let keys: Vec<LoadedKey> = doc
+            .keys
+            .iter()
+            .filter(|k| {
+                text(k, "kty").as_deref() == Some("OKP")
+                    && text(k, "crv").as_deref() == Some("Ed25519")
+                    && text(k, "use").as_deref().is_none_or(|u| u == "sig")
+                    && !k.contains_key("d")
+            })
+            .filter_map(|k| {
+                let kid = text(k, "kid")?;
+                let public: [u8; 32] = unb64(&text(k, "x")?)?.try_into().ok()?;
+                let verifying = VerifyingKey::from_bytes(&public).ok()?;
+                Some(LoadedKey {
+                    kid,
+                    created_at: 0,
+                    public,
+                    encoding: None,
+                    verifying,
+                })
+            })
+            .collect();
+        if keys.is_empty() {
+            return Err("the JWK Set holds no Ed25519 signing key with a kid".into());
+        }
+        Ok(KeySet {
+            keys,
+            issuer: issuer.into(),
+            audience: audience.into(),
+            leeway,
+        })
+    }
+
+    /// Whether the set knows `kid`.
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid == kid)
     }
 
     /// The configured issuer.
@@ -273,16 +353,16 @@ impl KeySet {
     /// # Errors
     /// Only if serialization or signing fails.
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, String> {
-        let key = self
-            .keys
-            .iter()
+        let signers = || self.keys.iter().filter(|k| k.encoding.is_some());
+        let key = signers()
             .find(|k| k.created_at <= claims.iat)
-            .or(self.keys.last())
+            .or(signers().next_back())
             .ok_or("no signing keys")?;
+        let encoding = key.encoding.as_ref().ok_or("no signing keys")?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some("at+jwt".into());
         header.kid = Some(key.kid.clone());
-        jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| e.to_string())
+        jsonwebtoken::encode(&header, claims, encoding).map_err(|e| e.to_string())
     }
 
     /// Verifies `token` at time `now`: pinned `EdDSA`, `typ` `at+jwt`, known `kid`, valid
@@ -379,6 +459,7 @@ mod tests {
             jti: "j".into(),
             username: "alice".into(),
             nbf: None,
+            cnf: None,
         }
     }
 
@@ -423,7 +504,8 @@ mod tests {
         // a correctly signed token with typ JWT is not an access token
         let mut h = Header::new(Algorithm::EdDSA);
         h.kid = Some(ks.keys[0].kid.clone());
-        let plain = jsonwebtoken::encode(&h, &claims(1000), &ks.keys[0].encoding).unwrap();
+        let plain =
+            jsonwebtoken::encode(&h, &claims(1000), ks.keys[0].encoding.as_ref().unwrap()).unwrap();
         assert_eq!(ks.verify(&plain, 1000), Err(TokenError::WrongType));
     }
 
@@ -449,7 +531,8 @@ mod tests {
         h.typ = Some("at+jwt".into());
         h.kid = Some(ks.keys[0].kid.clone());
         h.jku = Some("https://evil.example/jwks".into());
-        let t = jsonwebtoken::encode(&h, &claims(1000), &ks.keys[0].encoding).unwrap();
+        let t =
+            jsonwebtoken::encode(&h, &claims(1000), ks.keys[0].encoding.as_ref().unwrap()).unwrap();
         assert_eq!(ks.verify(&t, 1000), Err(TokenError::Invalid));
         let good = ks.sign(&claims(1000)).unwrap();
         assert_eq!(

@@ -22,6 +22,7 @@ pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod csrf;
+pub mod dpop;
 pub mod error;
 pub mod extract;
 pub mod fsmode;
@@ -43,6 +44,7 @@ pub mod store;
 pub mod telemetry;
 pub mod throttle;
 pub mod totp;
+pub mod verifier;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -123,6 +125,14 @@ pub fn app(state: AppState) -> Router {
         ));
     // Every layer below is applied once, as one stack: each `Router::layer` call wraps every
     // route in another boxed service, cloned and called (with a boxed future) per request.
+    // `--dpop-nonce`: every auth and resource response carries the current nonce
+    let nonce = state.dpop().nonce_required().then(|| {
+        let state = state.clone();
+        SetResponseHeaderLayer::overriding(
+            HeaderName::from_static(dpop::NONCE_HEADER),
+            move |_: &axum::response::Response| state.dpop().nonce_header(state.now()),
+        )
+    });
     let auth = Router::new()
         .merge(guarded)
         .route("/auth/session", get(routes::sessions::current_session))
@@ -132,6 +142,7 @@ pub fn app(state: AppState) -> Router {
         // OWASP: responses carrying tokens must never be cached.
         .layer(
             tower::ServiceBuilder::new()
+                .option_layer(nonce)
                 .layer(SetResponseHeaderLayer::overriding(
                     header::PRAGMA,
                     HeaderValue::from_static("no-cache"),
@@ -168,6 +179,12 @@ pub fn app(state: AppState) -> Router {
                 header::CONTENT_TYPE,
                 header::AUTHORIZATION,
                 HeaderName::from_static(routes::CSRF_HEADER),
+                HeaderName::from_static(dpop::DPOP_HEADER),
+            ])
+            // a cross-origin SDK reads the DPoP nonce and the resource challenge
+            .expose_headers([
+                HeaderName::from_static(dpop::NONCE_HEADER),
+                header::WWW_AUTHENTICATE,
             ])
             .max_age(std::time::Duration::from_secs(600))
     });

@@ -46,6 +46,7 @@ pub const WRAP_OVERHEAD: usize = 24 + 16;
 pub struct MasterKey {
     wrap: [u8; 32],
     grace: [u8; 32],
+    nonce: [u8; 32],
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -87,7 +88,14 @@ impl MasterKey {
         MasterKey {
             wrap: hkdf32(&key, b"tessera/master/v1", b"wrap"),
             grace: hkdf32(&key, b"tessera/master/v1", b"grace"),
+            nonce: hkdf32(&key, b"tessera/master/v1", b"dpop-nonce"),
         }
+    }
+
+    /// The key DPoP server nonces are derived from ([`crate::dpop`]): every instance with
+    /// the same master key issues and accepts the same nonces.
+    pub fn dpop_nonce_key(&self) -> &[u8; 32] {
+        &self.nonce
     }
 
     /// A random key that lives only in this process (for the `memory://` store and tests).

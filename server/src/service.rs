@@ -5,9 +5,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::AnomalyPolicy;
+use crate::dpop::{self, DpopMode, Proof, ProofError};
 use crate::error::ApiError;
-use crate::extract::{network_of, AuthSession, ClientAddr};
-use crate::jwt::AccessClaims;
+use crate::extract::{network_of, AccessToken, AuthSession, ClientAddr};
+use crate::jwt::{AccessClaims, Confirmation};
 use crate::secret::{
     b64, client_binding, hash_secret, log_tag, random_bytes, random_token, RefreshToken,
 };
@@ -31,6 +32,8 @@ pub struct Issued {
     pub expires_in: i64,
     /// The new refresh token (goes to the cookie or the body).
     pub refresh_token: String,
+    /// The DPoP key thumbprint the session is bound to (`token_type` `DPoP`), if any.
+    pub jkt: Option<String>,
 }
 
 /// The result of the password step.
@@ -52,13 +55,21 @@ pub enum LoginOutcome {
 pub(crate) struct MfaChallenge {
     pub username: String,
     pub mode: Option<String>,
+    /// The DPoP key of the password step's proof: the TOTP step must come from it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
 }
 
-/// Signs an access token for `s`, never outliving its absolute lifetime.
+/// Signs an access token for `s`, never outliving its absolute lifetime, bound to the DPoP
+/// key `jkt` when given (`cnf.jkt`).
 ///
 /// # Errors
 /// Only when signing fails.
-pub fn access_token(state: &AppState, s: &SessionRecord) -> ApiResult<(String, i64)> {
+pub fn access_token(
+    state: &AppState,
+    s: &SessionRecord,
+    jkt: Option<&str>,
+) -> ApiResult<(String, i64)> {
     let now = state.now();
     let ttl = state.config().access_ttl.min(s.expires_at - now).max(1);
     let claims = AccessClaims {
@@ -71,12 +82,14 @@ pub fn access_token(state: &AppState, s: &SessionRecord) -> ApiResult<(String, i
         jti: b64(&random_bytes()[..16]),
         username: s.username.clone(),
         nbf: None,
+        cnf: jkt.map(|j| Confirmation { jkt: j.to_string() }),
     };
     let jwt = state.keys().sign(&claims).map_err(ApiError::internal)?;
     Ok((jwt, ttl))
 }
 
-/// Creates a brand-new session for `user` (anti-fixation: nothing the client sent is reused).
+/// Creates a brand-new session for `user` (anti-fixation: nothing the client sent is reused),
+/// bound to the DPoP key `jkt` when the request carried a proof.
 ///
 /// # Errors
 /// When the store or signing fails.
@@ -85,6 +98,7 @@ pub async fn issue(
     user: &UserRecord,
     mfa: bool,
     client: &ClientAddr,
+    jkt: Option<&str>,
 ) -> ApiResult<Issued> {
     let now = state.now();
     let mut s = SessionRecord::new(
@@ -108,14 +122,18 @@ pub async fn issue(
     for old in &revoked {
         tracing::info!(sid = %log_tag(old), "session revoked: per-user session limit");
     }
+    if let Some(j) = jkt {
+        bind(state, &refresh.to_ref().family, j, s.expires_at).await?;
+    }
     let refresh = refresh.encode();
-    let (jwt, ttl) = access_token(state, &s)?;
-    tracing::info!(sid = %log_tag(&s.sid), user = %log_tag(&s.user_id), mfa, network = %client.bucket(), user_agent = %client.user_agent, "session created");
+    let (jwt, ttl) = access_token(state, &s, jkt)?;
+    tracing::info!(sid = %log_tag(&s.sid), user = %log_tag(&s.user_id), mfa, dpop = jkt.is_some(), network = %client.bucket(), user_agent = %client.user_agent, "session created");
     Ok(Issued {
         session: s,
         access_token: jwt,
         expires_in: ttl,
         refresh_token: refresh,
+        jkt: jkt.map(str::to_string),
     })
 }
 
@@ -137,7 +155,9 @@ pub async fn login(
     password: &str,
     mode: Option<String>,
     current_refresh: Option<&str>,
+    proof: Option<&Proof>,
 ) -> ApiResult<LoginOutcome> {
+    require_proof(state, proof)?;
     let account = username.to_lowercase();
     let policy = state.policy();
     let rules = policy.throttle.password_rules(&account, &client.bucket());
@@ -179,16 +199,20 @@ pub async fn login(
         state.store().upsert_user(&user).await?;
         tracing::info!(user = %log_tag(&user.id), "password hash upgraded to the current parameters");
     }
-    if let Caller::Session(old) | Caller::Superseded(old) =
-        identify(state, client, current_refresh, None).await?
-    {
-        revoke(state, &old.sid, "login", client).await?;
+    match identify(state, client, current_refresh, None, proof).await {
+        Ok(Caller::Session(old) | Caller::Superseded(old)) => {
+            revoke(state, &old.sid, "login", client).await?;
+        }
+        // a DPoP-bound cookie without its key: the binding rule already ended that session
+        Ok(Caller::Nobody) | Err(ApiError::InvalidDpopProof(_)) => {}
+        Err(e) => return Err(e),
     }
     if user.totp_secret.is_some() {
         let token = random_token();
         let challenge = serde_json::to_string(&MfaChallenge {
             username: user.username.clone(),
             mode,
+            jkt: proof.map(|p| p.jkt.clone()),
         })
         .map_err(ApiError::internal)?;
         let ttl = state.config().mfa_ttl;
@@ -207,7 +231,7 @@ pub async fn login(
         });
     }
     Ok(LoginOutcome::Session(Box::new(
-        issue(state, &user, false, client).await?,
+        issue(state, &user, false, client, proof.map(|p| p.jkt.as_str())).await?,
     )))
 }
 
@@ -222,7 +246,9 @@ pub async fn verify_mfa(
     client: &ClientAddr,
     mfa_token: &str,
     code: &str,
+    proof: Option<&Proof>,
 ) -> ApiResult<(Issued, Option<String>)> {
+    require_proof(state, proof)?;
     let now = state.now();
     if mfa_token.len() > 128 {
         return Err(ApiError::MfaExpired);
@@ -234,6 +260,18 @@ pub async fn verify_mfa(
         None => return Err(ApiError::MfaExpired),
     };
     let account = challenge.username.to_lowercase();
+    if let Some(j) = &challenge.jkt {
+        if proof.map(|p| &p.jkt) != Some(j) {
+            // the challenge left the client that answered the password step: it dies
+            state.store().take_ephemeral(&key, now).await?;
+            tracing::warn!(account = %log_tag(&account), network = %client.bucket(), user_agent = %client.user_agent, "mfa step without the password step's DPoP key: challenge ended");
+            return Err(ApiError::InvalidDpopProof(if proof.is_some() {
+                ProofError::Key
+            } else {
+                ProofError::Missing
+            }));
+        }
+    }
     let throttle = &state.policy().throttle;
     let mut rules = throttle.mfa_rules(&account, &client.bucket(), &token_hash);
     let token_rule = rules.split_off(rules.len() - 1);
@@ -274,7 +312,11 @@ pub async fn verify_mfa(
         return Err(ApiError::MfaExpired);
     }
     throttle.refund(&rules, now).await?;
-    Ok((issue(state, &user, true, client).await?, challenge.mode))
+    let jkt = proof.map(|p| p.jkt.as_str());
+    Ok((
+        issue(state, &user, true, client, jkt).await?,
+        challenge.mode,
+    ))
 }
 
 /// Compares the client with what the session last saw; records anomalies; may revoke.
@@ -349,10 +391,20 @@ pub async fn rotate(
     state: &AppState,
     client: &ClientAddr,
     presented: Option<&str>,
+    proof: Option<&Proof>,
 ) -> ApiResult<Issued> {
     let presented = presented.ok_or(ApiError::RefreshInvalid)?;
     let key = state.token_key();
     let presented_token = RefreshToken::decode(presented, key).ok_or(ApiError::RefreshInvalid)?;
+    let family = presented_token.to_ref().family;
+    let bound = match refresh_binding(state, &family, proof).await? {
+        Binding::Theft(e) => return Err(theft(state, client, presented, e).await?),
+        Binding::Bound(jkt) => Some(jkt),
+        Binding::Unbound => {
+            require_proof(state, proof)?;
+            None
+        }
+    };
     let successor = presented_token.successor(key);
     let req = RotateRequest {
         presented: presented_token.to_ref(),
@@ -397,13 +449,119 @@ pub async fn rotate(
         RotateOutcome::Unknown => return Err(ApiError::RefreshInvalid),
     };
     anomaly_check(state, &s, client).await?;
-    let (jwt, ttl) = access_token(state, &s)?;
+    // an unbound session refreshed with a proof is bound from now on
+    let jkt = match (bound, proof) {
+        (Some(j), _) => Some(j),
+        (None, Some(p)) => {
+            bind(state, &family, &p.jkt, s.expires_at).await?;
+            tracing::info!(sid = %log_tag(&s.sid), "session bound to a DPoP key at refresh");
+            Some(p.jkt.clone())
+        }
+        (None, None) => None,
+    };
+    let (jwt, ttl) = access_token(state, &s, jkt.as_deref())?;
     Ok(Issued {
         session: s,
         access_token: jwt,
         expires_in: ttl,
         refresh_token: token,
+        jkt,
     })
+}
+
+/// `--dpop required`: a login, MFA step or refresh without a proof is refused.
+fn require_proof(state: &AppState, proof: Option<&Proof>) -> ApiResult<()> {
+    if proof.is_none() && state.dpop().mode() == DpopMode::Required {
+        return Err(ApiError::InvalidDpopProof(ProofError::Missing));
+    }
+    Ok(())
+}
+
+/// Records that the refresh-token family `family` is bound to the DPoP key `jkt`, for as
+/// long as the session can live.
+async fn bind(state: &AppState, family: &str, jkt: &str, until: i64) -> ApiResult<()> {
+    state
+        .store()
+        .put_ephemeral(&dpop::binding_key(family), jkt, until)
+        .await?;
+    Ok(())
+}
+
+/// What a request's proof says about a refresh token's DPoP binding.
+enum Binding {
+    /// The family is bound to no key.
+    Unbound,
+    /// The family is bound to this key, and the proof is from it.
+    Bound(String),
+    /// The family is bound and the request has no proof from its key: the token was
+    /// stolen (or the key lost), which ends the session.
+    Theft(ProofError),
+}
+
+async fn refresh_binding(
+    state: &AppState,
+    family: &str,
+    proof: Option<&Proof>,
+) -> ApiResult<Binding> {
+    if state.dpop().mode() == DpopMode::Off {
+        return Ok(Binding::Unbound);
+    }
+    let bound = state
+        .store()
+        .get_ephemeral(&dpop::binding_key(family), state.now())
+        .await?;
+    Ok(match (bound, proof) {
+        (None, _) => Binding::Unbound,
+        (Some(j), Some(p)) if p.jkt == j => Binding::Bound(j),
+        (Some(_), Some(_)) => Binding::Theft(ProofError::Key),
+        (Some(_), None) => Binding::Theft(ProofError::Missing),
+    })
+}
+
+/// A bound refresh token presented without a proof from its key: revokes its session
+/// (RFC 9449 §5: the token is useless to anyone but the key holder, and its use by
+/// anyone else means it leaked) and returns the error to answer with.
+///
+/// # Errors
+/// Only when the store fails.
+async fn theft(
+    state: &AppState,
+    client: &ClientAddr,
+    presented: &str,
+    why: ProofError,
+) -> ApiResult<ApiError> {
+    let found = state
+        .store()
+        .lookup_presented(
+            state.token_key(),
+            presented,
+            state.now(),
+            state.config().refresh_grace,
+            &binding(client),
+        )
+        .await?;
+    if let Some((s, _)) = found {
+        tracing::warn!(sid = %log_tag(&s.sid), why = %why, network = %client.bucket(), user_agent = %client.user_agent, "DPoP-bound refresh token without a proof from its key: session revoked");
+        revoke(state, &s.sid, "dpop_key_mismatch", client).await?;
+    }
+    Ok(ApiError::InvalidDpopProof(why))
+}
+
+/// The binding check for a refresh token presented outside `/auth/refresh` (logout, vault
+/// key): a bound token without a proof from its key ends its session.
+async fn check_refresh_binding(
+    state: &AppState,
+    client: &ClientAddr,
+    presented: &str,
+    proof: Option<&Proof>,
+) -> ApiResult<()> {
+    let Some(t) = RefreshToken::decode(presented, state.token_key()) else {
+        return Ok(());
+    };
+    match refresh_binding(state, &t.to_ref().family, proof).await? {
+        Binding::Theft(e) => Err(theft(state, client, presented, e).await?),
+        Binding::Bound(_) | Binding::Unbound => Ok(()),
+    }
 }
 
 /// The client binding the grace rule compares: user agent and network.
@@ -423,22 +581,26 @@ pub enum Caller {
     Nobody,
 }
 
-/// Identifies the caller: the refresh token (body or cookie) first, else a live bearer
-/// access token. A dead refresh token does not speak for the user; a bearer still may.
+/// Identifies the caller: the refresh token (body or cookie) first, else a live access
+/// token. A dead refresh token does not speak for the user; an access token still may.
 /// The grace predecessor speaks for the session only from the client that rotated (same
 /// user agent and network, as the refresh grace rule): from anywhere else it is a
-/// superseded token ([`Caller::Superseded`]).
+/// superseded token ([`Caller::Superseded`]). DPoP: a bound refresh token without a proof
+/// from its key ends its session (`invalid_dpop_proof`); a bound access token speaks only
+/// with the `DPoP` scheme and a matching proof.
 ///
 /// # Errors
-/// Only when the store fails.
+/// `invalid_dpop_proof` as above, or a store failure.
 pub async fn identify(
     state: &AppState,
     client: &ClientAddr,
     refresh: Option<&str>,
-    bearer: Option<&str>,
+    access: Option<&AccessToken>,
+    proof: Option<&Proof>,
 ) -> ApiResult<Caller> {
     let now = state.now();
     if let Some(t) = refresh {
+        check_refresh_binding(state, client, t, proof).await?;
         if let Some((s, pos)) = state
             .store()
             .lookup_presented(
@@ -458,9 +620,11 @@ pub async fn identify(
             }
         }
     }
-    if let Some(t) = bearer {
-        if let Some(a) = AuthSession::verify(state, t).await? {
-            return Ok(Caller::Session(a.session));
+    if let Some(t) = access {
+        if let Some(a) = AuthSession::verify(state, &t.token).await? {
+            if dpop::require_access_binding(&t.token, a.claims.jkt(), t.dpop, proof).is_ok() {
+                return Ok(Caller::Session(a.session));
+            }
         }
     }
     Ok(Caller::Nobody)
@@ -557,8 +721,10 @@ pub async fn vault_key(
     state: &AppState,
     client: &ClientAddr,
     presented: Option<&str>,
+    proof: Option<&Proof>,
 ) -> ApiResult<[u8; 32]> {
     let token = presented.ok_or(ApiError::RefreshInvalid)?;
+    check_refresh_binding(state, client, token, proof).await?;
     let now = state.now();
     let (s, pos) = state
         .store()

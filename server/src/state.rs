@@ -94,6 +94,7 @@ pub(crate) struct Inner {
     pub hasher: PasswordHasher,
     pub policy: Policy,
     pub metrics: crate::metrics::Metrics,
+    pub dpop: crate::dpop::Checker,
 }
 
 impl std::fmt::Debug for AppState {
@@ -219,7 +220,9 @@ impl AppState {
             .await
             .map_err(StartupError::Config)?;
         let token_key = load_token_key(store.as_ref()).await.map_err(wrong_key)?;
+        let dpop = crate::dpop::Checker::new(&config, &master_key);
         let state = AppState(Arc::new(Inner {
+            dpop,
             policy,
             config,
             store,
@@ -322,6 +325,11 @@ impl AppState {
     pub fn policy(&self) -> &Policy {
         &self.0.policy
     }
+    /// The DPoP proof checker (`--dpop`, `--dpop-nonce`, `--dpop-iat-window`).
+    pub fn dpop(&self) -> &crate::dpop::Checker {
+        &self.0.dpop
+    }
+
     /// The metrics this instance records.
     pub fn metrics(&self) -> &crate::metrics::Metrics {
         &self.0.metrics

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{refresh_cookie, TokenResponse};
 use crate::error::ApiError;
-use crate::extract::{ClientAddr, JsonBody, Mode, REFRESH_COOKIE};
+use crate::extract::{ClientAddr, DpopProof, JsonBody, Mode, REFRESH_COOKIE};
 use crate::service::{self, Issued, LoginOutcome};
 use crate::state::AppState;
 
@@ -62,10 +62,11 @@ pub(crate) fn session_response(
     }
 }
 
-/// `POST /auth/login`
+/// `POST /auth/login` (a `DPoP` proof binds the new session to its key)
 pub async fn login(
     State(state): State<AppState>,
     client: ClientAddr,
+    DpopProof(proof): DpopProof,
     jar: CookieJar,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
@@ -86,6 +87,7 @@ pub async fn login(
         &req.password,
         req.mode,
         current.as_deref(),
+        proof.as_ref(),
     )
     .await?
     {
@@ -108,15 +110,17 @@ pub async fn login(
     }
 }
 
-/// `POST /auth/mfa`
+/// `POST /auth/mfa` (a `DPoP` proof binds the new session to its key; it must be the
+/// password step's key when that step carried one)
 pub async fn mfa(
     State(state): State<AppState>,
     client: ClientAddr,
+    DpopProof(proof): DpopProof,
     jar: CookieJar,
     JsonBody(req): JsonBody<MfaRequest>,
 ) -> Result<Response, ApiError> {
     let (issued, login_mode) =
-        service::verify_mfa(&state, &client, &req.mfa_token, &req.code).await?;
+        service::verify_mfa(&state, &client, &req.mfa_token, &req.code, proof.as_ref()).await?;
     let mode = Mode::parse(req.mode.as_deref().or(login_mode.as_deref()))?;
     Ok(session_response(&state, jar, &issued, mode))
 }

@@ -35,10 +35,14 @@ pub struct ActiveToken {
     pub aud: String,
     /// Token id.
     pub jti: String,
-    /// Always `Bearer`.
+    /// `DPoP` for a DPoP-bound token, else `Bearer` (RFC 9449 §6.2).
     pub token_type: &'static str,
     /// Whether the session used a second factor.
     pub mfa: bool,
+    /// The DPoP key a bound token is confirmed by (`{jkt}`, RFC 9449 §6.2): the resource
+    /// server must check the request's proof against it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<crate::jwt::Confirmation>,
 }
 
 /// `200` of `POST /auth/introspect`: `{active: false}` or `{active: true, …claims}`.
@@ -108,8 +112,13 @@ pub async fn introspect(
             iss: a.claims.iss,
             aud: a.claims.aud,
             jti: a.claims.jti,
-            token_type: "Bearer",
+            token_type: if a.claims.cnf.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            },
             mfa: a.status.mfa,
+            cnf: a.claims.cnf,
         });
     Ok(Json(Introspection {
         active: token.is_some(),

@@ -9,7 +9,7 @@ use axum_extra::extract::cookie::CookieJar;
 
 use super::expired_cookie;
 use crate::error::ApiError;
-use crate::extract::{Bearer, ClientAddr, RefreshCredential};
+use crate::extract::{AccessToken, ClientAddr, DpopProof, RefreshCredential};
 use crate::service::{self, Caller};
 use crate::state::AppState;
 
@@ -26,21 +26,33 @@ fn logged_out(state: &AppState, jar: CookieJar, revoked: bool) -> Response {
 }
 
 /// `POST /auth/logout` — always 204 (idempotent), revoking the session if one is identified.
+/// A refused DPoP proof counts as none: a DPoP-bound refresh token without a proof from its
+/// key ends its session (the binding rule), which is what a logout asks for anyway.
 pub async fn logout(
     State(state): State<AppState>,
     client: ClientAddr,
-    bearer: Option<Bearer>,
+    access: Option<AccessToken>,
+    proof: Result<DpopProof, ApiError>,
     cred: RefreshCredential,
 ) -> Result<Response, ApiError> {
-    let bearer = bearer.map(|b| b.0);
-    let revoked =
-        match service::identify(&state, &client, cred.token.as_deref(), bearer.as_deref()).await? {
-            Caller::Session(s) | Caller::Superseded(s) => {
-                service::revoke(&state, &s.sid, "logout", &client).await?;
-                true
-            }
-            Caller::Nobody => false,
-        };
+    let proof = proof.ok().and_then(|DpopProof(p)| p);
+    let who = service::identify(
+        &state,
+        &client,
+        cred.token.as_deref(),
+        access.as_ref(),
+        proof.as_ref(),
+    );
+    let revoked = match who.await {
+        Ok(Caller::Session(s) | Caller::Superseded(s)) => {
+            service::revoke(&state, &s.sid, "logout", &client).await?;
+            true
+        }
+        Ok(Caller::Nobody) => false,
+        // the binding rule revoked the session
+        Err(ApiError::InvalidDpopProof(_)) => true,
+        Err(e) => return Err(e),
+    };
     Ok(logged_out(&state, cred.jar, revoked))
 }
 
@@ -50,11 +62,18 @@ pub async fn logout(
 pub async fn logout_all(
     State(state): State<AppState>,
     client: ClientAddr,
-    bearer: Option<Bearer>,
+    access: Option<AccessToken>,
+    DpopProof(proof): DpopProof,
     cred: RefreshCredential,
 ) -> Result<Response, ApiError> {
-    let bearer = bearer.map(|b| b.0);
-    match service::identify(&state, &client, cred.token.as_deref(), bearer.as_deref()).await? {
+    let who = service::identify(
+        &state,
+        &client,
+        cred.token.as_deref(),
+        access.as_ref(),
+        proof.as_ref(),
+    );
+    match who.await? {
         Caller::Session(s) => {
             service::revoke_user(&state, &s.user_id, "logout_all", &client).await?;
             Ok(logged_out(&state, cred.jar, true))

@@ -61,7 +61,7 @@ impl SessionView {
 pub struct TokenResponse {
     /// The access token (JWT).
     pub access_token: String,
-    /// Always `Bearer`.
+    /// `DPoP` for a DPoP-bound session (RFC 9449 §5), else `Bearer`.
     pub token_type: &'static str,
     /// Access-token lifetime in seconds.
     pub expires_in: i64,
@@ -77,7 +77,11 @@ impl TokenResponse {
     pub fn new(state: &AppState, issued: &Issued, token_mode: bool) -> Self {
         TokenResponse {
             access_token: issued.access_token.clone(),
-            token_type: "Bearer",
+            token_type: if issued.jkt.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            },
             expires_in: issued.expires_in,
             session: SessionView::new(state, &issued.session),
             refresh_token: token_mode.then(|| issued.refresh_token.clone()),

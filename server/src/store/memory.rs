@@ -19,7 +19,14 @@ struct Inner {
     families: HashMap<String, String>,
     by_user: HashMap<String, Vec<String>>,
     ephemeral: HashMap<String, (String, i64)>,
+    /// `ephemeral`'s size at which expired values are next swept: twice what the last
+    /// sweep left (at least [`SWEEP_FROM`]), so sweeping costs O(1) per insert amortised
+    /// however many live values there are (a DPoP `jti` cache holds one per request).
+    sweep_at: usize,
 }
+
+/// Below this many short-lived values nothing is swept.
+const SWEEP_FROM: usize = 10_000;
 
 impl Inner {
     fn insert_session(&mut self, s: &SessionRecord, t: &TokenRef) {
@@ -349,8 +356,9 @@ impl SessionStore for MemoryStore {
     }
     async fn use_once(&self, key: &str, expires_at: i64, now: i64) -> StoreResult<bool> {
         let mut g = self.lock();
-        if g.ephemeral.len() > 10_000 {
+        if g.ephemeral.len() > g.sweep_at.max(SWEEP_FROM) {
             g.ephemeral.retain(|_, (_, e)| *e > now);
+            g.sweep_at = 2 * g.ephemeral.len();
         }
         match g.ephemeral.get(key) {
             Some((_, e)) if *e > now => Ok(false),
@@ -421,5 +429,37 @@ impl SessionStore for MemoryStore {
         }
         g.ephemeral.retain(|_, (_, e)| *e > now);
         Ok(dead.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn use_once_sweeps_expired_marks_in_rounds_and_keeps_live_ones() {
+        let s = MemoryStore::new();
+        for i in 0..30_000 {
+            assert!(s.use_once(&format!("old{i}"), 100, 0).await.expect("store"));
+        }
+        // past their expiry: the next insert beyond the threshold sweeps them all
+        for i in 0..25_000 {
+            assert!(s
+                .use_once(&format!("new{i}"), 1_000, 200)
+                .await
+                .expect("store"));
+        }
+        let (len, sweep_at) = {
+            let g = s.lock();
+            (g.ephemeral.len(), g.sweep_at)
+        };
+        assert!(len <= 25_000, "expired marks swept ({len} left)");
+        assert!(
+            sweep_at >= len,
+            "the next sweep waits for the map to grow ({sweep_at})"
+        );
+        // live marks still refuse a second use; expired ones are free again
+        assert!(!s.use_once("new7", 1_000, 300).await.expect("store"));
+        assert!(s.use_once("old7", 1_000, 300).await.expect("store"));
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod dpop;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
