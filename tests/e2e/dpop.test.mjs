@@ -463,3 +463,34 @@ describe("DPoP end to end with tessera-server --dpop required", () => {
     assert.equal(await page.evaluate((o) => window.start(o), opts), "anonymous");
   });
 });
+
+describe("DPoP end to end with server nonces (tessera-server --dpop required --dpop-nonce)", () => {
+  useDpopEnv({ accessTtl: ACCESS_TTL_S, args: ["--dpop", "required", "--dpop-nonce"] });
+
+  test("dpop e2e nonces: the SDK answers each use_dpop_nonce once with the server's nonce; sign-in, /api/me and refresh succeed", async () => {
+    const answers = [];
+    browser.context.on("response", async (res) => {
+      const p = new URL(res.url()).pathname;
+      if (p.startsWith("/auth/") || p === "/api/me") {
+        const dpop = await res.request().headerValue("dpop");
+        answers.push({ p, status: res.status(), nonce: dpop ? json(dpop.split(".")[1]).nonce : undefined });
+      }
+    });
+    const page = await openPage();
+    await page.evaluate((o) => window.start(o), { channel: CH, dpop: true, refreshLeadMs: LEAD_MS, refreshJitterMs: 0 });
+    assert.equal(await page.evaluate(() => window.S.login({ username: "alice", password: "tessera-demo" })), "active");
+    assert.equal(await page.evaluate(async () => (await window.S.fetch("/api/me")).status), 200);
+    await page.waitForFunction(() => window.E.some((e) => e.type === "refresh"), null, { timeout: 3 * ACCESS_TTL_S * 1000 });
+    assert.equal(await page.evaluate(async () => (await window.S.fetch("/api/me")).status), 200);
+    const logins = answers.filter((a) => a.p === "/auth/login");
+    assert.ok(logins.length <= 2, `at most one retry: ${JSON.stringify(logins)}`);
+    assert.equal(logins.at(-1).status, 200);
+    assert.ok(logins.at(-1).nonce, "the accepted login proof carries the server's nonce");
+    const refreshes = answers.filter((a) => a.p === "/auth/refresh" && a.status === 200);
+    assert.ok(refreshes.length >= 1 && refreshes.every((a) => a.nonce), "accepted refreshes carry a nonce");
+    // Never two nonce refusals in a row for one request.
+    for (let i = 1; i < answers.length; i++)
+      assert.ok(!(answers[i].status === 400 && answers[i - 1].status === 400 && answers[i].p === answers[i - 1].p), `two refusals in a row: ${answers[i].p}`);
+    assert.deepEqual(page.errors, []);
+  });
+});
