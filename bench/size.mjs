@@ -42,7 +42,11 @@ const GROUPS = {
   vue: "Vue composable (tessera/vue)",
   svelte: "Svelte store (tessera/svelte)",
 };
-const group = (f) => (f.includes("/") ? GROUPS[f.split("/")[0]] ?? `other (${f.split("/")[0]}/)` : "default import");
+// dpop.js (top level, and beside the bundler's driver snippet) is fetched only with `dpop: true`.
+const group = (f) =>
+  f.endsWith("dpop.js")
+    ? `DPoP, loaded with \`dpop: true\` (${f})`
+    : f.includes("/") ? GROUPS[f.split("/")[0]] ?? `other (${f.split("/")[0]}/)` : "default import";
 const totals = new Map();
 console.log("file".padEnd(48), "raw".padStart(10), "gzip -9".padStart(10), "brotli 11".padStart(10));
 for (const f of files.sort((a, b) => group(a).localeCompare(group(b)) || a.localeCompare(b))) {

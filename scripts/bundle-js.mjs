@@ -24,6 +24,16 @@ const result = await build({
   legalComments: "none",
   banner: { js: banner },
   logLevel: "error",
+  // dpop.js (DPoP, `dpop: true`) ships as its own file beside the entry: the driver's dynamic
+  // `import("./dpop.js")` stays one (scripts/package.mjs builds and places that file).
+  plugins: [
+    {
+      name: "dpop-apart",
+      setup(b) {
+        b.onResolve({ filter: /^\.\/dpop\.js$/ }, (a) => (a.kind === "dynamic-import" ? { path: "./dpop.js", external: true } : undefined));
+      },
+    },
+  ],
 });
 // esbuild turns the modules' top-level `const`s into `var`s when it bundles; the numeric
 // constants (the boundary's input / effect kinds, other UPPER_CASE numbers) go back to `const`,

@@ -12,6 +12,10 @@
 //                                   and Rollup all load it; `await init()` fetches the wasm via
 //                                   `new URL("tessera_bg.wasm", import.meta.url)`. The demo
 //                                   server serves this same directory at /pkg/.
+//   dpop.js                         DPoP (`dpop: true`, src/browser/js/dpop.js and what it imports),
+//                                   minified: the driver imports it dynamically (`./dpop.js`
+//                                   beside the entry; in bundler/, beside the driver's snippet),
+//                                   so sessions without DPoP never download it.
 //   node/                           the main entry under the `node` export condition: the same
 //                                   module, but `init()` without arguments reads the wasm file
 //                                   (Node's fetch refuses file: URLs).
@@ -107,11 +111,13 @@ function esbuild() {
  * instance as an import object, which bundling keeps intact. (The bundler target keeps its
  * snippets/: there the Wasm module imports them by path.)
  */
-function bundleWebEntry(pkg) {
+async function bundleWebEntry(pkg) {
   const entry = path.join(pkg, `${NAME}.js`);
   const wasm = readFileSync(path.join(pkg, `${NAME}_bg.wasm`));
   writeFileSync(entry, snippetImports(dropInternalDispose(shortenGlueMessages(readFileSync(entry, "utf8"))), wasm));
-  const out = esbuild().buildSync({ entryPoints: [entry], bundle: true, minify: true, format: "esm", platform: "browser", write: false,
+  const out = await esbuild().build({ entryPoints: [entry], bundle: true, minify: true, format: "esm", platform: "browser", write: false, logLevel: "error",
+    // The driver's `import("./dpop.js")` stays a dynamic import of the file beside this one.
+    plugins: [DPOP_APART],
     // The glue's own bookkeeping on `Session` objects (never read outside this file; the
     // class's instances stay inside the driver): short names.
     mangleProps: /^__(wbg_ptr|destroy_into_raw|wrap)$/,
@@ -186,6 +192,30 @@ function dropInternalDispose(js) {
   return js.replace(GLUE_DISPOSE, "");
 }
 
+// ---- DPoP, a file of its own ------------------------------------------------------------------
+
+/** Leaves the driver's dynamic `import("./dpop.js")` alone (the file is placed, not bundled). */
+const DPOP_APART = {
+  name: "dpop-apart",
+  setup(b) {
+    b.onResolve({ filter: /^\.\/dpop\.js$/ }, (a) => (a.kind === "dynamic-import" ? { path: "./dpop.js", external: true } : undefined));
+  },
+};
+
+/** src/browser/js/dpop.js with what it imports, one minified ES module. */
+function dpopModule() {
+  const out = esbuild().buildSync({ entryPoints: [path.join(ROOT, "src/browser/js/dpop.js")], bundle: true, minify: true, format: "esm", platform: "browser", write: false });
+  return out.outputFiles[0].contents;
+}
+
+/** Every directory under `dir` holding the driver's snippet (`session.js` with the dynamic import). */
+function snippetDirs(dir) {
+  return readdirSync(dir, { recursive: true })
+    .map(String)
+    .filter((f) => path.basename(f) === "session.js" && readFileSync(path.join(dir, f), "utf8").includes("./dpop.js"))
+    .map((f) => path.join(dir, path.dirname(f)));
+}
+
 // ---- the rest ----------------------------------------------------------------------------------
 
 /**
@@ -256,7 +286,9 @@ async function main() {
   const version = generated.version || cargoVersion();
   stripWasmPackExtras(pkg);
 
-  bundleWebEntry(pkg);
+  await bundleWebEntry(pkg);
+  const dpopJs = dpopModule();
+  writeFileSync(path.join(pkg, "dpop.js"), dpopJs);
   try {
     const r = await shortenImports(path.join(pkg, `${NAME}_bg.wasm`), path.join(pkg, `${NAME}.js`));
     console.log(
@@ -275,6 +307,7 @@ async function main() {
 
   const manifest = JSON.parse(readFileSync(path.join(TEMPLATES, "package.template.json"), "utf8"));
   manifest.version = version;
+  manifest.files.splice(1, 0, "dpop.js");
 
   // Node entry.
   mkdirSync(path.join(pkg, "node"), { recursive: true });
@@ -290,6 +323,9 @@ async function main() {
     if (!opts.bundlerFrom) rmSync(from, { recursive: true, force: true });
     stripWasmPackExtras(dest);
     minifyJs(dest);
+    const dirs = snippetDirs(dest);
+    if (dirs.length !== 1) fail(`bundler/: expected one driver snippet importing ./dpop.js, found ${dirs.length}`);
+    writeFileSync(path.join(dirs[0], "dpop.js"), dpopJs);
   } else {
     delete manifest.exports["./bundler"];
     manifest.files = manifest.files.filter((f) => f !== "bundler/");

@@ -81,10 +81,11 @@ var bearerRejected = (r) => {
   const w = r.headers.get("WWW-Authenticate");
   return !w || /error="?invalid_token/i.test(w);
 };
-function post(url, body, bearer, ms) {
+function post(url, body, bearer, ms, h) {
   const headers = { "X-Tessera-CSRF": "1" };
   if (body) headers["Content-Type"] = "application/json";
   if (bearer) headers.Authorization = "Bearer " + bearer;
+  Object.assign(headers, h);
   const init = { method: "POST", credentials: "include", headers, body: body ? JSON.stringify(body) : void 0 };
   if (AbortSignal.timeout) init.signal = AbortSignal.timeout(ms);
   return fetch(url, init).then(async (r) => {
@@ -98,7 +99,7 @@ function post(url, body, bearer, ms) {
       r.headers.get("Retry-After"),
       10
     );
-    return { status: r.status, body: b, retryAfter: ra >= 0 ? ra * 1e3 : void 0 };
+    return { status: r.status, body: b, retryAfter: ra >= 0 ? ra * 1e3 : void 0, h: r.headers };
   });
 }
 
@@ -410,6 +411,9 @@ var Driver = class {
   #wiping;
   /** @type {Promise<unknown> | undefined} */
   #revoke;
+  /** @type {Promise<import("./dpop.js").Dpop> | false | 0} */
+  #dp;
+  // `dpop: true`: the DPoP module (dpop.js), loaded at start
   /**
    * @param {import("./types").Core} core
    * @param {SessionOptions} o
@@ -430,6 +434,8 @@ var Driver = class {
     } catch (_) {
       throw error("invalid_options", "apiOrigins");
     }
+    if ((this.#dp = o.dpop === true && (globalThis.crypto?.subtle && globalThis.indexedDB ? import("./dpop.js").then((m) => m.dpop(ch)) : 0)) === 0)
+      throw error("dpop_unavailable");
     this.#tk = "tessera:token:" + ch;
     this.#sk = "tessera:shared:" + ch;
     this.#bk = "tessera:bus:" + ch;
@@ -620,7 +626,8 @@ var Driver = class {
    * @param {number} ms
    */
   #post(path, body, bearer, ms) {
-    return post(this.#base + path, body, bearer, ms);
+    const u = this.#base + path;
+    return this.#dp ? this.#dp.then((d) => d.post(u, body, bearer, ms)) : post(u, body, bearer, ms);
   }
   // ---- the engine loop -------------------------------------------------------------------
   // `id`: the request an answer belongs to (the id of the effect that asked).
@@ -1038,7 +1045,9 @@ var Driver = class {
     this.#wiping = Promise.all([
       later(p.indexedDB, wipeIndexedDb, out.indexedDB = []),
       later(p.caches, wipeCaches, out.caches = []),
-      later(p.serviceWorkers === true, wipeWorkers, out.serviceWorkers = [])
+      later(p.serviceWorkers === true, wipeWorkers, out.serviceWorkers = []),
+      // The DPoP key goes with the session (listed under `indexedDB`).
+      this.#dp && this.#dp.then((d) => d.drop(left, p.indexedDB === true)).then((n) => out.indexedDB.push(...n))
     ]);
   }
   // ---- the public methods (the `Session` API, see types.rs) -------------------------------
@@ -1120,8 +1129,8 @@ var Driver = class {
     await this.#revoke;
     await this.#wiping;
   }
-  // Bearer only to `apiOrigins`; on a 401 from there (an invalid token, not another
-  // challenge) one refresh through the engine and one retry, never more.
+  // Bearer (with `dpop`: DPoP and a proof) only to `apiOrigins`; on a 401 from there (an invalid
+  // token, not another challenge) one refresh through the engine and one retry, never more.
   /**
    * @param {RequestInfo | URL} input
    * @param {RequestInit} [init]
@@ -1129,12 +1138,13 @@ var Driver = class {
   async fetch(input, init) {
     this.#alive();
     const base = new Request(input, init);
+    const ours = this.#origins.has(new URL(base.url).origin), dp = ours && this.#dp;
     const send = (t2) => {
       const r = base.clone();
       if (t2) r.headers.set("Authorization", "Bearer " + t2);
-      return fetch(r);
+      return dp ? dp.then((d) => d.send(r, t2)) : fetch(r);
     };
-    const t = this.#origins.has(new URL(base.url).origin) ? this.#c.token() : void 0;
+    const t = ours ? this.#c.token() : void 0;
     const res = await send(t);
     if (!t || res.status !== 401 || !bearerRejected(res) || this.#dead) return res;
     this.#drive(ACCESS_REJECTED, t);

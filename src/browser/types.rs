@@ -81,6 +81,14 @@ export interface SessionOptions {
   /** Count `scroll` as user activity (it also fires for scripted scrolling). Default `false`:
    * only trusted pointer, key, wheel and touch input counts. */
   scrollActivity?: boolean;
+  /** Sender-constrained tokens (DPoP, RFC 9449): the session gets an ECDSA P-256 key pair whose
+   * private key cannot be exported, kept in IndexedDB (`tessera:dpop:<channel>`, shared by the
+   * session's tabs, deleted at logout), and every request to the server and through
+   * `session.fetch` to `apiOrigins` carries a fresh proof; a bound token goes as
+   * `Authorization: DPoP`. A bound session whose key is lost (site data cleared) ends at its next
+   * refresh. Without WebCrypto (a secure context) or IndexedDB, `start` rejects with
+   * `dpop_unavailable`. Default `false`. */
+  dpop?: boolean;
 }
 
 /** What a logout wiped, each entry checked to be gone after the wipe. Storage fields:
@@ -122,9 +130,9 @@ export type ErrorEventCode =
  *  server's stable problem codes. */
 export type SessionErrorCode =
   | "network" | "timeout" | "invalid_response" | "http_error" | "mfa_not_pending" | "disposed"
-  | "unsupported_environment" | "invalid_options"
+  | "unsupported_environment" | "invalid_options" | "dpop_unavailable"
   | "invalid_credentials" | "mfa_invalid" | "mfa_expired" | "rate_limited" | "forbidden_origin"
-  | "invalid_request" | "unauthorized" | "internal";
+  | "invalid_request" | "unauthorized" | "internal" | "invalid_dpop_proof" | "use_dpop_nonce";
 
 /** Event payloads by name. Every payload also carries `type` (the event name). */
 export interface SessionEvents {

@@ -75,6 +75,7 @@ export class Driver {
   /** @type {BroadcastChannel | undefined} */ #bc;
   /** @type {Promise<unknown> | undefined} */ #wiping;
   /** @type {Promise<unknown> | undefined} */ #revoke;
+  /** @type {Promise<import("./dpop.js").Dpop> | false | 0} */ #dp; // `dpop: true`: the DPoP module (dpop.js), loaded at start
 
   /**
    * @param {import("./types").Core} core
@@ -99,6 +100,10 @@ export class Driver {
     } catch (_) {
       throw error("invalid_options", "apiOrigins");
     }
+    // DPoP (its own file, loaded only when asked for) needs WebCrypto (a secure context) and
+    // IndexedDB (the key the tabs share).
+    if ((this.#dp = o.dpop === true && (globalThis.crypto?.subtle && globalThis.indexedDB ? import("./dpop.js").then((m) => m.dpop(ch)) : 0)) === 0)
+      throw error("dpop_unavailable");
     this.#tk = "tessera:token:" + ch;
     this.#sk = "tessera:shared:" + ch;
     this.#bk = "tessera:bus:" + ch;
@@ -297,7 +302,8 @@ export class Driver {
    * @param {number} ms
    */
   #post(path, body, bearer, ms) {
-    return post(this.#base + path, body, bearer, ms);
+    const u = this.#base + path;
+    return this.#dp ? this.#dp.then((d) => d.post(u, body, bearer, ms)) : post(u, body, bearer, ms);
   }
 
   // ---- the engine loop -------------------------------------------------------------------
@@ -763,6 +769,8 @@ export class Driver {
       later(p.indexedDB, wipeIndexedDb, (out.indexedDB = [])),
       later(p.caches, wipeCaches, (out.caches = [])),
       later(p.serviceWorkers === true, wipeWorkers, (out.serviceWorkers = [])),
+      // The DPoP key goes with the session (listed under `indexedDB`).
+      this.#dp && this.#dp.then((d) => d.drop(left, p.indexedDB === true)).then((n) => out.indexedDB.push(...n)),
     ]);
   }
 
@@ -853,8 +861,8 @@ export class Driver {
     await this.#wiping;
   }
 
-  // Bearer only to `apiOrigins`; on a 401 from there (an invalid token, not another
-  // challenge) one refresh through the engine and one retry, never more.
+  // Bearer (with `dpop`: DPoP and a proof) only to `apiOrigins`; on a 401 from there (an invalid
+  // token, not another challenge) one refresh through the engine and one retry, never more.
   /**
    * @param {RequestInfo | URL} input
    * @param {RequestInit} [init]
@@ -862,13 +870,14 @@ export class Driver {
   async fetch(input, init) {
     this.#alive();
     const base = new Request(input, init);
+    const ours = this.#origins.has(new URL(base.url).origin), dp = ours && this.#dp;
     /** @param {string | undefined} t */
     const send = (t) => {
       const r = base.clone();
       if (t) r.headers.set("Authorization", "Bearer " + t);
-      return fetch(r);
+      return dp ? dp.then((d) => d.send(r, t)) : fetch(r);
     };
-    const t = this.#origins.has(new URL(base.url).origin) ? this.#c.token() : undefined;
+    const t = ours ? this.#c.token() : undefined;
     const res = await send(t);
     if (!t || res.status !== 401 || !bearerRejected(res) || this.#dead) return res;
     this.#drive(ACCESS_REJECTED, t); // names the token the 401 refused

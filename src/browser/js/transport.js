@@ -28,20 +28,22 @@ export const bearerRejected = (r) => {
 };
 
 // A POST to tessera-server with the SDK's CSRF header, the cookies, an optional JSON body and
-// bearer, and a timeout (ms): `{ status, body (parsed JSON or null), retryAfter (ms) }`.
-// Rejects on network failure or timeout (`TimeoutError`).
+// bearer, more headers (`h`: DPoP's), and a timeout (ms): `{ status, body (parsed JSON or
+// null), retryAfter (ms), h (its headers) }`. Rejects on network failure or timeout (`TimeoutError`).
 /**
  * @param {string} url
  * @param {object | null} body
  * @param {string | null | undefined} bearer
  * @param {number} ms
+ * @param {Record<string, string>} [h]
  * @returns {Promise<import("./types").Answer>}
  */
-export function post(url, body, bearer, ms) {
+export function post(url, body, bearer, ms, h) {
   /** @type {Record<string, string>} */
   const headers = { "X-Tessera-CSRF": "1" };
   if (body) headers["Content-Type"] = "application/json";
   if (bearer) headers.Authorization = "Bearer " + bearer;
+  Object.assign(headers, h);
   /** @type {RequestInit} */
   const init = { method: "POST", credentials: "include", headers, body: body ? JSON.stringify(body) : undefined };
   if (AbortSignal.timeout) init.signal = AbortSignal.timeout(ms);
@@ -52,6 +54,6 @@ export function post(url, body, bearer, ms) {
     } catch (_) {}
     // Absent: parseInt(null) is NaN, like any text that is no number.
     const ra = parseInt(/** @type {string} */ (r.headers.get("Retry-After")), 10);
-    return { status: r.status, body: b, retryAfter: ra >= 0 ? ra * 1000 : undefined };
+    return { status: r.status, body: b, retryAfter: ra >= 0 ? ra * 1000 : undefined, h: r.headers };
   });
 }

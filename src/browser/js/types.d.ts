@@ -85,4 +85,6 @@ export interface Answer {
   body: Body | null;
   /** `Retry-After` in ms. */
   retryAfter: number | undefined;
+  /** Its headers (DPoP reads `DPoP-Nonce`). */
+  h: Headers;
 }
