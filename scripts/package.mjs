@@ -190,9 +190,9 @@ function dropInternalDispose(js) {
  * The web entry starts downloading its Wasm module while it is evaluated, and `init()` without
  * a source uses that download (once): the download overlaps the evaluation of the JS and the
  * app's code before its `init()`, instead of starting only then (bench/sdk-results.md §1).
- * Only in a page (`document`) loading the module over http(s): not in Node (the `node` entry
- * imports this module; its fetch refuses file: URLs), workers or tests. `init(source)` ignores
- * it (a source given explicitly is fetched as before). A failed early download is the error
+ * Only in a page (`document`) and when that URL is http(s): not in Node (the `node` entry
+ * imports this module; its fetch refuses file: URLs), workers or jsdom tests. `init(source)`
+ * ignores it (a source given explicitly is fetched as before). A failed early download is the error
  * of the `init()` that uses it, as before (a later `init()` fetches again); unused, it rejects
  * unreported. The `new URL("tessera_bg.wasm", import.meta.url)` is the glue's own expression,
  * which bundlers recognise and rewrite to the emitted asset. Not found: the build fails.
@@ -203,7 +203,8 @@ const GLUE_INIT = "async function __wbg_init_once(module_or_path) {\n";
 function earlyWasmFetch(js) {
   if (!js.includes(GLUE_DEFAULT_SOURCE) || !js.includes(GLUE_INIT)) fail("wasm-bindgen glue changed: the default Wasm source not found");
   const early =
-    "let __wbg_early = typeof document == 'object' && /^https?:/.test(import.meta.url) ? fetch(new URL('tessera_bg.wasm', import.meta.url)) : undefined;\n" +
+    "const __wbg_url = typeof document == 'object' ? new URL('tessera_bg.wasm', import.meta.url) : undefined;\n" +
+    "let __wbg_early = __wbg_url && /^https?:$/.test(__wbg_url.protocol) ? fetch(__wbg_url) : undefined;\n" +
     "if (__wbg_early) __wbg_early.catch(() => {});\n";
   return js
     .replace(GLUE_INIT, early + GLUE_INIT)
