@@ -110,7 +110,7 @@ function esbuild() {
 function bundleWebEntry(pkg) {
   const entry = path.join(pkg, `${NAME}.js`);
   const wasm = readFileSync(path.join(pkg, `${NAME}_bg.wasm`));
-  writeFileSync(entry, snippetImports(earlyWasmFetch(dropInternalDispose(shortenGlueMessages(readFileSync(entry, "utf8")))), wasm));
+  writeFileSync(entry, snippetImports(dropInternalDispose(shortenGlueMessages(readFileSync(entry, "utf8"))), wasm));
   const out = esbuild().buildSync({ entryPoints: [entry], bundle: true, minify: true, format: "esm", platform: "browser", write: false,
     // The glue's own bookkeeping on `Session` objects (never read outside this file; the
     // class's instances stay inside the driver): short names.
@@ -184,31 +184,6 @@ const GLUE_DISPOSE = "if (Symbol.dispose) Session.prototype[Symbol.dispose] = Se
 function dropInternalDispose(js) {
   if (!js.includes(GLUE_DISPOSE)) fail("wasm-bindgen glue changed: the Session dispose alias not found");
   return js.replace(GLUE_DISPOSE, "");
-}
-
-/**
- * The web entry starts downloading its Wasm module while it is evaluated, and `init()` without
- * a source uses that download (once): the download overlaps the evaluation of the JS and the
- * app's code before its `init()`, instead of starting only then (bench/sdk-results.md §1).
- * Only in a page (`document`) and when that URL is http(s): not in Node (the `node` entry
- * imports this module; its fetch refuses file: URLs), workers or jsdom tests. `init(source)`
- * ignores it (a source given explicitly is fetched as before). A failed early download is the error
- * of the `init()` that uses it, as before (a later `init()` fetches again); unused, it rejects
- * unreported. The `new URL("tessera_bg.wasm", import.meta.url)` is the glue's own expression,
- * which bundlers recognise and rewrite to the emitted asset. Not found: the build fails.
- */
-const GLUE_DEFAULT_SOURCE = "        module_or_path = new URL('tessera_bg.wasm', import.meta.url);\n";
-const GLUE_INIT = "async function __wbg_init_once(module_or_path) {\n";
-
-function earlyWasmFetch(js) {
-  if (!js.includes(GLUE_DEFAULT_SOURCE) || !js.includes(GLUE_INIT)) fail("wasm-bindgen glue changed: the default Wasm source not found");
-  const early =
-    "const __wbg_url = typeof document == 'object' ? new URL('tessera_bg.wasm', import.meta.url) : undefined;\n" +
-    "let __wbg_early = __wbg_url && /^https?:$/.test(__wbg_url.protocol) ? fetch(__wbg_url) : undefined;\n" +
-    "if (__wbg_early) __wbg_early.catch(() => {});\n";
-  return js
-    .replace(GLUE_INIT, early + GLUE_INIT)
-    .replace(GLUE_DEFAULT_SOURCE, "        module_or_path = __wbg_early || new URL('tessera_bg.wasm', import.meta.url);\n        __wbg_early = undefined;\n");
 }
 
 // ---- the rest ----------------------------------------------------------------------------------

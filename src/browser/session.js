@@ -166,8 +166,6 @@ function activity(windowMs, onActive) {
 function hasLocks() {
   return !!(globalThis.navigator && navigator.locks && navigator.locks.request);
 }
-if (typeof document == "object" && hasLocks()) navigator.locks.query().catch(() => {
-});
 function lockRequest(name, waitMs, steal, cb) {
   if (!hasLocks()) return null;
   let release;
@@ -510,9 +508,8 @@ var Driver = class {
     let q;
     try {
       if (!hasLocks()) return false;
-      const p = navigator.locks.query();
-      this.#hold();
-      q = await p;
+      q = await navigator.locks.query();
+      await this.#hold();
     } catch (_) {
     }
     const n = "tessera:tab:" + this.#ch;
@@ -522,12 +519,15 @@ var Driver = class {
       q.pending
     ).some((l) => l.name === n);
   }
+  /** @returns {Promise<void> | undefined} */
   #hold() {
     if (!hasLocks() || this.#held || this.#dead) return;
     const me = this.#held = {};
-    navigator.locks.request("tessera:tab:" + this.#ch, { mode: "shared" }, () => {
-      if (this.#held === me) return new Promise((r) => me.r = r);
-    }).catch(() => {
+    return new Promise((ok) => {
+      navigator.locks.request("tessera:tab:" + this.#ch, { mode: "shared" }, () => {
+        ok();
+        if (this.#held === me) return new Promise((r) => me.r = r);
+      }).catch(ok);
     });
   }
   #unhold() {

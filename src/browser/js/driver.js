@@ -184,28 +184,28 @@ export class Driver {
     let q;
     try {
       if (!hasLocks()) return false;
-      // The query, then this tab's own lock, without waiting for its grant: the lock manager
-      // takes them in that order, so the snapshot is without it, and tabs that start from
-      // now on see it (held or pending).
-      const p = navigator.locks.query();
-      this.#hold();
-      q = await p;
+      q = await navigator.locks.query();
+      await this.#hold();
     } catch (_) {}
     const n = "tessera:tab:" + this.#ch;
     // The DOM typings make the snapshot's lists optional; browsers always fill both.
     return !!q && o.webLocks !== false && !/** @type {LockInfo[]} */ (q.held).concat(/** @type {LockInfo[]} */ (q.pending)).some((l) => l.name === n);
   }
 
+  /** @returns {Promise<void> | undefined} */
   #hold() {
     if (!hasLocks() || this.#held || this.#dead) return;
     /** @type {Held} */
     const me = (this.#held = {});
-    navigator.locks
-      .request("tessera:tab:" + this.#ch, { mode: "shared" }, () => {
-        // Let go at once if the page was hidden (or disposed) before the grant.
-        if (this.#held === me) return new Promise((r) => (me.r = r));
-      })
-      .catch(() => {});
+    return new Promise((ok) => {
+      navigator.locks
+        .request("tessera:tab:" + this.#ch, { mode: "shared" }, () => {
+          ok();
+          // Let go at once if the page was hidden (or disposed) before the grant.
+          if (this.#held === me) return new Promise((r) => (me.r = r));
+        })
+        .catch(ok);
+    });
   }
 
   #unhold() {

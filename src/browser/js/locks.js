@@ -9,12 +9,6 @@ export function hasLocks() {
   return !!(globalThis.navigator && navigator.locks && navigator.locks.request);
 }
 
-// Chromium answers a page's first Web Locks call only after 10–40 ms (every later one in
-// ~1 ms), and `Session.start` waits on one (is this tab alone?). Made while the module is
-// evaluated, that first call overlaps the Wasm download and compile; its answer is not used
-// (the driver asks again when it starts: a tab may have opened since).
-if (typeof document == "object" && hasLocks()) navigator.locks.query().catch(() => {});
-
 /**
  * @param {string} name
  * @param {number} waitMs
