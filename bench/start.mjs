@@ -5,7 +5,12 @@
 // oidc-client-ts (ESM build, unminified, as a bundler would get it) measured in the same run,
 // same browser, same server. Prints numbers; asserts nothing.
 //
-//   node bench/start.mjs [--runs 15]
+//   node bench/start.mjs [--runs 15] [--compare DIR[,DIR...]] [--only-minimal]
+//
+// --compare DIR,...: other built packages (e.g. main's pkg/) are served at /pkg-b/, /pkg-c/, ...
+// and their minimal pages run in the same runs, in a rotating order: an A/B of builds on the
+// same browser, server and load. --only-minimal: only the minimal page(s) and the
+// oidc-client-ts import (no demo page, no preload variants): quicker A/B runs.
 //
 // Also measured in the same runs: a minimal app page (import, init(), Session.start() with
 // default options, nothing else: no demo UI rendered between the steps), and where its time
@@ -23,6 +28,9 @@ import { ROOT, launchBrowser, openDemo, signIn, startServer } from "../tests/e2e
 
 const i = process.argv.indexOf("--runs");
 const RUNS = i > 0 ? Number(process.argv[i + 1]) : 15;
+const ci = process.argv.indexOf("--compare");
+const COMPARE = ci > 0 ? process.argv[ci + 1].split(",").map((d) => path.resolve(d)) : [];
+const ONLY_MINIMAL = process.argv.includes("--only-minimal");
 
 const OIDC_PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>oidc import</title>
 <script type="importmap">{"imports":{"jwt-decode":"/vendor/jwt-decode.js"}}</script></head><body>
@@ -61,7 +69,13 @@ function probe() {
   const L = navigator.locks;
   if (L) {
     const query = L.query.bind(L);
-    L.query = (...a) => (mark("locks.query sent"), query(...a).then((r) => (mark("locks.query answered"), r)));
+    // Numbered: the package may make a first (warm-up) query of its own before the driver's.
+    let queries = 0;
+    L.query = (...a) => {
+      const n = ++queries;
+      mark(`locks.query ${n} sent`);
+      return query(...a).then((r) => (mark(`locks.query ${n} answered`), r));
+    };
     const request = L.request.bind(L);
     L.request = (name, o, cb) => {
       const f = typeof o === "function" ? o : cb;
@@ -118,6 +132,11 @@ async function main() {
   cpSync(path.join(ROOT, "node_modules/jwt-decode/build/esm/index.js"), path.join(www, "vendor/jwt-decode.js"));
   writeFileSync(path.join(www, "oidc.html"), OIDC_PAGE);
   writeFileSync(path.join(www, "start.html"), MIN_PAGE);
+  const letters = "bcdefgh";
+  COMPARE.forEach((dir, n) => {
+    cpSync(dir, path.join(www, `pkg-${letters[n]}`), { recursive: true });
+    writeFileSync(path.join(www, `start-${letters[n]}.html`), MIN_PAGE.replace('"/pkg/tessera.js"', `"/pkg-${letters[n]}/tessera.js"`));
+  });
   // The same two pages with preload hints in <head>, as an app can add them: the module (and
   // the Wasm) start downloading while the page is parsed, not one after the other.
   const head = (links) => (page) => page.replace("</head>", links + "</head>");
@@ -142,6 +161,7 @@ async function main() {
     });
     const oidc = { importMs: [], getUserMs: [] };
     const minimal = { imported: [], initialised: [], started: [], restored: 0, phases: {} };
+    const others = COMPARE.map(() => ({ imported: [], initialised: [], started: [], restored: 0, phases: {} }));
     // From navigation start (performance.now() at the end): preloads begin before the page's
     // script runs, so the times from its `import` would hide them.
     const preloaded = { started: [], restored: 0, oidc: [], plain: [], plainOidc: [] };
@@ -157,11 +177,12 @@ async function main() {
         await page.close();
         return m;
       };
-      const marks = await readMarks("");
+      const marks = ONLY_MINIMAL ? null : await readMarks("");
       // The same with joinWaitMs=0: no wait for another tab's token before the cookie refresh.
-      const noJoin = await readMarks("?join=0");
+      const noJoin = ONLY_MINIMAL ? null : await readMarks("?join=0");
+      const minimalPage = async (file) => {
       const mp = await ctx.newPage();
-      await mp.goto(new URL("start.html", server.url).href);
+      await mp.goto(new URL(file, server.url).href);
       await mp.waitForFunction(() => window.result, null, { timeout: 60_000 });
       const mr = await mp.evaluate(() => {
         const r = window.result;
@@ -177,6 +198,16 @@ async function main() {
         return { ...r, at };
       });
       await mp.close();
+      return mr;
+      };
+      // With --compare, rotate which build goes first.
+      const files = ["start.html", ...COMPARE.map((_, n) => `start-${letters[n]}.html`)];
+      const got = {};
+      for (let k = 0; k < files.length; k++) {
+        const f = files[(k + run) % files.length];
+        got[f] = await minimalPage(f);
+      }
+      const mr = got["start.html"];
       const simple = async (file) => {
         const p = await ctx.newPage();
         await p.goto(new URL(file, server.url).href);
@@ -185,29 +216,33 @@ async function main() {
         await p.close();
         return x;
       };
-      const pre = await simple("start-preload.html");
-      const oPre = await simple("oidc-preload.html");
+      const pre = ONLY_MINIMAL ? null : await simple("start-preload.html");
+      const oPre = ONLY_MINIMAL ? null : await simple("oidc-preload.html");
       const o = await ctx.newPage();
       await o.goto(new URL("oidc.html", server.url).href);
       await o.waitForFunction(() => window.result);
       const r = await o.evaluate(() => window.result);
       await o.close();
       if (run === 0) continue; // first run warms the HTTP cache and compiled-code caches for both
-      const base = marks["tessera:import-start"];
-      tessera.imported.push(marks["tessera:imported"] - base);
-      tessera.initialised.push(marks["tessera:initialised"] - base);
-      tessera.started.push(marks["tessera:started"] - base);
-      tessera.startedNoJoin.push(noJoin["tessera:started"] - noJoin["tessera:import-start"]);
-      if (noJoin.state === "active") tessera.restoredNoJoin += 1;
-      if (marks.state === "active") tessera.restored += 1;
-      minimal.imported.push(mr.imported);
-      minimal.initialised.push(mr.initialised);
-      minimal.started.push(mr.started);
-      if (mr.state === "active") minimal.restored += 1;
-      for (const [k, v] of mr.at) (minimal.phases[k] ||= []).push(v);
-      preloaded.started.push(pre.nav);
-      if (pre.state === "active") preloaded.restored += 1;
-      preloaded.oidc.push(oPre.nav);
+      if (!ONLY_MINIMAL) {
+        const base = marks["tessera:import-start"];
+        tessera.imported.push(marks["tessera:imported"] - base);
+        tessera.initialised.push(marks["tessera:initialised"] - base);
+        tessera.started.push(marks["tessera:started"] - base);
+        tessera.startedNoJoin.push(noJoin["tessera:started"] - noJoin["tessera:import-start"]);
+        if (noJoin.state === "active") tessera.restoredNoJoin += 1;
+        if (marks.state === "active") tessera.restored += 1;
+        preloaded.started.push(pre.nav);
+        if (pre.state === "active") preloaded.restored += 1;
+        preloaded.oidc.push(oPre.nav);
+      }
+      for (const [into, x] of [[minimal, mr], ...others.map((o, n) => [o, got[files[n + 1]]])]) {
+        into.imported.push(x.imported);
+        into.initialised.push(x.initialised);
+        into.started.push(x.started);
+        if (x.state === "active") into.restored += 1;
+        for (const [k, v] of x.at) (into.phases[k] ||= []).push(v);
+      }
       preloaded.plain.push(mr.nav);
       preloaded.plainOidc.push(r.nav);
       oidc.importMs.push(r.importMs);
@@ -215,23 +250,43 @@ async function main() {
     }
     console.log(`start-up bench: ${RUNS} warm runs each, fresh tab per run, Chromium headless, loopback server`);
     console.log(`performance.now() is clamped to 0.1 ms here (not cross-origin isolated)`);
-    show("tessera: import of /pkg/tessera.js", tessera.imported);
-    show("tessera: + init() (wasm compile + instantiate)", tessera.initialised);
-    const t = show("tessera: + Session.start() -> session state", tessera.started);
-    console.log(`  sessions restored (state "active" right after start): ${tessera.restored}/${RUNS}`);
-    if (tessera.refreshMs.length) show("  of which POST /auth/refresh request->response", tessera.refreshMs);
-    show("tessera: same with joinWaitMs=0 (no wait for tabs)", tessera.startedNoJoin);
-    console.log(`  sessions restored with joinWaitMs=0: ${tessera.restoredNoJoin}/${RUNS}`);
-    console.log(`minimal page (import, init(), Session.start() with default options, nothing else):`);
-    show("tessera: import of /pkg/tessera.js", minimal.imported);
-    show("tessera: + init() (wasm compile + instantiate)", minimal.initialised);
-    const mt = show("tessera: + Session.start() -> session state", minimal.started);
-    console.log(`  sessions restored: ${minimal.restored}/${RUNS}; where the time goes (ms from the import, p50, in time order):`);
-    const order = Object.entries(minimal.phases).map(([k, v]) => [k, stats(v).p50, v.length]).sort((a, b) => a[1] - b[1]);
-    for (const [k, p50, n] of order) console.log(`    ${p50.toFixed(1).padStart(7)}  ${k}${n < RUNS ? ` (${n}/${RUNS} runs)` : ""}`);
+    let t = null;
+    if (!ONLY_MINIMAL) {
+      show("tessera: import of /pkg/tessera.js", tessera.imported);
+      show("tessera: + init() (wasm compile + instantiate)", tessera.initialised);
+      t = show("tessera: + Session.start() -> session state", tessera.started);
+      console.log(`  sessions restored (state "active" right after start): ${tessera.restored}/${RUNS}`);
+      if (tessera.refreshMs.length) show("  of which POST /auth/refresh request->response", tessera.refreshMs);
+      show("tessera: same with joinWaitMs=0 (no wait for tabs)", tessera.startedNoJoin);
+      console.log(`  sessions restored with joinWaitMs=0: ${tessera.restoredNoJoin}/${RUNS}`);
+    }
+    const minimalReport = (m, dir) => {
+      console.log(`minimal page (import, init(), Session.start() with default options, nothing else), ${dir}:`);
+      show("tessera: import of the module", m.imported);
+      show("tessera: + init() (wasm compile + instantiate)", m.initialised);
+      const r = show("tessera: + Session.start() -> session state", m.started);
+      console.log(`  sessions restored: ${m.restored}/${RUNS}; where the time goes (ms from the import, p50, in time order):`);
+      const order = Object.entries(m.phases).map(([k, v]) => [k, stats(v).p50, v.length]).sort((a, b) => a[1] - b[1]);
+      for (const [k, p50, n] of order) console.log(`    ${p50.toFixed(1).padStart(7)}  ${k}${n < RUNS ? ` (${n}/${RUNS} runs)` : ""}`);
+      return r;
+    };
+    const mt = minimalReport(minimal, "/pkg/ (TESSERA_PKG_DIR)");
+    const mtB = others.map((m, n) => [letters[n], minimalReport(m, `/pkg-${letters[n]}/ (${COMPARE[n]})`)]);
+    // Paired: each run measures every build back to back, so the per-run difference cancels
+    // most of the machine's drift between runs.
+    others.forEach((m, n) => {
+      const d = m.started.map((v, k) => v - minimal.started[k]);
+      const s = stats(d);
+      const wins = d.filter((x) => x < 0).length;
+      console.log(`  /pkg-${letters[n]}/ minus /pkg/, per run (import -> started): median ${s.p50.toFixed(1)} ms, faster in ${wins}/${d.length} runs`);
+    });
     const o = show("oidc-client-ts: import (ESM, with jwt-decode)", oidc.importMs);
     show("oidc-client-ts: import + UserManager.getUser()", oidc.getUserMs);
-    console.log(`  ratio tessera import->started / oidc-client-ts import (p50): demo page ${(t.p50 / o.p50).toFixed(2)}, minimal page ${(mt.p50 / o.p50).toFixed(2)} (goal: <= 1)`);
+    console.log(
+      `  ratio tessera import->started / oidc-client-ts import (p50): ${t ? `demo page ${(t.p50 / o.p50).toFixed(2)}, ` : ""}minimal page ${(mt.p50 / o.p50).toFixed(2)}` +
+        mtB.map(([l, m]) => `, minimal page of /pkg-${l}/ ${(m.p50 / o.p50).toFixed(2)}`).join("") + " (goal: <= 1)",
+    );
+    if (ONLY_MINIMAL) return;
     console.log(`from navigation start (performance.now() when done), without and with preload hints in <head>`);
     console.log(`(modulepreload of the modules; the Wasm as a fetch preload):`);
     const np = show("tessera: minimal page, restored session", preloaded.plain);
