@@ -60,6 +60,8 @@ enum Keys {
         client: reqwest::Client,
         cached: std::sync::RwLock<Option<Arc<KeySet>>>,
         fetched_at: AtomicI64,
+        /// Held while a fetch runs.
+        fetching: tokio::sync::Mutex<()>,
     },
     /// This tessera-server's own key set (the demo's `/api/me`).
     Local(AppState),
@@ -105,6 +107,7 @@ impl Verifier {
             client,
             cached: std::sync::RwLock::new(None),
             fetched_at: AtomicI64::new(i64::MIN),
+            fetching: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -198,6 +201,7 @@ impl Verifier {
             client,
             cached,
             fetched_at,
+            fetching,
         } = &self.0.keys
         else {
             unreachable!("remote_keys on a local verifier")
@@ -208,17 +212,25 @@ impl Verifier {
         let stale = now.saturating_sub(last) >= JWKS_MAX_AGE;
         let may_reload = now.saturating_sub(last) >= RELOAD_MIN_INTERVAL;
         let wanted = current.is_none() || stale || unknown_kid;
-        if !(wanted && may_reload) {
-            return current.ok_or_else(|| ApiError::internal("JWKS unavailable (retry pending)"));
+        let cached_now = || cached.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let unavailable = || ApiError::internal("JWKS unavailable (retry pending)");
+        match current {
+            Some(k) if !wanted => return Ok(k),
+            _ if !may_reload => {
+                // no fetch due (one ran or started within the interval): wait for the one in
+                // flight, if any, and take what the cache holds then
+                let _fetching = fetching.lock().await;
+                return cached_now().ok_or_else(unavailable);
+            }
+            _ => {}
         }
-        // one fetch per interval, whoever wins the swap; the others keep what is cached
-        if fetched_at
-            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
-            let k = cached.read().unwrap_or_else(|e| e.into_inner()).clone();
-            return k.ok_or_else(|| ApiError::internal("JWKS not loaded yet"));
+        // one fetch at a time: whoever comes while it runs waits for it and uses its result
+        // (a cold verifier hit by a burst answers every request, with one fetch)
+        let _fetching = fetching.lock().await;
+        if fetched_at.load(Ordering::Acquire) != last {
+            return cached_now().ok_or_else(unavailable);
         }
+        fetched_at.store(now, Ordering::Release);
         match self.fetch(url, client).await {
             Ok(k) => {
                 let k = Arc::new(k);
@@ -227,8 +239,7 @@ impl Verifier {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "resource verifier: JWKS unavailable");
-                let k = cached.read().unwrap_or_else(|e| e.into_inner()).clone();
-                k.ok_or_else(|| ApiError::internal(e))
+                cached_now().ok_or_else(|| ApiError::internal(e))
             }
         }
     }
