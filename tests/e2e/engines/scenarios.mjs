@@ -57,8 +57,30 @@ export async function openDemo(env, query = "") {
   return tab;
 }
 
+// Where a page that never got ready stands: the demo's hook, its performance marks and the
+// resources it loaded (so a stall says whether it got as far as importing the SDK).
+const pageProbe = () => ({
+  hook: window.tessera
+    ? { ready: window.tessera.ready, error: window.tessera.error ? String(window.tessera.error) : null, state: window.tessera.session ? String(window.tessera.session.state) : null, events: (window.tessera.events || []).map((e) => e.type) }
+    : null,
+  marks: performance.getEntriesByType("mark").map((m) => `${m.name}@${Math.round(m.startTime)}`),
+  resources: performance.getEntriesByType("resource").map((r) => `${new URL(r.name).pathname}@${Math.round(r.responseEnd)}`),
+  storage: Object.keys(localStorage),
+  now: Math.round(performance.now()),
+});
+
 export async function waitReady(tab) {
-  const r = await tab.waitFor(pageReady, null, { timeout: 20_000, what: "demo page ready" });
+  let r;
+  try {
+    r = await tab.waitFor(pageReady, null, { timeout: 20_000, what: "demo page ready" });
+  } catch (err) {
+    const probe = await Promise.race([
+      tab.eval(pageProbe).then((p) => JSON.stringify(p), (e) => `probe failed: ${e}`),
+      new Promise((ok) => setTimeout(() => ok("probe: the page did not answer in 3 s"), 3_000)),
+    ]);
+    err.message += `\n-- page --\n${probe}`;
+    throw err;
+  }
   if (r.error) throw new Error(`demo page failed to start: ${r.error}`);
 }
 
