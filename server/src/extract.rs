@@ -154,11 +154,9 @@ pub struct Bearer(pub String);
 impl Bearer {
     /// The bearer token in `headers`, if any.
     pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
-        let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-        let (scheme, token) = v.split_once(' ')?;
-        let token = token.trim();
-        (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
-            .then(|| Bearer(token.to_string()))
+        AccessToken::from_headers(headers)
+            .filter(|a| !a.dpop)
+            .map(|a| Bearer(a.token))
     }
 }
 
