@@ -513,6 +513,42 @@ pub async fn verify_request(
     Ok(Ok(Some(proof)))
 }
 
+/// The DPoP side of accepting an access token at a resource, shared by the server's own
+/// routes ([`crate::extract::AuthSession`]) and the resource-server verifier
+/// ([`crate::verifier::Verifier`]): a bound token (`jkt`) sent with the `DPoP` scheme has its
+/// request's proof checked (and its `jti` spent in `replay`); then
+/// [`require_access_binding`] decides. `token` and `scheme_dpop` are the presented
+/// `Authorization` header's token and scheme.
+///
+/// # Errors
+/// [`ApiError::DpopRefused`] (401 with a `WWW-Authenticate: DPoP` challenge), or the
+/// replay store's failure.
+pub async fn accept_access(
+    checker: &Checker,
+    replay: &dyn SessionStore,
+    request: &axum::http::request::Parts,
+    token: &str,
+    scheme_dpop: bool,
+    jkt: Option<&str>,
+    now: i64,
+) -> Result<(), ApiError> {
+    let proof = match jkt {
+        // only a bound token's request has its proof checked (and its jti spent)
+        Some(_) if scheme_dpop => verify_request(
+            checker,
+            replay,
+            &request.headers,
+            request.method.as_str(),
+            request.uri.path(),
+            now,
+        )
+        .await?
+        .map_err(|e| ApiError::DpopRefused(AccessRefusal::Proof(e)))?,
+        _ => None,
+    };
+    require_access_binding(token, jkt, scheme_dpop, proof.as_ref()).map_err(ApiError::DpopRefused)
+}
+
 /// The binding rule for a presented access token: a token with `cnf.jkt` goes only with
 /// the `DPoP` scheme and a proof from that key whose `ath` is the token's hash; a token
 /// without one only with `Bearer`. `scheme_dpop` is whether the request used

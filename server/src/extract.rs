@@ -344,21 +344,16 @@ impl FromRequestParts<AppState> for AuthSession {
         let auth = AuthSession::verify(state, &access.token)
             .await?
             .ok_or(ApiError::Unauthorized)?;
-        let refused = crate::dpop::AccessRefusal::Proof;
-        let proof = match auth.claims.jkt() {
-            // only a bound token's request has its proof checked (and its jti spent)
-            Some(_) if access.dpop => DpopProof::check(parts, state)
-                .await?
-                .map_err(|e| ApiError::DpopRefused(refused(e)))?,
-            _ => None,
-        };
-        crate::dpop::require_access_binding(
+        crate::dpop::accept_access(
+            state.dpop(),
+            state.store().as_ref(),
+            parts,
             &access.token,
-            auth.claims.jkt(),
             access.dpop,
-            proof.as_ref(),
+            auth.claims.jkt(),
+            state.now(),
         )
-        .map_err(ApiError::DpopRefused)?;
+        .await?;
         Ok(auth)
     }
 }

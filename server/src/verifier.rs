@@ -275,28 +275,22 @@ impl Verifier {
             .verify_token(&access.token)
             .await?
             .ok_or(ApiError::Unauthorized)?;
-        let proof = if claims.jkt().is_some() && access.dpop {
-            let checked = dpop::verify_request(
-                &self.0.checker,
-                self.0.replay.as_ref(),
-                &parts.headers,
-                parts.method.as_str(),
-                parts.uri.path(),
-                self.0.clock.now(),
-            )
-            .await?;
-            checked.map_err(|e| ApiError::DpopRefused(AccessRefusal::Proof(e)))?
-        } else {
-            None
-        };
         let mode = self.0.checker.mode();
         if mode == DpopMode::Required && claims.jkt().is_none()
             || mode == DpopMode::Off && claims.jkt().is_some()
         {
             return Err(ApiError::DpopRefused(AccessRefusal::InvalidToken));
         }
-        dpop::require_access_binding(&access.token, claims.jkt(), access.dpop, proof.as_ref())
-            .map_err(ApiError::DpopRefused)?;
+        dpop::accept_access(
+            &self.0.checker,
+            self.0.replay.as_ref(),
+            parts,
+            &access.token,
+            access.dpop,
+            claims.jkt(),
+            self.0.clock.now(),
+        )
+        .await?;
         Ok(claims)
     }
 }
