@@ -434,7 +434,7 @@ fn a_definitive_rejection_ends_the_session_everywhere_with_its_reason() {
             reason: LogoutReason::Reused
         }]
     );
-    assert!(fx.contains(&Effect::Wipe));
+    assert!(fx.contains(&Effect::Wipe { tab_only: false }));
     assert!(
         !fx.iter().any(|f| matches!(f, Effect::SendLogout { .. })),
         "the session is already dead"
@@ -548,7 +548,7 @@ fn user_logout_broadcasts_first_then_revokes_then_wipes() {
     let send = at(
         &|f| matches!(f, Effect::SendLogout { everywhere: true, access_token: Some(t), .. } if t == "a0"),
     );
-    let wipe = at(&|f| *f == Effect::Wipe);
+    let wipe = at(&|f| *f == Effect::Wipe { tab_only: false });
     let emit = at(&|f| matches!(f, Effect::Emit(Event::Logout { .. })));
     assert_eq!(
         (persist, broadcast),
@@ -624,7 +624,7 @@ fn a_tab_that_missed_the_broadcast_logs_out_from_the_persisted_epoch() {
             reason: LogoutReason::User
         }]
     );
-    assert!(fx.contains(&Effect::Wipe));
+    assert!(fx.contains(&Effect::Wipe { tab_only: false }));
     assert_eq!(b.access_token(), None);
 }
 
@@ -1529,4 +1529,74 @@ fn a_401_once_a_forced_token_is_due_forces_again() {
         e.refreshing(),
         "a 401 for a forced token that ran out forces a refresh"
     );
+}
+
+/// The first message `fx` broadcasts.
+fn first_broadcast(fx: &[Effect]) -> Vec<u8> {
+    fx.iter()
+        .find_map(|f| match f {
+            Effect::Broadcast(b) => Some(b.clone()),
+            _ => None,
+        })
+        .unwrap()
+}
+
+/// Tabs A and C hold a session; while C is frozen (it runs nothing, its messages queue), A logs
+/// out and then `relogin`s (a new session). C thaws: the driver reads the shared record, then
+/// the queued messages arrive. Returns C's effects from the thaw on.
+fn thaw_after_logout(relogin: bool) -> (Engine, Vec<Effect>) {
+    let (mut a, login_msg, mut stored) = signed_in(1, cfg());
+    let mut c = Engine::new(cfg(), 3, 9, T0);
+    c.handle(T0, Input::Shared(Some(stored.clone())));
+    c.handle(T0, Input::Bus(login_msg));
+    drain(&mut c);
+    assert_eq!(c.access_token(), Some("a0"));
+    a.handle(T0 + 10, Input::Logout { everywhere: false });
+    let out = drain(&mut a);
+    stored = merge(Some(&stored), &last_persist(&out).unwrap());
+    let mut queued = vec![first_broadcast(&out)];
+    if relogin {
+        login(&mut a, T0 + 20, tokens("b0"));
+        let fx = drain(&mut a);
+        stored = merge(Some(&stored), &last_persist(&fx).unwrap());
+        queued.push(first_broadcast(&fx));
+    }
+    c.handle(T0 + 30, Input::Shared(Some(stored)));
+    for m in queued {
+        c.handle(T0 + 30, Input::Bus(m));
+    }
+    let fx = drain(&mut c);
+    (c, fx)
+}
+
+#[test]
+fn a_tab_thawing_after_a_logout_and_a_new_login_wipes_only_its_own_copies() {
+    let (c, fx) = thaw_after_logout(true);
+    assert_eq!(
+        events(&fx)[0],
+        Event::Logout {
+            reason: LogoutReason::User
+        },
+        "the old session's end is reported"
+    );
+    let wipes: Vec<&Effect> = fx
+        .iter()
+        .filter(|f| matches!(f, Effect::Wipe { .. }))
+        .collect();
+    assert_eq!(
+        wipes,
+        vec![&Effect::Wipe { tab_only: true }],
+        "the new session's vault record, cookies and DPoP key stay"
+    );
+    assert_eq!(c.access_token(), Some("b0"), "C joins the new session");
+    assert_eq!(c.state(), SessionState::Active);
+}
+
+#[test]
+fn a_tab_thawing_after_a_logout_alone_wipes_everything() {
+    let (c, fx) = thaw_after_logout(false);
+    assert!(fx.contains(&Effect::Wipe { tab_only: false }));
+    assert!(!fx.contains(&Effect::Wipe { tab_only: true }));
+    assert_eq!(c.access_token(), None);
+    assert_eq!(c.state(), SessionState::LoggedOut);
 }

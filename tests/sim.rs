@@ -840,8 +840,11 @@ impl Sim {
                     }
                 }
             }
-            Effect::Wipe => {
-                self.vault = None;
+            // A tab-only wipe leaves what the origin shares (the vault) to the newer session.
+            Effect::Wipe { tab_only } => {
+                if !tab_only {
+                    self.vault = None;
+                }
             }
             Effect::Emit(ev) => self.on_event(i, ev),
         }

@@ -83,6 +83,8 @@ const config = {
   ),
   // How long start() waits for another tab's token before resuming with the cookie (SDK default 250 ms).
   ...(params.has("join") ? { joinWaitMs: numberParam("join", 250) } : {}),
+  // ?dpop=1: sender-constrained tokens (RFC 9449), the key in IndexedDB.
+  ...(params.has("dpop") ? { dpop: true } : {}),
   // Random extra refresh lead (SDK default 5 s); ?jitter=0 makes refresh times exact for tests.
   ...(params.has("jitter") ? { refreshJitterMs: numberParam("jitter", 5_000) } : {}),
   // What logout removes besides the SDK's own keys: everything in Web Storage, and the demo's

@@ -319,7 +319,10 @@ impl Core {
                 b = bytes;
                 effect::STORE
             }
-            Effect::Wipe => effect::WIPE,
+            Effect::Wipe { tab_only } => {
+                flag = *tab_only;
+                effect::WIPE
+            }
             Effect::SendLogin { id: i } => {
                 id = *i;
                 effect::LOGIN

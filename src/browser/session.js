@@ -606,6 +606,7 @@ var Driver = class {
   }
   /** @param {unknown} data a message from another tab (untrusted) */
   #onBus(data) {
+    this.#feedShared();
     this.#drive(BUS, typeof data === "string" && unb64(data) || new Uint8Array());
   }
   // The storage-event fallback carries no payload, only "something changed": catch up from
@@ -757,7 +758,7 @@ var Driver = class {
         this.#gen++;
         this.#key = this.#sid = this.#kid = this.#retry = this.#mfa = this.#user = this.#exp = null;
         this.#tries = 0;
-        this.#cleanup();
+        this.#cleanup(e[3]);
         break;
       case FX_EMIT:
         this.#emitEngine(EVENTS[e[1]], e[2], e[3] ? TEXTS[e[2]] : e[5]);
@@ -1026,13 +1027,15 @@ var Driver = class {
   // gone when it fires. IndexedDB, Cache Storage and service worker removals only start here;
   // their lists (and `remaining`) fill in as they finish (`logout()` resolves after them).
   // Everything listed as cleared was checked to be gone; `remaining` says what is not and why.
-  #cleanup() {
-    const p = this.#plan;
+  // `tabOnly`: a newer session owns what the origin shares; only this tab's copies go.
+  /** @param {boolean} tabOnly */
+  #cleanup(tabOnly) {
+    const p = tabOnly ? { sessionStorage: this.#plan.sessionStorage } : this.#plan;
     const left = this.#remaining = [];
     const out = this.#cleared = /** @type {import("tessera").Cleared} */
     {
       memory: true,
-      localStorage: wipeStorage("localStorage", p.localStorage, [this.#tk, this.#bk], [this.#sk, this.#rk], left),
+      localStorage: tabOnly ? [] : wipeStorage("localStorage", p.localStorage, [this.#tk, this.#bk], [this.#sk, this.#rk], left),
       sessionStorage: wipeStorage("sessionStorage", p.sessionStorage, [this.#tk], [], left)
     };
     out.cookies = p.cookies ? wipeCookies(document, location, left) : [];
@@ -1047,7 +1050,7 @@ var Driver = class {
       later(p.caches, wipeCaches, out.caches = []),
       later(p.serviceWorkers === true, wipeWorkers, out.serviceWorkers = []),
       // The DPoP key goes with the session (listed under `indexedDB`).
-      this.#dp && this.#dp.then((d) => d.drop(left, p.indexedDB === true)).then((n) => out.indexedDB.push(...n))
+      this.#dp && this.#dp.then((d) => d.drop(left, tabOnly || p.indexedDB === true)).then((n) => out.indexedDB.push(...n))
     ]);
   }
   // ---- the public methods (the `Session` API, see types.rs) -------------------------------

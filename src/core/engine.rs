@@ -246,7 +246,13 @@ pub enum Effect {
     StoreToken(Vec<u8>),
     /// Drop every token: memory, vault record, and the configured cleanup. Never the shared
     /// record key.
-    Wipe,
+    Wipe {
+        /// A session begun since owns what the origin shares (another tab signed in again
+        /// while this one was frozen, its messages queued): drop only this tab's own copies
+        /// (memory, `sessionStorage`), never the origin's (`localStorage`, cookies,
+        /// IndexedDB, caches, the DPoP key).
+        tab_only: bool,
+    },
     /// Deliver an event to the application.
     Emit(Event),
 }
@@ -1118,7 +1124,7 @@ impl Engine {
                     self.persist_shared();
                 } else if self.held.is_none() {
                     // A record of a session that ended (logged out, idle, expired): drop it.
-                    self.effects.push(Effect::Wipe);
+                    self.effects.push(Effect::Wipe { tab_only: false });
                 }
             }
             Err(_) => self.emit(Event::Error {

@@ -39,7 +39,7 @@ impl Engine {
                 refresh_token,
             });
         }
-        self.end_here();
+        self.end_here(false);
         self.emit(Event::Logout { reason });
     }
 
@@ -59,7 +59,7 @@ impl Engine {
             access_token: None,
             refresh_token: None,
         });
-        self.effects.push(Effect::Wipe);
+        self.effects.push(Effect::Wipe { tab_only: false });
     }
 
     /// Another tab ended the session (or site data was cleared): drop everything here.
@@ -72,7 +72,15 @@ impl Engine {
             self.shared.epoch = epoch;
             self.shared.reason = Some(reason);
         }
-        self.end_here();
+        // A session begun since (another tab signed in again while this one was frozen,
+        // its messages queued; the driver reads the shared record before each message) owns
+        // what the origin shares: only this tab's own copies go.
+        let ended = h.meta.stamp.epoch;
+        let newer = self
+            .shared
+            .token
+            .is_some_and(|t| t.stamp.epoch > ended && t.stamp.epoch >= self.shared.epoch);
+        self.end_here(newer);
         if reason == LogoutReason::Cleared {
             // Site data was cleared (e.g. `Clear-Site-Data`): write the logout epoch back so
             // tabs that wake later learn it, not just that the record is gone.
@@ -83,12 +91,12 @@ impl Engine {
 
     /// The session ended here: one reset of the parts (the lock released first).
     #[inline(never)]
-    fn end_here(&mut self) {
+    fn end_here(&mut self, tab_only: bool) {
         self.release_lock();
         self.refresh.reset();
         self.idle.reset();
         self.state = SessionState::LoggedOut;
-        self.effects.push(Effect::Wipe);
+        self.effects.push(Effect::Wipe { tab_only });
     }
 
     /// A logout epoch seen on the bus or in the shared record.

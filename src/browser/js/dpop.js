@@ -166,15 +166,16 @@ export function dpop(ch) {
       }
     },
     // The logout cleanup: the key is forgotten and its database deleted (what is gone, as
-    // `wipeIndexedDb` says; none when `all` databases go anyway).
+    // `wipeIndexedDb` says), unless `keep`: every database goes anyway, or the key now belongs
+    // to a newer session.
     /**
      * @param {import("tessera").Remaining[]} left
-     * @param {boolean} all
+     * @param {boolean} keep
      * @returns {Promise<string[]>}
      */
-    drop(left, all) {
+    drop(left, keep) {
       key = null;
-      return all ? Promise.resolve([]) : wipeIndexedDb([dpopDb(ch)], left);
+      return keep ? Promise.resolve([]) : wipeIndexedDb([dpopDb(ch)], left);
     },
   };
 }

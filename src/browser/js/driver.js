@@ -276,6 +276,9 @@ export class Driver {
 
   /** @param {unknown} data a message from another tab (untrusted) */
   #onBus(data) {
+    // The shared record first: a message queued while this tab was frozen may be older than
+    // what the origin stores now (a logout since followed by a new login).
+    this.#feedShared();
     // Untrusted: anything but text is handed over as an empty (undecodable) message.
     this.#drive(BUS, (typeof data === "string" && unb64(data)) || new Uint8Array());
   }
@@ -457,7 +460,7 @@ export class Driver {
         // Web storage copies go in the cleanup (and are counted).
         this.#key = this.#sid = this.#kid = this.#retry = this.#mfa = this.#user = this.#exp = null;
         this.#tries = 0;
-        this.#cleanup();
+        this.#cleanup(e[3]);
         break;
       case FX_EMIT:
         this.#emitEngine(EVENTS[e[1]], e[2], e[3] ? TEXTS[e[2]] : e[5]);
@@ -747,8 +750,10 @@ export class Driver {
   // gone when it fires. IndexedDB, Cache Storage and service worker removals only start here;
   // their lists (and `remaining`) fill in as they finish (`logout()` resolves after them).
   // Everything listed as cleared was checked to be gone; `remaining` says what is not and why.
-  #cleanup() {
-    const p = this.#plan;
+  // `tabOnly`: a newer session owns what the origin shares; only this tab's copies go.
+  /** @param {boolean} tabOnly */
+  #cleanup(tabOnly) {
+    const p = tabOnly ? { sessionStorage: this.#plan.sessionStorage } : this.#plan;
     /** @type {import("tessera").Remaining[]} */
     const left = (this.#remaining = []);
     // The shared record (the logout epoch) is never removed, so never written back: a copy
@@ -757,7 +762,7 @@ export class Driver {
     // literal it would cost package bytes).
     const out = (this.#cleared = /** @type {import("tessera").Cleared} */ ({
       memory: true,
-      localStorage: wipeStorage("localStorage", p.localStorage, [this.#tk, this.#bk], [this.#sk, this.#rk], left),
+      localStorage: tabOnly ? [] : wipeStorage("localStorage", p.localStorage, [this.#tk, this.#bk], [this.#sk, this.#rk], left),
       sessionStorage: wipeStorage("sessionStorage", p.sessionStorage, [this.#tk], [], left),
     }));
     out.cookies = p.cookies ? wipeCookies(document, location, left) : [];
@@ -770,7 +775,7 @@ export class Driver {
       later(p.caches, wipeCaches, (out.caches = [])),
       later(p.serviceWorkers === true, wipeWorkers, (out.serviceWorkers = [])),
       // The DPoP key goes with the session (listed under `indexedDB`).
-      this.#dp && this.#dp.then((d) => d.drop(left, p.indexedDB === true)).then((n) => out.indexedDB.push(...n)),
+      this.#dp && this.#dp.then((d) => d.drop(left, tabOnly || p.indexedDB === true)).then((n) => out.indexedDB.push(...n)),
     ]);
   }
 
