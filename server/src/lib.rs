@@ -181,10 +181,12 @@ pub fn app(state: AppState) -> Router {
                 HeaderName::from_static(routes::CSRF_HEADER),
                 HeaderName::from_static(dpop::DPOP_HEADER),
             ])
-            // a cross-origin SDK reads the DPoP nonce and the resource challenge
+            // a cross-origin SDK reads the DPoP nonce, the resource challenge and the
+            // server's clock (it dates its DPoP proofs by it)
             .expose_headers([
                 HeaderName::from_static(dpop::NONCE_HEADER),
                 header::WWW_AUTHENTICATE,
+                header::DATE,
             ])
             .max_age(std::time::Duration::from_secs(600))
     });

@@ -792,6 +792,14 @@ async fn allowlisted_origin_gets_cors_with_credentials() {
         r.header("access-control-allow-credentials").as_deref(),
         Some("true")
     );
+    // the SDK reads the DPoP nonce, the resource challenge and the server's clock
+    let exposed = r
+        .header("access-control-expose-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for h in ["dpop-nonce", "www-authenticate", "date"] {
+        assert!(exposed.contains(h), "{h} exposed: {exposed}");
+    }
     let pre = axum::http::Request::builder()
         .method("OPTIONS")
         .uri("/auth/refresh")

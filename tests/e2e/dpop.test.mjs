@@ -58,8 +58,10 @@ function useDpopEnv(serverOpts) {
   });
 }
 
-async function openPage() {
+/** A new tab on PAGE; `skewMs`: its clock (`Date.now`) runs that far off the machine's. */
+async function openPage(skewMs = 0) {
   const page = await browser.context.newPage();
+  if (skewMs) await page.addInitScript((ms) => ((now) => (Date.now = () => now() + ms))(Date.now), skewMs);
   page.errors = [];
   page.on("pageerror", (e) => page.errors.push(e.message));
   await page.goto(new URL("index.html", server.url).href);
@@ -368,8 +370,8 @@ describe("DPoP end to end with tessera-server --dpop required", () => {
     const apiAuth = [];
     browser.context.on("request", async (req) => {
       const p = new URL(req.url()).pathname;
-      if (req.method() === "POST" && p === "/auth/refresh") refreshes.push({ at: Date.now(), dpop: await req.headerValue("dpop") });
-      if (p === "/api/me") apiAuth.push(await req.headerValue("authorization"));
+      if (req.method() === "POST" && p === "/auth/refresh") refreshes.push({ at: Date.now(), dpop: await req.headerValue("dpop").catch(() => null) });
+      if (p === "/api/me") apiAuth.push(await req.headerValue("authorization").catch(() => null));
     });
     const statuses = [];
     browser.context.on("response", (res) => {
@@ -462,6 +464,31 @@ describe("DPoP end to end with tessera-server --dpop required", () => {
     page = await openPage();
     assert.equal(await page.evaluate((o) => window.start(o), opts), "anonymous");
   });
+  // A user's clock is often minutes off; the server accepts proofs whose `iat` is within 60 s of
+  // its own clock. The SDK dates its proofs by the server's clock (its `Date` header).
+  for (const skewMin of [-5, 7]) {
+    test(`dpop e2e: a browser clock ${Math.abs(skewMin)} min ${skewMin < 0 ? "behind" : "ahead of"} the server's signs in, calls the API and refreshes`, async () => {
+      const page = await openPage(skewMin * 60_000);
+      assert.ok(Math.abs((await page.evaluate(() => Date.now())) - Date.now() - skewMin * 60_000) < 10_000, "the page's clock is off");
+      // A channel of its own: the earlier tests' tabs (on the machine's clock) stay out of it;
+      // all tabs of a real browser share one clock.
+      const opts = { channel: `${CH}-clock${skewMin}`, dpop: true, refreshLeadMs: LEAD_MS, refreshJitterMs: 0, idleTimeoutMs: 600_000, idleWarningMs: 10_000 };
+      await page.evaluate((o) => window.start(o), opts);
+      assert.equal(await page.evaluate(() => window.S.login({ username: "alice", password: "tessera-demo" })), "active");
+      assert.equal(await page.evaluate(async () => (await window.S.fetch("/api/me")).status), 200);
+      await page.waitForFunction(() => window.E.some((e) => e.type === "refresh"), null, { timeout: 3 * ACCESS_TTL_S * 1000 });
+      assert.equal(await page.evaluate(async () => (await window.S.fetch("/api/me")).status), 200);
+      assert.deepEqual(page.errors, []);
+      await page.close();
+      // A new tab's first request is the refresh (its proof dated before the page knows the
+      // server's clock): refused once as invalid_dpop_proof, not as theft; the retry resumes.
+      const next = await openPage(skewMin * 60_000);
+      assert.equal(await next.evaluate((o) => window.start(o), opts), "active", "resumed in a new tab");
+      assert.equal(await next.evaluate(async () => (await window.S.fetch("/api/me")).status), 200);
+      await next.evaluate(() => window.S.logout());
+      assert.deepEqual(next.errors, []);
+    });
+  }
 });
 
 describe("DPoP end to end with server nonces (tessera-server --dpop required --dpop-nonce)", () => {
@@ -472,7 +499,7 @@ describe("DPoP end to end with server nonces (tessera-server --dpop required --d
     browser.context.on("response", async (res) => {
       const p = new URL(res.url()).pathname;
       if (p.startsWith("/auth/") || p === "/api/me") {
-        const dpop = await res.request().headerValue("dpop");
+        const dpop = await res.request().headerValue("dpop").catch(() => null);
         answers.push({ p, status: res.status(), nonce: dpop ? json(dpop.split(".")[1]).nonce : undefined });
       }
     });

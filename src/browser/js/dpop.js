@@ -18,6 +18,12 @@ const EC = { name: "ECDSA", namedCurve: "P-256" };
 /** @type {Map<string, string>} */
 export const nonces = new Map();
 
+// How far each origin's clock is ahead of this browser's, in ms, from its `Date` header: a
+// proof's `iat` is dated by the server's clock (it accepts ±60 s), and users' clocks are often
+// minutes off.
+/** @type {Map<string, number>} */
+const clocks = new Map();
+
 // The database holding channel `ch`'s key: two apps on one origin never share one.
 /** @param {string} ch */
 export const dpopDb = (ch) => "tessera:dpop:" + ch;
@@ -78,7 +84,7 @@ const b64b = (b) => b64(new Uint8Array(b));
 export async function proof(key, htm, url, token) {
   const u = new URL(url);
   /** @type {Record<string, string | number>} */
-  const p = { jti: b64(crypto.getRandomValues(new Uint8Array(16))), htm, htu: u.origin + u.pathname, iat: Math.floor(Date.now() / 1000) };
+  const p = { jti: b64(crypto.getRandomValues(new Uint8Array(16))), htm, htu: u.origin + u.pathname, iat: Math.floor((Date.now() + (clocks.get(u.origin) || 0)) / 1000) };
   const n = nonces.get(u.origin);
   if (n) p.nonce = n;
   if (token) p.ath = b64b(await crypto.subtle.digest("SHA-256", /** @type {import("./types").Bytes} */ (utf8(token))));
@@ -98,14 +104,18 @@ export const bound = (t) => {
   }
 };
 
-// Remembers the `DPoP-Nonce` an answer from `url` carries.
+// Remembers the `DPoP-Nonce` and the clock an answer from `url` carries. True when the clock
+// the request's proof was dated by was over 30 s off the server's (worth one more try).
 /**
  * @param {string} url
  * @param {Headers} h
  */
 const noted = (url, h) => {
-  const n = h.get("DPoP-Nonce");
-  if (n) nonces.set(new URL(url).origin, n);
+  const o = new URL(url).origin, n = h.get("DPoP-Nonce"), off = Date.parse(h.get("Date") || "") - Date.now(), was = clocks.get(o) || 0;
+  if (n) nonces.set(o, n);
+  // NaN (no `Date`) is neither kept nor "off"
+  if (off === off) clocks.set(o, off);
+  return Math.abs(off - was) > 30000;
 };
 
 /** What the driver calls (`#post`, `fetch`, the logout cleanup). @typedef {ReturnType<typeof dpop>} Dpop */
@@ -126,8 +136,9 @@ export function dpop(ch) {
   /** @param {string} t */
   const scheme = (t) => (bound(t) ? "DPoP " : "Bearer ") + t;
   return {
-    // `post` (transport.js) with a fresh proof, retried once when the server asks for its nonce
-    // (400 `use_dpop_nonce`). A logout never creates a key: it has nothing to prove then.
+    // `post` (transport.js) with a fresh proof, tried again (twice at most) when the server asks
+    // for its nonce (400 `use_dpop_nonce`) or refused a proof dated by a clock found to be off
+    // (400 `invalid_dpop_proof`). A logout never creates a key: it has nothing to prove then.
     /**
      * @param {string} path relative to the page
      * @param {object | null} body
@@ -144,12 +155,13 @@ export function dpop(ch) {
         if (bearer) h.Authorization = scheme(bearer);
         if (k) h.DPoP = await proof(k, "POST", url, bearer);
         const a = await post(url, body, bearer, ms, h);
-        noted(url, a.h);
-        if (again || !k || a.status !== 400 || !a.body || a.body.code !== "use_dpop_nonce") return a;
+        const fixed = noted(url, a.h), c = a.status === 400 && a.body && a.body.code;
+        if (again > 1 || !k || !(c === "use_dpop_nonce" || (fixed && c === "invalid_dpop_proof"))) return a;
       }
     },
     // `fetch` of a request to an API origin (its `Authorization` set by the driver) with the
-    // scheme the token asks for and a fresh proof, retried once on a 401 asking for a nonce.
+    // scheme the token asks for and a fresh proof, tried again on a 401 asking for a nonce or
+    // refusing a proof dated by a clock found to be off (as `post`).
     /**
      * @param {Request} req
      * @param {string | undefined} t the access token it carries
@@ -161,8 +173,8 @@ export function dpop(ch) {
         if (t) r.headers.set("Authorization", scheme(t));
         r.headers.set("DPoP", await proof(/** @type {DpopKey} */ (await get(true)), r.method, r.url, t));
         const res = await fetch(r);
-        noted(r.url, res.headers);
-        if (again || res.status !== 401 || !/use_dpop_nonce/.test(res.headers.get("WWW-Authenticate") || "")) return res;
+        const fixed = noted(r.url, res.headers), w = (res.status === 401 && res.headers.get("WWW-Authenticate")) || "";
+        if (again > 1 || !(/use_dpop_nonce/.test(w) || (fixed && /invalid_dpop_proof/.test(w)))) return res;
       }
     },
     // The logout cleanup: the key is forgotten and its database deleted (what is gone, as
