@@ -116,12 +116,6 @@ async function bundleWebEntry(pkg) {
   const wasm = readFileSync(path.join(pkg, `${NAME}_bg.wasm`));
   writeFileSync(entry, snippetImports(dropInternalDispose(shortenGlueMessages(readFileSync(entry, "utf8"))), wasm));
   const out = await esbuild().build({ entryPoints: [entry], bundle: true, minify: true, format: "esm", platform: "browser", write: false, logLevel: "error",
-    // V8's explicit compile hint (Chromium 136+; a plain comment elsewhere): every function of
-    // the file is compiled eagerly, off the main thread while the module streams in, and kept
-    // in the code cache, instead of lazily on the main thread at its first call. Most of them
-    // run in `Session.start()`: its synchronous call measured 3-6 ms (p50 of per-run
-    // differences) shorter in Chromium 156 (bench/sdk-results.md §1, 2026-12-03). 30 bytes.
-    banner: { js: "//# allFunctionsCalledOnLoad" },
     // The driver's `import("./dpop.js")` stays a dynamic import of the file beside this one.
     plugins: [DPOP_APART],
     // The glue's own bookkeeping on `Session` objects (never read outside this file; the
