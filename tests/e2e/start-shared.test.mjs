@@ -38,8 +38,9 @@ async function sessionPage(setup = async () => {}) {
   return page;
 }
 
+// Bounded above the driver's 30 s settle of a resume (a start may legitimately take that long).
 const started = (page) =>
-  page.waitForFunction(() => window.s, null, { timeout: 30_000 }).catch((e) => {
+  page.waitForFunction(() => window.s, null, { timeout: 60_000 }).catch((e) => {
     throw new Error(`${e.message}; page errors: ${page.errors.join("; ")}`);
   });
 
