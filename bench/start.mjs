@@ -5,11 +5,16 @@
 // oidc-client-ts (ESM build, unminified, as a bundler would get it) measured in the same run,
 // same browser, same server. Prints numbers; asserts nothing.
 //
-//   node bench/start.mjs [--runs 15] [--compare DIR[,DIR...]] [--only-minimal]
+//   node bench/start.mjs [--runs 15] [--compare DIR[,DIR...]] [--only-minimal] [--profile N]
+//
+// --profile N: then N more fresh tabs of each minimal page under the V8 CPU profiler (CDP
+// `Profiler`, 50 µs sampling; it slows the page, so these times are not the ones above): the
+// CPU inside `Session.start()`'s synchronous call (samples with the glue's `start` on the
+// stack) per start, and the functions with the most self time in it.
 //
 // --compare DIR,...: other built packages (e.g. main's pkg/) are served at /pkg-b/, /pkg-c/, ...
-// and their minimal pages run in the same runs, in a rotating order: an A/B of builds on the
-// same browser, server and load. --only-minimal: only the minimal page(s) and the
+// (TESSERA_PKG_DIR's at /pkg-a/, served alike) and their minimal pages run in the same runs, in
+// a rotating order: an A/B of builds on the same browser, server and load. --only-minimal: only the minimal page(s) and the
 // oidc-client-ts import (no demo page, no preload variants): quicker A/B runs.
 //
 // Also measured in the same runs: a minimal app page (import, init(), Session.start() with
@@ -21,16 +26,18 @@
 
 // Both are served by the real tessera-server from one temp www dir (a copy of www/ plus the
 // oidc-client-ts module and its one dependency), so both go over the same loopback HTTP.
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { ROOT, launchBrowser, openDemo, signIn, startServer } from "../tests/e2e/harness.mjs";
+import { ROOT, launchBrowser, openDemo, requirePkg, signIn, startServer } from "../tests/e2e/harness.mjs";
 
 const i = process.argv.indexOf("--runs");
 const RUNS = i > 0 ? Number(process.argv[i + 1]) : 15;
 const ci = process.argv.indexOf("--compare");
 const COMPARE = ci > 0 ? process.argv[ci + 1].split(",").map((d) => path.resolve(d)) : [];
 const ONLY_MINIMAL = process.argv.includes("--only-minimal");
+const pi = process.argv.indexOf("--profile");
+const PROFILE = pi > 0 ? Number(process.argv[pi + 1]) : 0;
 
 const OIDC_PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>oidc import</title>
 <script type="importmap">{"imports":{"jwt-decode":"/vendor/jwt-decode.js"}}</script></head><body>
@@ -48,18 +55,20 @@ window.result = { importMs: t1 - t0, getUserMs: t2 - t0, user: user ? "yes" : "n
 const MIN_PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tessera start</title></head><body>
 <script type="module">
 const t0 = performance.now();
-const m = await import("/pkg/tessera.js");
+const m = await import("/pkg-a/tessera.js");
 const t1 = performance.now();
 await m.default();
 const t2 = performance.now();
-const s = await m.Session.start({ baseUrl: "/auth" });
+const p = m.Session.start({ baseUrl: "/auth" });
+const sync = performance.now() - t2; // the call's synchronous part: constructor + init up to its first await
+const s = await p;
 const t3 = performance.now();
 await new Promise((ok) => setTimeout(ok, 0));
-window.result = { t0, imported: t1 - t0, initialised: t2 - t0, started: t3 - t0, state: s.state, task: performance.now() - t0, nav: t3 };
+window.result = { t0, imported: t1 - t0, initialised: t2 - t0, sync, started: t3 - t0, state: s.state, task: performance.now() - t0, nav: t3 };
 </script></body></html>`;
 
 const PRELOAD_TESSERA =
-  '<link rel="modulepreload" href="/pkg/tessera.js"><link rel="preload" href="/pkg/tessera_bg.wasm" as="fetch" type="application/wasm" crossorigin>';
+  '<link rel="modulepreload" href="/pkg-a/tessera.js"><link rel="preload" href="/pkg-a/tessera_bg.wasm" as="fetch" type="application/wasm" crossorigin>';
 const PRELOAD_OIDC = '<link rel="modulepreload" href="/vendor/oidc-client-ts.js"><link rel="modulepreload" href="/vendor/jwt-decode.js">';
 
 // Records (first) times of what the SDK waits on while starting; changes nothing else.
@@ -132,16 +141,33 @@ async function main() {
   cpSync(path.join(ROOT, "node_modules/jwt-decode/build/esm/index.js"), path.join(www, "vendor/jwt-decode.js"));
   writeFileSync(path.join(www, "oidc.html"), OIDC_PAGE);
   writeFileSync(path.join(www, "start.html"), MIN_PAGE);
+  // Every build the minimal pages import (TESSERA_PKG_DIR's too, at /pkg-a/) is a copy in the
+  // www dir, served alike. The server sends no Cache-Control, so the browser's heuristic
+  // freshness follows Last-Modified: a copy made now is revalidated on every load, an older
+  // file is not. (Until 2026-12-03 the first build was served from its own dir, whose old
+  // mtime let it come from the cache while the --compare copies were revalidated: a bias
+  // against them, and the oidc-client-ts files were revalidated too.) All files get one
+  // mtime, a day back: each page loads every file alike, from the cache after the warm-up run.
+  cpSync(requirePkg(), path.join(www, "pkg-a"), { recursive: true });
   const letters = "bcdefgh";
   COMPARE.forEach((dir, n) => {
     cpSync(dir, path.join(www, `pkg-${letters[n]}`), { recursive: true });
-    writeFileSync(path.join(www, `start-${letters[n]}.html`), MIN_PAGE.replace('"/pkg/tessera.js"', `"/pkg-${letters[n]}/tessera.js"`));
+    writeFileSync(path.join(www, `start-${letters[n]}.html`), MIN_PAGE.replace('"/pkg-a/tessera.js"', `"/pkg-${letters[n]}/tessera.js"`));
   });
   // The same two pages with preload hints in <head>, as an app can add them: the module (and
   // the Wasm) start downloading while the page is parsed, not one after the other.
   const head = (links) => (page) => page.replace("</head>", links + "</head>");
   writeFileSync(path.join(www, "start-preload.html"), head(PRELOAD_TESSERA)(MIN_PAGE));
   writeFileSync(path.join(www, "oidc-preload.html"), head(PRELOAD_OIDC)(OIDC_PAGE));
+  const day = Date.now() / 1000 - 86400;
+  const touch = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const f = path.join(dir, e.name);
+      if (e.isDirectory()) touch(f);
+      utimesSync(f, day, day);
+    }
+  };
+  touch(www);
 
   const server = await startServer({ wwwDir: www });
   const browser = await launchBrowser();
@@ -160,12 +186,13 @@ async function main() {
       }
     });
     const oidc = { importMs: [], getUserMs: [] };
-    const minimal = { imported: [], initialised: [], started: [], restored: 0, phases: {} };
-    const others = COMPARE.map(() => ({ imported: [], initialised: [], started: [], restored: 0, phases: {} }));
+    const minimal = { imported: [], initialised: [], sync: [], started: [], restored: 0, phases: {} };
+    const others = COMPARE.map(() => ({ imported: [], initialised: [], sync: [], started: [], restored: 0, phases: {} }));
     // From navigation start (performance.now() at the end): preloads begin before the page's
     // script runs, so the times from its `import` would hide them.
     const preloaded = { started: [], restored: 0, oidc: [], plain: [], plainOidc: [] };
     await ctx.addInitScript(probe);
+    const files = ["start.html", ...COMPARE.map((_, n) => `start-${letters[n]}.html`)];
     for (let run = 0; run < RUNS + 1; run++) {
       // Alternate so neither side always runs on a warmer browser.
       const readMarks = async (query) => {
@@ -201,7 +228,6 @@ async function main() {
       return mr;
       };
       // With --compare, rotate which build goes first.
-      const files = ["start.html", ...COMPARE.map((_, n) => `start-${letters[n]}.html`)];
       const got = {};
       for (let k = 0; k < files.length; k++) {
         const f = files[(k + run) % files.length];
@@ -239,6 +265,7 @@ async function main() {
       for (const [into, x] of [[minimal, mr], ...others.map((o, n) => [o, got[files[n + 1]]])]) {
         into.imported.push(x.imported);
         into.initialised.push(x.initialised);
+        into.sync.push(x.sync);
         into.started.push(x.started);
         if (x.state === "active") into.restored += 1;
         for (const [k, v] of x.at) (into.phases[k] ||= []).push(v);
@@ -264,13 +291,14 @@ async function main() {
       console.log(`minimal page (import, init(), Session.start() with default options, nothing else), ${dir}:`);
       show("tessera: import of the module", m.imported);
       show("tessera: + init() (wasm compile + instantiate)", m.initialised);
+      show("  Session.start()'s synchronous call (in-page CPU)", m.sync);
       const r = show("tessera: + Session.start() -> session state", m.started);
       console.log(`  sessions restored: ${m.restored}/${RUNS}; where the time goes (ms from the import, p50, in time order):`);
       const order = Object.entries(m.phases).map(([k, v]) => [k, stats(v).p50, v.length]).sort((a, b) => a[1] - b[1]);
       for (const [k, p50, n] of order) console.log(`    ${p50.toFixed(1).padStart(7)}  ${k}${n < RUNS ? ` (${n}/${RUNS} runs)` : ""}`);
       return r;
     };
-    const mt = minimalReport(minimal, "/pkg/ (TESSERA_PKG_DIR)");
+    const mt = minimalReport(minimal, "/pkg-a/ (TESSERA_PKG_DIR)");
     const mtB = others.map((m, n) => [letters[n], minimalReport(m, `/pkg-${letters[n]}/ (${COMPARE[n]})`)]);
     // Paired: each run measures every build back to back, so the per-run difference cancels
     // most of the machine's drift between runs.
@@ -278,7 +306,11 @@ async function main() {
       const d = m.started.map((v, k) => v - minimal.started[k]);
       const s = stats(d);
       const wins = d.filter((x) => x < 0).length;
-      console.log(`  /pkg-${letters[n]}/ minus /pkg/, per run (import -> started): median ${s.p50.toFixed(1)} ms, faster in ${wins}/${d.length} runs`);
+      console.log(`  /pkg-${letters[n]}/ minus /pkg-a/, per run (import -> started): median ${s.p50.toFixed(1)} ms, faster in ${wins}/${d.length} runs`);
+      for (const [k, label] of [["imported", "import"], ["initialised", "import -> init() done"], ["sync", "Session.start()'s synchronous call"]]) {
+        const dk = m[k].map((v, j) => v - minimal[k][j]);
+        console.log(`  /pkg-${letters[n]}/ minus /pkg-a/, per run (${label}): median ${stats(dk).p50.toFixed(1)} ms, faster in ${dk.filter((x) => x < 0).length}/${dk.length} runs`);
+      }
     });
     const o = show("oidc-client-ts: import (ESM, with jwt-decode)", oidc.importMs);
     show("oidc-client-ts: import + UserManager.getUser()", oidc.getUserMs);
@@ -286,6 +318,7 @@ async function main() {
       `  ratio tessera import->started / oidc-client-ts import (p50): ${t ? `demo page ${(t.p50 / o.p50).toFixed(2)}, ` : ""}minimal page ${(mt.p50 / o.p50).toFixed(2)}` +
         mtB.map(([l, m]) => `, minimal page of /pkg-${l}/ ${(m.p50 / o.p50).toFixed(2)}`).join("") + " (goal: <= 1)",
     );
+    if (PROFILE) await profile(ctx, server.url, files, PROFILE);
     if (ONLY_MINIMAL) return;
     console.log(`from navigation start (performance.now() when done), without and with preload hints in <head>`);
     console.log(`(modulepreload of the modules; the Wasm as a fetch preload):`);
@@ -299,6 +332,55 @@ async function main() {
     await browser.close();
     await server.close();
     rmSync(www, { recursive: true, force: true });
+  }
+}
+
+// V8 CPU profiles of `runs` fresh tabs per page (rotating); per page: the sampled time inside
+// `Session.start()`'s synchronous call per start, and its functions by self time.
+async function profile(ctx, url, files, runs) {
+  const per = Object.fromEntries(files.map((f) => [f, { total: 0, starts: 0, self: new Map() }]));
+  for (let run = 0; run < runs; run++) {
+    for (let k = 0; k < files.length; k++) {
+      const f = files[(k + run) % files.length];
+      const page = await ctx.newPage();
+      const cdp = await ctx.newCDPSession(page);
+      await cdp.send("Profiler.enable");
+      await cdp.send("Profiler.setSamplingInterval", { interval: 50 });
+      await cdp.send("Profiler.start");
+      await page.goto(new URL(f, url).href);
+      await page.waitForFunction(() => window.result, null, { timeout: 60_000 });
+      const { profile: p } = await cdp.send("Profiler.stop");
+      await page.close();
+      const byId = new Map(p.nodes.map((n) => [n.id, n]));
+      const parent = new Map();
+      for (const n of p.nodes) for (const c of n.children || []) parent.set(c, n.id);
+      // Inside the call: a frame of the glue's `start` (tessera.js) on the sample's stack.
+      const inside = new Map();
+      const isInside = (id) => {
+        if (inside.has(id)) return inside.get(id);
+        const n = byId.get(id);
+        const cf = n.callFrame;
+        const v = (cf.functionName === "start" && cf.url.endsWith("/tessera.js")) || (parent.has(id) && isInside(parent.get(id)));
+        inside.set(id, v);
+        return v;
+      };
+      const at = per[f];
+      at.starts += 1;
+      p.samples.forEach((id, i) => {
+        const dt = (p.timeDeltas[i + 1] ?? 0) / 1000; // this sample lasts until the next one
+        if (!isInside(id)) return;
+        at.total += dt;
+        const cf = byId.get(id).callFrame;
+        const name = `${cf.functionName || "(anonymous)"} ${cf.url ? cf.url.split("/").pop() + ":" + cf.lineNumber + ":" + cf.columnNumber : ""}`;
+        at.self.set(name, (at.self.get(name) || 0) + dt);
+      });
+    }
+  }
+  for (const f of files) {
+    const at = per[f];
+    console.log(`CPU profile of ${f} (${at.starts} starts): ${(at.total / at.starts).toFixed(2)} ms sampled inside Session.start()'s synchronous call per start; self time per start:`);
+    for (const [name, ms] of [...at.self].sort((a, b) => b[1] - a[1]).slice(0, 25))
+      console.log(`  ${(ms / at.starts).toFixed(2).padStart(7)} ms  ${name}`);
   }
 }
 

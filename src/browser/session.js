@@ -484,7 +484,14 @@ var Driver = class {
     );
     this.#early = null;
     this.startEvents = Object.freeze(early.map((x) => x[1]));
-    if (early.length) setTimeout(() => early.forEach(([n, d]) => this.#emit(n, d)), 0);
+    setTimeout(() => {
+      early.forEach(([n, d]) => this.#emit(n, d));
+      if (this.#bc && !this.#dead) {
+        this.#listenStorage();
+        this.#feedShared();
+        this.#pump();
+      }
+    }, 0);
   }
   async #adoptCookie() {
     if (this.#tokenMode || offline() || this.#owed()) return;
@@ -561,14 +568,7 @@ var Driver = class {
       this.#bc = new BroadcastChannel(this.#ch);
       this.#bc.onmessage = (e) => this.#onBus(e.data);
     } else this.#fail("bus_unavailable");
-    listen(window, "storage", (e) => {
-      if (e.key === this.#sk || e.key === null) {
-        if (this.#bc) {
-          this.#feedShared();
-          this.#pump();
-        } else this.#nudged(true);
-      } else if (!this.#bc && (e.key === this.#bk || e.key === this.#tk) && e.newValue) this.#nudged(false);
-    });
+    if (!this.#bc) this.#listenStorage();
     listen(window, "online", () => {
       this.#drive(ONLINE, true);
       this.#settleRevoke();
@@ -603,6 +603,18 @@ var Driver = class {
         input,
         OPTS
       );
+  }
+  #listenStorage() {
+    const f = (e) => {
+      if (e.key === this.#sk || e.key === null) {
+        if (this.#bc) {
+          this.#feedShared();
+          this.#pump();
+        } else this.#nudged(true);
+      } else if (!this.#bc && (e.key === this.#bk || e.key === this.#tk) && e.newValue) this.#nudged(false);
+    };
+    addEventListener("storage", f);
+    this.#off.push(() => removeEventListener("storage", f));
   }
   /** @param {unknown} data a message from another tab (untrusted) */
   #onBus(data) {

@@ -159,7 +159,16 @@ export class Driver {
     const early = /** @type {Array<[keyof SessionEvents, SessionEvent]>} */ (this.#early); // null only from here on
     this.#early = null;
     this.startEvents = Object.freeze(early.map((x) => x[1]));
-    if (early.length) setTimeout(() => early.forEach(([n, d]) => this.#emit(n, d)), 0);
+    setTimeout(() => {
+      early.forEach(([n, d]) => this.#emit(n, d));
+      // With a tab bus: the `storage` listener, off the start's path (`#install`), then the
+      // shared record once more, so that a write made while starting is not missed.
+      if (this.#bc && !this.#dead) {
+        this.#listenStorage();
+        this.#feedShared();
+        this.#pump();
+      }
+    }, 0);
   }
 
   async #adoptCookie() {
@@ -231,16 +240,11 @@ export class Driver {
       this.#bc = new BroadcastChannel(this.#ch);
       this.#bc.onmessage = (e) => this.#onBus(e.data);
     } else this.#fail("bus_unavailable");
-    listen(window, "storage", (e) => {
-      // Without a tab bus the shared record is how a login elsewhere becomes known (its
-      // write may come after the bus nudge): both lead to `#nudged`.
-      if (e.key === this.#sk || e.key === null) {
-        if (this.#bc) {
-          this.#feedShared();
-          this.#pump();
-        } else this.#nudged(true);
-      } else if (!this.#bc && (e.key === this.#bk || e.key === this.#tk) && e.newValue) this.#nudged(false);
-    });
+    // The first `storage` listener of a page is slow in Chromium (it connects the page's storage
+    // areas: a round trip to the browser process, ms to 100s of ms under load). With a tab bus
+    // it only catches up from the shared record, so `init` adds it once the start is done
+    // (`#listenStorage`); without one the storage events are the bus: added at once.
+    if (!this.#bc) this.#listenStorage();
     listen(window, "online", () => {
       this.#drive(ONLINE, true);
       this.#settleRevoke();
@@ -272,6 +276,21 @@ export class Driver {
     const input = activity(sample, () => this.#drive(ACTIVITY));
     for (const k of o.scrollActivity === true ? [...KINDS, "scroll"] : KINDS)
       listen(document, /** @type {"keydown"} */ (k), input, OPTS);
+  }
+
+  #listenStorage() {
+    const f = (/** @type {StorageEvent} */ e) => {
+      // Without a tab bus the shared record is how a login elsewhere becomes known (its
+      // write may come after the bus nudge): both lead to `#nudged`.
+      if (e.key === this.#sk || e.key === null) {
+        if (this.#bc) {
+          this.#feedShared();
+          this.#pump();
+        } else this.#nudged(true);
+      } else if (!this.#bc && (e.key === this.#bk || e.key === this.#tk) && e.newValue) this.#nudged(false);
+    };
+    addEventListener("storage", f);
+    this.#off.push(() => removeEventListener("storage", f));
   }
 
   /** @param {unknown} data a message from another tab (untrusted) */
