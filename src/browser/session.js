@@ -469,6 +469,7 @@ var Driver = class {
     this.#feedShared();
     this.#install(o);
     this.#drive(ONLINE, !offline());
+    if (this.#dp) await this.#dp.catch(() => Promise.reject(error("dpop_unavailable")));
     await this.#settleRevoke();
     const intact = this.#kind ? await this.#restore() !== false : true;
     if (o.resume !== false && intact && !this.#signedIn()) {

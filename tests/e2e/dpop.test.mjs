@@ -319,6 +319,26 @@ describe("DPoP in the browser, the server's answers scripted by the test", () =>
     assert.ok(!(await plain.evaluate(() => performance.getEntriesByType("resource").some((e) => e.name.endsWith("/dpop.js")))), "dpop.js not loaded without dpop");
   });
 
+  test("dpop: when dpop.js cannot be loaded (a bundler dropped it, a CSP blocks it) Session.start rejects with dpop_unavailable at once", async () => {
+    await browser.context.route("**/pkg/dpop.js", (r) => r.fulfill({ status: 404, body: "gone" }));
+    const sent = [];
+    browser.context.on("request", (r) => new URL(r.url()).pathname.startsWith("/auth/") && sent.push(r.url()));
+    const page = await openPage();
+    const t0 = Date.now();
+    const code = await page.evaluate(async (ch) => {
+      try {
+        await window.start({ channel: ch, dpop: true });
+        return "started";
+      } catch (e) {
+        return e.code;
+      }
+    }, CH);
+    assert.equal(code, "dpop_unavailable");
+    assert.ok(Date.now() - t0 < 10_000, `rejected after ${Date.now() - t0} ms`);
+    assert.deepEqual(sent, [], "no request went out without its proof");
+    assert.deepEqual(page.errors, []);
+  });
+
   test("dpop: without IndexedDB (or WebCrypto) Session.start rejects with dpop_unavailable", async () => {
     const page = await openPage();
     const code = await page.evaluate(async (ch) => {

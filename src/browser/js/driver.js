@@ -137,6 +137,9 @@ export class Driver {
     this.#install(o);
     // The initial online state is an input: a tab that starts offline does not churn retries.
     this.#drive(ONLINE, !offline());
+    // `dpop.js` (a file of its own) must be there before the first request: without it (a
+    // bundler dropped it, a CSP blocks it) no request could carry its proof.
+    if (this.#dp) await this.#dp.catch(() => Promise.reject(error("dpop_unavailable")));
     await this.#settleRevoke();
     // A persisted record that fails to open was wiped: the user signs in again rather than
     // being resumed silently from the refresh cookie. One whose key is only
