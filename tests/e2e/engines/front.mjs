@@ -75,6 +75,7 @@ export async function startFront(server, { tls = false } = {}) {
     );
     upstream.on("error", (err) => {
       entry.status = 502;
+      entry.error = `${err.code || ""} ${err.message}`.trim();
       if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" });
       res.end(`front: upstream error ${err.message}`);
     });
