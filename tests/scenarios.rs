@@ -549,7 +549,10 @@ fn a_tab_started_after_a_logout_elsewhere_has_nothing_pending() {
     let mut b = Engine::new(cfg(), 2, 9, T0 + 20);
     b.handle(T0 + 20, Input::Shared(Some(shared)));
     b.handle(T0 + 20, Input::Resume);
-    assert!(!b.resume_pending(), "the driver's start has nothing to wait for");
+    assert!(
+        !b.resume_pending(),
+        "the driver's start has nothing to wait for"
+    );
     let fx = drain(&mut b);
     assert!(!sends_refresh(&fx));
     for f in &fx {
