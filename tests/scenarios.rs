@@ -537,6 +537,38 @@ fn resume_after_a_logout_never_revives_the_session_from_the_cookie() {
     assert_eq!(b.state(), SessionState::Anonymous);
 }
 
+/// A tab opened (or reloaded) after a logout in another, still open, tab — the bus-only e2e
+/// reload — settles its start at once: nothing pending for the driver's start to wait on, no
+/// request, and the logged-out tab answers its token request with no token. (The Chromium
+/// reload stall of that scenario was the e2e proxy's, not this: tests/e2e/front.test.mjs.)
+#[test]
+fn a_tab_started_after_a_logout_elsewhere_has_nothing_pending() {
+    let (mut a, _, _) = signed_in(1, cfg());
+    a.handle(T0 + 10, Input::Logout { everywhere: false });
+    let shared = last_persist(&drain(&mut a)).unwrap();
+    let mut b = Engine::new(cfg(), 2, 9, T0 + 20);
+    b.handle(T0 + 20, Input::Shared(Some(shared)));
+    b.handle(T0 + 20, Input::Resume);
+    assert!(
+        !b.resume_pending(),
+        "the driver's start has nothing to wait for"
+    );
+    let fx = drain(&mut b);
+    assert!(!sends_refresh(&fx));
+    for f in &fx {
+        if let Effect::Broadcast(m) = f {
+            a.handle(T0 + 25, Input::Bus(m.clone()));
+        }
+    }
+    let answers = broadcasts(&drain(&mut a));
+    assert!(
+        !answers.iter().any(|m| matches!(m, Msg::Token { .. })),
+        "the logged-out tab has no token to give: {answers:?}"
+    );
+    assert!(!b.resume_pending());
+    assert_eq!(b.state(), SessionState::Anonymous);
+}
+
 #[test]
 fn user_logout_broadcasts_first_then_revokes_then_wipes() {
     let (mut e, _, _) = signed_in(1, cfg());

@@ -46,11 +46,17 @@ function certificate() {
 
 /**
  * Starts a recording reverse proxy to `server` on a free loopback port.
- * @returns {Promise<{url: string, origin: string, tls: boolean, requests: Array<{method: string, path: string, status: number, at: number}>, count: (method: string, pathname: string) => number, close: () => Promise<void>}>}
+ * @returns {Promise<{url: string, origin: string, tls: boolean, requests: Array<{method: string, path: string, status: number, at: number, error?: string}>, count: (method: string, pathname: string) => number, close: () => Promise<void>}>}
  */
 export async function startFront(server, { tls = false } = {}) {
   const requests = [];
-  const agent = new http.Agent({ keepAlive: true });
+  // One upstream connection per request, never an idle one reused: tessera-server closes a
+  // connection left idle for `--header-timeout` (10 s), and a request written onto one it is
+  // closing at that moment (this process's event loop, busy under load, had not yet seen the
+  // close) dies unanswered, which the browser would get as this front's 502 — for a module of
+  // the demo page, a page that never starts (tests/e2e/front.test.mjs). Browsers retry such a
+  // request on a fresh connection; the front need not reuse any.
+  const agent = new http.Agent({ keepAlive: false });
   let origin = "";
   const handler = (req, res) => {
     const entry = { method: req.method, path: new URL(req.url, "http://x").pathname, status: 0, at: Date.now() };
@@ -75,6 +81,7 @@ export async function startFront(server, { tls = false } = {}) {
     );
     upstream.on("error", (err) => {
       entry.status = 502;
+      entry.error = `${err.code || ""} ${err.message}`.trim();
       if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" });
       res.end(`front: upstream error ${err.message}`);
     });

@@ -330,6 +330,13 @@ export const SCENARIOS = [
       await b.reload();
       await waitReady(b);
       assert.ok(["anonymous", "logged-out"].includes(await stateOf(b)), "a reload stays signed out");
+      // How long `Session.start()` took in the reloaded, signed-out tab (the other tab is open
+      // and logged out): a number to watch, not a timed assertion.
+      const startMs = await b.eval(() => {
+        const m = Object.fromEntries(performance.getEntriesByType("mark").map((x) => [x.name, x.startTime]));
+        return Math.round(m["tessera:started"] - m["tessera:initialised"]);
+      });
+      console.log(`# ${env.engine}${env.without ? ` without ${env.without}` : ""}: start() after the reload took ${startMs} ms`);
       await closeAll([a, b]);
     },
   },

@@ -123,6 +123,9 @@ export function engineSuite(n) {
       await fn({ engine: ENGINE, browser: mine, server, front, url: front.url, without, t });
     } catch (err) {
       err.message += `\n-- server log (last lines) --\n${server.logs.slice(-15).join("\n")}`;
+      const t0 = front.requests[0]?.at ?? 0;
+      const seen = front.requests.slice(-15).map((r) => `+${r.at - t0} ms ${r.method} ${r.path} ${r.status || "(no answer yet)"}${r.error ? ` ${r.error}` : ""}`);
+      err.message += `\n-- front: last requests (of ${front.requests.length}) --\n${seen.join("\n")}`;
       throw err;
     } finally {
       await mine.closeTabs().catch(() => {});
