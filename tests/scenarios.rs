@@ -523,14 +523,21 @@ fn resume_is_answered_by_another_tab_without_a_request() {
     assert_eq!(b.access_token(), Some("a0"));
 }
 
-#[test]
-fn resume_after_a_logout_never_revives_the_session_from_the_cookie() {
+/// Tab A signs in and logs out; tab B starts after it (the shared record read, then the
+/// resume). Returns both.
+fn started_after_a_logout() -> (Engine, Engine) {
     let (mut a, _, _) = signed_in(1, cfg());
     a.handle(T0 + 10, Input::Logout { everywhere: false });
     let shared = last_persist(&drain(&mut a)).unwrap();
     let mut b = Engine::new(cfg(), 2, 9, T0 + 20);
     b.handle(T0 + 20, Input::Shared(Some(shared)));
     b.handle(T0 + 20, Input::Resume);
+    (a, b)
+}
+
+#[test]
+fn resume_after_a_logout_never_revives_the_session_from_the_cookie() {
+    let (_a, mut b) = started_after_a_logout();
     drain(&mut b);
     b.handle(T0 + 10_000, Input::Timer);
     assert!(drain(&mut b).is_empty());
@@ -543,12 +550,7 @@ fn resume_after_a_logout_never_revives_the_session_from_the_cookie() {
 /// reload stall of that scenario was the e2e proxy's, not this: tests/e2e/front.test.mjs.)
 #[test]
 fn a_tab_started_after_a_logout_elsewhere_has_nothing_pending() {
-    let (mut a, _, _) = signed_in(1, cfg());
-    a.handle(T0 + 10, Input::Logout { everywhere: false });
-    let shared = last_persist(&drain(&mut a)).unwrap();
-    let mut b = Engine::new(cfg(), 2, 9, T0 + 20);
-    b.handle(T0 + 20, Input::Shared(Some(shared)));
-    b.handle(T0 + 20, Input::Resume);
+    let (mut a, mut b) = started_after_a_logout();
     assert!(
         !b.resume_pending(),
         "the driver's start has nothing to wait for"

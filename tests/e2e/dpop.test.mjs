@@ -28,6 +28,8 @@ window.start = async (o) => {
   for (const n of ["login", "refresh", "logout", "error"]) window.S.on(n, (e) => window.E.push(e));
   return window.S.state;
 };
+// How a start ends: "started", or the error's code.
+window.startCode = (o) => window.start(o).then(() => "started", (e) => e.code);
 window.loadDpop = () => import("/pkg/dpop.js");
 window.ready = true;
 </script>`;
@@ -325,14 +327,7 @@ describe("DPoP in the browser, the server's answers scripted by the test", () =>
     browser.context.on("request", (r) => new URL(r.url()).pathname.startsWith("/auth/") && sent.push(r.url()));
     const page = await openPage();
     const t0 = Date.now();
-    const code = await page.evaluate(async (ch) => {
-      try {
-        await window.start({ channel: ch, dpop: true });
-        return "started";
-      } catch (e) {
-        return e.code;
-      }
-    }, CH);
+    const code = await page.evaluate((ch) => window.startCode({ channel: ch, dpop: true }), CH);
     assert.equal(code, "dpop_unavailable");
     assert.ok(Date.now() - t0 < 10_000, `rejected after ${Date.now() - t0} ms`);
     assert.deepEqual(sent, [], "no request went out without its proof");
@@ -343,23 +338,13 @@ describe("DPoP in the browser, the server's answers scripted by the test", () =>
     const page = await openPage();
     const code = await page.evaluate(async (ch) => {
       Object.defineProperty(window, "indexedDB", { value: undefined, configurable: true });
-      try {
-        await window.start({ channel: ch, dpop: true });
-        return "started";
-      } catch (e) {
-        return e.code;
-      }
+      return window.startCode({ channel: ch, dpop: true });
     }, CH);
     assert.equal(code, "dpop_unavailable");
     const code2 = await page.evaluate(async (ch) => {
       Object.defineProperty(crypto, "subtle", { value: undefined, configurable: true });
       Object.defineProperty(window, "indexedDB", { value: {}, configurable: true });
-      try {
-        await window.start({ channel: ch, dpop: true });
-        return "started";
-      } catch (e) {
-        return e.code;
-      }
+      return window.startCode({ channel: ch, dpop: true });
     }, CH);
     assert.equal(code2, "dpop_unavailable");
   });
