@@ -1634,3 +1634,56 @@ fn a_tab_thawing_after_a_logout_alone_wipes_everything() {
     assert_eq!(c.access_token(), None);
     assert_eq!(c.state(), SessionState::LoggedOut);
 }
+
+/// Another tab logs out while this tab's resume refresh is in flight (seen by bus message or
+/// shared record); the refresh's answer then carries the ended session's tokens. The resume
+/// is decided (signed out), not left pending: the driver's `Session.start()` settles on
+/// `resume_pending` and would otherwise wait out its 30 s bound.
+#[test]
+fn a_logout_during_the_resume_refresh_decides_the_resume() {
+    for by_bus in [true, false] {
+        let (mut a, _, shared) = signed_in(1, cfg());
+        let mut b = Engine::new(cfg(), 2, 9, T0 + 20);
+        b.set_alone(true);
+        b.handle(T0 + 20, Input::Shared(Some(shared.clone())));
+        b.handle(T0 + 20, Input::Resume);
+        let mut now = T0 + 20;
+        while b.awaiting().refresh.is_none() && now < T0 + 10_000 {
+            drain(&mut b);
+            if b.awaiting().lock.is_some() {
+                b.handle(now, lock_granted(&b));
+            } else {
+                now += 50;
+                b.handle(now, Input::Timer);
+            }
+        }
+        drain(&mut b);
+        let id = b.awaiting().refresh.expect("the resume's refresh is out");
+        a.handle(now, Input::Logout { everywhere: false });
+        let out = drain(&mut a);
+        let stored = merge(Some(&shared), &last_persist(&out).unwrap());
+        if by_bus {
+            b.handle(now + 5, Input::Bus(first_broadcast(&out)));
+        } else {
+            b.handle(now + 5, Input::Shared(Some(stored)));
+        }
+        drain(&mut b);
+        b.handle(
+            now + 10,
+            Input::RefreshSucceeded {
+                id,
+                tokens: tokens("late"),
+            },
+        );
+        drain(&mut b);
+        assert_eq!(
+            b.access_token(),
+            None,
+            "by_bus={by_bus}: the ended session is not adopted"
+        );
+        assert!(
+            !b.resume_pending(),
+            "by_bus={by_bus}: the resume is decided, not left pending"
+        );
+    }
+}

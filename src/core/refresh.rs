@@ -613,6 +613,11 @@ impl Engine {
             .token
             .is_some_and(|s| s.stamp >= stamp && (self.held.is_some() || got == 0 || s.sid != got));
         if epoch < self.shared.epoch || seen_newer {
+            // A logout since the request ended its session: a resume is decided (signed
+            // out), nothing will come to wait for.
+            if epoch < self.shared.epoch {
+                self.refresh.resuming = false;
+            }
             self.stale();
             self.release_lock();
             self.ask_if_behind(now);

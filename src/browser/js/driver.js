@@ -292,8 +292,8 @@ export class Driver {
         } else this.#nudged(true);
       } else if (!this.#bc && (e.key === this.#bk || e.key === this.#tk) && e.newValue) this.#nudged(false);
     };
-    addEventListener("storage", f);
-    this.#off.push(() => removeEventListener("storage", f));
+    window.addEventListener("storage", f);
+    this.#off.push(() => window.removeEventListener("storage", f));
   }
 
   /** @param {unknown} data a message from another tab (untrusted) */
