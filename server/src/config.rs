@@ -160,6 +160,14 @@ pub struct Config {
     #[arg(long, env = "TESSERA_HEADER_TIMEOUT", value_parser = parse_secs_u64, default_value_t = 10)]
     pub header_timeout: u64,
 
+    /// Time a kept-alive connection may stay idle between requests before it is closed
+    /// (seconds, or `75s`). Set it above the upstream idle timeout of any reverse proxy in
+    /// front (nginx and most load balancers: 60 s): a proxy that writes a request onto a
+    /// connection the server is closing fails it. The header timeout still bounds each request's header
+    /// once its first byte arrives, and a new connection's first request.
+    #[arg(long, env = "TESSERA_KEEP_ALIVE_TIMEOUT", value_parser = parse_secs_u64, default_value_t = 75)]
+    pub keep_alive_timeout: u64,
+
     /// Time a client has to send a request body (seconds, or `10s`).
     #[arg(long, env = "TESSERA_BODY_TIMEOUT", value_parser = parse_secs_u64, default_value_t = 10)]
     pub body_timeout: u64,
@@ -468,6 +476,7 @@ impl Config {
         }
         for (name, v) in [
             ("--header-timeout", self.header_timeout),
+            ("--keep-alive-timeout", self.keep_alive_timeout),
             ("--body-timeout", self.body_timeout),
             ("--request-timeout", self.request_timeout),
         ] {

@@ -1009,6 +1009,179 @@ mod real_socket {
         drop(a);
         assert!(b.await.expect("b"), "served once the slot is free");
     }
+
+    const JWKS_GET: &[u8] = b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+    /// Reads one whole HTTP/1.1 response (head and `Content-Length` body) from `s`; `None`
+    /// when the connection ends first.
+    async fn read_response(s: &mut TcpStream) -> Option<String> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if got.len() >= end + 4 + len {
+                    return Some(String::from_utf8_lossy(&got).into_owned());
+                }
+            }
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    /// How long until the server ends the connection (EOF, reset or an error answer), at
+    /// most `limit`.
+    async fn closed_within(s: &mut TcpStream, limit: Duration) -> Option<Duration> {
+        let start = Instant::now();
+        let mut buf = [0u8; 512];
+        match tokio::time::timeout(limit, s.read(&mut buf)).await {
+            Err(_) => None,
+            Ok(_) => Some(start.elapsed()),
+        }
+    }
+
+    /// A reverse proxy keeps idle upstream connections open (nginx and load balancers: 60 s)
+    /// and writes its next request onto one. If the server closed it at the header timeout,
+    /// that request races the close and fails (a 502 for the user). The idle time between
+    /// requests is bounded by `--keep-alive-timeout`, not by `--header-timeout`.
+    #[tokio::test]
+    async fn a_keep_alive_connection_idle_past_the_header_timeout_serves_the_next_request() {
+        let mut cfg = Config::for_tests();
+        cfg.header_timeout = 1;
+        cfg.keep_alive_timeout = 30;
+        let h = Harness::with_config(cfg).await;
+        let srv = LiveServer::start(h.state.clone()).await;
+        let mut s = TcpStream::connect(srv.base.trim_start_matches("http://"))
+            .await
+            .expect("connect");
+        s.write_all(JWKS_GET).await.expect("write");
+        let first = read_response(&mut s).await.expect("first response");
+        assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        s.write_all(JWKS_GET).await.expect("write after idling");
+        let second = read_response(&mut s).await;
+        assert!(
+            second
+                .as_deref()
+                .is_some_and(|r| r.starts_with("HTTP/1.1 200")),
+            "the idle connection was closed at the header timeout: {second:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_idle_keep_alive_connection_is_closed_at_the_keep_alive_timeout() {
+        let mut cfg = Config::for_tests();
+        cfg.header_timeout = 30;
+        cfg.keep_alive_timeout = 1;
+        let h = Harness::with_config(cfg).await;
+        let srv = LiveServer::start(h.state.clone()).await;
+        let mut s = TcpStream::connect(srv.base.trim_start_matches("http://"))
+            .await
+            .expect("connect");
+        s.write_all(JWKS_GET).await.expect("write");
+        assert!(read_response(&mut s).await.is_some(), "first response");
+        let t = closed_within(&mut s, Duration::from_secs(15)).await;
+        assert!(
+            t.is_some_and(|t| t < Duration::from_secs(15)),
+            "an idle connection outlived --keep-alive-timeout 1 (and stayed 15 s)"
+        );
+    }
+
+    /// After a first request, a second header trickled onto the kept-alive connection gets
+    /// the header timeout, not the (longer) keep-alive timeout; so does a connection that
+    /// never says anything.
+    #[tokio::test]
+    async fn a_trickled_second_header_and_a_silent_connection_get_the_header_timeout() {
+        let mut cfg = Config::for_tests();
+        cfg.header_timeout = 2;
+        cfg.keep_alive_timeout = 60;
+        let h = Harness::with_config(cfg).await;
+        let srv = LiveServer::start(h.state.clone()).await;
+        let addr = srv.base.trim_start_matches("http://").to_string();
+
+        let mut silent = TcpStream::connect(&addr).await.expect("connect");
+        let mut s = TcpStream::connect(&addr).await.expect("connect");
+        s.write_all(JWKS_GET).await.expect("write");
+        assert!(read_response(&mut s).await.is_some(), "first response");
+        let start = Instant::now();
+        let mut closed = None;
+        for b in JWKS_GET {
+            if s.write_all(&[*b]).await.is_err() {
+                closed = Some(start.elapsed());
+                break;
+            }
+            if let Some(t) = closed_within(&mut s, Duration::from_millis(500)).await {
+                closed = Some(start.elapsed().max(t));
+                break;
+            }
+        }
+        let t = closed.expect("the server waited for the whole trickled second header");
+        assert!(t < Duration::from_secs(20), "closed only after {t:?}");
+        let t = closed_within(&mut silent, Duration::from_secs(20)).await;
+        assert!(
+            t.is_some(),
+            "a silent new connection got the keep-alive timeout"
+        );
+    }
+
+    /// HTTP/2 (prior knowledge) has no request heads in the HTTP/1 sense: its connection is
+    /// not cut at the header timeout while it sits between requests.
+    #[tokio::test]
+    async fn an_http2_connection_is_not_cut_at_the_header_timeout() {
+        let mut cfg = Config::for_tests();
+        cfg.header_timeout = 1;
+        let h = Harness::with_config(cfg).await;
+        let srv = LiveServer::start(h.state.clone()).await;
+        let mut s = TcpStream::connect(srv.base.trim_start_matches("http://"))
+            .await
+            .expect("connect");
+        // the connection preface and an empty SETTINGS frame (RFC 9113 §3.4, §6.5)
+        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+            .await
+            .expect("preface");
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        // HEADERS, stream 1, END_STREAM | END_HEADERS: GET http /.well-known/jwks.json
+        let path = b"/.well-known/jwks.json";
+        let mut block = vec![0x82, 0x86, 0x44, path.len() as u8];
+        block.extend_from_slice(path);
+        block.extend_from_slice(&[0x41, 9]);
+        block.extend_from_slice(b"127.0.0.1");
+        let mut frame = vec![0, 0, block.len() as u8, 0x01, 0x05, 0, 0, 0, 1];
+        frame.extend_from_slice(&block);
+        s.write_all(&frame)
+            .await
+            .expect("the connection was closed while idle");
+        // frames until a HEADERS frame on stream 1
+        let mut got = Vec::new();
+        let answered = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut buf = [0u8; 4096];
+            loop {
+                let mut at = 0;
+                while got.len() >= at + 9 {
+                    let len = (usize::from(got[at]) << 16)
+                        | (usize::from(got[at + 1]) << 8)
+                        | usize::from(got[at + 2]);
+                    if got[at + 3] == 0x01 && got[at + 5..at + 9] == [0, 0, 0, 1] {
+                        return true;
+                    }
+                    at += 9 + len;
+                }
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return false,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        assert_eq!(answered, Ok(true), "no answer on the HTTP/2 connection");
+    }
 }
 
 /// The Lua script and the in-process counters follow one rule: the same script of
