@@ -177,7 +177,9 @@ const H2_START: &[u8] = b"PRI ";
 /// within the header timeout of its first byte (of the accept, for the first request), and
 /// a connection idle between requests is closed after the keep-alive timeout. While a
 /// handler runs there is no read deadline (the body and request timeouts are layers).
-/// HTTP/2 connections pass through: their idle time is kept by hyper's keep-alive pings.
+/// An HTTP/2 connection (known by its preface) has no request heads to time: it is closed
+/// after the keep-alive timeout with no request running (its pings and settings frames do not
+/// count: clients answer pings by themselves).
 ///
 /// The timer is lazy: it is moved only when a deadline comes earlier than the one it is
 /// set for, so a busy kept-alive connection does no timer work per request.
@@ -219,17 +221,25 @@ impl TimedIo {
     /// Bytes arrived: sniff the protocol, and when no handler runs they begin (or
     /// continue) a request head.
     fn on_bytes(&mut self, got: &[u8]) {
-        for b in got {
-            if self.sniffed >= H2_START.len() {
-                break;
+        if self.sniffed < H2_START.len() {
+            for b in got {
+                if self.sniffed >= H2_START.len() {
+                    break;
+                }
+                self.sniffed = if *b == H2_START[self.sniffed] {
+                    self.sniffed + 1
+                } else {
+                    usize::MAX
+                };
             }
-            self.sniffed = if *b == H2_START[self.sniffed] {
-                self.sniffed + 1
-            } else {
-                usize::MAX
-            };
+            if self.is_h2() {
+                // HTTP/2 frames (settings, pings, window updates) are no request heads: from
+                // the preface on, the connection is idle whenever no request runs
+                self.phase = Phase::Idle;
+                self.deadline = Instant::now() + self.limits.keep_alive_timeout;
+            }
         }
-        if self.watch.in_flight.load(Ordering::Relaxed) > 0 {
+        if self.is_h2() || self.watch.in_flight.load(Ordering::Relaxed) > 0 {
             return;
         }
         let started = self.watch.started.load(Ordering::Relaxed);
@@ -243,9 +253,6 @@ impl TimedIo {
     /// Nothing to read: end the connection if its deadline passed, else make sure the
     /// timer wakes the connection by then.
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        if self.is_h2() {
-            return Poll::Pending;
-        }
         // hyper may have read (and found nothing) before it started the handler, and reads
         // again only when woken: the handler's end wakes this task
         if let Ok(mut w) = self.watch.waiting.lock() {

@@ -1182,6 +1182,36 @@ mod real_socket {
         .await;
         assert_eq!(answered, Ok(true), "no answer on the HTTP/2 connection");
     }
+
+    /// An HTTP/2 client answers the server's pings by itself, so pings alone never end an
+    /// idle connection: without a keep-alive deadline it would hold its slot forever.
+    #[tokio::test]
+    async fn an_idle_http2_connection_is_closed_at_the_keep_alive_timeout() {
+        let mut cfg = Config::for_tests();
+        cfg.keep_alive_timeout = 1;
+        let h = Harness::with_config(cfg).await;
+        let srv = LiveServer::start(h.state.clone()).await;
+        let mut s = TcpStream::connect(srv.base.trim_start_matches("http://"))
+            .await
+            .expect("connect");
+        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+            .await
+            .expect("preface");
+        // read (and drop) frames until the server ends the connection
+        let closed = tokio::time::timeout(Duration::from_secs(15), async {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = s.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(
+            closed.is_ok(),
+            "an idle HTTP/2 connection outlived --keep-alive-timeout 1 (and stayed 15 s)"
+        );
+    }
 }
 
 /// The Lua script and the in-process counters follow one rule: the same script of
