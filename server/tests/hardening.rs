@@ -1011,6 +1011,18 @@ mod real_socket {
     }
 
     const JWKS_GET: &[u8] = b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    /// The HTTP/2 connection preface and an empty SETTINGS frame (RFC 9113 §3.4, §6.5).
+    const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+
+    /// A live server with `cfg` and one connection to it (the server lives with the first two).
+    async fn connected(cfg: Config) -> (Harness, LiveServer, TcpStream) {
+        let h = Harness::with_config(cfg).await;
+        let srv = LiveServer::start(h.state.clone()).await;
+        let s = TcpStream::connect(srv.base.trim_start_matches("http://"))
+            .await
+            .expect("connect");
+        (h, srv, s)
+    }
 
     /// Reads one whole HTTP/1.1 response (head and `Content-Length` body) from `s`; `None`
     /// when the connection ends first.
@@ -1056,11 +1068,7 @@ mod real_socket {
         let mut cfg = Config::for_tests();
         cfg.header_timeout = 1;
         cfg.keep_alive_timeout = 30;
-        let h = Harness::with_config(cfg).await;
-        let srv = LiveServer::start(h.state.clone()).await;
-        let mut s = TcpStream::connect(srv.base.trim_start_matches("http://"))
-            .await
-            .expect("connect");
+        let (_h, _srv, mut s) = connected(cfg).await;
         s.write_all(JWKS_GET).await.expect("write");
         let first = read_response(&mut s).await.expect("first response");
         assert!(first.starts_with("HTTP/1.1 200"), "{first}");
@@ -1080,11 +1088,7 @@ mod real_socket {
         let mut cfg = Config::for_tests();
         cfg.header_timeout = 30;
         cfg.keep_alive_timeout = 1;
-        let h = Harness::with_config(cfg).await;
-        let srv = LiveServer::start(h.state.clone()).await;
-        let mut s = TcpStream::connect(srv.base.trim_start_matches("http://"))
-            .await
-            .expect("connect");
+        let (_h, _srv, mut s) = connected(cfg).await;
         s.write_all(JWKS_GET).await.expect("write");
         assert!(read_response(&mut s).await.is_some(), "first response");
         let t = closed_within(&mut s, Duration::from_secs(15)).await;
@@ -1102,12 +1106,10 @@ mod real_socket {
         let mut cfg = Config::for_tests();
         cfg.header_timeout = 2;
         cfg.keep_alive_timeout = 60;
-        let h = Harness::with_config(cfg).await;
-        let srv = LiveServer::start(h.state.clone()).await;
-        let addr = srv.base.trim_start_matches("http://").to_string();
-
-        let mut silent = TcpStream::connect(&addr).await.expect("connect");
-        let mut s = TcpStream::connect(&addr).await.expect("connect");
+        let (_h, srv, mut s) = connected(cfg).await;
+        let mut silent = TcpStream::connect(srv.base.trim_start_matches("http://"))
+            .await
+            .expect("connect");
         s.write_all(JWKS_GET).await.expect("write");
         assert!(read_response(&mut s).await.is_some(), "first response");
         let start = Instant::now();
@@ -1137,15 +1139,8 @@ mod real_socket {
     async fn an_http2_connection_is_not_cut_at_the_header_timeout() {
         let mut cfg = Config::for_tests();
         cfg.header_timeout = 1;
-        let h = Harness::with_config(cfg).await;
-        let srv = LiveServer::start(h.state.clone()).await;
-        let mut s = TcpStream::connect(srv.base.trim_start_matches("http://"))
-            .await
-            .expect("connect");
-        // the connection preface and an empty SETTINGS frame (RFC 9113 §3.4, §6.5)
-        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
-            .await
-            .expect("preface");
+        let (_h, _srv, mut s) = connected(cfg).await;
+        s.write_all(H2_PREFACE).await.expect("preface");
         tokio::time::sleep(Duration::from_millis(2500)).await;
         // HEADERS, stream 1, END_STREAM | END_HEADERS: GET http /.well-known/jwks.json
         let path = b"/.well-known/jwks.json";
@@ -1189,14 +1184,8 @@ mod real_socket {
     async fn an_idle_http2_connection_is_closed_at_the_keep_alive_timeout() {
         let mut cfg = Config::for_tests();
         cfg.keep_alive_timeout = 1;
-        let h = Harness::with_config(cfg).await;
-        let srv = LiveServer::start(h.state.clone()).await;
-        let mut s = TcpStream::connect(srv.base.trim_start_matches("http://"))
-            .await
-            .expect("connect");
-        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
-            .await
-            .expect("preface");
+        let (_h, _srv, mut s) = connected(cfg).await;
+        s.write_all(H2_PREFACE).await.expect("preface");
         // read (and drop) frames until the server ends the connection
         let closed = tokio::time::timeout(Duration::from_secs(15), async {
             let mut buf = [0u8; 4096];
