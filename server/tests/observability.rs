@@ -130,7 +130,8 @@ async fn metrics_can_move_to_their_own_listener() {
 }
 
 /// The real binary: JSON log lines carry the request id of the request that caused them;
-/// SIGTERM drains and exits 0.
+/// SIGTERM drains and exits 0 at once, though a client keeps an idle keep-alive connection
+/// open (it could for `--keep-alive-timeout`, 75 s).
 #[test]
 fn binary_logs_json_with_request_ids_and_drains_on_sigterm() {
     let mut child = common::Proc(
@@ -162,8 +163,9 @@ fn binary_logs_json_with_request_ids_and_drains_on_sigterm() {
         .expect("url line")
         .to_string();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let client = reqwest::Client::new();
     let id = rt.block_on(async {
-        let r = reqwest::Client::new()
+        let r = client
             .post(format!("{url}auth/refresh"))
             .header("x-tessera-csrf", "1")
             .header("cookie", "__Host-tessera_rt=AAAA")
@@ -177,15 +179,22 @@ fn binary_logs_json_with_request_ids_and_drains_on_sigterm() {
             .expect("id")
             .to_string()
     });
-    drop(rt); // closes the client's keep-alive connection
+    // the client's pool keeps its idle keep-alive connection open meanwhile
     let ok = Command::new("kill")
         .args(["-TERM", &child.0.id().to_string()])
         .status()
         .expect("kill")
         .success();
     assert!(ok);
+    let sent = std::time::Instant::now();
     let status = child.0.wait().expect("wait");
+    let took = sent.elapsed();
+    drop((client, rt));
     assert!(status.success(), "SIGTERM exits cleanly: {status:?}");
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "the drain waited {took:?} for an idle keep-alive connection"
+    );
     let mut err = String::new();
     child
         .0
