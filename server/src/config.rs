@@ -156,15 +156,15 @@ pub struct Config {
     #[arg(long, env = "TESSERA_ARGON2_QUEUE", default_value_t = 32)]
     pub argon2_queue: usize,
 
-    /// Time a client has to send a request's complete header block (seconds, or `10s`).
+    /// Time a client has to send a request's complete header block (seconds, or `10s`),
+    /// counted from its first byte, or from the accept for a connection's first request.
     #[arg(long, env = "TESSERA_HEADER_TIMEOUT", value_parser = parse_secs_u64, default_value_t = 10)]
     pub header_timeout: u64,
 
     /// Time a kept-alive connection may stay idle between requests before it is closed
     /// (seconds, or `75s`). Set it above the upstream idle timeout of any reverse proxy in
     /// front (nginx and most load balancers: 60 s): a proxy that writes a request onto a
-    /// connection the server is closing fails it. The header timeout still bounds each request's header
-    /// once its first byte arrives, and a new connection's first request.
+    /// connection the server is closing fails it.
     #[arg(long, env = "TESSERA_KEEP_ALIVE_TIMEOUT", value_parser = parse_secs_u64, default_value_t = 75)]
     pub keep_alive_timeout: u64,
 
