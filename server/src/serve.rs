@@ -169,9 +169,9 @@ enum Phase {
     Idle,
 }
 
-/// The HTTP/2 connection preface starts with these bytes (RFC 9113 §3.4); no HTTP/1
-/// request does.
-const H2_START: &[u8] = b"PRI ";
+/// The HTTP/2 connection preface (RFC 9113 §3.4), matched whole: until it is, the
+/// connection is timed as HTTP/1 (a trickled preface gets the header timeout).
+const H2_START: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// A connection's socket with the two read deadlines of HTTP/1: a request head must arrive
 /// within the header timeout of its first byte (of the accept, for the first request), and

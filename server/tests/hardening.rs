@@ -1059,6 +1059,21 @@ mod real_socket {
         }
     }
 
+    /// Writes `bytes` one every 500 ms; how long until the server ended the connection, or
+    /// `None` when it took them all.
+    async fn trickle(s: &mut TcpStream, bytes: &[u8]) -> Option<Duration> {
+        let start = Instant::now();
+        for b in bytes {
+            if s.write_all(&[*b]).await.is_err() {
+                return Some(start.elapsed());
+            }
+            if closed_within(s, Duration::from_millis(500)).await.is_some() {
+                return Some(start.elapsed());
+            }
+        }
+        None
+    }
+
     /// A reverse proxy keeps idle upstream connections open (nginx and load balancers: 60 s)
     /// and writes its next request onto one. If the server closed it at the header timeout,
     /// that request races the close and fails (a 502 for the user). The idle time between
@@ -1112,19 +1127,9 @@ mod real_socket {
             .expect("connect");
         s.write_all(JWKS_GET).await.expect("write");
         assert!(read_response(&mut s).await.is_some(), "first response");
-        let start = Instant::now();
-        let mut closed = None;
-        for b in JWKS_GET {
-            if s.write_all(&[*b]).await.is_err() {
-                closed = Some(start.elapsed());
-                break;
-            }
-            if let Some(t) = closed_within(&mut s, Duration::from_millis(500)).await {
-                closed = Some(start.elapsed().max(t));
-                break;
-            }
-        }
-        let t = closed.expect("the server waited for the whole trickled second header");
+        let t = trickle(&mut s, JWKS_GET)
+            .await
+            .expect("the server waited for the whole trickled second header");
         assert!(t < Duration::from_secs(20), "closed only after {t:?}");
         let t = closed_within(&mut silent, Duration::from_secs(20)).await;
         assert!(
@@ -1176,6 +1181,19 @@ mod real_socket {
         })
         .await;
         assert_eq!(answered, Ok(true), "no answer on the HTTP/2 connection");
+    }
+
+    /// Only the whole HTTP/2 preface makes a connection HTTP/2: a client trickling it (or
+    /// an HTTP/1 request whose method happens to be `PRI`) gets the header timeout.
+    #[tokio::test]
+    async fn a_trickled_http2_preface_gets_the_header_timeout() {
+        let mut cfg = Config::for_tests();
+        cfg.header_timeout = 2;
+        let (_h, _srv, mut s) = connected(cfg).await;
+        let t = trickle(&mut s, H2_PREFACE)
+            .await
+            .expect("the server waited for the whole trickled preface");
+        assert!(t < Duration::from_secs(10), "closed only after {t:?}");
     }
 
     /// An HTTP/2 client answers the server's pings by itself, so pings alone never end an
