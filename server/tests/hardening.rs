@@ -950,30 +950,12 @@ mod real_socket {
 
     #[tokio::test]
     async fn a_client_trickling_a_header_byte_every_2s_is_closed_within_15s() {
-        let h = Harness::new().await; // default --header-timeout (10 s)
-        let srv = LiveServer::start(h.state.clone()).await;
-        let mut s = TcpStream::connect(srv.base.trim_start_matches("http://"))
-            .await
-            .expect("connect");
+        // default --header-timeout (10 s)
+        let (_h, _srv, mut s) = connected(Config::for_tests()).await;
         let req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
-        let start = Instant::now();
-        let mut closed_after = None;
-        for b in req {
-            if s.write_all(&[*b]).await.is_err() {
-                closed_after = Some(start.elapsed());
-                break;
-            }
-            let mut buf = [0u8; 512];
-            match tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await {
-                Err(_) => {} // still open, nothing to read: trickle on
-                Ok(_) => {
-                    // EOF, reset or a 408: the server gave up on us
-                    closed_after = Some(start.elapsed());
-                    break;
-                }
-            }
-        }
-        let t = closed_after.expect("the server waited for the whole trickled header");
+        let t = trickle(&mut s, req, Duration::from_secs(2))
+            .await
+            .expect("the server waited for the whole trickled header");
         assert!(t < Duration::from_secs(15), "closed only after {t:?}");
     }
 
@@ -1024,6 +1006,18 @@ mod real_socket {
         (h, srv, s)
     }
 
+    /// [`connected`] with these two timeouts, after one answered request on the connection.
+    async fn kept_alive(header: u64, keep_alive: u64) -> (Harness, LiveServer, TcpStream) {
+        let mut cfg = Config::for_tests();
+        cfg.header_timeout = header;
+        cfg.keep_alive_timeout = keep_alive;
+        let (h, srv, mut s) = connected(cfg).await;
+        s.write_all(JWKS_GET).await.expect("write");
+        let first = read_response(&mut s).await.expect("first response");
+        assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+        (h, srv, s)
+    }
+
     /// Reads one whole HTTP/1.1 response (head and `Content-Length` body) from `s`; `None`
     /// when the connection ends first.
     async fn read_response(s: &mut TcpStream) -> Option<String> {
@@ -1059,15 +1053,15 @@ mod real_socket {
         }
     }
 
-    /// Writes `bytes` one every 500 ms; how long until the server ended the connection, or
-    /// `None` when it took them all.
-    async fn trickle(s: &mut TcpStream, bytes: &[u8]) -> Option<Duration> {
+    /// Writes `bytes` one per `every`; how long until the server ended the connection (EOF,
+    /// reset or an error answer), or `None` when it took them all.
+    async fn trickle(s: &mut TcpStream, bytes: &[u8], every: Duration) -> Option<Duration> {
         let start = Instant::now();
         for b in bytes {
             if s.write_all(&[*b]).await.is_err() {
                 return Some(start.elapsed());
             }
-            if closed_within(s, Duration::from_millis(500)).await.is_some() {
+            if closed_within(s, every).await.is_some() {
                 return Some(start.elapsed());
             }
         }
@@ -1080,13 +1074,7 @@ mod real_socket {
     /// requests is bounded by `--keep-alive-timeout`, not by `--header-timeout`.
     #[tokio::test]
     async fn a_keep_alive_connection_idle_past_the_header_timeout_serves_the_next_request() {
-        let mut cfg = Config::for_tests();
-        cfg.header_timeout = 1;
-        cfg.keep_alive_timeout = 30;
-        let (_h, _srv, mut s) = connected(cfg).await;
-        s.write_all(JWKS_GET).await.expect("write");
-        let first = read_response(&mut s).await.expect("first response");
-        assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+        let (_h, _srv, mut s) = kept_alive(1, 30).await;
         tokio::time::sleep(Duration::from_millis(2500)).await;
         s.write_all(JWKS_GET).await.expect("write after idling");
         let second = read_response(&mut s).await;
@@ -1100,12 +1088,7 @@ mod real_socket {
 
     #[tokio::test]
     async fn an_idle_keep_alive_connection_is_closed_at_the_keep_alive_timeout() {
-        let mut cfg = Config::for_tests();
-        cfg.header_timeout = 30;
-        cfg.keep_alive_timeout = 1;
-        let (_h, _srv, mut s) = connected(cfg).await;
-        s.write_all(JWKS_GET).await.expect("write");
-        assert!(read_response(&mut s).await.is_some(), "first response");
+        let (_h, _srv, mut s) = kept_alive(30, 1).await;
         let t = closed_within(&mut s, Duration::from_secs(15)).await;
         assert!(
             t.is_some_and(|t| t < Duration::from_secs(15)),
@@ -1118,16 +1101,11 @@ mod real_socket {
     /// never says anything.
     #[tokio::test]
     async fn a_trickled_second_header_and_a_silent_connection_get_the_header_timeout() {
-        let mut cfg = Config::for_tests();
-        cfg.header_timeout = 2;
-        cfg.keep_alive_timeout = 60;
-        let (_h, srv, mut s) = connected(cfg).await;
+        let (_h, srv, mut s) = kept_alive(2, 60).await;
         let mut silent = TcpStream::connect(srv.base.trim_start_matches("http://"))
             .await
             .expect("connect");
-        s.write_all(JWKS_GET).await.expect("write");
-        assert!(read_response(&mut s).await.is_some(), "first response");
-        let t = trickle(&mut s, JWKS_GET)
+        let t = trickle(&mut s, JWKS_GET, Duration::from_millis(500))
             .await
             .expect("the server waited for the whole trickled second header");
         assert!(t < Duration::from_secs(20), "closed only after {t:?}");
@@ -1190,7 +1168,7 @@ mod real_socket {
         let mut cfg = Config::for_tests();
         cfg.header_timeout = 2;
         let (_h, _srv, mut s) = connected(cfg).await;
-        let t = trickle(&mut s, H2_PREFACE)
+        let t = trickle(&mut s, H2_PREFACE, Duration::from_millis(500))
             .await
             .expect("the server waited for the whole trickled preface");
         assert!(t < Duration::from_secs(10), "closed only after {t:?}");

@@ -612,10 +612,11 @@ impl Engine {
             .shared
             .token
             .is_some_and(|s| s.stamp >= stamp && (self.held.is_some() || got == 0 || s.sid != got));
-        if epoch < self.shared.epoch || seen_newer {
+        let ended = epoch < self.shared.epoch;
+        if ended || seen_newer {
             // A logout since the request ended its session: a resume is decided (signed
             // out), nothing will come to wait for.
-            if epoch < self.shared.epoch {
+            if ended {
                 self.refresh.resuming = false;
             }
             self.stale();

@@ -1,9 +1,9 @@
 // The cross-engine scenarios' reverse proxy (tests/e2e/engines/front.mjs) must not invent
 // failures of its own. tessera-server closes a keep-alive connection that stays idle for
 // `--keep-alive-timeout` (75 s by default; until session 9 it was `--header-timeout`, 10 s,
-// because hyper's header-read timer ran between requests too). A proxy that reuses its idle upstream connections can write a request onto one the server
-// is closing at that moment (its event loop had not yet seen the close: a busy test process
-// under load); the request dies with "socket hang up" and the browser gets the front's 502.
+// because hyper's header-read timer ran between requests too). A proxy that reuses its idle
+// upstream connections can write a request onto one the server is closing at that moment
+// (its event loop had not yet seen the close: a busy test process under load); the request dies with "socket hang up" and the browser gets the front's 502.
 // That is the Chromium "logout in one tab … [without locks,bc]" reload stall: tab B's reload
 // came ~10 s after its first load, a module of the demo page got a 502 from the front, the
 // module graph failed, the page never got ready, and the server never saw the request.

@@ -51,11 +51,12 @@ function certificate() {
 export async function startFront(server, { tls = false } = {}) {
   const requests = [];
   // One upstream connection per request, never an idle one reused: tessera-server closes a
-  // connection left idle for `--keep-alive-timeout` (75 s; 10 s before session 9), and a request written onto one it is
-  // closing at that moment (this process's event loop, busy under load, had not yet seen the
-  // close) dies unanswered, which the browser would get as this front's 502 — for a module of
-  // the demo page, a page that never starts (tests/e2e/front.test.mjs). Browsers retry such a
-  // request on a fresh connection; the front need not reuse any.
+  // connection left idle for `--keep-alive-timeout` (75 s; 10 s before session 9), and a
+  // request written onto one it is closing at that moment (this process's event loop, busy
+  // under load, had not yet seen the close) dies unanswered, which the browser would get as
+  // this front's 502 — for a module of the demo page, a page that never starts
+  // (tests/e2e/front.test.mjs). Browsers retry such a request on a fresh connection; the
+  // front need not reuse any.
   const agent = new http.Agent({ keepAlive: false });
   let origin = "";
   const handler = (req, res) => {
