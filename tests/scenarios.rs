@@ -779,6 +779,36 @@ fn throttled_activity_is_published_by_a_trailing_update() {
 }
 
 #[test]
+fn activity_reported_late_counts_from_when_it_happened_and_never_from_the_future() {
+    let c = Config {
+        idle_timeout: Some(600_000),
+        activity_throttle: 5_000,
+        ..cfg()
+    };
+    let (mut e, _, _) = signed_in(1, c);
+    e.handle(T0 + 10_000, Input::Activity);
+    // The driver's sampler reports the last input it held back when its window ends.
+    e.handle(T0 + 11_000, Input::ActivityAt(T0 + 10_700));
+    assert_eq!(e.idle_deadline(), Some(T0 + 610_700));
+    // An older report changes nothing; one from after `now` counts as `now`.
+    e.handle(T0 + 12_000, Input::ActivityAt(T0 + 10_100));
+    assert_eq!(e.idle_deadline(), Some(T0 + 610_700));
+    e.handle(T0 + 13_000, Input::ActivityAt(T0 + 86_400_000));
+    assert_eq!(e.idle_deadline(), Some(T0 + 613_000));
+    // Published like any activity (the trailing update after the throttle).
+    drain(&mut e);
+    e.handle(T0 + 15_000, Input::Timer);
+    assert_eq!(
+        broadcasts(&drain(&mut e)),
+        vec![Msg::Activity(Activity {
+            epoch: 0,
+            session: T0,
+            at: T0 + 13_000
+        })]
+    );
+}
+
+#[test]
 fn the_absolute_lifetime_holds_regardless_of_activity() {
     let c = Config {
         idle_timeout: None,
@@ -988,6 +1018,10 @@ fn random_inputs_never_panic() {
                 18 => Input::Visibility(next() % 2 == 0),
                 19 => Input::Online(next() % 2 == 0),
                 20 => Input::LoginStarted,
+                21 => Input::ActivityAt(match next() % 2 {
+                    0 => next(),
+                    _ => now.saturating_sub(next() % 10_000),
+                }),
                 _ => Input::Timer,
             };
             e.handle(now, input);

@@ -105,10 +105,15 @@ const tabId = Math.random().toString(36).slice(2, 6).toUpperCase();
 /** @type {Window["tessera"]} */
 const hook = { session: null, events: [], ready: false, config, tabId, lastInput: 0 };
 window.tessera = hook;
-// When the user last did something here, as the page saw it (tests measure idleness from it;
-// the SDK keeps its own, throttled record).
+// When the user last did something here (tests measure idleness from it; the SDK keeps its
+// own, sampled record): when the input happened, which for a pointer move can be hundreds of
+// ms before it is dispatched (Chromium aligns moves with frames).
 for (const kind of ["pointermove", "pointerdown", "keydown"]) {
-  addEventListener(kind, (e) => e.isTrusted && (hook.lastInput = Date.now()), { capture: true, passive: true });
+  addEventListener(
+    kind,
+    (e) => e.isTrusted && (hook.lastInput = Date.now() - Math.max(0, performance.now() - e.timeStamp)),
+    { capture: true, passive: true },
+  );
 }
 window.tesseraDemo = { totp, base32Decode, plant, inventory, cookiePaths };
 

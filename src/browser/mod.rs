@@ -252,6 +252,9 @@ impl Core {
             input::LOCK_UNAVAILABLE => Input::LockUnavailable { id },
             input::LOCK_LOST => Input::LockLost { id },
             input::TIMER => Input::Timer,
+            // The number is when the input happened (the driver reports a sample window's
+            // last input when the window ends); none (NaN): now.
+            input::ACTIVITY if n > 0.0 => Input::ActivityAt(n as Millis),
             input::ACTIVITY => Input::Activity,
             input::STAY => Input::StayActive,
             input::LOGOUT => Input::Logout { everywhere: flag },

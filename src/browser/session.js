@@ -155,10 +155,19 @@ var KINDS = ["pointermove", "pointerdown", "keydown", "wheel", "touchstart"];
 var OPTS = { passive: true, capture: true };
 function activity(windowMs, onActive) {
   let sent = -1e12;
+  let last = sent;
+  let timer = 0;
+  const flush = () => {
+    timer = 0;
+    if (last > sent) onActive(sent = last);
+  };
   return (e) => {
-    if (e.isTrusted && e.timeStamp - sent >= windowMs) {
-      sent = e.timeStamp;
-      onActive();
+    if (!e.isTrusted) return;
+    const t = e.timeStamp;
+    if (t - sent >= windowMs) onActive(sent = t);
+    else if (t > last) {
+      last = t;
+      timer ||= setTimeout(flush, sent + windowMs - t);
     }
   };
 }
@@ -595,7 +604,7 @@ var Driver = class {
     });
     listen(document, "visibilitychange", () => document.hidden ? this.#drive(VISIBLE, false) : wake());
     const sample = Math.max(16, Math.min(1e3, Number(o.activityThrottleMs) || 1e3));
-    const input = activity(sample, () => this.#drive(ACTIVITY));
+    const input = activity(sample, (t) => this.#drive(ACTIVITY, Date.now() - Math.max(0, performance.now() - t)));
     for (const k of o.scrollActivity === true ? [...KINDS, "scroll"] : KINDS)
       listen(
         document,

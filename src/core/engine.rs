@@ -177,6 +177,11 @@ pub enum Input {
     Timer,
     /// User activity in this tab (pointer, key, wheel, touch); cheap to feed often.
     Activity,
+    /// User activity in this tab that happened at `at` (wall-clock time) and is reported
+    /// later: a driver that samples input reports the last input of a sample window when the
+    /// window ends, so that the idle deadline counts from that input, not from the first of its
+    /// window. A time after the input's `now` counts as `now`.
+    ActivityAt(Millis),
     /// The user answered the idle warning with "stay signed in".
     StayActive,
     /// The user asked to log out (this device, or every session of the account).
@@ -727,8 +732,9 @@ impl Engine {
             Input::LockUnavailable { id } => self.on_lock_unavailable(now, id),
             Input::LockLost { id } => self.on_lock_lost(now, id),
             Input::Timer | Input::Visibility(_) => {}
-            Input::Activity => self.on_activity(now, false),
-            Input::StayActive => self.on_activity(now, true),
+            Input::Activity => self.on_activity(now, now, false),
+            Input::ActivityAt(at) => self.on_activity(now, at.min(now), false),
+            Input::StayActive => self.on_activity(now, now, true),
             Input::Logout { everywhere } => {
                 let reason = if everywhere {
                     LogoutReason::Everywhere

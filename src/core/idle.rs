@@ -12,13 +12,13 @@ use super::wire::{LogoutReason, Msg, Stamp};
 use super::{Millis, SessionState};
 
 impl Engine {
-    /// Local activity (`force`: "stay signed in", always published at once).
+    /// Local activity at `at` (≤ `now`; `force`: "stay signed in", always published at once).
     #[inline(never)]
-    pub(crate) fn on_activity(&mut self, now: Millis, force: bool) {
+    pub(crate) fn on_activity(&mut self, now: Millis, at: Millis, force: bool) {
         let Some(stamp) = self.held.as_ref().map(|h| h.meta.stamp) else {
             return;
         };
-        self.note_activity(&stamp, now);
+        self.note_activity(&stamp, at);
         let due = now >= self.idle.sent.saturating_add(self.cfg.activity_throttle);
         if force || due || self.state == SessionState::IdleWarning {
             self.publish_activity(now);

@@ -274,9 +274,10 @@ export class Driver {
       wake();
     });
     listen(document, "visibilitychange", () => (document.hidden ? this.#drive(VISIBLE, false) : wake()));
-    // Activity crosses into Wasm at most once per sample window (≤ 1 s).
+    // Activity crosses into Wasm about once per sample window (≤ 1 s), with the wall-clock
+    // time of the input it reports (an event's `timeStamp` counts from the page's time origin).
     const sample = Math.max(16, Math.min(1000, Number(o.activityThrottleMs) || 1000));
-    const input = activity(sample, () => this.#drive(ACTIVITY));
+    const input = activity(sample, (t) => this.#drive(ACTIVITY, Date.now() - Math.max(0, performance.now() - t)));
     for (const k of o.scrollActivity === true ? [...KINDS, "scroll"] : KINDS)
       listen(document, /** @type {"keydown"} */ (k), input, OPTS);
   }
