@@ -648,7 +648,12 @@ fn a_tab_that_missed_the_broadcast_logs_out_from_the_persisted_epoch() {
     b.handle(T0, Input::Bus(login));
     drain(&mut b);
     a.handle(T0 + 10, Input::Logout { everywhere: false });
-    let after = last_persist(&drain(&mut a)).unwrap();
+    let out = drain(&mut a);
+    assert!(
+        out.contains(&Effect::Wipe { tab_only: false }),
+        "the tab where the session ended wipes what the origin shares"
+    );
+    let after = last_persist(&out).unwrap();
     // B slept through the bus message; it re-reads the record when it wakes.
     b.handle(T0 + 3_600_000, Input::Shared(Some(after)));
     let fx = drain(&mut b);
@@ -658,7 +663,13 @@ fn a_tab_that_missed_the_broadcast_logs_out_from_the_persisted_epoch() {
             reason: LogoutReason::User
         }]
     );
-    assert!(fx.contains(&Effect::Wipe { tab_only: false }));
+    assert_eq!(
+        fx.iter()
+            .filter(|f| matches!(f, Effect::Wipe { .. }))
+            .collect::<Vec<_>>(),
+        vec![&Effect::Wipe { tab_only: true }],
+        "B's own copies only: A wiped the rest when it told the others"
+    );
     assert_eq!(b.access_token(), None);
 }
 
@@ -1661,12 +1672,47 @@ fn a_tab_thawing_after_a_logout_and_a_new_login_wipes_only_its_own_copies() {
 }
 
 #[test]
-fn a_tab_thawing_after_a_logout_alone_wipes_everything() {
+fn a_tab_thawing_after_a_logout_alone_wipes_only_its_own_copies() {
+    // A wiped what the origin shares when it logged out; C cannot tell from its view of the
+    // shared record whether a session began since (that view may lag), so it never wipes it.
     let (c, fx) = thaw_after_logout(false);
-    assert!(fx.contains(&Effect::Wipe { tab_only: false }));
-    assert!(!fx.contains(&Effect::Wipe { tab_only: true }));
+    assert!(fx.contains(&Effect::Wipe { tab_only: true }));
+    assert!(!fx.contains(&Effect::Wipe { tab_only: false }));
     assert_eq!(c.access_token(), None);
     assert_eq!(c.state(), SessionState::LoggedOut);
+}
+
+#[test]
+fn a_logout_message_read_before_the_new_sessions_record_leaves_the_origin_to_it() {
+    // The run that found it (session 10, e2e frozen.test.mjs): C thawed and read the shared
+    // record before another tab's `localStorage` write of the new login had reached it (such
+    // writes arrive asynchronously), then took the queued logout message as the end of the only
+    // session: it wiped the origin's Web Storage and cookies under the new session.
+    let (mut a, login_msg, stored) = signed_in(1, cfg());
+    let mut c = Engine::new(cfg(), 3, 9, T0);
+    c.handle(T0, Input::Shared(Some(stored)));
+    c.handle(T0, Input::Bus(login_msg));
+    drain(&mut c);
+    a.handle(T0 + 10, Input::Logout { everywhere: false });
+    let logout = first_broadcast(&drain(&mut a));
+    login(&mut a, T0 + 20, tokens("b0"));
+    let relogin = first_broadcast(&drain(&mut a));
+    // C's view: the record as it was before the logout (stale), then both messages.
+    c.handle(T0 + 30, Input::Bus(logout));
+    let fx = drain(&mut c);
+    assert!(fx.contains(&Effect::Wipe { tab_only: true }), "{fx:?}");
+    assert!(!fx.contains(&Effect::Wipe { tab_only: false }), "{fx:?}");
+    c.handle(T0 + 30, Input::Bus(relogin));
+    assert_eq!(c.access_token(), Some("b0"), "C joins the new session");
+}
+
+#[test]
+fn a_tab_that_finds_the_shared_record_gone_wipes_everything_itself() {
+    // Nobody else wiped: site data cleared under a live session (or a script cleared storage).
+    let (mut c, _, _) = signed_in(3, cfg());
+    c.handle(T0 + 300, Input::Shared(None));
+    let fx = drain(&mut c);
+    assert!(fx.contains(&Effect::Wipe { tab_only: false }), "{fx:?}");
 }
 
 /// Another tab logs out while this tab's resume refresh is in flight (seen by bus message or

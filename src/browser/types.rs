@@ -91,8 +91,10 @@ export interface SessionOptions {
   dpop?: boolean;
 }
 
-/** What a logout wiped, each entry checked to be gone after the wipe. Storage fields:
- *  `"all"`, or the number of SDK keys removed. */
+/** What a logout wiped in this tab, each entry checked to be gone after the wipe. Storage
+ *  fields: `"all"`, or the number of SDK keys removed. What the origin shares (`localStorage`,
+ *  cookies, IndexedDB, caches, service workers) is wiped by the tab where the session ended; in
+ *  the tabs that learn of it from that one, those lists are empty. */
 export interface Cleared {
   memory: true;
   localStorage: "all" | number;

@@ -1101,7 +1101,7 @@ impl Engine {
             return;
         }
         if self.held.is_some() {
-            self.logout_remote(now, LogoutReason::Cleared);
+            self.logout_remote(now, LogoutReason::Cleared, true);
         } else if self.shared.epoch > 0 {
             let s = Shared {
                 epoch: self.shared.epoch,

@@ -62,8 +62,9 @@ impl Engine {
         self.effects.push(Effect::Wipe { tab_only: false });
     }
 
-    /// Another tab ended the session (or site data was cleared): drop everything here.
-    pub(crate) fn logout_remote(&mut self, _now: Millis, reason: LogoutReason) {
+    /// Another tab ended the session (`here`: false), or this tab found the shared record gone
+    /// (`here`: true, reason `cleared`): drop everything here.
+    pub(crate) fn logout_remote(&mut self, _now: Millis, reason: LogoutReason, here: bool) {
         let Some(h) = self.held.take() else { return };
         // Whatever told us, the session's epoch is over: never adopt its tokens again (a bus
         // message still in flight, or queued while this tab was frozen, must not revive it).
@@ -72,15 +73,21 @@ impl Engine {
             self.shared.epoch = epoch;
             self.shared.reason = Some(reason);
         }
-        // A session begun since (another tab signed in again while this one was frozen,
-        // its messages queued; the driver reads the shared record before each message) owns
-        // what the origin shares: only this tab's own copies go.
+        // What the origin shares (Web Storage, cookies, IndexedDB, caches, the DPoP key) went
+        // with the tab where the session ended, in the task that told the others: here only
+        // this tab's own copies go. Wiping it again here could only hurt: a session begun
+        // since (this tab was frozen while the user logged out and signed in again) owns it,
+        // and this tab's view of the shared record may not show that yet (another tab's
+        // `localStorage` write reaches this one asynchronously, possibly after the bus message).
+        // When this tab itself found the record gone, nobody else wiped: everything goes,
+        // unless the record shows a session begun since.
         let ended = h.meta.stamp.epoch;
-        let newer = self
-            .shared
-            .token
-            .is_some_and(|t| t.stamp.epoch > ended && t.stamp.epoch >= self.shared.epoch);
-        self.end_here(newer);
+        let tab_only = !here
+            || self
+                .shared
+                .token
+                .is_some_and(|t| t.stamp.epoch > ended && t.stamp.epoch >= self.shared.epoch);
+        self.end_here(tab_only);
         if reason == LogoutReason::Cleared {
             // Site data was cleared (e.g. `Clear-Site-Data`): write the logout epoch back so
             // tabs that wake later learn it, not just that the record is gone.
@@ -114,7 +121,7 @@ impl Engine {
         };
         if dead {
             let r = self.shared.reason.unwrap_or(LogoutReason::User);
-            self.logout_remote(now, r);
+            self.logout_remote(now, r, false);
         }
     }
 }
