@@ -643,10 +643,7 @@ fn token_mode_logout_presents_the_refresh_token_after_the_broadcast() {
 #[test]
 fn a_tab_that_missed_the_broadcast_logs_out_from_the_persisted_epoch() {
     let (mut a, login, shared) = signed_in(1, cfg());
-    let mut b = Engine::new(cfg(), 2, 9, T0);
-    b.handle(T0, Input::Shared(Some(shared)));
-    b.handle(T0, Input::Bus(login));
-    drain(&mut b);
+    let mut b = joined(2, &shared, login);
     a.handle(T0 + 10, Input::Logout { everywhere: false });
     let out = drain(&mut a);
     assert!(
@@ -676,10 +673,7 @@ fn a_tab_that_missed_the_broadcast_logs_out_from_the_persisted_epoch() {
 #[test]
 fn a_cleared_record_ends_the_session_and_the_epoch_is_written_back() {
     let (mut a, login, shared) = signed_in(1, cfg());
-    let mut b = Engine::new(cfg(), 2, 9, T0);
-    b.handle(T0, Input::Shared(Some(shared)));
-    b.handle(T0, Input::Bus(login));
-    drain(&mut b);
+    let mut b = joined(2, &shared, login);
     a.handle(T0 + 10, Input::Logout { everywhere: false });
     let logout = broadcasts(&drain(&mut a)).pop().unwrap().encode();
     b.handle(T0 + 12, Input::Bus(logout));
@@ -1610,6 +1604,16 @@ fn a_401_once_a_forced_token_is_due_forces_again() {
     );
 }
 
+/// Tab `id` that joined a signed-in tab's session: it read the shared record `shared`, then
+/// took the `login` message.
+fn joined(id: u64, shared: &[u8], login: Vec<u8>) -> Engine {
+    let mut e = Engine::new(cfg(), id, 9, T0);
+    e.handle(T0, Input::Shared(Some(shared.to_vec())));
+    e.handle(T0, Input::Bus(login));
+    drain(&mut e);
+    e
+}
+
 /// The first message `fx` broadcasts.
 fn first_broadcast(fx: &[Effect]) -> Vec<u8> {
     fx.iter()
@@ -1625,10 +1629,7 @@ fn first_broadcast(fx: &[Effect]) -> Vec<u8> {
 /// the queued messages arrive. Returns C's effects from the thaw on.
 fn thaw_after_logout(relogin: bool) -> (Engine, Vec<Effect>) {
     let (mut a, login_msg, mut stored) = signed_in(1, cfg());
-    let mut c = Engine::new(cfg(), 3, 9, T0);
-    c.handle(T0, Input::Shared(Some(stored.clone())));
-    c.handle(T0, Input::Bus(login_msg));
-    drain(&mut c);
+    let mut c = joined(3, &stored, login_msg);
     assert_eq!(c.access_token(), Some("a0"));
     a.handle(T0 + 10, Input::Logout { everywhere: false });
     let out = drain(&mut a);
@@ -1689,10 +1690,7 @@ fn a_logout_message_read_before_the_new_sessions_record_leaves_the_origin_to_it(
     // writes arrive asynchronously), then took the queued logout message as the end of the only
     // session: it wiped the origin's Web Storage and cookies under the new session.
     let (mut a, login_msg, stored) = signed_in(1, cfg());
-    let mut c = Engine::new(cfg(), 3, 9, T0);
-    c.handle(T0, Input::Shared(Some(stored)));
-    c.handle(T0, Input::Bus(login_msg));
-    drain(&mut c);
+    let mut c = joined(3, &stored, login_msg);
     a.handle(T0 + 10, Input::Logout { everywhere: false });
     let logout = first_broadcast(&drain(&mut a));
     login(&mut a, T0 + 20, tokens("b0"));
