@@ -252,10 +252,9 @@ pub enum Effect {
     /// Drop every token: memory, vault record, and the configured cleanup. Never the shared
     /// record key.
     Wipe {
-        /// A session begun since owns what the origin shares (another tab signed in again
-        /// while this one was frozen, its messages queued): drop only this tab's own copies
-        /// (memory, `sessionStorage`), never the origin's (`localStorage`, cookies,
-        /// IndexedDB, caches, the DPoP key).
+        /// Drop only this tab's own copies (memory, `sessionStorage`), never the origin's
+        /// (`localStorage`, cookies, IndexedDB, caches, the DPoP key): another tab ended the
+        /// session and wiped those already, or a session begun since owns them.
         tab_only: bool,
     },
     /// Deliver an event to the application.
