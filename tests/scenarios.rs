@@ -693,6 +693,28 @@ fn a_cleared_record_ends_the_session_and_the_epoch_is_written_back() {
     );
 }
 
+/// The activity message of the session [`signed_in`] began, at `at`.
+fn activity_of_first_session(at: Millis) -> Msg {
+    Msg::Activity(Activity {
+        epoch: 0,
+        session: T0,
+        at,
+    })
+}
+
+/// A signed-in tab (10 min idle timeout, activity published at most every 5 s) whose user was
+/// active at `T0 + 10 s`.
+fn active_with_throttle() -> Engine {
+    let c = Config {
+        idle_timeout: Some(600_000),
+        activity_throttle: 5_000,
+        ..cfg()
+    };
+    let (mut e, _, _) = signed_in(1, c);
+    e.handle(T0 + 10_000, Input::Activity);
+    e
+}
+
 #[test]
 fn idle_warning_then_activity_then_deadline() {
     let c = Config {
@@ -712,11 +734,7 @@ fn idle_warning_then_activity_then_deadline() {
     let fx = drain(&mut e);
     assert_eq!(events(&fx), vec![Event::Active]);
     assert!(
-        broadcasts(&fx).contains(&Msg::Activity(Activity {
-            epoch: 0,
-            session: T0,
-            at: T0 + 550_000
-        })),
+        broadcasts(&fx).contains(&activity_of_first_session(T0 + 550_000)),
         "published at once"
     );
     assert_eq!(e.idle_deadline(), Some(T0 + 1_150_000));
@@ -760,13 +778,7 @@ fn activity_in_another_tab_extends_the_deadline_here() {
 
 #[test]
 fn throttled_activity_is_published_by_a_trailing_update() {
-    let c = Config {
-        idle_timeout: Some(600_000),
-        activity_throttle: 5_000,
-        ..cfg()
-    };
-    let (mut e, _, _) = signed_in(1, c);
-    e.handle(T0 + 10_000, Input::Activity);
+    let mut e = active_with_throttle();
     assert_eq!(broadcasts(&drain(&mut e)).len(), 1);
     e.handle(T0 + 11_000, Input::Activity);
     e.handle(T0 + 12_000, Input::Activity);
@@ -775,23 +787,13 @@ fn throttled_activity_is_published_by_a_trailing_update() {
     e.handle(T0 + 15_000, Input::Timer);
     assert_eq!(
         broadcasts(&drain(&mut e)),
-        vec![Msg::Activity(Activity {
-            epoch: 0,
-            session: T0,
-            at: T0 + 12_000
-        })]
+        vec![activity_of_first_session(T0 + 12_000)]
     );
 }
 
 #[test]
 fn activity_reported_late_counts_from_when_it_happened_and_never_from_the_future() {
-    let c = Config {
-        idle_timeout: Some(600_000),
-        activity_throttle: 5_000,
-        ..cfg()
-    };
-    let (mut e, _, _) = signed_in(1, c);
-    e.handle(T0 + 10_000, Input::Activity);
+    let mut e = active_with_throttle();
     // The driver's sampler reports the last input it held back when its window ends.
     e.handle(T0 + 11_000, Input::ActivityAt(T0 + 10_700));
     assert_eq!(e.idle_deadline(), Some(T0 + 610_700));
@@ -805,11 +807,7 @@ fn activity_reported_late_counts_from_when_it_happened_and_never_from_the_future
     e.handle(T0 + 15_000, Input::Timer);
     assert_eq!(
         broadcasts(&drain(&mut e)),
-        vec![Msg::Activity(Activity {
-            epoch: 0,
-            session: T0,
-            at: T0 + 13_000
-        })]
+        vec![activity_of_first_session(T0 + 13_000)]
     );
 }
 
