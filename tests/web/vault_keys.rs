@@ -114,6 +114,43 @@ async fn an_unavailable_key_keeps_the_record_and_resumes_from_the_cookie() {
 }
 
 #[wasm_bindgen_test]
+async fn coming_back_online_while_a_key_request_is_out_retries_its_failure_at_once() {
+    // The network returns (`online`) while a key request is still out, and that request then
+    // fails: it was sent before the network came back, so the retry is owed now, not after
+    // the backoff (10 s and more) that an outage seen while online would earn.
+    let st = server("{ sessions: true }");
+    let ch = channel("vk-online-race");
+    let s = start(&opts(&ch, "resume: false,")).await;
+    eval(
+        "globalThis.__srv.cfg.routes = { '/auth/vault-key': (req, st, json) => new Promise((r) => \
+         (st.releaseKey = () => r(json(503, { code: 'unavailable', status: 503 })))) }",
+    );
+    // The login's answer waits for its seal: awaited once the key request is answered.
+    let login = s.login(obj("{username: 'alice', password: 'tessera-demo'}"));
+    assert!(
+        until(2000, || get(&st, "releaseKey").is_function()).await,
+        "the seal asked for the key"
+    );
+    // Back online, with the request still out; then its 503 arrives, and the key is back.
+    eval("globalThis.__srv.cfg.routes = null");
+    eval("window.dispatchEvent(new Event('online'))");
+    eval("globalThis.__srv.releaseKey()");
+    assert_eq!(
+        wait(login).await.unwrap().as_string().as_deref(),
+        Some("active")
+    );
+    assert!(
+        until(2000, || record(&ch).is_some()).await,
+        "sealed right after the failure that the return to online outdated"
+    );
+    s.dispose();
+    let s = start(&opts(&ch, "resume: false,")).await;
+    assert_eq!(s.state(), "active", "the record opens");
+    s.dispose();
+    restore_fetch();
+}
+
+#[wasm_bindgen_test]
 async fn a_network_failure_of_the_key_endpoint_does_not_wipe() {
     let _st = server("{ sessions: true }");
     let ch = channel("vk-net");

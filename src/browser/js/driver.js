@@ -47,6 +47,7 @@ export class Driver {
   /** @type {number} */ #lt; // login timeout
   /** @type {(() => void) | null | undefined} */ #retry; // what to retry when the vault key is back
   #tries = 0;
+  #ups = 0; // \`online\` events so far: a key request sent before the last one is outdated
   /** @type {number | undefined} */ #seen; // the shared record's newest token serial at the last resume on a nudge
   /** @type {Promise<unknown> | undefined} */ #sealing;
   /** @type {boolean | undefined} */ #warned;
@@ -249,6 +250,7 @@ export class Driver {
     // (`#listenStorage`); without one the storage events are the bus: added at once.
     if (!this.#bc) this.#listenStorage();
     listen(window, "online", () => {
+      this.#ups++;
       this.#drive(ONLINE, true);
       this.#settleRevoke();
       if (this.#retry) this.#retry();
@@ -685,13 +687,13 @@ export class Driver {
    * @returns {Promise<unknown>}
    */
   async #seal(bytes) {
-    const gen = this.#gen, n = ++this.#seals;
+    const gen = this.#gen, n = ++this.#seals, ups = this.#ups;
     const kid = kidOf(this.#sid) || this.#kid || "-";
     const k = await this.#obtainKey(kid, true);
     const stale = () => gen !== this.#gen || n !== this.#seals; // a wipe or a newer seal won
     if (stale() || k === "gone") return;
     // Retried later and when back online; a newer seal or a wipe cancels it.
-    if (k === "unavailable") return this.#unavailable(() => stale() || (this.#sealing = this.#seal(bytes)));
+    if (k === "unavailable") return this.#unavailable(() => stale() || (this.#sealing = this.#seal(bytes)), ups);
     const iv = crypto.getRandomValues(new Uint8Array(12));
     let body;
     try {
@@ -704,15 +706,20 @@ export class Driver {
   }
 
   // The vault key is unavailable for now: reported once per outage, `f` retried with backoff
-  // (5 s doubling, at most 5 min) and at once when the browser comes back online.
-  /** @param {() => unknown} f */
-  #unavailable(f) {
+  // (5 s doubling, at most 5 min) and at once when the browser comes back online. A request
+  // sent before the browser came back (`ups`: the count of `online` events when it was sent)
+  // failed on the old network: its retry is due at once, not after a backoff.
+  /**
+   * @param {() => unknown} f
+   * @param {number} ups
+   */
+  #unavailable(f, ups) {
     if (!this.#tries++) this.#fail("vault_unavailable", false);
     this.#retry = () => {
       this.#retry = null;
       f();
     };
-    this.#later(() => this.#retry && this.#retry(), Math.min(3e5, 5000 * 2 ** this.#tries));
+    this.#later(() => this.#retry && this.#retry(), ups !== this.#ups ? 0 : Math.min(3e5, 5000 * 2 ** this.#tries));
   }
 
   /**
@@ -738,7 +745,7 @@ export class Driver {
   // A persisted record is restored only if it opens; anything else is wiped and reported,
   // except a key that is only unavailable for now: the record stays, the restore is retried.
   async #restore() {
-    const rec = this.#sget(this.#tk);
+    const rec = this.#sget(this.#tk), ups = this.#ups;
     if (!rec) return;
     const m = /^([sc])\.([\w-]{1,43})\.(.*)$/s.exec(rec);
     if (!m) return this.#fail("vault_encoding", true);
@@ -749,7 +756,7 @@ export class Driver {
     // locally sealed one.
     const k = (kind === "s") === this.#tokenMode ? "gone" : await this.#obtainKey(kid, false);
     if (k === "gone") return this.#fail("vault_locked", true);
-    if (k === "unavailable") return void this.#unavailable(() => this.#signedIn() || this.#restore());
+    if (k === "unavailable") return void this.#unavailable(() => this.#signedIn() || this.#restore(), ups);
     let plain;
     try {
       plain = await gcm(false, k.k, parts[0], aad(location.origin, this.#tk + "." + kid), parts[1]);
