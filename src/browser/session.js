@@ -363,8 +363,10 @@ var Driver = class {
   #retry;
   // what to retry when the vault key is back
   #tries = 0;
+  #owedTries = 0;
+  // failed sends of the owed revoke in a row
   #ups = 0;
-  // \`online\` events so far: a key request sent before the last one is outdated
+  // `online` events so far (`#due`)
   /** @type {number | undefined} */
   #seen;
   // the shared record's newest token serial at the last resume on a nudge
@@ -737,10 +739,13 @@ var Driver = class {
       }
       case FX_LOGOUT: {
         this.#revokes++;
-        const id = e[1], all = e[3];
+        const id = e[1], all = e[3], ups = this.#ups;
         const body = e[5] ? { refresh_token: e[5] } : null;
         this.#revoke = this.#post(all ? "/logout-all" : "/logout", body, e[4], 5e3).then((a) => a.status < 500 && a.status !== 429, () => false).then((ok) => {
-          if (!ok && !this.#tokenMode) lset(this.#rk, all ? "all" : "one");
+          if (!ok && !this.#tokenMode) {
+            lset(this.#rk, all ? "all" : "one");
+            this.#owe(ups);
+          }
           this.#feedShared();
           this.#drive(LOGOUT_DONE, 0, id);
         });
@@ -935,11 +940,33 @@ var Driver = class {
   // Sends a revoke that an offline logout could not (cookie mode: the cookie identifies the
   // session). Never while signed in: the cookie then belongs to a newer session.
   #settleRevoke() {
-    const v = this.#owed();
+    const v = this.#owed(), ups = this.#ups;
     if (!v || this.#dead) return;
     if (this.#signedIn()) return void lset(this.#rk);
-    return this.#paying ||= this.#post(v === "all" ? "/logout-all" : "/logout", null, null, this.#t).then((a) => a.status < 500 && a.status !== 429 && lset(this.#rk), () => {
-    }).then(() => this.#paying = null);
+    return this.#paying ||= this.#post(v === "all" ? "/logout-all" : "/logout", null, null, this.#t).then((a) => a.status < 500 && a.status !== 429, () => false).then((ok) => {
+      this.#paying = null;
+      if (ok) {
+        this.#owedTries = 0;
+        lset(this.#rk);
+      } else this.#owe(ups);
+    });
+  }
+  // The revoke is owed (its send failed, `ups` as in `#due`): sent again when the browser comes
+  // back online, and meanwhile with backoff, so that a server's 5xx does not leave the
+  // session alive on the server until the next page load.
+  /** @param {number} ups */
+  #owe(ups) {
+    this.#later(() => this.#settleRevoke(), this.#due(ups, ++this.#owedTries));
+  }
+  // When to try again after the `n`th failure in a row of a request sent when `ups` `online`
+  // events had been seen: at once if the browser came back online since (that failure says
+  // nothing about the network now), else after a backoff of 5 s doubling, at most 5 min.
+  /**
+   * @param {number} ups
+   * @param {number} n
+   */
+  #due(ups, n) {
+    return ups !== this.#ups ? 0 : Math.min(3e5, 5e3 * 2 ** (n - 1));
   }
   // ---- the vault ---------------------------------------------------------------------------
   // A record is `<s|c>.<kid>.<sealed>`: `s` sealed with the server's per-session key (cookie
@@ -991,10 +1018,9 @@ var Driver = class {
     if (!stale()) this.#sset(this.#tk, (k.server ? "s." : "c.") + kid + "." + b64(Uint8Array.of(1, ...iv, ...body)));
     this.#tries = 0;
   }
-  // The vault key is unavailable for now: reported once per outage, `f` retried with backoff
-  // (5 s doubling, at most 5 min) and at once when the browser comes back online. A request
-  // sent before the browser came back (`ups`: the count of `online` events when it was sent)
-  // failed on the old network: its retry is due at once, not after a backoff.
+  // The vault key is unavailable for now: reported once per outage, `f` retried at the time
+  // `#due` gives (`ups`: the count of `online` events when the failed request was sent) and at
+  // once when the browser comes back online.
   /**
    * @param {() => unknown} f
    * @param {number} ups
@@ -1005,7 +1031,7 @@ var Driver = class {
       this.#retry = null;
       f();
     };
-    this.#later(() => this.#retry && this.#retry(), ups !== this.#ups ? 0 : Math.min(3e5, 5e3 * 2 ** this.#tries));
+    this.#later(() => this.#retry && this.#retry(), this.#due(ups, this.#tries + 1));
   }
   /**
    * @param {() => unknown} f

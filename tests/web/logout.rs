@@ -103,6 +103,80 @@ async fn an_offline_logout_revoke_is_retried_when_online() {
 }
 
 #[wasm_bindgen_test]
+async fn a_revoke_that_fails_after_the_browser_came_back_online_is_sent_again_at_once() {
+    // The logout's revoke goes out on a network that is down; the browser comes back online
+    // while it is out, and then it fails. No later `online` event will come: the owed revoke is
+    // sent at once, not at the next page load.
+    let st = server("{ sessions: true }");
+    let ch = channel("lo-online-race");
+    let a = start(&opts(&ch, "resume: false,")).await;
+    login_alice(&a).await;
+    eval(
+        "globalThis.__srv.cfg.routes = { '/auth/logout': (req, st) => new Promise((r, no) => \
+         (st.releaseLogout = () => no(new TypeError('Failed to fetch')))) }",
+    );
+    let out = a.logout(JsValue::UNDEFINED);
+    assert!(
+        until(2000, || get(&st, "releaseLogout").is_function()).await,
+        "the revoke went out"
+    );
+    eval("globalThis.__srv.cfg.routes = null; window.dispatchEvent(new Event('online'))");
+    eval("globalThis.__srv.releaseLogout()");
+    wait(out).await.unwrap();
+    assert!(
+        until(2000, || count(&st, "revoked") == 1).await,
+        "sent again right after the failure that the return to online outdated"
+    );
+    assert!(
+        until(500, || local()
+            .get_item(&key("tessera:revoke:", &ch))
+            .unwrap()
+            .is_none())
+        .await,
+        "nothing owed any more"
+    );
+    a.dispose();
+    restore_fetch();
+}
+
+#[wasm_bindgen_test]
+async fn an_owed_revoke_refused_with_a_5xx_is_retried_while_online() {
+    // Online all along, the server answers the revoke 503 once: the session must not stay alive
+    // on the server until some later `online` event or page load.
+    let st = server("{ sessions: true }");
+    let ch = channel("lo-503");
+    let a = start(&opts(&ch, "resume: false,")).await;
+    login_alice(&a).await;
+    eval(
+        "globalThis.__srv.cfg.routes = { '/auth/logout': (req, st, json) => \
+         (st.cfg.routes = null, json(503, { code: 'unavailable', status: 503 })) }",
+    );
+    wait(a.logout(JsValue::UNDEFINED)).await.unwrap();
+    assert!(
+        local()
+            .get_item(&key("tessera:revoke:", &ch))
+            .unwrap()
+            .is_some(),
+        "owed after the 503"
+    );
+    assert_eq!(count(&st, "revoked"), 0);
+    // The first retry is due 5 s later.
+    assert!(
+        until(8000, || count(&st, "revoked") == 1).await,
+        "retried with backoff, no `online` event needed"
+    );
+    assert!(
+        until(500, || local()
+            .get_item(&key("tessera:revoke:", &ch))
+            .unwrap()
+            .is_none())
+        .await
+    );
+    a.dispose();
+    restore_fetch();
+}
+
+#[wasm_bindgen_test]
 async fn an_owed_revoke_goes_out_at_the_next_start_and_blocks_the_resume() {
     let st = server("{ sessions: true, offline: true }");
     let ch = channel("lo-owed");
