@@ -1189,6 +1189,41 @@ fn login_started_dates_the_session_from_the_request() {
 }
 
 #[test]
+fn a_refresh_that_fails_after_the_network_came_back_is_retried_at_once() {
+    // The network drops and returns while the refresh is out; the request then fails (it went
+    // out on the dead network). No later `online` event will cut the backoff short: the retry
+    // is due at once. A request sent after the return that fails backs off as usual.
+    let (mut e, _, _) = signed_in(1, cfg());
+    let due = T0 + TTL - 60_000;
+    e.handle(due, Input::Timer);
+    e.handle(due, lock_granted(&e));
+    assert!(sends_refresh(&drain(&mut e)));
+    e.handle(due + 10, Input::Online(false));
+    e.handle(due + 20, Input::Online(true));
+    assert!(drain(&mut e).is_empty(), "nothing to retry yet");
+    e.handle(due + 30, refresh_failed(&e, None));
+    let mut fx = drain(&mut e);
+    if let Some(at) = e.next_deadline().filter(|&at| at <= due + 30) {
+        e.handle(at, Input::Timer);
+        fx.extend(drain(&mut e));
+    }
+    assert!(
+        fx.iter().any(|f| matches!(f, Effect::AcquireLock { .. })),
+        "retried at once: {fx:?}, next deadline {:?}",
+        e.next_deadline()
+    );
+    // This attempt went out after the return: its failure waits for the backoff.
+    e.handle(due + 30, lock_granted(&e));
+    assert!(sends_refresh(&drain(&mut e)));
+    e.handle(due + 40, refresh_failed(&e, None));
+    drain(&mut e);
+    assert!(
+        e.next_deadline().unwrap() >= due + 40 + cfg().backoff_base,
+        "the second failure backs off"
+    );
+}
+
+#[test]
 fn a_spurious_online_event_does_not_cut_the_backoff_short() {
     let (mut e, _, _) = signed_in(1, cfg());
     let due = T0 + TTL - 60_000;

@@ -600,6 +600,8 @@ pub struct Engine {
     pub(crate) idle: IdleTracker,
     pub(crate) login: LoginGate,
     pub(crate) online: bool,
+    /// When the network last came back (offline, then online); 0 before that.
+    pub(crate) back_online: Millis,
     /// The logout revoke in flight.
     pub(crate) logout_id: Option<RequestId>,
     next_id: u32,
@@ -625,6 +627,7 @@ impl Engine {
             idle: IdleTracker::default(),
             login: LoginGate::default(),
             online: true,
+            back_online: 0,
             logout_id: None,
             next_id: 0,
             stats: Stats::default(),
@@ -747,6 +750,7 @@ impl Engine {
                 self.online = online;
                 // Back online after being offline: retry now rather than at the backoff time.
                 if online && !was {
+                    self.back_online = now;
                     if let Phase::Backoff { req, .. } = self.refresh.phase {
                         self.refresh.phase = Phase::Backoff { until: now, req };
                     }

@@ -13,7 +13,8 @@
 //! * After the answer the tab re-checks again: an answer for a logged-out session, or one that is
 //!   not newer than a token already seen, is dropped (never adopt an older token).
 //! * Retryable failures back off exponentially (`backoff_base`…`backoff_cap`, jitter in the upper
-//!   half, at least `Retry-After`); going `online` retries at once. The failing tab keeps its
+//!   half, at least `Retry-After`); going `online` retries at once, and so does a failure of a
+//!   request sent before the network came back. The failing tab keeps its
 //!   claim alive during the backoff so other tabs do not pile in.
 //! * A definitive rejection ends the session in every tab with the server's reason, unless a
 //!   newer token appeared meanwhile (then the rejection concerned a superseded token).
@@ -699,7 +700,7 @@ impl Engine {
         retry_after: Option<Millis>,
     ) {
         // Only the request in flight can fail; a late failure of an earlier one changes nothing.
-        let Phase::InFlight { req, .. } = self.refresh.phase else {
+        let Phase::InFlight { req, since } = self.refresh.phase else {
             if id.is_some() {
                 self.superseded();
             } else {
@@ -718,7 +719,14 @@ impl Engine {
         self.refresh.attempt = self.refresh.attempt.saturating_add(1);
         let exp = mul_pow2(self.cfg.backoff_base, (self.refresh.attempt - 1).min(30))
             .min(self.cfg.backoff_cap);
-        let delay = (exp / 2 + self.rng.upto(exp / 2)).max(retry_after.unwrap_or(0));
+        let delay = if self.online && self.back_online >= since {
+            // Sent before the network came back: this failure says nothing about the network
+            // now, and no later `online` event will cut the backoff short. Retry at once
+            // (unless the server, reached after all, asked for a wait).
+            retry_after.unwrap_or(0)
+        } else {
+            (exp / 2 + self.rng.upto(exp / 2)).max(retry_after.unwrap_or(0))
+        };
         let until = now.saturating_add(delay);
         if !self.cfg.faults().disable_lock {
             // Keep other tabs from piling in while we back off; if we die, the claim expires.
