@@ -20,6 +20,14 @@ fn local() -> web_sys::Storage {
     web_sys::window().unwrap().local_storage().unwrap().unwrap()
 }
 
+/// Whether a revoke is owed (remembered for a retry) on channel `ch`.
+fn owed(ch: &str) -> bool {
+    local()
+        .get_item(&key("tessera:revoke:", ch))
+        .unwrap()
+        .is_some()
+}
+
 fn key(prefix: &str, ch: &str) -> String {
     let mut k = String::from(prefix);
     k.push_str(ch);
@@ -75,25 +83,13 @@ async fn an_offline_logout_revoke_is_retried_when_online() {
         "the wipe does not wait for the network"
     );
     assert_eq!(count(&st, "revoked"), 0);
-    assert!(
-        local()
-            .get_item(&key("tessera:revoke:", &ch))
-            .unwrap()
-            .is_some(),
-        "the revoke is owed"
-    );
+    assert!(owed(&ch), "the revoke is owed");
     eval("globalThis.__srv.cfg.offline = false; window.dispatchEvent(new Event('online'))");
     assert!(
         until(2000, || count(&st, "revoked") == 1).await,
         "sent when back online"
     );
-    assert!(
-        until(500, || local()
-            .get_item(&key("tessera:revoke:", &ch))
-            .unwrap()
-            .is_none())
-        .await
-    );
+    assert!(until(500, || !owed(&ch)).await);
     // A reload after that does not revive the revoked session.
     let b = start(&opts(&ch, "")).await;
     assert_eq!(b.state(), "anonymous");
@@ -127,14 +123,7 @@ async fn a_revoke_that_fails_after_the_browser_came_back_online_is_sent_again_at
         until(2000, || count(&st, "revoked") == 1).await,
         "sent again right after the failure that the return to online outdated"
     );
-    assert!(
-        until(500, || local()
-            .get_item(&key("tessera:revoke:", &ch))
-            .unwrap()
-            .is_none())
-        .await,
-        "nothing owed any more"
-    );
+    assert!(until(500, || !owed(&ch)).await, "nothing owed any more");
     a.dispose();
     restore_fetch();
 }
@@ -152,26 +141,14 @@ async fn an_owed_revoke_refused_with_a_5xx_is_retried_while_online() {
          (st.cfg.routes = null, json(503, { code: 'unavailable', status: 503 })) }",
     );
     wait(a.logout(JsValue::UNDEFINED)).await.unwrap();
-    assert!(
-        local()
-            .get_item(&key("tessera:revoke:", &ch))
-            .unwrap()
-            .is_some(),
-        "owed after the 503"
-    );
+    assert!(owed(&ch), "owed after the 503");
     assert_eq!(count(&st, "revoked"), 0);
     // The first retry is due 5 s later.
     assert!(
         until(8000, || count(&st, "revoked") == 1).await,
         "retried with backoff, no `online` event needed"
     );
-    assert!(
-        until(500, || local()
-            .get_item(&key("tessera:revoke:", &ch))
-            .unwrap()
-            .is_none())
-        .await
-    );
+    assert!(until(500, || !owed(&ch)).await);
     a.dispose();
     restore_fetch();
 }
