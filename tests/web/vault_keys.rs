@@ -32,6 +32,14 @@ async fn record_written(ch: &str) -> String {
     record(ch).unwrap()
 }
 
+/// "Reload": a new session object on `ch` (no resume from the cookie) restores the record
+/// with its session's key and is signed in; `what` names the claim.
+async fn reload_opens(ch: &str, what: &str) {
+    let s = start(&opts(ch, "resume: false,")).await;
+    assert_eq!(s.state(), "active", "{what}");
+    s.dispose();
+}
+
 #[wasm_bindgen_test]
 async fn login_logout_login_then_reload_stays_signed_in() {
     let _st = server("{ sessions: true }");
@@ -49,14 +57,7 @@ async fn login_logout_login_then_reload_stays_signed_in() {
         "the new session's record has its own key id"
     );
     s.dispose();
-    // "Reload": a new session object restores the record with the current session's key.
-    let s = start(&opts(&ch, "resume: false,")).await;
-    assert_eq!(
-        s.state(),
-        "active",
-        "still signed in after login, logout, login, reload"
-    );
-    s.dispose();
+    reload_opens(&ch, "still signed in after login, logout, login, reload").await;
     restore_fetch();
 }
 
@@ -107,9 +108,7 @@ async fn an_unavailable_key_keeps_the_record_and_resumes_from_the_cookie() {
         "sealed once the key is back"
     );
     s.dispose();
-    let s = start(&opts(&ch, "resume: false,")).await;
-    assert_eq!(s.state(), "active", "the resealed record opens");
-    s.dispose();
+    reload_opens(&ch, "the resealed record opens").await;
     restore_fetch();
 }
 
@@ -144,9 +143,7 @@ async fn coming_back_online_while_a_key_request_is_out_retries_its_failure_at_on
         "sealed right after the failure that the return to online outdated"
     );
     s.dispose();
-    let s = start(&opts(&ch, "resume: false,")).await;
-    assert_eq!(s.state(), "active", "the record opens");
-    s.dispose();
+    reload_opens(&ch, "the record opens").await;
     restore_fetch();
 }
 
