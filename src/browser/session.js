@@ -1031,7 +1031,7 @@ var Driver = class {
       this.#retry = null;
       f();
     };
-    this.#later(() => this.#retry && this.#retry(), this.#due(ups, this.#tries + 1));
+    this.#later(() => this.#retry && this.#retry(), this.#due(ups, this.#tries));
   }
   /**
    * @param {() => unknown} f

@@ -116,7 +116,7 @@ async fn an_unavailable_key_keeps_the_record_and_resumes_from_the_cookie() {
 async fn coming_back_online_while_a_key_request_is_out_retries_its_failure_at_once() {
     // The network returns (`online`) while a key request is still out, and that request then
     // fails: it was sent before the network came back, so the retry is owed now, not after
-    // the backoff (10 s and more) that an outage seen while online would earn.
+    // the backoff (5 s and more) that an outage seen while online would earn.
     let st = server("{ sessions: true }");
     let ch = channel("vk-online-race");
     let s = start(&opts(&ch, "resume: false,")).await;
@@ -144,6 +144,34 @@ async fn coming_back_online_while_a_key_request_is_out_retries_its_failure_at_on
     );
     s.dispose();
     reload_opens(&ch, "the record opens").await;
+    restore_fetch();
+}
+
+#[wasm_bindgen_test]
+async fn a_key_outage_seen_while_online_is_retried_after_5_s() {
+    // Online all along, the key endpoint answers 503 to the login's seal: the first retry is
+    // due 5 s later (the backoff the README gives), with no `online` event to prompt it.
+    let st = server("{ sessions: true, keyStatus: 503 }");
+    let ch = channel("vk-backoff");
+    let s = start(&opts(&ch, "resume: false,")).await;
+    let errors = Recorder::on(&s, "error");
+    login_alice(&s).await;
+    assert!(
+        until(1000, || errors
+            .codes()
+            .contains(&"vault_unavailable".to_string()))
+        .await
+    );
+    assert_eq!(record(&ch), None);
+    let calls = count(&st, "keyCalls");
+    eval("globalThis.__srv.cfg.keyStatus = 0");
+    assert!(
+        until(8000, || record(&ch).is_some()).await,
+        "sealed by the first retry, 5 s after the failure"
+    );
+    assert_eq!(count(&st, "keyCalls"), calls + 1, "one retry did it");
+    s.dispose();
+    reload_opens(&ch, "the record the retry sealed opens").await;
     restore_fetch();
 }
 

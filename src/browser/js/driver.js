@@ -747,7 +747,7 @@ export class Driver {
       this.#retry = null;
       f();
     };
-    this.#later(() => this.#retry && this.#retry(), this.#due(ups, this.#tries + 1));
+    this.#later(() => this.#retry && this.#retry(), this.#due(ups, this.#tries));
   }
 
   /**
