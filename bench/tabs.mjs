@@ -62,10 +62,17 @@ const events = [];
 // Arrival of each SDK bus message in this tab (a listener beside the SDK's own).
 const bus = [];
 new BroadcastChannel("tessera").onmessage = () => bus.push(performance.timeOrigin + performance.now());
+// When this tab posted on any channel (tab 0: the SDK's logout broadcast).
+const posts = [];
+const post = BroadcastChannel.prototype.postMessage;
+BroadcastChannel.prototype.postMessage = function (m) {
+  if (this.name === "tessera") posts.push(performance.timeOrigin + performance.now());
+  return post.call(this, m);
+};
 const session = await Session.start({ baseUrl: "/auth", idleTimeoutMs: 600000, idleWarningMs: 10000, refreshLeadMs: 60000 });
 for (const n of ["login", "logout", "refresh", "error"])
   session.on(n, (e) => events.push({ type: e.type, hr: performance.timeOrigin + performance.now() }));
-window.tessera = { session, events, bus, ready: true };
+window.tessera = { session, events, bus, posts, ready: true };
 </script></body></html>`;
 
 async function openTabs(context, url, query, n) {
@@ -97,6 +104,8 @@ async function logoutLatency(context, url, demo) {
   const sent = []; // minimal page: call -> tab 0's copy of the SDK's broadcast
   const arrived = []; // call -> the last other tab's copy of it
   const handled = []; // the slowest other tab's copy -> its logout event
+  const posted = []; // call -> the SDK's postMessage in tab 0 (its synchronous work before it)
+  const delivered = []; // that post -> the last other tab's copy
   const onFinished = (req) => {
     if (new URL(req.url()).pathname === "/auth/logout") {
       const t = req.timing();
@@ -143,6 +152,9 @@ async function logoutLatency(context, url, demo) {
       // The first SDK message each tab got after the call (the logout; none is sent between).
       const copies = await Promise.all(tabs.map((t) => t.evaluate((t0) => window.tessera.bus.find((x) => x >= t0) ?? NaN, t0)));
       sent.push(copies[0] - t0);
+      const p = await tabs[0].evaluate((t0) => window.tessera.posts.find((x) => x >= t0) ?? NaN, t0);
+      posted.push(p - t0);
+      delivered.push(Math.max(...copies.slice(1)) - p);
       arrived.push(Math.max(...copies.slice(1)) - t0);
       handled.push(Math.max(...copies.slice(1).map((c, i) => times[i + 1] - c)));
     }
@@ -152,7 +164,7 @@ async function logoutLatency(context, url, demo) {
   }
   context.off("requestfinished", onFinished);
   for (const t of tabs) await t.close();
-  return { total, others, origin, floor, serverMs, sent, arrived, handled };
+  return { total, others, origin, floor, serverMs, sent, arrived, handled, posted, delivered };
 }
 
 function showLatency(label, lat) {
@@ -165,6 +177,8 @@ function showLatency(label, lat) {
   row("floor: bare BroadcastChannel post -> last other tab", lat.floor);
   if (lat.sent.length) {
     console.log("  where the time goes (a listener beside the SDK's on its channel, in every tab):");
+    row("  call -> the SDK's postMessage in tab 0", lat.posted);
+    row("  that post -> last other tab's copy", lat.delivered);
     row("  call -> tab 0's copy of the SDK's broadcast", lat.sent);
     row("  call -> last other tab's copy", lat.arrived);
     row("  slowest other tab: its copy -> its logout event", lat.handled);

@@ -741,11 +741,10 @@ var Driver = class {
         this.#revokes++;
         const id = e[1], all = e[3], ups = this.#ups;
         const body = e[5] ? { refresh_token: e[5] } : null;
+        const mark = this.#tokenMode ? null : (all ? "all " : "one ") + Math.random();
+        if (mark) lset(this.#rk, mark);
         this.#revoke = this.#post(all ? "/logout-all" : "/logout", body, e[4], 5e3).then((a) => a.status < 500 && a.status !== 429, () => false).then((ok) => {
-          if (!ok && !this.#tokenMode) {
-            lset(this.#rk, all ? "all" : "one");
-            this.#owe(ups);
-          }
+          if (mark && this.#owed() === mark) ok ? lset(this.#rk) : this.#owe(ups);
           this.#feedShared();
           this.#drive(LOGOUT_DONE, 0, id);
         });
@@ -943,11 +942,11 @@ var Driver = class {
     const v = this.#owed(), ups = this.#ups;
     if (!v || this.#dead) return;
     if (this.#signedIn()) return void lset(this.#rk);
-    return this.#paying ||= this.#post(v === "all" ? "/logout-all" : "/logout", null, null, this.#t).then((a) => a.status < 500 && a.status !== 429, () => false).then((ok) => {
+    return this.#paying ||= this.#post(v.startsWith("all") ? "/logout-all" : "/logout", null, null, this.#t).then((a) => a.status < 500 && a.status !== 429, () => false).then((ok) => {
       this.#paying = null;
       if (ok) {
         this.#owedTries = 0;
-        lset(this.#rk);
+        if (this.#owed() === v) lset(this.#rk);
       } else this.#owe(ups);
     });
   }

@@ -11,7 +11,7 @@ import { test } from "node:test";
 import {
   openDemo,
   REFRESH_COOKIE,
-  SDK_SHARED_PREFIX,
+  SDK_RECORDS,
   signIn,
   sleep,
   storageLeft,
@@ -81,8 +81,8 @@ test("logout removes cookies on several paths, Web Storage, IndexedDB and Cache 
     assert.deepEqual(inv.cookies, [], `tab ${name}: document.cookie is empty`);
     assert.deepEqual(await storageLeft(page), { local: [], session: [] }, `tab ${name}: Web Storage is empty`);
     assert.ok(
-      inv.localStorage.every((k) => k.startsWith(SDK_SHARED_PREFIX)),
-      `tab ${name}: only the SDK's coordination record is left: ${inv.localStorage}`,
+      inv.localStorage.every((k) => SDK_RECORDS.some((p) => k.startsWith(p))),
+      `tab ${name}: only the SDK's coordination records are left: ${inv.localStorage}`,
     );
     assert.ok(!inv.indexedDb.includes("tessera-demo"), `tab ${name}: IndexedDB database deleted`);
     assert.ok(!inv.caches.includes("tessera-demo"), `tab ${name}: cache deleted`);

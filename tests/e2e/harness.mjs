@@ -257,20 +257,29 @@ export async function waitReady(page, timeout = 15_000) {
 }
 
 /**
- * The SDK keeps one cross-tab coordination record in localStorage across logouts (the logout
- * epoch and token timing, no token and no secret), so tabs opened later know the session ended.
+ * The SDK's coordination records in localStorage, neither a token nor a secret, which a logout
+ * leaves: the shared record (the logout epoch and token timing: tabs opened later know the
+ * session ended, kept for good) and, in cookie mode until the server answered the logout, the
+ * owed revoke ("one" or "all": a tab started meanwhile sends it again and adopts no cookie).
  */
-export const SDK_SHARED_PREFIX = "tessera:shared:";
+export const SDK_RECORDS = ["tessera:shared:", "tessera:revoke:"];
 
-/** Web Storage keys left in `page`, apart from the SDK's coordination record. */
+/** Web Storage keys left in `page`, apart from the SDK's coordination records. */
 export function storageLeft(page) {
   return page.evaluate(
-    (p) => ({
-      local: Object.keys(localStorage).filter((k) => !k.startsWith(p)),
-      session: Object.keys(sessionStorage).filter((k) => !k.startsWith(p)),
+    (ps) => ({
+      local: Object.keys(localStorage).filter((k) => !ps.some((p) => k.startsWith(p))),
+      session: Object.keys(sessionStorage).filter((k) => !ps.some((p) => k.startsWith(p))),
     }),
-    SDK_SHARED_PREFIX,
+    SDK_RECORDS,
   );
+}
+
+/** Waits until no revoke is owed in `page` (the server answered the logout): at most 5 s. */
+export async function waitNothingOwed(page) {
+  await page.waitForFunction(() => !Object.keys(localStorage).some((k) => k.startsWith("tessera:revoke:")), null, {
+    timeout: 5_000,
+  });
 }
 
 /** The SDK's state in `page`. */

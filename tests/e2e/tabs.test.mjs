@@ -14,6 +14,7 @@ import {
   storageLeft,
   useEnv,
   waitForEvent,
+  waitNothingOwed,
   waitForState,
 } from "./harness.mjs";
 
@@ -95,6 +96,7 @@ test("logout in tab A logs out and wipes tab B; the old refresh token is rejecte
 
   // The server refuses the old refresh token, with a definitive code.
   assert.equal((await logoutCall).status(), 204, "POST /auth/logout answered 204");
+  await waitNothingOwed(a);
   const replay = await postAuth(env.server, "/auth/refresh", { cookie: `${REFRESH_COOKIE}=${rt.value}` });
   assert.equal(replay.status, 401, `old refresh token rejected: ${replay.text}`);
   assert.ok(DEFINITIVE_END_CODES.includes(replay.json?.code), `definitive code, got ${replay.json?.code}`);
@@ -131,4 +133,36 @@ test("logout everywhere ends the session in this browser and revokes other devic
   assert.equal(refused.status, 401, `other device's session is revoked: ${refused.text}`);
   assert.ok(DEFINITIVE_END_CODES.includes(refused.json?.code));
   await a.close();
+});
+
+test("a tab opened while the logout's revoke is on its way does not sign the user back in", async (t) => {
+  const a = await openDemo(env.context, env.server.url);
+  await signIn(a, "alice");
+  const rt = await refreshCookie(env.context);
+  assert.ok(rt, "signed in with a refresh cookie");
+  // A slow network: the revoke is held on its way to the server (the page waits for it, or
+  // is closed or left before it gets there); a tab opened meanwhile starts with the cookie.
+  let held = null;
+  await env.context.route("**/auth/logout", (route) => (held ? route.continue() : (held = route)));
+  t.after(() => env.context.unroute("**/auth/logout"));
+  await a.evaluate(() => void (window.__out = window.tessera.session.logout()));
+  await waitForState(a, "logged-out");
+  assert.ok(held, "the revoke was sent");
+  const b = await openDemo(env.context, env.server.url);
+
+  // Before the fix B found no owed revoke and adopted the logged-out session's cookie.
+  assert.ok(["anonymous", "logged-out"].includes(await stateOf(b)), `B is signed out, is ${await stateOf(b)}`);
+  const replay = await postAuth(env.server, "/auth/refresh", { cookie: `${REFRESH_COOKIE}=${rt.value}` });
+  assert.equal(replay.status, 401, `B sent the owed revoke: ${replay.text}`);
+  assert.ok(DEFINITIVE_END_CODES.includes(replay.json?.code), `definitive code, got ${replay.json?.code}`);
+  // A's revoke arrives late; once answered, nothing is owed any more.
+  await held.continue();
+  await a.evaluate(() => window.__out);
+  const owed = await b.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("tessera:revoke:")));
+  assert.deepEqual(owed, [], "nothing owed once answered");
+  assert.equal(await stateOf(b), "anonymous");
+  assert.deepEqual(a.errors, []);
+  assert.deepEqual(b.errors, []);
+  await a.close();
+  await b.close();
 });

@@ -431,19 +431,22 @@ export class Driver {
       case FX_LOGOUT: {
         // Server revoke, bounded. The other tabs already know (the engine persisted and
         // broadcast the logout first) and the request carries its credentials, so the wipe
-        // goes on at once; only `logout()` and a next sign-in wait for the answer. One that
-        // does not arrive (offline, 5xx) is owed: retried with the cookie when back online.
+        // goes on at once; only `logout()` and a next sign-in wait for the answer. In cookie
+        // mode it is owed until answered, written down before it is sent: a tab started
+        // while it is on its way, or after this page was closed or left first, sends it
+        // again (the cookie names the session) and adopts no cookie. One that fails
+        // (offline, 5xx) is retried with backoff and when back online.
         this.#revokes++;
         const id = e[1], all = e[3], ups = this.#ups;
         const body = e[5] ? { refresh_token: e[5] } : null;
+        const mark = this.#tokenMode ? null : (all ? "all " : "one ") + Math.random();
+        if (mark) lset(this.#rk, mark);
         // Its Clear-Site-Data may have erased the shared record: the engine writes it back.
         this.#revoke = this.#post(all ? "/logout-all" : "/logout", body, e[4], 5000)
           .then((a) => a.status < 500 && a.status !== 429, () => false)
           .then((ok) => {
-            if (!ok && !this.#tokenMode) {
-              lset(this.#rk, all ? "all" : "one");
-              this.#owe(ups);
-            }
+            // Unless another tab paid it meanwhile (a sign-in sends an owed revoke first).
+            if (mark && this.#owed() === mark) ok ? lset(this.#rk) : this.#owe(ups);
             this.#feedShared();
             this.#drive(LOGOUT_DONE, 0, id);
           });
@@ -653,13 +656,14 @@ export class Driver {
     const v = this.#owed(), ups = this.#ups;
     if (!v || this.#dead) return;
     if (this.#signedIn()) return void lset(this.#rk);
-    return (this.#paying ||= this.#post(v === "all" ? "/logout-all" : "/logout", null, null, this.#t)
+    return (this.#paying ||= this.#post(v.startsWith("all") ? "/logout-all" : "/logout", null, null, this.#t)
       .then((a) => a.status < 500 && a.status !== 429, () => false)
       .then((ok) => {
         this.#paying = null;
         if (ok) {
           this.#owedTries = 0;
-          lset(this.#rk);
+          // Not a revoke owed since by a newer logout (its own mark).
+          if (this.#owed() === v) lset(this.#rk);
         } else this.#owe(ups);
       }));
   }

@@ -7,7 +7,7 @@
 // `without` the primitives removed in this run ("", "locks", "locks,bc": see front.mjs),
 // `t` the node:test context.
 import assert from "node:assert/strict";
-import { BOB_TOTP_SECRET, DEFINITIVE_END_CODES, DEMO_PASSWORD, postAuth, REFRESH_COOKIE, SDK_SHARED_PREFIX, sleep, totp } from "../harness.mjs";
+import { BOB_TOTP_SECRET, DEFINITIVE_END_CODES, DEMO_PASSWORD, postAuth, REFRESH_COOKIE, SDK_RECORDS, sleep, totp } from "../harness.mjs";
 
 /**
  * What differs between engines, as found by these scenarios (the README's browser support
@@ -128,14 +128,14 @@ export async function signIn(tab, username = "alice") {
   await waitForState(tab, "active");
 }
 
-/** Web Storage keys left in the tab, apart from the SDK's coordination record. */
+/** Web Storage keys left in the tab, apart from the SDK's coordination records. */
 export function storageLeft(tab) {
   return tab.eval(
-    (p) => ({
-      local: Object.keys(localStorage).filter((k) => !k.startsWith(p)),
-      session: Object.keys(sessionStorage).filter((k) => !k.startsWith(p)),
+    (ps) => ({
+      local: Object.keys(localStorage).filter((k) => !ps.some((p) => k.startsWith(p))),
+      session: Object.keys(sessionStorage).filter((k) => !ps.some((p) => k.startsWith(p))),
     }),
-    SDK_SHARED_PREFIX,
+    SDK_RECORDS,
   );
 }
 
@@ -323,6 +323,10 @@ export const SCENARIOS = [
       assert.notEqual((await fetchMe(b)).status, 200, "no bearer call succeeds in tab B");
       assert.equal((await env.browser.cookies(b)).find((c) => c.name === REFRESH_COOKIE), undefined, "refresh cookie gone");
       assert.equal(env.front.count("POST", "/auth/logout"), 1, "one logout request");
+      await until(() => b.eval(() => !Object.keys(localStorage).some((k) => k.startsWith("tessera:revoke:"))), {
+        timeout: 5_000,
+        what: "nothing owed once the server answered the logout",
+      });
       const replay = await postAuth(env.server, "/auth/refresh", { cookie: `${REFRESH_COOKIE}=${rt.value}` });
       assert.equal(replay.status, 401, `old refresh token refused: ${replay.text}`);
       assert.ok(DEFINITIVE_END_CODES.includes(replay.json?.code), `definitive code, got ${replay.json?.code}`);
