@@ -71,7 +71,8 @@ if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $WASM_BIND
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --quiet || die "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION"
 fi
 
-if [ "$(geckodriver --version 2>/dev/null | head -1 | awk '{print $2}')" != "$GECKODRIVER_VERSION" ]; then
+# awk reads all of its input: `head -1` would close the pipe early and geckodriver panics on it.
+if [ "$(geckodriver --version 2>/dev/null | awk 'NR == 1 {print $2}')" != "$GECKODRIVER_VERSION" ]; then
   say "installing geckodriver $GECKODRIVER_VERSION (Firefox's WebDriver; about 2-3 min, once)"
   cargo install geckodriver --version "$GECKODRIVER_VERSION" --locked --quiet \
     || cargo install geckodriver --version "$GECKODRIVER_VERSION" --quiet \
@@ -88,4 +89,4 @@ if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/esbuild ] || 
 fi
 
 say "ready: $(wasm-pack --version), $(wasm-bindgen --version), wasm-opt $(node_modules/.bin/wasm-opt --version | awk '{print $3}'), $(redis-server --version | awk '{print $1, $3}')"
-say "browsers: $(/usr/bin/chromium --version 2>/dev/null | head -1); $(/usr/bin/firefox-esr --version 2>/dev/null | head -1) + $(geckodriver --version | head -1); WebKitGTK $(dpkg-query -W -f='${Version}' webkit2gtk-driver 2>/dev/null) (WebKitWebDriver, Xvfb)"
+say "browsers: $(/usr/bin/chromium --version 2>/dev/null | head -1); $(/usr/bin/firefox-esr --version 2>/dev/null | head -1) + $(geckodriver --version | awk 'NR == 1'); WebKitGTK $(dpkg-query -W -f='${Version}' webkit2gtk-driver 2>/dev/null) (WebKitWebDriver, Xvfb)"
