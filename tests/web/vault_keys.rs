@@ -5,6 +5,7 @@
 //! the cookie, the SDK retries); cookie mode never seals with a script-readable key.
 
 use crate::support::*;
+use tessera::Session;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
 
@@ -147,21 +148,30 @@ async fn coming_back_online_while_a_key_request_is_out_retries_its_failure_at_on
     restore_fetch();
 }
 
-#[wasm_bindgen_test]
-async fn a_key_outage_seen_while_online_is_retried_after_5_s() {
-    // Online all along, the key endpoint answers 503 to the login's seal: the first retry is
-    // due 5 s later (the backoff the README gives), with no `online` event to prompt it.
-    let st = server("{ sessions: true, keyStatus: 503 }");
-    let ch = channel("vk-backoff");
-    let s = start(&opts(&ch, "resume: false,")).await;
+/// Starts a session on `ch` (no resume) and signs alice in while the key endpoint fails: returns
+/// once the login's seal reported `vault_unavailable`, with the session's `error` recorder.
+async fn login_with_the_key_out(ch: &str) -> (Session, Recorder) {
+    let s = start(&opts(ch, "resume: false,")).await;
     let errors = Recorder::on(&s, "error");
     login_alice(&s).await;
     assert!(
         until(1000, || errors
             .codes()
             .contains(&"vault_unavailable".to_string()))
-        .await
+        .await,
+        "the seal reports the key unavailable: {:?}",
+        errors.codes()
     );
+    (s, errors)
+}
+
+#[wasm_bindgen_test]
+async fn a_key_outage_seen_while_online_is_retried_after_5_s() {
+    // Online all along, the key endpoint answers 503 to the login's seal: the first retry is
+    // due 5 s later (the backoff the README gives), with no `online` event to prompt it.
+    let st = server("{ sessions: true, keyStatus: 503 }");
+    let ch = channel("vk-backoff");
+    let (s, _errors) = login_with_the_key_out(&ch).await;
     assert_eq!(record(&ch), None);
     let calls = count(&st, "keyCalls");
     eval("globalThis.__srv.cfg.keyStatus = 0");
@@ -202,15 +212,7 @@ async fn cookie_mode_does_not_persist_without_the_server_key() {
     empty_cookie_jar();
     let st = server("{ sessions: true, keyStatus: 429 }");
     let ch = channel("vk-nokey");
-    let s = start(&opts(&ch, "resume: false,")).await;
-    let errors = Recorder::on(&s, "error");
-    login_alice(&s).await;
-    assert!(
-        until(1000, || errors
-            .codes()
-            .contains(&"vault_unavailable".to_string()))
-        .await
-    );
+    let (s, _errors) = login_with_the_key_out(&ch).await;
     assert!(count(&st, "keyCalls") >= 1);
     assert_eq!(
         record(&ch),
