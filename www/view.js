@@ -12,8 +12,11 @@ import { DEMO_DATA_NAME, inventory } from "./sitedata.js";
 /** @typedef {import("tessera").SessionEvents["logout"]} LogoutEvent */
 /** @typedef {"login" | "mfa" | "account" | "cleared" | "none"} View */
 
-/** The SDK's cross-tab record (logout epoch and timing, no token) stays in localStorage by design. */
-const SDK_SHARED_PREFIX = "tessera:shared:";
+/**
+ * The SDK's coordination records in localStorage, no token and no secret, stay by design: the
+ * cross-tab record (logout epoch and timing) for good, the owed revoke until the server answers.
+ */
+const SDK_RECORDS = ["tessera:shared:", "tessera:revoke:"];
 
 /**
  * The element with id `id`; a missing one is a bug in index.html, reported by name.
@@ -179,7 +182,7 @@ export async function renderCleared(e) {
   const left = await inventory();
   const still = [
     ...left.cookies.map((c) => `cookie ${c}`),
-    ...left.localStorage.filter((k) => !k.startsWith(SDK_SHARED_PREFIX)).map((k) => `localStorage ${k}`),
+    ...left.localStorage.filter((k) => !SDK_RECORDS.some((p) => k.startsWith(p))).map((k) => `localStorage ${k}`),
     ...left.sessionStorage.map((k) => `sessionStorage ${k}`),
     ...left.indexedDb.filter((n) => n === DEMO_DATA_NAME).map((n) => `IndexedDB ${n}`),
     ...left.caches.filter((n) => n === DEMO_DATA_NAME).map((n) => `cache ${n}`),
