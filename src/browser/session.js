@@ -228,17 +228,19 @@ async function wipeIndexedDb(names, left) {
     }
   }
   const out = [];
+  const del = (name) => new Promise((res) => {
+    try {
+      const q = idb.deleteDatabase(name);
+      q.onsuccess = () => res(0);
+      q.onerror = () => res("error");
+      q.onblocked = () => res("blocked");
+    } catch (_) {
+      res("error");
+    }
+  });
   for (const name of names) {
-    const r = await new Promise((res) => {
-      try {
-        const q = idb.deleteDatabase(name);
-        q.onsuccess = () => res(0);
-        q.onerror = () => res("error");
-        q.onblocked = () => res("blocked");
-      } catch (_) {
-        res("error");
-      }
-    });
+    let r = await del(name);
+    for (const ms of [50, 250]) if (r === "error") r = await new Promise((ok) => setTimeout(ok, ms)).then(() => del(name));
     if (r) left.push({ kind: "indexedDB", name, why: r });
     else out.push(name);
   }

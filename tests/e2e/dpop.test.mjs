@@ -373,10 +373,14 @@ describe("DPoP end to end with tessera-server --dpop required", () => {
     const opts = { channel: CH, dpop: true, refreshLeadMs: LEAD_MS, refreshJitterMs: 0, idleTimeoutMs: 600_000, idleWarningMs: 10_000 };
     const refreshes = [];
     const apiAuth = [];
+    let meSent = 0;
     browser.context.on("request", async (req) => {
       const p = new URL(req.url()).pathname;
       if (req.method() === "POST" && p === "/auth/refresh") refreshes.push({ at: Date.now(), dpop: await req.headerValue("dpop").catch(() => null) });
-      if (p === "/api/me") apiAuth.push(await req.headerValue("authorization").catch(() => null));
+      if (p === "/api/me") {
+        meSent++;
+        apiAuth.push(await req.headerValue("authorization").catch(() => null));
+      }
     });
     const statuses = [];
     browser.context.on("response", (res) => {
@@ -389,8 +393,14 @@ describe("DPoP end to end with tessera-server --dpop required", () => {
     for (const t of tabs) await t.waitForFunction(() => window.S.state === "active");
 
     // /api/me with the bound token: DPoP scheme, accepted.
+    // The request listener reads headers asynchronously: the latest /api/me header once every
+    // request sent so far has been read.
+    const lastAuth = async () => {
+      for (const end = Date.now() + 5_000; apiAuth.length < meSent; await sleep(20)) assert.ok(Date.now() < end, `read ${apiAuth.length} of ${meSent} /api/me headers`);
+      return apiAuth.at(-1);
+    };
     assert.equal(await tabs[1].evaluate(async () => (await window.S.fetch("/api/me")).status), 200);
-    const auth = apiAuth.at(-1);
+    const auth = await lastAuth();
     assert.match(auth, /^DPoP /, "the server bound the token: it goes with the DPoP scheme");
     const token = auth.slice(5);
     assert.ok(json(token.split(".")[1]).cnf?.jkt, "the access token carries cnf.jkt");
@@ -416,7 +426,7 @@ describe("DPoP end to end with tessera-server --dpop required", () => {
     // The current token copied out of the page, replayed from elsewhere: refused as Bearer, and
     // with a proof from another key (right method, URL, time and ath).
     await tabs[2].evaluate(() => window.S.fetch("/api/me"));
-    const current = apiAuth.at(-1).slice(5);
+    const current = (await lastAuth()).slice(5);
     const me = new URL("/api/me", server.origin).href;
     const asBearer = await fetch(me, { headers: { authorization: `Bearer ${current}` } });
     assert.equal(asBearer.status, 401, "a bound token presented as Bearer is refused");
@@ -431,7 +441,7 @@ describe("DPoP end to end with tessera-server --dpop required", () => {
       await window.S.logout();
       return window.E.filter((e) => e.type === "logout").at(-1);
     });
-    assert.ok(ended.cleared.indexedDB.includes(DB), `cleared.indexedDB: ${JSON.stringify(ended.cleared.indexedDB)}`);
+    assert.ok(ended.cleared.indexedDB.includes(DB), `cleared.indexedDB: ${JSON.stringify(ended.cleared.indexedDB)}, remaining: ${JSON.stringify(ended.remaining)}`);
     for (const t of tabs) await t.waitForFunction(() => window.S.state === "logged-out");
     for (let end = Date.now() + 5_000; ; await sleep(100)) {
       const names = await tabs[0].evaluate(async () => (await indexedDB.databases()).map((d) => d.name));

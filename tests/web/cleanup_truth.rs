@@ -1,6 +1,7 @@
 //! Cleanup reports the truth: partitioned (CHIPS) cookies are expired too;
 //! `cleared` lists only what is gone after re-reading; an IndexedDB deletion blocked by an
-//! open connection is reported in `remaining` as blocked, not as deleted.
+//! open connection is reported in `remaining` as blocked, not as deleted; one aborted while
+//! the database went anyway (the logout answer's Clear-Site-Data) is cleared, not an error.
 
 use crate::support::*;
 use wasm_bindgen::JsValue;
@@ -76,6 +77,75 @@ async fn a_blocked_indexeddb_deletion_is_reported_as_blocked() {
     );
     assert_eq!(get(&r, "why").as_string().as_deref(), Some("blocked"));
     eval("globalThis.__held.close()");
+    s.dispose();
+    restore_fetch();
+}
+
+#[wasm_bindgen_test]
+async fn an_indexeddb_deletion_aborted_by_another_deleter_is_retried_and_cleared() {
+    let _st = server("{}");
+    // The logout's answer carries `Clear-Site-Data: "storage"`, and the browser's own deletion
+    // of the origin's databases aborts the SDK's requests made meanwhile ("AbortError: The
+    // connection was closed" in Chromium, seen in the DPoP e2e test) while the database goes
+    // anyway. Injected here: the first deletion of `tessera-csd-db` is done by "someone else"
+    // and reports an error; every deletion of `tessera-stuck-db` fails and deletes nothing.
+    let p = eval(
+        "Promise.all(['tessera-csd-db', 'tessera-stuck-db'].map((n) => new Promise((res, rej) => {
+           const r = indexedDB.open(n, 1);
+           r.onupgradeneeded = () => r.result.createObjectStore('s');
+           r.onsuccess = () => { r.result.close(); res(true); }; r.onerror = rej; })))
+         .then(() => {
+           const real = IDBFactory.prototype.deleteDatabase;
+           let other = true;
+           globalThis.__realDelete = real;
+           IDBFactory.prototype.deleteDatabase = function (n) {
+             const q = {};
+             if (n === 'tessera-stuck-db') setTimeout(() => q.onerror && q.onerror(), 0);
+             else if (n === 'tessera-csd-db' && other) {
+               other = false;
+               real.call(this, n).onsuccess = () => q.onerror && q.onerror();
+             } else return real.call(this, n);
+             return q;
+           };
+         })",
+    );
+    wait(p.into()).await.unwrap();
+    let s = start(&opts(
+        "ct-idb-abort",
+        "{ indexedDB: ['tessera-csd-db', 'tessera-stuck-db'] }",
+    ))
+    .await;
+    let logout = Recorder::on(&s, "logout");
+    login_alice(&s).await;
+    wait(s.logout(JsValue::UNDEFINED)).await.unwrap();
+    eval("IDBFactory.prototype.deleteDatabase = globalThis.__realDelete");
+    let e = &logout.events()[0];
+    let idb: Vec<String> = js_sys::Array::from(&get(&get(e, "cleared"), "indexedDB"))
+        .iter()
+        .filter_map(|v| v.as_string())
+        .collect();
+    assert_eq!(idb, vec!["tessera-csd-db".to_string()], "gone, so cleared");
+    let remaining = js_sys::Array::from(&get(e, "remaining"));
+    assert_eq!(remaining.length(), 1, "only the one still there");
+    let r = remaining.get(0);
+    assert_eq!(
+        get(&r, "name").as_string().as_deref(),
+        Some("tessera-stuck-db")
+    );
+    assert_eq!(get(&r, "why").as_string().as_deref(), Some("error"));
+    let dbs =
+        wait(eval("indexedDB.databases().then((d) => d.map((x) => x.name).join(','))").into())
+            .await
+            .unwrap()
+            .as_string()
+            .unwrap();
+    assert!(
+        !dbs.contains("tessera-csd-db") && dbs.contains("tessera-stuck-db"),
+        "the report matches the browser: {dbs}"
+    );
+    wait(eval("new Promise((res) => { indexedDB.deleteDatabase('tessera-stuck-db').onsuccess = res; })").into())
+        .await
+        .unwrap();
     s.dispose();
     restore_fetch();
 }

@@ -20,15 +20,22 @@ export async function wipeIndexedDb(names, left) {
     try { names = /** @type {string[]} */ ((await idb.databases()).map((d) => d.name)); } catch (_) { return []; }
   }
   const out = [];
+  /** @param {string} name */
+  const del = (name) => new Promise((res) => {
+    try {
+      const q = idb.deleteDatabase(name);
+      q.onsuccess = () => res(0);
+      q.onerror = () => res("error");
+      q.onblocked = () => res("blocked");
+    } catch (_) { res("error"); }
+  });
   for (const name of names) {
-    const r = await new Promise((res) => {
-      try {
-        const q = idb.deleteDatabase(name);
-        q.onsuccess = () => res(0);
-        q.onerror = () => res("error");
-        q.onblocked = () => res("blocked");
-      } catch (_) { res("error"); }
-    });
+    // Again after an error, twice at most (50 ms, then 250 ms later): the logout's answer
+    // (`Clear-Site-Data: "storage"`) has the browser delete the origin's databases itself,
+    // which aborts the requests made meanwhile ("The connection was closed", seen in
+    // Chromium); a deletion that succeeds afterwards means the database is gone.
+    let r = await del(name);
+    for (const ms of [50, 250]) if (r === "error") r = await new Promise((ok) => setTimeout(ok, ms)).then(() => del(name));
     if (r) left.push({ kind: "indexedDB", name, why: r });
     else out.push(name);
   }
