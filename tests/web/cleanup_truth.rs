@@ -1,7 +1,8 @@
 //! Cleanup reports the truth: partitioned (CHIPS) cookies are expired too;
 //! `cleared` lists only what is gone after re-reading; an IndexedDB deletion blocked by an
 //! open connection is reported in `remaining` as blocked, not as deleted; one aborted while
-//! the database went anyway (the logout answer's Clear-Site-Data) is cleared, not an error.
+//! the database went anyway (the logout answer's Clear-Site-Data) is cleared, not an error;
+//! so is a cache that was there and that someone else deleted first.
 
 use crate::support::*;
 use wasm_bindgen::JsValue;
@@ -146,6 +147,54 @@ async fn an_indexeddb_deletion_aborted_by_another_deleter_is_retried_and_cleared
     wait(eval("new Promise((res) => { indexedDB.deleteDatabase('tessera-stuck-db').onsuccess = res; })").into())
         .await
         .unwrap();
+    s.dispose();
+    restore_fetch();
+}
+
+#[wasm_bindgen_test]
+async fn a_cache_deleted_by_someone_else_during_the_wipe_is_cleared() {
+    let _st = server("{}");
+    // The logout answer's Clear-Site-Data may delete Cache Storage before the SDK does: its
+    // `caches.delete` then finds nothing (false), yet the cache that was there is gone.
+    // Injected here: the first deletion of `tessera-csd-cache` is done by "someone else".
+    // `tessera-never-cache` never existed: neither cleared nor remaining.
+    let p = eval(
+        "caches.open('tessera-csd-cache').then((c) => c.put('/x', new Response('x'))).then(() => {
+           const real = CacheStorage.prototype.delete;
+           let other = true;
+           globalThis.__realCacheDelete = real;
+           CacheStorage.prototype.delete = function (n) {
+             if (n !== 'tessera-csd-cache' || !other) return real.call(this, n);
+             other = false;
+             return real.call(this, n).then(() => false);
+           };
+         })",
+    );
+    wait(p.into()).await.unwrap();
+    let s = start(&opts(
+        "ct-cache-csd",
+        "{ caches: ['tessera-csd-cache', 'tessera-never-cache'] }",
+    ))
+    .await;
+    let logout = Recorder::on(&s, "logout");
+    login_alice(&s).await;
+    wait(s.logout(JsValue::UNDEFINED)).await.unwrap();
+    eval("CacheStorage.prototype.delete = globalThis.__realCacheDelete");
+    let e = &logout.events()[0];
+    let cs: Vec<String> = js_sys::Array::from(&get(&get(e, "cleared"), "caches"))
+        .iter()
+        .filter_map(|v| v.as_string())
+        .collect();
+    assert_eq!(
+        cs,
+        vec!["tessera-csd-cache".to_string()],
+        "it was there and is gone"
+    );
+    assert_eq!(js_sys::Array::from(&get(e, "remaining")).length(), 0);
+    let has = wait(eval("caches.has('tessera-csd-cache')").into())
+        .await
+        .unwrap();
+    assert_eq!(has.as_bool(), Some(false));
     s.dispose();
     restore_fetch();
 }

@@ -52,8 +52,13 @@ export async function wipeCaches(names, left) {
   if (!cs) return [];
   const out = [];
   try {
-    if (names === true) names = await cs.keys();
-    for (const name of names) if (await cs.delete(name)) out.push(name);
+    const all = names === true;
+    // Cleared: it was there and is gone after re-reading, whoever deleted it (the logout
+    // answer's Clear-Site-Data may come first: `delete` then finds nothing).
+    for (const name of names === true ? await cs.keys() : names)
+      if (all || (await cs.has(name)))
+        if ((await cs.delete(name)) || !(await cs.has(name))) out.push(name);
+        else left.push({ kind: "caches", name, why: "error" });
   } catch (_) {
     left.push({ kind: "caches", name: "*", why: "error" });
   }
