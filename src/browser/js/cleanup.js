@@ -74,9 +74,15 @@ export async function wipeCaches(names, left) {
 export async function wipeWorkers(_, left) {
   const out = [];
   try {
-    for (const r of await globalThis.navigator.serviceWorker.getRegistrations())
-      if (await r.unregister().catch(() => 0)) out.push(r.scope);
-      else left.push({ kind: "serviceWorkers", name: r.scope, why: "error" });
+    const sw = globalThis.navigator.serviceWorker;
+    const found = await sw.getRegistrations();
+    await Promise.all(found.map((r) => r.unregister().catch(() => 0)));
+    // Re-read: gone is gone, whoever unregistered it (the logout answer's Clear-Site-Data may
+    // come first, and `unregister` then resolves false).
+    const still = (await sw.getRegistrations()).map((r) => r.scope);
+    for (const { scope } of found)
+      if (still.includes(scope)) left.push({ kind: "serviceWorkers", name: scope, why: "error" });
+      else out.push(scope);
   } catch (_) {}
   return out;
 }
