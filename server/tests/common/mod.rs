@@ -743,19 +743,28 @@ pub struct SentinelSetup {
 
 impl SentinelSetup {
     /// `None` (with a loud line) when redis-server is missing and `CI` is unset.
+    /// With a replica this is the failover tests' setup: the Sentinel calls a master down after
+    /// 500 ms without answers. Without one no failover can happen, and the Sentinel waits 10 s:
+    /// a master that a loaded machine left unanswered for 500 ms was flagged `s_down`, and
+    /// clients refuse such a master ("Master with given name not found in sentinel").
     pub fn start(with_replica: bool) -> Option<Self> {
-        Self::start_secured(with_replica, RedisSecurity::default())
+        let down_after = if with_replica { 500 } else { 10_000 };
+        Self::start_with(with_replica, RedisSecurity::default(), down_after)
     }
 
-    /// [`SentinelSetup::start`] with passwords and/or TLS.
+    /// [`SentinelSetup::start`] with passwords and/or TLS (no failover tested: 10 s).
     pub fn start_secured(with_replica: bool, security: RedisSecurity) -> Option<Self> {
+        Self::start_with(with_replica, security, 10_000)
+    }
+
+    fn start_with(with_replica: bool, security: RedisSecurity, down_after_ms: u32) -> Option<Self> {
         // availability check (and the CI rule); dropped at once
         RedisServer::start()?;
         // Ports come from `free_port()` and may be taken by a concurrent test before our
         // process binds them: then `wait_port` sees someone else's server. So a setup counts
         // only when our processes are alive and OUR sentinel names OUR master; else retry.
         for _ in 0..5 {
-            let mut setup = Self::spawn_once(with_replica, &security);
+            let mut setup = Self::spawn_once(with_replica, &security, down_after_ms);
             if setup.is_healthy() {
                 return Some(setup);
             }
@@ -781,20 +790,29 @@ impl SentinelSetup {
         false
     }
 
-    /// `SENTINEL get-master-addr-by-name mymaster` names our master's port.
+    /// `SENTINEL MASTER mymaster` names our master's port, flagged `master` and nothing else
+    /// (no `s_down`, `o_down`, `disconnected`): what a client checks before it connects.
     fn sentinel_knows_master(&self) -> bool {
         let out = Command::new("redis-cli")
             .args(self.security.cli(self.sentinel_port, false))
-            .args(["SENTINEL", "get-master-addr-by-name", "mymaster"])
+            .args(["SENTINEL", "MASTER", "mymaster"])
             .output();
         out.is_ok_and(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .any(|l| l.trim() == self.master_port.to_string())
+            let text = String::from_utf8_lossy(&o.stdout);
+            let lines: Vec<&str> = text.lines().map(str::trim).collect();
+            // alternating field and value lines
+            let field = |name: &str| {
+                lines
+                    .iter()
+                    .position(|l| *l == name)
+                    .and_then(|i| lines.get(i + 1).copied())
+            };
+            field("port") == Some(self.master_port.to_string().as_str())
+                && field("flags") == Some("master")
         })
     }
 
-    fn spawn_once(with_replica: bool, sec: &RedisSecurity) -> Self {
+    fn spawn_once(with_replica: bool, sec: &RedisSecurity, down_after_ms: u32) -> Self {
         let spawn = |args: Vec<String>| -> Proc {
             Proc(
                 Command::new("redis-server")
@@ -850,7 +868,8 @@ impl SentinelSetup {
         };
         text.push_str(&format!(
             "bind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {master_port} 1\n\
-             sentinel down-after-milliseconds mymaster 500\nsentinel failover-timeout mymaster 3000\n"
+             sentinel down-after-milliseconds mymaster {down_after_ms}\n\
+             sentinel failover-timeout mymaster 3000\n"
         ));
         if let Some(p) = &sec.password {
             text.push_str(&format!("sentinel auth-pass mymaster {p}\n"));
